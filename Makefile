@@ -1,0 +1,81 @@
+# llmstage developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := .tools/bin
+KUBECONFIG_LOCAL := .cluster/kubeconfig
+KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
+PYTEST_ARGS ?=
+N ?= 1000
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# ------------------------------------------------------------------ set-up
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create .venv with the package and dev tools
+
+.PHONY: tools
+tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm from Go modules (cached per machine)
+	@hack/tools/build.sh
+
+# ------------------------------------------------------------------ local cluster
+
+.PHONY: cluster-up
+cluster-up: tools ## start the local control plane with kwok nodes (idempotent)
+	@$(PYTHON) hack/cluster.py up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster; nothing keeps running or listening
+	@$(PYTHON) hack/cluster.py down
+
+.PHONY: cluster-status
+cluster-status: ## show which cluster components are running
+	@$(PYTHON) hack/cluster.py status
+
+# ------------------------------------------------------------------ checks
+
+.PHONY: lint
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check operator tests e2e hack bench
+	$(VENV)/bin/ruff format --check operator tests e2e hack bench
+	$(VENV)/bin/mypy
+
+.PHONY: test-unit
+test-unit: venv ## unit tests only: no cluster, fast
+	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
+
+# Brings the cluster up when it is not running and takes it down again afterwards,
+# whatever the outcome; a cluster that was already running is left running.
+.PHONY: test
+test: venv tools lint ## everything: lint, unit, integration and e2e tests on the local cluster
+	@was_running=0; $(PYTHON) hack/cluster.py status >/dev/null 2>&1 && was_running=1; \
+	$(PYTHON) hack/cluster.py up || exit 1; \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
+	exit $$rc
+
+# ------------------------------------------------------------------ the main job
+
+.PHONY: demo
+demo: venv cluster-up ## bring up the local cluster and show it (the operator issue extends this)
+	@$(KUBECTL) get nodes -L nvidia.com/gpu.product -o wide
+	@$(KUBECTL) version
+
+.PHONY: demo-down
+demo-down: cluster-down ## stop everything `make demo` started
+
+.PHONY: clean
+clean: cluster-down ## remove the venv, .tools links and cluster state (the tool cache stays)
+	rm -rf $(VENV) .tools .cluster

@@ -1,0 +1,107 @@
+"""pytest plumbing shared by tests/ and e2e/.
+
+Tiers:
+  - unit tests (tests/unit): no cluster; `make test-unit` or `pytest -m "not cluster"`.
+  - cluster tests (tests/integration, e2e/): marked `cluster` automatically; they run against
+    the local control plane (.cluster/kubeconfig, brought up on demand) or, with
+    LLMSTAGE_TEST_KUBECONFIG, against a kind cluster. Any other context is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent
+LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+LOCAL_CONTEXT = "llmstage-local"
+CLUSTER_DIRS = ("tests/integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        if rel.startswith(CLUSTER_DIRS):
+            item.add_marker(pytest.mark.cluster)
+        if rel.startswith("e2e"):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _check_context(kubeconfig: Path) -> str:
+    """Refuse anything but this repo's local cluster or a kind cluster on loopback."""
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    ctx_name = cfg.get("current-context", "")
+    ctx = next((c["context"] for c in cfg.get("contexts", []) if c["name"] == ctx_name), None)
+    cluster = next((c["cluster"] for c in cfg.get("clusters", []) if ctx and c["name"] == ctx["cluster"]), {})
+    server = cluster.get("server", "")
+    loopback = re.match(r"https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$", server)
+    if not loopback or not (ctx_name == LOCAL_CONTEXT or ctx_name.startswith("kind-")):
+        pytest.exit(f"refusing to run cluster tests against context {ctx_name!r} at {server!r}: only the "
+                    f"local test cluster ({LOCAL_CONTEXT}) or a kind-* cluster on loopback is allowed", 2)
+    return ctx_name
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    """Path to a kubeconfig of a safe test cluster; brings the local one up if needed."""
+    override = os.environ.get("LLMSTAGE_TEST_KUBECONFIG")
+    if override:
+        path = Path(override).resolve()
+    else:
+        path = LOCAL_KUBECONFIG
+        res = subprocess.run([sys.executable, str(REPO / "hack" / "cluster.py"), "up"])
+        if res.returncode != 0:
+            pytest.exit("could not bring up the local cluster (see output above)", 1)
+    _check_context(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path):  # type: ignore[no-untyped-def]
+    from kubernetes import client, config
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path):  # type: ignore[no-untyped-def]
+    """Run the repo's kubectl against the test cluster: kubectl("get", "pods", "-n", ns)."""
+    binary = REPO / ".tools" / "bin" / "kubectl"
+
+    def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([str(binary), "--kubeconfig", str(kubeconfig), *args],
+                             capture_output=True, text=True, input=stdin)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}")
+        return res
+
+    return run
+
+
+@pytest.fixture
+def namespace(api_client, request: pytest.FixtureRequest) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh namespace per test, deleted afterwards (children go with it)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{base}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name, labels={"llmstage.io/test": "true"})))
+    # Pods cannot be created until the service-account controller made `default`.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if core.list_namespaced_service_account(name, field_selector="metadata.name=default").items:
+            break
+        time.sleep(0.1)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,162 @@
+"""The resolved desired state: an LLMService with every default, decision and check applied.
+
+`llmstage.resolve.resolve(service, catalog)` produces it; `llmstage.render.render(resolved, facts)`
+turns it into Kubernetes objects. Both are pure. Keeping this contract small and explicit lets
+the renderers be tested without the API models and the API without the renderers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Runtime(StrEnum):
+    OLLAMA = "ollama"
+    VLLM = "vllm"
+
+
+class ScaleMetric(StrEnum):
+    QUEUE = "queue"  # vLLM queue depth (vllm:num_requests_waiting through a metrics adapter)
+    CPU = "cpu"
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class GPU:
+    count: int
+    product: str | None = None  # nvidia.com/gpu.product label value, e.g. NVIDIA-H100-80GB-HBM3
+    resource_name: str = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str  # Kubernetes quantity, e.g. "2" or "500m"
+    memory: str  # Kubernetes quantity, e.g. "8Gi"
+    gpu: GPU | None = None
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    metric: ScaleMetric
+    # Per-pod target: waiting requests for QUEUE, average utilisation percent for CPU.
+    target: int
+    # Name of the per-pod metric an adapter exposes for QUEUE (configurable; adapters rename).
+    queue_metric_name: str = "vllm:num_requests_waiting"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the catalog knows about the model, resolved for the chosen runtime."""
+
+    name: str  # the user's spec.model.name, e.g. "llama3.1:8b"
+    ollama_tag: str  # what `ollama pull` takes
+    hugging_face_id: str  # what `vllm serve` takes
+    revision: str | None
+    format: str  # "gguf" | "safetensors"
+    quantization: str | None  # e.g. "q4_K_M", "awq", "fp8"; None for full precision
+    parameters_billion: float | None  # None when the model is not in the catalog
+    context_length: int | None  # default context of the model
+
+
+@dataclass(frozen=True)
+class OllamaSettings:
+    image: str
+    num_parallel: int
+    keep_alive: str
+    context_length: int
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VLLMSettings:
+    image: str
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    tensor_parallel_size: int
+    dtype: str
+    quantization: str | None
+    extra_args: tuple[str, ...] = ()
+    api_key_secret_ref: SecretKeyRef | None = None
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] | None = None
+    runtime_class_name: str | None = None
+    priority_class_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Cache:
+    size: str  # Kubernetes quantity
+    storage_class_name: str | None = None
+    # ReadWriteOnce for a single replica; ReadWriteMany when several pods share the cache.
+    access_mode: str = "ReadWriteOnce"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check result for status conditions and warnings: machine reason plus readable message."""
+
+    reason: str  # CamelCase, e.g. "OllamaInProduction", "DoesNotFit"
+    message: str
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    fits: bool | None  # None when it cannot be computed (unknown model or GPU product)
+    reason: str
+    message: str  # with the numbers: weights, KV cache, overhead, available
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Everything the renderers need. No field here is optional by accident: None means 'off'."""
+
+    name: str
+    namespace: str
+    uid: str  # of the LLMService, for ownerReferences ("" when rendering offline)
+    generation: int
+    stage: Stage
+    runtime: Runtime
+    runtime_reason: str  # e.g. "stage production and 50 expected users > 4: vLLM"
+    served_model_name: str
+    expected_concurrency: int
+    model: ModelInfo
+    resources: Resources
+    replicas: int | None  # None when autoscaling owns the replica count
+    autoscaling: Autoscaling | None
+    cache: Cache
+    hugging_face_token_secret_ref: SecretKeyRef | None
+    scheduling: Scheduling
+    ollama: OllamaSettings | None  # set when runtime is OLLAMA
+    vllm: VLLMSettings | None  # set when runtime is VLLM
+    pod_disruption_budget: bool  # production: keep serving through node drains
+    topology_spread: bool  # production: spread replicas across nodes
+    memory_fit: MemoryFit
+    warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What the renderers may know about the target cluster (offline: defaults)."""
+
+    pod_monitor_crd: bool = False  # monitoring.coreos.com/v1 PodMonitor exists

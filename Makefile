@@ -44,6 +44,14 @@ cluster-down: ## stop the local cluster; nothing keeps running or listening
 cluster-status: ## show which cluster components are running
 	@$(PYTHON) hack/cluster.py status
 
+# ------------------------------------------------------------------ generated files
+
+CRD_FILE := crds/llmservices.llmstage.io.yaml
+
+.PHONY: generate
+generate: venv ## regenerate crds/ from the pydantic models (tests fail on drift)
+	$(VENV)/bin/llmstage crd > $(CRD_FILE).tmp && mv $(CRD_FILE).tmp $(CRD_FILE)
+
 # ------------------------------------------------------------------ checks
 
 .PHONY: lint

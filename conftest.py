@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from testkit import UnsafeContextError, check_context
 
 REPO = Path(__file__).resolve().parent
 LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
-LOCAL_CONTEXT = "llmstage-local"
 CLUSTER_DIRS = ("tests/integration", "e2e")
 
 
@@ -34,20 +33,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.cluster)
         if rel.startswith("e2e"):
             item.add_marker(pytest.mark.e2e)
-
-
-def _check_context(kubeconfig: Path) -> str:
-    """Refuse anything but this repo's local cluster or a kind cluster on loopback."""
-    cfg = yaml.safe_load(kubeconfig.read_text())
-    ctx_name = cfg.get("current-context", "")
-    ctx = next((c["context"] for c in cfg.get("contexts", []) if c["name"] == ctx_name), None)
-    cluster = next((c["cluster"] for c in cfg.get("clusters", []) if ctx and c["name"] == ctx["cluster"]), {})
-    server = cluster.get("server", "")
-    loopback = re.match(r"https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$", server)
-    if not loopback or not (ctx_name == LOCAL_CONTEXT or ctx_name.startswith("kind-")):
-        pytest.exit(f"refusing to run cluster tests against context {ctx_name!r} at {server!r}: only the "
-                    f"local test cluster ({LOCAL_CONTEXT}) or a kind-* cluster on loopback is allowed", 2)
-    return ctx_name
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +46,10 @@ def kubeconfig() -> Path:
         res = subprocess.run([sys.executable, str(REPO / "hack" / "cluster.py"), "up"])
         if res.returncode != 0:
             pytest.exit("could not bring up the local cluster (see output above)", 1)
-    _check_context(path)
+    try:
+        check_context(path)
+    except UnsafeContextError as err:
+        pytest.exit(str(err), 2)
     return path
 
 

@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
+
+import yaml
+
+LOCAL_CONTEXT = "llmstage-local"
+_LOOPBACK = re.compile(r"https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$")
+
+
+class UnsafeContextError(Exception):
+    """The kubeconfig points at a cluster the tests must not touch."""
+
+
+def check_context(kubeconfig: Path) -> str:
+    """Return the current context name if it is this repo's local cluster or a kind cluster on
+    loopback; raise UnsafeContextError otherwise (tests create and delete namespaces)."""
+    cfg = yaml.safe_load(kubeconfig.read_text()) or {}
+    ctx_name = cfg.get("current-context", "")
+    ctx = next((c["context"] for c in cfg.get("contexts") or [] if c["name"] == ctx_name), None)
+    cluster = next((c["cluster"] for c in cfg.get("clusters") or [] if ctx and c["name"] == ctx["cluster"]), {})
+    server = cluster.get("server", "")
+    if not _LOOPBACK.match(server) or not (ctx_name == LOCAL_CONTEXT or ctx_name.startswith("kind-")):
+        raise UnsafeContextError(
+            f"refusing to run cluster tests against context {ctx_name!r} at {server!r}: only the local "
+            f"test cluster ({LOCAL_CONTEXT}) or a kind-* cluster on loopback is allowed")
+    return ctx_name
 
 
 def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]

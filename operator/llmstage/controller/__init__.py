@@ -1,0 +1,1 @@
+"""The operator: kopf handlers, watch cache, work queue and the reconciler."""

@@ -1,0 +1,154 @@
+"""Every kopf decorator of the operator, and nothing else: each handler feeds the watch cache and
+marks the owning LLMService dirty. The work happens in Reconciler, driven by the WorkQueue.
+
+Only `on.event` handlers are used, on purpose: kopf then stores no progress or diff-base
+annotations and adds no finalizer, so the operator writes nothing kopf-specific, deleting an
+LLMService never waits for the operator, and the garbage collector removes the children.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from llmstage.controller import metrics
+from llmstage.controller.cache import Cache, ServiceKey
+from llmstage.controller.kube import KINDS, ApiError, Kube
+from llmstage.controller.reconciler import Reconciler, Settings
+from llmstage.controller.workqueue import WorkQueue
+from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
+from llmstage.resolved import ClusterFacts
+
+log = logging.getLogger(__name__)
+
+OURS = {MANAGED_BY_LABEL: MANAGER}
+CHILD_KINDS = [
+    ("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "PersistentVolumeClaim"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
+]
+
+
+class Runtime:
+    """What the handlers share; built in `startup` from the options `llmstage run` stored."""
+
+    options: dict[str, Any] = {}
+    kube: Kube
+    cache: Cache
+    queue: WorkQueue[ServiceKey]
+
+
+async def _prefill(kube: Kube, cache: Cache, namespaces: list[str] | None) -> None:
+    """Load the children before the first reconcile: a reconcile with a half-empty cache would
+    see no Service and could switch a cutover's Service to pods that are not ready yet."""
+    scopes: list[str | None] = list(namespaces) if namespaces else [None]
+    for ns in scopes:
+        for api_version, kind in CHILD_KINDS:
+            for item in await kube.list(KINDS[(api_version, kind)], ns, label_selector=f"{MANAGED_BY_LABEL}={MANAGER}"):
+                cache.put_child({**item, "apiVersion": api_version, "kind": kind})
+        for item in await kube.list(KINDS[("discovery.k8s.io/v1", "EndpointSlice")], ns,
+                                    label_selector=f"{MANAGED_BY_LABEL}={MANAGER}"):
+            cache.put_slice(item)
+        for item in await kube.list(KINDS[("v1", "Pod")], ns, label_selector=f"{NAME_LABEL}={APP_NAME}"):
+            cache.put_pod(item)
+
+
+async def _detect_facts(kube: Kube) -> ClusterFacts:
+    crds = KINDS[("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
+    try:
+        found = await kube.get(crds, None, "podmonitors.monitoring.coreos.com") is not None
+    except ApiError as err:  # no permission to read CRDs: assume absent, say so
+        log.warning("cannot check for the PodMonitor CRD (%s); not rendering PodMonitors", err)
+        found = False
+    return ClusterFacts(pod_monitor_crd=found)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    opts = Runtime.options
+    # Our own Events say what changed; kopf's per-handler Events would be writes at every event.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+    Runtime.kube = await Kube.connect(opts.get("kubeconfig"), pool_size=opts.get("concurrency", 32) + 8)
+    Runtime.cache = Cache()
+    facts = await _detect_facts(Runtime.kube)
+    await _prefill(Runtime.kube, Runtime.cache, opts.get("namespaces"))
+    reconciler = Reconciler(Runtime.kube, Runtime.cache, facts,
+                            Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)))
+    Runtime.queue = WorkQueue(reconciler, concurrency=opts.get("concurrency", 32))
+    log.info("llmstage ready: %s", Runtime.cache.counts())
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    await Runtime.queue.stop()
+    await Runtime.kube.close()
+
+
+@kopf.on.probe(id="cache")
+def cache_probe(**_: Any) -> dict[str, int]:
+    counts = Runtime.cache.counts()
+    for kind, n in counts.items():
+        metrics.MANAGED.labels(kind=kind).set(n)
+    return counts
+
+
+def _deleted(event: dict[str, Any]) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event("llmstage.io", "v1alpha1", "llmservices")
+def llmservice_event(event: dict[str, Any], **_: Any) -> None:
+    key = Runtime.cache.put_service(event["object"], deleted=_deleted(event))
+    if _deleted(event):
+        Runtime.queue.forget(key)
+    else:
+        Runtime.queue.add(key)
+
+
+def _child_event(event: dict[str, Any]) -> None:
+    owner = Runtime.cache.put_child(event["object"], deleted=_deleted(event))
+    if owner is not None and owner in Runtime.cache.services:
+        Runtime.queue.add(owner)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OURS)
+def deployment_event(event: dict[str, Any], **_: Any) -> None:
+    _child_event(event)
+
+
+@kopf.on.event("", "v1", "services", labels=OURS)
+def service_event(event: dict[str, Any], **_: Any) -> None:
+    _child_event(event)
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims", labels=OURS)
+def pvc_event(event: dict[str, Any], **_: Any) -> None:
+    _child_event(event)
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
+def hpa_event(event: dict[str, Any], **_: Any) -> None:
+    _child_event(event)
+
+
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OURS)
+def pdb_event(event: dict[str, Any], **_: Any) -> None:
+    _child_event(event)
+
+
+@kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=OURS)
+def endpointslice_event(event: dict[str, Any], **_: Any) -> None:
+    owner = Runtime.cache.put_slice(event["object"], deleted=_deleted(event))
+    if owner is not None and owner in Runtime.cache.services:
+        Runtime.queue.add(owner)
+
+
+@kopf.on.event("", "v1", "pods", labels={NAME_LABEL: APP_NAME})
+def pod_event(event: dict[str, Any], **_: Any) -> None:
+    owner = Runtime.cache.put_pod(event["object"], deleted=_deleted(event))
+    if owner is not None and owner in Runtime.cache.services:
+        Runtime.queue.add(owner)

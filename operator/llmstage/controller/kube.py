@@ -1,0 +1,212 @@
+"""Thin async access to the Kubernetes API on the official client's asyncio transport.
+
+Only what the reconciler needs: server-side apply, get, list, delete, status merge-patch and
+Events, with retries for the errors that fix themselves (409 on non-apply writes, 429, 5xx,
+timeouts). Paths come from a static table instead of API discovery: the operator touches a
+fixed set of kinds, and discovery would cost requests and memory on every start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kubernetes.aio import client as aio_client
+from kubernetes.aio import config as aio_config
+from kubernetes.aio.dynamic import DynamicClient
+from kubernetes.aio.dynamic.exceptions import DynamicApiError
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "llmstage"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+KINDS: dict[tuple[str, str], Kind] = {
+    (k.api_version, k.kind): k
+    for k in [
+        Kind("llmstage.io/v1alpha1", "LLMService", "llmservices"),
+        Kind("apps/v1", "Deployment", "deployments"),
+        Kind("v1", "Service", "services"),
+        Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+        Kind("v1", "Pod", "pods"),
+        Kind("v1", "Event", "events"),
+        Kind("v1", "Node", "nodes", namespaced=False),
+        Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+        Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
+        Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+        Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions",
+             namespaced=False),
+    ]
+}
+
+
+def kind_of(obj: dict[str, Any]) -> Kind:
+    try:
+        return KINDS[(obj["apiVersion"], obj["kind"])]
+    except KeyError as err:
+        raise ValueError(f"llmstage does not manage {obj.get('apiVersion')}/{obj.get('kind')}") from err
+
+
+class ApiError(Exception):
+    """A Kubernetes API error that retries did not resolve (or that retrying cannot fix)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
+RETRYABLE = {409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    # 409 is retried only for writes that are not server-side apply: apply has no
+    # resourceVersion precondition, so a conflict there is a field-ownership fight.
+    retry_conflicts: bool = True
+
+
+def _as_api_error(err: DynamicApiError) -> ApiError:
+    message, reason = str(err.reason), str(err.reason)
+    try:
+        body = json.loads(err.body) if err.body else {}
+        message = body.get("message", message)
+        reason = body.get("reason", reason)
+    except (ValueError, TypeError):
+        pass
+    return ApiError(int(err.status or 0), reason, message)
+
+
+class Kube:
+    """One shared connection pool; every call retried per RetryPolicy."""
+
+    def __init__(self, api: aio_client.ApiClient, retry: RetryPolicy | None = None) -> None:
+        self.api = api
+        self.dyn = DynamicClient(api)
+        self.retry = retry or RetryPolicy()
+        # Counted for the metrics endpoint and for tests that assert idle behaviour.
+        self.write_count = 0
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None, pool_size: int = 64) -> Kube:
+        configuration = aio_client.Configuration()
+        try:
+            await aio_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        except aio_config.ConfigException:
+            aio_config.load_incluster_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = pool_size
+        return cls(aio_client.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, conflicts: bool) -> T:
+        delay = self.retry.base_delay
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return await fn()
+            except DynamicApiError as err:
+                error = _as_api_error(err)
+                retryable = error.status in RETRYABLE and (error.status != 409 or conflicts)
+                if not retryable or attempt == self.retry.attempts:
+                    raise error from None
+                retry_after = (err.headers or {}).get("Retry-After") if error.status == 429 else None
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else delay
+            except (TimeoutError, OSError) as err:  # aiohttp connection errors are OSErrors
+                if attempt == self.retry.attempts:
+                    raise ApiError(0, "Unreachable", f"{what}: {err!r}") from err
+                wait = delay
+            log.debug("retrying %s in %.2fs (attempt %d)", what, wait, attempt)
+            await asyncio.sleep(wait * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.retry.max_delay)
+        raise AssertionError("unreachable")
+
+    async def _request(self, method: str, path: str, *, body: Any = None, conflicts: bool = True,
+                       **params: Any) -> dict[str, Any]:
+        if method != "get":
+            self.write_count += 1
+
+        async def go() -> dict[str, Any]:
+            resp = await self.dyn.request(method, path, body=body, serialize=False, **params)
+            data: dict[str, Any] = await resp.json()
+            return data
+
+        return await self._call(f"{method.upper()} {path}", go, conflicts=conflicts)
+
+    async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+        """Server-side apply with field manager "llmstage". Force takes fields back from other
+        managers that changed what we own (drift repair); fields we do not set stay theirs."""
+        k = kind_of(obj)
+        meta = obj["metadata"]
+        return await self._request(
+            "patch", k.path(meta.get("namespace"), meta["name"]), body=obj, conflicts=False,
+            content_type="application/apply-patch+yaml", field_manager=FIELD_MANAGER,
+            force_conflicts=force)
+
+    async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("get", kind.path(namespace, name))
+        except ApiError as err:
+            if err.not_found:
+                return None
+            raise
+
+    async def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
+                   field_selector: str | None = None) -> list[dict[str, Any]]:
+        data = await self._request("get", kind.path(namespace), label_selector=label_selector,
+                                   field_selector=field_selector)
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
+    async def delete(self, kind: Kind, namespace: str | None, name: str, *, uid: str | None = None) -> bool:
+        """Delete in the background; a uid precondition keeps us from deleting a newer object of
+        the same name. Returns False when it was already gone."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self._request("delete", kind.path(namespace, name), body=body)
+            return True
+        except ApiError as err:
+            if err.not_found or err.status == 409:  # 409: precondition failed, it's another object now
+                return False
+            raise
+
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("patch", kind.path(namespace, name, "status"), body={"status": status},
+                                   content_type="application/merge-patch+json", field_manager=FIELD_MANAGER)
+
+    async def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("post", kind.path(namespace), body=obj, conflicts=False)

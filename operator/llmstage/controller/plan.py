@@ -1,0 +1,256 @@
+"""What one reconcile should do, computed purely from the resolved spec and the observed children.
+
+    plan(resolved, observed, now) -> Plan(apply, keep, status, requeue_after)
+
+The runtime cutover is derived from the cluster, not stored: the Service's selector says which
+runtime serves now. When it differs from the resolved runtime and the old Deployment still
+exists, a cutover is under way:
+
+    Starting     new Deployment applied beside the old one; Service stays on the old pods
+    Switching    new Deployment Available: Service switched to the new pods
+    Draining     the Service's EndpointSlices hold only new pods: old Deployment may go
+
+Nothing is deleted until the new runtime's pods are the Service's ready endpoints, so the
+Service never has zero ready endpoints during a promotion. If the new pods cannot be scheduled
+for longer than `unschedulable_grace`, the old runtime keeps serving and the service is Stalled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from llmstage.render import render
+from llmstage.render.labels import RUNTIME_LABEL, cache_claim_name, selector_string, workload_name
+from llmstage.resolved import ClusterFacts, Resolved, Runtime
+
+ChildKey = tuple[str, str]  # (kind, name)
+
+READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+RUNTIME_SELECTED, MODEL_FITS, BEST_PRACTICES = "RuntimeSelected", "ModelFits", "FollowsBestPractices"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str
+
+
+@dataclass
+class Observed:
+    """The children of one LLMService as the watch caches last saw them."""
+
+    children: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
+    endpoint_slices: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self.children.get((kind, name))
+
+
+@dataclass
+class Plan:
+    apply: list[dict[str, Any]]
+    keep: set[ChildKey]  # owned, not desired now, but must not be pruned yet (old runtime)
+    conditions: list[Condition]
+    status: dict[str, Any]  # everything in status but conditions and observedGeneration
+    requeue_after: float | None = None
+
+
+def serving_runtime(observed: Observed, name: str) -> Runtime | None:
+    svc = observed.get("Service", name)
+    value = ((svc or {}).get("spec") or {}).get("selector", {}).get(RUNTIME_LABEL)
+    try:
+        return Runtime(value) if value else None
+    except ValueError:
+        return None
+
+
+def deployment_available(dep: dict[str, Any] | None) -> bool:
+    if not dep:
+        return False
+    status = dep.get("status") or {}
+    if status.get("observedGeneration", 0) < dep["metadata"].get("generation", 0):
+        return False
+    conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    return conds.get("Available") == "True" and status.get("readyReplicas", 0) >= 1
+
+
+def ready_endpoints(observed: Observed, runtime: Runtime | None, name: str) -> int:
+    """Ready endpoints of the Service, counting only pods of `runtime` (None: any)."""
+    prefix = f"{workload_name(name, runtime)}-" if runtime else ""
+    count = 0
+    for eps in observed.endpoint_slices:
+        for ep in eps.get("endpoints") or []:
+            target = (ep.get("targetRef") or {}).get("name", "")
+            if (ep.get("conditions") or {}).get("ready") and target.startswith(prefix):
+                count += len(ep.get("addresses") or [])
+    return count
+
+
+def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime) -> tuple[str, float] | None:
+    """The scheduler's message for a pending pod of `runtime` and how long it has been pending."""
+    prefix = f"{workload_name(name, runtime)}-"
+    for pod in observed.pods:
+        if not pod["metadata"]["name"].startswith(prefix):
+            continue
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
+                    and cond.get("reason") == "Unschedulable":
+                since = _parse_time(cond.get("lastTransitionTime")) or now
+                return cond.get("message", "unschedulable"), (now - since).total_seconds()
+    return None
+
+
+def container_config_error(observed: Observed, name: str, runtime: Runtime) -> str | None:
+    """A missing Secret or key shows up as CreateContainerConfigError on the kubelet's side."""
+    prefix = f"{workload_name(name, runtime)}-"
+    for pod in observed.pods:
+        if not pod["metadata"]["name"].startswith(prefix):
+            continue
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        statuses += (pod.get("status") or {}).get("initContainerStatuses") or []
+        for cs in statuses:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in ("CreateContainerConfigError", "CreateContainerError"):
+                return f"container {cs.get('name')}: {waiting.get('message', waiting['reason'])}"
+    return None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _key(obj: dict[str, Any]) -> ChildKey:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def _runtime_children(name: str, runtime: Runtime) -> set[ChildKey]:
+    """Objects of one runtime that must outlive a cutover until the switch is done."""
+    w = workload_name(name, runtime)
+    return {("Deployment", w), ("HorizontalPodAutoscaler", w), ("PodDisruptionBudget", w),
+            ("PodMonitor", w), ("PersistentVolumeClaim", cache_claim_name(name, runtime))}
+
+
+def plan(resolved: Resolved, observed: Observed, now: datetime, *, facts: ClusterFacts | None = None,
+         unschedulable_grace: float = 60.0) -> Plan:
+    facts = facts or ClusterFacts()
+    name, desired = resolved.name, resolved.runtime
+    serving = serving_runtime(observed, name)
+    old = serving if serving and serving != desired else None
+    if old and observed.get("Deployment", workload_name(name, old)) is None:
+        old = None  # nothing left to serve from: switch straight away
+
+    new_dep = observed.get("Deployment", workload_name(name, desired))
+    new_available = deployment_available(new_dep)
+    requeue: float | None = None
+    phase: str | None = None
+    keep: set[ChildKey] = set()
+    switch_now = old is None or new_available
+
+    if old is not None:
+        keep = _runtime_children(name, old) - _runtime_children(name, desired)
+        if not new_available:
+            phase = "Starting"
+        elif ready_endpoints(observed, desired, name) == 0 or ready_endpoints(observed, None, name) \
+                != ready_endpoints(observed, desired, name):
+            phase = "Switching"  # Service switched; wait for the endpoints to follow before deleting
+        else:
+            phase, keep = "Draining", set()
+
+    objects = render(resolved, facts, serving_runtime=desired if switch_now else old)
+
+    conditions: list[Condition] = []
+    stalled: Condition | None = None
+    pending = unschedulable(observed, name, desired, now)
+    config_error = container_config_error(observed, name, desired)
+    if config_error:
+        stalled = Condition(STALLED, "True", "ContainerConfigError",
+                            f"{config_error}; create the Secret (or fix the reference in spec) and the "
+                            f"pods start on their own")
+    elif pending and not new_available:
+        message, waited = pending
+        if waited >= unschedulable_grace:
+            serving_note = f"; {old.value} keeps serving" if old else ""
+            stalled = Condition(STALLED, "True", "Unschedulable",
+                                f"{resolved.runtime.value} pods cannot be scheduled for {waited:.0f}s: "
+                                f"{message}{serving_note}. Fix resources.gpu / scheduling or add capacity.")
+        else:
+            requeue = max(0.5, unschedulable_grace - waited)
+
+    endpoints_desired = ready_endpoints(observed, desired, name)
+    ready = serving == desired and endpoints_desired > 0 and old is None
+    if ready:
+        conditions.append(Condition(READY, "True", "EndpointsReady",
+                                    f"{endpoints_desired} ready {desired.value} endpoint(s) behind Service {name}"))
+    elif stalled:
+        conditions.append(Condition(READY, "False", stalled.reason, stalled.message))
+    elif phase:
+        conditions.append(Condition(READY, "False", "CutoverInProgress",
+                                    f"cutover {old.value if old else '?'} -> {desired.value}: {phase}"))
+    else:
+        conditions.append(Condition(READY, "False", "WaitingForEndpoints",
+                                    f"waiting for ready {desired.value} pods behind Service {name}"))
+
+    progressing = not ready and stalled is None
+    conditions.append(Condition(RECONCILING, "True" if progressing else "False",
+                                "Progressing" if progressing else ("Stalled" if stalled else "Reconciled"),
+                                conditions[0].message if progressing else ""))
+    conditions.append(stalled or Condition(STALLED, "False", "NotStalled", ""))
+    conditions.extend(spec_conditions(resolved))
+
+    dep = new_dep or {}
+    status: dict[str, Any] = {
+        "runtime": desired.value,
+        "stage": resolved.stage.value,
+        "servedModelName": resolved.served_model_name,
+        "endpoint": f"http://{name}.{resolved.namespace}.svc:8000/v1",
+        "selector": selector_string(name, desired),
+        "replicas": (dep.get("status") or {}).get("replicas", 0),
+        "readyReplicas": (dep.get("status") or {}).get("readyReplicas", 0),
+        "cutover": {"phase": phase, "from": old.value, "to": desired.value} if phase and old else None,
+    }
+    return Plan(apply=objects, keep=keep, conditions=conditions, status=status, requeue_after=requeue)
+
+
+def spec_conditions(resolved: Resolved) -> list[Condition]:
+    """Conditions that follow from the spec alone: runtime decision, memory fit, best practices."""
+    fit = resolved.memory_fit
+    fit_status = "Unknown" if fit.fits is None else ("True" if fit.fits else "False")
+    advice = "; ".join(f"{w.reason}: {w.message}" for w in resolved.warnings)
+    return [
+        Condition(RUNTIME_SELECTED, "True", resolved.runtime.value.capitalize(), resolved.runtime_reason),
+        Condition(MODEL_FITS, fit_status, fit.reason, fit.message),
+        Condition(BEST_PRACTICES, "False" if resolved.warnings else "True",
+                  resolved.warnings[0].reason if resolved.warnings else "NoCommonMistakes", advice),
+    ]
+
+
+def merge_conditions(current: list[dict[str, Any]], new: list[Condition], generation: int,
+                     now: datetime) -> list[dict[str, Any]]:
+    """metav1.Condition list; lastTransitionTime moves only when a condition's status flips."""
+    previous = {c.get("type"): c for c in current or []}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    merged = []
+    for cond in new:
+        old = previous.get(cond.type)
+        flipped = old is None or old.get("status") != cond.status
+        merged.append({
+            "type": cond.type, "status": cond.status, "reason": cond.reason, "message": cond.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": stamp if flipped else old.get("lastTransitionTime", stamp),  # type: ignore[union-attr]
+        })
+    return merged
+
+
+def transitions(current: list[dict[str, Any]], merged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conditions whose status or reason changed: each becomes an Event on the LLMService."""
+    previous = {c.get("type"): c for c in current or []}
+    return [c for c in merged
+            if (p := previous.get(c["type"])) is None or p.get("status") != c["status"]
+            or p.get("reason") != c["reason"]]

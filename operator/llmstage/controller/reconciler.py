@@ -1,0 +1,209 @@
+"""One idempotent reconcile: render -> server-side apply -> prune -> status.
+
+Reads come from the watch cache; writes happen only when something differs: an object is
+applied only if the live one does not already contain every desired field, and status is
+patched only when it changed. A quiet cluster therefore sees no writes from the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+
+from llmstage.controller import metrics
+from llmstage.controller.cache import Cache, ServiceKey, slim
+from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
+from llmstage.controller.plan import (
+    READY,
+    RECONCILING,
+    STALLED,
+    Condition,
+    Observed,
+    merge_conditions,
+    plan,
+    transitions,
+)
+from llmstage.render.labels import owner_reference
+from llmstage.resolved import ClusterFacts, Resolved
+from llmstage.service import SpecProblem, resolve_body
+
+log = logging.getLogger(__name__)
+
+LLMSERVICE = KINDS[("llmstage.io/v1alpha1", "LLMService")]
+EVENT = KINDS[("v1", "Event")]
+# An apply the API server rejects as invalid (422) or forbids (403) will not fix itself.
+PERMANENT_API_ERRORS = {400, 403, 422}
+
+
+@dataclass
+class Settings:
+    unschedulable_grace: float = 120.0  # seconds a new runtime may stay unschedulable before Stalled
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """True when every field of `desired` has the same value in `live` (server defaults and
+    fields other managers added are ignored)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(
+            contains(a, b) for a, b in zip(live, desired, strict=True))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return live is desired
+    if isinstance(desired, int | float) and isinstance(live, int | float):
+        return float(live) == float(desired)
+    return bool(live == desired)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, cache: Cache, facts: ClusterFacts, settings: Settings | None = None) -> None:
+        self.kube, self.cache, self.facts = kube, cache, facts
+        self.settings = settings or Settings()
+
+    async def __call__(self, key: ServiceKey) -> float | None:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            requeue, result = await self.reconcile(key)
+            return requeue
+        finally:
+            metrics.RECONCILES.labels(result=result).inc()
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    async def reconcile(self, key: ServiceKey) -> tuple[float | None, str]:
+        body = self.cache.services.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None, "gone"  # the garbage collector removes the children
+        namespace, name = key
+        generation = body["metadata"].get("generation", 0)
+        now = now_utc()
+        try:
+            resolved = resolve_body(body)
+        except SpecProblem as problem:
+            await self._stall(body, "InvalidSpec", str(problem), now)
+            return None, "stalled"
+        except pydantic.ValidationError as err:
+            await self._stall(body, "InvalidSpec", _validation_message(err), now)
+            return None, "stalled"
+
+        observed = Observed(
+            children=dict(self.cache.children.get(key, {})),
+            endpoint_slices=list(self.cache.slices.get(key, {}).values()),
+            pods=list(self.cache.pods.get(key, {}).values()),
+        )
+        p = plan(resolved, observed, now, facts=self.facts,
+                 unschedulable_grace=self.settings.unschedulable_grace)
+        try:
+            await self._apply(resolved, p.apply, observed)
+            await self._prune(key, {(o["kind"], o["metadata"]["name"]) for o in p.apply} | p.keep)
+        except ApiError as err:
+            if err.status in PERMANENT_API_ERRORS:
+                await self._stall(body, "ApplyRejected", f"the API server rejected a child object: {err}. "
+                                  "Check the fields it names (spec.vllm.extraArgs, spec.scheduling, ...)", now)
+                return None, "stalled"
+            raise
+        await self._write_status(body, p.conditions, p.status, generation, now)
+        stalled = any(c.type == STALLED and c.status == "True" for c in p.conditions)
+        return p.requeue_after, "stalled" if stalled else "ok"
+
+    async def _apply(self, resolved: Resolved, objects: list[dict[str, Any]], observed: Observed) -> None:
+        owner = owner_reference(resolved)
+        for obj in objects:
+            obj["metadata"]["ownerReferences"] = [owner]
+            live = observed.get(obj["kind"], obj["metadata"]["name"])
+            if live is not None and contains(live, obj):
+                continue
+            if obj["kind"] not in {k.kind for k in KINDS.values()}:
+                continue
+            applied = await self.kube.apply(obj)
+            metrics.APPLIES.labels(kind=obj["kind"]).inc()
+            self.cache.put_child(applied)
+            log.info("applied %s %s/%s", obj["kind"], resolved.namespace, obj["metadata"]["name"])
+
+    async def _prune(self, key: ServiceKey, wanted: set[tuple[str, str]]) -> None:
+        for (kind, name), live in list(self.cache.children.get(key, {}).items()):
+            if (kind, name) in wanted or live["metadata"].get("deletionTimestamp"):
+                continue
+            k = kind_of(live)
+            if await self.kube.delete(k, key[0], name, uid=live["metadata"].get("uid")):
+                metrics.DELETES.labels(kind=kind).inc()
+                log.info("pruned %s %s/%s", kind, key[0], name)
+
+    async def _stall(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
+        conditions = [
+            Condition(READY, "False", reason, message),
+            Condition(RECONCILING, "False", reason, ""),
+            Condition(STALLED, "True", reason, message),
+        ]
+        # Keep what is known (runtime, endpoint, ...) and the spec-derived conditions as they were.
+        current = body.get("status") or {}
+        kept = [c for c in current.get("conditions") or [] if c.get("type") not in (READY, RECONCILING, STALLED)]
+        merged = merge_conditions(current.get("conditions") or [], conditions, body["metadata"].get("generation", 0),
+                                  now) + kept
+        await self._patch_status(body, merged, {}, body["metadata"].get("generation", 0))
+
+    async def _write_status(self, body: dict[str, Any], conditions: list[Condition], fields: dict[str, Any],
+                            generation: int, now: datetime) -> None:
+        current = body.get("status") or {}
+        merged = merge_conditions(current.get("conditions") or [], conditions, generation, now)
+        await self._patch_status(body, merged, fields, generation)
+
+    async def _patch_status(self, body: dict[str, Any], conditions: list[dict[str, Any]], fields: dict[str, Any],
+                            generation: int) -> None:
+        current = body.get("status") or {}
+        new = {**fields, "conditions": conditions, "observedGeneration": generation}
+        if all(current.get(k) == v for k, v in new.items() if v is not None) and \
+                all(current.get(k) is None for k, v in new.items() if v is None):
+            return
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            patched = await self.kube.patch_status(LLMSERVICE, namespace, name, new)
+        except ApiError as err:
+            if err.not_found:
+                return
+            raise
+        metrics.STATUS_WRITES.inc()
+        self.cache.services[(namespace, name)] = slim(patched)
+        for cond in transitions(current.get("conditions") or [], conditions):
+            await self._event(body, cond)
+
+    async def _event(self, body: dict[str, Any], cond: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        good = (cond["status"] == "True") != (cond["type"] in (STALLED, RECONCILING))
+        if cond["type"] == "FollowsBestPractices" or cond["type"] == "ModelFits":
+            good = cond["status"] != "False"
+        stamp = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": body["apiVersion"], "kind": body["kind"], "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"],
+                               "resourceVersion": meta.get("resourceVersion")},
+            "type": "Normal" if good else "Warning",
+            "reason": cond["reason"] or cond["type"],
+            "message": f"{cond['type']}={cond['status']}: {cond['message']}"[:1024],
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "source": {"component": "llmstage"}, "reportingComponent": "llmstage",
+        }
+        try:
+            await self.kube.create(EVENT, meta["namespace"], event)
+        except ApiError as err:  # an Event is best effort; status already says it
+            log.warning("could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
+
+
+def _validation_message(err: pydantic.ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:3]:
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,119 @@
+"""Pure renderers: a Resolved LLMService (+ ClusterFacts) -> the Kubernetes objects that serve it.
+
+No I/O and no clock: the same input gives the same objects in the same order, as plain dicts.
+OwnerReferences are left to the operator (see `owner_reference`).
+
+Objects, in order (dependencies first):
+
+    PersistentVolumeClaim    NAME-RUNTIME-cache  model cache
+    Deployment               NAME-RUNTIME        the runtime's server (from templates/*.j2)
+    Service                  NAME                port 8000 `http`, selects `serving_runtime`'s pods
+    HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on
+    PodDisruptionBudget      NAME-RUNTIME        when resolved.pod_disruption_budget
+    PodMonitor               NAME-vllm           vLLM only, when facts.pod_monitor_crd
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from llmstage.render.autoscaling import render_autoscaler
+from llmstage.render.disruption import render_disruption_budget
+from llmstage.render.labels import (
+    cache_claim_name,
+    owner_reference,
+    selector_labels,
+    selector_string,
+    service_name,
+    workload_name,
+)
+from llmstage.render.monitoring import render_pod_monitor
+from llmstage.render.service import render_service
+from llmstage.render.storage import render_cache_claim
+from llmstage.resolved import ClusterFacts, Resolved, Runtime
+
+__all__ = [
+    "ObjectRef",
+    "cache_claim_name",
+    "deployment_name",
+    "owner_reference",
+    "render",
+    "render_autoscaler",
+    "render_cache_claim",
+    "render_deployment",
+    "render_disruption_budget",
+    "render_pod_monitor",
+    "render_service",
+    "runtime_objects",
+    "selector_labels",
+    "selector_string",
+    "service_name",
+    "workload_name",
+]
+
+
+class ObjectRef(NamedTuple):
+    api_version: str
+    kind: str
+    name: str
+
+
+def deployment_name(name: str, runtime: Runtime) -> str:
+    """NAME-ollama / NAME-vllm: both Deployments can coexist during a runtime cutover."""
+    return workload_name(name, runtime)
+
+
+def render_deployment(resolved: Resolved) -> dict[str, Any]:
+    """The Deployment of resolved.runtime, from that runtime's template."""
+    # Imported here: the template modules load Jinja2, which a caller of the names alone skips.
+    from llmstage.render import ollama, vllm
+
+    if resolved.runtime is Runtime.OLLAMA:
+        if resolved.ollama is None:
+            raise ValueError(f"{resolved.namespace}/{resolved.name}: runtime ollama without ollama settings")
+        return ollama.render_deployment(resolved, resolved.ollama)
+    if resolved.vllm is None:
+        raise ValueError(f"{resolved.namespace}/{resolved.name}: runtime vllm without vllm settings")
+    return vllm.render_deployment(resolved, resolved.vllm)
+
+
+def render(
+    resolved: Resolved,
+    facts: ClusterFacts = ClusterFacts(),  # noqa: B008 - frozen dataclass, safe as a default
+    *,
+    serving_runtime: Runtime | None = None,
+) -> list[dict[str, Any]]:
+    """Every object for resolved.runtime, plus the Service selecting `serving_runtime`'s pods.
+
+    serving_runtime defaults to resolved.runtime. During a cutover the operator renders the new
+    runtime's objects while passing the old runtime here, so traffic moves only when it says so.
+    """
+    optional = (
+        render_autoscaler(resolved),
+        render_disruption_budget(resolved),
+        render_pod_monitor(resolved, facts),
+    )
+    return [
+        render_cache_claim(resolved),
+        render_deployment(resolved),
+        render_service(resolved, serving_runtime or resolved.runtime),
+        *(obj for obj in optional if obj is not None),
+    ]
+
+
+def runtime_objects(name: str, runtime: Runtime) -> list[ObjectRef]:
+    """Every object `render` may create for one runtime, except the shared Service.
+
+    For the operator to delete the old runtime's objects after a cutover (objects it did not
+    render, such as a PodMonitor on a cluster without the CRD, are simply not found).
+    """
+    workload = workload_name(name, runtime)
+    refs = [
+        ObjectRef("v1", "PersistentVolumeClaim", cache_claim_name(name, runtime)),
+        ObjectRef("apps/v1", "Deployment", workload),
+        ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", workload),
+        ObjectRef("policy/v1", "PodDisruptionBudget", workload),
+    ]
+    if runtime is Runtime.VLLM:
+        refs.append(ObjectRef("monitoring.coreos.com/v1", "PodMonitor", workload))
+    return refs

@@ -1,0 +1,27 @@
+"""The PodMonitor (Prometheus Operator) for vLLM's /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmstage.render.labels import SERVER, metadata, selector_labels, workload_name
+from llmstage.resolved import ClusterFacts, Resolved, Runtime
+
+
+def render_pod_monitor(resolved: Resolved, facts: ClusterFacts) -> dict[str, Any] | None:
+    """Only for vLLM (Ollama has no /metrics) and only when the cluster has the CRD.
+
+    /metrics is not behind vLLM's API key, so no credentials are needed. Every vLLM series carries
+    `model_name` (the served model name), which identifies the LLMService in dashboards.
+    """
+    if not facts.pod_monitor_crd or resolved.runtime is not Runtime.VLLM:
+        return None
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": metadata(resolved, workload_name(resolved.name, resolved.runtime), SERVER),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(resolved.name, resolved.runtime)},
+            "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+        },
+    }

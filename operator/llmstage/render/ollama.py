@@ -1,0 +1,86 @@
+"""The Ollama Deployment: context for templates/ollama-deployment.yaml.j2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llmstage.render import pod as podlib
+from llmstage.render.workload import PodContext, pod_context, render_template
+from llmstage.resolved import OllamaSettings, Resolved, Runtime
+
+TEMPLATE = "ollama-deployment.yaml.j2"
+
+# Variables the template sets; spec.ollama.env cannot override them.
+RESERVED_ENV = frozenset(
+    {
+        "HOME",
+        "LLMSTAGE_MODEL",
+        "NVIDIA_VISIBLE_DEVICES",
+        "OLLAMA_CONTEXT_LENGTH",
+        "OLLAMA_HOST",
+        "OLLAMA_KEEP_ALIVE",
+        "OLLAMA_MAX_LOADED_MODELS",
+        "OLLAMA_MODELS",
+        "OLLAMA_NUM_PARALLEL",
+    }
+)
+
+# Loading from the cache PVC into memory; the download happens before, in the init container.
+LOAD_BASE_SECONDS = 300
+LOAD_SECONDS_PER_BILLION_PARAMETERS = 5
+# A model missing from the catalog: assume a large one rather than kill a slow load.
+UNKNOWN_MODEL_LOAD_SECONDS = 900
+# For the progress deadline only: pulling a GGUF of roughly 0.6 GB per billion parameters (Q4).
+PULL_SECONDS_PER_BILLION_PARAMETERS = 20
+UNKNOWN_MODEL_PULL_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class OllamaContext:
+    pod: PodContext
+    model: str  # what `ollama pull` and `ollama run` take
+    num_parallel: int
+    keep_alive: str
+    context_length: int
+    extra_env: list[dict[str, str]]
+
+
+def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
+    """Time the startup probe allows for loading the model (already on disk) into memory."""
+    if parameters_billion is None:
+        return podlib.ProbeBudget(UNKNOWN_MODEL_LOAD_SECONDS)
+    return podlib.ProbeBudget(
+        round(LOAD_BASE_SECONDS + LOAD_SECONDS_PER_BILLION_PARAMETERS * parameters_billion)
+    )
+
+
+def progress_deadline_seconds(parameters_billion: float | None) -> int:
+    pull = (
+        UNKNOWN_MODEL_PULL_SECONDS
+        if parameters_billion is None
+        else round(PULL_SECONDS_PER_BILLION_PARAMETERS * parameters_billion)
+    )
+    return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + pull + startup_budget(parameters_billion).budget_seconds
+
+
+def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
+    params = resolved.model.parameters_billion
+    return OllamaContext(
+        pod=pod_context(
+            resolved,
+            Runtime.OLLAMA,
+            image=settings.image,
+            startup=startup_budget(params),
+            deadline_seconds=progress_deadline_seconds(params),
+        ),
+        model=resolved.model.ollama_tag,
+        num_parallel=settings.num_parallel,
+        keep_alive=settings.keep_alive,
+        context_length=settings.context_length,
+        extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
+    )
+
+
+def render_deployment(resolved: Resolved, settings: OllamaSettings) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings))

@@ -1,0 +1,139 @@
+"""Pod-level pieces both runtime templates share: scheduling, resources, spread, update strategy.
+
+The templates show the structure of the Deployment; the merging rules live here, where they can
+be read and tested as code.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from llmstage.render.labels import selector_labels
+from llmstage.resolved import GPU, Resolved, Resources, Runtime
+
+# The shared serving port: the Service, both runtimes and every probe use it.
+HTTP_PORT = 8000
+# Node label set by GPU feature discovery; GPU.product holds a value of it.
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# Where the model cache PVC is mounted in every container.
+CACHE_MOUNT_PATH = "/models"
+# Seconds kube-proxy, endpoint slices and ingress controllers get to stop sending new requests
+# to a terminating pod before the server begins its own shutdown.
+PRE_STOP_SLEEP_SECONDS = 15
+# In-flight generations can take minutes; give them time to finish after the preStop sleep.
+TERMINATION_GRACE_PERIOD_SECONDS = 120
+# Allowance for scheduling and pulling the (multi-gigabyte) server image, on top of the model
+# download and load time, before the Deployment reports ProgressDeadlineExceeded.
+IMAGE_PULL_ALLOWANCE_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class ProbeBudget:
+    """A startup probe sized to a time budget: failureThreshold x periodSeconds >= budget."""
+
+    budget_seconds: int
+    period_seconds: int = 10
+
+    @property
+    def failure_threshold(self) -> int:
+        return max(1, math.ceil(self.budget_seconds / self.period_seconds))
+
+
+def gpu_toleration(gpu: GPU) -> dict[str, Any]:
+    # GPU node pools are tainted with the resource name (NVIDIA's and the clouds' convention);
+    # Exists tolerates any value ("present", "true").
+    return {"key": gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def tolerations(resolved: Resolved) -> list[dict[str, Any]]:
+    """The user's tolerations plus the GPU toleration when the pod asks for GPUs (no duplicates)."""
+    merged = [copy.deepcopy(dict(t)) for t in resolved.scheduling.tolerations]
+    gpu = resolved.resources.gpu
+    if gpu is not None and gpu.count > 0:
+        extra = gpu_toleration(gpu)
+        if extra not in merged:
+            merged.append(extra)
+    return merged
+
+
+def affinity(resolved: Resolved) -> dict[str, Any] | None:
+    """The user's affinity with the GPU product requirement ANDed into every node selector term.
+
+    Node selector terms are ORed, so the product expression goes into each term; adding a separate
+    term would let pods land on any node that matches the user's terms, whatever its GPU.
+    """
+    merged: dict[str, Any] = copy.deepcopy(resolved.scheduling.affinity or {})
+    gpu = resolved.resources.gpu
+    if gpu is not None and gpu.count > 0 and gpu.product:
+        expression = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]}
+        node_affinity = merged.setdefault("nodeAffinity", {})
+        required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+        terms = required.setdefault("nodeSelectorTerms", [])
+        if not terms:
+            terms.append({})
+        for term in terms:
+            term.setdefault("matchExpressions", []).append(dict(expression, values=[gpu.product]))
+    return merged or None
+
+
+def topology_spread_constraints(resolved: Resolved, runtime: Runtime) -> list[dict[str, Any]]:
+    """Spread replicas across nodes, then zones, when resolved.topology_spread is on.
+
+    ScheduleAnyway, not DoNotSchedule: GPU nodes are scarce, and a hard constraint leaves a replica
+    Pending when the only node with a free GPU already runs one. The scheduler still scores spread
+    placements first. matchLabelKeys keeps a rollout's new pods from counting the old ones.
+    """
+    if not resolved.topology_spread:
+        return []
+    selector = {"matchLabels": selector_labels(resolved.name, runtime)}
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": copy.deepcopy(selector),
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+    ]
+
+
+def container_resources(resources: Resources) -> dict[str, Any]:
+    """Requests for CPU and memory; a memory limit; no CPU limit; GPUs as limits.
+
+    No CPU limit: throttling a token generator only adds latency, and requests already reserve
+    the CPU. Memory limit = request so a model that does not fit fails loudly (OOMKilled) on its
+    own pod instead of evicting neighbours. Extended resources (GPUs) need only the limit.
+    """
+    limits: dict[str, Any] = {"memory": resources.memory}
+    if resources.gpu is not None and resources.gpu.count > 0:
+        limits[resources.gpu.resource_name] = resources.gpu.count
+    return {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits}
+
+
+def update_strategy(resolved: Resolved) -> dict[str, Any]:
+    """Recreate with a ReadWriteOnce cache; otherwise a rolling update.
+
+    ReadWriteOnce: a new pod on another node cannot attach the volume while the old pod holds it
+    (Multi-Attach error), so the old pod must go first. Shared cache on GPUs: surge 0, because a
+    surge pod needs a spare GPU that scarce GPU pools rarely have and would stay Pending. Shared
+    cache on CPU: surge 1, unavailable 0, so serving capacity never drops.
+    """
+    if resolved.cache.access_mode == "ReadWriteOnce":
+        return {"type": "Recreate"}
+    gpu = resolved.resources.gpu
+    if gpu is not None and gpu.count > 0:
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def extra_env(user_env: dict[str, str], reserved: frozenset[str]) -> list[dict[str, str]]:
+    """The user's extra variables, sorted, without those llmstage sets itself.
+
+    llmstage's own variables (port, paths, the typed settings) win: overriding OLLAMA_HOST or
+    HF_HOME through env would break the Service port or the cache silently.
+    """
+    return [{"name": key, "value": value} for key, value in sorted(user_env.items()) if key not in reserved]

@@ -1,0 +1,136 @@
+"""The runtime Deployments: typed template contexts and the Jinja2 environment that renders them.
+
+Each runtime has one template in templates/ that platform engineers can read as the Deployment it
+produces. Templates see only a frozen dataclass (StrictUndefined: a misspelt field fails the
+render instead of rendering empty), and their output is parsed back with yaml.safe_load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import yaml
+
+from llmstage.render import pod as podlib
+from llmstage.render.labels import (
+    MODEL_ANNOTATION,
+    SERVER,
+    cache_claim_name,
+    labels_for,
+    selector_labels,
+    workload_name,
+)
+from llmstage.resolved import Resolved, Runtime
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# Characters a YAML double-quoted scalar cannot hold literally (DEL and everything non-ASCII,
+# which includes YAML line breaks such as U+2028). JSON's own escapes cover the C0 controls.
+_NOT_YAML_SAFE = re.compile(r"[^\x00-\x7e]")
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # \U for astral characters: YAML does not join JSON's UTF-16 surrogate pairs.
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def to_json(value: Any) -> str:
+    """A value as a JSON flow value that yaml.safe_load reads back exactly."""
+    return _NOT_YAML_SAFE.sub(_yaml_escape, json.dumps(value, ensure_ascii=False))
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("llmstage.render", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # YAML, not HTML; quoting is the `json` filter's job
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["json"] = to_json
+    return env
+
+
+@dataclass(frozen=True)
+class PodContext:
+    """What both runtime templates share: the Deployment around the server container."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    selector: dict[str, str]
+    pod_labels: dict[str, str]
+    replicas: int | None  # None: an HPA owns the count and the field is left out
+    strategy: dict[str, Any]
+    progress_deadline_seconds: int
+    image: str
+    resources: dict[str, Any]
+    gpu_count: int
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, Any]]
+    affinity: dict[str, Any] | None
+    topology_spread_constraints: list[dict[str, Any]]
+    runtime_class_name: str | None
+    priority_class_name: str | None
+    cache_claim_name: str
+    cache_mount_path: str
+    port: int
+    startup: podlib.ProbeBudget
+    pre_stop_sleep_seconds: int
+    termination_grace_period_seconds: int
+
+
+def pod_context(
+    resolved: Resolved, runtime: Runtime, image: str, startup: podlib.ProbeBudget, deadline_seconds: int
+) -> PodContext:
+    gpu = resolved.resources.gpu
+    return PodContext(
+        name=workload_name(resolved.name, runtime),
+        namespace=resolved.namespace,
+        labels=labels_for(resolved, SERVER, runtime),
+        annotations={MODEL_ANNOTATION: resolved.model.name},
+        selector=selector_labels(resolved.name, runtime),
+        # Stage is on the pods (for `kubectl get pods -l llmstage.io/stage=...`) but never in the
+        # selector, which is immutable.
+        pod_labels=labels_for(resolved, SERVER, runtime),
+        replicas=None if resolved.autoscaling is not None else resolved.replicas,
+        strategy=podlib.update_strategy(resolved),
+        progress_deadline_seconds=deadline_seconds,
+        image=image,
+        resources=podlib.container_resources(resolved.resources),
+        gpu_count=gpu.count if gpu is not None else 0,
+        node_selector=dict(resolved.scheduling.node_selector),
+        tolerations=podlib.tolerations(resolved),
+        affinity=podlib.affinity(resolved),
+        topology_spread_constraints=podlib.topology_spread_constraints(resolved, runtime),
+        runtime_class_name=resolved.scheduling.runtime_class_name,
+        priority_class_name=resolved.scheduling.priority_class_name,
+        cache_claim_name=cache_claim_name(resolved.name, runtime),
+        cache_mount_path=podlib.CACHE_MOUNT_PATH,
+        port=podlib.HTTP_PORT,
+        startup=startup,
+        pre_stop_sleep_seconds=podlib.PRE_STOP_SLEEP_SECONDS,
+        termination_grace_period_seconds=podlib.TERMINATION_GRACE_PERIOD_SECONDS,
+    )
+
+
+def render_template(template_name: str, context: DataclassInstance) -> dict[str, Any]:
+    """Render a template with the fields of a context dataclass and parse the YAML back."""
+    # Shallow on purpose: dataclasses.asdict would turn nested contexts into dicts.
+    fields = {field.name: getattr(context, field.name) for field in dataclasses.fields(context)}
+    text = environment().get_template(template_name).render(**fields)
+    obj = yaml.safe_load(text)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{template_name} did not render a mapping")
+    return obj

@@ -1,0 +1,262 @@
+"""Hand-written Resolved inputs for the renderer tests: one per stage x runtime we ship goldens for.
+
+Written out in full (not produced by resolve()) so the renderer tests pin the renderer alone.
+Values follow the stage defaults of issue 3; images are pinned like the operator's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from llmstage.resolved import (
+    GPU,
+    Autoscaling,
+    Cache,
+    ClusterFacts,
+    MemoryFit,
+    ModelInfo,
+    OllamaSettings,
+    Resolved,
+    Resources,
+    Runtime,
+    ScaleMetric,
+    Scheduling,
+    SecretKeyRef,
+    Stage,
+    VLLMSettings,
+)
+
+OLLAMA_IMAGE = "ollama/ollama:0.12.3"
+VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+HF_TOKEN = SecretKeyRef(name="hf-token", key="token")
+API_KEY = SecretKeyRef(name="llm-api-key", key="api-key")
+
+LLAMA_8B = ModelInfo(
+    name="llama3.1:8b",
+    ollama_tag="llama3.1:8b",
+    hugging_face_id="meta-llama/Llama-3.1-8B-Instruct",
+    revision=None,
+    format="gguf",
+    quantization="q4_K_M",
+    parameters_billion=8.0,
+    context_length=131072,
+)
+LLAMA_8B_VLLM = replace(LLAMA_8B, format="safetensors", quantization=None)
+LLAMA_70B_VLLM = ModelInfo(
+    name="llama3.1:70b",
+    ollama_tag="llama3.1:70b",
+    hugging_face_id="meta-llama/Llama-3.1-70B-Instruct",
+    revision="1605565b47bb9346c5515c34102e054115b4f98b",
+    format="safetensors",
+    quantization=None,
+    parameters_billion=70.0,
+    context_length=131072,
+)
+QWEN_05B = ModelInfo(
+    name="qwen2.5:0.5b",
+    ollama_tag="qwen2.5:0.5b",
+    hugging_face_id="Qwen/Qwen2.5-0.5B-Instruct",
+    revision=None,
+    format="gguf",
+    quantization="q4_K_M",
+    parameters_billion=0.5,
+    context_length=32768,
+)
+
+FITS = MemoryFit(fits=True, reason="Fits", message="fits")
+UNKNOWN_FIT = MemoryFit(fits=None, reason="NoGPU", message="CPU only: not computed")
+
+
+def ollama_settings(num_parallel: int = 1, context_length: int = 8192) -> OllamaSettings:
+    return OllamaSettings(
+        image=OLLAMA_IMAGE, num_parallel=num_parallel, keep_alive="-1", context_length=context_length
+    )
+
+
+DEV_OLLAMA = Resolved(
+    name="chat",
+    namespace="team-a",
+    uid="",
+    generation=1,
+    stage=Stage.DEV,
+    runtime=Runtime.OLLAMA,
+    runtime_reason="stage dev and 1 expected user <= 4, no GPU: Ollama",
+    served_model_name="llama3.1:8b",
+    expected_concurrency=1,
+    model=LLAMA_8B,
+    resources=Resources(cpu="2", memory="8Gi"),
+    replicas=1,
+    autoscaling=None,
+    cache=Cache(size="20Gi"),
+    hugging_face_token_secret_ref=None,
+    scheduling=Scheduling(),
+    ollama=ollama_settings(),
+    vllm=None,
+    pod_disruption_budget=False,
+    topology_spread=False,
+    memory_fit=UNKNOWN_FIT,
+)
+
+STAGING_OLLAMA = replace(
+    DEV_OLLAMA,
+    generation=4,
+    stage=Stage.STAGING,
+    runtime_reason="stage staging and 3 expected users <= 4: Ollama",
+    expected_concurrency=3,
+    resources=Resources(cpu="4", memory="12Gi"),
+    replicas=None,
+    autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
+    # Two replicas share one cache, so the claim must be ReadWriteMany.
+    cache=Cache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    ollama=replace(ollama_settings(num_parallel=3), env={"OLLAMA_FLASH_ATTENTION": "1"}),
+)
+
+# The user chose Ollama for production explicitly (resolve() warns); fixed replicas, no HPA.
+PRODUCTION_OLLAMA = replace(
+    STAGING_OLLAMA,
+    stage=Stage.PRODUCTION,
+    runtime_reason="spec.runtime ollama",
+    expected_concurrency=4,
+    replicas=2,
+    autoscaling=None,
+    ollama=ollama_settings(num_parallel=4),
+    pod_disruption_budget=True,
+    topology_spread=True,
+    scheduling=Scheduling(
+        node_selector={"kubernetes.io/os": "linux"},
+        priority_class_name="llm-serving",
+    ),
+)
+
+# Dev on Ollama with a GPU: limits, the GPU toleration, runtimeClassName; no product affinity.
+DEV_OLLAMA_GPU = replace(
+    DEV_OLLAMA,
+    name="chat-gpu",
+    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1)),
+    scheduling=Scheduling(runtime_class_name="nvidia"),
+)
+
+PRODUCTION_VLLM = Resolved(
+    name="chat",
+    namespace="team-a",
+    uid="5f0c2a4e-8d0b-4c55-9a53-2b1f3f0c9e11",
+    generation=7,
+    stage=Stage.PRODUCTION,
+    runtime=Runtime.VLLM,
+    runtime_reason="stage production and 50 expected users > 4: vLLM",
+    served_model_name="llama3.1:8b",
+    expected_concurrency=50,
+    model=LLAMA_8B_VLLM,
+    resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
+    replicas=None,
+    autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
+    cache=Cache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    hugging_face_token_secret_ref=HF_TOKEN,
+    scheduling=Scheduling(
+        tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
+        runtime_class_name="nvidia",
+        priority_class_name="llm-serving",
+    ),
+    ollama=None,
+    vllm=VLLMSettings(
+        image=VLLM_IMAGE,
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        max_num_seqs=64,
+        tensor_parallel_size=1,
+        dtype="bfloat16",
+        quantization=None,
+        api_key_secret_ref=API_KEY,
+    ),
+    pod_disruption_budget=True,
+    topology_spread=True,
+    memory_fit=FITS,
+)
+
+# vLLM in dev: one GPU, no product constraint, one replica with its own ReadWriteOnce cache.
+DEV_VLLM_GPU = replace(
+    PRODUCTION_VLLM,
+    name="chat-vllm",
+    uid="",
+    generation=1,
+    stage=Stage.DEV,
+    runtime_reason="spec.runtime vllm",
+    expected_concurrency=2,
+    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
+    replicas=1,
+    autoscaling=None,
+    cache=Cache(size="40Gi"),
+    scheduling=Scheduling(),
+    vllm=replace(
+        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+        max_model_len=4096,
+        max_num_seqs=8,
+        api_key_secret_ref=None,
+        extra_args=("--enable-prefix-caching",),
+    ),
+    pod_disruption_budget=False,
+    topology_spread=False,
+)
+
+# 70B in bf16 over 4 x H100 80GB: tensor parallelism 4, a pinned revision, a user affinity that
+# the GPU product requirement must be ANDed into, and fp8 KV cache through extra args.
+PRODUCTION_VLLM_70B_TP = replace(
+    PRODUCTION_VLLM,
+    name="assistant-70b",
+    namespace="ml-prod",
+    uid="0b8e1f0a-3c7d-4e6a-9f2b-6d5c4b3a2910",
+    generation=3,
+    runtime_reason="stage production and 200 expected users > 4: vLLM",
+    served_model_name="assistant",
+    expected_concurrency=200,
+    model=LLAMA_70B_VLLM,
+    resources=Resources(cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3")),
+    autoscaling=Autoscaling(
+        min_replicas=1,
+        max_replicas=2,
+        metric=ScaleMetric.QUEUE,
+        target=8,
+        queue_metric_name="vllm_num_requests_waiting",
+    ),
+    cache=Cache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    scheduling=Scheduling(
+        node_selector={"node.kubernetes.io/instance-type": "p5.48xlarge"},
+        affinity={
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["llm-a"]}]},
+                        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["llm-b"]}]},
+                    ]
+                }
+            }
+        },
+        # Already tolerates the GPU taint: the renderer must not add it twice.
+        tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        runtime_class_name="nvidia",
+    ),
+    vllm=VLLMSettings(
+        image=VLLM_IMAGE,
+        gpu_memory_utilization=0.92,
+        max_model_len=16384,
+        max_num_seqs=128,
+        tensor_parallel_size=4,
+        dtype="bfloat16",
+        quantization=None,
+        extra_args=("--kv-cache-dtype=fp8", "--enable-chunked-prefill"),
+        api_key_secret_ref=API_KEY,
+    ),
+)
+
+WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
+
+# name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
+CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
+    "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
+    "dev-ollama-gpu": (DEV_OLLAMA_GPU, ClusterFacts()),
+    "staging-ollama": (STAGING_OLLAMA, ClusterFacts()),
+    "production-ollama": (PRODUCTION_OLLAMA, WITH_POD_MONITOR),
+    "dev-vllm-gpu": (DEV_VLLM_GPU, ClusterFacts()),
+    "production-vllm": (PRODUCTION_VLLM, WITH_POD_MONITOR),
+    "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
+}

@@ -176,7 +176,7 @@ PRODUCTION_VLLM = Resolved(
 # vLLM in dev: one GPU, no product constraint, one replica with its own ReadWriteOnce cache.
 DEV_VLLM_GPU = replace(
     PRODUCTION_VLLM,
-    name="chat-vllm",
+    name="coder",
     uid="",
     generation=1,
     stage=Stage.DEV,

@@ -1,0 +1,618 @@
+"""Behaviour of the renderers, one rule per test (the goldens pin the full output)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import yaml
+from llmstage.render import (
+    cache_claim_name,
+    deployment_name,
+    owner_reference,
+    render,
+    render_deployment,
+    runtime_objects,
+    selector_labels,
+    selector_string,
+)
+from llmstage.render.workload import to_json
+from llmstage.resolved import GPU, ClusterFacts, Resolved, Resources, Runtime, Scheduling, Stage
+from render_fixtures import (
+    API_KEY,
+    CASES,
+    DEV_OLLAMA,
+    DEV_OLLAMA_GPU,
+    DEV_VLLM_GPU,
+    HF_TOKEN,
+    PRODUCTION_OLLAMA,
+    PRODUCTION_VLLM,
+    PRODUCTION_VLLM_70B_TP,
+    STAGING_OLLAMA,
+    WITH_POD_MONITOR,
+)
+
+ALL = [pytest.param(resolved, facts, id=case) for case, (resolved, facts) in sorted(CASES.items())]
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    kinds = [o["kind"] for o in objects]
+    assert len(kinds) == len(set(kinds)), f"one object per kind expected, got {kinds}"
+    return {o["kind"]: o for o in objects}
+
+
+def pod_spec(resolved: Resolved) -> dict[str, Any]:
+    spec: dict[str, Any] = render_deployment(resolved)["spec"]["template"]["spec"]
+    return spec
+
+
+def server(resolved: Resolved) -> dict[str, Any]:
+    container: dict[str, Any] = pod_spec(resolved)["containers"][0]
+    assert container["name"] == "server"
+    return container
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def args_of(resolved: Resolved) -> dict[str, str]:
+    pairs = [arg.removeprefix("--").split("=", 1) for arg in server(resolved)["args"]]
+    return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
+
+
+# ---------------------------------------------------------------- names, labels, selectors
+
+
+def test_names_per_runtime_let_both_deployments_coexist() -> None:
+    assert deployment_name("chat", Runtime.OLLAMA) == "chat-ollama"
+    assert deployment_name("chat", Runtime.VLLM) == "chat-vllm"
+    assert cache_claim_name("chat", Runtime.VLLM) == "chat-vllm-cache"
+    kinds = by_kind(render(PRODUCTION_VLLM, WITH_POD_MONITOR))
+    assert kinds["Deployment"]["metadata"]["name"] == "chat-vllm"
+    assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == "chat-vllm-cache"
+    assert kinds["Service"]["metadata"]["name"] == "chat"
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "PodMonitor"):
+        assert kinds[kind]["metadata"]["name"] == "chat-vllm"
+
+
+def test_selector_string_is_sorted_and_matches_the_selector_labels() -> None:
+    assert selector_string("chat", Runtime.VLLM) == (
+        "app.kubernetes.io/component=server,app.kubernetes.io/instance=chat,"
+        "app.kubernetes.io/name=llmstage,llmstage.io/runtime=vllm"
+    )
+    parsed = dict(part.split("=") for part in selector_string("chat", Runtime.OLLAMA).split(","))
+    assert parsed == selector_labels("chat", Runtime.OLLAMA)
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_every_object_has_namespace_and_the_standard_labels(resolved: Resolved, facts: ClusterFacts) -> None:
+    for obj in render(resolved, facts):
+        meta = obj["metadata"]
+        assert meta["namespace"] == resolved.namespace
+        assert "ownerReferences" not in meta  # the operator sets them
+        labels = meta["labels"]
+        assert labels["app.kubernetes.io/name"] == "llmstage"
+        assert labels["app.kubernetes.io/instance"] == resolved.name
+        assert labels["app.kubernetes.io/managed-by"] == "llmstage"
+        assert labels["app.kubernetes.io/component"] in {"server", "cache"}
+        assert labels["llmstage.io/stage"] == resolved.stage.value
+        assert labels["llmstage.io/runtime"] == resolved.runtime.value
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_pod_selector_is_stable_and_never_contains_the_stage(resolved: Resolved, facts: ClusterFacts) -> None:
+    deployment = render_deployment(resolved)
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector == selector_labels(resolved.name, resolved.runtime)
+    assert "llmstage.io/stage" not in selector
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items()
+    assert pod_labels["llmstage.io/stage"] == resolved.stage.value
+
+
+def test_promotion_with_the_same_runtime_keeps_the_deployment_selector() -> None:
+    staging = render_deployment(STAGING_OLLAMA)
+    production = render_deployment(replace(STAGING_OLLAMA, stage=Stage.PRODUCTION))
+    assert staging["metadata"]["name"] == production["metadata"]["name"]
+    assert staging["spec"]["selector"] == production["spec"]["selector"]
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_selectors_of_service_pdb_monitor_and_spread_match_the_pods(
+    resolved: Resolved, facts: ClusterFacts
+) -> None:
+    kinds = by_kind(render(resolved, facts))
+    pod_labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    selectors = [kinds["Service"]["spec"]["selector"]]
+    selectors += [
+        kinds[k]["spec"]["selector"]["matchLabels"]
+        for k in ("PodDisruptionBudget", "PodMonitor")
+        if k in kinds
+    ]
+    selectors += [
+        c["labelSelector"]["matchLabels"]
+        for c in kinds["Deployment"]["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    ]
+    for selector in selectors:
+        assert selector.items() <= pod_labels.items()
+
+
+def test_owner_reference_points_at_the_llmservice() -> None:
+    assert owner_reference(PRODUCTION_VLLM) == {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "name": "chat",
+        "uid": PRODUCTION_VLLM.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_runtime_objects_lists_every_rendered_object_but_the_service(
+    resolved: Resolved, facts: ClusterFacts
+) -> None:
+    listed = {(r.api_version, r.kind, r.name) for r in runtime_objects(resolved.name, resolved.runtime)}
+    rendered = {
+        (o["apiVersion"], o["kind"], o["metadata"]["name"])
+        for o in render(resolved, facts)
+        if o["kind"] != "Service"
+    }
+    assert rendered <= listed
+
+
+# ---------------------------------------------------------------- Service and cutover
+
+
+def test_service_selects_the_serving_runtime_during_a_cutover() -> None:
+    objects = render(PRODUCTION_VLLM, serving_runtime=Runtime.OLLAMA)
+    kinds = by_kind(objects)
+    service = kinds["Service"]
+    assert service["spec"]["selector"] == selector_labels("chat", Runtime.OLLAMA)
+    assert service["metadata"]["labels"]["llmstage.io/runtime"] == "ollama"
+    # ... while the new runtime's workload is rendered beside it
+    assert kinds["Deployment"]["metadata"]["name"] == "chat-vllm"
+    assert render(PRODUCTION_VLLM)[2]["spec"]["selector"] == selector_labels("chat", Runtime.VLLM)
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_service_has_one_stable_port_for_both_runtimes(resolved: Resolved, facts: ClusterFacts) -> None:
+    service = by_kind(render(resolved, facts))["Service"]
+    assert service["metadata"]["name"] == resolved.name
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
+    ]
+    assert server(resolved)["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+
+
+# ---------------------------------------------------------------- replicas and autoscaling
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_autoscaling_on_means_no_replicas_field(resolved: Resolved, facts: ClusterFacts) -> None:
+    kinds = by_kind(render(resolved, facts))
+    if resolved.autoscaling is not None:
+        assert "replicas" not in kinds["Deployment"]["spec"]
+        assert "HorizontalPodAutoscaler" in kinds
+    else:
+        assert kinds["Deployment"]["spec"]["replicas"] == resolved.replicas
+        assert "HorizontalPodAutoscaler" not in kinds
+
+
+def test_vllm_scales_on_the_queue_depth_pods_metric() -> None:
+    hpa = by_kind(render(PRODUCTION_VLLM))["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "chat-vllm",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "vllm:num_requests_waiting"},
+                "target": {"type": "AverageValue", "averageValue": "4"},
+            },
+        }
+    ]
+    renamed = by_kind(render(PRODUCTION_VLLM_70B_TP))["HorizontalPodAutoscaler"]
+    assert renamed["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+
+
+def test_ollama_scales_on_cpu_utilisation() -> None:
+    hpa = by_kind(render(STAGING_OLLAMA))["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+        }
+    ]
+
+
+@pytest.mark.parametrize("resolved", [STAGING_OLLAMA, PRODUCTION_VLLM], ids=["ollama", "vllm"])
+def test_hpa_adds_one_pod_at_a_time_and_scales_down_slowly(resolved: Resolved) -> None:
+    behavior = by_kind(render(resolved))["HorizontalPodAutoscaler"]["spec"]["behavior"]
+    assert behavior["scaleUp"]["policies"][0]["type"] == "Pods"
+    assert behavior["scaleUp"]["policies"][0]["value"] == 1
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 600
+    assert behavior["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+
+
+# ---------------------------------------------------------------- optional objects
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_pdb_and_spread_follow_the_resolved_flags(resolved: Resolved, facts: ClusterFacts) -> None:
+    kinds = by_kind(render(resolved, facts))
+    assert ("PodDisruptionBudget" in kinds) == resolved.pod_disruption_budget
+    spread = kinds["Deployment"]["spec"]["template"]["spec"].get("topologySpreadConstraints")
+    assert bool(spread) == resolved.topology_spread
+    if spread:
+        assert spread[0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_pdb_never_blocks_a_drain_forever() -> None:
+    pdb = by_kind(render(PRODUCTION_OLLAMA))["PodDisruptionBudget"]["spec"]
+    assert pdb["maxUnavailable"] == 1
+    assert "minAvailable" not in pdb
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+@pytest.mark.parametrize(
+    ("resolved", "facts", "expected"),
+    [
+        (PRODUCTION_VLLM, WITH_POD_MONITOR, True),
+        (PRODUCTION_VLLM, ClusterFacts(), False),
+        (PRODUCTION_OLLAMA, WITH_POD_MONITOR, False),  # Ollama has no /metrics
+    ],
+)
+def test_pod_monitor_only_for_vllm_when_the_crd_exists(
+    resolved: Resolved, facts: ClusterFacts, expected: bool
+) -> None:
+    kinds = by_kind(render(resolved, facts))
+    assert ("PodMonitor" in kinds) is expected
+    if expected:
+        assert kinds["PodMonitor"]["spec"]["podMetricsEndpoints"] == [
+            {"port": "http", "path": "/metrics", "interval": "30s"}
+        ]
+
+
+def test_cache_claim_takes_size_class_and_access_mode_from_resolved() -> None:
+    claim = by_kind(render(PRODUCTION_VLLM))["PersistentVolumeClaim"]
+    assert claim["metadata"]["labels"]["app.kubernetes.io/component"] == "cache"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "50Gi"}},
+        "storageClassName": "shared-nfs",
+    }
+    assert "storageClassName" not in by_kind(render(DEV_OLLAMA))["PersistentVolumeClaim"]["spec"]
+    claim_name = pod_spec(PRODUCTION_VLLM)["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim_name == "chat-vllm-cache"
+
+
+@pytest.mark.parametrize(
+    ("resolved", "strategy"),
+    [
+        (DEV_OLLAMA, {"type": "Recreate"}),
+        (DEV_VLLM_GPU, {"type": "Recreate"}),
+        (STAGING_OLLAMA, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        (PRODUCTION_VLLM, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+    ],
+    ids=["rwo-cpu", "rwo-gpu", "rwx-cpu", "rwx-gpu"],
+)
+def test_update_strategy_follows_the_cache_access_mode_and_gpus(
+    resolved: Resolved, strategy: dict[str, Any]
+) -> None:
+    assert render_deployment(resolved)["spec"]["strategy"] == strategy
+
+
+# ---------------------------------------------------------------- vLLM
+
+
+@pytest.mark.parametrize(
+    "resolved", [DEV_VLLM_GPU, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP], ids=["dev", "prod", "70b"]
+)
+def test_vllm_tensor_parallel_size_equals_the_gpu_count(resolved: Resolved) -> None:
+    assert resolved.resources.gpu is not None
+    count = resolved.resources.gpu.count
+    assert args_of(resolved)["tensor-parallel-size"] == str(count)
+    assert server(resolved)["resources"]["limits"]["nvidia.com/gpu"] == count
+
+
+def test_vllm_args() -> None:
+    args = server(PRODUCTION_VLLM_70B_TP)["args"]
+    assert args == [
+        "--model=meta-llama/Llama-3.1-70B-Instruct",
+        "--revision=1605565b47bb9346c5515c34102e054115b4f98b",
+        "--served-model-name=assistant",
+        "--host=0.0.0.0",
+        "--port=8000",
+        "--tensor-parallel-size=4",
+        "--gpu-memory-utilization=0.92",
+        "--max-model-len=16384",
+        "--max-num-seqs=128",
+        "--dtype=bfloat16",
+        "--kv-cache-dtype=fp8",  # extra args last, verbatim
+        "--enable-chunked-prefill",
+    ]
+    assert "revision" not in args_of(PRODUCTION_VLLM)
+    assert "quantization" not in args_of(PRODUCTION_VLLM)
+    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="awq"))  # type: ignore[arg-type]
+    assert args_of(quantized)["quantization"] == "awq"
+
+
+def test_secrets_are_rendered_only_by_reference() -> None:
+    env = env_of(server(PRODUCTION_VLLM))
+    assert env["HF_TOKEN"] == {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": HF_TOKEN.name, "key": HF_TOKEN.key}},
+    }
+    assert env["VLLM_API_KEY"] == {
+        "name": "VLLM_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": API_KEY.name, "key": API_KEY.key}},
+    }
+    assert not any(arg.startswith("--api-key") for arg in server(PRODUCTION_VLLM)["args"])
+    # No Secret objects, no literal values for anything secret-like, anywhere.
+    for case, (resolved, facts) in CASES.items():
+        for obj in render(resolved, facts):
+            assert obj["kind"] != "Secret", case
+        for container in pod_spec(resolved).get("initContainers", []) + pod_spec(resolved)["containers"]:
+            for variable in container["env"]:
+                if any(word in variable["name"] for word in ("TOKEN", "KEY", "SECRET", "PASSWORD")):
+                    assert "value" not in variable, (case, variable)
+
+
+def test_no_api_key_env_without_a_ref() -> None:
+    env = env_of(server(DEV_VLLM_GPU))
+    assert "VLLM_API_KEY" not in env
+    assert "HF_TOKEN" in env
+    assert "HF_TOKEN" not in env_of(server(replace(DEV_VLLM_GPU, hugging_face_token_secret_ref=None)))
+
+
+def test_vllm_caches_live_on_the_cache_volume() -> None:
+    container = server(PRODUCTION_VLLM)
+    env = env_of(container)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert env["HF_HOME"]["value"].startswith(mounts["model-cache"] + "/")
+    assert env["VLLM_CACHE_ROOT"]["value"].startswith(mounts["model-cache"] + "/")
+    assert env["HOME"]["value"] == mounts["home"]
+
+
+@pytest.mark.parametrize(("resolved", "size"), [(PRODUCTION_VLLM, "2Gi"), (PRODUCTION_VLLM_70B_TP, "8Gi")])
+def test_dev_shm_is_a_memory_volume_sized_for_tensor_parallelism(resolved: Resolved, size: str) -> None:
+    spec = pod_spec(resolved)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": size}
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in spec["containers"][0]["volumeMounts"]
+
+
+def test_vllm_probes_use_health_and_the_startup_budget_grows_with_the_model() -> None:
+    def startup_seconds(resolved: Resolved) -> int:
+        probe = server(resolved)["startupProbe"]
+        assert probe["httpGet"] == {"path": "/health", "port": "http"}
+        return int(probe["periodSeconds"] * probe["failureThreshold"])
+
+    container = server(PRODUCTION_VLLM)
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    small, large = startup_seconds(PRODUCTION_VLLM), startup_seconds(PRODUCTION_VLLM_70B_TP)
+    assert 10 * 60 <= small < large
+    assert 20 * 60 <= large <= 40 * 60  # tens of minutes for 70B
+    unknown = replace(PRODUCTION_VLLM, model=replace(PRODUCTION_VLLM.model, parameters_billion=None))
+    assert startup_seconds(unknown) >= large
+    # The Deployment does not report a failed rollout while a model may still be loading.
+    deployment = render_deployment(PRODUCTION_VLLM_70B_TP)
+    assert deployment["spec"]["progressDeadlineSeconds"] > large
+
+
+def test_vllm_pod_settings_for_gpus_and_shutdown() -> None:
+    spec = pod_spec(PRODUCTION_VLLM)
+    assert spec["enableServiceLinks"] is False
+    assert spec["runtimeClassName"] == "nvidia"
+    assert spec["priorityClassName"] == "llm-serving"
+    assert spec["terminationGracePeriodSeconds"] > 15
+    assert spec["containers"][0]["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "15"]}}}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    ]
+    assert spec["affinity"] == {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-L4"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+
+
+def test_gpu_product_is_anded_into_every_user_node_selector_term() -> None:
+    spec = pod_spec(PRODUCTION_VLLM_70B_TP)
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert len(terms) == 2
+    for term in terms:
+        assert {
+            "key": "nvidia.com/gpu.product",
+            "operator": "In",
+            "values": ["NVIDIA-H100-80GB-HBM3"],
+        } in term["matchExpressions"]
+    assert spec["nodeSelector"] == {"node.kubernetes.io/instance-type": "p5.48xlarge"}
+    # The user already tolerates the GPU taint: no duplicate.
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    # The input is not mutated by the merge.
+    assert PRODUCTION_VLLM_70B_TP.scheduling.affinity is not None
+    user_terms = PRODUCTION_VLLM_70B_TP.scheduling.affinity["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert all(len(term["matchExpressions"]) == 1 for term in user_terms)
+
+
+def test_gpu_resource_name_drives_limits_and_toleration() -> None:
+    amd = replace(
+        DEV_VLLM_GPU,
+        resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=2, resource_name="amd.com/gpu")),
+    )
+    spec = pod_spec(amd)
+    assert spec["containers"][0]["resources"]["limits"] == {"memory": "24Gi", "amd.com/gpu": 2}
+    assert spec["tolerations"] == [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "affinity" not in spec  # no product asked for
+
+
+# ---------------------------------------------------------------- Ollama
+
+
+def test_ollama_env_is_explicit() -> None:
+    env = env_of(server(STAGING_OLLAMA))
+    values = {name: e.get("value") for name, e in env.items()}
+    assert values["OLLAMA_HOST"] == "0.0.0.0:8000"
+    assert values["OLLAMA_NUM_PARALLEL"] == "3"
+    assert values["OLLAMA_CONTEXT_LENGTH"] == "8192"
+    assert values["OLLAMA_KEEP_ALIVE"] == "-1"
+    assert values["OLLAMA_MODELS"] == "/models"
+    assert values["OLLAMA_FLASH_ATTENTION"] == "1"  # the user's extra env
+
+
+def test_user_env_cannot_override_what_llmstage_sets() -> None:
+    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[arg-type]
+    container = server(replace(DEV_OLLAMA, ollama=settings))
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names))
+    assert env_of(container)["OLLAMA_HOST"]["value"] == "0.0.0.0:8000"
+    assert env_of(container)["OLLAMA_DEBUG"]["value"] == "1"
+
+
+def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
+    spec = pod_spec(DEV_OLLAMA)
+    (init,) = spec["initContainers"]
+    assert init["name"] == "pull-model"
+    assert init["image"] == spec["containers"][0]["image"] == "ollama/ollama:0.12.3"
+    script = init["command"][-1]
+    assert 'ollama pull "$LLMSTAGE_MODEL"' in script
+    assert env_of(init)["LLMSTAGE_MODEL"]["value"] == "llama3.1:8b"
+    assert env_of(init)["OLLAMA_MODELS"]["value"] == env_of(server(DEV_OLLAMA))["OLLAMA_MODELS"]["value"]
+    assert {"name": "model-cache", "mountPath": "/models"} in init["volumeMounts"]
+
+
+def test_model_names_never_reach_a_shell_script() -> None:
+    hostile = replace(DEV_OLLAMA, model=replace(DEV_OLLAMA.model, ollama_tag='x"; rm -rf / #'))
+    spec = pod_spec(hostile)
+    assert env_of(spec["initContainers"][0])["LLMSTAGE_MODEL"]["value"] == 'x"; rm -rf / #'
+    assert "rm -rf" not in json.dumps(spec["initContainers"][0]["command"])
+    assert "rm -rf" not in json.dumps(spec["containers"][0]["startupProbe"])
+
+
+def test_ollama_startup_probe_loads_the_model_and_is_long() -> None:
+    container = server(DEV_OLLAMA)
+    assert container["startupProbe"]["exec"]["command"][-1] == 'ollama run "$LLMSTAGE_MODEL" "" >/dev/null'
+    budget = container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"]
+    assert budget >= 5 * 60
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_ollama_gpu_is_optional() -> None:
+    cpu, gpu = pod_spec(DEV_OLLAMA), pod_spec(DEV_OLLAMA_GPU)
+    assert "nvidia.com/gpu" not in cpu["containers"][0]["resources"]["limits"]
+    assert "tolerations" not in cpu and "runtimeClassName" not in cpu
+    assert env_of(cpu["containers"][0])["NVIDIA_VISIBLE_DEVICES"]["value"] == "void"
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert gpu["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert gpu["runtimeClassName"] == "nvidia"
+    assert "NVIDIA_VISIBLE_DEVICES" not in env_of(gpu["containers"][0])  # the device plugin sets it
+
+
+# ---------------------------------------------------------------- security
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> None:
+    spec = pod_spec(resolved)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert not container["securityContext"].get("privileged", False)
+        assert container["image"].split(":")[-1] not in ("", "latest")  # pinned
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_no_duplicate_names_in_keyed_lists(resolved: Resolved, facts: ClusterFacts) -> None:
+    """Server-side apply rejects duplicate keys in env, volumes, mounts, containers and ports."""
+    spec = pod_spec(resolved)
+    containers = spec.get("initContainers", []) + spec["containers"]
+    for items in (
+        [spec["volumes"], containers]
+        + [c["env"] for c in containers]
+        + [c["volumeMounts"] for c in containers]
+    ):
+        names = [item.get("name", item.get("mountPath")) for item in items]
+        assert len(names) == len(set(names)), names
+    volumes = {v["name"] for v in spec["volumes"]}
+    for container in containers:
+        assert {m["name"] for m in container["volumeMounts"]} <= volumes
+
+
+# ---------------------------------------------------------------- purity and quoting
+
+
+@pytest.mark.parametrize(("resolved", "facts"), ALL)
+def test_rendering_is_deterministic_and_does_not_share_state(resolved: Resolved, facts: ClusterFacts) -> None:
+    first = render(resolved, facts)
+    first[1]["spec"]["template"]["spec"]["containers"][0]["env"].clear()
+    assert render(resolved, facts) == render(resolved, facts) != first
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        'with "quotes"',
+        "colon: space",
+        "# hash",
+        "{braces}",
+        "multi\nline",
+        "tab\t",
+        "é ü 中文",
+        "emoji 😀",
+        "line\u2028separator",
+        "nel\x85",
+        "del\x7f",
+        "'single'",
+        "- dash",
+        "yes",
+        "0.9",
+        "null",
+    ],
+)
+def test_strings_from_users_survive_the_template_exactly(text: str) -> None:
+    assert yaml.safe_load(f"key: {to_json(text)}") == {"key": text}
+    resolved = replace(
+        PRODUCTION_VLLM,
+        served_model_name=text,
+        scheduling=Scheduling(node_selector={"pool": text}),
+        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[arg-type]
+    )
+    container = server(resolved)
+    assert f"--served-model-name={text}" in container["args"]
+    assert container["args"][-1] == text
+    assert pod_spec(resolved)["nodeSelector"] == {"pool": text}
+
+
+def test_runtime_without_its_settings_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="runtime vllm without vllm settings"):
+        render(replace(PRODUCTION_VLLM, vllm=None))
+    with pytest.raises(ValueError, match="runtime ollama without ollama settings"):
+        render(replace(DEV_OLLAMA, ollama=None))

@@ -1,0 +1,958 @@
+"""The LLMService API (llmstage.io/v1alpha1) as pydantic models: the single source of the CRD schema.
+
+`llmstage.api.crd` turns these models into the CustomResourceDefinition, so every description,
+default, enum, bound and cross-field rule written here is what `kubectl explain` shows and what
+the API server enforces. Cross-field rules are `CelRule`s: the CEL expression goes into the CRD
+(x-kubernetes-validations) and the Python `check` makes pydantic enforce the very same rule, so
+a spec validated offline (CLI, unit tests) is rejected exactly when the API server would reject it.
+
+Defaults here are only the ones that do not depend on the stage (the API server fills them in);
+stage-dependent defaults (replicas, autoscaling, GPUs, sizes) are left unset and applied by
+`llmstage.resolve`, so an explicit user value can always be told apart from a default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from llmstage.api.quantity import QUANTITY_PATTERN, is_quantity
+from llmstage.resolved import Runtime, Stage
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+GROUP = "llmstage.io"
+VERSION = "v1alpha1"
+KIND = "LLMService"
+PLURAL = "llmservices"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# The LLMService name becomes the Service name (a DNS-1035 label, at most 63 characters) and the
+# prefix of NAME-ollama, NAME-vllm, NAME-cache...; 52 leaves room for an 11-character suffix.
+MAX_NAME_LENGTH = 52
+CONCURRENCY_LIMIT = 100_000
+MAX_REPLICAS = 1000
+MAX_GPUS = 8  # one pod, one node: GPU nodes carry at most 8 devices
+DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
+
+# Flags and variables llmstage sets from spec fields; setting them again would fight the operator.
+MANAGED_VLLM_FLAGS = (
+    "model", "served-model-name", "host", "port", "tensor-parallel-size", "api-key",
+    "gpu-memory-utilization", "max-model-len", "max-num-seqs", "dtype", "quantization", "revision",
+)  # fmt: skip
+MANAGED_VLLM_FLAG_PATTERN = (
+    "^--(" + "|".join(flag.replace("-", "[-_]") for flag in MANAGED_VLLM_FLAGS) + ")(=.*)?$"
+)
+MANAGED_OLLAMA_ENV = (
+    "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NUM_PARALLEL", "OLLAMA_KEEP_ALIVE", "OLLAMA_CONTEXT_LENGTH",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------- rules and shared types
+
+
+@dataclass(frozen=True)
+class CelRule:
+    """One cross-field rule, written twice on purpose: CEL for the API server, Python for pydantic.
+
+    Tests run every invalid example through both, so the two spellings cannot drift apart.
+    """
+
+    rule: str  # CEL with `self` bound to the object the rule is attached to
+    message: str  # names the field and the fix
+    check: Callable[[Any], bool]  # True when valid, same semantics as `rule`
+    field_path: str | None = None  # where the API server reports the error, relative to `self`
+
+    def to_schema(self) -> dict[str, str]:
+        out = {"rule": self.rule, "message": self.message}
+        if self.field_path:
+            out["fieldPath"] = self.field_path
+        return out
+
+
+def _add_cel_rules(schema: dict[str, Any], cls: type) -> None:
+    rules: tuple[CelRule, ...] = getattr(cls, "cel_rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [r.to_schema() for r in rules]
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=_add_cel_rules,
+    )
+    cel_rules: ClassVar[tuple[CelRule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cel_rules(self) -> Self:
+        for rule in self.cel_rules:
+            if not rule.check(self):
+                raise ValueError(rule.message)
+        return self
+
+
+def _quantity_str(value: object) -> object:
+    # YAML `cpu: 2` arrives as an int; keep quantities as strings from here on.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _check_quantity(value: str) -> str:
+    if not is_quantity(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 8Gi, 500m, 2)")
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_str),
+    AfterValidator(_check_quantity),
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+        }
+    ),
+]
+
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"  # noqa: E501
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+IMAGE = r"^[^\s]+$"
+# A served model name travels in JSON bodies and URLs: printable, no whitespace.
+SERVED_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+HUGGING_FACE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
+QUANTIZATION = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Ollama keep_alive: a Go duration ("10m", "24h", "1h30m") or seconds; negative keeps the model loaded.
+DURATION = r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)?)+$"
+
+
+# ---------------------------------------------------------------- enums
+
+
+class RuntimeChoice(StrEnum):
+    AUTO = "auto"
+    OLLAMA = "ollama"
+    VLLM = "vllm"
+
+
+class OptimizeFor(StrEnum):
+    """The article's two remaining questions, as an explicit hint for runtime: auto."""
+
+    SETUP_TIME = "setupTime"  # "Need sub-hour setup? Ollama"
+    GPU_COST = "gpuCost"  # "Optimizing GPU costs? vLLM"
+
+
+class ModelFormat(StrEnum):
+    GGUF = "gguf"
+    SAFETENSORS = "safetensors"
+
+
+class ScaleMetricChoice(StrEnum):
+    AUTO = "auto"
+    QUEUE = "queue"
+    CPU = "cpu"
+
+
+class VLLMDtype(StrEnum):
+    AUTO = "auto"
+    HALF = "half"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    FLOAT = "float"
+    FLOAT32 = "float32"
+
+
+class AccessMode(StrEnum):
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    READ_WRITE_MANY = "ReadWriteMany"
+    READ_WRITE_ONCE_POD = "ReadWriteOncePod"
+
+
+class CutoverPhase(StrEnum):
+    STARTING = "Starting"  # the new runtime's pods are starting next to the old ones
+    SWITCHING = "Switching"  # the new runtime is ready; the Service selector moves to it
+    DRAINING = "Draining"  # clients are on the new runtime; the old one is scaled down
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+# ---------------------------------------------------------------- spec
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the LLMService's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret.")
+
+
+class HuggingFaceTokenSecretRef(SecretKeyRef):
+    """Secret key holding a Hugging Face token, passed to vLLM as HF_TOKEN (gated models need it)."""
+
+    key: str = Field(
+        default="token",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the Secret holding the token (default 'token', as in the vLLM docs).",
+    )
+
+
+class APIKeySecretRef(SecretKeyRef):
+    """Secret key holding the API key clients must send as 'Authorization: Bearer <key>'."""
+
+    key: str = Field(
+        default="api-key",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the Secret holding the API key (default 'api-key').",
+    )
+
+
+class ModelArchitecture(ApiModel):
+    """Model shape for models outside the catalog, or to override catalog values.
+
+    With these set, the memory-fit check (condition ModelFits) works for any model.
+    """
+
+    parameters_billion: float | None = Field(
+        default=None, gt=0, le=10_000, description="Parameter count in billions, e.g. 8.03."
+    )
+    layers: int | None = Field(default=None, ge=1, le=1000, description="Number of transformer layers.")
+    attention_heads: int | None = Field(
+        default=None, ge=1, le=1024, description="Number of attention (query) heads."
+    )
+    kv_heads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Number of key/value heads (fewer than attention heads with GQA).",
+    )
+    head_dim: int | None = Field(default=None, ge=1, le=1024, description="Dimension of one attention head.")
+    context_length: int | None = Field(
+        default=None, ge=128, le=10_485_760, description="Longest context the model supports, in tokens."
+    )
+
+
+class ModelSpec(ApiModel):
+    """Which model to serve. The same model runs on Ollama (GGUF) and vLLM (Hugging Face weights)."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=MODEL_NAME,
+        description=(
+            "Ollama tag or catalog name, e.g. 'llama3.1:8b', 'qwen2.5:7b' or 'llama3.1:8b-instruct-q8_0'. "
+            "Catalog models also resolve their Hugging Face id for vLLM. Run `llmstage catalog` to list them."
+        ),
+    )
+    hugging_face_id: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=HUGGING_FACE_ID,
+        description=(
+            "Hugging Face repository vLLM serves, e.g. 'meta-llama/Llama-3.1-8B-Instruct'. "
+            "Overrides the catalog; required for vLLM when the model is not in the catalog."
+        ),
+    )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Hugging Face revision (branch, tag or commit) to pin for vLLM.",
+    )
+    format: ModelFormat | None = Field(
+        default=None,
+        description=(
+            "Weight format: gguf (Ollama's format) or safetensors (what vLLM prefers). "
+            "Default: gguf on Ollama, safetensors on vLLM."
+        ),
+    )
+    quantization: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTIZATION,
+        description=(
+            "Weight quantization, e.g. 'q4_K_M' or 'q8_0' (GGUF, Ollama) or 'awq', 'gptq', 'fp8' (vLLM). "
+            "Default: the Ollama tag's quantization on Ollama, the model's native bf16 on vLLM."
+        ),
+    )
+    architecture: ModelArchitecture | None = Field(
+        default=None,
+        description="Model shape for the memory-fit check; overrides the catalog field by field.",
+    )
+
+
+class AutoscalingSpec(ApiModel):
+    """Let a HorizontalPodAutoscaler own the replica count. Mutually exclusive with spec.replicas."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+            message=(
+                "spec.autoscaling.minReplicas must be <= spec.autoscaling.maxReplicas: "
+                "raise maxReplicas or lower minReplicas"
+            ),
+            check=lambda s: (
+                s.min_replicas is None or s.max_replicas is None or s.min_replicas <= s.max_replicas
+            ),
+            field_path=".minReplicas",
+        ),
+    )
+
+    min_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_REPLICAS,
+        description="Fewest replicas. Default: 1 in dev and staging, 2 in production.",
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_REPLICAS,
+        description="Most replicas. Default: 2 in dev and staging, 8 in production (at least minReplicas).",
+    )
+    metric: ScaleMetricChoice = Field(
+        default=ScaleMetricChoice.AUTO,
+        description=(
+            "What to scale on: queue (vLLM's waiting requests per pod, through a metrics adapter), "
+            "cpu (utilisation; Ollama has no metrics endpoint), or auto (queue on vLLM, cpu on Ollama)."
+        ),
+    )
+    target: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "Per-pod target: waiting requests for queue (default 3), "
+            "utilisation percent for cpu (default 70)."
+        ),
+    )
+    queue_metric_name: str = Field(
+        default=DEFAULT_QUEUE_METRIC,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="Pods metric the adapter exposes for queue depth (adapters may rename vLLM's metric).",
+    )
+
+
+class GPUSpec(ApiModel):
+    """GPUs per replica. vLLM needs at least one; Ollama uses them when present."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!has(self.product) || self.count >= 1",
+            message=(
+                "spec.resources.gpu.product needs spec.resources.gpu.count >= 1: "
+                "set count, or remove product for CPU-only inference"
+            ),
+            check=lambda s: s.product is None or s.count >= 1,
+            field_path=".product",
+        ),
+        CelRule(
+            rule="!has(self.memory) || self.count >= 1",
+            message=(
+                "spec.resources.gpu.memory needs spec.resources.gpu.count >= 1: "
+                "set count, or remove memory for CPU-only inference"
+            ),
+            check=lambda s: s.memory is None or s.count >= 1,
+            field_path=".memory",
+        ),
+    )
+
+    count: int = Field(
+        default=1,
+        ge=0,
+        le=MAX_GPUS,
+        description=(
+            "GPUs per replica; vLLM shards the model over them (tensor parallelism). 0 means CPU-only."
+        ),
+    )
+    product: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE,
+        description=(
+            "GPU model as the nvidia.com/gpu.product node label spells it, e.g. 'NVIDIA-L4' or "
+            "'NVIDIA-H100-80GB-HBM3'. Pods are pinned to such nodes and the memory-fit check uses it."
+        ),
+    )
+    resource_name: str = Field(
+        default="nvidia.com/gpu",
+        min_length=1,
+        max_length=253,
+        pattern=QUALIFIED_NAME,
+        description=(
+            "Extended resource to request, e.g. 'nvidia.com/gpu' "
+            "or a MIG profile like 'nvidia.com/mig-3g.40gb'."
+        ),
+    )
+    memory: Quantity | None = Field(
+        default=None,
+        description="Memory of one GPU, e.g. '24Gi', for products the built-in table does not know.",
+    )
+
+
+class ResourcesSpec(ApiModel):
+    """Compute per replica. Unset values get stage- and model-sized defaults."""
+
+    cpu: Quantity | None = Field(
+        default=None,
+        description=(
+            "CPU request and limit, e.g. '4' or '500m'. "
+            "Default: 2 (dev), 4 (staging, production Ollama), 2 + 2 per GPU (vLLM)."
+        ),
+    )
+    memory: Quantity | None = Field(
+        default=None,
+        description=(
+            "Memory request and limit, e.g. '16Gi'. "
+            "Default: sized from the model (weights + KV cache + overhead) on Ollama, "
+            "16Gi + 8Gi per GPU on vLLM."
+        ),
+    )
+    gpu: GPUSpec | None = Field(
+        default=None,
+        description="GPUs per replica. Default: none in dev and staging, one GPU in production.",
+    )
+
+
+class OllamaSpec(ApiModel):
+    """Settings used when the runtime is Ollama (dev and staging by default)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!has(self.env) || !self.env.exists(k, k in " + str(list(MANAGED_OLLAMA_ENV)) + ")",
+            message=(
+                "spec.ollama.env must not set " + ", ".join(MANAGED_OLLAMA_ENV) + ": llmstage sets them; "
+                "use spec.ollama.numParallel, keepAlive and contextLength instead"
+            ),
+            check=lambda s: not any(k in MANAGED_OLLAMA_ENV for k in s.env),
+            field_path=".env",
+        ),
+    )
+
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=IMAGE,
+        description="Ollama image. Default: a pinned ollama/ollama release.",
+    )
+    num_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=(
+            "OLLAMA_NUM_PARALLEL: requests served at once per replica. "
+            "Default: expectedConcurrency per replica (Ollama's own default is 1 today; it used to be 4)."
+        ),
+    )
+    keep_alive: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=DURATION,
+        description=(
+            "OLLAMA_KEEP_ALIVE: how long the model stays loaded after a request. Default: '-1' (always)."
+        ),
+    )
+    context_length: int | None = Field(
+        default=None,
+        ge=256,
+        le=1_048_576,
+        description=(
+            "OLLAMA_CONTEXT_LENGTH in tokens. Default: the model's context, at most 8192 (same as vLLM)."
+        ),
+    )
+    env: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Extra environment variables for the Ollama container, e.g. OLLAMA_FLASH_ATTENTION: '1'.",
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    )
+
+
+class VLLMSpec(ApiModel):
+    """Settings used when the runtime is vLLM (production by default)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=f"!has(self.extraArgs) || self.extraArgs.all(a, !a.matches('{MANAGED_VLLM_FLAG_PATTERN}'))",
+            message=(
+                "spec.vllm.extraArgs must not repeat flags llmstage sets ("
+                + ", ".join("--" + f for f in MANAGED_VLLM_FLAGS)
+                + "): use spec.model, spec.servedModelName, spec.resources.gpu and the spec.vllm fields"
+            ),
+            check=lambda s: not any(re.match(MANAGED_VLLM_FLAG_PATTERN, a) for a in s.extra_args),
+            field_path=".extraArgs",
+        ),
+    )
+
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=IMAGE,
+        description="vLLM image. Default: a pinned vllm/vllm-openai release.",
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="--gpu-memory-utilization: fraction of each GPU's memory vLLM may use, in (0, 1].",
+    )
+    max_model_len: int | None = Field(
+        default=None,
+        ge=128,
+        le=10_485_760,
+        description="--max-model-len in tokens. Default: the model's context, at most 8192 (same as Ollama).",
+    )
+    max_num_seqs: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description=(
+            "--max-num-seqs: sequences batched at once per replica. Default: expectedConcurrency per replica."
+        ),
+    )
+    tensor_parallel_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_GPUS,
+        description="--tensor-parallel-size. Default: spec.resources.gpu.count. Must not exceed it.",
+    )
+    dtype: VLLMDtype = Field(
+        default=VLLMDtype.AUTO, description="--dtype of weights and activations; auto uses the model's."
+    )
+    quantization: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTIZATION,
+        description=(
+            "--quantization, e.g. 'awq', 'gptq' or 'fp8'. "
+            "Default: spec.model.quantization when it is a vLLM method."
+        ),
+    )
+    extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Additional vLLM arguments, e.g. ['--enable-prefix-caching']. Flags llmstage sets are rejected."
+        ),
+    )
+    api_key_secret_ref: APIKeySecretRef | None = Field(
+        default=None,
+        description="Secret key with the API key clients must send. Required in production.",
+    )
+
+
+class CacheSpec(ApiModel):
+    """The PersistentVolumeClaim that keeps downloaded weights across restarts and scale-ups."""
+
+    size: Quantity | None = Field(
+        default=None, description="Storage request, e.g. '50Gi'. Default: sized from the model's weights."
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="StorageClass of the claim. Default: the cluster's default class.",
+    )
+    access_mode: AccessMode | None = Field(
+        default=None,
+        description="Access mode. Default: ReadWriteOnce for at most one replica, ReadWriteMany for more.",
+    )
+
+
+class Toleration(ApiModel):
+    """A core/v1 Toleration."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            message="spec.scheduling.tolerations[].value must be empty when operator is Exists: remove value",
+            check=lambda s: s.operator != "Exists" or not s.value,
+            field_path=".value",
+        ),
+        CelRule(
+            rule="!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            message=(
+                "spec.scheduling.tolerations[].tolerationSeconds applies only to effect NoExecute: "
+                "set effect NoExecute or remove tolerationSeconds"
+            ),
+            check=lambda s: s.toleration_seconds is None or s.effect == "NoExecute",
+            field_path=".tolerationSeconds",
+        ),
+    )
+
+    key: str | None = Field(
+        default=None, max_length=316, pattern=QUALIFIED_NAME, description="Taint key; empty matches all keys."
+    )
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: str | None = Field(default=None, max_length=63, description="Taint value for operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to tolerate; empty matches all effects."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, description="How long a NoExecute taint is tolerated before eviction."
+    )
+
+
+class SchedulingSpec(ApiModel):
+    """Where the pods run. GPU tolerations and node affinity on the GPU product are added automatically."""
+
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Node labels the pods require.",
+        json_schema_extra={"propertyNames": {"maxLength": 316}},
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, description="Extra tolerations for the pods."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="A core/v1 Affinity, passed to the pods as is (merged with the GPU product affinity).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    runtime_class_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="RuntimeClass for the pods, e.g. 'nvidia' where the GPU runtime is not the default.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="PriorityClass for the pods.",
+    )
+
+
+def _gpu_count(spec: LLMServiceSpec) -> int | None:
+    """GPUs the user asked for explicitly, None when spec.resources.gpu is absent."""
+    return spec.resources.gpu.count if spec.resources and spec.resources.gpu else None
+
+
+_HAS_GPU = "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count >= 1"
+
+
+class LLMServiceSpec(ApiModel):
+    """Desired state of an LLMService: one model behind one OpenAI-compatible endpoint."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!(has(self.replicas) && has(self.autoscaling))",
+            message=(
+                "spec.replicas and spec.autoscaling are mutually exclusive: keep spec.replicas for a fixed "
+                "count or spec.autoscaling to let the autoscaler own it, and remove the other"
+            ),
+            check=lambda s: s.replicas is None or s.autoscaling is None,
+            field_path=".replicas",
+        ),
+        CelRule(
+            rule=f"self.runtime != 'vllm' || ({_HAS_GPU})",
+            message=(
+                "spec.runtime vllm needs a GPU: set spec.resources.gpu.count >= 1, "
+                "or use runtime ollama (or auto) for CPU-only inference"
+            ),
+            check=lambda s: s.runtime != RuntimeChoice.VLLM or (_gpu_count(s) or 0) >= 1,
+            field_path=".runtime",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.vllm) || !has(self.vllm.tensorParallelSize) || "
+                "(has(self.resources) && has(self.resources.gpu) && "
+                "self.vllm.tensorParallelSize <= self.resources.gpu.count)"
+            ),
+            message=(
+                "spec.vllm.tensorParallelSize must not exceed spec.resources.gpu.count: every "
+                "tensor-parallel rank needs its own GPU; lower tensorParallelSize or raise "
+                "spec.resources.gpu.count"
+            ),
+            check=lambda s: (
+                s.vllm is None
+                or s.vllm.tensor_parallel_size is None
+                or s.vllm.tensor_parallel_size <= (_gpu_count(s) or 0)
+            ),
+            field_path=".vllm.tensorParallelSize",
+        ),
+        CelRule(
+            rule=(
+                "self.stage != 'production' || self.runtime == 'ollama' || "
+                "(has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count == 0) || "
+                "(has(self.vllm) && has(self.vllm.apiKeySecretRef))"
+            ),
+            message=(
+                "spec.vllm.apiKeySecretRef is required in stage production (vLLM would serve an open "
+                "endpoint): create a Secret with the key and set spec.vllm.apiKeySecretRef.name "
+                "(and .key, default 'api-key')"
+            ),
+            check=lambda s: (
+                s.stage != Stage.PRODUCTION
+                or s.runtime == RuntimeChoice.OLLAMA
+                or _gpu_count(s) == 0
+                or (s.vllm is not None and s.vllm.api_key_secret_ref is not None)
+            ),
+            field_path=".vllm",
+        ),
+        CelRule(
+            rule="!has(self.autoscaling) || self.autoscaling.metric != 'queue' || self.runtime != 'ollama'",
+            message=(
+                "spec.autoscaling.metric queue reads vLLM's queue depth, which Ollama does not expose: "
+                "use metric cpu (or auto) with runtime ollama"
+            ),
+            check=lambda s: (
+                s.autoscaling is None
+                or s.autoscaling.metric != ScaleMetricChoice.QUEUE
+                or s.runtime != RuntimeChoice.OLLAMA
+            ),
+            field_path=".autoscaling.metric",
+        ),
+    )
+
+    model: ModelSpec = Field(description="The model to serve.")
+    served_model_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=SERVED_MODEL_NAME,
+        description=(
+            "The `model` string clients send. Default: spec.model.name. Identical in every stage and "
+            "runtime, so clients never change code between dev, staging and production."
+        ),
+    )
+    stage: Stage = Field(
+        default=Stage.DEV,
+        description="Lifecycle stage; picks the defaults: dev (Ollama, 1 replica), staging (Ollama, "
+        "autoscaled 1-2 on CPU), production (vLLM on GPU, autoscaled 2-8 on queue depth, PDB, API key).",
+    )
+    runtime: RuntimeChoice = Field(
+        default=RuntimeChoice.AUTO,
+        description=(
+            "Serving runtime: auto applies the decision framework (production or more than 4 expected users "
+            "-> vLLM; no GPU, dev or fast setup -> Ollama); ollama or vllm force one. "
+            "The choice and its reason appear in the RuntimeSelected condition."
+        ),
+    )
+    optimize_for: OptimizeFor | None = Field(
+        default=None,
+        description=(
+            "Tie-breaker for runtime auto when stage and users leave the choice open: setupTime (Ollama, "
+            "running in minutes) or gpuCost (vLLM, throughput per GPU hour)."
+        ),
+    )
+    expected_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=CONCURRENCY_LIMIT,
+        description=(
+            "Expected concurrent users (requests in flight) across all replicas. Drives the runtime decision "
+            "(more than 4 -> vLLM) and the sizing (OLLAMA_NUM_PARALLEL, --max-num-seqs)."
+        ),
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description=(
+            "Fixed replica count (the scale subresource writes it). Mutually exclusive with autoscaling. "
+            "Default: 1 in dev; staging and production autoscale unless this is set."
+        ),
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None, description="Autoscaling bounds and metric. Mutually exclusive with replicas."
+    )
+    resources: ResourcesSpec | None = Field(default=None, description="CPU, memory and GPUs per replica.")
+    ollama: OllamaSpec | None = Field(
+        default=None, description="Ollama settings (used when the runtime is Ollama)."
+    )
+    vllm: VLLMSpec | None = Field(default=None, description="vLLM settings (used when the runtime is vLLM).")
+    cache: CacheSpec | None = Field(default=None, description="Model cache volume.")
+    hugging_face_token_secret_ref: HuggingFaceTokenSecretRef | None = Field(
+        default=None,
+        description="Secret key with a Hugging Face token, for gated models such as Llama and Gemma.",
+    )
+    scheduling: SchedulingSpec | None = Field(
+        default=None, description="Node selection, tolerations, affinity and classes for the pods."
+    )
+
+
+# ---------------------------------------------------------------- status
+
+
+class Condition(ApiModel):
+    """A metav1.Condition."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+        description="Condition type: Ready, Reconciling, Stalled, RuntimeSelected, ModelFits, ...",
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="CamelCase reason for the last transition, e.g. ModelLoading.",
+    )
+    message: str = Field(max_length=32768, description="Human-readable details; may be empty.")
+    last_transition_time: datetime = Field(description="When the status last changed.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was computed from."
+    )
+
+
+class CutoverStatus(ApiModel):
+    """Progress of a runtime switch (e.g. Ollama -> vLLM when stage becomes production)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: CutoverPhase = Field(description="Starting, Switching, Draining, Complete or Failed.")
+    from_: Runtime | None = Field(default=None, alias="from", description="Runtime being replaced.")
+    to: Runtime = Field(description="Runtime taking over.")
+    message: str = Field(default="", max_length=32768, description="Human-readable progress.")
+    last_transition_time: datetime | None = Field(default=None, description="When the phase last changed.")
+
+
+class LLMServiceStatus(ApiModel):
+    """Observed state, written by the operator."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the operator last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Ready, Reconciling, Stalled, RuntimeSelected, ModelFits and warning conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    runtime: Runtime | None = Field(default=None, description="Runtime in use after the decision.")
+    stage: Stage | None = Field(default=None, description="Stage the running workload was built for.")
+    replicas: int | None = Field(
+        default=None, ge=0, description="Pods of the active runtime (scale subresource)."
+    )
+    ready_replicas: int | None = Field(
+        default=None, ge=0, description="Pods of the active runtime that are ready."
+    )
+    selector: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Label selector of the pods, serialized (for the autoscaler).",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="OpenAI-compatible base URL, e.g. http://NAME.NAMESPACE.svc:8000/v1.",
+    )
+    served_model_name: str | None = Field(
+        default=None, max_length=253, description="The `model` string clients send."
+    )
+    cutover: CutoverStatus | None = Field(
+        default=None, description="Progress of a runtime switch, when one runs."
+    )
+
+
+# ---------------------------------------------------------------- the resource
+
+
+_NAME_RULES = (
+    CelRule(
+        rule=f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+        message=(
+            f"metadata.name must be at most {MAX_NAME_LENGTH} characters: it prefixes the Service, "
+            "Deployments and claims llmstage creates; choose a shorter name"
+        ),
+        check=lambda s: len(s.metadata.name) <= MAX_NAME_LENGTH,
+        field_path=".metadata.name",
+    ),
+    CelRule(
+        rule="self.metadata.name.matches('^[a-z]')",
+        message=(
+            "metadata.name must start with a letter: it becomes a Service name (DNS-1035 label); rename it"
+        ),
+        check=lambda s: bool(re.match("^[a-z]", s.metadata.name)),
+        field_path=".metadata.name",
+    ),
+    CelRule(
+        rule="self.metadata.name != 'vllm'",
+        message=(
+            "metadata.name must not be 'vllm': a Service named vllm injects VLLM_PORT into pods, "
+            "which breaks vLLM's own VLLM_PORT setting; choose another name"
+        ),
+        check=lambda s: s.metadata.name != "vllm",
+        field_path=".metadata.name",
+    ),
+)
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata llmstage reads. Anything else in metadata is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class LLMService(ApiModel):
+    """An LLM behind an OpenAI-compatible endpoint: Ollama in dev/staging, GPU-scheduled vLLM in production.
+
+    The same spec moves from stage to stage; clients keep the URL and the model name.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+    cel_rules: ClassVar[tuple[CelRule, ...]] = _NAME_RULES
+
+    api_version: Literal["llmstage.io/v1alpha1"] = "llmstage.io/v1alpha1"
+    kind: Literal["LLMService"] = "LLMService"
+    metadata: ObjectMeta
+    spec: LLMServiceSpec
+    status: LLMServiceStatus | None = None
+
+    @classmethod
+    def from_object(cls, obj: Any) -> LLMService:
+        """Parse an object as the API server returns it (a dict or a kopf Body-like mapping)."""
+        return cls.model_validate(dict(obj))

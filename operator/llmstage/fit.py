@@ -1,0 +1,349 @@
+"""Will the model fit? Weights + KV cache + overhead against GPU (vLLM, Ollama on GPU) or container memory.
+
+    weights   = parameters x bytes per parameter (dtype, or the quantization's bits / 8)
+    KV cache  = maxModelLen x maxNumSeqs x (2 x layers x kvHeads x headDim x bytes per element)
+    overhead  = CUDA context, activations, CUDA graphs: a fixed reserve per GPU (vLLM) or per process (Ollama)
+    available = GPU memory (per product, as nvidia-smi reports it) x count x gpuMemoryUtilization
+
+The article's "ignoring memory requirements" mistake: an undersized GPU either refuses to start
+(DoesNotFit) or, worse, starts and batches fewer sequences than the expected users need
+(KVCacheLimitsConcurrency), losing vLLM's throughput advantage. Both come with the numbers and a
+suggestion. Everything is in GiB (2^30 bytes). Pure functions only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from llmstage.resolved import MemoryFit
+
+GIB = 2**30
+VLLM_OVERHEAD_PER_GPU_GIB = 1.5  # non-torch memory + activation peak vLLM profiles for; about 1-2 GiB
+OLLAMA_OVERHEAD_GIB = 1.0  # llama.cpp compute buffers and the server process
+MAX_GPUS_PER_POD = 8
+
+# Total memory per GPU as nvidia-smi reports it (MiB), which is what vLLM's utilisation applies to.
+# Keys are the product tokens of nvidia.com/gpu.product label values (NVIDIA-H100-80GB-HBM3 -> H100).
+GPU_MEMORY_MIB: dict[str, int] = {
+    "T4": 15360,
+    "L4": 23034,  # "24 GB"
+    "A10": 23028,
+    "A10G": 23028,  # "24 GB" (AWS g5)
+    "L40": 46068,
+    "L40S": 46068,  # "48 GB"
+    "A100-40GB": 40960,
+    "A100-80GB": 81920,
+    "H100": 81559,  # "80 GB" (SXM and PCIe)
+    "H100-NVL": 95830,  # "94 GB"
+    "H200": 143771,  # "141 GB"
+}
+
+# Bytes per element of unquantized weights and KV cache.
+DTYPE_BYTES: dict[str, float] = {
+    "float32": 4,
+    "float": 4,
+    "fp32": 4,
+    "f32": 4,
+    "float16": 2,
+    "half": 2,
+    "fp16": 2,
+    "f16": 2,
+    "bfloat16": 2,
+    "bf16": 2,
+}
+
+# Effective bits per weight, including block scales: GGUF (llama.cpp) and vLLM quantizations.
+QUANTIZATION_BITS: dict[str, float] = {
+    "q2_k": 3.35,
+    "q3_k_s": 3.5,
+    "q3_k_m": 3.91,
+    "q3_k_l": 4.27,
+    "q4_0": 4.5,
+    "q4_1": 5.0,
+    "q4_k_s": 4.58,
+    "q4_k_m": 4.85,
+    "q5_0": 5.5,
+    "q5_1": 6.0,
+    "q5_k_s": 5.54,
+    "q5_k_m": 5.69,
+    "q6_k": 6.56,
+    "q8_0": 8.5,
+    "awq": 4.25,
+    "awq_marlin": 4.25,
+    "gptq": 4.25,
+    "gptq_marlin": 4.25,
+    "bitsandbytes": 4.5,
+    "fp8": 8,
+    "int8": 8,
+    "w8a8": 8,
+    "experts_int8": 8,
+    **{name: 8 * b for name, b in DTYPE_BYTES.items()},
+}
+
+
+class FitReason(StrEnum):
+    FITS = "Fits"
+    # Starts, but the KV cache holds fewer full-length sequences than maxNumSeqs: requests queue.
+    KV_CACHE_LIMITS_CONCURRENCY = "KVCacheLimitsConcurrency"
+    DOES_NOT_FIT = "DoesNotFit"  # will not start (vLLM) or gets OOM-killed (Ollama on CPU)
+    PARTIAL_GPU_OFFLOAD = "PartialGPUOffload"  # Ollama runs the remaining layers on the CPU: slow
+    UNKNOWN_MODEL = "UnknownModelShape"
+    UNKNOWN_GPU = "UnknownGPUProduct"
+    UNKNOWN_QUANTIZATION = "UnknownQuantization"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the fit check needs to know about a model."""
+
+    parameters_billion: float
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+    def kv_bytes_per_token(self, bytes_per_element: float = 2) -> float:
+        return 2 * self.layers * self.kv_heads * self.head_dim * bytes_per_element
+
+    def weights_gib(self, bytes_per_parameter: float) -> float:
+        return self.parameters_billion * 1e9 * bytes_per_parameter / GIB
+
+
+@dataclass(frozen=True)
+class FitReport:
+    fits: bool | None
+    reason: FitReason
+    message: str
+    weights_gib: float | None = None
+    kv_cache_gib: float | None = None
+    overhead_gib: float | None = None
+    required_gib: float | None = None
+    available_gib: float | None = None
+    # How many sequences of the full context the memory left for the KV cache holds.
+    full_length_sequences: int | None = None
+
+    def to_memory_fit(self) -> MemoryFit:
+        return MemoryFit(fits=self.fits, reason=self.reason.value, message=self.message)
+
+
+def gpu_memory_gib(product: str) -> float | None:
+    """Memory of one GPU from an nvidia.com/gpu.product label value; None when unknown.
+
+    Handles GPU feature discovery's spellings: NVIDIA-L4, NVIDIA-A10G, NVIDIA-L40S,
+    NVIDIA-A100-SXM4-40GB, NVIDIA-A100-80GB-PCIe, NVIDIA-H100-80GB-HBM3, NVIDIA-H100-NVL,
+    NVIDIA-H200, Tesla-T4, the "-SHARED" suffix of time-sliced GPUs and MIG slices (…-MIG-3g.40gb).
+    """
+    upper = product.upper().removesuffix("-SHARED")
+    mig = re.search(r"-MIG-\d+G\.(\d+)GB$", upper)
+    if mig:
+        return float(mig.group(1))  # the slice's memory as its profile names it, e.g. 3g.40gb
+    tokens = set(upper.split("-"))
+    key: str | None = None
+    if "H200" in tokens:
+        key = "H200"
+    elif "H100" in tokens:
+        key = "H100-NVL" if "NVL" in tokens else "H100"
+    elif "A100" in tokens:
+        key = "A100-80GB" if "80GB" in tokens else "A100-40GB"
+    else:
+        key = next((k for k in ("L40S", "L40", "L4", "A10G", "A10", "T4") if k in tokens), None)
+    return GPU_MEMORY_MIB[key] / 1024 if key else None
+
+
+def bytes_per_parameter(
+    quantization: str | None, dtype: str | None, native_dtype: str = "bfloat16"
+) -> float | None:
+    """Bytes of one weight: from the quantization when there is one, else the dtype ('auto' = native)."""
+    if quantization:
+        bits = QUANTIZATION_BITS.get(quantization.lower())
+        return None if bits is None else bits / 8
+    name = native_dtype if dtype in (None, "auto") else dtype
+    return DTYPE_BYTES.get(name.lower(), 2.0)
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:.0f} KiB"
+
+
+def _vllm_required(
+    shape: ModelShape, bpp: float, kv_bytes: float, max_model_len: int, seqs: int, gpus: int
+) -> float:
+    kv = shape.kv_bytes_per_token(kv_bytes) * max_model_len * seqs / GIB
+    return shape.weights_gib(bpp) + kv + VLLM_OVERHEAD_PER_GPU_GIB * gpus
+
+
+def vllm_fit(
+    shape: ModelShape,
+    *,
+    bytes_per_param: float,
+    max_model_len: int,
+    max_num_seqs: int,
+    gpu_product: str,
+    gpu_memory_gib_each: float,
+    gpu_count: int,
+    gpu_memory_utilization: float,
+    kv_bytes_per_element: float = 2,
+) -> FitReport:
+    """vLLM on `gpu_count` GPUs of one product: weights + KV for maxNumSeqs full-length sequences."""
+    weights = shape.weights_gib(bytes_per_param)
+    per_token = shape.kv_bytes_per_token(kv_bytes_per_element)
+    per_seq = per_token * max_model_len / GIB
+    kv = per_seq * max_num_seqs
+    overhead = VLLM_OVERHEAD_PER_GPU_GIB * gpu_count
+    required = weights + kv + overhead
+    available = gpu_memory_gib_each * gpu_count * gpu_memory_utilization
+    room = available - weights - overhead
+    full = max(0, math.floor(room / per_seq)) if per_seq > 0 else 0
+    numbers = (
+        f"{weights:.1f} GiB weights + {kv:.1f} GiB KV cache ({max_num_seqs} x {max_model_len} tokens x "
+        f"{_kib(per_token)}) + {overhead:.1f} GiB overhead = {required:.1f} GiB "
+        f"{'<=' if required <= available else '>'} {available:.1f} GiB available "
+        f"({gpu_count} x {gpu_product} {gpu_memory_gib_each:.1f} GiB x {gpu_memory_utilization:g})"
+    )
+    report = FitReport(
+        True,
+        FitReason.FITS,
+        f"fits: {numbers}",
+        weights_gib=weights,
+        kv_cache_gib=kv,
+        overhead_gib=overhead,
+        required_gib=required,
+        available_gib=available,
+        full_length_sequences=full,
+    )
+    if required <= available:
+        return report
+
+    tips: list[str] = []
+    bigger = [n for n in (2, 4, 8) if gpu_count < n <= MAX_GPUS_PER_POD]
+    enough = next(
+        (
+            n
+            for n in bigger
+            if _vllm_required(shape, bytes_per_param, kv_bytes_per_element, max_model_len, max_num_seqs, n)
+            <= gpu_memory_gib_each * n * gpu_memory_utilization
+        ),
+        None,
+    )
+    if enough:
+        tips.append(f"spec.resources.gpu.count {enough} (tensorParallelSize {enough})")
+    if full >= 1:
+        tips.append(f"spec.vllm.maxNumSeqs {full}")
+    if room > 0:
+        longest = int(room * GIB / (per_token * max_num_seqs)) // 1024 * 1024
+        if longest >= 1024:
+            tips.append(f"spec.vllm.maxModelLen {longest}")
+    if bytes_per_param > 1:
+        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, max_num_seqs, gpu_count)
+        if fp8 <= available:
+            tips.append(f"spec.vllm.quantization fp8 (weights {shape.weights_gib(1):.1f} GiB)")
+        else:
+            tips.append(f"a 4-bit AWQ/GPTQ checkpoint (weights {shape.weights_gib(4.25 / 8):.1f} GiB)")
+    if not tips:
+        tips.append("a GPU product with more memory")
+    try_text = "; try " + " or ".join(tips)
+    if full >= 1:
+        return replace(
+            report,
+            fits=False,
+            reason=FitReason.KV_CACHE_LIMITS_CONCURRENCY,
+            message=f"KV cache holds only {full} of {max_num_seqs} full-length sequences, so requests queue: "
+            f"{numbers}{try_text}",
+        )
+    what = "the weights do not fit" if room <= 0 else f"not even one {max_model_len}-token sequence fits"
+    return replace(
+        report,
+        fits=False,
+        reason=FitReason.DOES_NOT_FIT,
+        message=f"{what}, vLLM will not start: {numbers}{try_text}",
+    )
+
+
+@dataclass(frozen=True)
+class OllamaNeed:
+    weights_gib: float
+    kv_cache_gib: float
+    overhead_gib: float
+
+    @property
+    def total_gib(self) -> float:
+        return self.weights_gib + self.kv_cache_gib + self.overhead_gib
+
+
+def ollama_need(
+    shape: ModelShape, *, bytes_per_param: float, context_length: int, num_parallel: int
+) -> OllamaNeed:
+    """Memory Ollama needs: "required RAM scales by OLLAMA_NUM_PARALLEL * OLLAMA_CONTEXT_LENGTH" (f16 KV)."""
+    kv = shape.kv_bytes_per_token(2) * context_length * num_parallel / GIB
+    return OllamaNeed(shape.weights_gib(bytes_per_param), kv, OLLAMA_OVERHEAD_GIB)
+
+
+def ollama_fit(
+    shape: ModelShape,
+    *,
+    bytes_per_param: float,
+    context_length: int,
+    num_parallel: int,
+    memory_gib: float,
+    gpu_product: str | None = None,
+    gpu_memory_gib_each: float | None = None,
+    gpu_count: int = 0,
+) -> FitReport:
+    """Ollama on GPUs (VRAM; layers that do not fit run on the CPU) or on CPU (container memory)."""
+    need = ollama_need(
+        shape, bytes_per_param=bytes_per_param, context_length=context_length, num_parallel=num_parallel
+    )
+    per_token = shape.kv_bytes_per_token(2)
+    on_gpu = gpu_count >= 1 and gpu_memory_gib_each is not None
+    if on_gpu:
+        assert gpu_memory_gib_each is not None
+        available = gpu_memory_gib_each * gpu_count
+        where = f"{gpu_count} x {gpu_product} {gpu_memory_gib_each:.1f} GiB"
+    else:
+        available, where = memory_gib, "container memory (spec.resources.memory)"
+    numbers = (
+        f"{need.weights_gib:.1f} GiB weights + {need.kv_cache_gib:.1f} GiB KV cache ({num_parallel} x "
+        f"{context_length} tokens x {_kib(per_token)}) + {need.overhead_gib:.1f} GiB overhead = "
+        f"{need.total_gib:.1f} GiB {'<=' if need.total_gib <= available else '>'} {available:.1f} GiB {where}"
+    )
+    report = FitReport(
+        True,
+        FitReason.FITS,
+        f"fits: {numbers}",
+        weights_gib=need.weights_gib,
+        kv_cache_gib=need.kv_cache_gib,
+        overhead_gib=need.overhead_gib,
+        required_gib=need.total_gib,
+        available_gib=available,
+    )
+    if need.total_gib <= available:
+        return report
+    tips = []
+    if not on_gpu:
+        tips.append(f"spec.resources.memory {math.ceil(need.total_gib * 1.2)}Gi")
+    if num_parallel > 1:
+        tips.append("a lower spec.ollama.numParallel")
+    tips.append("a lower spec.ollama.contextLength")
+    if bytes_per_param > QUANTIZATION_BITS["q4_k_m"] / 8 + 1e-9:
+        tips.append("a smaller quantization (e.g. q4_K_M)")
+    try_text = "; try " + " or ".join(tips)
+    if on_gpu:
+        return replace(
+            report,
+            fits=False,
+            reason=FitReason.PARTIAL_GPU_OFFLOAD,
+            message="model exceeds GPU memory, Ollama runs the remaining layers on the CPU (slow): "
+            f"{numbers}{try_text}",
+        )
+    return replace(
+        report,
+        fits=False,
+        reason=FitReason.DOES_NOT_FIT,
+        message=f"Ollama would be OOM-killed: {numbers}{try_text}",
+    )
+
+
+def unknown(reason: FitReason, message: str) -> FitReport:
+    return FitReport(None, reason, message)

@@ -1,0 +1,647 @@
+"""LLMService -> Resolved: stage defaults, the runtime decision, the catalog, sizing and the checks.
+
+    resolve(service, catalog) -> Resolved      pure; raises SpecError
+
+An explicit user value always wins over a stage default. Stage defaults:
+
+| stage      | runtime (auto) | replicas                | GPUs | extras                                    |
+|------------|----------------|-------------------------|------|-------------------------------------------|
+| dev        | Ollama         | 1, no autoscaler        | 0    | small CPU/memory                          |
+| staging    | Ollama         | autoscaled 1-2 on CPU   | 0    |                                           |
+| production | vLLM (on GPU)  | autoscaled 2-8 on queue | 1    | PDB, topology spread, API key from Secret |
+
+Sizing follows spec.expectedConcurrency: per replica it is expectedConcurrency / baseline replicas
+(replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL or --max-num-seqs.
+Context defaults to the model's, capped at 8192 tokens, identically for both runtimes so a prompt
+that works in dev works in production.
+
+Problems are reported in one of two ways, on purpose:
+
+- `SpecError(field, message)` when the spec cannot be turned into a working workload (the operator
+  sets Stalled=True and renders nothing): a model unknown to the catalog without
+  spec.model.huggingFaceId on vLLM; vLLM in production without spec.vllm.apiKeySecretRef (the CRD
+  rejects this too; kept for specs that never went through the API server); autoscaling on queue
+  depth with Ollama; a tensor-parallel size that does not divide the attention heads; maxModelLen
+  above the model's context. These make vLLM or the autoscaler fail, so rendering them would only
+  move the error somewhere harder to find.
+- `Finding`s in `Resolved.warnings` (the article's common mistakes) and `Resolved.memory_fit` for
+  everything that still runs, just badly: Ollama in production or above 4 users, GGUF on vLLM,
+  full-precision weights on Ollama, vLLM for single-user work, an unknown GPU product (the fit
+  is then unknown, fits=None, not an error: new products and MIG slices appear all the time).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from llmstage import fit
+from llmstage.api.models import (
+    DEFAULT_QUEUE_METRIC,
+    AccessMode,
+    LLMService,
+    LLMServiceSpec,
+    ModelFormat,
+    ScaleMetricChoice,
+)
+from llmstage.api.quantity import gib
+from llmstage.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
+from llmstage.decision import CONCURRENCY_THRESHOLD, Decision, DecisionInput, choose_runtime
+from llmstage.resolved import (
+    GPU,
+    Autoscaling,
+    Cache,
+    Finding,
+    MemoryFit,
+    ModelInfo,
+    OllamaSettings,
+    Resolved,
+    Resources,
+    Runtime,
+    ScaleMetric,
+    Scheduling,
+    SecretKeyRef,
+    Stage,
+    VLLMSettings,
+)
+
+# Pinned, so a rollout never changes the server version behind the user's back.
+DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.12.10"
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
+DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the full 128k) rarely fits
+DEFAULT_KEEP_ALIVE = "-1"  # keep the model loaded: a serving pod exists to answer quickly
+QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
+CPU_TARGET = 70  # percent of the CPU request
+CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
+
+_GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
+_FULL_PRECISION = {"fp16", "f16", "bf16", "fp32", "f32", "float16", "bfloat16", "float32"}
+
+
+class SpecError(ValueError):
+    """The spec cannot be served as written. `field` is the JSON path, `message` says the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    replicas: int  # used when neither replicas nor autoscaling is set and `autoscale` is None
+    autoscale: tuple[int, int] | None  # (min, max) of the default autoscaler
+    gpus: int
+    ollama_cpu: str
+    ollama_min_memory_gib: int
+    pod_disruption_budget: bool
+    topology_spread: bool
+
+
+STAGE_DEFAULTS: dict[Stage, StageDefaults] = {
+    Stage.DEV: StageDefaults(1, None, 0, "2", 4, False, False),
+    Stage.STAGING: StageDefaults(1, (1, 2), 0, "4", 8, False, False),
+    Stage.PRODUCTION: StageDefaults(2, (2, 8), 1, "4", 8, True, True),
+}
+# Bounds used when a user turns autoscaling on in a stage whose default is a fixed count.
+FALLBACK_AUTOSCALE = (1, 2)
+
+
+def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
+    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
+    catalog = catalog if catalog is not None else builtin_catalog()
+    spec = service.spec
+    stage = spec.stage
+    defaults = STAGE_DEFAULTS[stage]
+
+    gpu_spec = spec.resources.gpu if spec.resources else None
+    gpu_count = gpu_spec.count if gpu_spec else defaults.gpus
+    decision = choose_runtime(
+        spec.runtime, DecisionInput(stage, spec.expected_concurrency, gpu_count, spec.optimize_for)
+    )
+    runtime = decision.runtime
+    if runtime == Runtime.VLLM and gpu_count < 1:
+        raise SpecError("spec.resources.gpu.count", "vLLM needs a GPU: set count >= 1, or use runtime ollama")
+    gpu = (
+        GPU(
+            gpu_count,
+            gpu_spec.product if gpu_spec else None,
+            gpu_spec.resource_name if gpu_spec else "nvidia.com/gpu",
+        )
+        if gpu_count >= 1
+        else None
+    )
+
+    replicas, autoscaling = _scaling(spec, defaults, runtime)
+    baseline = max(1, replicas if replicas is not None else autoscaling.min_replicas if autoscaling else 1)
+    per_replica = math.ceil(spec.expected_concurrency / baseline)
+
+    entry = catalog.lookup(spec.model.name) or (
+        catalog.lookup(spec.model.hugging_face_id) if spec.model.hugging_face_id else None
+    )
+    shape, context, heads = _shape(spec, entry)
+    model = _model_info(spec, entry, runtime, context)
+    findings: list[Finding] = []
+    ollama = vllm = None
+    if runtime == Runtime.OLLAMA:
+        ollama = _ollama(spec, per_replica, context)
+    else:
+        vllm = _vllm(spec, stage, per_replica, context, gpu_count, heads, entry)
+
+    cpu, memory, memory_fit, weights_gib = _resources_and_fit(
+        spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry
+    )
+    max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
+    cache = _cache(spec, runtime, weights_gib, max_pods)
+    findings.extend(
+        _common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
+    )
+
+    scheduling = spec.scheduling
+    return Resolved(
+        name=service.metadata.name,
+        namespace=service.metadata.namespace,
+        uid=service.metadata.uid,
+        generation=service.metadata.generation,
+        stage=stage,
+        runtime=runtime,
+        runtime_reason=decision.reason,
+        served_model_name=spec.served_model_name or spec.model.name,
+        expected_concurrency=spec.expected_concurrency,
+        model=model,
+        resources=Resources(cpu=cpu, memory=memory, gpu=gpu),
+        replicas=replicas,
+        autoscaling=autoscaling,
+        cache=cache,
+        hugging_face_token_secret_ref=(
+            SecretKeyRef(spec.hugging_face_token_secret_ref.name, spec.hugging_face_token_secret_ref.key)
+            if spec.hugging_face_token_secret_ref
+            else None
+        ),
+        scheduling=Scheduling(
+            node_selector=dict(scheduling.node_selector),
+            tolerations=tuple(
+                t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in scheduling.tolerations
+            ),
+            affinity=scheduling.affinity,
+            runtime_class_name=scheduling.runtime_class_name,
+            priority_class_name=scheduling.priority_class_name,
+        )
+        if scheduling
+        else Scheduling(),
+        ollama=ollama,
+        vllm=vllm,
+        pod_disruption_budget=defaults.pod_disruption_budget,
+        topology_spread=defaults.topology_spread,
+        memory_fit=memory_fit,
+        warnings=tuple(findings),
+    )
+
+
+# ---------------------------------------------------------------- replicas and autoscaling
+
+
+def _scaling(
+    spec: LLMServiceSpec, defaults: StageDefaults, runtime: Runtime
+) -> tuple[int | None, Autoscaling | None]:
+    if spec.replicas is not None:
+        return spec.replicas, None
+    asked = spec.autoscaling
+    if asked is None and defaults.autoscale is None:
+        return defaults.replicas, None
+    low, high = defaults.autoscale or FALLBACK_AUTOSCALE
+    max_replicas = asked.max_replicas if asked and asked.max_replicas is not None else None
+    min_replicas = asked.min_replicas if asked and asked.min_replicas is not None else None
+    if min_replicas is None:
+        min_replicas = min(low, max_replicas) if max_replicas is not None else low
+    if max_replicas is None:
+        max_replicas = max(high, min_replicas)
+    choice = asked.metric if asked else ScaleMetricChoice.AUTO
+    if choice == ScaleMetricChoice.AUTO:
+        metric = ScaleMetric.QUEUE if runtime == Runtime.VLLM else ScaleMetric.CPU
+    else:
+        metric = ScaleMetric(choice.value)
+    if metric == ScaleMetric.QUEUE and runtime == Runtime.OLLAMA:
+        raise SpecError(
+            "spec.autoscaling.metric",
+            "queue reads vLLM's queue depth, but the runtime is Ollama, which exposes no metrics: "
+            "use metric cpu or auto",
+        )
+    target = (
+        asked.target
+        if asked and asked.target is not None
+        else (QUEUE_TARGET if metric == ScaleMetric.QUEUE else CPU_TARGET)
+    )
+    return None, Autoscaling(
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        metric=metric,
+        target=target,
+        queue_metric_name=asked.queue_metric_name if asked else DEFAULT_QUEUE_METRIC,
+    )
+
+
+# ---------------------------------------------------------------- model
+
+
+def _shape(
+    spec: LLMServiceSpec, entry: CatalogEntry | None
+) -> tuple[fit.ModelShape | None, int | None, int | None]:
+    """The model's shape for the fit check: catalog values, overridden field by field by the spec."""
+    arch = spec.model.architecture
+
+    def pick(name: str) -> float | None:
+        value = getattr(arch, name) if arch else None
+        return value if value is not None else getattr(entry, name) if entry else None
+
+    params, layers, kv_heads, head_dim = (
+        pick(n) for n in ("parameters_billion", "layers", "kv_heads", "head_dim")
+    )
+    context, heads = pick("context_length"), pick("attention_heads")
+    shape = None
+    if params is not None and layers is not None and kv_heads is not None and head_dim is not None:
+        shape = fit.ModelShape(float(params), int(layers), int(kv_heads), int(head_dim))
+    return shape, None if context is None else int(context), None if heads is None else int(heads)
+
+
+def _model_info(
+    spec: LLMServiceSpec, entry: CatalogEntry | None, runtime: Runtime, context: int | None
+) -> ModelInfo:
+    asked = spec.model
+    is_hf_name = "/" in asked.name and not asked.name.startswith(("hf.co/", "huggingface.co/"))
+    hf_id = asked.hugging_face_id or (entry.hugging_face_id if entry else asked.name if is_hf_name else "")
+    if runtime == Runtime.VLLM and not hf_id:
+        raise SpecError(
+            "spec.model.huggingFaceId",
+            f"model {asked.name!r} is not in the catalog, so vLLM does not know which Hugging Face "
+            "repository to serve: set spec.model.huggingFaceId (e.g. org/model) or add the model to the "
+            "catalog",
+        )
+    if entry and asked.name.lower() == entry.hugging_face_id.lower():
+        ollama_tag = entry.pull_tag
+    else:
+        ollama_tag = asked.name
+    tag = parse_ollama_tag(ollama_tag)
+    if runtime == Runtime.OLLAMA:
+        fmt = asked.format or ModelFormat.GGUF
+        plain_tag = entry is not None and tag.quantization is None
+        quantization = tag.quantization or (
+            entry.ollama_quantization if plain_tag and entry else asked.quantization
+        )
+    else:
+        fmt = asked.format or (entry.native_format if entry else ModelFormat.SAFETENSORS)
+        quantization = (spec.vllm.quantization if spec.vllm else None) or (
+            asked.quantization if asked.quantization and not _GGUF_QUANT.match(asked.quantization) else None
+        )
+    return ModelInfo(
+        name=asked.name,
+        ollama_tag=ollama_tag,
+        hugging_face_id=hf_id,
+        revision=asked.revision,
+        format=fmt.value,
+        quantization=quantization,
+        parameters_billion=(
+            asked.architecture.parameters_billion
+            if asked.architecture and asked.architecture.parameters_billion is not None
+            else entry.parameters_billion
+            if entry
+            else None
+        ),
+        context_length=context,
+    )
+
+
+def _default_context(context: int | None) -> int:
+    return min(context, DEFAULT_CONTEXT_CAP) if context else DEFAULT_CONTEXT_CAP
+
+
+# ---------------------------------------------------------------- runtimes
+
+
+def _ollama(spec: LLMServiceSpec, per_replica: int, context: int | None) -> OllamaSettings:
+    asked = spec.ollama
+    return OllamaSettings(
+        image=(asked.image if asked else None) or DEFAULT_OLLAMA_IMAGE,
+        # Explicit on purpose: Ollama's default changed from 4 to 2 to 1 across releases.
+        num_parallel=(asked.num_parallel if asked else None) or min(per_replica, 64),
+        keep_alive=(asked.keep_alive if asked else None) or DEFAULT_KEEP_ALIVE,
+        context_length=(asked.context_length if asked else None) or _default_context(context),
+        env=dict(asked.env) if asked else {},
+    )
+
+
+def _vllm(
+    spec: LLMServiceSpec,
+    stage: Stage,
+    per_replica: int,
+    context: int | None,
+    gpu_count: int,
+    heads: int | None,
+    entry: CatalogEntry | None,
+) -> VLLMSettings:
+    asked = spec.vllm
+    tp = (asked.tensor_parallel_size if asked else None) or gpu_count
+    tp_field = (
+        "spec.vllm.tensorParallelSize" if asked and asked.tensor_parallel_size else "spec.resources.gpu.count"
+    )
+    if heads and heads % tp:
+        fitting = [n for n in range(1, 9) if heads % n == 0]
+        raise SpecError(
+            tp_field,
+            f"tensor-parallel size {tp} must divide the model's {heads} attention heads: "
+            f"use {', '.join(map(str, fitting))} GPUs",
+        )
+    max_model_len = (asked.max_model_len if asked else None) or _default_context(context)
+    if context and max_model_len > context:
+        raise SpecError(
+            "spec.vllm.maxModelLen",
+            f"{max_model_len} exceeds the model's context of {context} tokens, so vLLM refuses to start: "
+            f"set it to at most {context}",
+        )
+    key_ref = asked.api_key_secret_ref if asked else None
+    if stage == Stage.PRODUCTION and key_ref is None:
+        raise SpecError(
+            "spec.vllm.apiKeySecretRef",
+            "stage production needs an API key (vLLM would serve an open endpoint): create a Secret with the "
+            "key and set spec.vllm.apiKeySecretRef.name (and .key, default 'api-key')",
+        )
+    return VLLMSettings(
+        image=(asked.image if asked else None) or DEFAULT_VLLM_IMAGE,
+        gpu_memory_utilization=asked.gpu_memory_utilization if asked else 0.9,
+        max_model_len=max_model_len,
+        max_num_seqs=(asked.max_num_seqs if asked else None) or per_replica,
+        tensor_parallel_size=tp,
+        dtype=asked.dtype.value if asked else "auto",
+        quantization=(asked.quantization if asked else None)
+        or (
+            spec.model.quantization
+            if spec.model.quantization
+            and not _GGUF_QUANT.match(spec.model.quantization)
+            and spec.model.quantization.lower() not in _FULL_PRECISION
+            else None
+        ),
+        extra_args=tuple(asked.extra_args) if asked else (),
+        api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
+    )
+
+
+# ---------------------------------------------------------------- resources and memory fit
+
+
+def _gpu_memory(spec: LLMServiceSpec, gpu: GPU) -> tuple[float | None, str]:
+    """Memory of one GPU and how to name it, from spec.resources.gpu.memory or the product table."""
+    gpu_spec = spec.resources.gpu if spec.resources else None
+    if gpu_spec and gpu_spec.memory is not None:
+        return gib(gpu_spec.memory), gpu.product or "GPU"
+    if gpu.product:
+        return fit.gpu_memory_gib(gpu.product), gpu.product
+    return None, "GPU"
+
+
+def _unknown_gpu(gpu: GPU) -> fit.FitReport:
+    if gpu.product:
+        known = ", ".join(sorted(fit.GPU_MEMORY_MIB))
+        text = (
+            f"GPU product {gpu.product!r} is not in the built-in table ({known}): "
+            "set spec.resources.gpu.memory to check the fit"
+        )
+    else:
+        text = (
+            "no GPU product given: set spec.resources.gpu.product (e.g. NVIDIA-L4) "
+            "or spec.resources.gpu.memory to check the fit"
+        )
+    return fit.unknown(fit.FitReason.UNKNOWN_GPU, text)
+
+
+def _resources_and_fit(
+    spec: LLMServiceSpec,
+    defaults: StageDefaults,
+    runtime: Runtime,
+    shape: fit.ModelShape | None,
+    model: ModelInfo,
+    gpu: GPU | None,
+    ollama: OllamaSettings | None,
+    vllm: VLLMSettings | None,
+    entry: CatalogEntry | None,
+) -> tuple[str, str, MemoryFit, float | None]:
+    """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
+    asked_cpu = spec.resources.cpu if spec.resources else None
+    asked_memory = spec.resources.memory if spec.resources else None
+    unknown_model = fit.unknown(
+        fit.FitReason.UNKNOWN_MODEL,
+        f"model {model.name!r} is not in the catalog: set spec.model.architecture "
+        "(parametersBillion, layers, kvHeads, headDim) to check the fit",
+    )
+    native = entry.native_dtype if entry else "bfloat16"
+    gpu_mem, gpu_name = _gpu_memory(spec, gpu) if gpu else (None, "")
+
+    if runtime == Runtime.OLLAMA:
+        assert ollama is not None
+        bpp = fit.bytes_per_parameter(model.quantization, None, native) if model.quantization else None
+        if bpp is None and shape is not None and model.quantization is None:
+            bpp = fit.bytes_per_parameter("q4_k_m", None)  # what a plain, uncatalogued Ollama tag usually is
+        need = (
+            fit.ollama_need(
+                shape,
+                bytes_per_param=bpp,
+                context_length=ollama.context_length,
+                num_parallel=ollama.num_parallel,
+            )
+            if shape and bpp
+            else None
+        )
+        cpu = asked_cpu or defaults.ollama_cpu
+        memory_gib = max(defaults.ollama_min_memory_gib, math.ceil(need.total_gib * 1.25) if need else 0)
+        memory = asked_memory or f"{memory_gib}Gi"
+        if shape is None:
+            report = unknown_model
+        elif bpp is None:
+            report = fit.unknown(
+                fit.FitReason.UNKNOWN_QUANTIZATION,
+                f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
+            )
+        elif gpu and gpu_mem is None:
+            report = _unknown_gpu(gpu)
+        else:
+            report = fit.ollama_fit(
+                shape,
+                bytes_per_param=bpp,
+                context_length=ollama.context_length,
+                num_parallel=ollama.num_parallel,
+                memory_gib=gib(memory),
+                gpu_product=gpu_name,
+                gpu_memory_gib_each=gpu_mem,
+                gpu_count=gpu.count if gpu else 0,
+            )
+        weights = shape.weights_gib(bpp) if shape and bpp else None
+        return cpu, memory, report.to_memory_fit(), weights
+
+    assert vllm is not None and gpu is not None
+    cpu = asked_cpu or str(2 + 2 * gpu.count)
+    memory = asked_memory or f"{16 + 8 * gpu.count}Gi"  # loading, tokenizer workers, /dev/shm for TP
+    bpp = fit.bytes_per_parameter(vllm.quantization, vllm.dtype, native)
+    kv_bytes = fit.DTYPE_BYTES.get(native if vllm.dtype == "auto" else vllm.dtype, 2.0)
+    if shape is None:
+        report = unknown_model
+    elif bpp is None:
+        report = fit.unknown(
+            fit.FitReason.UNKNOWN_QUANTIZATION,
+            f"quantization {vllm.quantization!r} is unknown: the fit cannot be computed",
+        )
+    elif gpu_mem is None:
+        report = _unknown_gpu(gpu)
+    else:
+        report = fit.vllm_fit(
+            shape,
+            bytes_per_param=bpp,
+            max_model_len=vllm.max_model_len,
+            max_num_seqs=vllm.max_num_seqs,
+            gpu_product=gpu_name,
+            gpu_memory_gib_each=gpu_mem,
+            gpu_count=vllm.tensor_parallel_size,
+            gpu_memory_utilization=vllm.gpu_memory_utilization,
+            kv_bytes_per_element=kv_bytes,
+        )
+    weights = shape.weights_gib(bpp) if shape and bpp else None
+    return cpu, memory, report.to_memory_fit(), weights
+
+
+def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> Cache:
+    asked = spec.cache
+    if asked and asked.size is not None:
+        size = asked.size
+    elif weights_gib is not None:
+        size = (
+            f"{max(10, math.ceil((weights_gib * 1.2 + 5) / 10) * 10)}Gi"  # room for tokenizer files, updates
+        )
+    else:
+        size = f"{CACHE_FALLBACK_GIB[runtime]}Gi"
+    mode = (
+        asked.access_mode
+        if asked and asked.access_mode
+        else (AccessMode.READ_WRITE_ONCE if max_pods <= 1 else AccessMode.READ_WRITE_MANY)
+    )
+    return Cache(
+        size=size, storage_class_name=asked.storage_class_name if asked else None, access_mode=mode.value
+    )
+
+
+# ---------------------------------------------------------------- the article's common mistakes
+
+
+def _common_mistakes(
+    spec: LLMServiceSpec,
+    stage: Stage,
+    runtime: Runtime,
+    decision: Decision,
+    model: ModelInfo,
+    entry: CatalogEntry | None,
+    vllm: VLLMSettings | None,
+    gpu_count: int,
+    cache: Cache,
+    max_pods: int,
+) -> list[Finding]:
+    users = spec.expected_concurrency
+    out: list[Finding] = []
+    if runtime == Runtime.OLLAMA:
+        why = "runtime ollama is set explicitly" if spec.runtime != "auto" else "there is no GPU"
+        if stage == Stage.PRODUCTION:
+            out.append(
+                Finding(
+                    "OllamaInProduction",
+                    f"stage production runs Ollama because {why}: it works until traffic spikes, then "
+                    "requests queue and latency climbs; give it a GPU (spec.resources.gpu) and use "
+                    "runtime auto or vllm",
+                )
+            )
+        if users > CONCURRENCY_THRESHOLD:
+            out.append(
+                Finding(
+                    "TooManyUsersForOllama",
+                    f"{users} expected users > {CONCURRENCY_THRESHOLD} on Ollama ({why}): Ollama's "
+                    f"throughput stays flat beyond about {CONCURRENCY_THRESHOLD} parallel requests; "
+                    "vLLM keeps scaling, so add a GPU and use runtime auto or vllm",
+                )
+            )
+        quant = (model.quantization or "").lower()
+        if model.format == ModelFormat.SAFETENSORS or quant in _FULL_PRECISION:
+            what = f"quantization {model.quantization}" if quant in _FULL_PRECISION else "safetensors weights"
+            out.append(
+                Finding(
+                    "FullPrecisionOnOllama",
+                    f"{what} on Ollama: Ollama is built for GGUF quantized models; full precision "
+                    "needs about 3x the memory and runs slower, especially on CPU; use a quantized tag "
+                    "such as q4_K_M or q8_0",
+                )
+            )
+        asked_quant = spec.model.quantization
+        tag_quant = parse_ollama_tag(model.ollama_tag).quantization
+        if (
+            asked_quant
+            and _GGUF_QUANT.match(asked_quant)
+            and (tag_quant or "").lower() != asked_quant.lower()
+        ):
+            out.append(
+                Finding(
+                    "QuantizationNotInTag",
+                    f"spec.model.quantization {asked_quant} does not change what Ollama pulls "
+                    f"({model.ollama_tag}): put it in the tag, e.g. spec.model.name "
+                    f"{parse_ollama_tag(model.ollama_tag).base}-instruct-{asked_quant}",
+                )
+            )
+    else:
+        assert vllm is not None
+        asked_quant = spec.model.quantization
+        if model.format == ModelFormat.GGUF or (vllm.quantization or "").lower() == "gguf":
+            out.append(
+                Finding(
+                    "GGUFOnVLLM",
+                    "GGUF weights on vLLM: vLLM prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and "
+                    "its GGUF support is experimental and slower; set spec.model.format safetensors",
+                )
+            )
+        elif asked_quant and _GGUF_QUANT.match(asked_quant):
+            out.append(
+                Finding(
+                    "GGUFOnVLLM",
+                    f"spec.model.quantization {asked_quant} is a GGUF (Ollama) quantization; vLLM "
+                    f"serves {model.hugging_face_id} in {vllm.dtype} instead: set "
+                    "spec.vllm.quantization (awq, gptq, fp8) to quantize on vLLM",
+                )
+            )
+        if users <= 1 and stage != Stage.PRODUCTION:
+            out.append(
+                Finding(
+                    "VLLMForSingleUser",
+                    f"vLLM for a single user in stage {stage} ({decision.reason}): massive overhead "
+                    "for no benefit (slower startup, more configuration, same output); use runtime "
+                    "auto, which picks Ollama here",
+                )
+            )
+        if vllm.tensor_parallel_size < gpu_count:
+            out.append(
+                Finding(
+                    "GPUsIdle",
+                    f"tensorParallelSize {vllm.tensor_parallel_size} < {gpu_count} GPUs per replica: "
+                    f"{gpu_count - vllm.tensor_parallel_size} GPUs sit idle; raise "
+                    "spec.vllm.tensorParallelSize or lower spec.resources.gpu.count",
+                )
+            )
+        if entry and entry.gated and spec.hugging_face_token_secret_ref is None:
+            out.append(
+                Finding(
+                    "GatedModelWithoutToken",
+                    f"{model.hugging_face_id} is gated on Hugging Face: the download fails without a "
+                    "token; set spec.huggingFaceTokenSecretRef (or pre-fill the cache)",
+                )
+            )
+    if cache.access_mode == AccessMode.READ_WRITE_ONCE and max_pods > 1:
+        out.append(
+            Finding(
+                "SharedReadWriteOnceCache",
+                f"up to {max_pods} pods share a ReadWriteOnce model cache: pods on other nodes cannot "
+                "attach it; use spec.cache.accessMode ReadWriteMany or a single replica",
+            )
+        )
+    return out

@@ -458,6 +458,32 @@ def test_gpu_product_is_anded_into_every_user_node_selector_term() -> None:
     assert all(len(term["matchExpressions"]) == 1 for term in user_terms)
 
 
+def test_gpu_product_merge_treats_null_as_unset_and_keeps_the_rest_of_the_affinity() -> None:
+    anti_affinity = {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 50,
+                "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {}},
+            }
+        ]
+    }
+    user = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": None},
+        "podAntiAffinity": anti_affinity,
+    }
+    spec = pod_spec(replace(PRODUCTION_VLLM, scheduling=Scheduling(affinity=user)))
+    assert spec["affinity"]["podAntiAffinity"] == anti_affinity
+    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [
+            {
+                "matchExpressions": [
+                    {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-L4"]}
+                ]
+            }
+        ]
+    }
+
+
 def test_gpu_resource_name_drives_limits_and_toleration() -> None:
     amd = replace(
         DEV_VLLM_GPU,

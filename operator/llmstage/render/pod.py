@@ -59,24 +59,40 @@ def tolerations(resolved: Resolved) -> list[dict[str, Any]]:
     return merged
 
 
+def _member(parent: dict[str, Any], key: str, empty: Any) -> Any:
+    """parent[key], set to `empty` when missing or null (null means unset in Kubernetes)."""
+    if parent.get(key) is None:
+        parent[key] = empty
+    return parent[key]
+
+
 def affinity(resolved: Resolved) -> dict[str, Any] | None:
     """The user's affinity with the GPU product requirement ANDed into every node selector term.
 
     Node selector terms are ORed, so the product expression goes into each term; adding a separate
-    term would let pods land on any node that matches the user's terms, whatever its GPU.
+    term would let pods land on any node that matches the user's terms, whatever its GPU. The
+    user's affinity is free-form in the CRD: parts of the wrong shape are passed through untouched
+    for the API server to reject with its own message, rather than crash the render.
     """
     merged: dict[str, Any] = copy.deepcopy(resolved.scheduling.affinity or {})
     gpu = resolved.resources.gpu
-    if gpu is not None and gpu.count > 0 and gpu.product:
-        expression = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]}
-        node_affinity = merged.setdefault("nodeAffinity", {})
-        required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
-        terms = required.setdefault("nodeSelectorTerms", [])
+    if gpu is None or gpu.count < 1 or not gpu.product:
+        return merged or None
+    node_affinity = _member(merged, "nodeAffinity", {})
+    required = (
+        _member(node_affinity, "requiredDuringSchedulingIgnoredDuringExecution", {})
+        if isinstance(node_affinity, dict)
+        else None
+    )
+    terms = _member(required, "nodeSelectorTerms", []) if isinstance(required, dict) else None
+    if isinstance(terms, list):
         if not terms:
             terms.append({})
         for term in terms:
-            term.setdefault("matchExpressions", []).append(dict(expression, values=[gpu.product]))
-    return merged or None
+            expressions = _member(term, "matchExpressions", []) if isinstance(term, dict) else None
+            if isinstance(expressions, list):
+                expressions.append({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]})
+    return merged
 
 
 def topology_spread_constraints(resolved: Resolved, runtime: Runtime) -> list[dict[str, Any]]:

@@ -1,0 +1,155 @@
+"""The API server accepts every rendered object as is (server-side dry-run), and GPU pods land on
+the matching fake GPU node of the test bed.
+
+Dry-run runs the real admission chain and validation of the local kube-apiserver: defaulting,
+field validation (strict: unknown or duplicate fields fail the request), and server-side apply's
+list-map key checks, which offline schemas do not cover.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from kubernetes import client
+from llmstage.render import render, selector_string
+from llmstage.resolved import Cache, Resolved, Scheduling
+from testkit import wait_until
+from unit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def server_side_dry_run(kubectl: Kubectl, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    res = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=llmstage",
+        "--validate=strict",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+    out = json.loads(res.stdout)
+    items: list[dict[str, Any]] = out["items"] if out.get("kind") == "List" else [out]
+    return items
+
+
+def contained(sent: Any, returned: Any, path: str = "") -> list[str]:
+    """Where `returned` lost or changed something `sent` had (the server only adds defaults)."""
+    if isinstance(sent, dict):
+        if not isinstance(returned, dict):
+            return [f"{path}: not an object"]
+        return [
+            problem
+            for key, value in sent.items()
+            for problem in (
+                contained(value, returned[key], f"{path}.{key}")
+                if key in returned
+                else [f"{path}.{key}: dropped"]
+            )
+        ]
+    if isinstance(sent, list):
+        if not isinstance(returned, list) or len(sent) != len(returned):
+            return [f"{path}: list changed"]
+        return [
+            p
+            for i, (s, r) in enumerate(zip(sent, returned, strict=True))
+            for p in contained(s, r, f"{path}[{i}]")
+        ]
+    # Quantities come back as strings (nvidia.com/gpu: 1 -> "1").
+    return [] if sent == returned or str(sent) == str(returned) else [f"{path}: {sent!r} -> {returned!r}"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_server_accepts_every_rendered_object(case: str, namespace: str, kubectl: Kubectl) -> None:
+    resolved, facts = CASES[case]
+    objects = render(replace(resolved, namespace=namespace), facts)
+    # The test bed has no Prometheus Operator: PodMonitors are checked offline (test_render_schema).
+    applicable = [o for o in objects if o["kind"] != "PodMonitor"]
+    skipped = [o for o in objects if o["kind"] == "PodMonitor"]
+    assert len(skipped) == (1 if facts.pod_monitor_crd and resolved.runtime.value == "vllm" else 0)
+
+    returned = server_side_dry_run(kubectl, applicable)
+
+    assert [(o["kind"], o["metadata"]["name"]) for o in returned] == [
+        (o["kind"], o["metadata"]["name"]) for o in applicable
+    ]
+    for sent, back in zip(applicable, returned, strict=True):
+        assert contained(sent, back) == [], f"{sent['kind']} {sent['metadata']['name']}"
+    # Dry run: nothing was created.
+    assert kubectl("get", "deployments,services,pvc", "-n", namespace, "-o", "name").stdout.strip() == ""
+
+
+def test_pod_monitor_crd_is_absent_from_the_test_bed(namespace: str, kubectl: Kubectl) -> None:
+    """Why the dry-run skips PodMonitors: the API server does not know the kind."""
+    groups = kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name").stdout
+    assert groups.strip() == ""
+    pod_monitor = render(replace(PRODUCTION_VLLM, namespace=namespace), WITH_POD_MONITOR)[-1]
+    assert pod_monitor["kind"] == "PodMonitor"
+    res = kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pod_monitor), check=False)
+    assert res.returncode != 0
+    assert "no matches for kind" in res.stderr
+
+
+def schedulable(resolved: Resolved, namespace: str) -> Resolved:
+    """The fixture minus what only a real GPU cluster has: a RuntimeClass `nvidia`, the PriorityClass
+    and a ReadWriteMany storage class. Everything that decides placement stays."""
+    return replace(
+        resolved,
+        namespace=namespace,
+        cache=Cache(size=resolved.cache.size),  # the test bed's default class, ReadWriteOnce
+        scheduling=replace(resolved.scheduling, runtime_class_name=None, priority_class_name=None),
+        autoscaling=None,
+        replicas=1,
+    )
+
+
+# A user affinity term every test-bed node matches. The GPU product must be ANDed into it: as a
+# separate (ORed) term, the 4-GPU pod could land on gpu-l4-0, which has 4 GPUs too.
+ANY_KWOK_NODE = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "type", "operator": "In", "values": ["kwok"]}]}
+            ]
+        }
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("resolved", "node"),
+    [
+        (PRODUCTION_VLLM, "gpu-l4-0"),
+        (replace(PRODUCTION_VLLM_70B_TP, scheduling=Scheduling(affinity=ANY_KWOK_NODE)), "gpu-h100-0"),
+    ],
+    ids=["l4", "h100-tp4"],
+)
+def test_gpu_pods_land_on_the_node_with_the_requested_product(
+    resolved: Resolved, node: str, namespace: str, api_client: client.ApiClient, kubectl: Kubectl
+) -> None:
+    objects = [o for o in render(schedulable(resolved, namespace)) if o["kind"] != "PodMonitor"]
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=llmstage",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+    core = client.CoreV1Api(api_client)
+    selector = selector_string(resolved.name, resolved.runtime)
+
+    def scheduled_node() -> str | None:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        return pods[0].spec.node_name if pods and pods[0].spec.node_name else None
+
+    assert wait_until(scheduled_node, timeout=60, what=f"a {resolved.name} pod scheduled") == node

@@ -55,7 +55,7 @@ def kubeconfig() -> Path:
 
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: Path):  # type: ignore[no-untyped-def]
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig))
 
@@ -66,8 +66,9 @@ def kubectl(kubeconfig: Path):  # type: ignore[no-untyped-def]
     binary = REPO / ".tools" / "bin" / "kubectl"
 
     def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([str(binary), "--kubeconfig", str(kubeconfig), *args],
-                             capture_output=True, text=True, input=stdin)
+        res = subprocess.run(
+            [str(binary), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, input=stdin
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}")
         return res
@@ -83,8 +84,9 @@ def namespace(api_client, request: pytest.FixtureRequest) -> Iterator[str]:  # t
     core = client.CoreV1Api(api_client)
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{base}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=name, labels={"llmstage.io/test": "true"})))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"llmstage.io/test": "true"}))
+    )
     # Pods cannot be created until the service-account controller made `default`.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -95,19 +95,63 @@ def ensure_pki() -> None:
     PKI.mkdir(parents=True, exist_ok=True)
     os.chdir(PKI)
     ossl = "openssl"
-    run(ossl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "3650", "-subj", "/CN=llmstage-local-ca")
+    run(
+        ossl,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=llmstage-local-ca",
+    )
 
     def leaf(name: str, subj: str, ext: str) -> None:
         Path(f"{name}.ext").write_text(ext)
-        run(ossl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", subj)
-        run(ossl, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+        run(
+            ossl,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            subj,
+        )
+        run(
+            ossl,
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+        )
 
-    leaf("apiserver", "/CN=kube-apiserver",
-         "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n")
+    leaf(
+        "apiserver",
+        "/CN=kube-apiserver",
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n",
+    )
     leaf("admin", "/O=system:masters/CN=llmstage-admin", "extendedKeyUsage=clientAuth\n")
     run(ossl, "genrsa", "-out", "sa.key", "2048")
     run(ossl, "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
@@ -122,11 +166,21 @@ def write_kubeconfig() -> None:
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {
-            "server": f"https://127.0.0.1:{PORTS['kube-apiserver']}",
-            "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": "llmstage-admin", "user": {
-            "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
+        "clusters": [
+            {
+                "name": CONTEXT,
+                "cluster": {
+                    "server": f"https://127.0.0.1:{PORTS['kube-apiserver']}",
+                    "certificate-authority-data": b64("ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "llmstage-admin",
+                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+            }
+        ],
         "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "llmstage-admin"}}],
         "current-context": CONTEXT,
     }
@@ -141,56 +195,101 @@ def command_for(name: str) -> list[str]:
     k = str(KUBECONFIG)
     p = PKI
     if name == "etcd":
-        return [str(BIN / "etcd"), f"--data-dir={STATE / 'etcd'}", "--name=llmstage-local",
-                f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
-                f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
-                f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
-                f"--initial-cluster=llmstage-local=http://127.0.0.1:{PORTS['etcd-peer']}",
-                # Throwaway test data: durability is not worth the fsync cost.
-                "--unsafe-no-fsync=true", "--quota-backend-bytes=8589934592", "--log-level=warn"]
+        return [
+            str(BIN / "etcd"),
+            f"--data-dir={STATE / 'etcd'}",
+            "--name=llmstage-local",
+            f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+            f"--initial-cluster=llmstage-local=http://127.0.0.1:{PORTS['etcd-peer']}",
+            # Throwaway test data: durability is not worth the fsync cost.
+            "--unsafe-no-fsync=true",
+            "--quota-backend-bytes=8589934592",
+            "--log-level=warn",
+        ]
     if name == "kube-apiserver":
-        return [str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
-                "--bind-address=127.0.0.1", f"--secure-port={PORTS['kube-apiserver']}",
-                # Loopback cannot be an endpoint of the kubernetes Service, so no reconciler.
-                "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-                f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
-                f"--client-ca-file={p / 'ca.crt'}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={p / 'sa.pub'}",
-                f"--service-account-signing-key-file={p / 'sa.key'}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
-                "--allow-privileged=true", f"--cert-dir={p}",
-                # Audit log of write requests: the operator's idle-write tests count these.
-                f"--audit-policy-file={HERE / 'audit-policy.yaml'}",
-                f"--audit-log-path={LOGS / 'audit.log'}", "--audit-log-maxsize=200",
-                "--audit-log-maxbackup=2", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s",
-                "--v=1"]
+        return [
+            str(BIN / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={PORTS['kube-apiserver']}",
+            # Loopback cannot be an endpoint of the kubernetes Service, so no reconciler.
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            f"--cert-dir={p}",
+            # Audit log of write requests: the operator's idle-write tests count these.
+            f"--audit-policy-file={HERE / 'audit-policy.yaml'}",
+            f"--audit-log-path={LOGS / 'audit.log'}",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=2",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+            "--v=1",
+        ]
     if name == "kube-controller-manager":
-        return [str(BIN / "kube-controller-manager"), f"--kubeconfig={k}",
-                f"--authentication-kubeconfig={k}", f"--authorization-kubeconfig={k}",
-                "--bind-address=127.0.0.1", f"--secure-port={PORTS['kube-controller-manager']}",
-                "--leader-elect=false", "--controllers=*", "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={p / 'sa.key'}", f"--root-ca-file={p / 'ca.crt'}",
-                f"--cluster-signing-cert-file={p / 'ca.crt'}", f"--cluster-signing-key-file={p / 'ca.key'}",
-                "--horizontal-pod-autoscaler-sync-period=5s",
-                # The test bed creates thousands of objects at once; default 20 QPS would be the
-                # bottleneck of every benchmark rather than the operator.
-                "--kube-api-qps=300", "--kube-api-burst=600",
-                "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
-                "--concurrent-service-endpoint-syncs=20", "--concurrent-gc-syncs=40", "--v=1"]
+        return [
+            str(BIN / "kube-controller-manager"),
+            f"--kubeconfig={k}",
+            f"--authentication-kubeconfig={k}",
+            f"--authorization-kubeconfig={k}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={PORTS['kube-controller-manager']}",
+            "--leader-elect=false",
+            "--controllers=*",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={p / 'sa.key'}",
+            f"--root-ca-file={p / 'ca.crt'}",
+            f"--cluster-signing-cert-file={p / 'ca.crt'}",
+            f"--cluster-signing-key-file={p / 'ca.key'}",
+            "--horizontal-pod-autoscaler-sync-period=5s",
+            # The test bed creates thousands of objects at once; default 20 QPS would be the
+            # bottleneck of every benchmark rather than the operator.
+            "--kube-api-qps=300",
+            "--kube-api-burst=600",
+            "--concurrent-deployment-syncs=20",
+            "--concurrent-replicaset-syncs=20",
+            "--concurrent-service-endpoint-syncs=20",
+            "--concurrent-gc-syncs=40",
+            "--v=1",
+        ]
     if name == "kube-scheduler":
-        return [str(BIN / "kube-scheduler"), f"--kubeconfig={k}", f"--authentication-kubeconfig={k}",
-                f"--authorization-kubeconfig={k}", "--bind-address=127.0.0.1",
-                f"--secure-port={PORTS['kube-scheduler']}", "--leader-elect=false",
-                "--kube-api-qps=300", "--kube-api-burst=600", "--v=1"]
+        return [
+            str(BIN / "kube-scheduler"),
+            f"--kubeconfig={k}",
+            f"--authentication-kubeconfig={k}",
+            f"--authorization-kubeconfig={k}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={PORTS['kube-scheduler']}",
+            "--leader-elect=false",
+            "--kube-api-qps=300",
+            "--kube-api-burst=600",
+            "--v=1",
+        ]
     if name == "kwok":
-        return [str(BIN / "kwok"), f"--kubeconfig={k}", f"--config={HERE / 'kwok-stages.yaml'}",
-                "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
-                "--node-name=localhost", f"--node-port={PORTS['kwok']}",
-                f"--server-address=127.0.0.1:{PORTS['kwok']}"]
+        return [
+            str(BIN / "kwok"),
+            f"--kubeconfig={k}",
+            f"--config={HERE / 'kwok-stages.yaml'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-lease-duration-seconds=40",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            "--node-name=localhost",
+            f"--node-port={PORTS['kwok']}",
+            f"--server-address=127.0.0.1:{PORTS['kwok']}",
+        ]
     raise KeyError(name)
 
 
@@ -219,9 +318,15 @@ def start(name: str) -> None:
         fail(f"{binary} is missing: run `make tools` first")
     LOGS.mkdir(parents=True, exist_ok=True)
     PIDS.mkdir(parents=True, exist_ok=True)
-    out = open(LOGS / f"{name}.log", "ab")
-    proc = subprocess.Popen(command_for(name), stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=STATE)
+    with open(LOGS / f"{name}.log", "ab") as out:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen(
+            command_for(name),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=STATE,
+        )
     (PIDS / f"{name}.pid").write_text(str(proc.pid))
 
 
@@ -231,8 +336,10 @@ def healthy(name: str) -> bool:
     if name == "etcd":
         return port_open(PORTS["etcd"])
     if name == "kube-apiserver":
-        return port_open(PORTS["kube-apiserver"]) and kubectl(
-            "get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
+        return (
+            port_open(PORTS["kube-apiserver"])
+            and kubectl("get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
+        )
     return port_open(PORTS[name])
 
 

@@ -13,20 +13,33 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 def gpu_deployment(name: str, *, tolerate: bool) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {
-        "containers": [{
-            "name": "server",
-            "image": "registry.invalid/gpu-server:1",
-            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-            "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}},
-        }],
-        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "nvidia.com/gpu.product", "operator": "In", "values": [H100]}]}]}}},
+        "containers": [
+            {
+                "name": "server",
+                "image": "registry.invalid/gpu-server:1",
+                "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}},
+            }
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": "nvidia.com/gpu.product", "operator": "In", "values": [H100]}
+                            ]
+                        }
+                    ]
+                }
+            }
+        },
     }
     if tolerate:
         pod_spec["tolerations"] = [GPU_TOLERATION]
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name},
         "spec": {
             "replicas": 1,
@@ -59,14 +72,21 @@ def test_server_reports_a_real_version(api_client: client.ApiClient) -> None:
     assert info.git_version.startswith("v1."), info.git_version
 
 
-def test_a_gpu_pod_lands_on_the_h100_node_and_becomes_ready(api_client: client.ApiClient,
-                                                           namespace: str) -> None:
+def test_a_gpu_pod_lands_on_the_h100_node_and_becomes_ready(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     """(a) scheduling on the extended resource, toleration and product affinity; (c) endpoints."""
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
     apps.create_namespaced_deployment(namespace, gpu_deployment("vllm", tolerate=True))
-    core.create_namespaced_service(namespace, {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "vllm"},
-        "spec": {"selector": {"app": "vllm"}, "ports": [{"name": "http", "port": 8000}]}})
+    core.create_namespaced_service(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "vllm"},
+            "spec": {"selector": {"app": "vllm"}, "ports": [{"name": "http", "port": 8000}]},
+        },
+    )
 
     def ready_pod() -> client.V1Pod | None:
         for pod in pods_of(core, namespace, "vllm"):
@@ -79,15 +99,21 @@ def test_a_gpu_pod_lands_on_the_h100_node_and_becomes_ready(api_client: client.A
     assert pod.spec.node_name == "gpu-h100-0"
 
     def ready_endpoints() -> list[str]:
-        slices = client.DiscoveryV1Api(api_client).list_namespaced_endpoint_slice(
-            namespace, label_selector="kubernetes.io/service-name=vllm").items
+        slices = (
+            client.DiscoveryV1Api(api_client)
+            .list_namespaced_endpoint_slice(namespace, label_selector="kubernetes.io/service-name=vllm")
+            .items
+        )
         return [a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses]
 
     addresses = wait_until(ready_endpoints, timeout=60, what="a ready endpoint in the EndpointSlice")
     assert addresses == [pod.status.pod_ip]
 
-    deploy = wait_until(lambda: (d := apps.read_namespaced_deployment("vllm", namespace)).status.available_replicas
-                        and d, timeout=60, what="Deployment Available")
+    deploy = wait_until(
+        lambda: (d := apps.read_namespaced_deployment("vllm", namespace)).status.available_replicas and d,
+        timeout=60,
+        what="Deployment Available",
+    )
     assert deploy.status.ready_replicas == 1
 
 
@@ -110,15 +136,23 @@ def test_a_gpu_pod_without_the_toleration_stays_pending(api_client: client.ApiCl
     assert pod.status.phase == "Pending" and not pod.spec.node_name
 
 
-def test_deleting_an_owner_garbage_collects_its_dependents(api_client: client.ApiClient,
-                                                          namespace: str) -> None:
+def test_deleting_an_owner_garbage_collects_its_dependents(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     """(d) the garbage collector follows ownerReferences."""
     core = client.CoreV1Api(api_client)
     owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
-    core.create_namespaced_config_map(namespace, {"metadata": {
-        "name": "dependent",
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-                             "uid": owner.metadata.uid}]}})
+    core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {
+                "name": "dependent",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+                ],
+            }
+        },
+    )
     core.delete_namespaced_config_map("owner", namespace)
 
     def gone() -> bool:
@@ -128,21 +162,37 @@ def test_deleting_an_owner_garbage_collects_its_dependents(api_client: client.Ap
     wait_until(gone, timeout=60, what="the dependent ConfigMap to be garbage-collected")
 
 
-def test_the_hpa_controller_processes_an_autoscaling_v2_hpa(api_client: client.ApiClient,
-                                                            namespace: str) -> None:
+def test_the_hpa_controller_processes_an_autoscaling_v2_hpa(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     """(e) the real HPA controller picks the object up and writes conditions."""
     apps = client.AppsV1Api(api_client)
     deploy = gpu_deployment("scaled", tolerate=True)
     deploy["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] = {"cpu": "1"}
     apps.create_namespaced_deployment(namespace, deploy)
     hpa_api = client.AutoscalingV2Api(api_client)
-    hpa_api.create_namespaced_horizontal_pod_autoscaler(namespace, {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "scaled"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
-            "minReplicas": 1, "maxReplicas": 3,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}})
+    hpa_api.create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "scaled"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 70},
+                        },
+                    }
+                ],
+            },
+        },
+    )
 
     def conditions() -> dict[str, str]:
         hpa = hpa_api.read_namespaced_horizontal_pod_autoscaler("scaled", namespace)
@@ -157,10 +207,20 @@ def test_the_hpa_controller_processes_an_autoscaling_v2_hpa(api_client: client.A
 def test_a_claim_on_the_default_storage_class_binds(api_client: client.ApiClient, namespace: str) -> None:
     """Model-cache PVCs bind (kwok's volume stages provision them), so their pods schedule."""
     core = client.CoreV1Api(api_client)
-    core.create_namespaced_persistent_volume_claim(namespace, {
-        "metadata": {"name": "cache"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "50Gi"}}}})
-    claim = wait_until(lambda: (c := core.read_namespaced_persistent_volume_claim("cache", namespace))
-                       .status.phase == "Bound" and c, timeout=60, what="the claim to bind")
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "cache"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "50Gi"}}},
+        },
+    )
+    claim = wait_until(
+        lambda: (
+            (c := core.read_namespaced_persistent_volume_claim("cache", namespace)).status.phase == "Bound"
+            and c
+        ),
+        timeout=60,
+        what="the claim to bind",
+    )
     assert claim.spec.storage_class_name == "kwok-volume"
     assert claim.status.capacity["storage"] == "50Gi"

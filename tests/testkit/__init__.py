@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,12 +24,15 @@ def check_context(kubeconfig: Path) -> str:
     cfg = yaml.safe_load(kubeconfig.read_text()) or {}
     ctx_name = cfg.get("current-context", "")
     ctx = next((c["context"] for c in cfg.get("contexts") or [] if c["name"] == ctx_name), None)
-    cluster = next((c["cluster"] for c in cfg.get("clusters") or [] if ctx and c["name"] == ctx["cluster"]), {})
+    cluster = next(
+        (c["cluster"] for c in cfg.get("clusters") or [] if ctx and c["name"] == ctx["cluster"]), {}
+    )
     server = cluster.get("server", "")
     if not _LOOPBACK.match(server) or not (ctx_name == LOCAL_CONTEXT or ctx_name.startswith("kind-")):
         raise UnsafeContextError(
             f"refusing to run cluster tests against context {ctx_name!r} at {server!r}: only the local "
-            f"test cluster ({LOCAL_CONTEXT}) or a kind-* cluster on loopback is allowed")
+            f"test cluster ({LOCAL_CONTEXT}) or a kind-* cluster on loopback is allowed"
+        )
     return ctx_name
 
 
@@ -41,3 +46,56 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class OperatorProcess:
+    """`llmstage run` as a subprocess against the test cluster, with its log kept for asserts."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, *extra_args: str) -> None:
+        self.kubeconfig, self.log_path, self.extra_args = kubeconfig, log_path, extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        import sys
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "llmstage.cli",
+                    "run",
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--liveness",
+                    "off",
+                    "--metrics-port",
+                    "0",
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -24,30 +24,52 @@ same objects. kopf's peering is disabled (standalone) for that reason.
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "run", help="run the operator", description=__doc__, epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "run",
+        help="run the operator",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     scope = p.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", metavar="NS",
-                       help="watch this namespace (repeatable)")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch this namespace (repeatable)",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL",
-                   help="liveness endpoint (default: %(default)s; 'off' disables it)")
+    p.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        metavar="URL",
+        help="liveness endpoint (default: %(default)s; 'off' disables it)",
+    )
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
     p.add_argument("--metrics-address", default="0.0.0.0", help="address for the metrics endpoint")
     p.add_argument("--log-format", choices=["text", "json"], default="text")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.add_argument("--concurrency", type=int, default=32, help="LLMServices reconciled at once")
-    p.add_argument("--unschedulable-grace", type=float, default=120.0, metavar="SECONDS",
-                   help="how long new pods may stay unschedulable before the service is Stalled")
+    p.add_argument(
+        "--unschedulable-grace",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long new pods may stay unschedulable before the service is Stalled",
+    )
     p.set_defaults(func=run)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -78,19 +100,23 @@ def run(args: argparse.Namespace) -> int:
         # kopf's own login reads the same kubeconfig as our client.
         os.environ["KUBECONFIG"] = args.kubeconfig
     handlers.Runtime.options = {
-        "kubeconfig": args.kubeconfig, "namespaces": args.namespaces,
-        "concurrency": args.concurrency, "unschedulable_grace": args.unschedulable_grace,
+        "kubeconfig": args.kubeconfig,
+        "namespaces": args.namespaces,
+        "concurrency": args.concurrency,
+        "unschedulable_grace": args.unschedulable_grace,
     }
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address)
     liveness = None if args.liveness == "off" else args.liveness
     try:
-        asyncio.run(kopf.operator(
-            standalone=True,
-            clusterwide=not args.namespaces,
-            namespaces=args.namespaces or [],
-            liveness_endpoint=liveness,
-        ))
+        asyncio.run(
+            kopf.operator(
+                standalone=True,
+                clusterwide=not args.namespaces,
+                namespaces=args.namespaces or [],
+                liveness_endpoint=liveness,
+            )
+        )
     except KeyboardInterrupt:
         return 0
     return 0

@@ -23,8 +23,9 @@ def slim(body: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     annotations = meta.get("annotations")
     if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
-        meta["annotations"] = {k: v for k, v in annotations.items()
-                               if k != "kubectl.kubernetes.io/last-applied-configuration"}
+        meta["annotations"] = {
+            k: v for k, v in annotations.items() if k != "kubectl.kubernetes.io/last-applied-configuration"
+        }
     return {**body, "metadata": meta}
 
 
@@ -77,7 +78,9 @@ class Cache:
             self.slices[owner].pop(body["metadata"]["name"], None)
         else:
             self.slices[owner][body["metadata"]["name"]] = {
-                "metadata": {"name": body["metadata"]["name"]}, "endpoints": body.get("endpoints") or []}
+                "metadata": {"name": body["metadata"]["name"]},
+                "endpoints": body.get("endpoints") or [],
+            }
         return owner
 
     # Pods: only what the status needs (scheduling and container-config errors) -------------------
@@ -91,10 +94,14 @@ class Cache:
             self.pods[owner].pop(name, None)
         else:
             status = body.get("status") or {}
-            self.pods[owner][name] = {"metadata": {"name": name}, "status": {
-                "conditions": status.get("conditions") or [],
-                "containerStatuses": status.get("containerStatuses") or [],
-                "initContainerStatuses": status.get("initContainerStatuses") or []}}
+            self.pods[owner][name] = {
+                "metadata": {"name": name},
+                "status": {
+                    "conditions": status.get("conditions") or [],
+                    "containerStatuses": status.get("containerStatuses") or [],
+                    "initContainerStatuses": status.get("initContainerStatuses") or [],
+                },
+            }
         return owner
 
     def forget(self, key: ServiceKey) -> None:

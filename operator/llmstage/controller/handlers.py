@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 
 OURS = {MANAGED_BY_LABEL: MANAGER}
 CHILD_KINDS = [
-    ("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "PersistentVolumeClaim"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("v1", "PersistentVolumeClaim"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
 ]
 
 
@@ -45,10 +48,15 @@ async def _prefill(kube: Kube, cache: Cache, namespaces: list[str] | None) -> No
     scopes: list[str | None] = list(namespaces) if namespaces else [None]
     for ns in scopes:
         for api_version, kind in CHILD_KINDS:
-            for item in await kube.list(KINDS[(api_version, kind)], ns, label_selector=f"{MANAGED_BY_LABEL}={MANAGER}"):
+            for item in await kube.list(
+                KINDS[(api_version, kind)], ns, label_selector=f"{MANAGED_BY_LABEL}={MANAGER}"
+            ):
                 cache.put_child({**item, "apiVersion": api_version, "kind": kind})
-        for item in await kube.list(KINDS[("discovery.k8s.io/v1", "EndpointSlice")], ns,
-                                    label_selector=f"{MANAGED_BY_LABEL}={MANAGER}"):
+        for item in await kube.list(
+            KINDS[("discovery.k8s.io/v1", "EndpointSlice")],
+            ns,
+            label_selector=f"{MANAGED_BY_LABEL}={MANAGER}",
+        ):
             cache.put_slice(item)
         for item in await kube.list(KINDS[("v1", "Pod")], ns, label_selector=f"{NAME_LABEL}={APP_NAME}"):
             cache.put_pod(item)
@@ -76,8 +84,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     Runtime.cache = Cache()
     facts = await _detect_facts(Runtime.kube)
     await _prefill(Runtime.kube, Runtime.cache, opts.get("namespaces"))
-    reconciler = Reconciler(Runtime.kube, Runtime.cache, facts,
-                            Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)))
+    reconciler = Reconciler(
+        Runtime.kube,
+        Runtime.cache,
+        facts,
+        Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
+    )
     Runtime.queue = WorkQueue(reconciler, concurrency=opts.get("concurrency", 32))
     log.info("llmstage ready: %s", Runtime.cache.counts())
 
@@ -96,59 +108,59 @@ def cache_probe(**_: Any) -> dict[str, int]:
     return counts
 
 
-def _deleted(event: dict[str, Any]) -> bool:
+def _deleted(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
 
 
 @kopf.on.event("llmstage.io", "v1alpha1", "llmservices")
-def llmservice_event(event: dict[str, Any], **_: Any) -> None:
-    key = Runtime.cache.put_service(event["object"], deleted=_deleted(event))
+def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
+    key = Runtime.cache.put_service(dict(event["object"]), deleted=_deleted(event))
     if _deleted(event):
         Runtime.queue.forget(key)
     else:
         Runtime.queue.add(key)
 
 
-def _child_event(event: dict[str, Any]) -> None:
-    owner = Runtime.cache.put_child(event["object"], deleted=_deleted(event))
+def _child_event(event: kopf.RawEvent) -> None:
+    owner = Runtime.cache.put_child(dict(event["object"]), deleted=_deleted(event))
     if owner is not None and owner in Runtime.cache.services:
         Runtime.queue.add(owner)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
-def deployment_event(event: dict[str, Any], **_: Any) -> None:
+def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("", "v1", "services", labels=OURS)
-def service_event(event: dict[str, Any], **_: Any) -> None:
+def service_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("", "v1", "persistentvolumeclaims", labels=OURS)
-def pvc_event(event: dict[str, Any], **_: Any) -> None:
+def pvc_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
-def hpa_event(event: dict[str, Any], **_: Any) -> None:
+def hpa_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OURS)
-def pdb_event(event: dict[str, Any], **_: Any) -> None:
+def pdb_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=OURS)
-def endpointslice_event(event: dict[str, Any], **_: Any) -> None:
-    owner = Runtime.cache.put_slice(event["object"], deleted=_deleted(event))
+def endpointslice_event(event: kopf.RawEvent, **_: Any) -> None:
+    owner = Runtime.cache.put_slice(dict(event["object"]), deleted=_deleted(event))
     if owner is not None and owner in Runtime.cache.services:
         Runtime.queue.add(owner)
 
 
 @kopf.on.event("", "v1", "pods", labels={NAME_LABEL: APP_NAME})
-def pod_event(event: dict[str, Any], **_: Any) -> None:
-    owner = Runtime.cache.put_pod(event["object"], deleted=_deleted(event))
+def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+    owner = Runtime.cache.put_pod(dict(event["object"]), deleted=_deleted(event))
     if owner is not None and owner in Runtime.cache.services:
         Runtime.queue.add(owner)

@@ -60,8 +60,12 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
-        Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions",
-             namespaced=False),
+        Kind(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            namespaced=False,
+        ),
     ]
 }
 
@@ -114,7 +118,7 @@ class Kube:
 
     def __init__(self, api: aio_client.ApiClient, retry: RetryPolicy | None = None) -> None:
         self.api = api
-        self.dyn = DynamicClient(api)
+        self.dyn = DynamicClient(api)  # type: ignore[no-untyped-call]
         self.retry = retry or RetryPolicy()
         # Counted for the metrics endpoint and for tests that assert idle behaviour.
         self.write_count = 0
@@ -123,14 +127,14 @@ class Kube:
     async def connect(cls, kubeconfig: str | None = None, pool_size: int = 64) -> Kube:
         configuration = aio_client.Configuration()
         try:
-            await aio_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+            await aio_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
         except aio_config.ConfigException:
-            aio_config.load_incluster_config(client_configuration=configuration)
+            aio_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool_size
         return cls(aio_client.ApiClient(configuration))
 
     async def close(self) -> None:
-        await self.api.close()
+        await self.api.close()  # type: ignore[no-untyped-call]
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, conflicts: bool) -> T:
         delay = self.retry.base_delay
@@ -153,8 +157,9 @@ class Kube:
             delay = min(delay * 2, self.retry.max_delay)
         raise AssertionError("unreachable")
 
-    async def _request(self, method: str, path: str, *, body: Any = None, conflicts: bool = True,
-                       **params: Any) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, conflicts: bool = True, **params: Any
+    ) -> dict[str, Any]:
         if method != "get":
             self.write_count += 1
 
@@ -171,9 +176,14 @@ class Kube:
         k = kind_of(obj)
         meta = obj["metadata"]
         return await self._request(
-            "patch", k.path(meta.get("namespace"), meta["name"]), body=obj, conflicts=False,
-            content_type="application/apply-patch+yaml", field_manager=FIELD_MANAGER,
-            force_conflicts=force)
+            "patch",
+            k.path(meta.get("namespace"), meta["name"]),
+            body=obj,
+            conflicts=False,
+            content_type="application/apply-patch+yaml",
+            field_manager=FIELD_MANAGER,
+            force_conflicts=force,
+        )
 
     async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
@@ -183,10 +193,17 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: Kind, namespace: str | None = None, *, label_selector: str | None = None,
-                   field_selector: str | None = None) -> list[dict[str, Any]]:
-        data = await self._request("get", kind.path(namespace), label_selector=label_selector,
-                                   field_selector=field_selector)
+    async def list(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        data = await self._request(
+            "get", kind.path(namespace), label_selector=label_selector, field_selector=field_selector
+        )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
@@ -204,9 +221,16 @@ class Kube:
                 return False
             raise
 
-    async def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        return await self._request("patch", kind.path(namespace, name, "status"), body={"status": status},
-                                   content_type="application/merge-patch+json", field_manager=FIELD_MANAGER)
+    async def patch_status(
+        self, kind: Kind, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._request(
+            "patch",
+            kind.path(namespace, name, "status"),
+            body={"status": status},
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
 
     async def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
         return await self._request("post", kind.path(namespace), body=obj, conflicts=False)

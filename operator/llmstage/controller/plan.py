@@ -98,8 +98,11 @@ def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime
         if not pod["metadata"]["name"].startswith(prefix):
             continue
         for cond in (pod.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                    and cond.get("reason") == "Unschedulable":
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
                 since = _parse_time(cond.get("lastTransitionTime")) or now
                 return cond.get("message", "unschedulable"), (now - since).total_seconds()
     return None
@@ -133,12 +136,23 @@ def _key(obj: dict[str, Any]) -> ChildKey:
 def _runtime_children(name: str, runtime: Runtime) -> set[ChildKey]:
     """Objects of one runtime that must outlive a cutover until the switch is done."""
     w = workload_name(name, runtime)
-    return {("Deployment", w), ("HorizontalPodAutoscaler", w), ("PodDisruptionBudget", w),
-            ("PodMonitor", w), ("PersistentVolumeClaim", cache_claim_name(name, runtime))}
+    return {
+        ("Deployment", w),
+        ("HorizontalPodAutoscaler", w),
+        ("PodDisruptionBudget", w),
+        ("PodMonitor", w),
+        ("PersistentVolumeClaim", cache_claim_name(name, runtime)),
+    }
 
 
-def plan(resolved: Resolved, observed: Observed, now: datetime, *, facts: ClusterFacts | None = None,
-         unschedulable_grace: float = 60.0) -> Plan:
+def plan(
+    resolved: Resolved,
+    observed: Observed,
+    now: datetime,
+    *,
+    facts: ClusterFacts | None = None,
+    unschedulable_grace: float = 60.0,
+) -> Plan:
     facts = facts or ClusterFacts()
     name, desired = resolved.name, resolved.runtime
     serving = serving_runtime(observed, name)
@@ -157,8 +171,9 @@ def plan(resolved: Resolved, observed: Observed, now: datetime, *, facts: Cluste
         keep = _runtime_children(name, old) - _runtime_children(name, desired)
         if not new_available:
             phase = "Starting"
-        elif ready_endpoints(observed, desired, name) == 0 or ready_endpoints(observed, None, name) \
-                != ready_endpoints(observed, desired, name):
+        elif ready_endpoints(observed, desired, name) == 0 or ready_endpoints(
+            observed, None, name
+        ) != ready_endpoints(observed, desired, name):
             phase = "Switching"  # Service switched; wait for the endpoints to follow before deleting
         else:
             phase, keep = "Draining", set()
@@ -170,37 +185,68 @@ def plan(resolved: Resolved, observed: Observed, now: datetime, *, facts: Cluste
     pending = unschedulable(observed, name, desired, now)
     config_error = container_config_error(observed, name, desired)
     if config_error:
-        stalled = Condition(STALLED, "True", "ContainerConfigError",
-                            f"{config_error}; create the Secret (or fix the reference in spec) and the "
-                            f"pods start on their own")
+        stalled = Condition(
+            STALLED,
+            "True",
+            "ContainerConfigError",
+            f"{config_error}; create the Secret (or fix the reference in spec) and the "
+            f"pods start on their own",
+        )
     elif pending and not new_available:
         message, waited = pending
         if waited >= unschedulable_grace:
             serving_note = f"; {old.value} keeps serving" if old else ""
-            stalled = Condition(STALLED, "True", "Unschedulable",
-                                f"{resolved.runtime.value} pods cannot be scheduled for {waited:.0f}s: "
-                                f"{message}{serving_note}. Fix resources.gpu / scheduling or add capacity.")
+            stalled = Condition(
+                STALLED,
+                "True",
+                "Unschedulable",
+                f"{resolved.runtime.value} pods cannot be scheduled for {waited:.0f}s: "
+                f"{message}{serving_note}. Fix resources.gpu / scheduling or add capacity.",
+            )
         else:
             requeue = max(0.5, unschedulable_grace - waited)
 
     endpoints_desired = ready_endpoints(observed, desired, name)
     ready = serving == desired and endpoints_desired > 0 and old is None
     if ready:
-        conditions.append(Condition(READY, "True", "EndpointsReady",
-                                    f"{endpoints_desired} ready {desired.value} endpoint(s) behind Service {name}"))
+        conditions.append(
+            Condition(
+                READY,
+                "True",
+                "EndpointsReady",
+                f"{endpoints_desired} ready {desired.value} endpoint(s) behind Service {name}",
+            )
+        )
     elif stalled:
         conditions.append(Condition(READY, "False", stalled.reason, stalled.message))
     elif phase:
-        conditions.append(Condition(READY, "False", "CutoverInProgress",
-                                    f"cutover {old.value if old else '?'} -> {desired.value}: {phase}"))
+        conditions.append(
+            Condition(
+                READY,
+                "False",
+                "CutoverInProgress",
+                f"cutover {old.value if old else '?'} -> {desired.value}: {phase}",
+            )
+        )
     else:
-        conditions.append(Condition(READY, "False", "WaitingForEndpoints",
-                                    f"waiting for ready {desired.value} pods behind Service {name}"))
+        conditions.append(
+            Condition(
+                READY,
+                "False",
+                "WaitingForEndpoints",
+                f"waiting for ready {desired.value} pods behind Service {name}",
+            )
+        )
 
     progressing = not ready and stalled is None
-    conditions.append(Condition(RECONCILING, "True" if progressing else "False",
-                                "Progressing" if progressing else ("Stalled" if stalled else "Reconciled"),
-                                conditions[0].message if progressing else ""))
+    conditions.append(
+        Condition(
+            RECONCILING,
+            "True" if progressing else "False",
+            "Progressing" if progressing else ("Stalled" if stalled else "Reconciled"),
+            conditions[0].message if progressing else "",
+        )
+    )
     conditions.append(stalled or Condition(STALLED, "False", "NotStalled", ""))
     conditions.extend(spec_conditions(resolved))
 
@@ -226,13 +272,18 @@ def spec_conditions(resolved: Resolved) -> list[Condition]:
     return [
         Condition(RUNTIME_SELECTED, "True", resolved.runtime.value.capitalize(), resolved.runtime_reason),
         Condition(MODEL_FITS, fit_status, fit.reason, fit.message),
-        Condition(BEST_PRACTICES, "False" if resolved.warnings else "True",
-                  resolved.warnings[0].reason if resolved.warnings else "NoCommonMistakes", advice),
+        Condition(
+            BEST_PRACTICES,
+            "False" if resolved.warnings else "True",
+            resolved.warnings[0].reason if resolved.warnings else "NoCommonMistakes",
+            advice,
+        ),
     ]
 
 
-def merge_conditions(current: list[dict[str, Any]], new: list[Condition], generation: int,
-                     now: datetime) -> list[dict[str, Any]]:
+def merge_conditions(
+    current: list[dict[str, Any]], new: list[Condition], generation: int, now: datetime
+) -> list[dict[str, Any]]:
     """metav1.Condition list; lastTransitionTime moves only when a condition's status flips."""
     previous = {c.get("type"): c for c in current or []}
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -240,17 +291,26 @@ def merge_conditions(current: list[dict[str, Any]], new: list[Condition], genera
     for cond in new:
         old = previous.get(cond.type)
         flipped = old is None or old.get("status") != cond.status
-        merged.append({
-            "type": cond.type, "status": cond.status, "reason": cond.reason, "message": cond.message,
-            "observedGeneration": generation,
-            "lastTransitionTime": stamp if flipped else old.get("lastTransitionTime", stamp),  # type: ignore[union-attr]
-        })
+        merged.append(
+            {
+                "type": cond.type,
+                "status": cond.status,
+                "reason": cond.reason,
+                "message": cond.message,
+                "observedGeneration": generation,
+                "lastTransitionTime": stamp if flipped else old.get("lastTransitionTime", stamp),  # type: ignore[union-attr]
+            }
+        )
     return merged
 
 
 def transitions(current: list[dict[str, Any]], merged: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Conditions whose status or reason changed: each becomes an Event on the LLMService."""
     previous = {c.get("type"): c for c in current or []}
-    return [c for c in merged
-            if (p := previous.get(c["type"])) is None or p.get("status") != c["status"]
-            or p.get("reason") != c["reason"]]
+    return [
+        c
+        for c in merged
+        if (p := previous.get(c["type"])) is None
+        or p.get("status") != c["status"]
+        or p.get("reason") != c["reason"]
+    ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 
+from llmstage.api.models import LLMService
 from llmstage.controller import metrics
 from llmstage.controller.cache import Cache, ServiceKey, slim
 from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
@@ -30,8 +31,8 @@ from llmstage.controller.plan import (
     transitions,
 )
 from llmstage.render.labels import owner_reference
+from llmstage.resolve import SpecError, resolve
 from llmstage.resolved import ClusterFacts, Resolved
-from llmstage.service import SpecProblem, resolve_body
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,11 @@ def contains(live: Any, desired: Any) -> bool:
     if isinstance(desired, dict):
         return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
     if isinstance(desired, list):
-        return isinstance(live, list) and len(live) == len(desired) and all(
-            contains(a, b) for a, b in zip(live, desired, strict=True))
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
     if isinstance(desired, bool) or isinstance(live, bool):
         return live is desired
     if isinstance(desired, int | float) and isinstance(live, int | float):
@@ -66,7 +70,9 @@ def now_utc() -> datetime:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, cache: Cache, facts: ClusterFacts, settings: Settings | None = None) -> None:
+    def __init__(
+        self, kube: Kube, cache: Cache, facts: ClusterFacts, settings: Settings | None = None
+    ) -> None:
         self.kube, self.cache, self.facts = kube, cache, facts
         self.settings = settings or Settings()
 
@@ -84,12 +90,11 @@ class Reconciler:
         body = self.cache.services.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None, "gone"  # the garbage collector removes the children
-        namespace, name = key
         generation = body["metadata"].get("generation", 0)
         now = now_utc()
         try:
-            resolved = resolve_body(body)
-        except SpecProblem as problem:
+            resolved = resolve(LLMService.from_object(body))
+        except SpecError as problem:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"
         except pydantic.ValidationError as err:
@@ -101,15 +106,21 @@ class Reconciler:
             endpoint_slices=list(self.cache.slices.get(key, {}).values()),
             pods=list(self.cache.pods.get(key, {}).values()),
         )
-        p = plan(resolved, observed, now, facts=self.facts,
-                 unschedulable_grace=self.settings.unschedulable_grace)
+        p = plan(
+            resolved, observed, now, facts=self.facts, unschedulable_grace=self.settings.unschedulable_grace
+        )
         try:
             await self._apply(resolved, p.apply, observed)
             await self._prune(key, {(o["kind"], o["metadata"]["name"]) for o in p.apply} | p.keep)
         except ApiError as err:
             if err.status in PERMANENT_API_ERRORS:
-                await self._stall(body, "ApplyRejected", f"the API server rejected a child object: {err}. "
-                                  "Check the fields it names (spec.vllm.extraArgs, spec.scheduling, ...)", now)
+                await self._stall(
+                    body,
+                    "ApplyRejected",
+                    f"the API server rejected a child object: {err}. "
+                    "Check the fields it names (spec.vllm.extraArgs, spec.scheduling, ...)",
+                    now,
+                )
                 return None, "stalled"
             raise
         await self._write_status(body, p.conditions, p.status, generation, now)
@@ -147,23 +158,37 @@ class Reconciler:
         ]
         # Keep what is known (runtime, endpoint, ...) and the spec-derived conditions as they were.
         current = body.get("status") or {}
-        kept = [c for c in current.get("conditions") or [] if c.get("type") not in (READY, RECONCILING, STALLED)]
-        merged = merge_conditions(current.get("conditions") or [], conditions, body["metadata"].get("generation", 0),
-                                  now) + kept
+        kept = [
+            c for c in current.get("conditions") or [] if c.get("type") not in (READY, RECONCILING, STALLED)
+        ]
+        merged = (
+            merge_conditions(
+                current.get("conditions") or [], conditions, body["metadata"].get("generation", 0), now
+            )
+            + kept
+        )
         await self._patch_status(body, merged, {}, body["metadata"].get("generation", 0))
 
-    async def _write_status(self, body: dict[str, Any], conditions: list[Condition], fields: dict[str, Any],
-                            generation: int, now: datetime) -> None:
+    async def _write_status(
+        self,
+        body: dict[str, Any],
+        conditions: list[Condition],
+        fields: dict[str, Any],
+        generation: int,
+        now: datetime,
+    ) -> None:
         current = body.get("status") or {}
         merged = merge_conditions(current.get("conditions") or [], conditions, generation, now)
         await self._patch_status(body, merged, fields, generation)
 
-    async def _patch_status(self, body: dict[str, Any], conditions: list[dict[str, Any]], fields: dict[str, Any],
-                            generation: int) -> None:
+    async def _patch_status(
+        self, body: dict[str, Any], conditions: list[dict[str, Any]], fields: dict[str, Any], generation: int
+    ) -> None:
         current = body.get("status") or {}
         new = {**fields, "conditions": conditions, "observedGeneration": generation}
-        if all(current.get(k) == v for k, v in new.items() if v is not None) and \
-                all(current.get(k) is None for k, v in new.items() if v is None):
+        if all(current.get(k) == v for k, v in new.items() if v is not None) and all(
+            current.get(k) is None for k, v in new.items() if v is None
+        ):
             return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
@@ -184,16 +209,25 @@ class Reconciler:
             good = cond["status"] != "False"
         stamp = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": body["apiVersion"], "kind": body["kind"], "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta["uid"],
-                               "resourceVersion": meta.get("resourceVersion")},
+            "involvedObject": {
+                "apiVersion": body["apiVersion"],
+                "kind": body["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
             "type": "Normal" if good else "Warning",
             "reason": cond["reason"] or cond["type"],
             "message": f"{cond['type']}={cond['status']}: {cond['message']}"[:1024],
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "source": {"component": "llmstage"}, "reportingComponent": "llmstage",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": "llmstage"},
+            "reportingComponent": "llmstage",
         }
         try:
             await self.kube.create(EVENT, meta["namespace"], event)

@@ -74,8 +74,9 @@ class WorkQueue(Generic[K]):
                         failures = self._failures.get(key, 0) + 1
                         self._failures[key] = failures
                         delay = min(0.5 * 2 ** (failures - 1), self._max_backoff)
-                        log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs",
-                                      key, failures, delay)
+                        log.exception(
+                            "reconcile of %s failed (attempt %d); retrying in %.1fs", key, failures, delay
+                        )
                         self.add(key, delay)
                         continue
                 self._failures.pop(key, None)

@@ -1,0 +1,5 @@
+import sys
+
+from llmstage.cli import main
+
+sys.exit(main())

@@ -1,0 +1,300 @@
+"""The operator against the local control plane: each scenario in its own namespace."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from testkit import OperatorProcess, wait_until
+
+GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+def llmservice(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMService",
+        "metadata": {"name": name},
+        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
+    }
+
+
+def production_spec(product: str = H100, gpus: int = 1, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "stage": "production",
+        "replicas": 1,
+        "resources": {"gpu": {"count": gpus, "product": product}},
+        "vllm": {"apiKeySecretRef": {"name": "llm-api-key"}},
+    }
+    spec.update(extra)
+    return spec
+
+
+class Cluster:
+    """Small helpers around the official client, bound to one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)  # type: ignore[no-any-return]
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)  # type: ignore[no-any-return]
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object(  # type: ignore[no-any-return]
+            GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec}
+        )
+
+    def condition(self, name: str, ctype: str) -> dict[str, Any] | None:
+        status = self.get(name).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == ctype), None)
+
+    def wait_condition(
+        self, name: str, ctype: str, status: str = "True", timeout: float = 60
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            cond = self.condition(name, ctype)
+            return cond if cond and cond["status"] == status else None
+
+        return wait_until(check, timeout=timeout, interval=0.2, what=f"{name} {ctype}={status}")  # type: ignore[no-any-return]
+
+    def ready_endpoint_pods(self, service: str) -> list[str]:
+        slices = self.discovery.list_namespaced_endpoint_slice(
+            self.ns, label_selector=f"kubernetes.io/service-name={service}"
+        ).items
+        return [
+            e.target_ref.name
+            for s in slices
+            for e in s.endpoints or []
+            if e.conditions.ready and e.target_ref is not None
+        ]
+
+    def deployments(self) -> dict[str, client.V1Deployment]:
+        return {d.metadata.name: d for d in self.apps.list_namespaced_deployment(self.ns).items}
+
+
+@pytest.fixture
+def cluster(api_client: client.ApiClient, namespace: str, operator: OperatorProcess) -> Cluster:
+    c = Cluster(api_client, namespace)
+    c.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "llm-api-key"}, "stringData": {"api-key": "test-key"}}
+    )
+    return c
+
+
+def test_dev_service_becomes_ready_with_an_ollama_pod_behind_its_service(cluster: Cluster) -> None:
+    svc = cluster.create(llmservice("chat"))
+    ready = cluster.wait_condition("chat", "Ready")
+    assert ready["reason"] == "EndpointsReady"
+    pods = cluster.ready_endpoint_pods("chat")
+    assert len(pods) == 1 and pods[0].startswith("chat-ollama-")
+    status = cluster.get("chat")["status"]
+    assert status["runtime"] == "ollama" and status["stage"] == "dev"
+    assert status["endpoint"] == f"http://chat.{cluster.ns}.svc:8000/v1"
+    assert status["observedGeneration"] == svc["metadata"]["generation"]
+    assert status["readyReplicas"] == 1
+    assert cluster.condition("chat", "RuntimeSelected")["status"] == "True"
+    for child in cluster.deployments().values():
+        ref = child.metadata.owner_references[0]
+        assert ref.kind == "LLMService" and ref.name == "chat" and ref.controller
+
+
+def test_production_vllm_lands_on_the_h100_with_tensor_parallel_equal_to_its_gpus(cluster: Cluster) -> None:
+    cluster.create(llmservice("prod", **production_spec(gpus=2)))
+    cluster.wait_condition("prod", "Ready")
+    pods = cluster.core.list_namespaced_pod(cluster.ns, label_selector="llmstage.io/runtime=vllm").items
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod.spec.node_name == "gpu-h100-0"
+    args = " ".join(pod.spec.containers[0].args or []) + " " + " ".join(pod.spec.containers[0].command or [])
+    assert "--tensor-parallel-size=2" in args.replace("--tensor-parallel-size 2", "--tensor-parallel-size=2")
+    assert pod.spec.containers[0].resources.limits["nvidia.com/gpu"] == "2"
+
+
+def test_promotion_switches_runtime_without_the_service_losing_endpoints(cluster: Cluster) -> None:
+    cluster.create(llmservice("promo", stage="staging", replicas=1))
+    cluster.wait_condition("promo", "Ready")
+    assert cluster.get("promo")["status"]["runtime"] == "ollama"
+
+    empty_observations: list[float] = []
+    observations = 0
+    stop = threading.Event()
+
+    def poll() -> None:
+        nonlocal observations
+        while not stop.is_set():
+            if not cluster.ready_endpoint_pods("promo"):
+                empty_observations.append(time.monotonic())
+            observations += 1
+            time.sleep(0.1)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        cluster.patch_spec("promo", production_spec())
+        gen = cluster.get("promo")["metadata"]["generation"]
+
+        def promoted() -> bool:
+            status = cluster.get("promo").get("status") or {}
+            ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+            return (
+                status.get("runtime") == "vllm"
+                and ready.get("status") == "True"
+                and status.get("observedGeneration") == gen
+                and "promo-ollama" not in cluster.deployments()
+            )
+
+        wait_until(promoted, timeout=90, interval=0.2, what="promotion to vLLM with the old Deployment gone")
+        time.sleep(1)
+    finally:
+        stop.set()
+        poller.join()
+    assert observations > 20
+    assert empty_observations == [], f"the Service had no ready endpoints {len(empty_observations)} times"
+    pods = cluster.ready_endpoint_pods("promo")
+    assert pods and all(p.startswith("promo-vllm-") for p in pods)
+
+
+def test_unschedulable_gpu_product_stalls_while_the_old_runtime_keeps_serving(cluster: Cluster) -> None:
+    cluster.create(llmservice("stuck", stage="staging", replicas=1))
+    cluster.wait_condition("stuck", "Ready")
+    cluster.patch_spec("stuck", production_spec(product="NVIDIA-B200"))
+    stalled = cluster.wait_condition("stuck", "Stalled", timeout=60)
+    assert stalled["reason"] == "Unschedulable"
+    assert "node affinity" in stalled["message"] or "didn't match" in stalled["message"], stalled["message"]
+    assert "ollama keeps serving" in stalled["message"]
+    pods = cluster.ready_endpoint_pods("stuck")
+    assert pods and all(p.startswith("stuck-ollama-") for p in pods)
+    assert "stuck-ollama" in cluster.deployments()
+
+
+def test_drift_is_repaired_and_foreign_annotations_are_left_alone(cluster: Cluster) -> None:
+    cluster.create(llmservice("drift"))
+    cluster.wait_condition("drift", "Ready")
+    cluster.core.delete_namespaced_service("drift", cluster.ns)
+    wait_until(
+        lambda: cluster.core.list_namespaced_service(cluster.ns, field_selector="metadata.name=drift").items,
+        timeout=15,
+        what="the deleted Service to come back",
+    )
+
+    dep = cluster.apps.read_namespaced_deployment("drift-ollama", cluster.ns)
+    original_env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env or []}
+    cluster.apps.patch_namespaced_deployment(
+        "drift-ollama",
+        cluster.ns,
+        {
+            "metadata": {"annotations": {"example.com/owner": "team-a"}},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": dep.spec.template.spec.containers[0].name,
+                                "env": [{"name": "OLLAMA_NUM_PARALLEL", "value": "99"}],
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+    )
+
+    def restored() -> bool:
+        d = cluster.apps.read_namespaced_deployment("drift-ollama", cluster.ns)
+        env = {e.name: e.value for e in d.spec.template.spec.containers[0].env or []}
+        return env.get("OLLAMA_NUM_PARALLEL") == original_env.get("OLLAMA_NUM_PARALLEL")
+
+    wait_until(restored, timeout=15, what="OLLAMA_NUM_PARALLEL restored")
+    d = cluster.apps.read_namespaced_deployment("drift-ollama", cluster.ns)
+    assert d.metadata.annotations.get("example.com/owner") == "team-a"
+
+
+def test_replicas_owned_by_the_hpa_are_not_reverted(cluster: Cluster) -> None:
+    cluster.create(llmservice("scaled", stage="staging", autoscaling={"minReplicas": 1, "maxReplicas": 4}))
+    cluster.wait_condition("scaled", "Ready")
+    assert cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler("scaled-ollama", cluster.ns)
+    # What the HPA controller does: write the scale subresource.
+    cluster.apps.patch_namespaced_deployment_scale("scaled-ollama", cluster.ns, {"spec": {"replicas": 3}})
+    # Give the operator every chance to fight back: it reacts to this Deployment's events.
+    wait_until(
+        lambda: (
+            cluster.apps.read_namespaced_deployment("scaled-ollama", cluster.ns).status.ready_replicas == 3
+        ),
+        timeout=30,
+        what="3 ready replicas",
+    )
+    time.sleep(3)
+    assert cluster.apps.read_namespaced_deployment("scaled-ollama", cluster.ns).spec.replicas == 3
+
+
+def test_fixed_replicas_follow_the_scale_subresource(cluster: Cluster, kubectl) -> None:  # type: ignore[no-untyped-def]
+    cluster.create(llmservice("fixed", replicas=1))
+    cluster.wait_condition("fixed", "Ready")
+    kubectl("scale", "-n", cluster.ns, "llms/fixed", "--replicas=2")
+    wait_until(
+        lambda: cluster.apps.read_namespaced_deployment("fixed-ollama", cluster.ns).spec.replicas == 2,
+        timeout=15,
+        what="Deployment scaled to 2 through the LLMService scale subresource",
+    )
+    wait_until(
+        lambda: cluster.get("fixed")["status"].get("readyReplicas") == 2,
+        timeout=30,
+        what="status.readyReplicas 2",
+    )
+
+
+def test_observed_generation_follows_generation(cluster: Cluster) -> None:
+    cluster.create(llmservice("gen"))
+    cluster.wait_condition("gen", "Ready")
+    updated = cluster.patch_spec("gen", {"expectedConcurrency": 3})
+    gen = updated["metadata"]["generation"]
+    wait_until(
+        lambda: cluster.get("gen")["status"].get("observedGeneration") == gen,
+        timeout=15,
+        what="observedGeneration to catch up",
+    )
+    ready = cluster.condition("gen", "Ready")
+    assert ready and ready["observedGeneration"] == gen
+
+
+def test_deleting_the_service_removes_every_child(cluster: Cluster) -> None:
+    cluster.create(llmservice("gone", stage="staging"))
+    cluster.wait_condition("gone", "Ready")
+    assert cluster.deployments()
+    cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, cluster.ns, PLURAL, "gone")
+
+    def children() -> list[str]:
+        return (
+            [d for d in cluster.deployments()]
+            + [s.metadata.name for s in cluster.core.list_namespaced_service(cluster.ns).items]
+            + [
+                h.metadata.name
+                for h in cluster.autoscaling.list_namespaced_horizontal_pod_autoscaler(cluster.ns).items
+            ]
+            + [
+                p.metadata.name
+                for p in cluster.core.list_namespaced_persistent_volume_claim(cluster.ns).items
+            ]
+        )
+
+    wait_until(lambda: not children(), timeout=60, what=f"children to be garbage-collected: {children()}")
+
+
+def test_an_invalid_spec_stalls_with_a_message_and_others_keep_working(cluster: Cluster) -> None:
+    cluster.create(llmservice("unknown", model={"name": "no-such-model:1b"}))
+    stalled = cluster.wait_condition("unknown", "Stalled")
+    assert "spec.model" in stalled["message"], stalled["message"]
+    cluster.create(llmservice("fine"))
+    cluster.wait_condition("fine", "Ready")

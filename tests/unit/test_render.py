@@ -518,6 +518,15 @@ def test_user_env_cannot_override_what_llmstage_sets() -> None:
     assert env_of(container)["OLLAMA_DEBUG"]["value"] == "1"
 
 
+def test_user_env_may_replace_the_ollama_defaults_that_are_only_defaults() -> None:
+    user = {"OLLAMA_MAX_LOADED_MODELS": "2", "NVIDIA_VISIBLE_DEVICES": "all"}
+    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[arg-type]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names))
+    assert env_of(container)["OLLAMA_MAX_LOADED_MODELS"]["value"] == "2"
+    assert env_of(container)["NVIDIA_VISIBLE_DEVICES"]["value"] == "all"
+
+
 def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
     spec = pod_spec(DEV_OLLAMA)
     (init,) = spec["initContainers"]

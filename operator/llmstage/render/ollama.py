@@ -11,20 +11,22 @@ from llmstage.resolved import OllamaSettings, Resolved, Runtime
 
 TEMPLATE = "ollama-deployment.yaml.j2"
 
-# Variables the template sets; spec.ollama.env cannot override them.
+# Variables the template always sets; spec.ollama.env cannot override them (the CRD rejects the
+# OLLAMA_* ones; a HOME or LLMSTAGE_MODEL there would break the pull and the probes).
 RESERVED_ENV = frozenset(
     {
         "HOME",
         "LLMSTAGE_MODEL",
-        "NVIDIA_VISIBLE_DEVICES",
         "OLLAMA_CONTEXT_LENGTH",
         "OLLAMA_HOST",
         "OLLAMA_KEEP_ALIVE",
-        "OLLAMA_MAX_LOADED_MODELS",
         "OLLAMA_MODELS",
         "OLLAMA_NUM_PARALLEL",
     }
 )
+# Defaults the template sets unless spec.ollama.env sets them: OLLAMA_MAX_LOADED_MODELS and
+# NVIDIA_VISIBLE_DEVICES (see the template for why each has its default).
+
 
 # Loading from the cache PVC into memory; the download happens before, in the init container.
 LOAD_BASE_SECONDS = 300
@@ -44,6 +46,7 @@ class OllamaContext:
     keep_alive: str
     context_length: int
     extra_env: list[dict[str, str]]
+    user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -79,6 +82,7 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
         keep_alive=settings.keep_alive,
         context_length=settings.context_length,
         extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
+        user_env_names=frozenset(settings.env),
     )
 
 

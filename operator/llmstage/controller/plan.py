@@ -2,9 +2,9 @@
 
     plan(resolved, observed, now) -> Plan(apply, keep, status, requeue_after)
 
-The runtime cutover is derived from the cluster, not stored: the Service's selector says which
-runtime serves now. When it differs from the resolved runtime and the old Deployment still
-exists, a cutover is under way:
+The runtime cutover is derived from the cluster, not stored, so it survives operator restarts:
+while the other runtime's Deployment still exists, a cutover is under way, and the Service's
+selector says which runtime serves now:
 
     Starting     new Deployment applied beside the old one; Service stays on the old pods
     Switching    new Deployment Available: Service switched to the new pods
@@ -29,6 +29,13 @@ ChildKey = tuple[str, str]  # (kind, name)
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 RUNTIME_SELECTED, MODEL_FITS, BEST_PRACTICES = "RuntimeSelected", "ModelFits", "FollowsBestPractices"
+
+
+CUTOVER_MESSAGES = {
+    "Starting": "{new} pods are starting beside {old}; the Service stays on {old}",
+    "Switching": "{new} is available; the Service moved to {new}, waiting for its endpoints to follow",
+    "Draining": "the Service's endpoints are all {new} pods; removing the {old} Deployment",
+}
 
 
 @dataclass(frozen=True)
@@ -156,24 +163,26 @@ def plan(
     facts = facts or ClusterFacts()
     name, desired = resolved.name, resolved.runtime
     serving = serving_runtime(observed, name)
-    old = serving if serving and serving != desired else None
-    if old and observed.get("Deployment", workload_name(name, old)) is None:
-        old = None  # nothing left to serve from: switch straight away
+    # The other runtime's Deployment still existing means a cutover is under way (from either
+    # side): it is only deleted once the Service's endpoints are all pods of the new runtime.
+    old = next(
+        (r for r in Runtime if r != desired and observed.get("Deployment", workload_name(name, r))), None
+    )
 
     new_dep = observed.get("Deployment", workload_name(name, desired))
     new_available = deployment_available(new_dep)
     requeue: float | None = None
     phase: str | None = None
     keep: set[ChildKey] = set()
-    switch_now = old is None or new_available
+    # Once switched, stay switched: flapping the selector back would drop live connections twice.
+    switch_now = old is None or new_available or serving == desired
 
     if old is not None:
         keep = _runtime_children(name, old) - _runtime_children(name, desired)
-        if not new_available:
+        ready_new = ready_endpoints(observed, desired, name)
+        if not switch_now:
             phase = "Starting"
-        elif ready_endpoints(observed, desired, name) == 0 or ready_endpoints(
-            observed, None, name
-        ) != ready_endpoints(observed, desired, name):
+        elif ready_new == 0 or ready_endpoints(observed, None, name) != ready_new:
             phase = "Switching"  # Service switched; wait for the endpoints to follow before deleting
         else:
             phase, keep = "Draining", set()
@@ -207,7 +216,7 @@ def plan(
             requeue = max(0.5, unschedulable_grace - waited)
 
     endpoints_desired = ready_endpoints(observed, desired, name)
-    ready = serving == desired and endpoints_desired > 0 and old is None
+    ready = serving == desired and endpoints_desired > 0 and phase in (None, "Draining")
     if ready:
         conditions.append(
             Condition(
@@ -259,7 +268,14 @@ def plan(
         "selector": selector_string(name, desired),
         "replicas": (dep.get("status") or {}).get("replicas", 0),
         "readyReplicas": (dep.get("status") or {}).get("readyReplicas", 0),
-        "cutover": {"phase": phase, "from": old.value, "to": desired.value} if phase and old else None,
+        "cutover": {
+            "phase": phase,
+            "from": old.value,
+            "to": desired.value,
+            "message": CUTOVER_MESSAGES[phase].format(old=old.value, new=desired.value),
+        }
+        if phase and old
+        else None,
     }
     return Plan(apply=objects, keep=keep, conditions=conditions, status=status, requeue_after=requeue)
 

@@ -1,0 +1,247 @@
+"""The pure reconcile plan: cutover phases, status conditions, what to keep and what to apply."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from llmstage.api.models import LLMService
+from llmstage.controller.plan import Condition, Observed, merge_conditions, plan, transitions
+from llmstage.controller.reconciler import contains
+from llmstage.resolve import resolve
+from llmstage.resolved import Resolved
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def resolved(**spec: Any) -> Resolved:
+    body = {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": 3},
+        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
+    }
+    return resolve(LLMService.from_object(body))
+
+
+PRODUCTION = {
+    "stage": "production",
+    "replicas": 1,
+    "resources": {"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}},
+    "vllm": {"apiKeySecretRef": {"name": "key"}},
+}
+
+
+def service(runtime: str) -> dict[str, Any]:
+    return {
+        "kind": "Service",
+        "metadata": {"name": "chat"},
+        "spec": {"selector": {"llmstage.io/runtime": runtime}},
+    }
+
+
+def deployment(runtime: str, available: bool) -> dict[str, Any]:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": f"chat-{runtime}", "generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "readyReplicas": 1 if available else 0,
+            "conditions": [{"type": "Available", "status": "True" if available else "False"}],
+        },
+    }
+
+
+def endpoints(*pods: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "metadata": {"name": "chat-abc"},
+            "endpoints": [
+                {"addresses": [f"10.244.0.{i}"], "conditions": {"ready": True}, "targetRef": {"name": p}}
+                for i, p in enumerate(pods)
+            ],
+        }
+    ]
+
+
+def observed(
+    *children: dict[str, Any],
+    slices: list[dict[str, Any]] | None = None,
+    pods: list[dict[str, Any]] | None = None,
+) -> Observed:
+    return Observed(
+        children={(c["kind"], c["metadata"]["name"]): c for c in children},
+        endpoint_slices=slices or [],
+        pods=pods or [],
+    )
+
+
+def conditions(p: Any) -> dict[str, Condition]:
+    return {c.type: c for c in p.conditions}
+
+
+def rendered_service_runtime(p: Any) -> str:
+    svc = next(o for o in p.apply if o["kind"] == "Service")
+    return str(svc["spec"]["selector"]["llmstage.io/runtime"])
+
+
+def test_a_new_service_applies_everything_and_waits_for_endpoints() -> None:
+    p = plan(resolved(), observed(), NOW)
+    kinds = sorted(o["kind"] for o in p.apply)
+    assert kinds == ["Deployment", "PersistentVolumeClaim", "Service"]
+    assert rendered_service_runtime(p) == "ollama"
+    c = conditions(p)
+    assert (c["Ready"].status, c["Ready"].reason) == ("False", "WaitingForEndpoints")
+    assert c["Reconciling"].status == "True" and c["Stalled"].status == "False"
+    assert p.status["cutover"] is None and p.keep == set()
+
+
+def test_ready_needs_ready_endpoints_of_the_resolved_runtime() -> None:
+    p = plan(
+        resolved(),
+        observed(service("ollama"), deployment("ollama", True), slices=endpoints("chat-ollama-5d9-x1")),
+        NOW,
+    )
+    c = conditions(p)
+    assert c["Ready"].status == "True" and c["Reconciling"].status == "False"
+    assert p.status["endpoint"] == "http://chat.team.svc:8000/v1"
+    assert p.status["readyReplicas"] == 1
+
+
+def test_cutover_starts_beside_the_old_runtime_and_keeps_the_service_on_it() -> None:
+    live = observed(service("ollama"), deployment("ollama", True), slices=endpoints("chat-ollama-5d9-x1"))
+    p = plan(resolved(**PRODUCTION), live, NOW)
+    assert rendered_service_runtime(p) == "ollama"
+    assert any(o["kind"] == "Deployment" and o["metadata"]["name"] == "chat-vllm" for o in p.apply)
+    assert ("Deployment", "chat-ollama") in p.keep
+    assert p.status["cutover"]["phase"] == "Starting"
+    assert conditions(p)["Ready"].reason == "CutoverInProgress"
+
+
+def test_cutover_switches_the_service_once_the_new_deployment_is_available_but_keeps_the_old_pods() -> None:
+    live = observed(
+        service("ollama"),
+        deployment("ollama", True),
+        deployment("vllm", True),
+        slices=endpoints("chat-ollama-5d9-x1"),
+    )
+    p = plan(resolved(**PRODUCTION), live, NOW)
+    assert rendered_service_runtime(p) == "vllm"
+    assert ("Deployment", "chat-ollama") in p.keep
+    assert p.status["cutover"]["phase"] == "Switching"
+
+
+def test_cutover_drains_the_old_runtime_only_when_endpoints_are_all_new() -> None:
+    live = observed(
+        service("vllm"),
+        deployment("ollama", True),
+        deployment("vllm", True),
+        slices=endpoints("chat-vllm-7c4-y2"),
+    )
+    p = plan(resolved(**PRODUCTION), live, NOW)
+    assert rendered_service_runtime(p) == "vllm"
+    assert p.keep == set()  # the old Deployment and its cache claim get pruned
+    assert p.status["cutover"]["phase"] == "Draining"
+
+
+def unschedulable_pod(since: datetime) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "chat-vllm-7c4-y2"},
+        "status": {
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "lastTransitionTime": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "message": "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector.",
+                }
+            ]
+        },
+    }
+
+
+def test_unschedulable_new_runtime_waits_for_the_grace_then_stalls_while_the_old_serves() -> None:
+    live = observed(
+        service("ollama"),
+        deployment("ollama", True),
+        deployment("vllm", False),
+        slices=endpoints("chat-ollama-5d9-x1"),
+        pods=[unschedulable_pod(NOW - timedelta(seconds=10))],
+    )
+    early = plan(resolved(**PRODUCTION), live, NOW, unschedulable_grace=60)
+    assert conditions(early)["Stalled"].status == "False"
+    assert early.requeue_after == 50
+
+    late = plan(resolved(**PRODUCTION), live, NOW + timedelta(seconds=60), unschedulable_grace=60)
+    stalled = conditions(late)["Stalled"]
+    assert (stalled.status, stalled.reason) == ("True", "Unschedulable")
+    assert "didn't match Pod's node affinity" in stalled.message and "ollama keeps serving" in stalled.message
+    assert rendered_service_runtime(late) == "ollama"
+    assert ("Deployment", "chat-ollama") in late.keep
+    assert conditions(late)["Reconciling"].status == "False"
+
+
+def test_a_missing_secret_reported_by_the_kubelet_stalls_with_the_fix() -> None:
+    pod = {
+        "metadata": {"name": "chat-vllm-7c4-y2"},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "vllm",
+                    "state": {
+                        "waiting": {
+                            "reason": "CreateContainerConfigError",
+                            "message": 'secret "key" not found',
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    p = plan(resolved(**PRODUCTION), observed(service("vllm"), deployment("vllm", False), pods=[pod]), NOW)
+    stalled = conditions(p)["Stalled"]
+    assert stalled.status == "True" and 'secret "key" not found' in stalled.message
+    assert "create the Secret" in stalled.message
+
+
+def test_spec_conditions_report_the_decision_and_the_article_mistakes() -> None:
+    p = plan(resolved(stage="production", runtime="ollama"), observed(), NOW)
+    c = conditions(p)
+    assert c["RuntimeSelected"].status == "True" and "ollama" in c["RuntimeSelected"].message.lower()
+    assert c["FollowsBestPractices"].status == "False"
+    assert "production" in c["FollowsBestPractices"].message.lower()
+
+
+def test_last_transition_time_moves_only_on_a_flip() -> None:
+    first = merge_conditions([], [Condition("Ready", "False", "WaitingForEndpoints", "")], 1, NOW)
+    later = NOW + timedelta(minutes=5)
+    same = merge_conditions(first, [Condition("Ready", "False", "CutoverInProgress", "x")], 2, later)
+    assert same[0]["lastTransitionTime"] == first[0]["lastTransitionTime"]
+    assert same[0]["observedGeneration"] == 2
+    flipped = merge_conditions(same, [Condition("Ready", "True", "EndpointsReady", "")], 2, later)
+    assert flipped[0]["lastTransitionTime"] == "2026-11-25T12:05:00Z"
+    assert [c["reason"] for c in transitions(first, same)] == ["CutoverInProgress"]
+    assert transitions(flipped, flipped) == []
+
+
+def test_contains_ignores_server_defaults_and_foreign_fields_but_not_changed_values() -> None:
+    desired = {"spec": {"template": {"spec": {"containers": [{"name": "a", "args": ["--x=1"]}]}}}}
+    live = {
+        "metadata": {"annotations": {"other": "tool"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "a", "args": ["--x=1"], "terminationMessagePath": "/dev/termination-log"}
+                    ],
+                    "dnsPolicy": "ClusterFirst",
+                }
+            }
+        },
+    }
+    assert contains(live, desired)
+    live["spec"]["template"]["spec"]["containers"][0]["args"] = ["--x=2"]
+    assert not contains(live, desired)
+    assert not contains({"a": 1}, {"a": True})
+    assert contains({"port": 8000}, {"port": 8000.0})

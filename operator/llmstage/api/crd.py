@@ -15,6 +15,7 @@ import yaml
 from llmstage.api.models import (
     GROUP,
     KIND,
+    MAX_NAME_LENGTH,
     PLURAL,
     VERSION,
     LLMService,
@@ -147,7 +148,15 @@ def openapi_schema() -> dict[str, Any]:
             "kind": {"type": "string", "description": "Kind is the REST resource this object represents."},
             "metadata": {
                 "type": "object",
-                "properties": {"name": {"type": "string", "maxLength": 253}},
+                "description": "Standard object metadata.",
+                "properties": {
+                    "name": {
+                        "description": f"Name of the LLMService and of the Service clients call; at most "
+                        f"{MAX_NAME_LENGTH} characters, starting with a letter.",
+                        "type": "string",
+                        "maxLength": 253,
+                    }
+                },
             },
             "spec": spec,
             "status": status,

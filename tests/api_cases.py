@@ -1,0 +1,215 @@
+"""LLMService objects the API must reject, shared by the offline (pydantic) and the API-server tests.
+
+Each case is the same object checked twice: tests/unit/test_api_models.py expects pydantic to
+reject it, tests/integration/test_crd_admission.py expects the API server to. Both must hold, so
+the CEL rules in the CRD and their Python twins cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+API_VERSION = "llmstage.io/v1alpha1"
+
+
+def service(name: str = "svc", **spec: Any) -> dict[str, Any]:
+    """A valid LLMService object; keyword arguments are merged into the spec."""
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "LLMService",
+        "metadata": {"name": name},
+        "spec": {"model": {"name": "llama3.1:8b"}},
+    }
+    body["spec"].update(copy.deepcopy(spec))
+    return body
+
+
+def _without_model_name() -> dict[str, Any]:
+    body = service()
+    body["spec"]["model"] = {"huggingFaceId": "meta-llama/Llama-3.1-8B-Instruct"}
+    return body
+
+
+GPU_H100 = {"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}}
+API_KEY = {"apiKeySecretRef": {"name": "api-key"}}
+
+
+@dataclass(frozen=True)
+class Invalid:
+    id: str
+    body: dict[str, Any]
+    message: str  # substring of the API server's error
+    offline: str | None = None  # substring of pydantic's error when it words it differently
+
+
+INVALID: list[Invalid] = [
+    # ---- CEL rules (same message from the API server and from pydantic)
+    Invalid(
+        "replicas-and-autoscaling",
+        service(replicas=2, autoscaling={"maxReplicas": 4}),
+        "spec.replicas and spec.autoscaling are mutually exclusive",
+    ),
+    Invalid("vllm-without-gpu", service(runtime="vllm"), "spec.runtime vllm needs a GPU"),
+    Invalid(
+        "vllm-with-zero-gpus",
+        service(runtime="vllm", resources={"gpu": {"count": 0}}),
+        "spec.runtime vllm needs a GPU",
+    ),
+    Invalid(
+        "tensor-parallel-above-gpus",
+        service(runtime="vllm", resources={"gpu": {"count": 2}}, vllm={"tensorParallelSize": 4}),
+        "spec.vllm.tensorParallelSize must not exceed spec.resources.gpu.count",
+    ),
+    Invalid(
+        "tensor-parallel-without-gpus",
+        service(vllm={"tensorParallelSize": 2}),
+        "spec.vllm.tensorParallelSize must not exceed spec.resources.gpu.count",
+    ),
+    Invalid(
+        "gpu-product-without-count",
+        service(resources={"gpu": {"count": 0, "product": "NVIDIA-L4"}}),
+        "spec.resources.gpu.product needs spec.resources.gpu.count >= 1",
+    ),
+    Invalid(
+        "gpu-memory-without-count",
+        service(resources={"gpu": {"count": 0, "memory": "24Gi"}}),
+        "spec.resources.gpu.memory needs spec.resources.gpu.count >= 1",
+    ),
+    Invalid(
+        "min-above-max-replicas",
+        service(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
+        "spec.autoscaling.minReplicas must be <= spec.autoscaling.maxReplicas",
+    ),
+    Invalid(
+        "production-vllm-without-api-key",
+        service(stage="production", resources=GPU_H100),
+        "spec.vllm.apiKeySecretRef is required in stage production",
+    ),
+    Invalid(
+        "production-default-gpu-without-api-key",
+        service(stage="production"),
+        "spec.vllm.apiKeySecretRef is required in stage production",
+    ),
+    Invalid(
+        "queue-metric-on-ollama",
+        service(runtime="ollama", autoscaling={"metric": "queue"}),
+        "spec.autoscaling.metric queue reads vLLM's queue depth",
+    ),
+    Invalid(
+        "extra-args-repeat-port",
+        service(vllm={"extraArgs": ["--enable-prefix-caching", "--port=9000"]}),
+        "spec.vllm.extraArgs must not repeat flags llmstage sets",
+    ),
+    Invalid(
+        "extra-args-repeat-model",
+        service(vllm={"extraArgs": ["--max_model_len", "4096"]}),
+        "spec.vllm.extraArgs must not repeat flags llmstage sets",
+    ),
+    Invalid(
+        "ollama-env-managed",
+        service(ollama={"env": {"OLLAMA_NUM_PARALLEL": "8"}}),
+        "spec.ollama.env must not set OLLAMA_HOST",
+    ),
+    Invalid(
+        "toleration-exists-with-value",
+        service(scheduling={"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}),
+        "value must be empty when operator is Exists",
+    ),
+    Invalid(
+        "toleration-seconds-without-noexecute",
+        service(scheduling={"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 30}]}),
+        "tolerationSeconds applies only to effect NoExecute",
+    ),
+    Invalid("name-too-long", service(name="a" * 53), "metadata.name must be at most 52 characters"),
+    Invalid("name-starts-with-digit", service(name="8b-llama"), "metadata.name must start with a letter"),
+    Invalid("name-vllm", service(name="vllm"), "metadata.name must not be 'vllm'"),
+    # ---- schema bounds, enums and patterns (the API server names the field; pydantic words it its way)
+    Invalid(
+        "gpu-memory-utilization-above-1",
+        service(vllm={"gpuMemoryUtilization": 1.5}),
+        "spec.vllm.gpuMemoryUtilization",
+        "less than or equal to 1",
+    ),
+    Invalid(
+        "gpu-memory-utilization-zero",
+        service(vllm={"gpuMemoryUtilization": 0}),
+        "spec.vllm.gpuMemoryUtilization",
+        "greater than 0",
+    ),
+    Invalid(
+        "max-model-len-tiny",
+        service(vllm={"maxModelLen": 16}),
+        "spec.vllm.maxModelLen",
+        "greater than or equal",
+    ),
+    Invalid(
+        "max-num-seqs-zero", service(vllm={"maxNumSeqs": 0}), "spec.vllm.maxNumSeqs", "greater than or equal"
+    ),
+    Invalid(
+        "num-parallel-above-64",
+        service(ollama={"numParallel": 65}),
+        "spec.ollama.numParallel",
+        "less than or equal",
+    ),
+    Invalid(
+        "too-many-gpus", service(resources={"gpu": {"count": 9}}), "spec.resources.gpu.count", "less than"
+    ),
+    Invalid("unknown-stage", service(stage="prod"), "spec.stage", "'dev', 'staging' or 'production'"),
+    Invalid("unknown-runtime", service(runtime="tgi"), "spec.runtime", "'auto', 'ollama' or 'vllm'"),
+    Invalid(
+        "zero-users", service(expectedConcurrency=0), "spec.expectedConcurrency", "greater than or equal"
+    ),
+    Invalid("negative-replicas", service(replicas=-1), "spec.replicas", "greater than or equal"),
+    Invalid(
+        "memory-not-a-quantity", service(resources={"memory": "8GB"}), "spec.resources.memory", "quantity"
+    ),
+    Invalid("cache-size-not-a-quantity", service(cache={"size": "lots"}), "spec.cache.size", "quantity"),
+    Invalid(
+        "keep-alive-not-a-duration",
+        service(ollama={"keepAlive": "forever"}),
+        "spec.ollama.keepAlive",
+        "match",
+    ),
+    Invalid(
+        "hugging-face-id-without-org",
+        service(model={"name": "llama3.1:8b", "huggingFaceId": "llama"}),
+        "spec.model.huggingFaceId",
+        "match",
+    ),
+    Invalid("model-name-missing", _without_model_name(), "spec.model.name", "name"),
+    Invalid(
+        "unknown-access-mode", service(cache={"accessMode": "ReadOnlyMany"}), "spec.cache.accessMode", "Read"
+    ),
+]
+
+
+VALID: dict[str, dict[str, Any]] = {
+    "minimal": service(),
+    "staging-autoscaled": service(stage="staging", autoscaling={"minReplicas": 1, "maxReplicas": 3}),
+    "production-vllm": service(stage="production", resources=GPU_H100, vllm=API_KEY, expectedConcurrency=50),
+    "production-cpu-only-ollama": service(stage="production", resources={"gpu": {"count": 0}}),
+    "production-explicit-ollama": service(stage="production", runtime="ollama"),
+    "quantities-as-numbers": service(resources={"cpu": 2, "memory": "8Gi"}, cache={"size": "20Gi"}),
+    "tolerations": service(
+        scheduling={
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "spot", "value": "true", "effect": "NoExecute", "tolerationSeconds": 60},
+            ],
+            "nodeSelector": {"pool": "gpu"},
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+        }
+    ),
+    "vllm-extra-args": service(
+        runtime="vllm", resources={"gpu": {"count": 2}}, vllm={"extraArgs": ["--enable-prefix-caching"]}
+    ),
+    "custom-model": service(
+        model={
+            "name": "my-org/my-model",
+            "huggingFaceId": "my-org/my-model",
+            "architecture": {"parametersBillion": 3.5, "layers": 30, "kvHeads": 4, "headDim": 128},
+        }
+    ),
+}

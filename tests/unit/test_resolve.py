@@ -1,0 +1,389 @@
+"""resolve(): stage defaults, explicit values winning, sizing, the article's common mistakes, SpecErrors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from api_cases import API_KEY, GPU_H100, VALID, service
+from llmstage.api.models import LLMService
+from llmstage.catalog import CatalogEntry, builtin_catalog
+from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, SpecError, resolve
+from llmstage.resolved import Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+PROD = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
+
+
+def run(**spec: Any) -> Resolved:
+    body = service("chat", **spec)
+    body["metadata"].update(namespace="team", uid="u-1", generation=4)
+    return resolve(LLMService.model_validate(body))
+
+
+def reasons(r: Resolved) -> set[str]:
+    return {w.reason for w in r.warnings}
+
+
+# ---------------------------------------------------------------- stage defaults
+
+
+def test_dev_defaults() -> None:
+    r = run()
+    assert (r.name, r.namespace, r.uid, r.generation) == ("chat", "team", "u-1", 4)
+    assert r.stage == Stage.DEV and r.runtime == Runtime.OLLAMA
+    assert r.replicas == 1 and r.autoscaling is None
+    assert r.resources.cpu == "2" and r.resources.memory == "9Gi" and r.resources.gpu is None
+    assert r.ollama is not None and r.vllm is None
+    assert r.ollama.image == DEFAULT_OLLAMA_IMAGE
+    assert (r.ollama.num_parallel, r.ollama.keep_alive, r.ollama.context_length) == (1, "-1", 8192)
+    assert r.cache.access_mode == "ReadWriteOnce" and r.cache.size == "20Gi"
+    assert not r.pod_disruption_budget and not r.topology_spread
+    assert (
+        r.model.ollama_tag == "llama3.1:8b" and r.model.format == "gguf" and r.model.quantization == "q4_K_M"
+    )
+    assert r.memory_fit.fits is True
+    assert r.warnings == ()
+
+
+def test_staging_defaults() -> None:
+    r = run(stage="staging", expectedConcurrency=4)
+    assert r.runtime == Runtime.OLLAMA and r.replicas is None
+    assert r.autoscaling is not None
+    assert (r.autoscaling.min_replicas, r.autoscaling.max_replicas) == (1, 2)
+    assert (r.autoscaling.metric, r.autoscaling.target) == (ScaleMetric.CPU, 70)
+    assert r.ollama is not None and r.ollama.num_parallel == 4  # 4 users over 1 baseline replica
+    assert r.cache.access_mode == "ReadWriteMany"  # up to 2 pods share it
+    assert r.resources.cpu == "4"
+
+
+def test_production_defaults() -> None:
+    r = run(**PROD, expectedConcurrency=50)
+    assert r.runtime == Runtime.VLLM
+    assert r.runtime_reason == "stage production and 50 expected users > 4: vLLM"
+    assert r.autoscaling is not None and r.replicas is None
+    assert (r.autoscaling.min_replicas, r.autoscaling.max_replicas) == (2, 8)
+    assert r.autoscaling.metric == ScaleMetric.QUEUE and r.autoscaling.target == 3
+    assert r.autoscaling.queue_metric_name == "vllm:num_requests_waiting"
+    assert r.pod_disruption_budget and r.topology_spread
+    assert r.vllm is not None and r.ollama is None
+    assert r.vllm.image == DEFAULT_VLLM_IMAGE
+    assert r.vllm.max_num_seqs == 25  # 50 users over 2 baseline replicas
+    assert (r.vllm.max_model_len, r.vllm.tensor_parallel_size, r.vllm.gpu_memory_utilization) == (
+        8192,
+        1,
+        0.9,
+    )
+    assert r.vllm.api_key_secret_ref == SecretKeyRef("api-key", "api-key")
+    assert r.resources.gpu is not None and r.resources.gpu.product == "NVIDIA-H100-80GB-HBM3"
+    assert (r.resources.cpu, r.resources.memory) == ("4", "24Gi")
+    assert r.model.hugging_face_id == "meta-llama/Llama-3.1-8B-Instruct" and r.model.format == "safetensors"
+    assert r.model.quantization is None
+    assert r.memory_fit.fits is True, r.memory_fit.message
+    assert reasons(r) == {"GatedModelWithoutToken"}
+
+
+def test_production_gets_one_gpu_by_default() -> None:
+    r = run(stage="production", vllm=API_KEY)
+    assert r.runtime == Runtime.VLLM
+    assert r.resources.gpu is not None and r.resources.gpu.count == 1 and r.resources.gpu.product is None
+    assert r.memory_fit.fits is None and r.memory_fit.reason == "UnknownGPUProduct"
+    assert "spec.resources.gpu.product" in r.memory_fit.message
+
+
+def test_served_model_name_is_identical_in_every_stage() -> None:
+    names = {run().served_model_name, run(stage="staging").served_model_name, run(**PROD).served_model_name}
+    assert names == {"llama3.1:8b"}
+    assert run(servedModelName="chat-model", **PROD).served_model_name == "chat-model"
+
+
+def test_context_is_identical_on_both_runtimes() -> None:
+    dev, prod = run(), run(**PROD)
+    assert dev.ollama is not None and prod.vllm is not None
+    assert dev.ollama.context_length == prod.vllm.max_model_len == 8192
+    small = run(model={"name": "phi3:mini"})
+    assert small.ollama is not None and small.ollama.context_length == 4096  # the model's own context
+
+
+# ---------------------------------------------------------------- explicit values win
+
+
+def test_explicit_replicas_win_over_the_stage_autoscaler() -> None:
+    r = run(**PROD, replicas=3)
+    assert r.replicas == 3 and r.autoscaling is None
+    assert r.cache.access_mode == "ReadWriteMany"
+
+
+def test_explicit_autoscaling_bounds_and_metric() -> None:
+    r = run(**PROD, autoscaling={"maxReplicas": 1, "target": 10, "queueMetricName": "vllm_waiting"})
+    assert r.autoscaling is not None
+    assert (r.autoscaling.min_replicas, r.autoscaling.max_replicas) == (1, 1)  # min clamps to the max given
+    assert r.autoscaling.target == 10 and r.autoscaling.queue_metric_name == "vllm_waiting"
+    assert r.cache.access_mode == "ReadWriteOnce"
+    cpu = run(**PROD, autoscaling={"metric": "cpu", "minReplicas": 3})
+    assert cpu.autoscaling is not None and cpu.autoscaling.metric == ScaleMetric.CPU
+    assert (cpu.autoscaling.min_replicas, cpu.autoscaling.max_replicas) == (3, 8)
+    dev = run(autoscaling={})
+    assert dev.autoscaling is not None and (dev.autoscaling.min_replicas, dev.autoscaling.max_replicas) == (
+        1,
+        2,
+    )
+
+
+def test_explicit_resources_and_settings_win() -> None:
+    r = run(
+        stage="production",
+        resources={"cpu": 16, "memory": "100Gi", "gpu": {"count": 2, "product": "NVIDIA-L4"}},
+        vllm={
+            **API_KEY,
+            "maxNumSeqs": 2,
+            "maxModelLen": 4096,
+            "tensorParallelSize": 2,
+            "gpuMemoryUtilization": 0.85,
+            "dtype": "float16",
+            "extraArgs": ["--enable-prefix-caching"],
+            "image": "registry.local/vllm:1",
+        },
+        cache={"size": "99Gi", "storageClassName": "fast", "accessMode": "ReadWriteOncePod"},
+    )
+    assert (r.resources.cpu, r.resources.memory) == ("16", "100Gi")
+    assert r.vllm is not None
+    assert (r.vllm.max_num_seqs, r.vllm.max_model_len, r.vllm.tensor_parallel_size) == (2, 4096, 2)
+    assert (r.vllm.gpu_memory_utilization, r.vllm.dtype, r.vllm.image) == (
+        0.85,
+        "float16",
+        "registry.local/vllm:1",
+    )
+    assert r.vllm.extra_args == ("--enable-prefix-caching",)
+    assert (r.cache.size, r.cache.storage_class_name, r.cache.access_mode) == (
+        "99Gi",
+        "fast",
+        "ReadWriteOncePod",
+    )
+
+
+def test_explicit_ollama_settings_win() -> None:
+    r = run(
+        ollama={
+            "numParallel": 3,
+            "keepAlive": "30m",
+            "contextLength": 2048,
+            "image": "ollama/ollama:x",
+            "env": {"OLLAMA_FLASH_ATTENTION": "1"},
+        }
+    )
+    assert r.ollama is not None
+    assert (r.ollama.num_parallel, r.ollama.keep_alive, r.ollama.context_length) == (3, "30m", 2048)
+    assert r.ollama.image == "ollama/ollama:x" and r.ollama.env == {"OLLAMA_FLASH_ATTENTION": "1"}
+
+
+def test_explicit_runtime_wins_over_the_decision() -> None:
+    r = run(runtime="vllm", resources={"gpu": {"count": 1, "product": "NVIDIA-L4"}})
+    assert r.runtime == Runtime.VLLM and r.runtime_reason.startswith("runtime vllm set in spec.runtime")
+
+
+def test_scheduling_and_secrets_pass_through() -> None:
+    r = resolve(LLMService.model_validate(VALID["tolerations"]))
+    assert r.scheduling.node_selector == {"pool": "gpu"}
+    assert r.scheduling.tolerations[0] == {
+        "key": "nvidia.com/gpu",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    }
+    assert r.scheduling.tolerations[1]["tolerationSeconds"] == 60
+    assert r.scheduling.affinity == {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    hf = run(huggingFaceTokenSecretRef={"name": "hf"}, **PROD)
+    assert hf.hugging_face_token_secret_ref == SecretKeyRef("hf", "token")
+    assert "GatedModelWithoutToken" not in reasons(hf)
+
+
+# ---------------------------------------------------------------- sizing and fit
+
+
+def test_tensor_parallel_defaults_to_the_gpu_count() -> None:
+    r = run(
+        stage="production",
+        model={"name": "llama3.1:70b"},
+        vllm=API_KEY,
+        resources={"gpu": {"count": 4, "product": "NVIDIA-H100-80GB-HBM3"}},
+    )
+    assert r.vllm is not None and r.vllm.tensor_parallel_size == 4
+    assert (r.resources.cpu, r.resources.memory) == ("10", "48Gi")
+    assert r.cache.size == "170Gi"  # 131.5 GiB x 1.2 + 5, rounded up to 10 GiB
+
+
+def test_70b_on_four_l4_reports_does_not_fit_with_numbers() -> None:
+    r = run(
+        stage="production",
+        model={"name": "llama3.1:70b"},
+        vllm=API_KEY,
+        resources={"gpu": {"count": 4, "product": "NVIDIA-L4"}},
+    )
+    assert r.memory_fit.fits is False and r.memory_fit.reason == "DoesNotFit"
+    assert "131.5 GiB weights" in r.memory_fit.message and "81.0 GiB available" in r.memory_fit.message
+
+
+def test_gpu_memory_override_for_unknown_products() -> None:
+    unknown = run(**{**PROD, "resources": {"gpu": {"product": "NVIDIA-B200"}}})
+    assert unknown.memory_fit.fits is None and "NVIDIA-B200" in unknown.memory_fit.message
+    known = run(**{**PROD, "resources": {"gpu": {"product": "NVIDIA-B200", "memory": "180Gi"}}})
+    assert known.memory_fit.fits is True and "NVIDIA-B200 180.0 GiB" in known.memory_fit.message
+
+
+def test_ollama_memory_is_sized_from_the_model_and_explicit_memory_is_checked() -> None:
+    big = run(stage="staging", model={"name": "qwen2.5:14b"}, expectedConcurrency=4)
+    assert big.memory_fit.fits is True
+    tight = run(resources={"memory": "4Gi"})
+    assert tight.memory_fit.fits is False and "OOM-killed" in tight.memory_fit.message
+
+
+def test_unknown_models() -> None:
+    ollama = run(model={"name": "my-model:7b"})
+    assert ollama.model.ollama_tag == "my-model:7b" and ollama.model.hugging_face_id == ""
+    assert ollama.memory_fit.fits is None and ollama.memory_fit.reason == "UnknownModelShape"
+    custom = resolve(LLMService.model_validate(VALID["custom-model"]))
+    assert custom.memory_fit.fits is True and custom.model.parameters_billion == 3.5
+    hf = run(**PROD, model={"name": "my-org/my-model"})
+    assert hf.model.hugging_face_id == "my-org/my-model"
+
+
+def test_user_catalog_entries_are_used() -> None:
+    entry = CatalogEntry.model_validate(
+        {
+            "name": "acme:3b",
+            "huggingFaceId": "acme/acme-3b",
+            "parametersBillion": 3,
+            "layers": 28,
+            "attentionHeads": 24,
+            "kvHeads": 8,
+            "headDim": 128,
+            "contextLength": 16384,
+        }
+    )
+    catalog = builtin_catalog().merged([entry])
+    r = resolve(LLMService.model_validate(service(model={"name": "acme:3b"}, **PROD)), catalog)
+    assert r.model.hugging_face_id == "acme/acme-3b" and r.model.context_length == 16384
+
+
+def test_architecture_overrides_the_catalog() -> None:
+    r = run(model={"name": "llama3.1:8b", "architecture": {"contextLength": 4096}})
+    assert r.model.context_length == 4096 and r.ollama is not None and r.ollama.context_length == 4096
+
+
+# ---------------------------------------------------------------- the article's common mistakes
+
+
+def test_ollama_in_production_is_warned() -> None:
+    r = run(stage="production", runtime="ollama", expectedConcurrency=20)
+    assert r.runtime == Runtime.OLLAMA
+    assert {"OllamaInProduction", "TooManyUsersForOllama"} <= reasons(r)
+    cpu_only = run(stage="production", resources={"gpu": {"count": 0}})
+    assert "OllamaInProduction" in reasons(cpu_only) and "there is no GPU" in cpu_only.warnings[0].message
+
+
+def test_ollama_above_four_users_is_warned() -> None:
+    r = run(stage="staging", expectedConcurrency=10)
+    assert r.runtime == Runtime.OLLAMA and "TooManyUsersForOllama" in reasons(r)
+    assert "10 expected users > 4" in next(
+        w.message for w in r.warnings if w.reason == "TooManyUsersForOllama"
+    )
+
+
+def test_gguf_on_vllm_is_warned() -> None:
+    r = run(**{**PROD, "model": {"name": "llama3.1:8b", "format": "gguf"}})
+    assert "GGUFOnVLLM" in reasons(r)
+    quant = run(**{**PROD, "model": {"name": "llama3.1:8b", "quantization": "q4_K_M"}})
+    assert "GGUFOnVLLM" in reasons(quant)
+    assert quant.vllm is not None and quant.vllm.quantization is None  # not passed to vLLM
+
+
+def test_full_precision_on_ollama_is_warned() -> None:
+    assert "FullPrecisionOnOllama" in reasons(run(model={"name": "llama3.1:8b-instruct-fp16"}))
+    assert "FullPrecisionOnOllama" in reasons(run(model={"name": "llama3.1:8b", "format": "safetensors"}))
+    fp16 = run(model={"name": "llama3.1:8b-instruct-fp16"})
+    assert fp16.model.quantization == "fp16" and fp16.resources.memory == "22Gi"  # (15 + 1 + 1) GiB x 1.25
+
+
+def test_quantization_outside_the_ollama_tag_is_warned() -> None:
+    r = run(model={"name": "llama3.1:8b", "quantization": "q8_0"})
+    assert "QuantizationNotInTag" in reasons(r)
+    assert "llama3.1:8b-instruct-q8_0" in r.warnings[0].message
+    assert not run(model={"name": "llama3.1:8b-instruct-q8_0", "quantization": "q8_0"}).warnings
+
+
+def test_vllm_for_single_user_is_warned() -> None:
+    r = run(runtime="vllm", resources={"gpu": {"count": 1, "product": "NVIDIA-L4"}})
+    assert "VLLMForSingleUser" in reasons(r)
+    assert "VLLMForSingleUser" not in reasons(run(**PROD))
+
+
+def test_idle_gpus_and_shared_rwo_cache_are_warned() -> None:
+    r = run(
+        **{
+            **PROD,
+            "resources": {"gpu": {"count": 2, "product": "NVIDIA-L4"}},
+            "vllm": {**API_KEY, "tensorParallelSize": 1},
+            "cache": {"accessMode": "ReadWriteOnce"},
+        }
+    )
+    assert {"GPUsIdle", "SharedReadWriteOnceCache"} <= reasons(r)
+
+
+def test_vllm_quantization_from_the_model_spec() -> None:
+    r = run(**{**PROD, "model": {"name": "llama3.1:70b", "quantization": "fp8"}})
+    assert r.vllm is not None and r.vllm.quantization == "fp8"
+    assert r.memory_fit.fits is True  # 65.8 GiB of fp8 weights on one H100
+
+
+# ---------------------------------------------------------------- errors raised as SpecError
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "text"),
+    [
+        ({"model": {"name": "my-model:7b"}, **PROD}, "spec.model.huggingFaceId", "not in the catalog"),
+        ({"autoscaling": {"metric": "queue"}}, "spec.autoscaling.metric", "use metric cpu or auto"),
+        ({**PROD, "resources": {"gpu": {"count": 3}}}, "spec.resources.gpu.count", "use 1, 2, 4, 8 GPUs"),
+        ({**PROD, "vllm": {**API_KEY, "maxModelLen": 200000}}, "spec.vllm.maxModelLen", "at most 131072"),
+    ],
+)
+def test_spec_errors_name_the_field_and_the_fix(spec: dict[str, Any], field: str, text: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**spec)
+    assert err.value.field == field and text in err.value.message
+    assert str(err.value).startswith(field + ": ")
+
+
+def test_production_vllm_without_api_key_is_a_spec_error_even_without_cel() -> None:
+    svc = LLMService.model_construct(
+        metadata=LLMService.model_validate(service()).metadata,
+        spec=LLMService.model_validate(service()).spec.model_copy(update={"stage": Stage.PRODUCTION}),
+    )
+    with pytest.raises(SpecError) as err:
+        resolve(svc)
+    assert err.value.field == "spec.vllm.apiKeySecretRef"
+
+
+# ---------------------------------------------------------------- every example and valid object resolves
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_resolve_and_fit(path: Path) -> None:
+    r = resolve(LLMService.from_object(yaml.safe_load(path.read_text())))
+    assert r.memory_fit.fits is True, r.memory_fit.message
+    assert r.served_model_name == "llama3.1:8b" or "70b" in path.name
+
+
+def test_examples_move_from_ollama_to_vllm_by_stage() -> None:
+    by_stage = {p.name: resolve(LLMService.from_object(yaml.safe_load(p.read_text()))) for p in EXAMPLES}
+    assert by_stage["llama31-8b-dev.yaml"].runtime == Runtime.OLLAMA
+    assert by_stage["llama31-8b-staging.yaml"].runtime == Runtime.OLLAMA
+    assert by_stage["llama31-8b-production.yaml"].runtime == Runtime.VLLM
+    assert by_stage["llama31-70b-tensor-parallel.yaml"].vllm.tensor_parallel_size == 4  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_objects_resolve(name: str) -> None:
+    resolve(LLMService.model_validate(VALID[name]))

@@ -182,6 +182,8 @@ INVALID: list[Invalid] = [
     Invalid(
         "unknown-access-mode", service(cache={"accessMode": "ReadOnlyMany"}), "spec.cache.accessMode", "Read"
     ),
+    # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
+    Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
 ]
 
 

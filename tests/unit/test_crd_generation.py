@@ -10,7 +10,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 from llmstage.api.crd import PRINTER_COLUMNS, crd, crd_yaml
 from llmstage.cli import main
 
@@ -42,9 +41,10 @@ def test_cli_prints_the_same_crd(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_entry_point_runs() -> None:
-    res = subprocess.run([sys.executable, "-m", "llmstage.cli", "crd"], capture_output=True, text=True)
+    script = Path(sys.executable).parent / "llmstage"  # the console script `pip install` made
+    res = subprocess.run([str(script), "crd"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert yaml.safe_load_all(res.stdout)
+    assert res.stdout == crd_yaml()
 
 
 def test_crd_is_valid_for_kubernetes_offline() -> None:

@@ -146,9 +146,9 @@ def openapi_schema() -> dict[str, Any]:
                 "description": "APIVersion defines the versioned schema of this representation of an object.",
             },
             "kind": {"type": "string", "description": "Kind is the REST resource this object represents."},
+            # The API server allows only restrictions on name and generateName here, not even a description.
             "metadata": {
                 "type": "object",
-                "description": "Standard object metadata.",
                 "properties": {
                     "name": {
                         "description": f"Name of the LLMService and of the Service clients call; at most "

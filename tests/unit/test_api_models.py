@@ -11,7 +11,7 @@ from llmstage.api.models import (
     RuntimeChoice,
     ScaleMetricChoice,
 )
-from llmstage.api.quantity import format_gib, gib, parse_quantity
+from llmstage.api.quantity import format_gib, gib, is_quantity, parse_quantity
 from llmstage.resolved import Stage
 from pydantic import ValidationError
 
@@ -106,6 +106,10 @@ def test_status_serializes_with_the_api_field_names() -> None:
         ("1.5Ki", 1536),
         ("1e3", 1000),
         ("2E", 2 * 10**18),
+        ("1E3", 1000),
+        ("0E.0", 0),
+        (".5", 0.5),
+        ("1e999999", float("inf")),
     ],
 )
 def test_quantities(value: str | int, expected: float) -> None:
@@ -115,6 +119,8 @@ def test_quantities(value: str | int, expected: float) -> None:
 def test_quantity_helpers() -> None:
     assert gib("16Gi") == 16
     assert format_gib(6.01) == "7Gi" and format_gib(7) == "7Gi"
+    for bad in ("8GB", "-1Gi", "1.2.3", ""):
+        assert not is_quantity(bad)
     with pytest.raises(ValueError, match="quantity"):
         parse_quantity("8GB")
 

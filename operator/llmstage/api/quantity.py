@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, localcontext
 
-# The canonical quantity grammar of k8s.io/apimachinery/pkg/api/resource (as controller-gen emits it).
+# The quantity grammar of k8s.io/apimachinery/pkg/api/resource (as controller-gen emits it), without
+# the sign: no size llmstage accepts (CPU, memory, GPU memory, cache) can be negative.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 _QUANTITY = re.compile(QUANTITY_PATTERN)
+# The same grammar with names on its parts.
+_PARTS = re.compile(
+    r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|[eE](?P<exponent>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)))?$"
+)
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
@@ -30,17 +36,18 @@ def is_quantity(value: str | int) -> bool:
 
 
 def parse_quantity(value: str | int) -> Decimal:
-    """'8Gi' -> 8589934592, '500m' -> 0.5, 2 -> 2. Raises ValueError for anything else."""
+    """'8Gi' -> 8589934592, '500m' -> 0.5, '1e3' -> 1000, 2 -> 2. Raises ValueError for anything else."""
     if isinstance(value, int):
         return Decimal(value)
-    if not _QUANTITY.match(value):
+    match = _PARTS.match(value)
+    if not match:
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 8Gi, 500m, 2)")
-    for suffix, factor in _BINARY.items():
-        if value.endswith(suffix):
-            return Decimal(value[: -len(suffix)]) * factor
-    if value[-1] in "numkMGTPE":
-        return Decimal(value[:-1]) * _DECIMAL[value[-1]]
-    return Decimal(value)  # plain number or exponent form, e.g. "1e3"
+    number, suffix, exponent = Decimal(match["number"]), match["suffix"] or "", match["exponent"]
+    # The grammar admits "1e999999" and fractional exponents ("0E.0"): compute them without overflow.
+    with localcontext(Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN)):
+        if exponent is not None:
+            return number * Decimal(10) ** Decimal(exponent)
+        return number * (_BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix])
 
 
 def gib(value: str | int) -> float:

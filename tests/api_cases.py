@@ -166,6 +166,9 @@ INVALID: list[Invalid] = [
         "memory-not-a-quantity", service(resources={"memory": "8GB"}), "spec.resources.memory", "quantity"
     ),
     Invalid("cache-size-not-a-quantity", service(cache={"size": "lots"}), "spec.cache.size", "quantity"),
+    Invalid(
+        "image-with-space", service(vllm={"image": "vllm/vllm-openai latest"}), "spec.vllm.image", "match"
+    ),
     Invalid("negative-memory", service(resources={"memory": "-8Gi"}), "spec.resources.memory", "quantity"),
     Invalid(
         "keep-alive-not-a-duration",

@@ -140,7 +140,9 @@ LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"  # noqa: E501
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-IMAGE = r"^[^\s]+$"
+# An image reference: [registry[:port]/]path[:tag][@digest]; printable, no spaces.
+IMAGE = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$"
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 # A served model name travels in JSON bodies and URLs: printable, no whitespace.
 SERVED_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
@@ -565,7 +567,7 @@ class VLLMSpec(ApiModel):
             "Default: spec.model.quantization when it is a vLLM method."
         ),
     )
-    extra_args: list[Annotated[str, Field(max_length=256)]] = Field(
+    extra_args: list[Annotated[str, Field(max_length=256, pattern=PRINTABLE)]] = Field(
         default_factory=list,
         max_length=32,
         description=(

@@ -56,8 +56,8 @@ generate: venv ## regenerate crds/ from the pydantic models (tests fail on drift
 
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(VENV)/bin/ruff check operator tests e2e hack bench
-	$(VENV)/bin/ruff format --check operator tests e2e hack bench
+	$(VENV)/bin/ruff check operator tests e2e hack bench conftest.py
+	$(VENV)/bin/ruff format --check operator tests e2e hack bench conftest.py
 	$(VENV)/bin/mypy
 
 .PHONY: test-unit
@@ -77,12 +77,14 @@ test: venv tools lint ## everything: lint, unit, integration and e2e tests on th
 # ------------------------------------------------------------------ the main job
 
 .PHONY: demo
-demo: venv cluster-up ## bring up the local cluster and show it (the operator issue extends this)
-	@$(KUBECTL) get nodes -L nvidia.com/gpu.product -o wide
-	@$(KUBECTL) version
+demo: venv cluster-up ## local cluster + operator + examples, then an in-place promotion
+	@$(KUBECTL) get nodes -L nvidia.com/gpu.product
+	@$(PY) hack/demo.py up
 
 .PHONY: demo-down
-demo-down: cluster-down ## stop everything `make demo` started
+demo-down: ## stop the demo's operator and the local cluster
+	@$(PY) hack/demo.py down
+	@$(PYTHON) hack/cluster.py down
 
 .PHONY: clean
 clean: cluster-down ## remove the venv, .tools links and cluster state (the tool cache stays)

@@ -304,10 +304,10 @@ def pid_of(name: str) -> int | None:
         return None
     # A recycled pid would be some other program: check it is still ours.
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return None
-    return pid if cmdline.endswith(name) else None
+    return pid if argv[0].endswith(name) or any(a.endswith(f"bin/{name}") for a in argv) else None
 
 
 def start(name: str) -> None:
@@ -394,7 +394,9 @@ def up() -> None:
 
 def down() -> None:
     t0 = time.monotonic()
-    for name in reversed(COMPONENTS):
+    # Processes run against this cluster by other scripts (the demo's operator) go first.
+    extras = [f.stem for f in PIDS.glob("*.pid") if f.stem not in COMPONENTS] if PIDS.exists() else []
+    for name in extras + list(reversed(COMPONENTS)):
         pid = pid_of(name)
         if pid:
             os.killpg(pid, signal.SIGTERM)

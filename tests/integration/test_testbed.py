@@ -131,7 +131,9 @@ def test_a_gpu_pod_without_the_toleration_stays_pending(api_client: client.ApiCl
 
     cond = wait_until(unschedulable, timeout=60, what="PodScheduled=False")
     assert cond.reason == "Unschedulable"
-    assert "untolerated taint" in cond.message and "nvidia.com/gpu" in cond.message, cond.message
+    # The two GPU nodes refuse it for the taint, the two CPU nodes for the product affinity.
+    assert "2 node(s) had untolerated taint" in cond.message, cond.message
+    assert "2 node(s) didn't match Pod's node affinity" in cond.message, cond.message
     pod = pods_of(core, namespace, "no-toleration")[0]
     assert pod.status.phase == "Pending" and not pod.spec.node_name
 

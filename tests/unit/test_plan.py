@@ -154,7 +154,7 @@ def unschedulable_pod(since: datetime) -> dict[str, Any]:
                     "status": "False",
                     "reason": "Unschedulable",
                     "lastTransitionTime": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "message": "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector.",
+                    "message": "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector",
                 }
             ]
         },

@@ -29,6 +29,19 @@ def slim(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "metadata": meta}
 
 
+def _older(incoming: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """True when `incoming` is an older version than what the cache holds. Our own write
+    responses and the watch stream race; a late watch event must not roll the cache back.
+    resourceVersions are etcd revisions (integers) on every real API server; if one is not,
+    take the incoming object."""
+    if current is None or current["metadata"].get("uid") != incoming["metadata"].get("uid"):
+        return False
+    try:
+        return int(incoming["metadata"]["resourceVersion"]) < int(current["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return False
+
+
 def controller_owner(body: dict[str, Any]) -> ServiceKey | None:
     """The LLMService that controls this object, from its ownerReferences."""
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
@@ -49,7 +62,7 @@ class Cache:
         key = body["metadata"].get("namespace", ""), body["metadata"]["name"]
         if deleted:
             self.services.pop(key, None)
-        else:
+        elif not _older(body, self.services.get(key)):
             self.services[key] = slim(body)
         return key
 
@@ -64,7 +77,7 @@ class Cache:
             current = self.children[owner].get(child)
             if current and current["metadata"].get("uid") == body["metadata"].get("uid"):
                 del self.children[owner][child]
-        else:
+        elif not _older(body, self.children[owner].get(child)):
             self.children[owner][child] = slim(body)
         return owner
 

@@ -1,14 +1,17 @@
 """Every kopf decorator of the operator, and nothing else: each handler feeds the watch cache and
 marks the owning LLMService dirty. The work happens in Reconciler, driven by the WorkQueue.
 
-Only `on.event` handlers are used, on purpose: kopf then stores no progress or diff-base
-annotations and adds no finalizer, so the operator writes nothing kopf-specific, deleting an
-LLMService never waits for the operator, and the garbage collector removes the children.
+Handlers are async on purpose: sync ones would run in kopf's thread pool, away from the event
+loop the work queue lives on. Only `on.event` handlers are used, also on purpose: kopf then
+stores no progress or diff-base annotations and adds no finalizer, so the operator writes
+nothing kopf-specific, deleting an LLMService never waits for the operator, and the garbage
+collector removes the children.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -72,6 +75,16 @@ async def _detect_facts(kube: Kube) -> ClusterFacts:
     return ClusterFacts(pod_monitor_crd=found)
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's watches use the same credentials as our client: the kubeconfig given to
+    `llmstage run` (or $KUBECONFIG, ~/.kube/config), else the pod's service account.
+    Explicit, because kopf's client-library login reads $KUBECONFIG only at import time."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not Runtime.options.get("kubeconfig"):
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     opts = Runtime.options
@@ -113,7 +126,7 @@ def _deleted(event: kopf.RawEvent) -> bool:
 
 
 @kopf.on.event("llmstage.io", "v1alpha1", "llmservices")
-def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
+async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
     key = Runtime.cache.put_service(dict(event["object"]), deleted=_deleted(event))
     if _deleted(event):
         Runtime.queue.forget(key)
@@ -128,39 +141,39 @@ def _child_event(event: kopf.RawEvent) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
-def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
+async def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("", "v1", "services", labels=OURS)
-def service_event(event: kopf.RawEvent, **_: Any) -> None:
+async def service_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("", "v1", "persistentvolumeclaims", labels=OURS)
-def pvc_event(event: kopf.RawEvent, **_: Any) -> None:
+async def pvc_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
-def hpa_event(event: kopf.RawEvent, **_: Any) -> None:
+async def hpa_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OURS)
-def pdb_event(event: kopf.RawEvent, **_: Any) -> None:
+async def pdb_event(event: kopf.RawEvent, **_: Any) -> None:
     _child_event(event)
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=OURS)
-def endpointslice_event(event: kopf.RawEvent, **_: Any) -> None:
+async def endpointslice_event(event: kopf.RawEvent, **_: Any) -> None:
     owner = Runtime.cache.put_slice(dict(event["object"]), deleted=_deleted(event))
     if owner is not None and owner in Runtime.cache.services:
         Runtime.queue.add(owner)
 
 
 @kopf.on.event("", "v1", "pods", labels={NAME_LABEL: APP_NAME})
-def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
     owner = Runtime.cache.put_pod(dict(event["object"]), deleted=_deleted(event))
     if owner is not None and owner in Runtime.cache.services:
         Runtime.queue.add(owner)

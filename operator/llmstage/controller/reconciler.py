@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
+from kubernetes.utils import parse_quantity
 
 from llmstage.api.models import LLMService
 from llmstage.controller import metrics
-from llmstage.controller.cache import Cache, ServiceKey, slim
+from llmstage.controller.cache import Cache, ServiceKey
 from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
 from llmstage.controller.plan import (
     READY,
@@ -65,6 +66,22 @@ def contains(live: Any, desired: Any) -> bool:
     return bool(live == desired)
 
 
+def keep_immutable_claim_fields(desired: dict[str, Any], live: dict[str, Any]) -> None:
+    """A bound claim's spec is immutable except its size, which may only grow. Keep the live
+    access modes, class and mode (scaling 1 -> 2 replicas must not try to turn an RWO cache into
+    RWX and fail), and never ask for a smaller size than the claim has."""
+    spec, live_spec = desired["spec"], live.get("spec") or {}
+    for field in ("accessModes", "storageClassName", "volumeMode"):
+        if field in live_spec:
+            spec[field] = live_spec[field]
+        else:
+            spec.pop(field, None)
+    want = spec.get("resources", {}).get("requests", {}).get("storage")
+    have = live_spec.get("resources", {}).get("requests", {}).get("storage")
+    if want and have and parse_quantity(want) < parse_quantity(have):  # type: ignore[no-untyped-call]
+        spec["resources"]["requests"]["storage"] = have
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -91,6 +108,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None, "gone"  # the garbage collector removes the children
         generation = body["metadata"].get("generation", 0)
+        log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
         now = now_utc()
         try:
             resolved = resolve(LLMService.from_object(body))
@@ -132,7 +150,10 @@ class Reconciler:
         for obj in objects:
             obj["metadata"]["ownerReferences"] = [owner]
             live = observed.get(obj["kind"], obj["metadata"]["name"])
+            if obj["kind"] == "PersistentVolumeClaim" and live is not None:
+                keep_immutable_claim_fields(obj, live)
             if live is not None and contains(live, obj):
+                log.debug("%s %s is up to date", obj["kind"], obj["metadata"]["name"])
                 continue
             if obj["kind"] not in {k.kind for k in KINDS.values()}:
                 continue
@@ -198,7 +219,7 @@ class Reconciler:
                 return
             raise
         metrics.STATUS_WRITES.inc()
-        self.cache.services[(namespace, name)] = slim(patched)
+        self.cache.put_service(patched)
         for cond in transitions(current.get("conditions") or [], conditions):
             await self._event(body, cond)
 
@@ -232,7 +253,9 @@ class Reconciler:
         try:
             await self.kube.create(EVENT, meta["namespace"], event)
         except ApiError as err:  # an Event is best effort; status already says it
-            log.warning("could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
+            # 403 while the namespace is being deleted is expected; anything else is worth a warning.
+            level = logging.DEBUG if "being terminated" in err.message else logging.WARNING
+            log.log(level, "could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
 
 
 def _validation_message(err: pydantic.ValidationError) -> str:

@@ -1,0 +1,264 @@
+"""`make demo`: the operator on the local cluster, the examples, and an in-place promotion.
+
+Runs after `make cluster-up`. Starts `llmstage run` in the background (log in
+.cluster/logs/operator.log), applies examples/ into one namespace per stage, waits until each
+is Ready, shows what was created, then promotes the staging service to production in place while
+watching its Service's endpoints every 100 ms. `make demo-down` stops it all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+KUBECTL = [str(REPO / ".tools" / "bin" / "kubectl"), "--kubeconfig", str(KUBECONFIG)]
+PIDFILE = REPO / ".cluster" / "pids" / "llmstage.pid"  # cluster.py down stops it too
+LOG = REPO / ".cluster" / "logs" / "operator.log"
+CRD = REPO / "crds" / "llmservices.llmstage.io.yaml"
+STAGES = {
+    "dev": REPO / "examples" / "llama31-8b-dev.yaml",
+    "staging": REPO / "examples" / "llama31-8b-staging.yaml",
+    "production": REPO / "examples" / "llama31-8b-production.yaml",
+}
+NAME = "llama31-8b"
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    res = subprocess.run([*KUBECTL, *args], capture_output=True, text=True, input=stdin)
+    if check and res.returncode != 0:
+        raise SystemExit(f"error: kubectl {' '.join(args)}: {res.stderr.strip()}")
+    return res.stdout
+
+
+def get_json(*args: str) -> dict[str, Any]:
+    return json.loads(kubectl("get", *args, "-o", "json"))  # type: ignore[no-any-return]
+
+
+def operator_pid() -> int | None:
+    try:
+        pid = int(PIDFILE.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def start_operator() -> None:
+    if operator_pid():
+        say("operator already running")
+        return
+    PIDFILE.parent.mkdir(parents=True, exist_ok=True)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOG, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                str(REPO / ".venv" / "bin" / "llmstage"),
+                "run",
+                "--all-namespaces",
+                "--kubeconfig",
+                str(KUBECONFIG),
+                "--liveness",
+                "http://127.0.0.1:18080/healthz",
+                "--metrics-port",
+                "19090",
+                "--metrics-address",
+                "127.0.0.1",
+                "--unschedulable-grace",
+                "30",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    PIDFILE.write_text(str(proc.pid))
+    say(
+        f"operator started (pid {proc.pid}; log {LOG.relative_to(REPO)}; metrics http://127.0.0.1:19090/metrics)"
+    )
+
+
+def stop_operator() -> None:
+    pid = operator_pid()
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not operator_pid():
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        say("operator stopped")
+    PIDFILE.unlink(missing_ok=True)
+
+
+def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype), {})
+
+
+def wait_ready(namespace: str, runtime: str | None = None, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        obj = get_json("llms", NAME, "-n", namespace)
+        ready, stalled = condition(obj, "Ready"), condition(obj, "Stalled")
+        gen_ok = (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
+        if (
+            ready.get("status") == "True"
+            and gen_ok
+            and (runtime is None or obj["status"].get("runtime") == runtime)
+        ):
+            return obj
+        if stalled.get("status") == "True":
+            raise SystemExit(f"error: {namespace}/{NAME} is Stalled: {stalled.get('message')}")
+        msg = ready.get("message", "waiting for the operator")
+        if msg != last:
+            print(f"    {namespace}: {msg}", flush=True)
+            last = msg
+        time.sleep(0.5)
+    raise SystemExit(f"error: {namespace}/{NAME} not Ready after {timeout:.0f}s (see {LOG})")
+
+
+def show_created(namespace: str) -> None:
+    pods = get_json("pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={NAME}")["items"]
+    kinds = kubectl(
+        "get",
+        "deploy,svc,hpa,pdb,pvc",
+        "-n",
+        namespace,
+        "-l",
+        f"app.kubernetes.io/instance={NAME}",
+        "-o",
+        "custom-columns=KIND:.kind,NAME:.metadata.name",
+        "--no-headers",
+    ).split("\n")
+    objects = ", ".join(" ".join(line.split()) for line in kinds if line.strip())
+    print(f"    {namespace}: {objects}")
+    for pod in pods:
+        gpus = (pod["spec"]["containers"][0].get("resources", {}).get("limits", {}) or {}).get(
+            "nvidia.com/gpu"
+        )
+        gpu_note = f", {gpus} GPU(s)" if gpus else ""
+        print(f"      pod {pod['metadata']['name']} on node {pod['spec'].get('nodeName')}{gpu_note}")
+
+
+def ready_endpoints(namespace: str) -> list[str]:
+    slices = get_json("endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={NAME}")["items"]
+    return [
+        e["targetRef"]["name"]
+        for s in slices
+        for e in s.get("endpoints") or []
+        if (e.get("conditions") or {}).get("ready") and e.get("targetRef")
+    ]
+
+
+def promote_staging() -> None:
+    ns = "llm-staging"
+    say(f"promoting {ns}/{NAME} to production in place (Ollama -> vLLM on an H100)")
+    samples: list[int] = []
+    phases: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            samples.append(len(ready_endpoints(ns)))
+            time.sleep(0.1)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    production = STAGES["production"].read_text()
+    kubectl("apply", "-n", ns, "-f", "-", stdin=production)
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            obj = get_json("llms", NAME, "-n", ns)
+            phase = ((obj.get("status") or {}).get("cutover") or {}).get("phase")
+            if phase and (not phases or phases[-1] != phase):
+                phases.append(phase)
+                print(
+                    f"    cutover phase: {phase}: {obj['status']['cutover'].get('message', '')}", flush=True
+                )
+            deps = get_json("deploy", "-n", ns)["items"]
+            if (
+                condition(obj, "Ready").get("status") == "True"
+                and obj["status"].get("runtime") == "vllm"
+                and not any(d["metadata"]["name"].endswith("-ollama") for d in deps)
+            ):
+                break
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"error: promotion did not finish in 180s (see {LOG})")
+    finally:
+        stop.set()
+        poller.join()
+    lowest = min(samples) if samples else 0
+    print(
+        f"    Service {ns}/{NAME}: {len(samples)} samples every 100 ms, fewest ready endpoints seen: {lowest}"
+    )
+    if lowest == 0:
+        raise SystemExit("error: the Service lost its endpoints during the promotion")
+    print(f"    now served by: {', '.join(ready_endpoints(ns))}")
+
+
+def up() -> None:
+    t0 = time.monotonic()
+    say("installing the LLMService CRD")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/llmservices.llmstage.io", "--timeout=60s")
+    start_operator()
+    for stage, path in STAGES.items():
+        ns = f"llm-{stage}"
+        kubectl("create", "namespace", ns, check=False)
+        # Dummy secret values: nothing reads them on this cluster (no model server runs here).
+        for secret, key in ((f"{NAME}-api-key", "api-key"), ("hf-token", "token")):
+            kubectl(
+                "create",
+                "secret",
+                "generic",
+                secret,
+                "-n",
+                ns,
+                f"--from-literal={key}=demo-only",
+                check=False,
+            )
+        say(f"applying {path.relative_to(REPO)} to namespace {ns}")
+        kubectl("apply", "-n", ns, "-f", str(path))
+    for stage in STAGES:
+        wait_ready(f"llm-{stage}")
+    say("every example is Ready")
+    print(kubectl("get", "llms", "-A"))
+    say("what each created")
+    for stage in STAGES:
+        show_created(f"llm-{stage}")
+    promote_staging()
+    wait_ready("llm-staging", runtime="vllm")
+    print(kubectl("get", "llms", "-A", "-o", "wide"))
+    say(f"demo done in {time.monotonic() - t0:.0f}s; stop everything with: make demo-down")
+
+
+def main() -> int:
+    action = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if action == "up":
+        up()
+    elif action == "down":
+        stop_operator()
+    else:
+        print("usage: demo.py up|down", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

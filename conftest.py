@@ -24,6 +24,10 @@ from testkit import UnsafeContextError, check_context
 REPO = Path(__file__).resolve().parent
 LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 CLUSTER_DIRS = ("tests/integration", "e2e")
+# Every namespace of this pytest session starts with this prefix, and the session's operator
+# watches only `PREFIX*`: test sessions running side by side on one cluster stay apart.
+SESSION_ID = uuid.uuid4().hex[:4]
+NAMESPACE_PREFIX = f"t{SESSION_ID}-"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,6 +55,11 @@ def kubeconfig() -> Path:
     except UnsafeContextError as err:
         pytest.exit(str(err), 2)
     return path
+
+
+@pytest.fixture(scope="session")
+def namespace_prefix() -> str:
+    return NAMESPACE_PREFIX
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +91,8 @@ def namespace(api_client, request: pytest.FixtureRequest) -> Iterator[str]:  # t
     from kubernetes import client
 
     core = client.CoreV1Api(api_client)
-    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"t-{base}-{uuid.uuid4().hex[:5]}"
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:38].strip("-")
+    name = f"{NAMESPACE_PREFIX}{base}-{uuid.uuid4().hex[:5]}"
     core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"llmstage.io/test": "true"}))
     )

@@ -10,6 +10,7 @@ collector removes the children.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 from typing import Any
@@ -48,21 +49,29 @@ class Runtime:
 async def _prefill(kube: Kube, cache: Cache, namespaces: list[str] | None) -> None:
     """Load the children before the first reconcile: a reconcile with a half-empty cache would
     see no Service and could switch a cutover's Service to pods that are not ready yet."""
-    scopes: list[str | None] = list(namespaces) if namespaces else [None]
+    # Namespace patterns (kopf accepts globs) are listed cluster-wide and filtered here.
+    patterns = [n for n in namespaces or [] if any(ch in n for ch in "*?[")]
+    scopes: list[str | None] = [n for n in namespaces or [] if n not in patterns]
+    if not namespaces or patterns:
+        scopes.append(None)
+
+    def wanted(item: dict[str, Any]) -> bool:
+        ns = item["metadata"].get("namespace", "")
+        return not patterns or ns in (namespaces or []) or any(fnmatch.fnmatch(ns, p) for p in patterns)
+
+    ours = f"{MANAGED_BY_LABEL}={MANAGER}"
+    sources: list[tuple[str, str, str, Any]] = [
+        (api_version, kind, ours, cache.put_child) for api_version, kind in CHILD_KINDS
+    ]
+    sources += [
+        ("discovery.k8s.io/v1", "EndpointSlice", ours, cache.put_slice),
+        ("v1", "Pod", f"{NAME_LABEL}={APP_NAME}", cache.put_pod),
+    ]
     for ns in scopes:
-        for api_version, kind in CHILD_KINDS:
-            for item in await kube.list(
-                KINDS[(api_version, kind)], ns, label_selector=f"{MANAGED_BY_LABEL}={MANAGER}"
-            ):
-                cache.put_child({**item, "apiVersion": api_version, "kind": kind})
-        for item in await kube.list(
-            KINDS[("discovery.k8s.io/v1", "EndpointSlice")],
-            ns,
-            label_selector=f"{MANAGED_BY_LABEL}={MANAGER}",
-        ):
-            cache.put_slice(item)
-        for item in await kube.list(KINDS[("v1", "Pod")], ns, label_selector=f"{NAME_LABEL}={APP_NAME}"):
-            cache.put_pod(item)
+        for api_version, kind, selector, put in sources:
+            for item in await kube.list(KINDS[(api_version, kind)], ns, label_selector=selector):
+                if wanted(item):
+                    put({**item, "apiVersion": api_version, "kind": kind})
 
 
 async def _detect_facts(kube: Kube) -> ClusterFacts:

@@ -216,7 +216,8 @@ def plan(
             requeue = max(0.5, unschedulable_grace - waited)
 
     endpoints_desired = ready_endpoints(observed, desired, name)
-    ready = serving == desired and endpoints_desired > 0 and phase in (None, "Draining")
+    # Both views must agree, so Ready never shows next to readyReplicas 0 from a lagging status.
+    ready = serving == desired and endpoints_desired > 0 and new_available and phase in (None, "Draining")
     if ready:
         conditions.append(
             Condition(

@@ -30,14 +30,19 @@ PKI, LOGS, PIDS = STATE / "pki", STATE / "logs", STATE / "pids"
 KUBECONFIG = STATE / "kubeconfig"
 HERE = Path(__file__).resolve().parent / "cluster"
 
-# Unusual ports so a developer's own etcd or cluster on the defaults does not collide.
+# Unusual ports so a developer's own etcd or cluster on the defaults does not collide;
+# LLMSTAGE_CLUSTER_PORT_OFFSET shifts them all so two clones can each run a cluster.
+_OFFSET = int(os.environ.get("LLMSTAGE_CLUSTER_PORT_OFFSET", "0"))
 PORTS = {
-    "etcd": 23790,
-    "etcd-peer": 23800,
-    "kube-apiserver": 16443,
-    "kube-controller-manager": 20257,
-    "kube-scheduler": 20259,
-    "kwok": 20247,
+    name: port + _OFFSET
+    for name, port in {
+        "etcd": 23790,
+        "etcd-peer": 23800,
+        "kube-apiserver": 16443,
+        "kube-controller-manager": 20257,
+        "kube-scheduler": 20259,
+        "kwok": 20247,
+    }.items()
 }
 CONTEXT = "llmstage-local"
 SERVICE_CIDR = "10.96.0.0/16"

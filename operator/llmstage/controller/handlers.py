@@ -113,6 +113,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
     )
     Runtime.queue = WorkQueue(reconciler, concurrency=opts.get("concurrency", 32))
+    for kind in Runtime.cache.counts():  # read at scrape time, never stale
+        metrics.MANAGED.labels(kind=kind).set_function(lambda kind=kind: Runtime.cache.counts()[kind])
     log.info("llmstage ready: %s", Runtime.cache.counts())
 
 
@@ -124,10 +126,7 @@ async def cleanup(**_: Any) -> None:
 
 @kopf.on.probe(id="cache")
 def cache_probe(**_: Any) -> dict[str, int]:
-    counts = Runtime.cache.counts()
-    for kind, n in counts.items():
-        metrics.MANAGED.labels(kind=kind).set(n)
-    return counts
+    return Runtime.cache.counts()
 
 
 def _deleted(event: kopf.RawEvent) -> bool:

@@ -21,9 +21,13 @@ from kubernetes.aio import config as aio_config
 from kubernetes.aio.dynamic import DynamicClient
 from kubernetes.aio.dynamic.exceptions import DynamicApiError
 
+from llmstage import __version__
+
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "llmstage"
+# The API server's audit log tells the operator's requests apart by this (idle-write tests).
+USER_AGENT = f"llmstage/{__version__}"
 T = TypeVar("T")
 
 
@@ -124,14 +128,18 @@ class Kube:
         self.write_count = 0
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None, pool_size: int = 64) -> Kube:
+    async def connect(
+        cls, kubeconfig: str | None = None, pool_size: int = 64, user_agent: str = USER_AGENT
+    ) -> Kube:
         configuration = aio_client.Configuration()
         try:
             await aio_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
         except aio_config.ConfigException:
             aio_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool_size
-        return cls(aio_client.ApiClient(configuration))
+        api = aio_client.ApiClient(configuration)
+        api.user_agent = user_agent
+        return cls(api)
 
     async def close(self) -> None:
         await self.api.close()  # type: ignore[no-untyped-call]

@@ -131,6 +131,7 @@ class Reconciler:
             await self._apply(resolved, p.apply, observed)
             await self._prune(key, {(o["kind"], o["metadata"]["name"]) for o in p.apply} | p.keep)
         except ApiError as err:
+            metrics.API_ERRORS.labels(status=str(err.status)).inc()
             if err.status in PERMANENT_API_ERRORS:
                 await self._stall(
                     body,

@@ -1,0 +1,80 @@
+"""The watch cache: ownership index, slimming, and no roll-back to older versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmstage.controller.cache import Cache
+
+
+def child(rv: str, uid: str = "u1", replicas: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "chat-ollama",
+            "namespace": "team",
+            "uid": uid,
+            "resourceVersion": rv,
+            "managedFields": [{"manager": "llmstage"}],
+            "ownerReferences": [{"kind": "LLMService", "name": "chat", "controller": True}],
+        },
+        "spec": {"replicas": replicas},
+    }
+
+
+def test_children_are_indexed_by_their_controlling_llmservice_and_slimmed() -> None:
+    cache = Cache()
+    assert cache.put_child(child("5")) == ("team", "chat")
+    stored = cache.children[("team", "chat")][("Deployment", "chat-ollama")]
+    assert "managedFields" not in stored["metadata"]
+    orphan = child("6")
+    orphan["metadata"]["ownerReferences"] = []
+    assert cache.put_child(orphan) is None
+
+
+def test_a_late_watch_event_does_not_roll_the_cache_back() -> None:
+    cache = Cache()
+    cache.put_child(child("10", replicas=2))  # our apply's response
+    cache.put_child(child("9", replicas=1))  # the watch event of an older version, arriving late
+    assert cache.children[("team", "chat")][("Deployment", "chat-ollama")]["spec"]["replicas"] == 2
+    cache.put_child(child("11", replicas=3))
+    assert cache.children[("team", "chat")][("Deployment", "chat-ollama")]["spec"]["replicas"] == 3
+
+
+def test_a_stale_delete_of_an_old_object_keeps_the_new_one_with_the_same_name() -> None:
+    cache = Cache()
+    cache.put_child(child("20", uid="new"))
+    cache.put_child(child("3", uid="old"), deleted=True)
+    assert ("Deployment", "chat-ollama") in cache.children[("team", "chat")]
+    cache.put_child(child("21", uid="new"), deleted=True)
+    assert ("Deployment", "chat-ollama") not in cache.children[("team", "chat")]
+
+
+def test_endpoint_slices_and_pods_are_found_by_labels() -> None:
+    cache = Cache()
+    eps = {
+        "metadata": {
+            "name": "chat-x1",
+            "namespace": "team",
+            "labels": {"kubernetes.io/service-name": "chat", "app.kubernetes.io/managed-by": "llmstage"},
+        },
+        "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}],
+    }
+    assert cache.put_slice(eps) == ("team", "chat")
+    foreign = {
+        "metadata": {"name": "db-1", "namespace": "team", "labels": {"kubernetes.io/service-name": "db"}}
+    }
+    assert cache.put_slice(foreign) is None
+    pod = {
+        "metadata": {
+            "name": "chat-ollama-1",
+            "namespace": "team",
+            "labels": {"app.kubernetes.io/name": "llmstage", "app.kubernetes.io/instance": "chat"},
+        },
+        "spec": {"containers": [{"name": "big"}]},
+        "status": {"phase": "Pending"},
+    }
+    assert cache.put_pod(pod) == ("team", "chat")
+    assert "spec" not in cache.pods[("team", "chat")]["chat-ollama-1"]  # only what status needs
+    assert cache.counts() == {"llmservices": 0, "children": 0, "endpointslices": 1, "pods": 1}

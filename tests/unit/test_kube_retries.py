@@ -1,0 +1,78 @@
+"""Retry policy of the API client: what is retried, what is not, and when it gives up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kubernetes.aio.client.exceptions import ApiException
+from kubernetes.aio.dynamic.exceptions import api_exception
+from llmstage.controller.kube import KINDS, ApiError, Kube, RetryPolicy
+
+DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
+
+
+class FlakyTransport:
+    """Stands in for the HTTP layer only: answers with the given HTTP statuses in turn."""
+
+    def __init__(self, statuses: list[int], headers: dict[str, str] | None = None) -> None:
+        self.statuses, self.headers, self.calls = list(statuses), headers or {}, 0
+
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        self.calls += 1
+        status = self.statuses.pop(0)
+        if status >= 400:
+            exc = ApiException(status=status, reason="test")
+            exc.headers = self.headers
+            exc.body = '{"message": "injected", "reason": "Test"}'
+            raise api_exception(exc)
+
+        class Response:
+            async def json(self) -> dict[str, Any]:
+                return {"kind": "Deployment", "metadata": {"name": "x"}}
+
+        return Response()
+
+
+def kube_with(transport: FlakyTransport) -> Kube:
+    kube = Kube.__new__(Kube)
+    kube.dyn = transport  # type: ignore[assignment]
+    kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
+    kube.write_count = 0
+    return kube
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, 504])
+def test_transient_errors_are_retried_until_success(status: int) -> None:
+    transport = FlakyTransport([status, status, 200])
+    result = asyncio.run(kube_with(transport).get(DEPLOYMENT, "ns", "x"))
+    assert result == {"kind": "Deployment", "metadata": {"name": "x"}}
+    assert transport.calls == 3
+
+
+def test_a_conflict_on_server_side_apply_is_not_retried() -> None:
+    transport = FlakyTransport([409, 200])
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "ns"}}
+    with pytest.raises(ApiError) as err:
+        asyncio.run(kube_with(transport).apply(obj))
+    assert err.value.status == 409 and transport.calls == 1
+
+
+def test_invalid_requests_fail_at_once_with_the_servers_message() -> None:
+    transport = FlakyTransport([422])
+    with pytest.raises(ApiError, match="injected") as err:
+        asyncio.run(kube_with(transport).get(DEPLOYMENT, "ns", "x"))
+    assert err.value.status == 422 and transport.calls == 1
+
+
+def test_retries_stop_after_the_budget() -> None:
+    transport = FlakyTransport([503] * 10)
+    with pytest.raises(ApiError):
+        asyncio.run(kube_with(transport).get(DEPLOYMENT, "ns", "x"))
+    assert transport.calls == 4
+
+
+def test_not_found_is_none_for_get_and_false_for_delete() -> None:
+    assert asyncio.run(kube_with(FlakyTransport([404])).get(DEPLOYMENT, "ns", "x")) is None
+    assert asyncio.run(kube_with(FlakyTransport([404])).delete(DEPLOYMENT, "ns", "x")) is False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -114,8 +115,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     Runtime.queue = WorkQueue(reconciler, concurrency=opts.get("concurrency", 32))
     for kind in Runtime.cache.counts():  # read at scrape time, never stale
-        metrics.MANAGED.labels(kind=kind).set_function(lambda kind=kind: Runtime.cache.counts()[kind])
+        metrics.MANAGED.labels(kind=kind).set_function(_cache_count(kind))
     log.info("llmstage ready: %s", Runtime.cache.counts())
+
+
+def _cache_count(kind: str) -> Callable[[], float]:
+    return lambda: float(Runtime.cache.counts()[kind])
 
 
 @kopf.on.cleanup()

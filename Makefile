@@ -49,8 +49,9 @@ cluster-status: ## show which cluster components are running
 CRD_FILE := crds/llmservices.llmstage.io.yaml
 
 .PHONY: generate
-generate: venv ## regenerate crds/ from the pydantic models (tests fail on drift)
+generate: venv ## regenerate crds/, the chart's CRD and files, manifests/ and docs/api.md (tests fail on drift)
 	$(VENV)/bin/llmstage crd > $(CRD_FILE).tmp && mv $(CRD_FILE).tmp $(CRD_FILE)
+	$(PY) hack/generate_delivery.py
 
 # ------------------------------------------------------------------ checks
 
@@ -59,6 +60,11 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check operator tests e2e hack bench conftest.py
 	$(VENV)/bin/ruff format --check operator tests e2e hack bench conftest.py
 	$(VENV)/bin/mypy
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict of charts/llmstage (cluster and namespaced RBAC)
+	$(BIN)/helm lint --strict charts/llmstage
+	$(BIN)/helm lint --strict charts/llmstage --set rbac.scope=namespaced --set 'watchNamespaces={team-a}'
 
 .PHONY: test-unit
 test-unit: venv ## unit tests only: no cluster, fast
@@ -73,6 +79,14 @@ test: venv tools lint ## everything: lint, unit, integration and e2e tests on th
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
 	exit $$rc
+
+.PHONY: e2e
+e2e: venv tools ## e2e suite: chart installed, operator under its ServiceAccount (local cluster or LLMSTAGE_TEST_KUBECONFIG)
+	$(PY) -m pytest e2e $(PYTEST_ARGS)
+
+.PHONY: e2e-kind
+e2e-kind: venv ## e2e suite on a new kind cluster with the operator image (needs Docker and kind)
+	@hack/e2e-kind.sh
 
 # ------------------------------------------------------------------ the main job
 

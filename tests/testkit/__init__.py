@@ -49,7 +49,8 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = 
 
 
 class OperatorProcess:
-    """`llmstage run` as a subprocess against the test cluster, with its log kept for asserts."""
+    """`llmstage run` as a subprocess against the test cluster, with its log kept for asserts.
+    Liveness and metrics are off unless `extra_args` set them (later options win)."""
 
     def __init__(self, kubeconfig: Path, log_path: Path, *extra_args: str) -> None:
         self.kubeconfig, self.log_path, self.extra_args = kubeconfig, log_path, extra_args

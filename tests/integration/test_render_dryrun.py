@@ -1,5 +1,5 @@
-"""The API server accepts every rendered object as is (server-side dry-run), and GPU pods land on
-the matching fake GPU node of the test bed.
+"""The API server accepts every rendered object as is (server-side dry-run), admits the pods under
+the `restricted` Pod Security Standard, and GPU pods land on the matching fake GPU node.
 
 Dry-run runs the real admission chain and validation of the local kube-apiserver: defaulting,
 field validation (strict: unknown or duplicate fields fail the request), and server-side apply's
@@ -153,3 +153,25 @@ def test_gpu_pods_land_on_the_node_with_the_requested_product(
         return pods[0].spec.node_name if pods and pods[0].spec.node_name else None
 
     assert wait_until(scheduled_node, timeout=60, what=f"a {resolved.name} pod scheduled") == node
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pods_meet_the_restricted_pod_security_standard(case: str, namespace: str, kubectl: Kubectl) -> None:
+    """The API server's PodSecurity admission, enforcing `restricted`, admits every pod we render."""
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    resolved, facts = CASES[case]
+    deployment = next(
+        o for o in render(replace(resolved, namespace=namespace), facts) if o["kind"] == "Deployment"
+    )
+    template = deployment["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": deployment["metadata"]["name"], "namespace": namespace, **template["metadata"]},
+        "spec": template["spec"],
+    }
+    # Cluster-scoped objects the test bed lacks; admission would reject the pod for them alone.
+    pod["spec"].pop("runtimeClassName", None)
+    pod["spec"].pop("priorityClassName", None)
+    res = kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod))
+    assert "PodSecurity" not in res.stderr, res.stderr

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from llmstage.render import render
+from llmstage.desired import desired_objects
 from llmstage.render.labels import RUNTIME_LABEL, cache_claim_name, selector_string, workload_name
 from llmstage.resolved import ClusterFacts, Resolved, Runtime
 
@@ -187,7 +187,7 @@ def plan(
         else:
             phase, keep = "Draining", set()
 
-    objects = render(resolved, facts, serving_runtime=desired if switch_now else old)
+    objects = desired_objects(resolved, facts, serving_runtime=desired if switch_now else old)
 
     conditions: list[Condition] = []
     stalled: Condition | None = None

@@ -31,7 +31,6 @@ from llmstage.controller.plan import (
     plan,
     transitions,
 )
-from llmstage.render.labels import owner_reference
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolved import ClusterFacts, Resolved
 
@@ -147,9 +146,7 @@ class Reconciler:
         return p.requeue_after, "stalled" if stalled else "ok"
 
     async def _apply(self, resolved: Resolved, objects: list[dict[str, Any]], observed: Observed) -> None:
-        owner = owner_reference(resolved)
-        for obj in objects:
-            obj["metadata"]["ownerReferences"] = [owner]
+        for obj in objects:  # rendered with their ownerReference (llmstage.desired)
             live = observed.get(obj["kind"], obj["metadata"]["name"])
             if obj["kind"] == "PersistentVolumeClaim" and live is not None:
                 keep_immutable_claim_fields(obj, live)

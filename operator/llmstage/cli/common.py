@@ -1,0 +1,312 @@
+"""What every CLI command shares: one-line errors with exit codes, manifest loading, tables.
+
+Exit codes: 0 success, 1 failure (the cluster, the file system), 2 bad usage or input (argparse
+uses 2 as well). Errors are one line on stderr that names the file or field and the fix; no
+command prints a traceback (LLMSTAGE_DEBUG=1 shows one for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from llmstage.api.models import KIND, LLMService
+from llmstage.resolve import SpecError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+STDIN = "-"
+
+
+class CliError(Exception):
+    """A problem the user can fix, reported as one line: `llmstage CMD: error: MESSAGE`."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def parser_for(subparsers: Any, name: str, help_text: str, doc: str | None, examples: str) -> Any:
+    """A subcommand parser whose --help ends with its examples, formatted as written."""
+    return subparsers.add_parser(
+        name,
+        help=help_text,
+        description=doc,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+# ---------------------------------------------------------------- error reporting
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_message(err: pydantic.ValidationError) -> str:
+    """The first problem of a ValidationError as `field: message`, naming the field and the fix."""
+    errors = err.errors(include_url=False)
+    if not errors:
+        return str(err)
+    first = errors[0]
+    field = _field_path(first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field: check the spelling (`kubectl explain llmservice.spec` lists the fields)"
+    elif first["type"] == "missing":
+        msg = "required field is missing: add it"
+    elif first["type"] == "literal_error" and field in ("apiVersion", "kind"):
+        msg = f"{msg} (got {first.get('input')!r})"
+    # CEL rule messages already start with the field they are about.
+    text = msg if msg.startswith(("spec.", "metadata.")) or not field else f"{field}: {msg}"
+    if len(errors) > 1:
+        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return text
+
+
+def _api_message(err: Any) -> str:
+    """ApiException -> 'STATUS Reason: message' from the Status body the API server sends."""
+    status, reason = getattr(err, "status", "?"), getattr(err, "reason", "") or ""
+    try:
+        body = json.loads(err.body or "{}")
+        message = body.get("message") or reason
+    except (TypeError, ValueError):
+        message = reason
+    return f"the API server answered {status} {reason}: {message}".strip()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command, turning every exception into one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        name = f"llmstage {getattr(args, 'command', '') or ''}".strip()
+        try:
+            return func(args)
+        except CliError as err:
+            return _fail(name, err.message, err.code)
+        except SpecError as err:
+            return _fail(name, str(err), EXIT_USAGE)
+        except pydantic.ValidationError as err:
+            return _fail(name, validation_message(err), EXIT_USAGE)
+        except yaml.YAMLError as err:
+            return _fail(name, f"YAML syntax error: {_one_line(str(err))}", EXIT_USAGE)
+        except FileNotFoundError as err:
+            return _fail(name, f"{err.filename}: no such file or directory", EXIT_USAGE)
+        except BrokenPipeError:
+            # The reader (e.g. `| head`) went away: not an error worth a message.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+            return EXIT_OK
+        except OSError as err:
+            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+            return _fail(name, f"{where}{err.strerror or err}", EXIT_FAILURE)
+        except KeyboardInterrupt:
+            return 130
+        except Exception as err:
+            kube = _kubernetes_message(err)
+            if kube is not None:
+                return _fail(name, kube[0], kube[1])
+            if os.environ.get("LLMSTAGE_DEBUG"):
+                traceback.print_exc()
+            return _fail(
+                name,
+                f"unexpected {type(err).__name__}: {_one_line(str(err))} "
+                "(a bug in llmstage: please report it; LLMSTAGE_DEBUG=1 shows the traceback)",
+                EXIT_FAILURE,
+            )
+
+    return run
+
+
+def _kubernetes_message(err: Exception) -> tuple[str, int] | None:
+    """Errors of the kubernetes client and its transport, as (message, exit code)."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(err, ApiException):
+        return _api_message(err), EXIT_FAILURE
+    if isinstance(err, ConfigException):
+        return (
+            f"kubeconfig: {_one_line(str(err))}; pass --kubeconfig FILE or set KUBECONFIG",
+            EXIT_USAGE,
+        )
+    if isinstance(err, HTTPError):
+        reason = getattr(err, "reason", None) or err
+        return f"cannot reach the API server: {_one_line(str(reason))}", EXIT_FAILURE
+    return None
+
+
+def _fail(name: str, message: str, code: int) -> int:
+    print(f"{name}: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, spelled like kubectl's ("Warning: ...")."""
+    print(f"Warning: {_one_line(message)}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def read_text(path: str) -> str:
+    """The file's text, or stdin for '-'. Missing files are bad input (exit 2), with the fix."""
+    if path == STDIN:
+        return sys.stdin.read()
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{path}: no such file; pass the path of an LLMService manifest with -f")
+    if p.is_dir():
+        raise CliError(f"{path}: is a directory; pass one manifest file with -f (or - for stdin)")
+    return p.read_text(encoding="utf-8")
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
+
+def yaml_documents(text: str, source: str) -> list[Any]:
+    """Every non-empty document; a syntax error becomes `FILE:LINE:COL: ...`."""
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise CliError(f"{where}: YAML syntax error: {err.problem or err.context}; fix the YAML") from err
+    except yaml.YAMLError as err:
+        raise CliError(f"{source}: YAML syntax error: {_one_line(str(err))}") from err
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One LLMService document of a file, parsed and validated like the API server would."""
+
+    source: str  # file name for messages
+    index: int  # position among the file's documents, from 0
+    body: dict[str, Any]
+    service: LLMService
+
+
+def is_llmservice(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("kind") == KIND
+
+
+def parse_llmservice(body: dict[str, Any], source: str) -> LLMService:
+    try:
+        return LLMService.from_object(body)
+    except pydantic.ValidationError as err:
+        name = (body.get("metadata") or {}).get("name") if isinstance(body.get("metadata"), dict) else None
+        label = f"{source} ({KIND} {name})" if name else source
+        raise CliError(f"{label}: {validation_message(err)}") from err
+
+
+def load_llmservices(path: str) -> list[Manifest]:
+    """Every LLMService in a (multi-document) YAML file; other kinds are skipped."""
+    source = display_name(path)
+    docs = yaml_documents(read_text(path), source)
+    out = []
+    for index, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise CliError(f"{source}: document {index + 1} is not a mapping (a Kubernetes object)")
+        if is_llmservice(doc):
+            out.append(Manifest(source, index, doc, parse_llmservice(doc, source)))
+    if not out:
+        raise CliError(
+            f"{source}: no LLMService in the file; it needs apiVersion: llmstage.io/v1alpha1 and kind: {KIND}"
+        )
+    return out
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True)
+
+
+# ---------------------------------------------------------------- option values
+
+
+@dataclass(frozen=True)
+class GPUChoice:
+    count: int | None  # None: only the product was given (1, or as many as `recommend` finds fit)
+    product: str | None
+
+
+_GPU = re.compile(r"^(?:(?P<product>[A-Za-z][A-Za-z0-9._-]*)(?::(?P<count>\d+))?|(?P<only>\d+))$")
+
+
+def parse_gpu(value: str) -> GPUChoice:
+    """argparse type for PRODUCT[:COUNT] or COUNT, e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3:2, 0."""
+    match = _GPU.match(value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not PRODUCT[:COUNT] or COUNT, e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3:2 or 0"
+        )
+    if match.group("only") is not None:
+        return GPUChoice(int(match.group("only")), None)
+    count = int(match.group("count")) if match.group("count") is not None else None
+    if count is not None and count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a GPU product needs a count of at least 1")
+    return GPUChoice(count, match.group("product"))
+
+
+def gpu_spec(choice: GPUChoice) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": 1 if choice.count is None else choice.count}
+    if choice.product:
+        out["product"] = choice.product
+    return out
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+# ---------------------------------------------------------------- tables
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded like kubectl's; a cell with newlines continues on the following lines."""
+    split = [[cell.split("\n") for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in split:
+        for i, lines in enumerate(row[:-1]):
+            widths[i] = max(widths[i], *(len(line) for line in lines))
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])]
+        return "   ".join([*padded, cells[-1]]).rstrip()
+
+    out = [line(headers)]
+    for row in split:
+        height = max(len(lines) for lines in row)
+        for n in range(height):
+            out.append(line([lines[n] if n < len(lines) else "" for lines in row]))
+    return "\n".join(out) + "\n"

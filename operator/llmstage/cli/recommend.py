@@ -1,0 +1,300 @@
+"""`llmstage recommend`: the article's decision framework as a readable answer.
+
+Builds the LLMService a team would start from (model, expected users, stage, GPU), resolves it
+exactly as the operator would, and explains the result: the runtime and why, replicas, the
+per-replica concurrency (OLLAMA_NUM_PARALLEL or --max-num-seqs), tensor parallelism and the
+memory-fit numbers. For vLLM it also lists the GPU products the model fits on. `--output yaml`
+prints that LLMService, ready to apply (the CRD accepts it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from llmstage.cli.common import (
+    CliError,
+    GPUChoice,
+    dump_yaml,
+    format_table,
+    gpu_spec,
+    guarded,
+    parse_gpu,
+    parse_llmservice,
+    parser_for,
+    positive_int,
+)
+from llmstage.resolved import Resolved, Runtime, ScaleMetric, Stage
+
+EXAMPLES = """\
+examples:
+  llmstage recommend --users 2 --stage dev
+  llmstage recommend --users 50 --stage production --gpu NVIDIA-L4
+  llmstage recommend --users 32 --stage production --model llama3.1:70b --gpu NVIDIA-H100-80GB-HBM3:4
+  llmstage recommend --users 50 --stage production --gpu NVIDIA-L4 --output yaml > llmservice.yaml
+
+The decision (first matching row wins): no GPU -> Ollama; production -> vLLM; more than 4 users ->
+vLLM; otherwise Ollama. Without --gpu, dev and staging are CPU-only and production gets one GPU
+of unknown product (pass --gpu for the memory-fit check).
+"""
+
+DEFAULT_MODEL = "llama3.1:8b"
+# GPU products `recommend` sizes vLLM for, smallest first (nvidia.com/gpu.product label values).
+GPU_PRODUCTS = (
+    "NVIDIA-L4",
+    "NVIDIA-L40S",
+    "NVIDIA-A100-SXM4-40GB",
+    "NVIDIA-A100-SXM4-80GB",
+    "NVIDIA-H100-80GB-HBM3",
+    "NVIDIA-H200",
+)
+GPU_COUNTS = (1, 2, 4, 8)
+# SpecErrors of the generated spec, in terms of this command's options.
+OPTION_HINTS = {
+    "spec.model.huggingFaceId": (
+        "--model {model} is not in the catalog, so vLLM does not know which Hugging Face repository to "
+        "serve: pass --hugging-face-id ORG/MODEL"
+    ),
+    "spec.resources.gpu.count": "--gpu: {err.message}",
+    "spec.vllm.tensorParallelSize": "--gpu: {err.message}",
+}
+
+
+def register(subparsers: Any) -> None:
+    p = parser_for(
+        subparsers, "recommend", "runtime and sizing for a model, users and stage", __doc__, EXAMPLES
+    )
+    p.add_argument("--users", type=positive_int, required=True, metavar="N", help="expected concurrent users")
+    p.add_argument("--stage", required=True, choices=[s.value for s in Stage], help="lifecycle stage")
+    p.add_argument(
+        "--gpu",
+        type=parse_gpu,
+        metavar="PRODUCT[:COUNT]",
+        help="GPUs per replica, e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3:2, or 0 for CPU-only",
+    )
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="M",
+        help="Ollama tag or catalog name (default: %(default)s)",
+    )
+    p.add_argument(
+        "--hugging-face-id", metavar="ORG/MODEL", help="what vLLM serves, for models outside the catalog"
+    )
+    p.add_argument("--name", help="metadata.name of the LLMService (default: from the model)")
+    p.add_argument(
+        "--output", "-o", choices=["text", "yaml"], default="text", help="text (default) or an LLMService"
+    )
+    p.set_defaults(func=run)
+
+
+def name_from_model(model: str) -> str:
+    """'llama3.1:8b' -> 'llama3-1-8b': a valid LLMService name (DNS label, starts with a letter)."""
+    name = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    name = re.sub(r"^[^a-z]+", "", name)[:52].strip("-") or "llm"
+    return "llm" if name == "vllm" else name
+
+
+def starting_object(
+    *,
+    model: str,
+    users: int,
+    stage: Stage,
+    gpu: GPUChoice | None,
+    name: str,
+    hugging_face_id: str | None = None,
+    api_key_secret: str | None = None,
+) -> dict[str, Any]:
+    """The smallest LLMService for these answers: everything else is a stage default."""
+    spec: dict[str, Any] = {"stage": stage.value, "model": {"name": model}, "expectedConcurrency": users}
+    if hugging_face_id:
+        spec["model"]["huggingFaceId"] = hugging_face_id
+    if gpu is not None:
+        spec["resources"] = {"gpu": gpu_spec(gpu)}
+    if api_key_secret:
+        spec["vllm"] = {"apiKeySecretRef": {"name": api_key_secret}}
+    return {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def resolve_object(obj: dict[str, Any], source: str = "recommendation") -> Resolved:
+    from llmstage.resolve import resolve
+
+    return resolve(parse_llmservice(obj, source))
+
+
+def complete_for_runtime(obj: dict[str, Any], resolved: Resolved) -> dict[str, Any]:
+    """Secret references the resolved runtime needs, and nothing it ignores."""
+    from llmstage.catalog import builtin_catalog
+
+    spec = obj["spec"]
+    if resolved.runtime != Runtime.VLLM:
+        spec.pop("vllm", None)
+        return obj
+    entry = builtin_catalog().lookup(spec["model"]["name"])
+    if entry is not None and entry.gated:
+        spec["huggingFaceTokenSecretRef"] = {"name": "hf-token"}
+    return obj
+
+
+@dataclass(frozen=True)
+class GPUOption:
+    product: str
+    count: int | None  # smallest GPUs per replica that fit; None: not even 8
+    message: str
+
+
+def gpu_options(obj: dict[str, Any], products: tuple[str, ...] = GPU_PRODUCTS) -> list[GPUOption]:
+    """For each product, the fewest GPUs per replica on which vLLM fits this service."""
+    from llmstage.resolve import SpecError
+
+    out = []
+    for product in products:
+        found: GPUOption | None = None
+        last = ""
+        for count in GPU_COUNTS:
+            trial = {
+                **obj,
+                "spec": {**obj["spec"], "resources": {"gpu": {"count": count, "product": product}}},
+            }
+            try:
+                resolved = resolve_object(trial)
+            except (SpecError, CliError):  # e.g. a count that does not divide the attention heads
+                continue
+            last = resolved.memory_fit.message
+            if resolved.memory_fit.fits is None:
+                return []  # unknown model shape: nothing to compare
+            if resolved.memory_fit.fits:
+                found = GPUOption(product, count, resolved.memory_fit.message)
+                break
+        out.append(found or GPUOption(product, None, last))
+    return out
+
+
+def _replicas(resolved: Resolved) -> str:
+    scale = resolved.autoscaling
+    if scale is None:
+        return f"{resolved.replicas} (fixed)"
+    metric = (
+        f"queue depth ({scale.queue_metric_name}, target {scale.target} waiting per pod)"
+        if scale.metric == ScaleMetric.QUEUE
+        else f"CPU ({scale.target}% of the request)"
+    )
+    return f"autoscaled {scale.min_replicas}-{scale.max_replicas} on {metric}"
+
+
+def explain(resolved: Resolved, options: list[GPUOption]) -> str:
+    """The readable answer."""
+    baseline = (
+        resolved.replicas
+        if resolved.replicas is not None
+        else (resolved.autoscaling.min_replicas if resolved.autoscaling else 1)
+    )
+    rows: list[tuple[str, str]] = [
+        ("Runtime", "vLLM" if resolved.runtime == Runtime.VLLM else "Ollama"),
+        ("Why", resolved.runtime_reason),
+        ("Replicas", _replicas(resolved)),
+    ]
+    share = f"{resolved.expected_concurrency} users / {max(1, baseline or 1)} replica(s)"
+    if resolved.ollama is not None:
+        rows += [
+            ("Parallel", f"OLLAMA_NUM_PARALLEL={resolved.ollama.num_parallel} per replica ({share})"),
+            ("Context", f"OLLAMA_CONTEXT_LENGTH={resolved.ollama.context_length} tokens"),
+        ]
+    if resolved.vllm is not None:
+        rows += [
+            ("Batch", f"--max-num-seqs={resolved.vllm.max_num_seqs} per replica ({share})"),
+            ("Context", f"--max-model-len={resolved.vllm.max_model_len} tokens"),
+            ("Tensor parallel", f"--tensor-parallel-size={resolved.vllm.tensor_parallel_size}"),
+        ]
+    gpu = resolved.resources.gpu
+    gpus = f", {gpu.count} x {gpu.product or 'GPU (product not given)'}" if gpu else ", no GPU"
+    rows += [
+        ("Per replica", f"cpu {resolved.resources.cpu}, memory {resolved.resources.memory}{gpus}"),
+        ("Model cache", f"{resolved.cache.size} {resolved.cache.access_mode}"),
+        ("Memory fit", f"{resolved.memory_fit.reason}: {resolved.memory_fit.message}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [
+        f"{resolved.model.name} for {resolved.expected_concurrency} users in stage {resolved.stage.value}",
+        "",
+    ]
+    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    if resolved.warnings:
+        lines += ["", "Common mistakes that apply (from the article):"]
+        lines += [f"  - {w.reason}: {w.message}" for w in resolved.warnings]
+    if options:
+        lines += ["", "GPU products for vLLM (fewest GPUs per replica that fit these settings):", ""]
+        table = format_table(
+            ["PRODUCT", "GPUS", "FIT"],
+            [
+                [o.product, str(o.count) if o.count else "-", o.message if o.count else "does not fit on 8"]
+                for o in options
+            ],
+        )
+        lines += ["  " + line for line in table.rstrip("\n").split("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def yaml_output(obj: dict[str, Any], resolved: Resolved, argv_hint: str) -> str:
+    header = [f"# Starting point from `{argv_hint}`.", f"# runtime auto: {resolved.runtime_reason}."]
+    secrets = []
+    spec = obj["spec"]
+    if "vllm" in spec:
+        secrets.append(
+            f"kubectl create secret generic {spec['vllm']['apiKeySecretRef']['name']} "
+            "--from-literal=api-key=$(openssl rand -hex 32)"
+        )
+    if "huggingFaceTokenSecretRef" in spec:
+        secrets.append(
+            "kubectl create secret generic hf-token --from-literal=token=$HF_TOKEN   # gated model"
+        )
+    if secrets:
+        header.append("# Create the Secrets in the target namespace first:")
+        header += [f"#   {s}" for s in secrets]
+    return "\n".join(header) + "\n" + dump_yaml(obj)
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    from llmstage.resolve import SpecError
+
+    stage = Stage(args.stage)
+    name = args.name or name_from_model(args.model)
+    wants_key = stage == Stage.PRODUCTION
+    obj = starting_object(
+        model=args.model,
+        users=args.users,
+        stage=stage,
+        gpu=args.gpu,
+        name=name,
+        hugging_face_id=args.hugging_face_id,
+        api_key_secret=f"{name}-api-key" if wants_key else None,
+    )
+    try:
+        resolved = resolve_object(obj, "--model/--gpu/--name")
+        if args.gpu and args.gpu.product and args.gpu.count is None and resolved.runtime == Runtime.VLLM:
+            # Only a product given: as many of it as the model needs (one when the fit is unknown).
+            fitting = gpu_options(obj, (args.gpu.product,))
+            if fitting and fitting[0].count:
+                obj["spec"]["resources"]["gpu"]["count"] = fitting[0].count
+        obj = complete_for_runtime(obj, resolved)
+        resolved = resolve_object(obj, "--model/--gpu/--name")
+    except SpecError as err:
+        raise CliError(OPTION_HINTS.get(err.field, str(err)).format(err=err, model=args.model)) from err
+    if args.output == "yaml":
+        hint = (
+            " ".join(["llmstage", *sys.argv[1:]]) if sys.argv[1:2] == ["recommend"] else "llmstage recommend"
+        )
+        sys.stdout.write(yaml_output(obj, resolved, hint))
+        return 0
+    options = gpu_options(obj) if resolved.runtime == Runtime.VLLM else []
+    sys.stdout.write(explain(resolved, options))
+    return 0

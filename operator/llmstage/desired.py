@@ -1,0 +1,29 @@
+"""The objects the operator applies for one LLMService: the rendered objects plus its ownerReference.
+
+    desired_objects(resolved, facts, serving_runtime=None) -> list[dict]
+
+One function for the operator's plan and `llmstage render`, so what a pull request shows is what
+the cluster gets. Pure: no I/O, fresh dicts on every call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmstage.render import render
+from llmstage.render.labels import owner_reference
+from llmstage.resolved import ClusterFacts, Resolved, Runtime
+
+
+def desired_objects(
+    resolved: Resolved,
+    facts: ClusterFacts = ClusterFacts(),  # noqa: B008 - frozen dataclass, safe as a default
+    *,
+    serving_runtime: Runtime | None = None,
+) -> list[dict[str, Any]]:
+    """render(...) with the ownerReference the garbage collector and the operator's watches follow."""
+    owner = owner_reference(resolved)
+    objects = render(resolved, facts, serving_runtime=serving_runtime)
+    for obj in objects:
+        obj["metadata"]["ownerReferences"] = [dict(owner)]
+    return objects

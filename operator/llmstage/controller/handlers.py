@@ -113,7 +113,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         facts,
         Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
     )
-    Runtime.queue = WorkQueue(reconciler, concurrency=opts.get("concurrency", 32))
+    Runtime.queue = WorkQueue(
+        reconciler, concurrency=opts.get("concurrency", 32), expected_errors=(ApiError,)
+    )
     for kind in Runtime.cache.counts():  # read at scrape time, never stale
         metrics.MANAGED.labels(kind=kind).set_function(_cache_count(kind))
     log.info("llmstage ready: %s", Runtime.cache.counts())

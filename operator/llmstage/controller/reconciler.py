@@ -81,6 +81,13 @@ def keep_immutable_claim_fields(desired: dict[str, Any], live: dict[str, Any]) -
         spec["resources"]["requests"]["storage"] = have
 
 
+def namespace_going_away(err: ApiError) -> bool:
+    """Writes into a namespace that is being deleted fail with 403 or 404; nothing to repair."""
+    return (err.status == 403 and "being terminated" in err.message) or (
+        err.status == 404 and err.message.startswith("namespaces ")
+    )
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -131,6 +138,8 @@ class Reconciler:
             await self._prune(key, {(o["kind"], o["metadata"]["name"]) for o in p.apply} | p.keep)
         except ApiError as err:
             metrics.API_ERRORS.labels(status=str(err.status)).inc()
+            if namespace_going_away(err):
+                return None, "gone"  # the namespace and this LLMService with it are being deleted
             if err.status in PERMANENT_API_ERRORS:
                 await self._stall(
                     body,
@@ -251,8 +260,8 @@ class Reconciler:
         try:
             await self.kube.create(EVENT, meta["namespace"], event)
         except ApiError as err:  # an Event is best effort; status already says it
-            # 403 while the namespace is being deleted is expected; anything else is worth a warning.
-            level = logging.DEBUG if "being terminated" in err.message else logging.WARNING
+            # Failing while the namespace is being deleted is expected; anything else is worth a warning.
+            level = logging.DEBUG if namespace_going_away(err) else logging.WARNING
             log.log(level, "could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
 
 

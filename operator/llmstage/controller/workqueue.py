@@ -22,8 +22,17 @@ Handler = Callable[[K], Awaitable[float | None]]
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, handler: Handler[K], *, concurrency: int = 32, max_backoff: float = 300.0) -> None:
+    def __init__(
+        self,
+        handler: Handler[K],
+        *,
+        concurrency: int = 32,
+        max_backoff: float = 300.0,
+        expected_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
         self._handler = handler
+        # Errors that need a retry but no traceback in the log (e.g. API errors after retries).
+        self._expected_errors = expected_errors
         self._slots = asyncio.Semaphore(concurrency)
         self._max_backoff = max_backoff
         self._dirty: set[K] = set()

@@ -149,46 +149,37 @@ async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
         Runtime.queue.add(key)
 
 
-def _child_event(event: kopf.RawEvent) -> None:
-    owner = Runtime.cache.put_child(dict(event["object"]), deleted=_deleted(event))
-    if owner is not None and owner in Runtime.cache.services:
-        Runtime.queue.add(owner)
+def _watch_children(
+    group: str, version: str, plural: str, labels: dict[str, str], put: Callable[..., ServiceKey | None]
+) -> None:
+    """One event handler per watched child kind: feed the cache, mark the owning service dirty."""
+
+    async def child_event(event: kopf.RawEvent, **_: Any) -> None:
+        owner = put(dict(event["object"]), deleted=_deleted(event))
+        if owner is not None and owner in Runtime.cache.services:
+            Runtime.queue.add(owner)
+
+    kopf.on.event(group, version, plural, labels=labels, id=f"{plural}-event")(child_event)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=OURS)
-async def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
-    _child_event(event)
-
-
-@kopf.on.event("", "v1", "services", labels=OURS)
-async def service_event(event: kopf.RawEvent, **_: Any) -> None:
-    _child_event(event)
-
-
-@kopf.on.event("", "v1", "persistentvolumeclaims", labels=OURS)
-async def pvc_event(event: kopf.RawEvent, **_: Any) -> None:
-    _child_event(event)
-
-
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
-async def hpa_event(event: kopf.RawEvent, **_: Any) -> None:
-    _child_event(event)
-
-
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OURS)
-async def pdb_event(event: kopf.RawEvent, **_: Any) -> None:
-    _child_event(event)
-
-
-@kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=OURS)
-async def endpointslice_event(event: kopf.RawEvent, **_: Any) -> None:
-    owner = Runtime.cache.put_slice(dict(event["object"]), deleted=_deleted(event))
-    if owner is not None and owner in Runtime.cache.services:
-        Runtime.queue.add(owner)
-
-
-@kopf.on.event("", "v1", "pods", labels={NAME_LABEL: APP_NAME})
-async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-    owner = Runtime.cache.put_pod(dict(event["object"]), deleted=_deleted(event))
-    if owner is not None and owner in Runtime.cache.services:
-        Runtime.queue.add(owner)
+# The cache methods are looked up at event time: Runtime.cache is created in `startup`.
+for _api_version, _kind in CHILD_KINDS:
+    _group, _, _version = _api_version.rpartition("/")
+    _watch_children(
+        _group,
+        _version,
+        KINDS[(_api_version, _kind)].plural,
+        OURS,
+        lambda body, deleted: Runtime.cache.put_child(body, deleted),
+    )
+# EndpointSlices carry our Service's labels; pods carry our pod-template labels.
+_watch_children(
+    "discovery.k8s.io",
+    "v1",
+    "endpointslices",
+    OURS,
+    lambda body, deleted: Runtime.cache.put_slice(body, deleted),
+)
+_watch_children(
+    "", "v1", "pods", {NAME_LABEL: APP_NAME}, lambda body, deleted: Runtime.cache.put_pod(body, deleted)
+)

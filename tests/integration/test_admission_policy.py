@@ -48,6 +48,8 @@ def dry_run(kubectl, namespace: str, body: dict[str, Any]):  # type: ignore[no-u
     return kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(body))
 
 
+GGUF = {"name": "llama3.1:8b", "format": "gguf"}
+ONE_GPU = {"gpu": {"count": 1}}
 CASES = {
     "production-runtime-ollama": {"stage": "production", "runtime": "ollama"},
     "production-cpu-only-many-users": {
@@ -56,11 +58,11 @@ CASES = {
         "resources": {"gpu": {"count": 0}},
     },
     "dev-many-users-no-gpu": {"expectedConcurrency": 8},
-    "dev-many-users-gpu": {"expectedConcurrency": 8, "resources": {"gpu": {"count": 1}}},
-    "staging-vllm-gguf": {"stage": "staging", "runtime": "vllm", "resources": {"gpu": {"count": 1}}, "model": {"name": "llama3.1:8b", "format": "gguf"}},
+    "dev-many-users-gpu": {"expectedConcurrency": 8, "resources": ONE_GPU},
+    "staging-vllm-gguf": {"stage": "staging", "runtime": "vllm", "resources": ONE_GPU, "model": GGUF},
     "production-gguf-quantization": {
         "stage": "production",
-        "resources": {"gpu": {"count": 1}},
+        "resources": ONE_GPU,
         "vllm": KEY,
         "model": {"name": "llama3.1:8b", "quantization": "q4_K_M"},
     },
@@ -69,11 +71,14 @@ CASES = {
         "resources": {"gpu": {"count": 2}},
         "vllm": {**KEY, "quantization": "GGUF"},
     },
-    "dev-ollama-gguf-is-fine": {"expectedConcurrency": 2, "model": {"name": "llama3.1:8b", "quantization": "q4_K_M"}},
-    "dev-gpu-cost-gguf": {"optimizeFor": "gpuCost", "resources": {"gpu": {"count": 1}}, "model": {"name": "llama3.1:8b", "format": "gguf"}},
+    "dev-ollama-gguf-is-fine": {
+        "expectedConcurrency": 2,
+        "model": {"name": "llama3.1:8b", "quantization": "q4_K_M"},
+    },
+    "dev-gpu-cost-gguf": {"optimizeFor": "gpuCost", "resources": ONE_GPU, "model": GGUF},
     "production-vllm-clean": {"stage": "production", "vllm": KEY, "expectedConcurrency": 50},
     "staging-explicit-ollama-few-users": {"stage": "staging", "runtime": "ollama", "expectedConcurrency": 4},
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", CASES)

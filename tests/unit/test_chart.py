@@ -1,0 +1,277 @@
+"""The Helm chart offline: `helm lint --strict`, `helm template` against the Kubernetes schemas,
+the values schema, the security invariants for every mode, and the generated files' drift
+(chart CRDs and package files, manifests/, docs/api.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from testkit.chart import CHART, HELM, REPO, set_args, template, wildcard_or_secret_rules
+
+pytestmark = pytest.mark.skipif(not HELM.exists(), reason="needs .tools/bin/helm (make tools)")
+
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+# Value sets covering every template branch.
+MODES: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "cluster-patterns": {"watchNamespaces": ["team-*", "!team-x"]},
+    "cluster-names": {"watchNamespaces": ["team-a", "team-b"]},
+    "namespaced": {"rbac.scope": "namespaced", "watchNamespaces": ["team-a", "team-b"]},
+    "everything-on": {
+        "metrics.serviceMonitor.enabled": True,
+        "metrics.serviceMonitor.labels": {"release": "prometheus"},
+        "argocd.healthCheckConfigMap": True,
+        "image.digest": "sha256:" + "a" * 64,
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount.annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"},
+        "podAnnotations": {"a": "b"},
+        "podLabels": {"team": "ml"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "system-cluster-critical",
+    },
+    "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
+}
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {"type": "object", "required": ["matchLabels"]},
+                "namespaceSelector": {"type": "object"},
+                "endpoints": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["port"],
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {
+                                "type": "string",
+                                "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True)
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_helm_lint_strict_is_clean(mode: str) -> None:
+    res = helm("lint", "--strict", str(CHART), *set_args(MODES[mode]))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "[WARNING]" not in res.stdout and "[ERROR]" not in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_rendered_object_passes_the_kubernetes_schema_strictly(mode: str) -> None:
+    docs = template(MODES[mode])
+    assert docs
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":
+            jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+        else:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_rbac_has_no_wildcards_no_secrets_and_release_unique_cluster_names(mode: str) -> None:
+    docs = template(MODES[mode], release="rel-a")
+    for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        assert wildcard_or_secret_rules(role["rules"]) == []
+    for doc in docs:
+        if doc["kind"] not in ("CustomResourceDefinition",) and "namespace" not in doc["metadata"]:
+            assert doc["metadata"]["name"].startswith("rel-a"), (
+                f"cluster-scoped {doc['kind']} not release-named"
+            )
+
+
+def test_namespaced_mode_renders_roles_per_namespace_and_nothing_cluster_scoped_for_rbac() -> None:
+    docs = template(MODES["namespaced"])
+    assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in of_kind(docs, "Role")) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
+    args = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
+
+
+def test_namespace_patterns_add_namespace_list_and_watch_only_when_needed() -> None:
+    def namespace_rules(values: dict[str, Any]) -> list[dict[str, Any]]:
+        role = of_kind(template(values), "ClusterRole")[0]
+        return [r for r in role["rules"] if "namespaces" in r["resources"]]
+
+    assert namespace_rules({}) == []
+    assert namespace_rules(MODES["cluster-names"]) == []
+    assert namespace_rules(MODES["cluster-patterns"]) == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rbac.scope": "namespaced"}, "needs watchNamespaces"),
+        ({"rbac.scope": "namespaced", "watchNamespaces": ["team-*"]}, "exact namespace names"),
+        ({"rbac.scope": "clusterwide"}, "rbac/scope"),
+        ({"unknownValue": 1}, "additional properties 'unknownValue' not allowed"),
+        ({"image.tag": "has space"}, "/image/tag"),
+        ({"operator.logLevel": "verbose"}, "/operator/logLevel"),
+        ({"metrics.port": 0}, "/metrics/port"),
+        ({"metrics.serviceMonitor.enabled": True, "metrics.service.enabled": False}, "needs metrics.service"),
+    ],
+)
+def test_bad_values_fail_with_a_message_naming_the_value(values: dict[str, Any], message: str) -> None:
+    res = helm("template", "x", str(CHART), *set_args(values))
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+
+
+def test_the_operator_deployment_is_a_single_hardened_replica() -> None:
+    deployment = of_kind(template({}), "Deployment")[0]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["image"] == "ghcr.io/llmstage/llmstage:0.1.0"  # appVersion
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    assert "--metrics-port=9090" in container["args"] and "--all-namespaces" in container["args"]
+    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
+    # The operator's own pod must not look like a serving pod it watches (app.kubernetes.io/name=llmstage).
+    assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/name"] != "llmstage"
+
+
+def test_every_default_value_is_described_by_the_values_schema() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = yaml.safe_load((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(values, schema)
+
+    def walk(value: Any, node: dict[str, Any], path: str) -> list[str]:
+        if "$ref" in node:
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        if not isinstance(value, dict) or "properties" not in node:
+            return []
+        missing = [f"{path}.{k}" for k in value if k not in node["properties"]]
+        return missing + [
+            p
+            for k, v in value.items()
+            if k in node["properties"]
+            for p in walk(v, node["properties"][k], f"{path}.{k}")
+        ]
+
+    assert walk(values, schema, "") == []
+    assert set(schema["properties"]) - {"global"} == set(values), "schema describes values that do not exist"
+
+
+def test_optional_extras_render_when_enabled() -> None:
+    docs = template(MODES["everything-on"])
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    (config_map,) = of_kind(docs, "ConfigMap")
+    lua = config_map["data"]["resource.customizations.health.llmstage.io_LLMService"]
+    assert lua.strip() == (CHART / "files" / "argocd-health.lua").read_text().strip()
+    (deployment,) = of_kind(docs, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@sha256:" + "a" * 64)
+    off = template(MODES["everything-off"])
+    assert not of_kind(off, "Service") and not of_kind(off, "ValidatingAdmissionPolicy")
+
+
+def test_admission_policy_and_binding_are_renamed_per_release_and_still_point_at_each_other() -> None:
+    docs = template({}, release="rel-b")
+    (policy,) = of_kind(docs, "ValidatingAdmissionPolicy")
+    (binding,) = of_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert policy["metadata"]["name"] == binding["metadata"]["name"] == "rel-b-llmstage"
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Warn"]
+
+
+def test_the_chart_crd_is_the_generated_crd() -> None:
+    chart_crds = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
+    repo_crds = {p.name: p.read_text() for p in (REPO / "crds").glob("*.yaml")}
+    assert chart_crds == repo_crds, "charts/llmstage/crds differs from crds/: run make generate"
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("generate_delivery", REPO / "hack" / "generate_delivery.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["generate_delivery"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict[Path, str]:
+    return _generator().expected()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("group", ["charts/llmstage", "manifests", "docs/api.md"])
+def test_generated_files_are_up_to_date(generated: dict[Path, str], group: str) -> None:
+    files = {p: t for p, t in generated.items() if p.relative_to(REPO).as_posix().startswith(group)}
+    assert files
+    stale = [str(p.relative_to(REPO)) for p, text in files.items() if not p.exists() or p.read_text() != text]
+    assert stale == [], f"out of date: {stale}; run make generate"
+    if group == "manifests":
+        assert _generator().stale_manifests(generated) == []
+
+
+def test_manifests_equal_the_chart_defaults() -> None:
+    """Every object of `helm template` with default values is in manifests/, and nothing else but
+    the Namespace (labels aside: Helm's bookkeeping labels are dropped)."""
+
+    def key(d: dict[str, Any]) -> tuple[str, str]:
+        return d["kind"], d["metadata"]["name"]
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        d = yaml.safe_load(yaml.safe_dump(d))
+        for meta in (d["metadata"], d.get("spec", {}).get("template", {}).get("metadata", {})):
+            meta.pop("labels", None)
+        return d
+
+    chart = {key(d): strip(d) for d in template({})}
+    kustomized = {}
+    for path in (REPO / "manifests").glob("*.yaml"):
+        if path.name != "kustomization.yaml":
+            kustomized.update({key(d): strip(d) for d in yaml.safe_load_all(path.read_text()) if d})
+    assert kustomized.pop(("Namespace", "llmstage-system"))
+    assert kustomized == chart

@@ -126,3 +126,8 @@ def test_argocd_cm_patch_carries_the_lua_under_the_health_key(capsys: pytest.Cap
     assert capsys.readouterr().out == argocd_cm_patch("ops")
     assert main(["manifests", "argocd-health"]) == 0
     assert capsys.readouterr().out == argocd_health_lua()
+
+
+def test_docs_show_the_current_snippet() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "gitops.md").read_text()
+    assert f"```yaml\n{argocd_cm_patch()}```" in docs, "docs/gitops.md: paste `llmstage manifests argocd-cm`"

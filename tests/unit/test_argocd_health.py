@@ -1,5 +1,5 @@
 """The Argo CD health check on statuses captured from real reconciles (tests/unit/argocd_health/,
-captured by tests/integration/test_argocd_health.py with LLMSTAGE_CAPTURE_DIR), and on the same
+captured by tests/integration/test_argocd_health_live.py with LLMSTAGE_CAPTURE_DIR), and on the same
 objects with a stale generation. Flux reads the same statuses through kstatus, implemented here
 from its rules (kubernetes-sigs/cli-utils pkg/kstatus), so both tools are checked to agree.
 """

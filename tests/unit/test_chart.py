@@ -245,7 +245,7 @@ def generated() -> dict[Path, str]:
     return _generator().expected()  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("group", ["charts/llmstage", "manifests", "docs/api.md"])
+@pytest.mark.parametrize("group", ["charts/llmstage", "manifests", "docs/api.md", "requirements-runtime.txt"])
 def test_generated_files_are_up_to_date(generated: dict[Path, str], group: str) -> None:
     files = {p: t for p, t in generated.items() if p.relative_to(REPO).as_posix().startswith(group)}
     assert files

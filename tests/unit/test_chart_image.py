@@ -1,0 +1,78 @@
+"""The operator image the chart deploys: the Dockerfile's promises checked against the chart and
+the pinned requirements (no image can be built on these machines; see docs/install.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from testkit.chart import CHART, REPO
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+REQUIREMENTS = REPO / "requirements-runtime.txt"
+
+
+def instructions(name: str) -> list[str]:
+    return [m.group(1).strip() for m in re.finditer(rf"^{name}\s+(.+?)$", DOCKERFILE, re.MULTILINE)]
+
+
+def test_base_image_is_python_311_slim_pinned_to_a_patch_release() -> None:
+    (arg,) = [a for a in instructions("ARG") if a.startswith("PYTHON_IMAGE=")]
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+", arg), arg
+    assert instructions("FROM") == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
+
+
+def test_runs_llmstage_run_as_the_numeric_non_root_user_the_chart_expects() -> None:
+    (user,) = instructions("USER")
+    uid, gid = (int(x) for x in user.split(":"))
+    assert uid != 0 and gid != 0
+    assert json.loads(instructions("ENTRYPOINT")[0]) == ["llmstage", "run"]
+    chart_pod = (CHART / "templates" / "deployment.yaml").read_text()
+    assert f"runAsUser: {uid}" in chart_pod and f"runAsGroup: {gid}" in chart_pod
+
+
+def test_nothing_is_written_to_the_image_at_run_time() -> None:
+    assert "PYTHONDONTWRITEBYTECODE=1" in DOCKERFILE
+    assert "HOME=/tmp" in DOCKERFILE  # /tmp is the chart's only writable mount
+    assert "compileall" in DOCKERFILE  # bytecode is compiled at build time instead
+    chart_pod = (CHART / "templates" / "deployment.yaml").read_text()
+    assert "readOnlyRootFilesystem: true" in chart_pod and "mountPath: /tmp" in chart_pod
+
+
+def test_exposed_ports_are_the_charts_health_and_metrics_ports() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    exposed = {int(p) for line in instructions("EXPOSE") for p in line.split()}
+    assert exposed == {values["healthPort"], values["metrics"]["port"]}
+
+
+def test_dependencies_are_installed_exactly_from_the_pinned_file() -> None:
+    assert "pip install --no-deps -r /src/requirements-runtime.txt" in DOCKERFILE
+    assert "pip install --no-deps /src" in DOCKERFILE and "pip check" in DOCKERFILE
+    pins = [
+        Requirement(line)
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert pins and all(len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==" for r in pins)
+    pinned = {canonicalize_name(r.name) for r in pins}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {canonicalize_name(Requirement(d).name) for d in project} <= pinned
+    assert not {"pytest", "ruff", "mypy", "hypothesis"} & pinned  # dev tools stay out of the image
+
+
+def test_dockerignore_lets_through_exactly_what_the_build_copies() -> None:
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    copied = {
+        src for line in instructions("COPY") if not line.startswith("--from") for src in line.split()[:-1]
+    }
+    copied_roots = {Path(c).parts[0] if not c.startswith("/") else c for c in copied}
+    assert copied_roots == allowed

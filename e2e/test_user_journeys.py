@@ -1,0 +1,242 @@
+"""What a platform team does with llmstage, step by step, with kubectl and the repository's
+examples: one namespace per stage, in-place promotion, the 70B tensor-parallel example, a
+mistake that stalls, and the apply-time warnings.
+
+Every step is a `kubectl` command a user would type (the admin kubeconfig is "the user"); the
+operator is the one the chart installed (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from testkit import wait_until
+from testkit.chart import REPO, ChartRelease, kubectl
+
+EXAMPLES = REPO / "examples"
+NAME, MODEL = "llama31-8b", "llama3.1:8b"
+# On kind: an image standing in for Ollama and vLLM (see conftest.py).
+RUNTIME_IMAGE = os.environ.get("LLMSTAGE_E2E_RUNTIME_IMAGE", "")
+
+
+class User:
+    """kubectl as the user types it, plus reads of what `kubectl get` shows."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        return kubectl(self.kubeconfig, *args, stdin=stdin).stdout
+
+    def apply_example(self, file: str, ns: str) -> str:
+        """`kubectl apply -n NS -f examples/FILE` (on kind with a stand-in runtime image)."""
+        doc = yaml.safe_load((EXAMPLES / file).read_text())
+        if RUNTIME_IMAGE:
+            doc["spec"].setdefault("ollama", {})["image"] = RUNTIME_IMAGE
+            doc["spec"].setdefault("vllm", {})["image"] = RUNTIME_IMAGE
+            res = kubectl(self.kubeconfig, "apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
+        else:
+            res = kubectl(self.kubeconfig, "apply", "-n", ns, "-f", str(EXAMPLES / file))
+        return res.stdout + res.stderr
+
+    def create_secrets_for_production(self, ns: str, api_key_secret: str) -> None:
+        """The commands in the production example's header."""
+        self.kubectl(
+            "create", "secret", "generic", api_key_secret, "-n", ns, "--from-literal=api-key=e2e-key"
+        )
+        self.kubectl("create", "secret", "generic", "hf-token", "-n", ns, "--from-literal=token=hf_e2e")
+
+    def get(self, kind: str, name: str, ns: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))  # type: ignore[no-any-return]
+
+    def condition(self, name: str, ns: str, ctype: str) -> dict[str, Any]:
+        status = self.get("llmservice", name, ns).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+
+    def wait_ready(self, name: str, ns: str, runtime: str, timeout: float = 120) -> dict[str, Any]:
+        """`kubectl wait --for=condition=Ready`, on the current generation and the expected runtime."""
+
+        def ready() -> dict[str, Any] | None:
+            obj = self.get("llmservice", name, ns)
+            status = obj.get("status") or {}
+            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+            current = status.get("observedGeneration") == obj["metadata"]["generation"]
+            ok = current and cond.get("status") == "True" and status.get("runtime") == runtime
+            return status if ok else None
+
+        return wait_until(ready, timeout=timeout, interval=0.5, what=f"{ns}/{name} Ready on {runtime}")  # type: ignore[no-any-return]
+
+    def ready_endpoints(self, service: str, ns: str) -> list[str]:
+        slices = json.loads(
+            self.kubectl(
+                "get", "endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={service}", "-o", "json"
+            )
+        )["items"]
+        return [
+            e["targetRef"]["name"]
+            for s in slices
+            for e in s.get("endpoints") or []
+            if e.get("conditions", {}).get("ready") and e.get("targetRef")
+        ]
+
+
+@pytest.fixture
+def user(kubeconfig: Path, installed: ChartRelease) -> User:
+    return User(kubeconfig)
+
+
+def check_service_endpoint(user: User, ns: str, runtime: str) -> dict[str, Any]:
+    """What a client relies on: the URL in status, a Service on port 8000 behind it, ready pods of
+    the stage's runtime behind the Service, and the model name it must send."""
+    status = user.get("llmservice", NAME, ns)["status"]
+    assert status["endpoint"] == f"http://{NAME}.{ns}.svc:8000/v1"
+    assert status["servedModelName"] == MODEL
+    service = user.get("service", NAME, ns)
+    assert [p["port"] for p in service["spec"]["ports"]] == [8000]
+    assert service["spec"]["selector"]["llmstage.io/runtime"] == runtime
+    pods = user.ready_endpoints(NAME, ns)
+    assert pods and all(p.startswith(f"{NAME}-{runtime}-") for p in pods), pods
+    assert status["readyReplicas"] >= 1
+    return status
+
+
+def test_each_stage_in_its_own_namespace_serves_the_same_model_name_at_the_same_port(
+    user: User, new_namespace: Callable[[str], str]
+) -> None:
+    dev, staging, production = new_namespace("dev"), new_namespace("staging"), new_namespace("prod")
+    user.create_secrets_for_production(production, "llama31-8b-api-key")
+    for file, ns in (
+        ("llama31-8b-dev.yaml", dev),
+        ("llama31-8b-staging.yaml", staging),
+        ("llama31-8b-production.yaml", production),
+    ):
+        user.apply_example(file, ns)
+
+    for ns, stage, runtime in (
+        (dev, "dev", "ollama"),
+        (staging, "staging", "ollama"),
+        (production, "production", "vllm"),
+    ):
+        status = user.wait_ready(NAME, ns, runtime)
+        assert status["stage"] == stage
+        check_service_endpoint(user, ns, runtime)
+        assert user.condition(NAME, ns, "RuntimeSelected")["status"] == "True"
+        assert user.condition(NAME, ns, "Stalled").get("status") != "True"
+
+    # Production: vLLM on the H100 node the example asks for, autoscaled, with a disruption budget.
+    pods = json.loads(
+        user.kubectl("get", "pods", "-n", production, "-l", "llmstage.io/runtime=vllm", "-o", "json")
+    )
+    assert pods["items"]
+    for pod in pods["items"]:
+        node = json.loads(user.kubectl("get", "node", pod["spec"]["nodeName"], "-o", "json"))
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert user.get("horizontalpodautoscaler", f"{NAME}-vllm", production)["spec"]["minReplicas"] >= 1
+    assert user.get("poddisruptionbudget", f"{NAME}-vllm", production)
+    # `kubectl get llms` shows the columns a user reads.
+    table = user.kubectl("get", "llms", NAME, "-n", production)
+    assert "production" in table and "vllm" in table and MODEL in table and "True" in table
+
+
+def test_promotion_in_place_keeps_the_url_and_never_empties_the_service(
+    user: User, new_namespace: Callable[[str], str]
+) -> None:
+    ns = new_namespace("promote")
+    user.create_secrets_for_production(ns, "llama31-8b-api-key")
+    user.apply_example("llama31-8b-dev.yaml", ns)
+    user.wait_ready(NAME, ns, "ollama")
+    cluster_ip = user.get("service", NAME, ns)["spec"]["clusterIP"]
+
+    empty: list[float] = []
+    polls = 0
+    stop = threading.Event()
+
+    def watch_endpoints() -> None:
+        nonlocal polls
+        while not stop.is_set():
+            if not user.ready_endpoints(NAME, ns):
+                empty.append(time.monotonic())
+            polls += 1
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_endpoints, daemon=True)
+    watcher.start()
+    try:
+        user.apply_example("llama31-8b-staging.yaml", ns)
+        assert user.wait_ready(NAME, ns, "ollama")["stage"] == "staging"
+        user.apply_example("llama31-8b-production.yaml", ns)
+        status = user.wait_ready(NAME, ns, "vllm", timeout=180)
+        assert status["stage"] == "production"
+        wait_until(
+            lambda: (
+                kubectl(
+                    user.kubeconfig, "get", "deployment", f"{NAME}-ollama", "-n", ns, check=False
+                ).returncode
+                != 0
+            ),
+            timeout=60,
+            what="the Ollama Deployment removed after the cutover",
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert polls >= 5
+    assert empty == [], f"the Service had no ready endpoint {len(empty)} times during the promotion"
+    check_service_endpoint(user, ns, "vllm")
+    assert user.get("service", NAME, ns)["spec"]["clusterIP"] == cluster_ip
+
+
+def test_70b_example_gets_four_gpus_and_tensor_parallel_four(
+    user: User, new_namespace: Callable[[str], str]
+) -> None:
+    ns = new_namespace("70b")
+    user.create_secrets_for_production(ns, "llama31-70b-api-key")
+    user.apply_example("llama31-70b-tensor-parallel.yaml", ns)
+    user.wait_ready("llama31-70b", ns, "vllm", timeout=180)
+    assert user.condition("llama31-70b", ns, "ModelFits")["status"] == "True"
+    pods = json.loads(user.kubectl("get", "pods", "-n", ns, "-l", "llmstage.io/runtime=vllm", "-o", "json"))[
+        "items"
+    ]
+    assert pods
+    for pod in pods:
+        server = pod["spec"]["containers"][0]
+        assert server["resources"]["limits"]["nvidia.com/gpu"] == "4"
+        assert "--tensor-parallel-size=4" in " ".join(server.get("args") or []).replace(" 4", "=4")
+
+
+def test_a_gpu_the_cluster_lacks_stalls_with_reason_unschedulable(
+    user: User, new_namespace: Callable[[str], str]
+) -> None:
+    ns = new_namespace("stall")
+    user.create_secrets_for_production(ns, "llama31-8b-api-key")
+    doc = yaml.safe_load((EXAMPLES / "llama31-8b-production.yaml").read_text())
+    doc["spec"]["resources"]["gpu"]["product"] = "NVIDIA-B200"
+    user.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def stalled() -> dict[str, Any] | None:
+        cond = user.condition(NAME, ns, "Stalled")
+        return cond if cond.get("status") == "True" else None
+
+    cond = wait_until(stalled, timeout=90, interval=0.5, what="Stalled=True")
+    assert cond["reason"] == "Unschedulable", cond
+    assert user.condition(NAME, ns, "Ready")["status"] == "False"
+    events = user.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={NAME}")
+    assert "Unschedulable" in events
+
+
+def test_apply_warns_about_ollama_in_production_and_accepts_it(
+    user: User, new_namespace: Callable[[str], str]
+) -> None:
+    ns = new_namespace("warn")
+    doc = yaml.safe_load((EXAMPLES / "llama31-8b-dev.yaml").read_text())
+    doc["spec"].update({"stage": "production", "runtime": "ollama"})
+    res = kubectl(user.kubeconfig, "apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
+    assert "Warning:" in res.stderr and "roduction" in res.stderr, res.stderr
+    assert user.get("llmservice", NAME, ns)["spec"]["runtime"] == "ollama"

@@ -100,6 +100,16 @@ demo-down: ## stop the demo's operator and the local cluster
 	@$(PY) hack/demo.py down
 	@$(PYTHON) hack/cluster.py down
 
+# ------------------------------------------------------------------ benchmarks and soak (not in make test)
+
+.PHONY: bench
+bench: venv cluster-up ## P1-P5 on the local cluster, N=100 and N=$(N) (`make bench N=200`); bench/results/DATE.json
+	$(PY) -m bench.run --n $(N)
+
+.PHONY: soak
+soak: venv cluster-up ## long reliability runs: 20 operator kills at 200 services, apiserver restart, 500-spec fuzz
+	LLMSTAGE_SOAK=1 $(PY) -m pytest tests/soak $(PYTEST_ARGS)
+
 .PHONY: clean
 clean: cluster-down ## remove the venv, .tools links and cluster state (the tool cache stays)
 	rm -rf $(VENV) .tools .cluster

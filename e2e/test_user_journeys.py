@@ -7,12 +7,14 @@ operator is the one the chart installed (see conftest.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -87,6 +89,14 @@ class User:
         ]
 
 
+def load_client_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("client_openai", EXAMPLES / "client_openai.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def user(kubeconfig: Path, installed: ChartRelease) -> User:
     return User(kubeconfig)
@@ -129,6 +139,11 @@ def test_each_stage_in_its_own_namespace_serves_the_same_model_name_at_the_same_
         check_service_endpoint(user, ns, runtime)
         assert user.condition(NAME, ns, "RuntimeSelected")["status"] == "True"
         assert user.condition(NAME, ns, "Stalled").get("status") != "True"
+
+    # The client example builds exactly these URLs: only the namespace differs between stages.
+    example = load_client_example()
+    for ns in (dev, staging, production):
+        assert example.base_url(ns) == user.get("llmservice", NAME, ns)["status"]["endpoint"]
 
     # Production: vLLM on the H100 node the example asks for, autoscaled, with a disruption budget.
     pods = json.loads(
@@ -240,3 +255,48 @@ def test_apply_warns_about_ollama_in_production_and_accepts_it(
     res = kubectl(user.kubeconfig, "apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
     assert "Warning:" in res.stderr and "roduction" in res.stderr, res.stderr
     assert user.get("llmservice", NAME, ns)["spec"]["runtime"] == "ollama"
+
+
+# What a client pod sends: one request per stage to status.endpoint, same code, same model name.
+CLIENT = """
+import json, sys, urllib.request
+url, key = sys.argv[1], sys.argv[2]
+body = json.dumps({"model": "llama3.1:8b", "messages": [{"role": "user", "content": "hi"}]}).encode()
+req = urllib.request.Request(url + "/chat/completions", body, {"Content-Type": "application/json"})
+if key:
+    req.add_header("Authorization", "Bearer " + key)
+print(json.load(urllib.request.urlopen(req, timeout=30))["choices"][0]["message"]["content"])
+"""
+
+
+@pytest.mark.skipif(
+    not RUNTIME_IMAGE, reason="no model server runs on kwok nodes (kind: LLMSTAGE_E2E_RUNTIME_IMAGE)"
+)
+def test_a_client_pod_gets_answers_from_every_stage_at_its_endpoint(
+    user: User, new_namespace: Callable[[str], str]
+) -> None:
+    dev, production = new_namespace("dev"), new_namespace("prod")
+    user.create_secrets_for_production(production, "llama31-8b-api-key")
+    user.apply_example("llama31-8b-dev.yaml", dev)
+    user.apply_example("llama31-8b-production.yaml", production)
+    for ns, runtime, key in ((dev, "ollama", ""), (production, "vllm", "e2e-key")):
+        endpoint = user.wait_ready(NAME, ns, runtime, timeout=300)["endpoint"]
+        answer = user.kubectl(
+            "run",
+            "client",
+            "-n",
+            ns,
+            "--rm",
+            "-i",
+            "--restart=Never",
+            "--quiet",
+            f"--image={RUNTIME_IMAGE}",
+            "--command",
+            "--",
+            "python3",
+            "-c",
+            CLIENT,
+            endpoint,
+            key,
+        )
+        assert f"fake {runtime} reply to: hi" in answer

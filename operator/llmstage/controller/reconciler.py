@@ -62,7 +62,20 @@ def contains(live: Any, desired: Any) -> bool:
         return live is desired
     if isinstance(desired, int | float) and isinstance(live, int | float):
         return float(live) == float(desired)
+    if isinstance(desired, int | float) != isinstance(live, int | float):
+        # A number we send as a quantity (limits nvidia.com/gpu: 1) comes back as the string
+        # "1"; without this the vLLM Deployment was re-applied on every reconcile.
+        return _same_quantity(live, desired)
     return bool(live == desired)
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    if not isinstance(a, str | int | float) or not isinstance(b, str | int | float):
+        return False
+    try:
+        return bool(parse_quantity(a) == parse_quantity(b))  # type: ignore[no-untyped-call]
+    except ValueError:
+        return False
 
 
 def keep_immutable_claim_fields(desired: dict[str, Any], live: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ def warned(stderr: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def policy(kubectl) -> None:  # type: ignore[no-untyped-def]
+def policy(kubectl, crd_installed: None) -> None:  # type: ignore[no-untyped-def]
     kubectl(
         "apply", "--server-side", "--force-conflicts", "--field-manager=llmstage-tests", "-f", "-",
         stdin=admission_policy_yaml(),

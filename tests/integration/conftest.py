@@ -23,14 +23,16 @@ def crd_installed(kubectl) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def operator(
-    kubeconfig: Path, crd_installed: None, tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: Path, crd_installed: None, namespace_prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """One operator for the whole session, watching all namespaces (each test has its own)."""
+    """One operator for the session, watching only this session's namespaces (each test has its
+    own); other sessions and the chart tests' own operators on the same cluster stay apart."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     proc = OperatorProcess(
         kubeconfig,
         log,
-        "--all-namespaces",
+        "--namespace",
+        f"{namespace_prefix}*",
         "--unschedulable-grace",
         UNSCHEDULABLE_GRACE,
         "--log-level",

@@ -103,6 +103,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+    namespaces = opts.get("namespaces") or []
+    if namespaces and not any(ch in n for n in namespaces for ch in "*?["):
+        # Exact namespaces need no cluster-wide scan of CRDs and namespaces; skipping it is what
+        # lets the namespaced install (Roles only) start without 403s.
+        settings.scanning.disabled = True
     Runtime.kube = await Kube.connect(opts.get("kubeconfig"), pool_size=opts.get("concurrency", 32) + 8)
     Runtime.cache = Cache()
     facts = await _detect_facts(Runtime.kube)

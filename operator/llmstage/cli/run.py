@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 EXAMPLES = """\
@@ -89,6 +90,22 @@ def configure_logging(fmt: str, level: str) -> None:
     logging.getLogger("kopf").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
+def _quiet_shutdown_noise(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """kopf's watch generators can fail to close cleanly when the loop stops on SIGTERM; that
+    is shutdown noise (nothing is lost), so it is logged at debug instead of as a traceback."""
+    if str(context.get("message", "")).startswith(
+        "an error occurred during closing of asynchronous generator"
+    ):
+        logging.getLogger("llmstage.run").debug("at shutdown: %s", context.get("exception"))
+        return
+    loop.default_exception_handler(context)
+
+
+async def _operate(operator: Coroutine[Any, Any, None]) -> None:
+    asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
+    await operator
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
@@ -110,11 +127,13 @@ def run(args: argparse.Namespace) -> int:
     liveness = None if args.liveness == "off" else args.liveness
     try:
         asyncio.run(
-            kopf.operator(
-                standalone=True,
-                clusterwide=not args.namespaces,
-                namespaces=args.namespaces or [],
-                liveness_endpoint=liveness,
+            _operate(
+                kopf.operator(
+                    standalone=True,
+                    clusterwide=not args.namespaces,
+                    namespaces=args.namespaces or [],
+                    liveness_endpoint=liveness,
+                )
             )
         )
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ for longer than `unschedulable_grace`, the old runtime keeps serving and the ser
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -159,7 +160,9 @@ def plan(
     *,
     facts: ClusterFacts | None = None,
     unschedulable_grace: float = 60.0,
+    render: Callable[..., list[dict[str, Any]]] = desired_objects,
 ) -> Plan:
+    """`render` is desired_objects or a memo of it with the same signature (RenderCache)."""
     facts = facts or ClusterFacts()
     name, desired = resolved.name, resolved.runtime
     serving = serving_runtime(observed, name)
@@ -187,7 +190,7 @@ def plan(
         else:
             phase, keep = "Draining", set()
 
-    objects = desired_objects(resolved, facts, serving_runtime=desired if switch_now else old)
+    objects = render(resolved, facts, serving_runtime=desired if switch_now else old)
 
     conditions: list[Condition] = []
     stalled: Condition | None = None

@@ -31,6 +31,7 @@ from llmstage.controller.plan import (
     plan,
     transitions,
 )
+from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolved import ClusterFacts, Resolved
 
@@ -111,6 +112,7 @@ class Reconciler:
     ) -> None:
         self.kube, self.cache, self.facts = kube, cache, facts
         self.settings = settings or Settings()
+        self.renders = RenderCache()
 
     async def __call__(self, key: ServiceKey) -> float | None:
         started = time.perf_counter()
@@ -125,6 +127,7 @@ class Reconciler:
     async def reconcile(self, key: ServiceKey) -> tuple[float | None, str]:
         body = self.cache.services.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self.renders.forget(key)
             return None, "gone"  # the garbage collector removes the children
         generation = body["metadata"].get("generation", 0)
         log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
@@ -144,7 +147,12 @@ class Reconciler:
             pods=list(self.cache.pods.get(key, {}).values()),
         )
         p = plan(
-            resolved, observed, now, facts=self.facts, unschedulable_grace=self.settings.unschedulable_grace
+            resolved,
+            observed,
+            now,
+            facts=self.facts,
+            unschedulable_grace=self.settings.unschedulable_grace,
+            render=self.renders,
         )
         try:
             await self._apply(resolved, p.apply, observed)

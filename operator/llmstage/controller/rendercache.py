@@ -1,0 +1,50 @@
+"""The last rendered objects of each LLMService, so a reconcile that changes nothing skips render.
+
+Rendering a Deployment (Jinja2, then YAML back to dicts) is most of a no-op reconcile's CPU, and
+an LLMService is reconciled about ten times while it converges (every child, pod and endpoint
+event). The key is a digest of the whole Resolved (spec, name, uid, generation, ...), the
+cluster facts and the serving runtime, so any input change renders afresh. Entries are kept
+compressed JSON (1-2 KB each) and handed out as fresh dicts: callers may mutate them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections import OrderedDict
+from typing import Any
+
+from llmstage.desired import desired_objects
+from llmstage.resolved import ClusterFacts, Resolved, Runtime
+
+ServiceKey = tuple[str, str]
+
+
+class RenderCache:
+    def __init__(self, max_entries: int = 20000) -> None:
+        self._entries: OrderedDict[ServiceKey, tuple[bytes, bytes]] = OrderedDict()
+        self._max = max_entries
+        self.hits = self.misses = 0
+
+    def __call__(
+        self, resolved: Resolved, facts: ClusterFacts, *, serving_runtime: Runtime | None = None
+    ) -> list[dict[str, Any]]:
+        key = resolved.namespace, resolved.name
+        digest = hashlib.blake2b(repr((resolved, facts, serving_runtime)).encode(), digest_size=16).digest()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == digest:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            objects: list[dict[str, Any]] = json.loads(zlib.decompress(entry[1]))
+            return objects
+        self.misses += 1
+        objects = desired_objects(resolved, facts, serving_runtime=serving_runtime)
+        self._entries[key] = digest, zlib.compress(json.dumps(objects, separators=(",", ":")).encode())
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return objects
+
+    def forget(self, key: ServiceKey) -> None:
+        self._entries.pop(key, None)

@@ -67,7 +67,8 @@ def start_operator() -> None:
             [
                 str(REPO / ".venv" / "bin" / "llmstage"),
                 "run",
-                "--all-namespaces",
+                # Only the demo's namespaces: other clusters' users (tests, benchmarks) stay untouched.
+                *[f"--namespace=llm-{stage}" for stage in STAGES],
                 "--kubeconfig",
                 str(KUBECONFIG),
                 "--liveness",
@@ -178,8 +179,37 @@ def promote_staging() -> None:
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    production = STAGES["production"].read_text()
-    kubectl("apply", "-n", ns, "-f", "-", stdin=production)
+    # The pipeline's own step: `llmstage promote` writes the production manifest (same names,
+    # same served model name) and shows the diff a reviewer would see in the pull request.
+    promoted = REPO / ".cluster" / "promoted-staging.yaml"
+    res = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "llmstage"),
+            "promote",
+            "-f",
+            str(STAGES["staging"]),
+            "--to",
+            "production",
+            "--gpu",
+            "NVIDIA-H100-80GB-HBM3",
+            "--api-key-secret",
+            f"{NAME}-api-key",
+            "-o",
+            str(promoted),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"error: llmstage promote failed: {res.stderr.strip()}")
+    print(
+        "    $ llmstage promote -f examples/llama31-8b-staging.yaml --to production \\\n"
+        "        --gpu NVIDIA-H100-80GB-HBM3 --api-key-secret llama31-8b-api-key"
+    )
+    for line in res.stdout.splitlines():
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+            print(f"      {line}")
+    kubectl("apply", "-n", ns, "-f", str(promoted))
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline:

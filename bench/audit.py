@@ -90,3 +90,20 @@ def describe(events: list[dict[str, Any]], limit: int = 10) -> str:
         resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
         counts[f"{e.get('verb')} {resource} {ref.get('namespace', '')}/{ref.get('name', '')}"] += 1
     return ", ".join(f"{k} x{n}" for k, n in counts.most_common(limit)) or "none"
+
+
+def write_counts(m: Mark, namespaces: Iterable[str]) -> dict[str, int]:
+    """Every write request in `namespaces` since `m`, counted by client and resource:
+    {"llmstage patch llmservices/status": 274, "kube-controller-manager create pods": 100, ...}."""
+    wanted = set(namespaces)
+    counts: Counter[str] = Counter()
+    for e in events_since(m):
+        if e.get("verb") not in WRITE_VERBS or e.get("stage") != "ResponseComplete":
+            continue
+        ref = e.get("objectRef") or {}
+        if ref.get("namespace") not in wanted:
+            continue
+        agent = str(e.get("userAgent", "?")).split("/")[0]
+        resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        counts[f"{agent} {e['verb']} {resource}"] += 1
+    return dict(counts.most_common())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -98,6 +99,11 @@ class Operator:
                 key, value = line.split(":", 1)
                 out[key] = int(value.split()[0]) / 1024
         return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the operator used so far (its own process; no children)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def metrics(self) -> dict[str, float]:
         """The llmstage_* counters summed over labels, e.g. {"llmstage_reconciles_total": 5400}."""

@@ -82,6 +82,43 @@ def pct(values: Iterable[float], p: float) -> float:
     return data[lo] + (data[hi] - data[lo]) * (k - lo)
 
 
+# ----------------------------------------------------------------------------- CPU accounting
+
+COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(operator_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds used so far by each control-plane process, the operator, this benchmark and
+    the whole machine (busy time of all CPUs, which includes other people's test runs)."""
+    out = {}
+    for name in COMPONENTS:
+        pid_file = REPO / ".cluster" / "pids" / f"{name}.pid"
+        if pid_file.exists():
+            out[name] = _proc_cpu(int(pid_file.read_text()))
+    if operator_pid:
+        out["operator"] = _proc_cpu(operator_pid)
+    out["bench"] = _proc_cpu(os.getpid())
+    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    out["machine_busy"] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    delta = {k: round(after[k] - before.get(k, 0.0), 1) for k in after}
+    delta["others"] = round(
+        delta["machine_busy"] - sum(v for k, v in delta.items() if k != "machine_busy"), 1
+    )
+    return delta
+
+
 # ----------------------------------------------------------------------------- phases
 
 
@@ -118,6 +155,8 @@ async def write_floor(kube: Kube, ns: str, bodies: list[dict[str, Any]], timeout
 
     mirror.listeners.append(on_event)
     await mirror.start()
+    cpu0 = cpu_snapshot()
+    mark = audit.mark()
     t0 = time.perf_counter()
 
     async def apply_all(objs: list[dict[str, Any]]) -> None:
@@ -131,7 +170,11 @@ async def write_floor(kube: Kube, ns: str, bodies: list[dict[str, Any]], timeout
     finally:
         await mirror.stop()
     times = [t - t0 for t in done.values()]
-    return Convergence(max(times), writes_done, pct(times, 50), pct(times, 90))
+    cpu = cpu_delta(cpu0, cpu_snapshot())
+    writes = await asyncio.to_thread(audit.write_counts, mark, [ns])
+    return Convergence(
+        max(times), writes_done, pct(times, 50), pct(times, 90), {"cpu": cpu, "writes": writes}
+    )
 
 
 async def wait_for(mirror: Mirror, check: Any, timeout: float, what: str) -> None:
@@ -155,7 +198,7 @@ async def list_children(kube: Kube, ns: str, selector: str | None = None) -> lis
 
 
 async def operator_convergence(
-    kube: Kube, ns: str, bodies: list[dict[str, Any]], mirror: Mirror, timeout: float
+    kube: Kube, ns: str, bodies: list[dict[str, Any]], mirror: Mirror, timeout: float, operator_pid: int
 ) -> Convergence:
     """Create every LLMService at once; done when each is Ready and has all its children."""
     want = {b["metadata"]["name"] for b in bodies}
@@ -167,11 +210,14 @@ async def operator_convergence(
             ready[name] = at
 
     mirror.listeners.append(on_event)
+    cpu0 = cpu_snapshot(operator_pid)
+    mark = audit.mark()
     t0 = time.perf_counter()
     await gather_limited(CONCURRENCY, (kube.create(LLMSERVICE, ns, b) for b in bodies))
     writes_done = time.perf_counter() - t0
     await wait_for(mirror, lambda: len(ready) >= len(want), timeout, f"{len(want)} LLMServices Ready")
     all_ready = max(ready.values()) - t0
+    cpu = cpu_delta(cpu0, cpu_snapshot(operator_pid))
     # Ready implies the Deployment and the Service; check the rest (and the owners). When the
     # first check passes, everything was there when the last one became Ready.
     seconds = all_ready
@@ -186,7 +232,8 @@ async def operator_convergence(
         await asyncio.sleep(0.5)
         seconds = time.perf_counter() - t0
     times = [t - t0 for t in ready.values()]
-    return Convergence(seconds, writes_done, pct(times, 50), pct(times, 90))
+    writes = await asyncio.to_thread(audit.write_counts, mark, [ns])
+    return Convergence(seconds, writes_done, pct(times, 50), pct(times, 90), {"cpu": cpu, "writes": writes})
 
 
 async def single_latency(kube: Kube, ns: str, mirror: Mirror, tries: int, run_id: str) -> dict[str, Any]:
@@ -348,7 +395,10 @@ async def run_size(
     finally:
         gone = testbed.delete_namespace(floor_ns)
     out["floor"] = floor.__dict__
-    say(f"N={n}: floor {floor.seconds:.1f}s (writes done at {floor.writes_done:.1f}s); cleanup {gone:.0f}s")
+    say(
+        f"N={n}: floor {floor.seconds:.1f}s (writes done at {floor.writes_done:.1f}s); "
+        f"CPU s {floor.extra['cpu']}; cleanup {gone:.0f}s"
+    )
 
     ns = f"bench-{run_id}-op-{n}"
     testbed.create_namespace(ns, specs.API_KEY_SECRET)
@@ -359,11 +409,19 @@ async def run_size(
         op.start()
         mirror = await Mirror(kube, LLMSERVICE, ns).start()
         say(f"N={n}: operator (pid {op.pid}) converging {n} LLMServices")
-        conv = await operator_convergence(kube, ns, bodies, mirror, timeout)
+        conv = await operator_convergence(kube, ns, bodies, mirror, timeout, op.pid)
         out["operator"] = conv.__dict__
         out["ratio"] = conv.seconds / floor.seconds
         out["operator_metrics_at_convergence"] = op.metrics()
-        say(f"N={n}: converged in {conv.seconds:.1f}s (ratio {out['ratio']:.2f}); {op.metrics()}")
+        out["operator_cpu_seconds_at_convergence"] = op.cpu_seconds() if not args.profile else None
+        m = out["operator_metrics_at_convergence"]
+        say(
+            f"N={n}: converged in {conv.seconds:.1f}s (ratio {out['ratio']:.2f}); operator CPU "
+            f"{out['operator_cpu_seconds_at_convergence'] or 0:.1f}s, "
+            f"{m.get('llmstage_reconciles_total', 0):.0f} reconciles, "
+            f"{m.get('llmstage_applies_total', 0):.0f} applies, "
+            f"{m.get('llmstage_status_writes_total', 0):.0f} status writes; CPU s {conv.extra['cpu']}"
+        )
         if last:
             await asyncio.sleep(args.settle)
             say(f"N={n}: P2 counting the operator's writes for {args.idle:.0f}s with nothing changing")
@@ -392,7 +450,15 @@ async def run_size(
 
 def profiler(kind: str, base: Path) -> list[str]:
     if kind == "py-spy":
-        return [str(Path(sys.executable).parent / "py-spy"), "record", "-o", f"{base}.svg", "--"]
+        return [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--format",
+            "raw",
+            "-o",
+            f"{base}.txt",
+            "--",
+        ]
     raise SystemExit(f"--profile: unknown profiler {kind!r} (py-spy)")
 
 

@@ -8,6 +8,7 @@ pid files). Nodes and pods are simulated by kwok; the control plane is the real 
     python3 hack/cluster.py up       # idempotent; prints how long it took
     python3 hack/cluster.py down     # stops every process it started, frees every port
     python3 hack/cluster.py status
+    python3 hack/cluster.py restart-apiserver   # reliability soak only: everyone's clients reconnect
 """
 
 from __future__ import annotations
@@ -420,6 +421,18 @@ def down() -> None:
     log(f"cluster down in {time.monotonic() - t0:.1f}s; nothing left listening")
 
 
+def restart_apiserver() -> None:
+    """Stop kube-apiserver and start it again (reliability soak: clients must reconnect)."""
+    t0 = time.monotonic()
+    pid = pid_of("kube-apiserver")
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        wait_for("kube-apiserver to stop", lambda: not pid_of("kube-apiserver"), 30, interval=0.1)
+    start("kube-apiserver")
+    wait_for("kube-apiserver /readyz", lambda: healthy("kube-apiserver"), 120)
+    log(f"kube-apiserver restarted in {time.monotonic() - t0:.1f}s")
+
+
 def status() -> int:
     ok = True
     for name in COMPONENTS:
@@ -431,12 +444,14 @@ def status() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["up", "down", "status"])
+    ap.add_argument("action", choices=["up", "down", "status", "restart-apiserver"])
     a = ap.parse_args()
     if a.action == "up":
         up()
     elif a.action == "down":
         down()
+    elif a.action == "restart-apiserver":
+        restart_apiserver()
     else:
         return status()
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmstage.desired import desired_objects
@@ -212,7 +212,11 @@ def plan(
                 STALLED,
                 "True",
                 "Unschedulable",
-                f"{resolved.runtime.value} pods cannot be scheduled for {waited:.0f}s: "
+                # The time in the message is when it started, never "for N s": a message that
+                # changes at every reconcile made each status write trigger the next, a write
+                # loop per stalled service (bench: 22,000 status patches in minutes at N=1000).
+                f"{resolved.runtime.value} pods cannot be scheduled (pending since "
+                f"{(now - timedelta(seconds=waited)).strftime('%Y-%m-%dT%H:%M:%SZ')}): "
                 f"{message}{serving_note}. Fix resources.gpu / scheduling or add capacity.",
             )
         else:

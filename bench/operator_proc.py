@@ -30,9 +30,10 @@ class Operator:
         *extra: str,
         kubeconfig: Path = KUBECONFIG,
         wrapper: list[str] | None = None,
+        python_args: list[str] | None = None,
     ) -> None:
         self.namespaces, self.log_path, self.extra = namespaces, log_path, extra
-        self.kubeconfig, self.wrapper = kubeconfig, wrapper or []
+        self.kubeconfig, self.wrapper, self.python_args = kubeconfig, wrapper or [], python_args or []
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_start = 0
@@ -44,6 +45,7 @@ class Operator:
         cmd = [
             *self.wrapper,
             sys.executable,
+            *self.python_args,
             "-m",
             "llmstage.cli",
             "run",

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -403,7 +404,9 @@ async def run_size(
     ns = f"bench-{run_id}-op-{n}"
     testbed.create_namespace(ns, specs.API_KEY_SECRET)
     op = Operator([ns], logs / f"operator-{n}.log", *args.operator_args)
-    if args.profile:
+    if args.profile == "tracemalloc":
+        op.python_args = [str(REPO / "bench" / "memprofile.py"), str(logs / f"memory-{n}.txt")]
+    elif args.profile:
         op.wrapper = profiler(args.profile, logs / f"profile-{n}")
     try:
         op.start()
@@ -413,7 +416,9 @@ async def run_size(
         out["operator"] = conv.__dict__
         out["ratio"] = conv.seconds / floor.seconds
         out["operator_metrics_at_convergence"] = op.metrics()
-        out["operator_cpu_seconds_at_convergence"] = op.cpu_seconds() if not args.profile else None
+        out["operator_cpu_seconds_at_convergence"] = op.cpu_seconds() if args.profile != "py-spy" else None
+        if args.profile == "tracemalloc":
+            os.kill(op.pid, signal.SIGUSR1)
         m = out["operator_metrics_at_convergence"]
         say(
             f"N={n}: converged in {conv.seconds:.1f}s (ratio {out['ratio']:.2f}); operator CPU "
@@ -432,13 +437,13 @@ async def run_size(
             say(f"N={n}: P2 {len(writes)} writes ({audit.describe(writes)})")
             say(f"N={n}: P3 single-object latency, {args.tries} tries")
             out["latency"] = await single_latency(kube, ns, mirror, args.tries, run_id)
-            out["memory_mib"] = op.memory() if op.alive() and not args.profile else {}
+            out["memory_mib"] = op.memory() if op.alive() and args.profile != "py-spy" else {}
             out["operator_metrics"] = op.metrics()
         await mirror.stop()
         if not op.alive():
             raise RuntimeError(f"the operator died:\n{op.log()[-3000:]}")
     finally:
-        if args.profile and op.proc is not None and op.proc.poll() is None:
+        if args.profile == "py-spy" and op.proc is not None and op.proc.poll() is None:
             os.kill(op.pid, 2)  # py-spy/pyinstrument write their report on SIGINT
             op.proc.wait(60)
         op.stop()
@@ -552,6 +557,16 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def cancel_on_signals(coro: Any) -> Any:
+    """SIGTERM and SIGINT (ignored by default in background jobs) cancel the run, so its
+    cleanup (operator, namespaces, nodes) still happens."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    return await task
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="largest size (100 is always run too)")
@@ -559,7 +574,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=10, help="seconds after convergence before P2 starts")
     ap.add_argument("--tries", type=int, default=20, help="P3 tries")
     ap.add_argument("--timeout", type=float, default=1800, help="convergence timeout per phase")
-    ap.add_argument("--profile", choices=["py-spy"], help="record a flame graph of the operator")
+    ap.add_argument(
+        "--profile",
+        choices=["py-spy", "tracemalloc"],
+        help="py-spy: CPU samples of the operator; tracemalloc: its live memory at convergence",
+    )
     ap.add_argument(
         "--operator-arg",
         action="append",
@@ -581,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    stamp_result = asyncio.run(run(args))
+    stamp_result = asyncio.run(cancel_on_signals(run(args)))
     path = write_results(stamp_result, stamp_result["date"])
     print()
     print(table(stamp_result))

@@ -1,0 +1,125 @@
+"""A quiet cluster gets no writes from the operator (issue 4 acceptance; P2 of the benchmarks).
+
+Counted from the API server's audit log (.cluster/logs/audit.log, every write at Metadata level),
+where the operator's requests carry the user agent `llmstage/<version>` and kopf's `kopf/...`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from testkit import OperatorProcess, wait_until
+
+from bench import audit
+from bench.check import is_ready, settled
+
+GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
+QUIET_SECONDS = 20
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+SPECS: dict[str, dict[str, Any]] = {
+    "dev": {"stage": "dev", "model": {"name": "llama3.1:8b"}},
+    "staging": {"stage": "staging", "model": {"name": "qwen2.5:7b"}, "expectedConcurrency": 4},
+    # vLLM on a GPU: its Deployment carries `nvidia.com/gpu: 1`, which the API server returns as
+    # the string "1"; a naive comparison re-applied it on every reconcile.
+    "production": {
+        "stage": "production",
+        "model": {"name": "llama3.1:8b", "huggingFaceId": "meta-llama/Llama-3.1-8B-Instruct"},
+        "replicas": 1,
+        "resources": {"gpu": {"count": 1, "product": H100}},
+        "vllm": {"apiKeySecretRef": {"name": "llm-api-key"}},
+    },
+    # Stalled: no node has this GPU. A status message with a running "for N s" in it was a
+    # write loop (each status write triggered a reconcile that wrote a new message).
+    "stalled": {
+        "stage": "production",
+        "model": {"name": "llama3.1:8b"},
+        "replicas": 1,
+        "resources": {"gpu": {"count": 1, "product": "NVIDIA-B200"}},
+        "vllm": {"apiKeySecretRef": {"name": "llm-api-key"}},
+    },
+}
+
+
+@pytest.fixture
+def converged(api_client: client.ApiClient, namespace: str, operator: OperatorProcess) -> audit.Mark:
+    """Converged LLMServices (dev, staging, production Ready; one Stalled); returns the audit
+    mark taken before they were created."""
+    if not audit.AUDIT_LOG.exists():
+        pytest.skip(f"no audit log at {audit.AUDIT_LOG} (only the local test cluster writes one)")
+    core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "llm-api-key"}, "stringData": {"api-key": "k"}}
+    )
+    start = audit.mark()
+    for name, spec in SPECS.items():
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LLMService",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    def all_settled() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return len(items) == len(SPECS) and all(
+            is_ready(s) or (s["metadata"]["name"] == "stalled" and settled(s)) for s in items
+        )
+
+    wait_until(all_settled, timeout=120, interval=0.5, what="dev, staging, production Ready and one Stalled")
+    # Status lags the last child events by a reconcile or two; then nothing is left to do.
+    wait_until(lambda: _quiet(namespace, 3), timeout=30, interval=0, what="3 s without operator writes")
+    return start
+
+
+def _quiet(namespace: str, seconds: float) -> bool:
+    m = audit.mark()
+    time.sleep(seconds)
+    return not audit.operator_writes(m, [namespace])
+
+
+def test_the_operator_writes_nothing_while_nothing_changes(namespace: str, converged: audit.Mark) -> None:
+    # The audit log must attribute the operator's writes at all, or zero below proves nothing.
+    during_convergence = audit.operator_writes(converged, [namespace], wait=False)
+    verbs = {(e["verb"], e["objectRef"]["resource"]) for e in during_convergence}
+    assert ("patch", "deployments") in verbs and ("patch", "llmservices") in verbs, audit.describe(
+        during_convergence
+    )
+
+    quiet = audit.mark()
+    time.sleep(QUIET_SECONDS)
+    writes = audit.operator_writes(quiet, [namespace])
+    assert writes == [], f"the operator wrote in {QUIET_SECONDS}s of quiet: {audit.describe(writes)}"
+
+
+def test_events_that_change_nothing_the_operator_owns_cause_no_writes(
+    api_client: client.ApiClient, namespace: str, converged: audit.Mark
+) -> None:
+    """Every child event triggers a reconcile; one about a change that is not ours (a label on
+    the LLMService and on each child, an annotation on the Service and the claim) must end in no
+    request at all. (Not a Deployment annotation: the API server bumps a Deployment's generation
+    for those, and until the controller observes it the Deployment's status is stale, which the
+    operator rightly reports as not Ready for that moment.)"""
+    custom, apps, core = (
+        client.CustomObjectsApi(api_client),
+        client.AppsV1Api(api_client),
+        client.CoreV1Api(api_client),
+    )
+    m = audit.mark()
+    label = {"metadata": {"labels": {"example.com/team": "search"}}}
+    touch = {"metadata": {"annotations": {"example.com/touched": str(time.time())}, **label["metadata"]}}
+    for name in SPECS:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, label)
+    for dep in apps.list_namespaced_deployment(namespace).items:
+        apps.patch_namespaced_deployment(dep.metadata.name, namespace, label)
+    for svc in core.list_namespaced_service(namespace).items:
+        core.patch_namespaced_service(svc.metadata.name, namespace, touch)
+    for pvc in core.list_namespaced_persistent_volume_claim(namespace).items:
+        core.patch_namespaced_persistent_volume_claim(pvc.metadata.name, namespace, touch)
+    time.sleep(8)  # several reconciles' worth
+    writes = audit.operator_writes(m, [namespace])
+    assert writes == [], f"no-op events made the operator write: {audit.describe(writes)}"

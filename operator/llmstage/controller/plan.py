@@ -116,6 +116,15 @@ def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime
     return None
 
 
+def replica_failure(deployment: dict[str, Any] | None) -> str | None:
+    """The Deployment's ReplicaFailure message: its pods cannot even be created (a PriorityClass
+    or RuntimeClass that does not exist, a quota, the namespace's pod security level, a webhook)."""
+    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return str(cond.get("message") or cond.get("reason") or "pods cannot be created")
+    return None
+
+
 def container_config_error(observed: Observed, name: str, runtime: Runtime) -> str | None:
     """A missing Secret or key shows up as CreateContainerConfigError on the kubelet's side."""
     prefix = f"{workload_name(name, runtime)}-"
@@ -204,6 +213,17 @@ def plan(
             f"{config_error}; create the Secret (or fix the reference in spec) and the "
             f"pods start on their own",
         )
+    elif (failure := replica_failure(new_dep)) and not new_available:
+        # Found by the fuzz (bench/fuzzspecs.py): without this the service waited for endpoints
+        # forever, Reconciling with no hint why.
+        stalled = Condition(
+            STALLED,
+            "True",
+            "PodCreationFailed",
+            f"{resolved.runtime.value} pods cannot be created: {failure}. Fix the reference in "
+            f"spec.scheduling (priorityClassName, runtimeClassName) or the namespace's quota or "
+            f"pod security level; the pods are created as soon as it allows them",
+        )
     elif pending and not new_available:
         message, waited = pending
         if waited >= unschedulable_grace:
@@ -222,6 +242,18 @@ def plan(
         else:
             requeue = max(0.5, unschedulable_grace - waited)
 
+    # Scaled to zero on purpose (kubectl scale --replicas=0): nothing to wait for, so the
+    # operator is done (Reconciling False) rather than waiting for endpoints forever.
+    scaled_to_zero = (
+        resolved.replicas == 0
+        and old is None
+        and new_dep is not None
+        and (
+            (new_dep.get("status") or {}).get("observedGeneration", 0)
+            >= new_dep["metadata"].get("generation", 0)
+        )
+        and not (new_dep.get("status") or {}).get("replicas")
+    )
     endpoints_desired = ready_endpoints(observed, desired, name)
     # Both views must agree, so Ready never shows next to readyReplicas 0 from a lagging status.
     ready = serving == desired and endpoints_desired > 0 and new_available and phase in (None, "Draining")
@@ -236,6 +268,15 @@ def plan(
         )
     elif stalled:
         conditions.append(Condition(READY, "False", stalled.reason, stalled.message))
+    elif scaled_to_zero:
+        conditions.append(
+            Condition(
+                READY,
+                "False",
+                "ScaledToZero",
+                f"spec.replicas is 0: no {desired.value} pods serve Service {name} until it is scaled up",
+            )
+        )
     elif phase:
         conditions.append(
             Condition(
@@ -255,7 +296,7 @@ def plan(
             )
         )
 
-    progressing = not ready and stalled is None
+    progressing = not ready and stalled is None and not scaled_to_zero
     conditions.append(
         Condition(
             RECONCILING,

@@ -1,0 +1,67 @@
+"""Statuses that used to stay Reconciling forever (found by the fuzz in tests/integration/
+test_reliability.py): a service scaled to zero, and pods the API server refuses to create."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from llmstage.api.models import LLMService
+from llmstage.controller.plan import Condition, Observed, plan
+from llmstage.resolve import resolve
+from llmstage.resolved import Resolved
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def resolved(**spec: Any) -> Resolved:
+    body = {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": 2},
+        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
+    }
+    return resolve(LLMService.from_object(body))
+
+
+def ollama_deployment(**status: Any) -> dict[str, Any]:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "chat-ollama", "generation": 2},
+        "status": {"observedGeneration": 2, **status},
+    }
+
+
+def conditions(children: list[dict[str, Any]], **spec: Any) -> dict[str, Condition]:
+    observed = Observed(children={(c["kind"], c["metadata"]["name"]): c for c in children})
+    return {c.type: c for c in plan(resolved(**spec), observed, NOW).conditions}
+
+
+def test_scaled_to_zero_is_done_not_progressing() -> None:
+    c = conditions([ollama_deployment()], replicas=0)
+    assert (c["Ready"].status, c["Ready"].reason) == ("False", "ScaledToZero")
+    assert "spec.replicas is 0" in c["Ready"].message
+    assert c["Reconciling"].status == "False" and c["Stalled"].status == "False"
+
+
+def test_scaling_down_to_zero_is_progressing_until_the_pods_are_gone() -> None:
+    c = conditions([ollama_deployment(replicas=1, readyReplicas=1)], replicas=0)
+    assert c["Reconciling"].status == "True"
+
+
+def test_pods_the_api_server_refuses_to_create_stall_with_its_message() -> None:
+    refused = ollama_deployment(
+        conditions=[
+            {"type": "Available", "status": "False"},
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": 'pods "chat-ollama-5d9-" is forbidden: no PriorityClass with name gold was found',
+            },
+        ]
+    )
+    c = conditions([refused], scheduling={"priorityClassName": "gold"})
+    assert (c["Stalled"].status, c["Stalled"].reason) == ("True", "PodCreationFailed")
+    assert "no PriorityClass with name gold" in c["Stalled"].message
+    assert c["Ready"].reason == "PodCreationFailed" and c["Reconciling"].status == "False"

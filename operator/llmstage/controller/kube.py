@@ -94,6 +94,13 @@ class ApiError(Exception):
     def not_found(self) -> bool:
         return self.status == 404
 
+    @property
+    def rejected_object(self) -> bool:
+        """Server-side apply of an object whose fields have the wrong type (e.g. an affinity
+        that is a string) fails with 500 "failed to create typed patch object", not 422: the
+        object is wrong, retrying cannot help."""
+        return self.status == 500 and "failed to create typed patch object" in self.message
+
 
 RETRYABLE = {409, 429, 500, 502, 503, 504}
 
@@ -157,7 +164,11 @@ class Kube:
                 return await fn()
             except DynamicApiError as err:
                 error = _as_api_error(err)
-                retryable = error.status in RETRYABLE and (error.status != 409 or conflicts)
+                retryable = (
+                    error.status in RETRYABLE
+                    and (error.status != 409 or conflicts)
+                    and not error.rejected_object
+                )
                 if not retryable or attempt == self.retry.attempts:
                     raise error from None
                 retry_after = (err.headers or {}).get("Retry-After") if error.status == 429 else None

@@ -161,7 +161,7 @@ class Reconciler:
             metrics.API_ERRORS.labels(status=str(err.status)).inc()
             if namespace_going_away(err):
                 return None, "gone"  # the namespace and this LLMService with it are being deleted
-            if err.status in PERMANENT_API_ERRORS:
+            if err.status in PERMANENT_API_ERRORS or err.rejected_object:
                 await self._stall(
                     body,
                     "ApplyRejected",

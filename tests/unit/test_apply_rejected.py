@@ -1,0 +1,57 @@
+"""An object the API server cannot even type (SSA answers 500 "failed to create typed patch
+object") is not retried: the reconciler stalls the service with ApplyRejected instead of
+retrying forever (found by the fuzz in tests/integration/test_reliability.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kubernetes.aio.client.exceptions import ApiException
+from kubernetes.aio.dynamic.exceptions import api_exception
+from llmstage.controller.kube import ApiError, Kube, RetryPolicy
+
+TYPED_PATCH = (
+    "failed to create typed patch object (ns/x-ollama; apps/v1, Kind=Deployment): "
+    ".spec.template.spec.affinity.nodeAffinity: expected map, got &{not-an-object}"
+)
+
+
+class Rejecting:
+    def __init__(self, message: str) -> None:
+        self.message, self.calls = message, 0
+
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        self.calls += 1
+        exc = ApiException(status=500, reason="Internal Server Error")
+        exc.body = f'{{"message": "{self.message}", "reason": "InternalError"}}'
+        raise api_exception(exc)
+
+
+def kube_with(transport: Rejecting) -> Kube:
+    kube = Kube.__new__(Kube)
+    kube.dyn = transport  # type: ignore[assignment]
+    kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
+    kube.write_count = 0
+    return kube
+
+
+def apply(kube: Kube) -> Any:
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x-ollama", "namespace": "ns"}}
+    return asyncio.run(kube.apply(obj))
+
+
+def test_a_typed_patch_failure_is_not_retried_and_says_the_object_was_rejected() -> None:
+    transport = Rejecting(TYPED_PATCH)
+    with pytest.raises(ApiError) as err:
+        apply(kube_with(transport))
+    assert transport.calls == 1 and err.value.rejected_object
+    assert "affinity.nodeAffinity: expected map" in err.value.message
+
+
+def test_other_500s_are_still_retried() -> None:
+    transport = Rejecting("etcdserver: request timed out")
+    with pytest.raises(ApiError) as err:
+        apply(kube_with(transport))
+    assert transport.calls == 4 and not err.value.rejected_object

@@ -61,12 +61,19 @@ def is_ready(obj: dict[str, Any]) -> bool:
 
 
 def settled(obj: dict[str, Any]) -> bool:
-    """Ready, or Stalled with a reason, for the current generation: the operator is done with it."""
+    """The operator is done with the current generation and says why: Ready, Stalled with a
+    reason, or not Reconciling with a reason for not being Ready (ScaledToZero)."""
     status = obj.get("status") or {}
     if status.get("observedGeneration") != obj["metadata"].get("generation"):
         return False
-    stalled = condition(obj, "Stalled")
-    return is_ready(obj) or bool(stalled and stalled.get("status") == "True" and stalled.get("reason"))
+    stalled, reconciling, ready = (
+        condition(obj, "Stalled"),
+        condition(obj, "Reconciling"),
+        condition(obj, "Ready"),
+    )
+    if is_ready(obj) or bool(stalled and stalled.get("status") == "True" and stalled.get("reason")):
+        return True
+    return bool(reconciling and reconciling.get("status") == "False" and ready and ready.get("reason"))
 
 
 def expected_children(service: dict[str, Any]) -> set[ChildKey]:

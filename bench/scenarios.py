@@ -108,8 +108,15 @@ class Bed:
                 raise AssertionError(f"the operator exited while waiting:\n{self.operator_log()[-3000:]}")
             time.sleep(1.0)
 
-    def problems(self, *, require_ready: bool = True) -> Problems:
-        return check_namespace(self.services(), self.children(), require_ready=require_ready)
+    def problems(self, *, require_ready: bool = True, settle: float = 60) -> Problems:
+        """What check_namespace finds, polled for up to `settle` seconds: an old runtime's
+        claim stays until its pods are gone (pvc-protection), the garbage collector lags."""
+        deadline = time.monotonic() + settle
+        while True:
+            found = check_namespace(self.services(), self.children(), require_ready=require_ready)
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(1)
 
     def drift(self) -> list[str]:
         """Children whose live object lacks a field of what the operator would render now."""

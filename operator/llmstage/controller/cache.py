@@ -46,6 +46,49 @@ def compact(value: Any) -> Any:
     return value
 
 
+# What a reconcile reads of a Deployment's status (plan.deployment_available, replica counts,
+# ReplicaFailure); the rest (updatedReplicas, Progressing, timestamps) changes often and is noise.
+_DEPLOYMENT_CONDITIONS = ("Available", "ReplicaFailure")
+# Container waiting reasons that are just a pod starting, not a problem to report.
+_STARTING = ("ContainerCreating", "PodInitializing")
+
+
+def _deployment_status(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "observedGeneration": status.get("observedGeneration", 0),
+        "replicas": status.get("replicas", 0),
+        "readyReplicas": status.get("readyReplicas", 0),
+        "conditions": [
+            {k: c.get(k) for k in ("type", "status", "reason", "message")}
+            for c in status.get("conditions") or []
+            if c.get("type") in _DEPLOYMENT_CONDITIONS
+        ],
+    }
+
+
+def _problems_only(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for cs in statuses or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") and waiting["reason"] not in _STARTING:
+            out.append({"name": cs.get("name"), "state": {"waiting": waiting}})
+    return out
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any] | None, *, ignore_status: bool = False) -> bool:
+    """Equal but for resourceVersion (and status when asked): the event changed nothing a
+    reconcile reads, so it need not cause one."""
+    if a is None or b is None:
+        return a is b
+
+    def view(x: dict[str, Any]) -> dict[str, Any]:
+        v = {k: val for k, val in x.items() if not (ignore_status and k == "status")}
+        v["metadata"] = {k: val for k, val in x["metadata"].items() if k != "resourceVersion"}
+        return v
+
+    return view(a) == view(b)
+
+
 def _older(incoming: dict[str, Any], current: dict[str, Any] | None) -> bool:
     """True when `incoming` is an older version than what the cache holds. Our own write
     responses and the watch stream race; a late watch event must not roll the cache back.
@@ -67,8 +110,20 @@ def controller_owner(body: dict[str, Any]) -> ServiceKey | None:
     return None
 
 
+def _healthy_pod(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": [], "containerStatuses": [], "initContainerStatuses": []},
+    }
+
+
 class Cache:
+    """`changed` says whether the last put_* changed anything a reconcile reads; the watch
+    handlers enqueue a reconcile only then. Our own writes' responses are put first, so their
+    watch events (and kopf's re-lists of a quiet cluster) cost no reconcile at all."""
+
     def __init__(self) -> None:
+        self.changed = True
         self.services: dict[ServiceKey, dict[str, Any]] = {}
         self.children: dict[ServiceKey, dict[ChildKey, dict[str, Any]]] = defaultdict(dict)
         self.slices: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -77,10 +132,16 @@ class Cache:
     # LLMServices -------------------------------------------------------------------------------
     def put_service(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey:
         key = body["metadata"].get("namespace", ""), body["metadata"]["name"]
+        before = self.services.get(key)
         if deleted:
             self.services.pop(key, None)
-        elif not _older(body, self.services.get(key)):
+            self.changed = True
+        elif not _older(body, before):
             self.services[key] = slim(body)
+            # Status is ours: its changes (our own patches coming back) need no reconcile.
+            self.changed = not _same(before, self.services[key], ignore_status=True)
+        else:
+            self.changed = False
         return key
 
     # owned children: Deployments, Services, HPAs, PDBs, PVCs, PodMonitors ------------------------
@@ -89,14 +150,21 @@ class Cache:
         if owner is None:
             return None
         child = body["kind"], body["metadata"]["name"]
+        current = self.children[owner].get(child)
+        self.changed = False
         if deleted:
             # A stale DELETED (older uid) must not drop a newer object of the same name.
-            current = self.children[owner].get(child)
             if current and current["metadata"].get("uid") == body["metadata"].get("uid"):
                 del self.children[owner][child]
-        elif not _older(body, self.children[owner].get(child)):
+                self.changed = True
+        elif not _older(body, current):
             # Only a Deployment's status is read (availability, replica counts).
-            self.children[owner][child] = slim(body, keep_status=body["kind"] == "Deployment")
+            is_deployment = body["kind"] == "Deployment"
+            stored = slim(body, keep_status=False)
+            if is_deployment:
+                stored["status"] = compact(_deployment_status(body.get("status") or {}))
+            self.children[owner][child] = stored
+            self.changed = not _same(current, stored)
         return owner
 
     # EndpointSlices of our Services (they inherit the Service's labels) --------------------------
@@ -105,13 +173,26 @@ class Cache:
         if labels.get(MANAGED_BY_LABEL) != MANAGER or SERVICE_NAME_LABEL not in labels:
             return None
         owner = body["metadata"]["namespace"], labels[SERVICE_NAME_LABEL]
+        name = body["metadata"]["name"]
+        before = self.slices[owner].get(name)
         if deleted:
-            self.slices[owner].pop(body["metadata"]["name"], None)
+            self.slices[owner].pop(name, None)
+            self.changed = before is not None
         else:
-            self.slices[owner][body["metadata"]["name"]] = {
-                "metadata": {"name": body["metadata"]["name"]},
-                "endpoints": body.get("endpoints") or [],
+            # What plan.ready_endpoints reads: addresses, readiness and the pod behind each.
+            stored = {
+                "metadata": {"name": name},
+                "endpoints": [
+                    {
+                        "addresses": ep.get("addresses") or [],
+                        "conditions": {"ready": (ep.get("conditions") or {}).get("ready")},
+                        "targetRef": {"name": (ep.get("targetRef") or {}).get("name", "")},
+                    }
+                    for ep in body.get("endpoints") or []
+                ],
             }
+            self.slices[owner][name] = stored
+            self.changed = stored != before
         return owner
 
     # Pods: only what the status needs (scheduling and container-config errors) -------------------
@@ -121,18 +202,29 @@ class Cache:
             return None
         owner = body["metadata"]["namespace"], labels[INSTANCE_LABEL]
         name = body["metadata"]["name"]
+        before = self.pods[owner].get(name)
         if deleted:
             self.pods[owner].pop(name, None)
+            # A pod without problems going away changes nothing the status says.
+            self.changed = before is not None and before != _healthy_pod(name)
         else:
+            # Problems only: a pod that cannot be scheduled, a container that cannot start.
+            # Pods becoming ready reach the status through the Deployment and the endpoints.
             status = body.get("status") or {}
-            self.pods[owner][name] = {
+            stored = {
                 "metadata": {"name": name},
                 "status": {
-                    "conditions": status.get("conditions") or [],
-                    "containerStatuses": status.get("containerStatuses") or [],
-                    "initContainerStatuses": status.get("initContainerStatuses") or [],
+                    "conditions": [
+                        c
+                        for c in status.get("conditions") or []
+                        if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                    ],
+                    "containerStatuses": _problems_only(status.get("containerStatuses") or []),
+                    "initContainerStatuses": _problems_only(status.get("initContainerStatuses") or []),
                 },
             }
+            self.pods[owner][name] = stored
+            self.changed = stored != (before or _healthy_pod(name))
         return owner
 
     def forget(self, key: ServiceKey) -> None:

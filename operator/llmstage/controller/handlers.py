@@ -166,7 +166,7 @@ async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
     key = Runtime.cache.put_service(dict(event["object"]), deleted=_deleted(event))
     if _deleted(event):
         Runtime.queue.forget(key)
-    else:
+    elif Runtime.cache.changed:
         Runtime.queue.add(key)
 
 
@@ -177,7 +177,7 @@ def _watch_children(
 
     async def child_event(event: kopf.RawEvent, **_: Any) -> None:
         owner = put(dict(event["object"]), deleted=_deleted(event))
-        if owner is not None and owner in Runtime.cache.services:
+        if owner is not None and Runtime.cache.changed and owner in Runtime.cache.services:
             Runtime.queue.add(owner)
 
     kopf.on.event(group, version, plural, labels=labels, id=f"{plural}-event")(child_event)

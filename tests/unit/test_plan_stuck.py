@@ -1,5 +1,6 @@
 """Statuses that used to stay Reconciling forever (found by the fuzz in tests/integration/
-test_reliability.py): a service scaled to zero, and pods the API server refuses to create."""
+test_reliability.py): a service scaled to zero, and pods the API server refuses to create.
+And which condition changes become Events."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmstage.api.models import LLMService
-from llmstage.controller.plan import Condition, Observed, plan
+from llmstage.controller.plan import Condition, Observed, event_worthy, merge_conditions, plan
 from llmstage.resolve import resolve
 from llmstage.resolved import Resolved
 
@@ -65,3 +66,25 @@ def test_pods_the_api_server_refuses_to_create_stall_with_its_message() -> None:
     assert (c["Stalled"].status, c["Stalled"].reason) == ("True", "PodCreationFailed")
     assert "no PriorityClass with name gold" in c["Stalled"].message
     assert c["Ready"].reason == "PodCreationFailed" and c["Reconciling"].status == "False"
+
+
+def test_events_a_new_healthy_service_gets_are_the_runtime_choice_then_ready() -> None:
+    first = [
+        Condition("Ready", "False", "WaitingForEndpoints", ""),
+        Condition("Reconciling", "True", "Progressing", ""),
+        Condition("Stalled", "False", "NotStalled", ""),
+        Condition("RuntimeSelected", "True", "Ollama", "stage dev"),
+        Condition("ModelFits", "True", "Fits", ""),
+        Condition("FollowsBestPractices", "False", "NoApiKey", "production without an API key"),
+    ]
+    created = merge_conditions([], first, 1, NOW)
+    assert [c["type"] for c in event_worthy([], created)] == ["RuntimeSelected", "FollowsBestPractices"]
+    now_ready = [
+        Condition("Ready", "True", "EndpointsReady", ""),
+        Condition("Reconciling", "False", "Reconciled", ""),
+        *first[2:],
+    ]
+    ready = merge_conditions(created, now_ready, 1, NOW)
+    assert [c["type"] for c in event_worthy(created, ready)] == ["Ready"]
+    stalled = merge_conditions(ready, [Condition("Stalled", "True", "Unschedulable", "no H100")], 1, NOW)
+    assert [(c["type"], c["status"]) for c in event_worthy(ready, stalled)] == [("Stalled", "True")]

@@ -27,9 +27,9 @@ from llmstage.controller.plan import (
     STALLED,
     Condition,
     Observed,
+    event_worthy,
     merge_conditions,
     plan,
-    transitions,
 )
 from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
@@ -248,7 +248,7 @@ class Reconciler:
             raise
         metrics.STATUS_WRITES.inc()
         self.cache.put_service(patched)
-        for cond in transitions(current.get("conditions") or [], conditions):
+        for cond in event_worthy(current.get("conditions") or [], conditions):
             await self._event(body, cond)
 
     async def _event(self, body: dict[str, Any], cond: dict[str, Any]) -> None:

@@ -258,7 +258,6 @@ def command_for(name: str) -> list[str]:
             f"--root-ca-file={p / 'ca.crt'}",
             f"--cluster-signing-cert-file={p / 'ca.crt'}",
             f"--cluster-signing-key-file={p / 'ca.key'}",
-            "--horizontal-pod-autoscaler-sync-period=5s",
             # The test bed creates thousands of objects at once; default 20 QPS would be the
             # bottleneck of every benchmark rather than the operator.
             "--kube-api-qps=300",
@@ -354,7 +353,15 @@ def healthy(name: str) -> bool:
 
 def ensure_contents() -> None:
     kubectl("apply", "--server-side", "--field-manager=llmstage-testbed", "-f", str(HERE / "nodes.yaml"))
-    kubectl("apply", "--server-side", "--field-manager=llmstage-testbed", "-f", str(HERE / "storage.yaml"))
+    storage = ["apply", "--server-side", "--field-manager=llmstage-testbed", "-f", str(HERE / "storage.yaml")]
+    res = kubectl(*storage, check=False)
+    if res.returncode != 0 and "immutable" in res.stderr:
+        # A cluster created by an older checkout has the class with other immutable fields
+        # (volumeBindingMode): replace it; bound claims keep their volumes.
+        kubectl("delete", "storageclass", "kwok-volume", "--wait=true")
+        res = kubectl(*storage, check=False)
+    if res.returncode != 0:
+        fail(f"kubectl {' '.join(storage)} failed: {res.stderr.strip()}")
 
 
 def nodes_ready() -> bool:
@@ -427,7 +434,13 @@ def restart_apiserver() -> None:
     pid = pid_of("kube-apiserver")
     if pid:
         os.killpg(pid, signal.SIGTERM)
-        wait_for("kube-apiserver to stop", lambda: not pid_of("kube-apiserver"), 30, interval=0.1)
+        deadline = time.monotonic() + 20
+        while pid_of("kube-apiserver") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_of("kube-apiserver"):
+            # A loaded API server can take minutes to drain its watches; the soak wants a restart.
+            os.killpg(pid, signal.SIGKILL)
+            wait_for("kube-apiserver to stop", lambda: not pid_of("kube-apiserver"), 30, interval=0.1)
     start("kube-apiserver")
     wait_for("kube-apiserver /readyz", lambda: healthy("kube-apiserver"), 120)
     log(f"kube-apiserver restarted in {time.monotonic() - t0:.1f}s")

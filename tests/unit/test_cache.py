@@ -26,7 +26,7 @@ def child(rv: str, uid: str = "u1", replicas: int = 1) -> dict[str, Any]:
 def test_children_are_indexed_by_their_controlling_llmservice_and_slimmed() -> None:
     cache = Cache()
     assert cache.put_child(child("5")) == ("team", "chat")
-    stored = cache.children[("team", "chat")][("Deployment", "chat-ollama")]
+    stored = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
     assert "managedFields" not in stored["metadata"]
     orphan = child("6")
     orphan["metadata"]["ownerReferences"] = []
@@ -37,9 +37,9 @@ def test_a_late_watch_event_does_not_roll_the_cache_back() -> None:
     cache = Cache()
     cache.put_child(child("10", replicas=2))  # our apply's response
     cache.put_child(child("9", replicas=1))  # the watch event of an older version, arriving late
-    assert cache.children[("team", "chat")][("Deployment", "chat-ollama")]["spec"]["replicas"] == 2
+    assert cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]["spec"]["replicas"] == 2
     cache.put_child(child("11", replicas=3))
-    assert cache.children[("team", "chat")][("Deployment", "chat-ollama")]["spec"]["replicas"] == 3
+    assert cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]["spec"]["replicas"] == 3
 
 
 def test_a_stale_delete_of_an_old_object_keeps_the_new_one_with_the_same_name() -> None:
@@ -78,3 +78,33 @@ def test_endpoint_slices_and_pods_are_found_by_labels() -> None:
     assert cache.put_pod(pod) == ("team", "chat")
     assert "spec" not in cache.pods[("team", "chat")]["chat-ollama-1"]  # only what status needs
     assert cache.counts() == {"llmservices": 0, "children": 0, "endpointslices": 1, "pods": 1}
+
+
+def test_a_child_event_that_changes_nothing_a_reconcile_reads_is_not_a_change() -> None:
+    cache = Cache()
+    cache.put_child(child("30"))
+    assert cache.changed
+    cache.put_child(child("31"))  # a new resourceVersion only: kopf's re-list, our own write
+    assert not cache.changed
+    busy = child("32")
+    busy["status"] = {"updatedReplicas": 1, "conditions": [{"type": "Progressing", "status": "True"}]}
+    cache.put_child(busy)  # Deployment status a reconcile does not read
+    assert not cache.changed
+    busy["metadata"]["resourceVersion"] = "33"
+    busy["status"]["readyReplicas"] = 1  # read: replica counts feed the LLMService status
+    cache.put_child(busy)
+    assert cache.changed
+    cache.put_child(child("34", replicas=5))
+    assert cache.changed
+
+
+def test_children_come_back_unpacked_with_their_resource_version_and_are_fresh_copies() -> None:
+    cache = Cache()
+    cache.put_child(child("40", replicas=2))
+    first = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
+    assert first["metadata"]["resourceVersion"] == "40"
+    assert first["metadata"]["ownerReferences"][0]["name"] == "chat"
+    first["spec"]["replicas"] = 99  # the planner may change what it gets
+    again = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
+    assert again["spec"]["replicas"] == 2
+    assert cache.children_of(("team", "other")) == {}

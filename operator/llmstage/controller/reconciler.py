@@ -142,7 +142,7 @@ class Reconciler:
             return None, "stalled"
 
         observed = Observed(
-            children=dict(self.cache.children.get(key, {})),
+            children=self.cache.children_of(key),
             endpoint_slices=list(self.cache.slices.get(key, {}).values()),
             pods=list(self.cache.pods.get(key, {}).values()),
         )
@@ -156,7 +156,8 @@ class Reconciler:
         )
         try:
             await self._apply(resolved, p.apply, observed)
-            await self._prune(key, {(o["kind"], o["metadata"]["name"]) for o in p.apply} | p.keep)
+            wanted = {(o["kind"], o["metadata"]["name"]) for o in p.apply} | p.keep
+            await self._prune(key, wanted, observed.children)
         except ApiError as err:
             metrics.API_ERRORS.labels(status=str(err.status)).inc()
             if namespace_going_away(err):
@@ -190,8 +191,10 @@ class Reconciler:
             self.cache.put_child(applied)
             log.info("applied %s %s/%s", obj["kind"], resolved.namespace, obj["metadata"]["name"])
 
-    async def _prune(self, key: ServiceKey, wanted: set[tuple[str, str]]) -> None:
-        for (kind, name), live in list(self.cache.children.get(key, {}).items()):
+    async def _prune(
+        self, key: ServiceKey, wanted: set[tuple[str, str]], children: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        for (kind, name), live in children.items():
             if (kind, name) in wanted or live["metadata"].get("deletionTimestamp"):
                 continue
             k = kind_of(live)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from llmstage.controller.workqueue import WorkQueue
 
 
@@ -97,3 +99,36 @@ def test_requested_requeue_runs_again_later() -> None:
         return runs
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_an_expected_error_is_retried_and_logged_in_one_line_other_errors_with_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unreachable(Exception):
+        pass
+
+    async def scenario() -> list[str]:
+        calls: list[str] = []
+
+        async def handler(key: str) -> None:
+            calls.append(key)
+            if len(calls) == 1:
+                raise Unreachable("api server away")
+            if len(calls) == 2:
+                raise KeyError("a bug")
+
+        q: WorkQueue[str] = WorkQueue(handler, expected_errors=(Unreachable,))
+        q.add("a")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len(calls) == 3:
+                break
+        await q.wait_idle()
+        return calls
+
+    with caplog.at_level(logging.WARNING, logger="llmstage.controller.workqueue"):
+        assert asyncio.run(scenario()) == ["a", "a", "a"]
+    expected, bug = caplog.records
+    assert expected.levelno == logging.WARNING and not expected.exc_info
+    assert "api server away" in expected.getMessage() and "attempt 1" in expected.getMessage()
+    assert bug.levelno == logging.ERROR and bug.exc_info

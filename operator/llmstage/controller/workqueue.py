@@ -79,12 +79,20 @@ class WorkQueue(Generic[K]):
                         requeue = await self._handler(key)
                     except asyncio.CancelledError:
                         raise
-                    except Exception:
+                    except Exception as err:
                         failures = self._failures.get(key, 0) + 1
                         self._failures[key] = failures
                         delay = min(0.5 * 2 ** (failures - 1), self._max_backoff)
-                        log.exception(
-                            "reconcile of %s failed (attempt %d); retrying in %.1fs", key, failures, delay
+                        # An API server that is away or overloaded is news, not a bug: one line.
+                        expected = isinstance(err, self._expected_errors)
+                        log.log(
+                            logging.WARNING if expected else logging.ERROR,
+                            "reconcile of %s failed (attempt %d): %s; retrying in %.1fs",
+                            key,
+                            failures,
+                            err,
+                            delay,
+                            exc_info=not expected,
                         )
                         self.add(key, delay)
                         continue

@@ -550,9 +550,10 @@ def table(result: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     m = result["machine"]
+    load = m["loadavg_at_start"][0]
+    busy = "; the machine was busy before the run, so figures are noisy" if load > 1.0 else ""
     lines.append(
-        f"machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_mib']} MiB, load at start "
-        f"{m['loadavg_at_start'][0]:.1f}; shared with other test runs, so figures are noisy"
+        f"machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_mib']} MiB, load at start {load:.1f}{busy}"
     )
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
@@ -76,3 +77,26 @@ def test_retries_stop_after_the_budget() -> None:
 def test_not_found_is_none_for_get_and_false_for_delete() -> None:
     assert asyncio.run(kube_with(FlakyTransport([404])).get(DEPLOYMENT, "ns", "x")) is None
     assert asyncio.run(kube_with(FlakyTransport([404])).delete(DEPLOYMENT, "ns", "x")) is False
+
+
+class DroppingTransport:
+    """The API server closes the connection mid-request (it is restarting), then answers."""
+
+    def __init__(self, drops: int) -> None:
+        self.drops, self.calls = drops, 0
+
+    async def request(self, method: str, path: str, **_: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.drops:
+            raise aiohttp.ServerDisconnectedError()
+        return await FlakyTransport([200]).request(method, path)
+
+
+def test_a_dropped_connection_is_retried_and_reported_as_unreachable_when_it_persists() -> None:
+    transport = DroppingTransport(drops=2)
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "ns"}}
+    assert asyncio.run(kube_with(transport).apply(obj))["metadata"]["name"] == "x"  # type: ignore[arg-type]
+    assert transport.calls == 3
+    with pytest.raises(ApiError, match="Unreachable") as err:
+        asyncio.run(kube_with(DroppingTransport(drops=10)).apply(obj))  # type: ignore[arg-type]
+    assert err.value.status == 0

@@ -119,6 +119,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+    # kopf keeps a worker task per object for idle_timeout after its last event (default 5 s):
+    # thousands at once while 1,000 services converge. Our handlers only feed the cache, so a
+    # short-lived worker costs nothing and frees its memory sooner (P4, peak RSS).
+    settings.queueing.idle_timeout = 1.0
     namespaces = opts.get("namespaces") or []
     if namespaces and not any(ch in n for n in namespaces for ch in "*?["):
         # Exact namespaces need no cluster-wide scan of CRDs and namespaces; skipping it is what

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 from kubernetes.aio.dynamic import DynamicClient
@@ -173,7 +174,9 @@ class Kube:
                     raise error from None
                 retry_after = (err.headers or {}).get("Retry-After") if error.status == 429 else None
                 wait = float(retry_after) if retry_after and retry_after.isdigit() else delay
-            except (TimeoutError, OSError) as err:  # aiohttp connection errors are OSErrors
+            # Connection refused and resets are OSErrors; a connection the API server closes
+            # mid-request (it is restarting) is aiohttp's ServerDisconnectedError, which is not.
+            except (TimeoutError, OSError, aiohttp.ClientConnectionError) as err:
                 if attempt == self.retry.attempts:
                     raise ApiError(0, "Unreachable", f"{what}: {err!r}") from err
                 wait = delay

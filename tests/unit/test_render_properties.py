@@ -226,8 +226,24 @@ def test_any_accepted_spec_resolves_and_renders_schema_valid_objects(
         if obj["kind"] != "PodMonitor":
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         assert obj["metadata"]["namespace"] == "team-a"
+        assert_plain_json(obj, obj["kind"])
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     assert ("replicas" in deployment["spec"]) == (resolved.autoscaling is None)
+
+
+def assert_plain_json(value: Any, path: str) -> None:
+    """Only the types a JSON decoder returns, exactly: the operator's caches marshal rendered and
+    live objects (a tuple would come back a tuple and never equal the live list; an enum member
+    is not marshallable)."""
+    if type(value) is dict:
+        for key, item in value.items():
+            assert type(key) is str, f"{path}: key {key!r}"
+            assert_plain_json(item, f"{path}.{key}")
+    elif type(value) is list:
+        for item in value:
+            assert_plain_json(item, f"{path}[]")
+    else:
+        assert type(value) in (str, int, float, bool, type(None)), f"{path}: {type(value).__name__}"
 
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))

@@ -4,13 +4,14 @@ Rendering a Deployment (Jinja2, then YAML back to dicts) is most of a no-op reco
 an LLMService is reconciled about ten times while it converges (every child, pod and endpoint
 event). The key is a digest of the whole Resolved (spec, name, uid, generation, ...), the
 cluster facts and the serving runtime, so any input change renders afresh. Entries are kept
-compressed JSON (1-2 KB each) and handed out as fresh dicts: callers may mutate them.
+marshalled and compressed (1-2 KB each; marshal loads several times faster than JSON) and
+handed out as fresh dicts: callers may mutate them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 import zlib
 from collections import OrderedDict
 from typing import Any
@@ -36,11 +37,11 @@ class RenderCache:
         if entry is not None and entry[0] == digest:
             self.hits += 1
             self._entries.move_to_end(key)
-            objects: list[dict[str, Any]] = json.loads(zlib.decompress(entry[1]))
+            objects: list[dict[str, Any]] = marshal.loads(zlib.decompress(entry[1]))
             return objects
         self.misses += 1
         objects = desired_objects(resolved, facts, serving_runtime=serving_runtime)
-        self._entries[key] = digest, zlib.compress(json.dumps(objects, separators=(",", ":")).encode())
+        self._entries[key] = digest, zlib.compress(marshal.dumps(objects), 1)
         self._entries.move_to_end(key)
         if len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -170,6 +170,7 @@ INVALID: list[Invalid] = [
         "image-with-space", service(vllm={"image": "vllm/vllm-openai latest"}), "spec.vllm.image", "match"
     ),
     Invalid("negative-memory", service(resources={"memory": "-8Gi"}), "spec.resources.memory", "quantity"),
+    Invalid("negative-integer-cpu", service(resources={"cpu": -2}), "spec.resources.cpu", "quantity"),
     Invalid(
         "keep-alive-not-a-duration",
         service(ollama={"keepAlive": "forever"}),

@@ -129,7 +129,8 @@ Quantity = Annotated[
         {
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY_PATTERN,
+            "pattern": QUANTITY_PATTERN,  # applies to strings only
+            "minimum": 0,  # and this to integers only: -2 is no quantity we accept either
         }
     ),
 ]

@@ -366,8 +366,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     kube = await Kube.connect(str(testbed.KUBECONFIG), pool_size=CONCURRENCY + 8, user_agent=BENCH_AGENT)
     try:
         for n in sizes:
-            result["sizes"][str(n)] = {}
-            await run_size(kube, run_id, n, n == biggest, args, logs, result["sizes"][str(n)])
+            if n == biggest:
+                result["sizes"][str(n)] = {}
+                await run_size(kube, run_id, n, True, args, logs, result["sizes"][str(n)])
+            else:
+                result["sizes"][str(n)] = await run_small(kube, run_id, n, args, logs)
             write_results(result, stamp)
     except BaseException as err:
         result["error"] = f"{type(err).__name__}: {err}"
@@ -380,15 +383,41 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def run_small(kube: Kube, run_id: str, n: int, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """The small size `args.small_repeats` times; the run with the median operator time stands
+    for it. A half-minute phase on a 2-core machine varies by a fifth from run to run, and P5
+    divides by it."""
+    runs: list[dict[str, Any]] = []
+    for i in range(args.small_repeats):
+        out: dict[str, Any] = {}
+        tag = f"-{i + 1}" if args.small_repeats > 1 else ""
+        await run_size(kube, run_id, n, False, args, logs, out, tag=tag)
+        runs.append(out)
+    runs.sort(key=lambda r: r["operator"]["seconds"])
+    median = dict(runs[len(runs) // 2])
+    median["repeats"] = [
+        {"floor": r["floor"]["seconds"], "operator": r["operator"]["seconds"], "ratio": r["ratio"]}
+        for r in runs
+    ]
+    return median
+
+
 async def run_size(
-    kube: Kube, run_id: str, n: int, last: bool, args: argparse.Namespace, logs: Path, out: dict[str, Any]
+    kube: Kube,
+    run_id: str,
+    n: int,
+    last: bool,
+    args: argparse.Namespace,
+    logs: Path,
+    out: dict[str, Any],
+    tag: str = "",
 ) -> None:
     """Fills `out` as it goes, so a failed run still leaves what it measured."""
     sched = specs.pinned(run_id)
     bodies = [specs.llmservice(f"svc-{i:04d}", specs.spec(i, sched)) for i in range(n)]
     timeout = args.timeout
 
-    floor_ns = f"bench-{run_id}-floor-{n}"
+    floor_ns = f"bench-{run_id}-floor-{n}{tag}"
     testbed.create_namespace(floor_ns, specs.API_KEY_SECRET)
     say(f"N={n}: write floor (server-side apply of the rendered objects, no operator)")
     try:
@@ -401,13 +430,13 @@ async def run_size(
         f"CPU s {floor.extra['cpu']}; cleanup {gone:.0f}s"
     )
 
-    ns = f"bench-{run_id}-op-{n}"
+    ns = f"bench-{run_id}-op-{n}{tag}"
     testbed.create_namespace(ns, specs.API_KEY_SECRET)
-    op = Operator([ns], logs / f"operator-{n}.log", *args.operator_args)
+    op = Operator([ns], logs / f"operator-{n}{tag}.log", *args.operator_args)
     if args.profile == "tracemalloc":
-        op.python_args = [str(REPO / "bench" / "memprofile.py"), str(logs / f"memory-{n}.txt")]
+        op.python_args = [str(REPO / "bench" / "memprofile.py"), str(logs / f"memory-{n}{tag}.txt")]
     elif args.profile:
-        op.wrapper = profiler(args.profile, logs / f"profile-{n}")
+        op.wrapper = profiler(args.profile, logs / f"profile-{n}{tag}")
     try:
         op.start()
         mirror = await Mirror(kube, LLMSERVICE, ns).start()
@@ -487,7 +516,8 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             rows.append(
                 (
                     "P1",
-                    f"N={n}: operator {s['operator']['seconds']:.1f} s / floor {s['floor']['seconds']:.1f} s",
+                    f"N={n}: operator {s['operator']['seconds']:.1f} s / floor {s['floor']['seconds']:.1f} s"
+                    + (f" (median of {len(s['repeats'])})" if len(s.get("repeats", [])) > 1 else ""),
                     f"{s['ratio']:.2f}",
                     "<= 1.25" if n == 1000 else "(info)",
                     ("yes" if s["ratio"] <= 1.25 else "NO") if n == 1000 else "",
@@ -542,6 +572,10 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 "yes" if growth <= target else "NO",
             )
         )
+        if "floor" in sizes[big] and "floor" in sizes[100]:
+            # The test bed's own growth, for context: the operator cannot grow slower than it.
+            floor_growth = sizes[big]["floor"]["seconds"] / sizes[100]["floor"]["seconds"]
+            rows.append(("P5", f"write floor N={big} / N=100", f"{floor_growth:.1f}x", "(info)", ""))
     return rows
 
 
@@ -574,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, default=300, help="P2 quiet interval in seconds")
     ap.add_argument("--settle", type=float, default=10, help="seconds after convergence before P2 starts")
     ap.add_argument("--tries", type=int, default=20, help="P3 tries")
+    ap.add_argument(
+        "--small-repeats", type=int, default=3, help="runs of the small size (N=100); the median stands"
+    )
     ap.add_argument("--timeout", type=float, default=1800, help="convergence timeout per phase")
     ap.add_argument(
         "--profile",

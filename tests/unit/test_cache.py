@@ -108,3 +108,38 @@ def test_children_come_back_unpacked_with_their_resource_version_and_are_fresh_c
     again = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
     assert again["spec"]["replicas"] == 2
     assert cache.children_of(("team", "other")) == {}
+
+
+def llmservice(rv: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {
+            "name": "chat",
+            "namespace": "team",
+            "uid": "s1",
+            "resourceVersion": rv,
+            "generation": 1,
+        },
+        "spec": spec,
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def test_an_llmservice_status_change_is_kept_but_needs_no_reconcile() -> None:
+    cache = Cache()
+    cache.put_service(llmservice("1", {"stage": "dev"}))
+    assert cache.changed
+    cache.put_service(llmservice("2", {"stage": "dev"}, {"runtime": "ollama"}))  # our status patch
+    assert not cache.changed
+    stored = cache.service(("team", "chat"))
+    assert stored is not None and stored["status"] == {"runtime": "ollama"}
+    assert stored["metadata"]["resourceVersion"] == "2"
+    cache.put_service(llmservice("1", {"stage": "dev"}))  # a late event of an older version
+    assert cache.service(("team", "chat"))["status"] == {"runtime": "ollama"}  # type: ignore[index]
+    cache.put_service(llmservice("3", {"stage": "staging"}, {"runtime": "ollama"}))
+    assert cache.changed
+    cache.put_service(llmservice("3", {"stage": "staging"}), deleted=True)
+    assert cache.service(("team", "chat")) is None

@@ -1,16 +1,15 @@
 """In-memory copies of what the watches saw, indexed by the LLMService they belong to.
 
 The reconciler reads children from here instead of asking the API server, so a reconcile that
-changes nothing costs no request at all. Bodies are slimmed (managedFields dropped) and children
-are kept packed (compressed bytes) to keep the operator's memory flat at thousands of
-services: a reconcile unpacks only the few children of the one service it works on.
+changes nothing costs no request at all. Bodies are slimmed (managedFields dropped) and kept
+packed (compressed bytes, see Packed) to keep the operator's memory flat at thousands of
+services: a reconcile unpacks only the LLMService it works on and its few children.
 """
 
 from __future__ import annotations
 
 import hashlib
 import marshal
-import sys
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ LLMSERVICE_KIND = "LLMService"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def slim(body: dict[str, Any], *, keep_status: bool = True, intern: bool = True) -> dict[str, Any]:
+def slim(body: dict[str, Any], *, keep_status: bool = True) -> dict[str, Any]:
+    """A shallow copy without managedFields and kubectl's last-applied annotation (never read)."""
     meta = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
     annotations = meta.get("annotations")
     if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
@@ -34,23 +34,7 @@ def slim(body: dict[str, Any], *, keep_status: bool = True, intern: bool = True)
         }
     out = {k: v for k, v in body.items() if keep_status or k != "status"}
     out["metadata"] = meta
-    if not intern:
-        return out
-    slimmed: dict[str, Any] = compact(out)
-    return slimmed
-
-
-def compact(value: Any) -> Any:
-    """The same JSON value with its keys and short strings interned: a thousand near-identical
-    Deployments then share one copy of "terminationMessagePath", "IfNotPresent", ... instead of
-    a thousand (the cache of 1,000 LLMServices' children went from 45 to about 28 MiB)."""
-    if isinstance(value, dict):
-        return {sys.intern(k): compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compact(v) for v in value]
-    if isinstance(value, str) and len(value) <= 64:
-        return sys.intern(value)
-    return value
+    return out
 
 
 # What a reconcile reads of a Deployment's status (plan.deployment_available, replica counts,
@@ -82,32 +66,11 @@ def _problems_only(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _same(a: dict[str, Any] | None, b: dict[str, Any] | None, *, ignore_status: bool = False) -> bool:
-    """Equal but for resourceVersion (and status when asked): the event changed nothing a
-    reconcile reads, so it need not cause one."""
-    if a is None or b is None:
-        return a is b
-
-    def view(x: dict[str, Any]) -> dict[str, Any]:
-        v = {k: val for k, val in x.items() if not (ignore_status and k == "status")}
-        v["metadata"] = {k: val for k, val in x["metadata"].items() if k != "resourceVersion"}
-        return v
-
-    return view(a) == view(b)
-
-
-def _older(incoming: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    """True when `incoming` is an older version than what the cache holds. Our own write
-    responses and the watch stream race; a late watch event must not roll the cache back."""
-    if current is None:
-        return False
-    meta = current["metadata"]
-    return _older_than(incoming, meta.get("uid"), meta.get("resourceVersion"))
-
-
 def _older_than(incoming: dict[str, Any], uid: str | None, resource_version: str | None) -> bool:
-    """resourceVersions are etcd revisions (integers) on every real API server; if one is not,
-    take the incoming object."""
+    """True when `incoming` is an older version of the cached object (`uid`, `resource_version`).
+    Our own write responses and the watch stream race; a late watch event must not roll the
+    cache back. resourceVersions are etcd revisions (integers) on every real API server; if one
+    is not, take the incoming object."""
     if uid is None or incoming["metadata"].get("uid") != uid:
         return False
     try:
@@ -117,13 +80,13 @@ def _older_than(incoming: dict[str, Any], uid: str | None, resource_version: str
 
 
 @dataclass(slots=True)
-class PackedChild:
-    """A child as a reconcile reads it, packed: the slimmed body without its resourceVersion,
+class Packed:
+    """An object as a reconcile reads it, packed: the slimmed body without its resourceVersion,
     marshalled and compressed, so two versions that differ only in what a reconcile does not
     read have the same digest. A third of the memory of the interned dict (1,000 services'
-    children: 27 -> 10 MiB), and packing costs less per watch event than interning did.
-    marshal, not JSON: several times faster both ways, and the bytes never leave the process.
-    Format 2 has no back-references, so equal bodies give equal bytes."""
+    children: 27 -> 10 MiB; the LLMServices: 5 -> 2 MiB), and packing costs less per watch
+    event than interning did. marshal, not JSON: several times faster both ways, and the bytes
+    never leave the process. Format 2 has no back-references, so equal bodies give equal bytes."""
 
     uid: str | None
     resource_version: str | None
@@ -131,12 +94,18 @@ class PackedChild:
     data: bytes
 
     @classmethod
-    def pack(cls, stored: dict[str, Any], previous: PackedChild | None) -> PackedChild:
+    def pack(cls, stored: dict[str, Any], previous: Packed | None, *, ignore: str | None = None) -> Packed:
+        """`ignore`: a top-level field left out of the digest (it may change; it is kept)."""
         meta = stored["metadata"]
         rv = meta.pop("resourceVersion", None)
         blob = marshal.dumps(stored, 2)
-        digest = hashlib.blake2b(blob, digest_size=16).digest()
-        same = previous is not None and previous.digest == digest
+        if ignore is None:
+            digest = hashlib.blake2b(blob, digest_size=16).digest()
+            same = previous is not None and previous.digest == digest
+        else:
+            view = {k: v for k, v in stored.items() if k != ignore}
+            digest = hashlib.blake2b(marshal.dumps(view, 2), digest_size=16).digest()
+            same = False  # the ignored part may differ: keep the new bytes
         data = previous.data if same and previous else zlib.compress(blob, 1)
         return cls(meta.get("uid"), rv, digest, data)
 
@@ -169,8 +138,8 @@ class Cache:
 
     def __init__(self) -> None:
         self.changed = True
-        self.services: dict[ServiceKey, dict[str, Any]] = {}
-        self.children: dict[ServiceKey, dict[ChildKey, PackedChild]] = defaultdict(dict)
+        self.services: dict[ServiceKey, Packed] = {}
+        self.children: dict[ServiceKey, dict[ChildKey, Packed]] = defaultdict(dict)
         self.slices: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.pods: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
 
@@ -181,13 +150,19 @@ class Cache:
         if deleted:
             self.services.pop(key, None)
             self.changed = True
-        elif not _older(body, before):
-            self.services[key] = slim(body)
+        elif before is None or not _older_than(body, before.uid, before.resource_version):
             # Status is ours: its changes (our own patches coming back) need no reconcile.
-            self.changed = not _same(before, self.services[key], ignore_status=True)
+            packed = Packed.pack(slim(body), before, ignore="status")
+            self.services[key] = packed
+            self.changed = before is None or packed.digest != before.digest
         else:
             self.changed = False
         return key
+
+    def service(self, key: ServiceKey) -> dict[str, Any] | None:
+        """The LLMService, unpacked (a fresh dict the caller may change)."""
+        packed = self.services.get(key)
+        return packed.unpack() if packed is not None else None
 
     # owned children: Deployments, Services, HPAs, PDBs, PVCs, PodMonitors ------------------------
     def put_child(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
@@ -204,10 +179,10 @@ class Cache:
                 self.changed = True
         elif current is None or not _older_than(body, current.uid, current.resource_version):
             # Only a Deployment's status is read (availability, replica counts).
-            stored = slim(body, keep_status=False, intern=False)
+            stored = slim(body, keep_status=False)
             if body["kind"] == "Deployment":
                 stored["status"] = _deployment_status(body.get("status") or {})
-            packed = PackedChild.pack(stored, current)
+            packed = Packed.pack(stored, current)
             self.children[owner][child] = packed
             self.changed = current is None or packed.digest != current.digest
         return owner

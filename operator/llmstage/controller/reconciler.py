@@ -125,7 +125,7 @@ class Reconciler:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
     async def reconcile(self, key: ServiceKey) -> tuple[float | None, str]:
-        body = self.cache.services.get(key)
+        body = self.cache.service(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.renders.forget(key)
             return None, "gone"  # the garbage collector removes the children

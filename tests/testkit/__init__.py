@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -100,3 +101,15 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def kube_over(transport: Any) -> Any:
+    """A llmstage Kube whose HTTP layer is `transport` (an object with an async `request`), with
+    millisecond retry delays: for unit tests of the retry and error mapping only."""
+    from llmstage.controller.kube import Kube, RetryPolicy
+
+    kube = Kube.__new__(Kube)
+    kube.dyn = transport
+    kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
+    kube.write_count = 0
+    return kube

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
-from llmstage.controller.kube import ApiError, Kube, RetryPolicy
+from llmstage.controller.kube import ApiError, Kube
+from testkit import kube_over
 
 TYPED_PATCH = (
     "failed to create typed patch object (ns/x-ollama; apps/v1, Kind=Deployment): "
@@ -29,11 +30,8 @@ class Rejecting:
         raise api_exception(exc)
 
 
-def kube_with(transport: Rejecting) -> Kube:
-    kube = Kube.__new__(Kube)
-    kube.dyn = transport  # type: ignore[assignment]
-    kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
-    kube.write_count = 0
+def kube_with(transport: Any) -> Kube:
+    kube: Kube = kube_over(transport)
     return kube
 
 

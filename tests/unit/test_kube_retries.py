@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
-from llmstage.controller.kube import KINDS, ApiError, Kube, RetryPolicy
+from llmstage.controller.kube import KINDS, ApiError, Kube
+from testkit import kube_over
 
 DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
 
@@ -36,11 +37,8 @@ class FlakyTransport:
         return Response()
 
 
-def kube_with(transport: FlakyTransport) -> Kube:
-    kube = Kube.__new__(Kube)
-    kube.dyn = transport  # type: ignore[assignment]
-    kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
-    kube.write_count = 0
+def kube_with(transport: Any) -> Kube:
+    kube: Kube = kube_over(transport)
     return kube
 
 
@@ -95,8 +93,8 @@ class DroppingTransport:
 def test_a_dropped_connection_is_retried_and_reported_as_unreachable_when_it_persists() -> None:
     transport = DroppingTransport(drops=2)
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "ns"}}
-    assert asyncio.run(kube_with(transport).apply(obj))["metadata"]["name"] == "x"  # type: ignore[arg-type]
+    assert asyncio.run(kube_with(transport).apply(obj))["metadata"]["name"] == "x"
     assert transport.calls == 3
     with pytest.raises(ApiError, match="Unreachable") as err:
-        asyncio.run(kube_with(DroppingTransport(drops=10)).apply(obj))  # type: ignore[arg-type]
+        asyncio.run(kube_with(DroppingTransport(drops=10)).apply(obj))
     assert err.value.status == 0

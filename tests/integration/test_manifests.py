@@ -21,7 +21,7 @@ OVERLAY = """\
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 namespace: {namespace}
-nameSuffix: -{suffix}
+nameSuffix: "-{suffix}"
 resources:
   - {base}
 patches:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ from llmstage.controller.kube import Kube
 from bench import specs, testbed
 from bench.observe import Mirror
 from bench.operator_proc import Operator
-from bench.run import BENCH_AGENT, CONCURRENCY, CRD, LLMSERVICE, RESULTS, operator_convergence, say
+from bench.run import BENCH_AGENT, CONCURRENCY, CRD, LLMSERVICE, REPO, RESULTS, operator_convergence, say
 
 
 async def sample(op: Operator, out: list[tuple[float, float]], t0: float) -> None:
@@ -46,6 +48,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     sched = specs.pinned(run_id)
     bodies = [specs.llmservice(f"svc-{i:04d}", specs.spec(i, sched)) for i in range(args.n)]
     op = Operator([ns], RESULTS / f"{stamp}-memory-operator.log", *args.operator_args)
+    if args.tracemalloc:  # where the live memory was allocated, dumped at convergence
+        op.python_args = [str(REPO / "bench" / "memprofile.py"), str(RESULTS / f"{stamp}-tracemalloc.txt")]
     timeline: list[tuple[float, float]] = []
     try:
         op.start()
@@ -54,6 +58,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         sampler = asyncio.create_task(sample(op, timeline, t0))
         conv = await operator_convergence(kube, ns, bodies, mirror, args.timeout, op.pid)
+        if args.tracemalloc:
+            os.kill(op.pid, signal.SIGUSR1)
         await asyncio.sleep(args.after)
         sampler.cancel()
         await mirror.stop()
@@ -93,6 +99,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--after", type=float, default=10, help="seconds to keep sampling after convergence")
+    ap.add_argument("--tracemalloc", action="store_true", help="run the operator under bench/memprofile.py")
     ap.add_argument("operator_args", nargs="*", help="extra `llmstage run` arguments (after --)")
     asyncio.run(run(ap.parse_args()))
 

@@ -5,11 +5,41 @@ python bench/memprofile.py OUT.txt -m llmstage.cli run ...   (bench.run --profil
 
 from __future__ import annotations
 
+import gc
 import runpy
 import signal
 import sys
 import tracemalloc
+from collections import Counter
 from types import FrameType
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, dict):
+        return f"dict with keys {sorted(map(str, obj))[:6]}"
+    if isinstance(obj, FrameType):
+        return f"frame {obj.f_code.co_filename.rsplit('/', 2)[-2:]}:{obj.f_code.co_name}"
+    return type(obj).__qualname__
+
+
+def json_holders() -> Counter[str]:
+    """For the dicts and lists that json's decoder allocated and that are still alive, what
+    refers to them from outside parsed JSON (a cache, a queue, a frame)."""
+    parsed = [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, dict | list)
+        and (tb := tracemalloc.get_object_traceback(o)) is not None
+        and "json/decoder.py" in tb[-1].filename
+    ]
+    ids = {id(o) for o in parsed}
+    holders: Counter[str] = Counter()
+    for o in parsed[:: max(1, len(parsed) // 2000)]:
+        for ref in gc.get_referrers(o):
+            if id(ref) not in ids and ref is not parsed:
+                holders[_describe(ref)] += 1
+    holders[f"(parsed containers alive: {len(parsed)})"] = 0
+    return holders
 
 
 def main() -> None:
@@ -27,7 +57,10 @@ def main() -> None:
                 f.write(f"\n--- top by {key}\n")
                 for stat in snapshot.statistics(key)[:40]:
                     f.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} blocks  ")
-                    f.write("\n      ".join(stat.traceback.format()[-6:]) + "\n")
+                    f.write("\n      ".join(stat.traceback.format()[-16:]) + "\n")
+            f.write("\n--- who holds the containers json.loads made (what keeps parsed bodies alive)\n")
+            for holder, count in json_holders().most_common(30):
+                f.write(f"{count:8d}  {holder}\n")
 
     signal.signal(signal.SIGUSR1, dump)
     sys.argv = [module, *rest]

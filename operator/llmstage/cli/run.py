@@ -111,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from llmstage.controller import handlers
+    from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
+    shrink_read_buffers()
     if args.kubeconfig:
         # kopf's own login reads the same kubeconfig as our client.
         os.environ["KUBECONFIG"] = args.kubeconfig

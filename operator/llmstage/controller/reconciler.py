@@ -43,17 +43,9 @@ EVENT = KINDS[("v1", "Event")]
 PERMANENT_API_ERRORS = {400, 403, 422}
 
 
-# Status fields that follow the Deployment's own counters; see Settings.counts_delay.
-COUNTS = frozenset({"replicas", "readyReplicas"})
-
-
 @dataclass
 class Settings:
     unschedulable_grace: float = 120.0  # seconds a new runtime may stay unschedulable before Stalled
-    # A change of the replica counts alone waits this long so that it is written together with
-    # the next change (a starting service: replicas 0 -> 1, then Ready with readyReplicas 1 a
-    # moment later). Saves one status write, its watch event and one reconcile per service.
-    counts_delay: float = 2.0
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -121,7 +113,6 @@ class Reconciler:
         self.kube, self.cache, self.facts = kube, cache, facts
         self.settings = settings or Settings()
         self.renders = RenderCache()
-        self._counts_pending: dict[ServiceKey, float] = {}  # key -> when a counts-only change was seen
 
     async def __call__(self, key: ServiceKey) -> float | None:
         started = time.perf_counter()
@@ -137,7 +128,6 @@ class Reconciler:
         body = self.cache.service(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.renders.forget(key)
-            self._counts_pending.pop(key, None)
             return None, "gone"  # the garbage collector removes the children
         generation = body["metadata"].get("generation", 0)
         log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
@@ -182,9 +172,9 @@ class Reconciler:
                 )
                 return None, "stalled"
             raise
-        status_due = await self._write_status(key, body, p.conditions, p.status, generation, now)
+        await self._write_status(body, p.conditions, p.status, generation, now)
         stalled = any(c.type == STALLED and c.status == "True" for c in p.conditions)
-        return _sooner(p.requeue_after, status_due), "stalled" if stalled else "ok"
+        return p.requeue_after, "stalled" if stalled else "ok"
 
     async def _apply(self, resolved: Resolved, objects: list[dict[str, Any]], observed: Observed) -> None:
         for obj in objects:  # rendered with their ownerReference (llmstage.desired)
@@ -233,33 +223,24 @@ class Reconciler:
 
     async def _write_status(
         self,
-        key: ServiceKey,
         body: dict[str, Any],
         conditions: list[Condition],
         fields: dict[str, Any],
         generation: int,
         now: datetime,
-    ) -> float | None:
-        """Patch status if it changed; returns seconds until a deferred counts-only change is due."""
+    ) -> None:
         current = body.get("status") or {}
         merged = merge_conditions(current.get("conditions") or [], conditions, generation, now)
-        new = {**fields, "conditions": merged, "observedGeneration": generation}
-        changed = status_changes(current, new)
-        if changed and changed <= COUNTS:
-            seen = self._counts_pending.setdefault(key, time.monotonic())
-            due = seen + self.settings.counts_delay - time.monotonic()
-            if due > 0:
-                return due
-        self._counts_pending.pop(key, None)
         await self._patch_status(body, merged, fields, generation)
-        return None
 
     async def _patch_status(
         self, body: dict[str, Any], conditions: list[dict[str, Any]], fields: dict[str, Any], generation: int
     ) -> None:
         current = body.get("status") or {}
         new = {**fields, "conditions": conditions, "observedGeneration": generation}
-        if not status_changes(current, new):
+        if all(current.get(k) == v for k, v in new.items() if v is not None) and all(
+            current.get(k) is None for k, v in new.items() if v is None
+        ):
             return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
@@ -306,15 +287,6 @@ class Reconciler:
             # Failing while the namespace is being deleted is expected; anything else is worth a warning.
             level = logging.DEBUG if namespace_going_away(err) else logging.WARNING
             log.log(level, "could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
-
-
-def status_changes(current: dict[str, Any], new: dict[str, Any]) -> set[str]:
-    """The status fields whose value in `new` differs from `current` (None means absent)."""
-    return {k for k, v in new.items() if current.get(k) != v}
-
-
-def _sooner(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else min(a, b)
 
 
 def _validation_message(err: pydantic.ValidationError) -> str:

@@ -41,10 +41,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     testbed.kubectl("wait", "--for=condition=Established", "crd/llmservices.llmstage.io", "--timeout=60s")
-    testbed.add_nodes(testbed.nodes_for(run_id, args.n - specs.gpus(args.n), specs.gpus(args.n)))
-    kube = await Kube.connect(str(testbed.KUBECONFIG), pool_size=CONCURRENCY + 8, user_agent=BENCH_AGENT)
     ns = f"bench-{run_id}-mem-{args.n}"
-    testbed.create_namespace(ns, specs.API_KEY_SECRET)
+    try:
+        testbed.add_nodes(testbed.nodes_for(run_id, args.n - specs.gpus(args.n), specs.gpus(args.n)))
+        testbed.create_namespace(ns, specs.API_KEY_SECRET)
+        return await _measure(args, run_id, stamp, ns)
+    finally:
+        testbed.delete_namespace(ns)
+        testbed.remove_nodes(run_id)
+
+
+async def _measure(args: argparse.Namespace, run_id: str, stamp: str, ns: str) -> dict[str, Any]:
+    kube = await Kube.connect(str(testbed.KUBECONFIG), pool_size=CONCURRENCY + 8, user_agent=BENCH_AGENT)
     sched = specs.pinned(run_id)
     bodies = [specs.llmservice(f"svc-{i:04d}", specs.spec(i, sched)) for i in range(args.n)]
     op = Operator([ns], RESULTS / f"{stamp}-memory-operator.log", *args.operator_args)
@@ -80,8 +88,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         op.stop()
         await kube.close()
-        testbed.delete_namespace(ns)
-        testbed.remove_nodes(run_id)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{stamp}-memory.json"
     path.write_text(json.dumps(result, indent=2))
@@ -98,7 +104,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--after", type=float, default=10, help="seconds to keep sampling after convergence")
+    ap.add_argument(
+        "--after",
+        type=float,
+        default=10,
+        help="seconds to keep sampling after convergence (with --tracemalloc: 60 or more, the dump is slow)",
+    )
     ap.add_argument("--tracemalloc", action="store_true", help="run the operator under bench/memprofile.py")
     ap.add_argument("operator_args", nargs="*", help="extra `llmstage run` arguments (after --)")
     asyncio.run(run(ap.parse_args()))

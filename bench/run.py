@@ -573,7 +573,7 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             )
         )
         if "floor" in sizes[big] and "floor" in sizes[100]:
-            # The test bed's own growth, for context: the operator cannot grow slower than it.
+            # The test bed's own growth, for context: the part of P5 the operator does not control.
             floor_growth = sizes[big]["floor"]["seconds"] / sizes[100]["floor"]["seconds"]
             rows.append(("P5", f"write floor N={big} / N=100", f"{floor_growth:.1f}x", "(info)", ""))
     return rows

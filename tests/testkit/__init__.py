@@ -7,9 +7,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from llmstage.controller.kube import Kube
 
 LOCAL_CONTEXT = "llmstage-local"
 _LOOPBACK = re.compile(r"https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$")
@@ -103,7 +106,7 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def kube_over(transport: Any) -> Any:
+def kube_over(transport: Any) -> Kube:
     """A llmstage Kube whose HTTP layer is `transport` (an object with an async `request`), with
     millisecond retry delays: for unit tests of the retry and error mapping only."""
     from llmstage.controller.kube import Kube, RetryPolicy

@@ -30,11 +30,6 @@ class Rejecting:
         raise api_exception(exc)
 
 
-def kube_with(transport: Any) -> Kube:
-    kube: Kube = kube_over(transport)
-    return kube
-
-
 def apply(kube: Kube) -> Any:
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x-ollama", "namespace": "ns"}}
     return asyncio.run(kube.apply(obj))
@@ -43,7 +38,7 @@ def apply(kube: Kube) -> Any:
 def test_a_typed_patch_failure_is_not_retried_and_says_the_object_was_rejected() -> None:
     transport = Rejecting(TYPED_PATCH)
     with pytest.raises(ApiError) as err:
-        apply(kube_with(transport))
+        apply(kube_over(transport))
     assert transport.calls == 1 and err.value.rejected_object
     assert "affinity.nodeAffinity: expected map" in err.value.message
 
@@ -51,5 +46,5 @@ def test_a_typed_patch_failure_is_not_retried_and_says_the_object_was_rejected()
 def test_other_500s_are_still_retried() -> None:
     transport = Rejecting("etcdserver: request timed out")
     with pytest.raises(ApiError) as err:
-        apply(kube_with(transport))
+        apply(kube_over(transport))
     assert transport.calls == 4 and not err.value.rejected_object

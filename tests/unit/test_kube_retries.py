@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
-from llmstage.controller.kube import KINDS, ApiError, Kube
+from llmstage.controller.kube import KINDS, ApiError
 from testkit import kube_over
 
 DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
@@ -37,15 +37,10 @@ class FlakyTransport:
         return Response()
 
 
-def kube_with(transport: Any) -> Kube:
-    kube: Kube = kube_over(transport)
-    return kube
-
-
 @pytest.mark.parametrize("status", [429, 500, 503, 504])
 def test_transient_errors_are_retried_until_success(status: int) -> None:
     transport = FlakyTransport([status, status, 200])
-    result = asyncio.run(kube_with(transport).get(DEPLOYMENT, "ns", "x"))
+    result = asyncio.run(kube_over(transport).get(DEPLOYMENT, "ns", "x"))
     assert result == {"kind": "Deployment", "metadata": {"name": "x"}}
     assert transport.calls == 3
 
@@ -54,27 +49,27 @@ def test_a_conflict_on_server_side_apply_is_not_retried() -> None:
     transport = FlakyTransport([409, 200])
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "ns"}}
     with pytest.raises(ApiError) as err:
-        asyncio.run(kube_with(transport).apply(obj))
+        asyncio.run(kube_over(transport).apply(obj))
     assert err.value.status == 409 and transport.calls == 1
 
 
 def test_invalid_requests_fail_at_once_with_the_servers_message() -> None:
     transport = FlakyTransport([422])
     with pytest.raises(ApiError, match="injected") as err:
-        asyncio.run(kube_with(transport).get(DEPLOYMENT, "ns", "x"))
+        asyncio.run(kube_over(transport).get(DEPLOYMENT, "ns", "x"))
     assert err.value.status == 422 and transport.calls == 1
 
 
 def test_retries_stop_after_the_budget() -> None:
     transport = FlakyTransport([503] * 10)
     with pytest.raises(ApiError):
-        asyncio.run(kube_with(transport).get(DEPLOYMENT, "ns", "x"))
+        asyncio.run(kube_over(transport).get(DEPLOYMENT, "ns", "x"))
     assert transport.calls == 4
 
 
 def test_not_found_is_none_for_get_and_false_for_delete() -> None:
-    assert asyncio.run(kube_with(FlakyTransport([404])).get(DEPLOYMENT, "ns", "x")) is None
-    assert asyncio.run(kube_with(FlakyTransport([404])).delete(DEPLOYMENT, "ns", "x")) is False
+    assert asyncio.run(kube_over(FlakyTransport([404])).get(DEPLOYMENT, "ns", "x")) is None
+    assert asyncio.run(kube_over(FlakyTransport([404])).delete(DEPLOYMENT, "ns", "x")) is False
 
 
 class DroppingTransport:
@@ -93,8 +88,8 @@ class DroppingTransport:
 def test_a_dropped_connection_is_retried_and_reported_as_unreachable_when_it_persists() -> None:
     transport = DroppingTransport(drops=2)
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "ns"}}
-    assert asyncio.run(kube_with(transport).apply(obj))["metadata"]["name"] == "x"
+    assert asyncio.run(kube_over(transport).apply(obj))["metadata"]["name"] == "x"
     assert transport.calls == 3
     with pytest.raises(ApiError, match="Unreachable") as err:
-        asyncio.run(kube_with(DroppingTransport(drops=10)).apply(obj))
+        asyncio.run(kube_over(DroppingTransport(drops=10)).apply(obj))
     assert err.value.status == 0

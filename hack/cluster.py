@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""The local test cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
+"""The local test cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
+and one real node where the machine can run containers (hack/realnode.py).
 
-Everything listens on 127.0.0.1 only and lives in .cluster/ (PKI, kubeconfig, etcd data, logs,
-pid files). Nodes and pods are simulated by kwok; the control plane is the real one built by
-`make tools`. Standard library only, so it runs before the virtualenv exists.
+Everything lives in .cluster/ (PKI, kubeconfig, etcd data, logs, pid files). The control plane
+is the real one built by `make tools` and listens on 127.0.0.1, except the apiserver while the
+real node runs: its pods reach it through the node's bridge address, so it then listens on all
+addresses (clients still need a certificate or token). kwok simulates four nodes (CPU and GPU);
+the real node runs containers for real. Standard library only: runs before the virtualenv exists.
 
     python3 hack/cluster.py up       # idempotent; prints how long it took
     python3 hack/cluster.py down     # stops every process it started, frees every port
@@ -18,18 +21,30 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = REPO / ".tools" / "bin"
-STATE = Path(os.environ.get("LLMSTAGE_CLUSTER_DIR", REPO / ".cluster"))
-PKI, LOGS, PIDS = STATE / "pki", STATE / "logs", STATE / "pids"
-KUBECONFIG = STATE / "kubeconfig"
-HERE = Path(__file__).resolve().parent / "cluster"
+import realnode
+from clusterlib import (
+    BIN,
+    HERE,
+    KUBECONFIG,
+    LOGS,
+    PIDS,
+    PKI,
+    STATE,
+    fail,
+    kubectl,
+    log,
+    pid_of,
+    port_open,
+    run,
+    start_process,
+    stop_process,
+    wait_for,
+)
 
 # Unusual ports so a developer's own etcd or cluster on the defaults does not collide;
 # LLMSTAGE_CLUSTER_PORT_OFFSET shifts them all so two clones can each run a cluster.
@@ -53,115 +68,45 @@ COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 EXPECTED_NODES = ["cpu-0", "cpu-1", "gpu-l4-0", "gpu-h100-0"]
 
 
-def log(msg: str) -> None:
-    print(f">> {msg}", flush=True)
-
-
-def fail(msg: str) -> None:
-    print(f"error: {msg}", file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def run(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(args, capture_output=True, text=True)
-    if check and res.returncode != 0:
-        fail(f"{' '.join(args[:3])}... failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}")
-    return res
-
-
-def kubectl(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [str(BIN / "kubectl"), "--kubeconfig", str(KUBECONFIG), *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, input=stdin)
-    if check and res.returncode != 0:
-        fail(f"kubectl {' '.join(args)} failed: {res.stderr.strip()}")
-    return res
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    fail(f"timed out after {timeout:.0f}s waiting for {what} (logs in {LOGS})")
-
-
 # ---------------------------------------------------------------- PKI and kubeconfig
 
 
-def ensure_pki() -> None:
-    if (PKI / "admin.crt").exists() and (PKI / "sa.pub").exists():
+# The apiserver's names: loopback for host clients, the kubernetes Service's ClusterIP for pods,
+# and the real node's bridge address (hack/realnode.py) that the Service's endpoint points to.
+APISERVER_SAN = (
+    "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:10.88.0.1,DNS:localhost,DNS:kubernetes,"
+    "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+    "extendedKeyUsage=serverAuth\n"
+)
+
+
+def ensure_leaf(name: str, subj: str, ext: str) -> None:
+    """PKI/NAME.{crt,key} signed by the cluster CA; made again when its subject or extensions change."""
+    spec = PKI / f"{name}.ext"
+    wanted = f"# {subj}\n{ext}"
+    if (PKI / f"{name}.crt").exists() and spec.exists() and spec.read_text() == wanted:
         return
-    PKI.mkdir(parents=True, exist_ok=True)
-    os.chdir(PKI)
-    ossl = "openssl"
+    spec.write_text(wanted)
+    key, csr, crt = (str(PKI / f"{name}.{x}") for x in ("key", "csr", "crt"))
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", subj)
     run(
-        ossl,
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=llmstage-local-ca",
-    )
+        "openssl", "x509", "-req", "-in", csr, "-CA", str(PKI / "ca.crt"), "-CAkey", str(PKI / "ca.key"),
+        "-CAcreateserial", "-days", "3650", "-extfile", str(spec), "-out", crt,
+    )  # fmt: skip
 
-    def leaf(name: str, subj: str, ext: str) -> None:
-        Path(f"{name}.ext").write_text(ext)
-        run(
-            ossl,
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            "-subj",
-            subj,
-        )
-        run(
-            ossl,
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            f"{name}.ext",
-            "-out",
-            f"{name}.crt",
-        )
 
-    leaf(
-        "apiserver",
-        "/CN=kube-apiserver",
-        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n",
-    )
-    leaf("admin", "/O=system:masters/CN=llmstage-admin", "extendedKeyUsage=clientAuth\n")
-    run(ossl, "genrsa", "-out", "sa.key", "2048")
-    run(ossl, "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
-    os.chdir(REPO)
+def ensure_pki() -> None:
+    PKI.mkdir(parents=True, exist_ok=True)
+    if not (PKI / "ca.crt").exists():
+        run(
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(PKI / "ca.key"),
+            "-out", str(PKI / "ca.crt"), "-days", "3650", "-subj", "/CN=llmstage-local-ca",
+        )  # fmt: skip
+    ensure_leaf("apiserver", "/CN=kube-apiserver", APISERVER_SAN)
+    ensure_leaf("admin", "/O=system:masters/CN=llmstage-admin", "extendedKeyUsage=clientAuth\n")
+    if not (PKI / "sa.pub").exists():
+        run("openssl", "genrsa", "-out", str(PKI / "sa.key"), "2048")
+        run("openssl", "rsa", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
 
 
 def write_kubeconfig() -> None:
@@ -197,7 +142,7 @@ def write_kubeconfig() -> None:
 # ---------------------------------------------------------------- processes
 
 
-def command_for(name: str) -> list[str]:
+def command_for(name: str, with_node: bool = False) -> list[str]:
     k = str(KUBECONFIG)
     p = PKI
     if name == "etcd":
@@ -216,14 +161,28 @@ def command_for(name: str) -> list[str]:
             "--log-level=warn",
         ]
     if name == "kube-apiserver":
+        if with_node:
+            # Pods on the real node reach the apiserver through the kubernetes Service, whose
+            # endpoint is the node's bridge address; logs and exec go to the kubelet.
+            where = [
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={realnode.NODE_IP}",
+                f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        else:
+            # Loopback cannot be an endpoint of the kubernetes Service, so no reconciler.
+            where = [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+            ]
         return [
             str(BIN / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
-            "--bind-address=127.0.0.1",
             f"--secure-port={PORTS['kube-apiserver']}",
-            # Loopback cannot be an endpoint of the kubernetes Service, so no reconciler.
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",
+            *where,
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
@@ -298,41 +257,16 @@ def command_for(name: str) -> list[str]:
     raise KeyError(name)
 
 
-def pid_of(name: str) -> int | None:
-    f = PIDS / f"{name}.pid"
-    if not f.exists():
-        return None
-    try:
-        pid = int(f.read_text())
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError, PermissionError):
-        return None
-    # A recycled pid would be some other program: check it is still ours.
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    return pid if argv[0].endswith(name) or any(a.endswith(f"bin/{name}") for a in argv) else None
+def start(name: str, with_node: bool = False) -> None:
+    start_process(name, command_for(name, with_node))
 
 
-def start(name: str) -> None:
-    if pid_of(name):
-        return
-    binary = BIN / name
-    if not binary.exists():
-        fail(f"{binary} is missing: run `make tools` first")
-    LOGS.mkdir(parents=True, exist_ok=True)
-    PIDS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / f"{name}.log", "ab") as out:  # the child keeps its own copy of the fd
-        proc = subprocess.Popen(
-            command_for(name),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=STATE,
-        )
-    (PIDS / f"{name}.pid").write_text(str(proc.pid))
+def apiserver_has_node_flags() -> bool:
+    """Whether the running apiserver was started for the real node."""
+    pid = pid_of("kube-apiserver")
+    return bool(pid) and "--bind-address=0.0.0.0" in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split(
+        "\0"
+    )
 
 
 def healthy(name: str) -> bool:
@@ -384,15 +318,21 @@ def default_sa_exists() -> bool:
 
 def up() -> None:
     t0 = time.monotonic()
-    if all(healthy(c) for c in COMPONENTS) and nodes_ready():
+    with_node = realnode.present() or realnode.wanted()
+    running = all(healthy(c) for c in COMPONENTS) and nodes_ready()
+    if running and (not with_node or (realnode.status_ok() and apiserver_has_node_flags())):
         log(f"cluster already running ({time.monotonic() - t0:.1f}s); kubeconfig: {KUBECONFIG}")
         return
     STATE.mkdir(parents=True, exist_ok=True)
     ensure_pki()
+    if with_node:
+        realnode.ensure_node_pki(ensure_leaf)
     write_kubeconfig()
+    if with_node and pid_of("kube-apiserver") and not apiserver_has_node_flags():
+        stop_process("kube-apiserver")  # started without the real node: start it again with it
     for name in COMPONENTS:
         if not healthy(name):
-            start(name)
+            start(name, with_node)
         if name == "etcd":
             wait_for("etcd", lambda: port_open(PORTS["etcd"]), 30)
         elif name == "kube-apiserver":
@@ -402,24 +342,21 @@ def up() -> None:
     ensure_contents()
     wait_for("4 Ready nodes without the not-ready taint", nodes_ready, 120, interval=0.5)
     wait_for("the default ServiceAccount", default_sa_exists, 60)
-    log(f"cluster up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}")
+    log(f"control plane and kwok nodes up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}")
+    if with_node:
+        realnode.up()
+    log(f"cluster up in {time.monotonic() - t0:.1f}s")
 
 
 def down() -> None:
     t0 = time.monotonic()
     # Processes run against this cluster by other scripts (the demo's operator) go first.
     extras = [f.stem for f in PIDS.glob("*.pid") if f.stem not in COMPONENTS] if PIDS.exists() else []
-    for name in extras + list(reversed(COMPONENTS)):
-        pid = pid_of(name)
-        if pid:
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while pid_of(name) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if pid_of(name):
-                os.killpg(pid, signal.SIGKILL)
-                time.sleep(0.2)
-        (PIDS / f"{name}.pid").unlink(missing_ok=True)
+    for name in extras:
+        stop_process(name)
+    realnode.down()
+    for name in reversed(COMPONENTS):
+        stop_process(name)
     busy = [f"{n}:{p}" for n, p in PORTS.items() if port_open(p)]
     if busy:
         fail(f"ports still open after stopping: {', '.join(busy)}")
@@ -431,6 +368,7 @@ def down() -> None:
 def restart_apiserver() -> None:
     """Stop kube-apiserver and start it again (reliability soak: clients must reconnect)."""
     t0 = time.monotonic()
+    with_node = apiserver_has_node_flags()
     pid = pid_of("kube-apiserver")
     if pid:
         os.killpg(pid, signal.SIGTERM)
@@ -441,7 +379,7 @@ def restart_apiserver() -> None:
             # A loaded API server can take minutes to drain its watches; the soak wants a restart.
             os.killpg(pid, signal.SIGKILL)
             wait_for("kube-apiserver to stop", lambda: not pid_of("kube-apiserver"), 30, interval=0.1)
-    start("kube-apiserver")
+    start("kube-apiserver", with_node)
     wait_for("kube-apiserver /readyz", lambda: healthy("kube-apiserver"), 120)
     log(f"kube-apiserver restarted in {time.monotonic() - t0:.1f}s")
 
@@ -452,6 +390,8 @@ def status() -> int:
         h = healthy(name)
         ok &= h
         print(f"{name:26} {'running' if h else 'stopped'}  pid={pid_of(name) or '-'}")
+    if realnode.present():
+        ok &= realnode.status()
     return 0 if ok else 1
 
 

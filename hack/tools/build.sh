@@ -2,8 +2,9 @@
 # Build the test-bed binaries from the Go modules pinned in hack/tools/<group>/go.mod.
 #
 # Each group is a directory: go.mod/go.sum pin the module, group.sh says what to build
-# (BINARIES="name=package ..."), how (CGO, TAGS, group_ldflags) and what the build needs
-# first (group_prepare: Debian packages, headers). Binaries live in a per-machine cache outside
+# (BINARIES="name=package ..."), how (CGO, TAGS, group_ldflags), what the build needs first
+# (group_prepare: Debian packages, headers) and, with LINK_DIR=NAME, that the group's directory
+# is linked as .tools/NAME instead of each binary into .tools/bin (CNI plugins). Binaries live in a per-machine cache outside
 # the clone, one directory per group keyed by the hash of the group's files, the recipe and the
 # Go version, so a fresh clone on the same machine reuses them and a changed pin rebuilds only
 # its group. .tools/bin/<name> links into it.
@@ -37,7 +38,7 @@ module_version() { (cd "$here/$1" && go list -m -f '{{.Version}}' "$2"); }
 
 # Load a group's definition into this shell (call in a subshell).
 load_group() {
-  BINARIES="" CGO=0 TAGS=""
+  BINARIES="" CGO=0 TAGS="" LINK_DIR=""
   group_ldflags() { echo "-s -w"; }
   group_prepare() { :; }
   # shellcheck source=/dev/null
@@ -80,6 +81,7 @@ link_group() (
   local dir spec
   dir=$(group_dir "$1")
   load_group "$1"
+  if [ -n "$LINK_DIR" ]; then ln -sfn "$dir" "$repo/.tools/$LINK_DIR"; exit 0; fi
   for spec in $BINARIES; do ln -sfn "$dir/${spec%%=*}" "$bin_link_dir/${spec%%=*}"; done
 )
 

@@ -3,11 +3,12 @@
 #
 # Each group is a directory: go.mod/go.sum pin the module, group.sh says what to build
 # (BINARIES="name=package ..."), how (CGO, TAGS, group_ldflags), what the build needs first
-# (group_prepare: Debian packages, headers) and, with LINK_DIR=NAME, that the group's directory
-# is linked as .tools/NAME instead of each binary into .tools/bin (CNI plugins). Binaries live in a per-machine cache outside
-# the clone, one directory per group keyed by the hash of the group's files, the recipe and the
-# Go version, so a fresh clone on the same machine reuses them and a changed pin rebuilds only
-# its group. .tools/bin/<name> links into it.
+# (group_prepare: Debian packages, headers), what else goes beside the binaries (group_post DIR:
+# e.g. shared libraries built from the same module) and, with LINK_DIR=NAME, that the group's
+# directory is linked as .tools/NAME instead of each binary into .tools/bin (CNI plugins).
+# Binaries live in a per-machine cache outside the clone, one directory per group keyed by the
+# hash of the group's files, the recipe and the Go version, so a fresh clone on the same machine
+# reuses them and a changed pin rebuilds only its group. .tools/bin/<name> links into it.
 #
 #   hack/tools/build.sh                 build what is missing, link .tools/bin
 #   hack/tools/build.sh GROUP...        only these groups
@@ -41,6 +42,7 @@ load_group() {
   BINARIES="" CGO=0 TAGS="" LINK_DIR=""
   group_ldflags() { echo "-s -w"; }
   group_prepare() { :; }
+  group_post() { :; }
   # shellcheck source=/dev/null
   source "$here/$1/group.sh"
 }
@@ -72,6 +74,7 @@ build_group() (
   start=$(date +%s)
   (cd "$here/$group" && CGO_ENABLED=$CGO /usr/bin/time -f "%e s wall, %M KB peak RSS" -o "$tmp/.build-stats" \
      go build -tags "$TAGS" -ldflags "$(group_ldflags)" -o "$out" "${pkgs[@]}")
+  group_post "$tmp"
   echo ">> $group built in $(( $(date +%s) - start )) s ($(cat "$tmp/.build-stats"))"
   touch "$tmp/.complete"
   rm -rf "$dir"; mv "$tmp" "$dir"

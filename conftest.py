@@ -23,7 +23,7 @@ from testkit import UnsafeContextError, check_context
 
 REPO = Path(__file__).resolve().parent
 LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
-CLUSTER_DIRS = ("tests/integration", "e2e")
+CLUSTER_DIRS = ("tests/integration", "tests/realnode", "e2e")
 # Every namespace of this pytest session starts with this prefix, and the session's operator
 # watches only `PREFIX*`: test sessions running side by side on one cluster stay apart.
 SESSION_ID = uuid.uuid4().hex[:4]

@@ -147,7 +147,8 @@ MODEL_REPOSITORY = "library/smollm2"
 
 
 def log(msg: str) -> None:
-    print(f">> {msg}", flush=True)
+    # stderr: stdout carries what a caller parses (--json, the model's reference).
+    print(f">> {msg}", file=sys.stderr, flush=True)
 
 
 class Fail(Exception):
@@ -564,8 +565,11 @@ class DockerfileImage(Image):
 
     deps = ("python-base",)
 
-    def __init__(self, name: str, repository: str, context: Path, files: list[str], pip: bool):
+    def __init__(
+        self, name: str, repository: str, context: Path, files: list[str], pip: bool, dockerfile: str = "Dockerfile"
+    ):
         self.name, self.repository, self.context, self.files, self.pip = name, repository, context, files, pip
+        self.dockerfile = dockerfile
 
     def context_files(self) -> list[Path]:
         """The files the build reads (what its .dockerignore lets through), sorted."""
@@ -636,7 +640,7 @@ class DockerfileImage(Image):
                     [*buildah, "build", "--isolation", "chroot", "--network", "host", "--pull=never",
                      "--layers=false", "--identity-label=false", "--format", "oci",
                      "--build-arg", f"PYTHON_IMAGE={base_ref}", *extra,
-                     "--file", str(ctx / "Dockerfile"), "--tag", tag, str(ctx)],
+                     "--file", str(ctx / self.dockerfile), "--tag", tag, str(ctx)],
                     stdout=logf, stderr=subprocess.STDOUT,
                 ).returncode  # fmt: skip
             if rc != 0:
@@ -848,6 +852,19 @@ IMAGES: dict[str, Image] = {
             REPO / "e2e/fake-llm",
             ["Dockerfile", "fake_llm.py", "ollama"],
             pip=False,
+        ),
+        DockerfileImage(
+            "client",
+            "llmstage/client",
+            REPO,
+            [
+                "tests/realnode/client/Dockerfile",
+                "tests/realnode/client/requirements.txt",
+                "examples/client_openai.py",
+                "tests/realnode/cutover_client.py",
+            ],
+            pip=True,
+            dockerfile="tests/realnode/client/Dockerfile",
         ),
         PauseImage(),
         CoreDNSImage(),

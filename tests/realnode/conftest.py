@@ -1,0 +1,113 @@
+"""The real-node tier: containers really run (hack/realnode.py), with nothing simulated but the GPU.
+
+What runs here for real: the operator image built from the project's Dockerfile, installed with
+`helm install` and running in a pod under the chart's ServiceAccount (no operator process on
+this machine); Ollama v0.12.10 built from its Go module, pulling SmolLM2-135M from the local
+registry and answering; CoreDNS, kube-proxy and the CNI bridge carrying every request.
+What is still a stand-in: vLLM (e2e/fake-llm; there is no vLLM for CPUs) and the GPU it asks for
+(an `nvidia.com/gpu` extended resource the tests advertise on the real node).
+
+Where the machine cannot run containers the whole tier is skipped with the reason; where it can,
+a missing or unready real node is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testkit.chart import REPO, ChartRelease, create_namespace, delete_namespaces, kubectl
+from testkit.realnode import NODE, SCHEDULING, Cluster, images_push, node
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The teardown check stops the cluster: it runs after everything else of the session.
+    last = [i for i in items if i.get_closest_marker("teardown_last")]
+    for item in last:
+        items.remove(item)
+        items.append(item)
+
+
+@pytest.fixture(scope="session")
+def real_node(kubeconfig: Path) -> str:
+    """The real node's name, once it is Ready; skips the tier where containers cannot run."""
+    why = node.cannot_run_reason()
+    if why:
+        pytest.skip(f"no real node on this machine: {why}")
+    if not node.present():
+        pytest.fail(
+            "this machine can run containers but the cluster has no real node: "
+            f"`make cluster-up` (LLMSTAGE_REAL_NODE={os.environ.get('LLMSTAGE_REAL_NODE', 'auto')})"
+        )
+    status = json.loads(kubectl(kubeconfig, "get", "node", NODE, "-o", "json").stdout)["status"]
+    conds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conds.get("Ready") == "True", status["conditions"]
+    return NODE
+
+
+@pytest.fixture(scope="session")
+def images(real_node: str) -> dict[str, str]:
+    """The operator, the client and the vLLM stand-in, pushed: name -> reference."""
+    return {name: image["reference"] for name, image in images_push("llmstage", "client", "fake-llm").items()}
+
+
+@pytest.fixture(scope="session")
+def realnode_prefix(namespace_prefix: str) -> str:
+    # Apart from the integration tests' `<prefix>*` namespaces and their local operator.
+    return f"{namespace_prefix.rstrip('-')}r-"
+
+
+@pytest.fixture(scope="session")
+def operator_in_cluster(
+    kubeconfig: Path, images: dict[str, str], realnode_prefix: str
+) -> Iterator[ChartRelease]:
+    """The chart installed with helm from the locally built image: the operator runs in its pod."""
+    repository, _, tag = images["llmstage"].rpartition(":")
+    system = create_namespace(kubeconfig, f"{realnode_prefix}system-{uuid.uuid4().hex[:5]}")
+    values: dict[str, Any] = {
+        "image.repository": repository,
+        "image.tag": tag,
+        "image.pullPolicy": "IfNotPresent",
+        "watchNamespaces": [f"{realnode_prefix}*"],
+        "nodeSelector": SCHEDULING["nodeSelector"],
+        "tolerations": SCHEDULING["tolerations"],
+    }
+    release = ChartRelease(kubeconfig, f"{realnode_prefix}llmstage", system, values)
+    try:
+        release.install()
+        kubectl(
+            kubeconfig, "rollout", "status", f"deployment/{release.fullname}", "-n", system, "--timeout=180s"
+        )
+        yield release
+    finally:
+        logs = kubectl(
+            kubeconfig, "logs", f"deployment/{release.fullname}", "-n", system, "--tail=200", check=False
+        )
+        (REPO / ".cluster" / "logs").mkdir(parents=True, exist_ok=True)
+        (REPO / ".cluster" / "logs" / "realnode-operator.log").write_text(logs.stdout + logs.stderr)
+        release.uninstall()
+        delete_namespaces(kubeconfig, [system])
+
+
+@pytest.fixture
+def new_namespace(
+    kubeconfig: Path, realnode_prefix: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], str]]:
+    made: list[str] = []
+
+    def make(what: str) -> str:
+        made.append(create_namespace(kubeconfig, f"{realnode_prefix}{what}-{uuid.uuid4().hex[:5]}"))
+        return made[-1]
+
+    yield make
+    delete_namespaces(kubeconfig, made)
+
+
+@pytest.fixture
+def cluster(kubeconfig: Path, operator_in_cluster: ChartRelease) -> Cluster:
+    return Cluster(kubeconfig)

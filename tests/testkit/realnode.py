@@ -1,0 +1,140 @@
+"""Helpers of the real-node tier (tests/realnode): the node's facts from hack/realnode.py, kubectl
+as a user types it, and the LLMService the tests serve."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testkit import wait_until
+from testkit.chart import REPO, kubectl
+
+sys.path.insert(0, str(REPO / "hack"))
+import realnode as node
+
+NODE = node.NODE_NAME
+REGISTRY = node.REGISTRY  # where this machine pushes
+REGISTRY_IN_CLUSTER = node.REGISTRY_SERVICE  # what pods pull from themselves
+SCHEDULING: dict[str, Any] = {
+    "nodeSelector": {node.NODE_LABEL[0]: node.NODE_LABEL[1]},
+    "tolerations": [{"key": node.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+}
+MODEL = "smollm2:135m"
+
+
+def images_push(*names: str) -> dict[str, dict[str, str]]:
+    """Build (cached) and push images to the local registry: name -> reference, repository, tag."""
+    res = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, "--json", *names],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, f"hack/images.py push failed:\n{res.stderr[-3000:]}"
+    return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+
+class Cluster:
+    """kubectl as a user types it, plus the reads the real-node tests need."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        return kubectl(self.kubeconfig, *args, stdin=stdin, check=check).stdout
+
+    def apply(self, ns: str, doc: dict[str, Any]) -> None:
+        self.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def get(self, kind: str, name: str, ns: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))  # type: ignore[no-any-return]
+
+    def pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        return json.loads(self.kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json"))["items"]  # type: ignore[no-any-return]
+
+    def wait_ready(self, name: str, ns: str, runtime: str, timeout: float = 300) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            obj = self.get("llmservice", name, ns)
+            status = obj.get("status") or {}
+            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+            current = status.get("observedGeneration") == obj["metadata"]["generation"]
+            ok = current and cond.get("status") == "True" and status.get("runtime") == runtime
+            return status if ok else None
+
+        try:
+            return wait_until(ready, timeout=timeout, interval=1, what=f"{ns}/{name} Ready on {runtime}")  # type: ignore[no-any-return]
+        except AssertionError:
+            print(
+                self.kubectl("get", "llmservice,deploy,pods,pvc,events", "-n", ns, "-o", "wide", check=False)
+            )
+            raise
+
+    def run_pod(
+        self, ns: str, name: str, image: str, args: list[str], env: list[dict[str, Any]] | None = None
+    ) -> str:
+        """A pod on the real node that runs `args` to completion; its log."""
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "restartPolicy": "Never",
+                **SCHEDULING,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "client",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": args,
+                        "env": env or [],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+            },
+        }
+        self.apply(ns, pod)
+
+        def finished() -> str | None:
+            phase = self.get("pod", name, ns).get("status", {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        phase = wait_until(finished, timeout=300, interval=1, what=f"pod {ns}/{name} to finish")
+        log = self.kubectl("logs", name, "-n", ns, check=False)
+        assert phase == "Succeeded", f"pod {name} {phase}:\n{log}"
+        return log
+
+
+def dev_service(name: str, images: dict[str, str], **spec: Any) -> dict[str, Any]:
+    """A dev LLMService of the small model on the real node, pulling from the local registry."""
+    base: dict[str, Any] = {
+        "stage": "dev",
+        "model": {"name": MODEL},
+        "ollama": {"registry": {"host": REGISTRY_IN_CLUSTER, "insecure": True}},
+        # The real node has 2 CPUs; the defaults are sized for a real model on a real server.
+        "resources": {"cpu": "500m", "memory": "1Gi"},
+        "cache": {"storageClassName": "real-local", "size": "1Gi"},
+        "scheduling": SCHEDULING,
+        # Used once promoted to production: the vLLM stand-in (no vLLM runs on CPUs).
+        "vllm": {"image": images["fake-llm"]},
+    }
+    for key, value in spec.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
+    return {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"name": name},
+        "spec": base,
+    }

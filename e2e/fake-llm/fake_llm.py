@@ -3,7 +3,9 @@
 to become Ready and for OpenAI clients to get an answer, without model downloads or GPUs.
 
     fake_llm.py serve                  Ollama server on $OLLAMA_HOST (the Ollama Deployment's args)
-    fake_llm.py --model M --port 8000  vLLM server (the vLLM Deployment's args; unknown flags ignored)
+    fake_llm.py MODEL --port=8000 ...  vLLM server: the vLLM Deployment's args after the image's
+                                       `vllm serve` entrypoint (model positional; --model M and
+                                       `serve MODEL ...` work too; unknown flags ignored)
     ollama list|show|pull|run ...      the Ollama CLI the init container and startup probe call
 
 Standard library only. Answers are canned: "fake <runtime> reply to: <last user message>".
@@ -153,7 +155,10 @@ def vllm(args: list[str]) -> int:
                 return arg.split("=", 1)[1]
         return default
 
-    model = flag("--model", "model")
+    if args and args[0] == "serve":  # `vllm serve MODEL --flags` spelled out
+        args = args[1:]
+    positional = args[0] if args and not args[0].startswith("-") else None
+    model = positional or flag("--model", "model")
     served = flag("--served-model-name", model)
     serve(
         "vllm",
@@ -168,7 +173,7 @@ def vllm(args: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if len(argv) > 1 and argv[1] == "--ollama-cli":  # via the `ollama` shim
         return ollama_cli(argv[2:])
-    if len(argv) > 1 and argv[1] == "serve":  # the Ollama Deployment's args
+    if argv[1:] == ["serve"]:  # Ollama's `serve` (a `serve MODEL ...` is vLLM's)
         return ollama_cli(argv[1:])
     return vllm(argv[1:])
 

@@ -11,7 +11,9 @@ An explicit user value always wins over a stage default. Stage defaults:
 | production | vLLM (on GPU)  | autoscaled 2-8 on queue | 1    | PDB, topology spread, API key from Secret |
 
 Sizing follows spec.expectedConcurrency: per replica it is expectedConcurrency / baseline replicas
-(replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL or --max-num-seqs.
+(replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL on Ollama and, on vLLM,
+the sequences the KV cache must hold at full context (vLLM keeps its own batch size, continuous
+batching, unless spec.vllm.maxNumSeqs caps it).
 Context defaults to the model's, capped at 8192 tokens, identically for both runtimes so a prompt
 that works in dev works in production.
 
@@ -147,10 +149,10 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     if runtime == Runtime.OLLAMA:
         ollama = _ollama(spec, per_replica, context)
     else:
-        vllm = _vllm(spec, stage, per_replica, context, gpu_count, heads, entry)
+        vllm = _vllm(spec, stage, context, gpu_count, heads, entry)
 
     cpu, memory, memory_fit, weights_gib = _resources_and_fit(
-        spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry
+        spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
     )
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
     cache = _cache(spec, runtime, weights_gib, max_pods)
@@ -334,7 +336,6 @@ def _ollama(spec: LLMServiceSpec, per_replica: int, context: int | None) -> Olla
 def _vllm(
     spec: LLMServiceSpec,
     stage: Stage,
-    per_replica: int,
     context: int | None,
     gpu_count: int,
     heads: int | None,
@@ -370,7 +371,9 @@ def _vllm(
         image=(asked.image if asked else None) or DEFAULT_VLLM_IMAGE,
         gpu_memory_utilization=asked.gpu_memory_utilization if asked else 0.9,
         max_model_len=max_model_len,
-        max_num_seqs=(asked.max_num_seqs if asked else None) or per_replica,
+        # vLLM's own default unless the user caps it: continuous batching is why vLLM was chosen,
+        # and its paged KV cache shares memory between sequences (the fit below checks it).
+        max_num_seqs=asked.max_num_seqs if asked else None,
         tensor_parallel_size=tp,
         dtype=asked.dtype.value if asked else "auto",
         quantization=(asked.quantization if asked else None)
@@ -424,6 +427,7 @@ def _resources_and_fit(
     ollama: OllamaSettings | None,
     vllm: VLLMSettings | None,
     entry: CatalogEntry | None,
+    per_replica: int,
 ) -> tuple[str, str, MemoryFit, float | None]:
     """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
     asked_cpu = spec.resources.cpu if spec.resources else None
@@ -482,6 +486,9 @@ def _resources_and_fit(
     memory = asked_memory or f"{16 + 8 * gpu.count}Gi"  # loading, tokenizer workers, /dev/shm for TP
     bpp = fit.bytes_per_parameter(vllm.quantization, vllm.dtype, native)
     kv_bytes = fit.DTYPE_BYTES.get(native if vllm.dtype == "auto" else vllm.dtype, 2.0)
+    # The sequences that must fit at full length: the expected users of one replica, or fewer when
+    # spec.vllm.maxNumSeqs caps the batch below them.
+    needed = min(per_replica, vllm.max_num_seqs) if vllm.max_num_seqs else per_replica
     if shape is None:
         report = unknown_model
     elif bpp is None:
@@ -496,12 +503,13 @@ def _resources_and_fit(
             shape,
             bytes_per_param=bpp,
             max_model_len=vllm.max_model_len,
-            max_num_seqs=vllm.max_num_seqs,
+            concurrent_sequences=needed,
             gpu_product=gpu_name,
             gpu_memory_gib_each=gpu_mem,
             gpu_count=vllm.tensor_parallel_size,
             gpu_memory_utilization=vllm.gpu_memory_utilization,
             kv_bytes_per_element=kv_bytes,
+            max_num_seqs=vllm.max_num_seqs,
         )
     weights = shape.weights_gib(bpp) if shape and bpp else None
     return cpu, memory, report.to_memory_fit(), weights

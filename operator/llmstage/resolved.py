@@ -87,7 +87,7 @@ class VLLMSettings:
     image: str
     gpu_memory_utilization: float
     max_model_len: int
-    max_num_seqs: int
+    max_num_seqs: int | None  # None: vLLM's own default (continuous batching up to 256 or 1024)
     tensor_parallel_size: int
     dtype: str
     quantization: str | None

@@ -26,8 +26,8 @@ from llmstage.resolved import (
     VLLMSettings,
 )
 
-OLLAMA_IMAGE = "ollama/ollama:0.12.3"
-VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+OLLAMA_IMAGE = "ollama/ollama:0.12.10"
+VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
 HF_TOKEN = SecretKeyRef(name="hf-token", key="token")
 API_KEY = SecretKeyRef(name="llm-api-key", key="api-key")
 
@@ -162,7 +162,7 @@ PRODUCTION_VLLM = Resolved(
         image=VLLM_IMAGE,
         gpu_memory_utilization=0.9,
         max_model_len=8192,
-        max_num_seqs=64,
+        max_num_seqs=None,  # vLLM's default batch
         tensor_parallel_size=1,
         dtype="bfloat16",
         quantization=None,
@@ -239,7 +239,7 @@ PRODUCTION_VLLM_70B_TP = replace(
         image=VLLM_IMAGE,
         gpu_memory_utilization=0.92,
         max_model_len=16384,
-        max_num_seqs=128,
+        max_num_seqs=None,
         tensor_parallel_size=4,
         dtype="bfloat16",
         quantization=None,

@@ -59,7 +59,8 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def args_of(resolved: Resolved) -> dict[str, str]:
-    pairs = [arg.removeprefix("--").split("=", 1) for arg in server(resolved)["args"]]
+    """The flags after the positional model."""
+    pairs = [arg.removeprefix("--").split("=", 1) for arg in server(resolved)["args"][1:]]
     return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
 
 
@@ -326,7 +327,8 @@ def test_vllm_tensor_parallel_size_equals_the_gpu_count(resolved: Resolved) -> N
 def test_vllm_args() -> None:
     args = server(PRODUCTION_VLLM_70B_TP)["args"]
     assert args == [
-        "--model=meta-llama/Llama-3.1-70B-Instruct",
+        # Positional, after the image's `vllm serve`: --model is deprecated in vLLM 0.12.
+        "meta-llama/Llama-3.1-70B-Instruct",
         "--revision=1605565b47bb9346c5515c34102e054115b4f98b",
         "--served-model-name=assistant",
         "--host=0.0.0.0",
@@ -334,15 +336,57 @@ def test_vllm_args() -> None:
         "--tensor-parallel-size=4",
         "--gpu-memory-utilization=0.92",
         "--max-model-len=16384",
-        "--max-num-seqs=128",
         "--dtype=bfloat16",
         "--kv-cache-dtype=fp8",  # extra args last, verbatim
         "--enable-chunked-prefill",
     ]
     assert "revision" not in args_of(PRODUCTION_VLLM)
     assert "quantization" not in args_of(PRODUCTION_VLLM)
-    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="awq"))  # type: ignore[arg-type]
-    assert args_of(quantized)["quantization"] == "awq"
+    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[arg-type]
+    assert args_of(quantized)["quantization"] == "fp8"
+
+
+def test_vllm_keeps_its_own_batch_size_unless_the_spec_caps_it() -> None:
+    """--max-num-seqs equal to the expected users switched off continuous batching (max-num-seqs=1
+    for two users on two replicas): only an explicit spec.vllm.maxNumSeqs renders the flag."""
+    assert "max-num-seqs" not in args_of(PRODUCTION_VLLM)
+    assert args_of(DEV_VLLM_GPU)["max-num-seqs"] == "8"  # spec.vllm.maxNumSeqs set
+
+
+@pytest.mark.parametrize("resolved", [PRODUCTION_VLLM, DEV_VLLM_GPU, PRODUCTION_VLLM_70B_TP])
+def test_vllm_containers_name_a_user_for_torch(resolved: Resolved) -> None:
+    """UID 2000 has no passwd entry in vllm/vllm-openai:v0.12.0 (no USER, no vllm user); torch 2.9's
+    import calls getpass.getuser(), which reads LOGNAME or USER before the passwd database. vLLM
+    itself needs a GPU node to start: not shown here, nor on the real node (a stand-in serves)."""
+    spec = pod_spec(resolved)
+    assert spec["securityContext"]["runAsUser"] == 2000
+    for container in spec["initContainers"] + spec["containers"]:
+        env = env_of(container)
+        assert env["USER"]["value"] == env["LOGNAME"]["value"] == "vllm", container["name"]
+        assert env["HOME"]["value"] == "/home/vllm"
+
+
+def test_vllm_downloads_in_an_init_container_before_the_load_budget() -> None:
+    """The download itself needs the Hugging Face Hub and the real image: not shown here."""
+    spec = pod_spec(PRODUCTION_VLLM_70B_TP)
+    (init,) = spec["initContainers"]
+    assert init["name"] == "download-model"
+    assert init["image"] == spec["containers"][0]["image"]
+    env = env_of(init)
+    assert env["LLMSTAGE_MODEL"]["value"] == "meta-llama/Llama-3.1-70B-Instruct"
+    assert env["LLMSTAGE_REVISION"]["value"] == "1605565b47bb9346c5515c34102e054115b4f98b"
+    assert env["HF_HOME"] == env_of(spec["containers"][0])["HF_HOME"]
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": HF_TOKEN.name, "key": HF_TOKEN.key}
+    assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "void"
+    assert "nvidia.com/gpu" not in init["resources"]["limits"]
+    script = init["command"][-1]
+    assert init["command"][:2] == ["python3", "-c"]
+    compile(script, "download-model", "exec")  # valid Python
+    assert '"*.safetensors", "*.bin"' in script and "original/**/*" in script
+    assert "meta-llama" not in script  # the repository comes in through the environment
+    # A 141 GB download fits the progress deadline at 25 MB/s; the probe only covers the load.
+    deadline = render_deployment(PRODUCTION_VLLM_70B_TP)["spec"]["progressDeadlineSeconds"]
+    assert deadline >= 141e9 / 25e6
 
 
 def test_secrets_are_rendered_only_by_reference() -> None:
@@ -531,7 +575,7 @@ def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
     spec = pod_spec(DEV_OLLAMA)
     (init,) = spec["initContainers"]
     assert init["name"] == "pull-model"
-    assert init["image"] == spec["containers"][0]["image"] == "ollama/ollama:0.12.3"
+    assert init["image"] == spec["containers"][0]["image"] == "ollama/ollama:0.12.10"
     script = init["command"][-1]
     assert 'ollama pull "$LLMSTAGE_MODEL"' in script
     assert env_of(init)["LLMSTAGE_MODEL"]["value"] == "llama3.1:8b"

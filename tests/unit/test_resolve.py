@@ -70,7 +70,7 @@ def test_production_defaults() -> None:
     assert r.pod_disruption_budget and r.topology_spread
     assert r.vllm is not None and r.ollama is None
     assert r.vllm.image == DEFAULT_VLLM_IMAGE
-    assert r.vllm.max_num_seqs == 25  # 50 users over 2 baseline replicas
+    assert r.vllm.max_num_seqs is None  # vLLM's own batch; the fit sizes 25 users per replica
     assert (r.vllm.max_model_len, r.vllm.tensor_parallel_size, r.vllm.gpu_memory_utilization) == (
         8192,
         1,
@@ -335,6 +335,17 @@ def test_vllm_quantization_from_the_model_spec() -> None:
     r = run(**{**PROD, "model": {"name": "llama3.1:70b", "quantization": "fp8"}})
     assert r.vllm is not None and r.vllm.quantization == "fp8"
     assert r.memory_fit.fits is True  # 65.8 GiB of fp8 weights on one H100
+
+
+def test_production_keeps_vllms_batch_for_two_users() -> None:
+    """`recommend --users 2 --stage production` rendered --max-num-seqs=1 (two users over two
+    replicas), which switched off continuous batching."""
+    r = run(**PROD, expectedConcurrency=2)
+    assert r.vllm is not None and r.vllm.max_num_seqs is None
+    assert r.memory_fit.fits is True and "vLLM's default --max-num-seqs (256" in r.memory_fit.message
+    capped = run(**{**PROD, "vllm": {**API_KEY, "maxNumSeqs": 4}}, expectedConcurrency=20)
+    assert capped.vllm is not None and capped.vllm.max_num_seqs == 4
+    assert "(4 x 8192 tokens" in capped.memory_fit.message  # the cap, not the 10 users per replica
 
 
 # ---------------------------------------------------------------- errors raised as SpecError

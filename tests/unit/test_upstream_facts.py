@@ -1,24 +1,32 @@
-"""The fact files of the pinned upstream releases and the checks that read them.
+"""Everything llmstage renders must exist in the pinned upstream releases.
 
 The fact files in llmstage/data/upstream/ come from the released artifacts (the vLLM wheel's
 argument parser, the Ollama module's source), written by `python -m llmstage.upstream.generate`.
-Bumping an image tag fails here until the fact file of the new release is generated and its diff
-reviewed.
+Every example and every render fixture is rendered and checked against them: an unknown vLLM flag
+or choice, a deprecated flag, an environment variable the runtime never reads, an Ollama command
+or flag the release lacks, fails here. Bumping an image tag fails here until the fact file of the
+new release is generated and its diff reviewed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from llmstage import upstream
-from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
+from llmstage.api.models import LLMService
+from llmstage.render import render
+from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, resolve
 from llmstage.upstream.generate import ollama_facts, vllm_facts
+from render_fixtures import CASES, PRODUCTION_VLLM
 
 REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 DATA = REPO / "operator" / "llmstage" / "data" / "upstream"
 
 
@@ -34,6 +42,45 @@ def test_the_fact_files_are_those_of_the_pinned_images() -> None:
         f"ollama-{upstream.OLLAMA_VERSION}.json",
         f"vllm-{upstream.VLLM_VERSION}.json",
     ]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_renders_only_what_the_pinned_releases_know(path: Path) -> None:
+    service = LLMService.from_object(yaml.safe_load(path.read_text()))
+    assert upstream.rendered_problems(render(resolve(service))) == []
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_fixture_renders_only_what_the_pinned_releases_know(case: str) -> None:
+    resolved, facts = CASES[case]
+    assert upstream.rendered_problems(render(resolved, facts)) == []
+
+
+def test_the_check_fails_for_what_the_pinned_vllm_does_not_know() -> None:
+    """The same check as above, on a fixture with arguments vLLM 0.12.0 would reject."""
+    bad = replace(
+        PRODUCTION_VLLM,
+        vllm=replace(
+            PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+            extra_args=(
+                "--enable-turbo-mode",
+                "--kv-cache-dtype=fp4",
+                "--dtype",
+                "float8",
+                "--enforce-eager",
+            ),
+        ),
+    )
+    problems = upstream.rendered_problems(render(bad))
+    assert problems == [
+        "chat-vllm/server: --enable-turbo-mode is not a flag of vLLM 0.12.0",
+        "chat-vllm/server: --kv-cache-dtype fp4: not one of the choices of vLLM 0.12.0 "
+        "(auto, bfloat16, fp8, fp8_ds_mla, fp8_e4m3, fp8_e5m2, fp8_inc)",
+        "chat-vllm/server: --dtype float8: not one of the choices of vLLM 0.12.0 "
+        "(auto, bfloat16, float, float16, float32, half)",
+    ]
+    with pytest.raises(AssertionError):  # what the example and fixture tests assert
+        assert upstream.rendered_problems(render(bad)) == []
 
 
 def test_the_check_knows_vllm_spellings() -> None:
@@ -63,6 +110,20 @@ def test_the_check_knows_vllm_spellings() -> None:
         "'n' is not an argument of vLLM 0.12.0 here (only the model is positional)"
     ]
     assert upstream.deprecated_vllm_flags(["--model=m", "--port=1"]) == ["--model"]
+
+
+def test_the_check_fails_for_what_the_pinned_ollama_does_not_know() -> None:
+    resolved, facts = CASES["dev-ollama"]
+    objects = render(resolved, facts)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    init["command"][-1] += '\nollama fetch "$LLMSTAGE_PULL"\nollama pull --secure x\n'
+    init["env"].append({"name": "OLLAMA_TURBO", "value": "1"})
+    assert upstream.rendered_problems(objects) == [
+        "chat-ollama/pull-model: env OLLAMA_TURBO is unknown to Ollama 0.12.10",
+        "chat-ollama/pull-model: `ollama fetch` is not a command of Ollama 0.12.10",
+        "chat-ollama/pull-model: `ollama pull --secure` is unknown to Ollama 0.12.10",
+    ]
 
 
 def test_facts_the_templates_rely_on() -> None:

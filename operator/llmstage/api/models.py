@@ -547,7 +547,9 @@ class VLLMSpec(ApiModel):
         ge=1,
         le=4096,
         description=(
-            "--max-num-seqs: sequences batched at once per replica. Default: expectedConcurrency per replica."
+            "--max-num-seqs: sequences batched at once per replica. Default: vLLM's own (256; 1024 on "
+            "GPUs of 70 GiB or more other than A100, in vLLM 0.12.0), which continuous batching needs; "
+            "set it only to cap the batch."
         ),
     )
     tensor_parallel_size: int | None = Field(
@@ -785,7 +787,8 @@ class LLMServiceSpec(ApiModel):
         le=CONCURRENCY_LIMIT,
         description=(
             "Expected concurrent users (requests in flight) across all replicas. Drives the runtime decision "
-            "(more than 4 -> vLLM) and the sizing (OLLAMA_NUM_PARALLEL, --max-num-seqs)."
+            "(more than 4 -> vLLM) and the sizing (OLLAMA_NUM_PARALLEL; on vLLM, the sequences the KV cache "
+            "must hold)."
         ),
     )
     replicas: int | None = Field(

@@ -90,9 +90,10 @@ class VLLMSettings:
     max_num_seqs: int | None  # None: vLLM's own default (continuous batching up to 256 or 1024)
     tensor_parallel_size: int
     dtype: str
-    quantization: str | None
+    quantization: str | None  # passed as --quantization: online methods only (the rest is detected)
     extra_args: tuple[str, ...] = ()
     api_key_secret_ref: SecretKeyRef | None = None
+    kv_cache_dtype: str | None = None  # from --kv-cache-dtype in extra_args, for the memory fit
 
 
 @dataclass(frozen=True)

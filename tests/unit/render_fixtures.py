@@ -245,6 +245,7 @@ PRODUCTION_VLLM_70B_TP = replace(
         quantization=None,
         extra_args=("--kv-cache-dtype=fp8", "--enable-chunked-prefill"),
         api_key_secret_ref=API_KEY,
+        kv_cache_dtype="fp8",
     ),
 )
 

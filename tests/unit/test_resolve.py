@@ -337,6 +337,109 @@ def test_vllm_quantization_from_the_model_spec() -> None:
     assert r.memory_fit.fits is True  # 65.8 GiB of fp8 weights on one H100
 
 
+@pytest.mark.parametrize("method", ["fp8", "bitsandbytes", "rtn", "experts_int8"])
+def test_online_quantization_is_passed_to_vllm(method: str) -> None:
+    """vLLM 0.12.0 quantizes the unquantized Hugging Face weights itself for these."""
+    r = run(**{**PROD, "vllm": {**API_KEY, "quantization": method}})
+    assert r.vllm is not None and r.vllm.quantization == method and r.model.quantization == method
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"vllm": {**API_KEY, "quantization": "awq"}}, "spec.vllm.quantization"),
+        ({"vllm": {**API_KEY, "quantization": "gptq"}}, "spec.vllm.quantization"),
+        ({"model": {"name": "llama3.1:8b", "quantization": "awq"}}, "spec.model.quantization"),
+    ],
+)
+def test_prequantized_methods_need_a_prequantized_checkpoint(spec: dict[str, Any], field: str) -> None:
+    """awq/gptq against the catalog's unquantized repo fails at load: "Cannot find the config file
+    for awq" (vllm/model_executor/model_loader/weight_utils.py get_quant_config)."""
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, **spec})
+    assert err.value.field == field
+    assert "Cannot find the config file for" in err.value.message
+    assert "spec.model.huggingFaceId" in err.value.message
+
+
+def test_a_prequantized_checkpoint_names_its_own_method() -> None:
+    r = run(
+        **{
+            **PROD,
+            "model": {
+                "name": "llama3.1:8b",
+                "huggingFaceId": "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+                "quantization": "awq",
+            },
+        }
+    )
+    assert r.vllm is not None and r.vllm.quantization is None  # vLLM reads it from the checkpoint
+    assert r.model.quantization == "awq" and r.model.hugging_face_id.endswith("-AWQ-INT4")
+    assert "4.0 GiB weights" in r.memory_fit.message  # 8.03e9 x 4.25 bits, not bf16
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"vllm": {**API_KEY, "quantization": "int8"}}, "spec.vllm.quantization"),
+        ({"vllm": {**API_KEY, "quantization": "w8a8"}}, "spec.vllm.quantization"),
+        ({"model": {"name": "llama3.1:8b", "quantization": "int8"}}, "spec.model.quantization"),
+    ],
+)
+def test_methods_vllm_does_not_have_are_rejected(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, **spec})
+    assert err.value.field == field
+    assert "is not a quantization method of vLLM 0.12.0" in err.value.message
+
+
+def test_fp8_kv_cache_in_extra_args_halves_the_fitted_kv_cache() -> None:
+    l4 = {"gpu": {"count": 1, "product": "NVIDIA-L4"}}
+    bf16 = run(**{**PROD, "resources": l4}, expectedConcurrency=10)
+    fp8 = run(
+        **{**PROD, "resources": l4, "vllm": {**API_KEY, "extraArgs": ["--kv-cache-dtype", "fp8_e4m3"]}},
+        expectedConcurrency=10,
+    )
+    assert fp8.vllm is not None and fp8.vllm.kv_cache_dtype == "fp8_e4m3"
+    assert "(5 x 8192 tokens x 128 KiB)" in bf16.memory_fit.message
+    assert bf16.memory_fit.reason == "KVCacheLimitsConcurrency"
+    assert "(5 x 8192 tokens x 64 KiB, --kv-cache-dtype=fp8_e4m3)" in fp8.memory_fit.message
+    assert fp8.memory_fit.fits is True
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        # Qwen2.5-7B: 28 attention heads divide by 7, its 4 KV heads do not (and 7 is no multiple).
+        (
+            {"model": {"name": "qwen2.5:7b"}, "resources": {"gpu": {"count": 7}}},
+            "must divide its 4 key/value heads",
+        ),
+        # An intermediate size tensor parallelism cannot split.
+        (
+            {
+                "model": {"name": "llama3.1:8b", "architecture": {"intermediateSize": 14338}},
+                "resources": {"gpu": {"count": 4}},
+            },
+            "must divide its intermediate size 14338",
+        ),
+    ],
+)
+def test_tensor_parallelism_must_split_kv_heads_and_the_mlp(spec: dict[str, Any], text: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, **spec})
+    assert err.value.field == "spec.resources.gpu.count" and text in err.value.message
+
+
+def test_tensor_parallelism_may_replicate_kv_heads() -> None:
+    """tp >= KV heads replicates them when tp is a multiple (QKVParallelLinear): 8 GPUs, 4 KV heads."""
+    r = run(**{**PROD, "model": {"name": "qwen2.5:7b"}, "resources": {"gpu": {"count": 4}}})
+    assert r.vllm is not None and r.vllm.tensor_parallel_size == 4
+    with pytest.raises(SpecError) as err:  # 28 heads do not divide by 8
+        run(**{**PROD, "model": {"name": "qwen2.5:7b"}, "resources": {"gpu": {"count": 8}}})
+    assert "28 attention heads" in err.value.message and "use 1, 2, 4 GPUs" in err.value.message
+
+
 def test_production_keeps_vllms_batch_for_two_users() -> None:
     """`recommend --users 2 --stage production` rendered --max-num-seqs=1 (two users over two
     replicas), which switched off continuous batching."""

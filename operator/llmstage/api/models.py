@@ -263,6 +263,15 @@ class ModelArchitecture(ApiModel):
         description="Number of key/value heads (fewer than attention heads with GQA).",
     )
     head_dim: int | None = Field(default=None, ge=1, le=1024, description="Dimension of one attention head.")
+    intermediate_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description=(
+            "Size of the MLP's hidden layer (config.json intermediate_size); vLLM's tensor-parallel "
+            "size must divide it."
+        ),
+    )
     context_length: int | None = Field(
         default=None, ge=128, le=10_485_760, description="Longest context the model supports, in tokens."
     )
@@ -566,8 +575,11 @@ class VLLMSpec(ApiModel):
         max_length=32,
         pattern=QUANTIZATION,
         description=(
-            "--quantization, e.g. 'awq', 'gptq' or 'fp8'. "
-            "Default: spec.model.quantization when it is a vLLM method."
+            "Quantization of the weights vLLM serves. Online methods quantize the Hugging Face weights at "
+            "load and are passed as --quantization: fp8, bitsandbytes, rtn, experts_int8. Methods of "
+            "pre-quantized checkpoints (awq, gptq, compressed-tensors, ...) need spec.model.huggingFaceId "
+            "to name such a checkpoint; vLLM then reads the method from its config. Default: "
+            "spec.model.quantization when it is a vLLM method."
         ),
     )
     extra_args: list[Annotated[str, Field(max_length=256, pattern=PRINTABLE)]] = Field(

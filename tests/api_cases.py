@@ -125,6 +125,21 @@ INVALID: list[Invalid] = [
     Invalid("name-too-long", service(name="a" * 53), "metadata.name must be at most 52 characters"),
     Invalid("name-starts-with-digit", service(name="8b-llama"), "metadata.name must start with a letter"),
     Invalid("name-vllm", service(name="vllm"), "metadata.name must not be 'vllm'"),
+    Invalid(
+        "served-name-not-an-ollama-name",
+        service(runtime="ollama", servedModelName="chat@v1"),
+        "spec.servedModelName must be a valid Ollama model name with runtime ollama",
+    ),
+    Invalid(
+        "served-name-with-a-dotted-namespace-on-ollama",
+        service(runtime="ollama", servedModelName="org.name/model"),
+        "spec.servedModelName must be a valid Ollama model name with runtime ollama",
+    ),
+    Invalid(
+        "ollama-env-sets-noprune",
+        service(ollama={"env": {"OLLAMA_NOPRUNE": "0"}}),
+        "spec.ollama.env must not set",
+    ),
     # ---- schema bounds, enums and patterns (the API server names the field; pydantic words it its way)
     Invalid(
         "gpu-memory-utilization-above-1",
@@ -211,6 +226,12 @@ VALID: dict[str, dict[str, Any]] = {
     ),
     "vllm-extra-args": service(
         runtime="vllm", resources={"gpu": {"count": 2}}, vllm={"extraArgs": ["--enable-prefix-caching"]}
+    ),
+    "served-name-with-slash-on-ollama": service(
+        runtime="ollama", servedModelName="meta-llama/Llama-3.1-8B-Instruct"
+    ),
+    "served-name-with-at-on-vllm": service(
+        runtime="vllm", resources={"gpu": {"count": 1}}, servedModelName="chat@v1"
     ),
     "custom-model": service(
         model={

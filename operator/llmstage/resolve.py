@@ -26,8 +26,9 @@ Problems are reported in one of two ways, on purpose:
   depth with Ollama; a tensor-parallel size that does not divide the attention heads, the
   key/value heads or the intermediate size; maxModelLen above the model's context; a vLLM
   quantization the served weights cannot have (a method vLLM 0.12.0 lacks, or a method of
-  pre-quantized checkpoints on the catalog's unquantized repository). These make vLLM or the
-  autoscaler fail, so rendering them would only move the error somewhere harder to find.
+  pre-quantized checkpoints on the catalog's unquantized repository); on Ollama, a model or served
+  name that cannot be an Ollama name. These make vLLM, Ollama or the autoscaler fail, so rendering
+  them would only move the error somewhere harder to find.
 - `Finding`s in `Resolved.warnings` (the article's common mistakes) and `Resolved.memory_fit` for
   everything that still runs, just badly: Ollama in production or above 4 users, GGUF on vLLM,
   full-precision weights on Ollama, vLLM for single-user work, an unknown GPU product (the fit
@@ -40,7 +41,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from llmstage import fit, upstream
+from llmstage import fit, ollama_name, upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -154,10 +155,11 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     )
     shape, context, split = _shape(spec, entry)
     model = _model_info(spec, entry, runtime, context)
+    served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
     if runtime == Runtime.OLLAMA:
-        ollama = _ollama(spec, per_replica, context)
+        ollama = _ollama(spec, per_replica, context, model, served_model_name)
     else:
         vllm = _vllm(spec, stage, context, gpu_count, split, entry, model)
 
@@ -179,7 +181,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         stage=stage,
         runtime=runtime,
         runtime_reason=decision.reason,
-        served_model_name=spec.served_model_name or spec.model.name,
+        served_model_name=served_model_name,
         expected_concurrency=spec.expected_concurrency,
         model=model,
         resources=Resources(cpu=cpu, memory=memory, gpu=gpu),
@@ -343,8 +345,26 @@ def _default_context(context: int | None) -> int:
 # ---------------------------------------------------------------- runtimes
 
 
-def _ollama(spec: LLMServiceSpec, per_replica: int, context: int | None) -> OllamaSettings:
+def _ollama(
+    spec: LLMServiceSpec, per_replica: int, context: int | None, model: ModelInfo, served: str
+) -> OllamaSettings:
     asked = spec.ollama
+    tag = model.ollama_tag
+    name_field = "spec.model.name"
+    if not ollama_name.is_valid(tag):
+        raise SpecError(
+            name_field,
+            f"{tag!r} is not an Ollama model name, so `ollama pull` cannot fetch it: use "
+            "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; '@' digests are not "
+            "accepted by Ollama 0.12.10), e.g. llama3.1:8b",
+        )
+    if not ollama_name.is_valid(served):
+        raise SpecError(
+            "spec.servedModelName" if spec.served_model_name else name_field,
+            f"{served!r} cannot be an Ollama model name, and Ollama serves the model under the name "
+            "clients send: use [host/][namespace/]model[:tag] with letters, digits, '_', '-' and '.' "
+            "(no '@'), e.g. 'chat' or 'meta-llama/Llama-3.1-8B-Instruct'",
+        )
     return OllamaSettings(
         image=(asked.image if asked else None) or DEFAULT_OLLAMA_IMAGE,
         # Explicit on purpose: Ollama's default changed from 4 to 2 to 1 across releases.

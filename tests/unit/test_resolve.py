@@ -451,6 +451,36 @@ def test_production_keeps_vllms_batch_for_two_users() -> None:
     assert "(4 x 8192 tokens" in capped.memory_fit.message  # the cap, not the 10 users per replica
 
 
+# ---------------------------------------------------------------- Ollama names
+
+
+def test_ollama_serves_the_name_clients_send() -> None:
+    r = run(model={"name": "meta-llama/Llama-3.1-8B-Instruct"})
+    assert r.runtime == Runtime.OLLAMA and r.model.ollama_tag == "llama3.1:8b"
+    assert r.served_model_name == "meta-llama/Llama-3.1-8B-Instruct"  # copied to it after the pull
+    chat = run(servedModelName="chat")
+    assert chat.served_model_name == "chat" and chat.model.ollama_tag == "llama3.1:8b"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"servedModelName": "chat@v1"}, "spec.servedModelName"),  # '@' is no Ollama name character
+        ({"servedModelName": "org.name/model"}, "spec.servedModelName"),  # no '.' in a namespace
+        ({"servedModelName": "a/b/c/d"}, "spec.servedModelName"),
+        ({"model": {"name": "llama3.1@sha256:abc"}}, "spec.model.name"),
+    ],
+)
+def test_names_ollama_cannot_hold_are_invalid_specs_on_ollama(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**spec)
+    assert err.value.field == field and "Ollama" in err.value.message
+
+
+def test_served_names_ollama_cannot_hold_are_fine_on_vllm() -> None:
+    assert run(**PROD, servedModelName="chat@v1").served_model_name == "chat@v1"
+
+
 # ---------------------------------------------------------------- errors raised as SpecError
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
+from llmstage import ollama_name
 from llmstage.api.quantity import QUANTITY_PATTERN, is_quantity
 from llmstage.resolved import Runtime, Stage
 from pydantic import (
@@ -57,6 +58,7 @@ MANAGED_VLLM_FLAG_PATTERN = (
 )
 MANAGED_OLLAMA_ENV = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NUM_PARALLEL", "OLLAMA_KEEP_ALIVE", "OLLAMA_CONTEXT_LENGTH",
+    "OLLAMA_NOPRUNE",
 )  # fmt: skip
 
 
@@ -471,7 +473,8 @@ class OllamaSpec(ApiModel):
             rule="!has(self.env) || !self.env.exists(k, k in " + str(list(MANAGED_OLLAMA_ENV)) + ")",
             message=(
                 "spec.ollama.env must not set " + ", ".join(MANAGED_OLLAMA_ENV) + ": llmstage sets them; "
-                "use spec.ollama.numParallel, keepAlive and contextLength instead"
+                "use spec.ollama.numParallel, keepAlive and contextLength instead (OLLAMA_NOPRUNE is always "
+                "1: pods share the model cache)"
             ),
             check=lambda s: not any(k in MANAGED_OLLAMA_ENV for k in s.env),
             field_path=".env",
@@ -747,6 +750,24 @@ class LLMServiceSpec(ApiModel):
                 or (s.vllm is not None and s.vllm.api_key_secret_ref is not None)
             ),
             field_path=".vllm",
+        ),
+        CelRule(
+            rule=(
+                "self.runtime != 'ollama' || !has(self.servedModelName) || "
+                f"self.servedModelName.matches('{ollama_name.NAME_PATTERN}')"
+            ),
+            message=(
+                "spec.servedModelName must be a valid Ollama model name with runtime ollama, "
+                "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; no '@', at most one '/' "
+                "before the model), because Ollama serves it under that name: e.g. 'chat' or "
+                "'meta-llama/Llama-3.1-8B-Instruct'"
+            ),
+            check=lambda s: (
+                s.runtime != RuntimeChoice.OLLAMA
+                or s.served_model_name is None
+                or ollama_name.is_valid(s.served_model_name)
+            ),
+            field_path=".servedModelName",
         ),
         CelRule(
             rule="!has(self.autoscaling) || self.autoscaling.metric != 'queue' || self.runtime != 'ollama'",

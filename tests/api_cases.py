@@ -136,6 +136,13 @@ INVALID: list[Invalid] = [
         "spec.servedModelName must be a valid Ollama model name with runtime ollama",
     ),
     Invalid(
+        "registry-insecure-with-a-ca",
+        service(
+            ollama={"registry": {"host": "r.local:5000", "insecure": True, "caConfigMapRef": {"name": "ca"}}}
+        ),
+        "spec.ollama.registry.insecure pulls over plain HTTP",
+    ),
+    Invalid(
         "ollama-env-sets-noprune",
         service(ollama={"env": {"OLLAMA_NOPRUNE": "0"}}),
         "spec.ollama.env must not set",
@@ -202,6 +209,18 @@ INVALID: list[Invalid] = [
     Invalid(
         "unknown-access-mode", service(cache={"accessMode": "ReadOnlyMany"}), "spec.cache.accessMode", "Read"
     ),
+    Invalid(
+        "registry-host-with-a-scheme",
+        service(ollama={"registry": {"host": "https://r.local"}}),
+        "spec.ollama.registry.host",
+        "match",
+    ),
+    Invalid(
+        "registry-namespace-with-a-dot",
+        service(ollama={"registry": {"host": "r.local", "namespace": "a.b"}}),
+        "spec.ollama.registry.namespace",
+        "match",
+    ),
     # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
     Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
 ]
@@ -232,6 +251,21 @@ VALID: dict[str, dict[str, Any]] = {
     ),
     "served-name-with-at-on-vllm": service(
         runtime="vllm", resources={"gpu": {"count": 1}}, servedModelName="chat@v1"
+    ),
+    "ollama-private-registry": service(
+        model={"name": "smollm2:135m"},
+        servedModelName="chat",
+        ollama={
+            "registry": {
+                "host": "registry.internal:5000",
+                "namespace": "library",
+                "caConfigMapRef": {"name": "registry-ca"},
+                "keySecretRef": {"name": "ollama-key"},
+            }
+        },
+    ),
+    "ollama-insecure-registry": service(
+        ollama={"registry": {"host": "registry.internal:5000", "insecure": True}}
     ),
     "custom-model": service(
         model={

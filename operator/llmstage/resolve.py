@@ -27,8 +27,9 @@ Problems are reported in one of two ways, on purpose:
   key/value heads or the intermediate size; maxModelLen above the model's context; a vLLM
   quantization the served weights cannot have (a method vLLM 0.12.0 lacks, or a method of
   pre-quantized checkpoints on the catalog's unquantized repository); on Ollama, a model or served
-  name that cannot be an Ollama name. These make vLLM, Ollama or the autoscaler fail, so rendering
-  them would only move the error somewhere harder to find.
+  name that cannot be an Ollama name, or spec.ollama.registry next to a model name with a host.
+  These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
+  somewhere harder to find.
 - `Finding`s in `Resolved.warnings` (the article's common mistakes) and `Resolved.memory_fit` for
   everything that still runs, just badly: Ollama in production or above 4 users, GGUF on vLLM,
   full-precision weights on Ollama, vLLM for single-user work, an unknown GPU product (the fit
@@ -57,9 +58,11 @@ from llmstage.resolved import (
     GPU,
     Autoscaling,
     Cache,
+    ConfigMapKeyRef,
     Finding,
     MemoryFit,
     ModelInfo,
+    OllamaRegistry,
     OllamaSettings,
     Resolved,
     Resources,
@@ -365,6 +368,32 @@ def _ollama(
             "clients send: use [host/][namespace/]model[:tag] with letters, digits, '_', '-' and '.' "
             "(no '@'), e.g. 'chat' or 'meta-llama/Llama-3.1-8B-Instruct'",
         )
+    registry_spec = asked.registry if asked else None
+    registry = pull_ref = None
+    if registry_spec is not None:
+        if ollama_name.has_host(tag):
+            raise SpecError(
+                "spec.ollama.registry.host",
+                f"model {tag!r} already names a registry host; remove the host from spec.model.name or "
+                "remove spec.ollama.registry",
+            )
+        _, own_namespace, model_part, tag_part = ollama_name.parse_bare(tag)
+        namespace = own_namespace or registry_spec.namespace or ollama_name.DEFAULT_NAMESPACE
+        pull_ref = f"{registry_spec.host}/{namespace}/{model_part}:{tag_part or ollama_name.DEFAULT_TAG}"
+        registry = OllamaRegistry(
+            host=registry_spec.host,
+            insecure=registry_spec.insecure,
+            ca_config_map=(
+                ConfigMapKeyRef(registry_spec.ca_config_map_ref.name, registry_spec.ca_config_map_ref.key)
+                if registry_spec.ca_config_map_ref
+                else None
+            ),
+            key_secret=(
+                SecretKeyRef(registry_spec.key_secret_ref.name, registry_spec.key_secret_ref.key)
+                if registry_spec.key_secret_ref
+                else None
+            ),
+        )
     return OllamaSettings(
         image=(asked.image if asked else None) or DEFAULT_OLLAMA_IMAGE,
         # Explicit on purpose: Ollama's default changed from 4 to 2 to 1 across releases.
@@ -372,6 +401,8 @@ def _ollama(
         keep_alive=(asked.keep_alive if asked else None) or DEFAULT_KEEP_ALIVE,
         context_length=(asked.context_length if asked else None) or _default_context(context),
         env=dict(asked.env) if asked else {},
+        pull_ref=pull_ref,
+        registry=registry,
     )
 
 

@@ -13,8 +13,10 @@ from llmstage.resolved import (
     Autoscaling,
     Cache,
     ClusterFacts,
+    ConfigMapKeyRef,
     MemoryFit,
     ModelInfo,
+    OllamaRegistry,
     OllamaSettings,
     Resolved,
     Resources,
@@ -61,6 +63,17 @@ QWEN_05B = ModelInfo(
     quantization="q4_K_M",
     parameters_billion=0.5,
     context_length=32768,
+)
+
+SMOLLM2 = ModelInfo(
+    name="smollm2:135m",
+    ollama_tag="smollm2:135m",
+    hugging_face_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    revision=None,
+    format="gguf",
+    quantization="q4_1",
+    parameters_billion=0.1345,
+    context_length=8192,
 )
 
 FITS = MemoryFit(fits=True, reason="Fits", message="fits")
@@ -125,6 +138,27 @@ PRODUCTION_OLLAMA = replace(
     scheduling=Scheduling(
         node_selector={"kubernetes.io/os": "linux"},
         priority_class_name="llm-serving",
+    ),
+)
+
+# Dev on Ollama pulling from a private registry with its own CA and Ollama key, served under a
+# name that differs from the tag: the pull of registry.internal:5000/library/smollm2:135m is
+# followed by `ollama cp` to "chat".
+DEV_OLLAMA_REGISTRY = replace(
+    DEV_OLLAMA,
+    name="smol",
+    served_model_name="chat",
+    model=SMOLLM2,
+    resources=Resources(cpu="1", memory="4Gi"),
+    cache=Cache(size="10Gi"),
+    ollama=replace(
+        ollama_settings(),
+        pull_ref="registry.internal:5000/library/smollm2:135m",
+        registry=OllamaRegistry(
+            host="registry.internal:5000",
+            ca_config_map=ConfigMapKeyRef(name="registry-ca", key="ca.crt"),
+            key_secret=SecretKeyRef(name="ollama-registry-key", key="id_ed25519"),
+        ),
     ),
 )
 
@@ -255,6 +289,7 @@ WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
     "dev-ollama-gpu": (DEV_OLLAMA_GPU, ClusterFacts()),
+    "dev-ollama-registry": (DEV_OLLAMA_REGISTRY, ClusterFacts()),
     "staging-ollama": (STAGING_OLLAMA, ClusterFacts()),
     "production-ollama": (PRODUCTION_OLLAMA, WITH_POD_MONITOR),
     "dev-vllm-gpu": (DEV_VLLM_GPU, ClusterFacts()),

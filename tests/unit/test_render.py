@@ -20,12 +20,22 @@ from llmstage.render import (
     selector_string,
 )
 from llmstage.render.workload import to_json
-from llmstage.resolved import GPU, ClusterFacts, Resolved, Resources, Runtime, Scheduling, Stage
+from llmstage.resolved import (
+    GPU,
+    ClusterFacts,
+    OllamaRegistry,
+    Resolved,
+    Resources,
+    Runtime,
+    Scheduling,
+    Stage,
+)
 from render_fixtures import (
     API_KEY,
     CASES,
     DEV_OLLAMA,
     DEV_OLLAMA_GPU,
+    DEV_OLLAMA_REGISTRY,
     DEV_VLLM_GPU,
     HF_TOKEN,
     PRODUCTION_OLLAMA,
@@ -586,7 +596,7 @@ def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
     assert "ollama cp" not in script and "LLMSTAGE_MODEL" not in env_of(init)
 
 
-@pytest.mark.parametrize("resolved", [DEV_OLLAMA, STAGING_OLLAMA])
+@pytest.mark.parametrize("resolved", [DEV_OLLAMA, STAGING_OLLAMA, DEV_OLLAMA_REGISTRY])
 def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> None:
     """Every `ollama serve` start deletes partial and unreferenced blobs unless OLLAMA_NOPRUNE is
     set (server/routes.go Serve), i.e. another pod's download in progress on a shared cache; and
@@ -629,6 +639,50 @@ def test_a_served_name_other_than_the_tag_is_copied_after_the_pull() -> None:
         served_model_name="Llama3.1:latest",
     )
     assert "ollama cp" not in pod_spec(same)["initContainers"][0]["command"][-1]
+
+
+def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
+    spec = pod_spec(DEV_OLLAMA_REGISTRY)
+    init = spec["initContainers"][0]
+    env = env_of(init)
+    assert env["LLMSTAGE_PULL"]["value"] == "registry.internal:5000/library/smollm2:135m"
+    assert env["LLMSTAGE_MODEL"]["value"] == "chat"
+    assert "ollama cp" in init["command"][-1] and "--insecure" not in init["command"][-1]
+    assert env["SSL_CERT_FILE"]["value"] == "/etc/llmstage/registry-ca/ca.crt"
+    mounts = {m["name"]: m for m in init["volumeMounts"]}
+    assert mounts["registry-ca"] == {
+        "name": "registry-ca",
+        "mountPath": "/etc/llmstage/registry-ca",
+        "readOnly": True,
+    }
+    assert mounts["registry-key"] == {
+        "name": "registry-key",
+        "mountPath": "/home/ollama/.ollama",
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["registry-key"]["secret"] == {
+        "secretName": "ollama-registry-key",
+        "items": [{"key": "id_ed25519", "path": "id_ed25519"}],
+        "defaultMode": 0o440,
+    }
+    assert volumes["registry-ca"]["configMap"] == {
+        "name": "registry-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    # The key is for the pull only: the server never sees it.
+    server_mounts = {m["name"] for m in spec["containers"][0]["volumeMounts"]}
+    assert "registry-key" not in server_mounts and "SSL_CERT_FILE" not in env_of(spec["containers"][0])
+    insecure = replace(
+        DEV_OLLAMA_REGISTRY,
+        ollama=replace(
+            DEV_OLLAMA_REGISTRY.ollama,  # type: ignore[arg-type]
+            registry=OllamaRegistry(host="registry.internal:5000", insecure=True),
+        ),
+    )
+    insecure_init = pod_spec(insecure)["initContainers"][0]
+    assert 'ollama pull --insecure "$LLMSTAGE_PULL"' in insecure_init["command"][-1]
+    assert "SSL_CERT_FILE" not in env_of(insecure_init)
 
 
 def test_model_names_never_reach_a_shell_script() -> None:

@@ -11,7 +11,7 @@ from api_cases import API_KEY, GPU_H100, VALID, service
 from llmstage.api.models import LLMService
 from llmstage.catalog import CatalogEntry, builtin_catalog
 from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, SpecError, resolve
-from llmstage.resolved import Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
+from llmstage.resolved import ConfigMapKeyRef, Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 PROD = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
@@ -451,7 +451,7 @@ def test_production_keeps_vllms_batch_for_two_users() -> None:
     assert "(4 x 8192 tokens" in capped.memory_fit.message  # the cap, not the 10 users per replica
 
 
-# ---------------------------------------------------------------- Ollama names
+# ---------------------------------------------------------------- Ollama names and registry
 
 
 def test_ollama_serves_the_name_clients_send() -> None:
@@ -479,6 +479,35 @@ def test_names_ollama_cannot_hold_are_invalid_specs_on_ollama(spec: dict[str, An
 
 def test_served_names_ollama_cannot_hold_are_fine_on_vllm() -> None:
     assert run(**PROD, servedModelName="chat@v1").served_model_name == "chat@v1"
+
+
+def test_registry_pull_reference() -> None:
+    reg = run(model={"name": "smollm2:135m"}, ollama={"registry": {"host": "registry.internal:5000"}})
+    assert reg.ollama is not None and reg.ollama.registry is not None
+    assert reg.ollama.pull_ref == "registry.internal:5000/library/smollm2:135m"
+    assert reg.served_model_name == "smollm2:135m"
+    ns = run(model={"name": "smollm2"}, ollama={"registry": {"host": "r.local", "namespace": "team-a"}})
+    assert ns.ollama is not None and ns.ollama.pull_ref == "r.local/team-a/smollm2:latest"
+    own = run(model={"name": "ml/custom:1"}, ollama={"registry": {"host": "r.local", "namespace": "team-a"}})
+    assert own.ollama is not None and own.ollama.pull_ref == "r.local/ml/custom:1"
+    full = run(
+        model={"name": "smollm2:135m"},
+        ollama={
+            "registry": {
+                "host": "r.local:443",
+                "caConfigMapRef": {"name": "ca"},
+                "keySecretRef": {"name": "key"},
+            }
+        },
+    )
+    assert full.ollama is not None and full.ollama.registry is not None
+    assert (full.ollama.registry.ca_config_map, full.ollama.registry.key_secret) == (
+        ConfigMapKeyRef("ca", "ca.crt"),
+        SecretKeyRef("key", "id_ed25519"),
+    )
+    with pytest.raises(SpecError) as err:
+        run(model={"name": "hf.co/org/repo:Q4_K_M"}, ollama={"registry": {"host": "r.local"}})
+    assert err.value.field == "spec.ollama.registry.host"
 
 
 # ---------------------------------------------------------------- errors raised as SpecError

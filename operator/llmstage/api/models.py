@@ -465,6 +465,94 @@ class ResourcesSpec(ApiModel):
     )
 
 
+class ConfigMapKeyRef(ApiModel):
+    """A key of a ConfigMap in the LLMService's namespace."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the ConfigMap."
+    )
+    key: str = Field(
+        default="ca.crt",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the ConfigMap holding PEM certificates (default 'ca.crt').",
+    )
+
+
+class OllamaKeySecretRef(SecretKeyRef):
+    """Secret key holding an Ollama private key (the id_ed25519 file Ollama signs registry requests with)."""
+
+    key: str = Field(
+        default="id_ed25519",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the Secret holding the OpenSSH ed25519 private key (default 'id_ed25519').",
+    )
+
+
+class OllamaRegistrySpec(ApiModel):
+    """Pull the model from a private or air-gapped registry instead of registry.ollama.ai.
+
+    The init container pulls HOST/NAMESPACE/MODEL:TAG (e.g. registry.internal:5000/library/smollm2:135m
+    for model smollm2:135m), then copies it to the name clients send (`ollama cp`).
+    """
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!self.insecure || !has(self.caConfigMapRef)",
+            message=(
+                "spec.ollama.registry.insecure pulls over plain HTTP, so spec.ollama.registry.caConfigMapRef "
+                "(a CA for TLS) would never be used: remove one of them"
+            ),
+            check=lambda s: not s.insecure or s.ca_config_map_ref is None,
+            field_path=".insecure",
+        ),
+    )
+
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=ollama_name.HOST_PATTERN,
+        description=(
+            "Registry host and optional port, without scheme, e.g. 'registry.internal:5000'. "
+            "HTTPS unless insecure is set."
+        ),
+    )
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        pattern=ollama_name.NAMESPACE_PATTERN,
+        description=(
+            "Namespace for model names that have none, e.g. 'library' (the default) or 'team-a'. "
+            "A model name with its own namespace (team/model:tag) keeps it."
+        ),
+    )
+    insecure: bool = Field(
+        default=False,
+        description=(
+            "Pull over plain HTTP (`ollama pull --insecure`). Only for registries inside the cluster network."
+        ),
+    )
+    ca_config_map_ref: ConfigMapKeyRef | None = Field(
+        default=None,
+        description=(
+            "ConfigMap key with the PEM CA bundle of a registry with a private certificate; the pull "
+            "trusts it in addition to the image's system CAs (SSL_CERT_FILE)."
+        ),
+    )
+    key_secret_ref: OllamaKeySecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret key with the Ollama private key (~/.ollama/id_ed25519) the registry knows, for "
+            "registries that authenticate Ollama's signed requests (ollama.com private models). Mounted "
+            "into the pull init container only. Ollama does not do basic auth (user/password)."
+        ),
+    )
+
+
 class OllamaSpec(ApiModel):
     """Settings used when the runtime is Ollama (dev and staging by default)."""
 
@@ -517,6 +605,12 @@ class OllamaSpec(ApiModel):
         max_length=32,
         description="Extra environment variables for the Ollama container, e.g. OLLAMA_FLASH_ATTENTION: '1'.",
         json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    )
+    registry: OllamaRegistrySpec | None = Field(
+        default=None,
+        description=(
+            "Private or air-gapped model registry to pull from. Default: registry.ollama.ai (Ollama's own)."
+        ),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from llmstage import ollama_name
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolved import OllamaSettings, Resolved, Runtime
+from llmstage.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, Runtime, SecretKeyRef
 
 TEMPLATE = "ollama-deployment.yaml.j2"
 
@@ -29,6 +29,8 @@ RESERVED_ENV = frozenset(
 )
 # HOME of both containers (an emptyDir): Ollama keeps its key pair in HOME/.ollama.
 HOME = "/home/ollama"
+# The registry's CA bundle (spec.ollama.registry.caConfigMapRef), read through SSL_CERT_FILE.
+REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
 # Written by the server container's loader once the model is in memory; the startup probe reads it.
 LOADED_MARKER = "/tmp/llmstage-model-loaded"
 # On the cache volume: pods sharing the cache take turns pulling (flock).
@@ -55,12 +57,16 @@ class OllamaContext:
     alias: bool  # pull and model differ as Ollama names: `ollama cp PULL MODEL` after the pull
     pull_manifest: str  # manifests/... of both, to leave an alias that is already right alone
     model_manifest: str
+    insecure: bool
+    registry_ca: ConfigMapKeyRef | None
+    registry_key: SecretKeyRef | None
     num_parallel: int
     keep_alive: str
     context_length: int
     extra_env: list[dict[str, str]]
     user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
     home: str
+    registry_ca_dir: str
     loaded_marker: str
     pull_lock: str
     # The NVIDIA container toolkit writes into a GPU container's root filesystem (below); every
@@ -88,9 +94,10 @@ def progress_deadline_seconds(parameters_billion: float | None) -> int:
 
 def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
     params = resolved.model.parameters_billion
-    pull = resolved.model.ollama_tag
+    pull = settings.pull_ref or resolved.model.ollama_tag
     served = resolved.served_model_name
     pull_name, served_name = ollama_name.parse(pull), ollama_name.parse(served)
+    registry = settings.registry
     return OllamaContext(
         pod=pod_context(
             resolved,
@@ -104,12 +111,16 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
         alias=not pull_name.same(served_name),
         pull_manifest=pull_name.filepath,
         model_manifest=served_name.filepath,
+        insecure=bool(registry and registry.insecure),
+        registry_ca=registry.ca_config_map if registry else None,
+        registry_key=registry.key_secret if registry else None,
         num_parallel=settings.num_parallel,
         keep_alive=settings.keep_alive,
         context_length=settings.context_length,
         extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
         user_env_names=frozenset(settings.env),
         home=HOME,
+        registry_ca_dir=REGISTRY_CA_DIR,
         loaded_marker=LOADED_MARKER,
         pull_lock=PULL_LOCK,
         read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),

@@ -33,7 +33,9 @@ Problems are reported in one of two ways, on purpose:
 - `Finding`s in `Resolved.warnings` (the article's common mistakes) and `Resolved.memory_fit` for
   everything that still runs, just badly: Ollama in production or above 4 users, GGUF on vLLM,
   full-precision weights on Ollama, vLLM for single-user work, an unknown GPU product (the fit
-  is then unknown, fits=None, not an error: new products and MIG slices appear all the time).
+  is then unknown, fits=None, not an error: new products and MIG slices appear all the time),
+  spec.vllm.extraArgs or spec.ollama.env names the pinned release does not know (a custom image
+  may know them).
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     findings.extend(
         _common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
     )
+    findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
 
     scheduling = spec.scheduling
     return Resolved(
@@ -801,4 +804,42 @@ def _common_mistakes(
                 "attach it; use spec.cache.accessMode ReadWriteMany or a single replica",
             )
         )
+    return out
+
+
+def _unknown_to_pinned_release(
+    spec: LLMServiceSpec, runtime: Runtime, ollama: OllamaSettings | None, vllm: VLLMSettings | None
+) -> list[Finding]:
+    """User-supplied flags and variables the pinned release does not know: reported, not rejected,
+    because a custom spec.vllm.image or spec.ollama.image may know them."""
+    out: list[Finding] = []
+    if vllm is not None and vllm.extra_args:
+        facts = upstream.vllm_facts()
+        problems = upstream.check_vllm_args(vllm.extra_args, facts)
+        if problems:
+            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
+            out.append(
+                Finding(
+                    "UnknownVLLMArgument",
+                    f"spec.vllm.extraArgs, checked against {facts.release} (the release llmstage pins, "
+                    f"{DEFAULT_VLLM_IMAGE}){image}: {'; '.join(problems)}. vLLM exits at start on an "
+                    "argument it does not know",
+                )
+            )
+    if ollama is not None and ollama.env:
+        o_facts = upstream.ollama_facts()
+        unknown = upstream.unknown_env(ollama.env, o_facts.env, o_facts.image["env"])
+        if unknown:
+            image = (
+                f" (spec.ollama.image {ollama.image} may differ)"
+                if ollama.image != DEFAULT_OLLAMA_IMAGE
+                else ""
+            )
+            out.append(
+                Finding(
+                    "UnknownOllamaVariable",
+                    f"spec.ollama.env sets {', '.join(unknown)}, which {o_facts.release} (the release "
+                    f"llmstage pins, {DEFAULT_OLLAMA_IMAGE}){image} never reads: check the spelling",
+                )
+            )
     return out

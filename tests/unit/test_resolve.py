@@ -393,6 +393,17 @@ def test_methods_vllm_does_not_have_are_rejected(spec: dict[str, Any], field: st
     assert "is not a quantization method of vLLM 0.12.0" in err.value.message
 
 
+def test_production_keeps_vllms_batch_for_two_users() -> None:
+    """`recommend --users 2 --stage production` rendered --max-num-seqs=1 (two users over two
+    replicas), which switched off continuous batching."""
+    r = run(**PROD, expectedConcurrency=2)
+    assert r.vllm is not None and r.vllm.max_num_seqs is None
+    assert r.memory_fit.fits is True and "vLLM's default --max-num-seqs (256" in r.memory_fit.message
+    capped = run(**{**PROD, "vllm": {**API_KEY, "maxNumSeqs": 4}}, expectedConcurrency=20)
+    assert capped.vllm is not None and capped.vllm.max_num_seqs == 4
+    assert "(4 x 8192 tokens" in capped.memory_fit.message  # the cap, not the 10 users per replica
+
+
 def test_fp8_kv_cache_in_extra_args_halves_the_fitted_kv_cache() -> None:
     l4 = {"gpu": {"count": 1, "product": "NVIDIA-L4"}}
     bf16 = run(**{**PROD, "resources": l4}, expectedConcurrency=10)
@@ -440,18 +451,7 @@ def test_tensor_parallelism_may_replicate_kv_heads() -> None:
     assert "28 attention heads" in err.value.message and "use 1, 2, 4 GPUs" in err.value.message
 
 
-def test_production_keeps_vllms_batch_for_two_users() -> None:
-    """`recommend --users 2 --stage production` rendered --max-num-seqs=1 (two users over two
-    replicas), which switched off continuous batching."""
-    r = run(**PROD, expectedConcurrency=2)
-    assert r.vllm is not None and r.vllm.max_num_seqs is None
-    assert r.memory_fit.fits is True and "vLLM's default --max-num-seqs (256" in r.memory_fit.message
-    capped = run(**{**PROD, "vllm": {**API_KEY, "maxNumSeqs": 4}}, expectedConcurrency=20)
-    assert capped.vllm is not None and capped.vllm.max_num_seqs == 4
-    assert "(4 x 8192 tokens" in capped.memory_fit.message  # the cap, not the 10 users per replica
-
-
-# ---------------------------------------------------------------- Ollama names and registry
+# ---------------------------------------------------------------- Ollama names, registry, upstream warnings
 
 
 def test_ollama_serves_the_name_clients_send() -> None:
@@ -508,6 +508,23 @@ def test_registry_pull_reference() -> None:
     with pytest.raises(SpecError) as err:
         run(model={"name": "hf.co/org/repo:Q4_K_M"}, ollama={"registry": {"host": "r.local"}})
     assert err.value.field == "spec.ollama.registry.host"
+
+
+def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
+    r = run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["--enable-prefix-caching", "--turbo"]}})
+    (finding,) = [w for w in r.warnings if w.reason == "UnknownVLLMArgument"]
+    assert "vLLM 0.12.0" in finding.message and "--turbo is not a flag" in finding.message
+    custom = run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["--turbo"], "image": "my/vllm:1"}})
+    assert "spec.vllm.image my/vllm:1 may differ" in next(
+        w.message for w in custom.warnings if w.reason == "UnknownVLLMArgument"
+    )
+    assert "UnknownVLLMArgument" not in reasons(
+        run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["-tp", "1"]}})
+    )
+    o = run(ollama={"env": {"OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_TURBO": "1"}})
+    (env,) = [w for w in o.warnings if w.reason == "UnknownOllamaVariable"]
+    assert "OLLAMA_TURBO" in env.message and "Ollama 0.12.10" in env.message
+    assert "OLLAMA_FLASH_ATTENTION" not in env.message
 
 
 # ---------------------------------------------------------------- errors raised as SpecError

@@ -125,6 +125,28 @@ INVALID: list[Invalid] = [
     Invalid("name-too-long", service(name="a" * 53), "metadata.name must be at most 52 characters"),
     Invalid("name-starts-with-digit", service(name="8b-llama"), "metadata.name must start with a letter"),
     Invalid("name-vllm", service(name="vllm"), "metadata.name must not be 'vllm'"),
+    Invalid(
+        "served-name-not-an-ollama-name",
+        service(runtime="ollama", servedModelName="chat@v1"),
+        "spec.servedModelName must be a valid Ollama model name with runtime ollama",
+    ),
+    Invalid(
+        "served-name-with-a-dotted-namespace-on-ollama",
+        service(runtime="ollama", servedModelName="org.name/model"),
+        "spec.servedModelName must be a valid Ollama model name with runtime ollama",
+    ),
+    Invalid(
+        "registry-insecure-with-a-ca",
+        service(
+            ollama={"registry": {"host": "r.local:5000", "insecure": True, "caConfigMapRef": {"name": "ca"}}}
+        ),
+        "spec.ollama.registry.insecure pulls over plain HTTP",
+    ),
+    Invalid(
+        "ollama-env-sets-noprune",
+        service(ollama={"env": {"OLLAMA_NOPRUNE": "0"}}),
+        "spec.ollama.env must not set",
+    ),
     # ---- schema bounds, enums and patterns (the API server names the field; pydantic words it its way)
     Invalid(
         "gpu-memory-utilization-above-1",
@@ -187,6 +209,18 @@ INVALID: list[Invalid] = [
     Invalid(
         "unknown-access-mode", service(cache={"accessMode": "ReadOnlyMany"}), "spec.cache.accessMode", "Read"
     ),
+    Invalid(
+        "registry-host-with-a-scheme",
+        service(ollama={"registry": {"host": "https://r.local"}}),
+        "spec.ollama.registry.host",
+        "match",
+    ),
+    Invalid(
+        "registry-namespace-with-a-dot",
+        service(ollama={"registry": {"host": "r.local", "namespace": "a.b"}}),
+        "spec.ollama.registry.namespace",
+        "match",
+    ),
     # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
     Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
 ]
@@ -211,6 +245,27 @@ VALID: dict[str, dict[str, Any]] = {
     ),
     "vllm-extra-args": service(
         runtime="vllm", resources={"gpu": {"count": 2}}, vllm={"extraArgs": ["--enable-prefix-caching"]}
+    ),
+    "served-name-with-slash-on-ollama": service(
+        runtime="ollama", servedModelName="meta-llama/Llama-3.1-8B-Instruct"
+    ),
+    "served-name-with-at-on-vllm": service(
+        runtime="vllm", resources={"gpu": {"count": 1}}, servedModelName="chat@v1"
+    ),
+    "ollama-private-registry": service(
+        model={"name": "smollm2:135m"},
+        servedModelName="chat",
+        ollama={
+            "registry": {
+                "host": "registry.internal:5000",
+                "namespace": "library",
+                "caConfigMapRef": {"name": "registry-ca"},
+                "keySecretRef": {"name": "ollama-key"},
+            }
+        },
+    ),
+    "ollama-insecure-registry": service(
+        ollama={"registry": {"host": "registry.internal:5000", "insecure": True}}
     ),
     "custom-model": service(
         model={

@@ -2,9 +2,15 @@
 """A stand-in for the Ollama and vLLM images in kind e2e runs: enough of both for llmstage's pods
 to become Ready and for OpenAI clients to get an answer, without model downloads or GPUs.
 
-    fake_llm.py serve                  Ollama server on $OLLAMA_HOST (the Ollama Deployment's args)
-    fake_llm.py --model M --port 8000  vLLM server (the vLLM Deployment's args; unknown flags ignored)
-    ollama list|show|pull|run ...      the Ollama CLI the init container and startup probe call
+    fake_llm.py serve                  Ollama server on $OLLAMA_HOST (what `ollama serve` runs)
+    fake_llm.py MODEL --port=8000 ...  vLLM server: the vLLM Deployment's args after the image's
+                                       `vllm serve` entrypoint (model positional; --model M and
+                                       `serve MODEL ...` work too; unknown flags ignored)
+    ollama list|show|pull|cp|run ...   the Ollama CLI the pull init container and the loader call
+
+The fake Ollama keeps no models: `pull` and `cp` leave a marker per name in $OLLAMA_MODELS (when
+set), which `show` then finds, with a Capabilities section like Ollama's; the server answers to
+$LLMSTAGE_MODEL, the name clients send.
 
 Standard library only. Answers are canned: "fake <runtime> reply to: <last user message>".
 """
@@ -17,6 +23,7 @@ import sys
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -121,16 +128,44 @@ def ollama_host() -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def _marker(name: str) -> Path:
+    models = os.environ.get("OLLAMA_MODELS")
+    if not models:
+        return Path("/nonexistent/fake-ollama") / name.replace("/", "_")
+    return Path(models) / ".fake-ollama" / name.replace("/", "_")
+
+
+def _mark(name: str) -> None:
+    marker = _marker(name)
+    if os.environ.get("OLLAMA_MODELS"):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+
 def ollama_cli(args: list[str]) -> int:
     command = args[0] if args else ""
     if command == "serve":
         host, port = ollama_host()
         serve("ollama", host, port, os.environ.get("LLMSTAGE_MODEL", "model"), "")
         return 0
+    names = [a for a in args[1:] if not a.startswith("-")]
     if command == "show":
-        return 1  # nothing is ever in the cache, so the init container "pulls"
+        # Not cached until pulled (or copied), so the init container "pulls".
+        if not names or not _marker(names[0]).exists():
+            print(f"Error: model '{names[0] if names else ''}' not found", file=sys.stderr)
+            return 1
+        print("  Model\n    architecture    fake\n\n  Capabilities\n    completion\n")
+        return 0
     if command == "pull":
-        print(f"pulling {args[1] if len(args) > 1 else ''}: fake, nothing downloaded")
+        print(f"pulling {names[0] if names else ''}: fake, nothing downloaded")
+        if names:
+            _mark(names[0])
+        return 0
+    if command == "cp":
+        if len(names) != 2 or not _marker(names[0]).exists():
+            print(f"Error: model '{names[0] if names else ''}' not found", file=sys.stderr)
+            return 1
+        _mark(names[1])
         return 0
     if command in ("list", "run"):
         host, port = ollama_host()
@@ -153,7 +188,10 @@ def vllm(args: list[str]) -> int:
                 return arg.split("=", 1)[1]
         return default
 
-    model = flag("--model", "model")
+    if args and args[0] == "serve":  # `vllm serve MODEL --flags` spelled out
+        args = args[1:]
+    positional = args[0] if args and not args[0].startswith("-") else None
+    model = positional or flag("--model", "model")
     served = flag("--served-model-name", model)
     serve(
         "vllm",
@@ -168,7 +206,7 @@ def vllm(args: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if len(argv) > 1 and argv[1] == "--ollama-cli":  # via the `ollama` shim
         return ollama_cli(argv[2:])
-    if len(argv) > 1 and argv[1] == "serve":  # the Ollama Deployment's args
+    if argv[1:] == ["serve"]:  # Ollama's `serve` (a `serve MODEL ...` is vLLM's)
         return ollama_cli(argv[1:])
     return vllm(argv[1:])
 

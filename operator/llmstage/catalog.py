@@ -49,6 +49,11 @@ class CatalogEntry(BaseModel):
     attention_heads: int = Field(ge=1)
     kv_heads: int = Field(ge=1)
     head_dim: int = Field(ge=1)
+    intermediate_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="MLP hidden size; tensor parallelism must divide it. Unset: unchecked.",
+    )
     context_length: int = Field(ge=128)
     native_format: ModelFormat = Field(
         default=ModelFormat.SAFETENSORS, description="Format of the HF weights."

@@ -1,9 +1,15 @@
 """Will the model fit? Weights + KV cache + overhead against GPU (vLLM, Ollama on GPU) or container memory.
 
     weights   = parameters x bytes per parameter (dtype, or the quantization's bits / 8)
-    KV cache  = maxModelLen x maxNumSeqs x (2 x layers x kvHeads x headDim x bytes per element)
+    KV cache  = maxModelLen x sequences x (2 x layers x kvHeads x headDim x bytes per element)
     overhead  = CUDA context, activations, CUDA graphs: a fixed reserve per GPU (vLLM) or per process (Ollama)
     available = GPU memory (per product, as nvidia-smi reports it) x count x gpuMemoryUtilization
+
+vLLM's KV cache is paged and shared by the running sequences; its batch (--max-num-seqs, 256 by
+default in vLLM 0.12.0) is not preallocated. So the vLLM fit asks whether the memory left after the
+weights holds the expected concurrent users of a replica at full context length; fewer short
+requests, or many more, batch in the same pages. Bytes per KV element follow --kv-cache-dtype
+(fp8: 1) and otherwise the model's dtype.
 
 The article's "ignoring memory requirements" mistake: an undersized GPU either refuses to start
 (DoesNotFit) or, worse, starts and batches fewer sequences than the expected users need
@@ -86,7 +92,7 @@ QUANTIZATION_BITS: dict[str, float] = {
 
 class FitReason(StrEnum):
     FITS = "Fits"
-    # Starts, but the KV cache holds fewer full-length sequences than maxNumSeqs: requests queue.
+    # Starts, but the KV cache holds fewer full-length sequences than the expected users: requests queue.
     KV_CACHE_LIMITS_CONCURRENCY = "KVCacheLimitsConcurrency"
     DOES_NOT_FIT = "DoesNotFit"  # will not start (vLLM) or gets OOM-killed (Ollama on CPU)
     PARTIAL_GPU_OFFLOAD = "PartialGPUOffload"  # Ollama runs the remaining layers on the CPU: slow
@@ -174,38 +180,51 @@ def _vllm_required(
     return shape.weights_gib(bpp) + kv + VLLM_OVERHEAD_PER_GPU_GIB * gpus
 
 
+# vLLM 0.12.0 EngineArgs._set_default_max_num_seqs_and_batched_tokens_args, OpenAI server.
+VLLM_DEFAULT_MAX_NUM_SEQS = "256, or 1024 on 70+ GiB GPUs but A100"
+
+
 def vllm_fit(
     shape: ModelShape,
     *,
     bytes_per_param: float,
     max_model_len: int,
-    max_num_seqs: int,
+    concurrent_sequences: int,
     gpu_product: str,
     gpu_memory_gib_each: float,
     gpu_count: int,
     gpu_memory_utilization: float,
     kv_bytes_per_element: float = 2,
+    kv_cache_dtype: str | None = None,
+    max_num_seqs: int | None = None,
 ) -> FitReport:
-    """vLLM on `gpu_count` GPUs of one product: weights + KV for maxNumSeqs full-length sequences."""
+    """vLLM on `gpu_count` GPUs of one product: weights + overhead, and a KV cache for
+    `concurrent_sequences` sequences of max_model_len tokens (the expected users per replica)."""
     weights = shape.weights_gib(bytes_per_param)
     per_token = shape.kv_bytes_per_token(kv_bytes_per_element)
     per_seq = per_token * max_model_len / GIB
-    kv = per_seq * max_num_seqs
+    kv = per_seq * concurrent_sequences
     overhead = VLLM_OVERHEAD_PER_GPU_GIB * gpu_count
     required = weights + kv + overhead
     available = gpu_memory_gib_each * gpu_count * gpu_memory_utilization
     room = available - weights - overhead
     full = max(0, math.floor(room / per_seq)) if per_seq > 0 else 0
+    kv_note = f", --kv-cache-dtype={kv_cache_dtype}" if kv_cache_dtype else ""
     numbers = (
-        f"{weights:.1f} GiB weights + {kv:.1f} GiB KV cache ({max_num_seqs} x {max_model_len} tokens x "
-        f"{_kib(per_token)}) + {overhead:.1f} GiB overhead = {required:.1f} GiB "
+        f"{weights:.1f} GiB weights + {kv:.1f} GiB KV cache ({concurrent_sequences} x {max_model_len} "
+        f"tokens x {_kib(per_token)}{kv_note}) + {overhead:.1f} GiB overhead = {required:.1f} GiB "
         f"{'<=' if required <= available else '>'} {available:.1f} GiB available "
         f"({gpu_count} x {gpu_product} {gpu_memory_gib_each:.1f} GiB x {gpu_memory_utilization:g})"
+    )
+    batch = (
+        f"--max-num-seqs={max_num_seqs}"
+        if max_num_seqs
+        else f"vLLM's default --max-num-seqs ({VLLM_DEFAULT_MAX_NUM_SEQS})"
     )
     report = FitReport(
         True,
         FitReason.FITS,
-        f"fits: {numbers}",
+        f"fits: {numbers}; the KV cache holds {full} full-length sequences, shorter ones batch up to {batch}",
         weights_gib=weights,
         kv_cache_gib=kv,
         overhead_gib=overhead,
@@ -222,21 +241,23 @@ def vllm_fit(
         (
             n
             for n in bigger
-            if _vllm_required(shape, bytes_per_param, kv_bytes_per_element, max_model_len, max_num_seqs, n)
+            if _vllm_required(
+                shape, bytes_per_param, kv_bytes_per_element, max_model_len, concurrent_sequences, n
+            )
             <= gpu_memory_gib_each * n * gpu_memory_utilization
         ),
         None,
     )
     if enough:
         tips.append(f"spec.resources.gpu.count {enough} (tensorParallelSize {enough})")
-    if full >= 1:
-        tips.append(f"spec.vllm.maxNumSeqs {full}")
+    if kv_bytes_per_element > 1 and room > 0:
+        tips.append("--kv-cache-dtype=fp8 in spec.vllm.extraArgs (halves the KV cache)")
     if room > 0:
-        longest = int(room * GIB / (per_token * max_num_seqs)) // 1024 * 1024
+        longest = int(room * GIB / (per_token * concurrent_sequences)) // 1024 * 1024
         if longest >= 1024:
             tips.append(f"spec.vllm.maxModelLen {longest}")
     if bytes_per_param > 1:
-        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, max_num_seqs, gpu_count)
+        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, gpu_count)
         if fp8 <= available:
             tips.append(f"spec.vllm.quantization fp8 (weights {shape.weights_gib(1):.1f} GiB)")
         else:
@@ -249,8 +270,8 @@ def vllm_fit(
             report,
             fits=False,
             reason=FitReason.KV_CACHE_LIMITS_CONCURRENCY,
-            message=f"KV cache holds only {full} of {max_num_seqs} full-length sequences, so requests queue: "
-            f"{numbers}{try_text}",
+            message=f"KV cache holds only {full} of {concurrent_sequences} full-length sequences (expected "
+            f"users per replica), so long requests queue: {numbers}{try_text}",
         )
     what = "the weights do not fit" if room <= 0 else f"not even one {max_model_len}-token sequence fits"
     return replace(

@@ -11,7 +11,9 @@ An explicit user value always wins over a stage default. Stage defaults:
 | production | vLLM (on GPU)  | autoscaled 2-8 on queue | 1    | PDB, topology spread, API key from Secret |
 
 Sizing follows spec.expectedConcurrency: per replica it is expectedConcurrency / baseline replicas
-(replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL or --max-num-seqs.
+(replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL on Ollama and, on vLLM,
+the sequences the KV cache must hold at full context (vLLM keeps its own batch size, continuous
+batching, unless spec.vllm.maxNumSeqs caps it).
 Context defaults to the model's, capped at 8192 tokens, identically for both runtimes so a prompt
 that works in dev works in production.
 
@@ -21,13 +23,19 @@ Problems are reported in one of two ways, on purpose:
   sets Stalled=True and renders nothing): a model unknown to the catalog without
   spec.model.huggingFaceId on vLLM; vLLM in production without spec.vllm.apiKeySecretRef (the CRD
   rejects this too; kept for specs that never went through the API server); autoscaling on queue
-  depth with Ollama; a tensor-parallel size that does not divide the attention heads; maxModelLen
-  above the model's context. These make vLLM or the autoscaler fail, so rendering them would only
-  move the error somewhere harder to find.
+  depth with Ollama; a tensor-parallel size that does not divide the attention heads, the
+  key/value heads or the intermediate size; maxModelLen above the model's context; a vLLM
+  quantization the served weights cannot have (a method vLLM 0.12.0 lacks, or a method of
+  pre-quantized checkpoints on the catalog's unquantized repository); on Ollama, a model or served
+  name that cannot be an Ollama name, or spec.ollama.registry next to a model name with a host.
+  These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
+  somewhere harder to find.
 - `Finding`s in `Resolved.warnings` (the article's common mistakes) and `Resolved.memory_fit` for
   everything that still runs, just badly: Ollama in production or above 4 users, GGUF on vLLM,
   full-precision weights on Ollama, vLLM for single-user work, an unknown GPU product (the fit
-  is then unknown, fits=None, not an error: new products and MIG slices appear all the time).
+  is then unknown, fits=None, not an error: new products and MIG slices appear all the time),
+  spec.vllm.extraArgs or spec.ollama.env names the pinned release does not know (a custom image
+  may know them).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from llmstage import fit
+from llmstage import fit, ollama_name, upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -52,9 +60,11 @@ from llmstage.resolved import (
     GPU,
     Autoscaling,
     Cache,
+    ConfigMapKeyRef,
     Finding,
     MemoryFit,
     ModelInfo,
+    OllamaRegistry,
     OllamaSettings,
     Resolved,
     Resources,
@@ -77,6 +87,14 @@ CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's 
 
 _GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
 _FULL_PRECISION = {"fp16", "f16", "bf16", "fp32", "f32", "float16", "bfloat16", "float32"}
+# vLLM 0.12.0 quantization methods that work on the unquantized weights of a Hugging Face repo,
+# quantizing them while loading. Their config needs no file in the checkpoint, so
+# vllm/model_executor/model_loader/weight_utils.py get_quant_config builds the default one
+# (fp8.py Fp8Config(is_checkpoint_fp8_serialized=False), rtn.py, experts_int8.py), or the loader
+# quantizes in flight ("Inflight BNB quantization": bitsandbytes). Every other method needs a
+# checkpoint quantized with it: on an unquantized repo the load stops with "Cannot find the
+# config file for awq".
+ONLINE_QUANTIZATION = ("fp8", "bitsandbytes", "rtn", "experts_int8")
 
 
 class SpecError(ValueError):
@@ -140,23 +158,25 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     entry = catalog.lookup(spec.model.name) or (
         catalog.lookup(spec.model.hugging_face_id) if spec.model.hugging_face_id else None
     )
-    shape, context, heads = _shape(spec, entry)
+    shape, context, split = _shape(spec, entry)
     model = _model_info(spec, entry, runtime, context)
+    served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
     if runtime == Runtime.OLLAMA:
-        ollama = _ollama(spec, per_replica, context)
+        ollama = _ollama(spec, per_replica, context, model, served_model_name)
     else:
-        vllm = _vllm(spec, stage, per_replica, context, gpu_count, heads, entry)
+        vllm = _vllm(spec, stage, context, gpu_count, split, entry, model)
 
     cpu, memory, memory_fit, weights_gib = _resources_and_fit(
-        spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry
+        spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
     )
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
     cache = _cache(spec, runtime, weights_gib, max_pods)
     findings.extend(
         _common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
     )
+    findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
 
     scheduling = spec.scheduling
     return Resolved(
@@ -167,7 +187,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         stage=stage,
         runtime=runtime,
         runtime_reason=decision.reason,
-        served_model_name=spec.served_model_name or spec.model.name,
+        served_model_name=served_model_name,
         expected_concurrency=spec.expected_concurrency,
         model=model,
         resources=Resources(cpu=cpu, memory=memory, gpu=gpu),
@@ -245,9 +265,18 @@ def _scaling(
 # ---------------------------------------------------------------- model
 
 
+@dataclass(frozen=True)
+class _Split:
+    """What tensor parallelism must divide (None: unknown, unchecked)."""
+
+    heads: int | None
+    kv_heads: int | None
+    intermediate_size: int | None
+
+
 def _shape(
     spec: LLMServiceSpec, entry: CatalogEntry | None
-) -> tuple[fit.ModelShape | None, int | None, int | None]:
+) -> tuple[fit.ModelShape | None, int | None, _Split]:
     """The model's shape for the fit check: catalog values, overridden field by field by the spec."""
     arch = spec.model.architecture
 
@@ -255,14 +284,19 @@ def _shape(
         value = getattr(arch, name) if arch else None
         return value if value is not None else getattr(entry, name) if entry else None
 
+    def integer(name: str) -> int | None:
+        value = pick(name)
+        return None if value is None else int(value)
+
     params, layers, kv_heads, head_dim = (
         pick(n) for n in ("parameters_billion", "layers", "kv_heads", "head_dim")
     )
-    context, heads = pick("context_length"), pick("attention_heads")
+    context = pick("context_length")
     shape = None
     if params is not None and layers is not None and kv_heads is not None and head_dim is not None:
         shape = fit.ModelShape(float(params), int(layers), int(kv_heads), int(head_dim))
-    return shape, None if context is None else int(context), None if heads is None else int(heads)
+    split = _Split(integer("attention_heads"), integer("kv_heads"), integer("intermediate_size"))
+    return shape, None if context is None else int(context), split
 
 
 def _model_info(
@@ -291,9 +325,7 @@ def _model_info(
         )
     else:
         fmt = asked.format or (entry.native_format if entry else ModelFormat.SAFETENSORS)
-        quantization = (spec.vllm.quantization if spec.vllm else None) or (
-            asked.quantization if asked.quantization and not _GGUF_QUANT.match(asked.quantization) else None
-        )
+        quantization = _vllm_weight_quantization(spec, entry, hf_id)
     return ModelInfo(
         name=asked.name,
         ollama_tag=ollama_tag,
@@ -319,8 +351,52 @@ def _default_context(context: int | None) -> int:
 # ---------------------------------------------------------------- runtimes
 
 
-def _ollama(spec: LLMServiceSpec, per_replica: int, context: int | None) -> OllamaSettings:
+def _ollama(
+    spec: LLMServiceSpec, per_replica: int, context: int | None, model: ModelInfo, served: str
+) -> OllamaSettings:
     asked = spec.ollama
+    tag = model.ollama_tag
+    name_field = "spec.model.name"
+    if not ollama_name.is_valid(tag):
+        raise SpecError(
+            name_field,
+            f"{tag!r} is not an Ollama model name, so `ollama pull` cannot fetch it: use "
+            "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; '@' digests are not "
+            "accepted by Ollama 0.12.10), e.g. llama3.1:8b",
+        )
+    if not ollama_name.is_valid(served):
+        raise SpecError(
+            "spec.servedModelName" if spec.served_model_name else name_field,
+            f"{served!r} cannot be an Ollama model name, and Ollama serves the model under the name "
+            "clients send: use [host/][namespace/]model[:tag] with letters, digits, '_', '-' and '.' "
+            "(no '@'), e.g. 'chat' or 'meta-llama/Llama-3.1-8B-Instruct'",
+        )
+    registry_spec = asked.registry if asked else None
+    registry = pull_ref = None
+    if registry_spec is not None:
+        if ollama_name.has_host(tag):
+            raise SpecError(
+                "spec.ollama.registry.host",
+                f"model {tag!r} already names a registry host; remove the host from spec.model.name or "
+                "remove spec.ollama.registry",
+            )
+        _, own_namespace, model_part, tag_part = ollama_name.parse_bare(tag)
+        namespace = own_namespace or registry_spec.namespace or ollama_name.DEFAULT_NAMESPACE
+        pull_ref = f"{registry_spec.host}/{namespace}/{model_part}:{tag_part or ollama_name.DEFAULT_TAG}"
+        registry = OllamaRegistry(
+            host=registry_spec.host,
+            insecure=registry_spec.insecure,
+            ca_config_map=(
+                ConfigMapKeyRef(registry_spec.ca_config_map_ref.name, registry_spec.ca_config_map_ref.key)
+                if registry_spec.ca_config_map_ref
+                else None
+            ),
+            key_secret=(
+                SecretKeyRef(registry_spec.key_secret_ref.name, registry_spec.key_secret_ref.key)
+                if registry_spec.key_secret_ref
+                else None
+            ),
+        )
     return OllamaSettings(
         image=(asked.image if asked else None) or DEFAULT_OLLAMA_IMAGE,
         # Explicit on purpose: Ollama's default changed from 4 to 2 to 1 across releases.
@@ -328,29 +404,98 @@ def _ollama(spec: LLMServiceSpec, per_replica: int, context: int | None) -> Olla
         keep_alive=(asked.keep_alive if asked else None) or DEFAULT_KEEP_ALIVE,
         context_length=(asked.context_length if asked else None) or _default_context(context),
         env=dict(asked.env) if asked else {},
+        pull_ref=pull_ref,
+        registry=registry,
     )
+
+
+def _tp_fits(tp: int, split: _Split) -> list[str]:
+    """What a tensor-parallel size fails to divide, as vLLM 0.12.0 checks it (empty: it fits).
+
+    vllm/config/model.py verify_with_parallel_config: attention heads % tp == 0. layers/linear.py:
+    QKVParallelLinear splits the KV heads (tp < kv heads: kv heads % tp == 0) or replicates them
+    (tp >= kv heads: tp % kv heads == 0); MergedColumnParallelLinear divides intermediate_size by tp.
+    """
+    out = []
+    if split.heads and split.heads % tp:
+        out.append(f"the model's {split.heads} attention heads")
+    if split.kv_heads and (split.kv_heads % tp if tp < split.kv_heads else tp % split.kv_heads):
+        out.append(f"its {split.kv_heads} key/value heads (or be a multiple of them)")
+    if split.intermediate_size and split.intermediate_size % tp:
+        out.append(f"its intermediate size {split.intermediate_size}")
+    return out
+
+
+def _kv_cache_dtype(extra_args: tuple[str, ...]) -> str | None:
+    """--kv-cache-dtype from spec.vllm.extraArgs (--x=v or --x v, underscores as vLLM accepts them)."""
+    for i, arg in enumerate(extra_args):
+        name, eq, _ = arg.replace("_", "-").partition("=") if arg.startswith("--") else (arg, "", "")
+        if name == "--kv-cache-dtype":
+            if eq:
+                return arg.partition("=")[2]
+            return extra_args[i + 1] if i + 1 < len(extra_args) else None
+    return None
+
+
+def _vllm_quantization_field(spec: LLMServiceSpec) -> tuple[str, str | None]:
+    if spec.vllm and spec.vllm.quantization:
+        return "spec.vllm.quantization", spec.vllm.quantization
+    return "spec.model.quantization", spec.model.quantization
+
+
+def _vllm_weight_quantization(spec: LLMServiceSpec, entry: CatalogEntry | None, hf_id: str) -> str | None:
+    """How the weights vLLM loads are quantized (None: the checkpoint's own dtype); rejects what
+    vLLM 0.12.0 cannot do with the repo it serves."""
+    field, asked = _vllm_quantization_field(spec)
+    if not asked:
+        return None
+    method = asked.lower()
+    if field == "spec.model.quantization" and _GGUF_QUANT.match(asked):
+        return None  # an Ollama (GGUF) level; GGUFOnVLLM says vLLM serves the HF weights instead
+    if method in _FULL_PRECISION:
+        return method
+    facts = upstream.vllm_facts()
+    known = facts.flags["--quantization"].accepted or ()
+    if method not in known:
+        raise SpecError(
+            field,
+            f"{asked!r} is not a quantization method of {facts.release}, so vLLM refuses to start: use an "
+            "online method that quantizes the Hugging Face weights at load "
+            f"({', '.join(ONLINE_QUANTIZATION)}), or set spec.model.huggingFaceId to a pre-quantized "
+            "checkpoint and name its method (awq, gptq, compressed-tensors, ...)",
+        )
+    catalog_repo = entry.hugging_face_id.lower() if entry else None
+    if method not in ONLINE_QUANTIZATION and hf_id.lower() == catalog_repo:
+        raise SpecError(
+            field,
+            f"{method} needs a checkpoint quantized with {method}, but {hf_id} (from the catalog) holds "
+            f"unquantized weights, so vLLM stops at load with 'Cannot find the config file for {method}': "
+            f"set spec.model.huggingFaceId to a {method} checkpoint of the model, or use an online "
+            f"method ({', '.join(ONLINE_QUANTIZATION)})",
+        )
+    return method
 
 
 def _vllm(
     spec: LLMServiceSpec,
     stage: Stage,
-    per_replica: int,
     context: int | None,
     gpu_count: int,
-    heads: int | None,
+    split: _Split,
     entry: CatalogEntry | None,
+    model: ModelInfo,
 ) -> VLLMSettings:
     asked = spec.vllm
     tp = (asked.tensor_parallel_size if asked else None) or gpu_count
     tp_field = (
         "spec.vllm.tensorParallelSize" if asked and asked.tensor_parallel_size else "spec.resources.gpu.count"
     )
-    if heads and heads % tp:
-        fitting = [n for n in range(1, 9) if heads % n == 0]
+    if failed := _tp_fits(tp, split):
+        fitting = [n for n in range(1, 9) if not _tp_fits(n, split)]
         raise SpecError(
             tp_field,
-            f"tensor-parallel size {tp} must divide the model's {heads} attention heads: "
-            f"use {', '.join(map(str, fitting))} GPUs",
+            f"tensor-parallel size {tp} must divide {' and '.join(failed)}, or vLLM fails to shard the "
+            f"model: use {', '.join(map(str, fitting))} GPUs",
         )
     max_model_len = (asked.max_model_len if asked else None) or _default_context(context)
     if context and max_model_len > context:
@@ -366,23 +511,21 @@ def _vllm(
             "stage production needs an API key (vLLM would serve an open endpoint): create a Secret with the "
             "key and set spec.vllm.apiKeySecretRef.name (and .key, default 'api-key')",
         )
+    extra_args = tuple(asked.extra_args) if asked else ()
     return VLLMSettings(
         image=(asked.image if asked else None) or DEFAULT_VLLM_IMAGE,
         gpu_memory_utilization=asked.gpu_memory_utilization if asked else 0.9,
         max_model_len=max_model_len,
-        max_num_seqs=(asked.max_num_seqs if asked else None) or per_replica,
+        # vLLM's own default unless the user caps it: continuous batching is why vLLM was chosen,
+        # and its paged KV cache shares memory between sequences (the fit below checks it).
+        max_num_seqs=asked.max_num_seqs if asked else None,
         tensor_parallel_size=tp,
         dtype=asked.dtype.value if asked else "auto",
-        quantization=(asked.quantization if asked else None)
-        or (
-            spec.model.quantization
-            if spec.model.quantization
-            and not _GGUF_QUANT.match(spec.model.quantization)
-            and spec.model.quantization.lower() not in _FULL_PRECISION
-            else None
-        ),
-        extra_args=tuple(asked.extra_args) if asked else (),
+        # Only online methods go on the command line; a pre-quantized checkpoint names its own.
+        quantization=model.quantization if model.quantization in ONLINE_QUANTIZATION else None,
+        extra_args=extra_args,
         api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
+        kv_cache_dtype=_kv_cache_dtype(extra_args),
     )
 
 
@@ -424,6 +567,7 @@ def _resources_and_fit(
     ollama: OllamaSettings | None,
     vllm: VLLMSettings | None,
     entry: CatalogEntry | None,
+    per_replica: int,
 ) -> tuple[str, str, MemoryFit, float | None]:
     """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
     asked_cpu = spec.resources.cpu if spec.resources else None
@@ -480,14 +624,17 @@ def _resources_and_fit(
     assert vllm is not None and gpu is not None
     cpu = asked_cpu or str(2 + 2 * gpu.count)
     memory = asked_memory or f"{16 + 8 * gpu.count}Gi"  # loading, tokenizer workers, /dev/shm for TP
-    bpp = fit.bytes_per_parameter(vllm.quantization, vllm.dtype, native)
-    kv_bytes = fit.DTYPE_BYTES.get(native if vllm.dtype == "auto" else vllm.dtype, 2.0)
+    bpp = fit.bytes_per_parameter(model.quantization, vllm.dtype, native)
+    kv_bytes = _kv_bytes(vllm.kv_cache_dtype, native if vllm.dtype == "auto" else vllm.dtype)
+    # The sequences that must fit at full length: the expected users of one replica, or fewer when
+    # spec.vllm.maxNumSeqs caps the batch below them.
+    needed = min(per_replica, vllm.max_num_seqs) if vllm.max_num_seqs else per_replica
     if shape is None:
         report = unknown_model
     elif bpp is None:
         report = fit.unknown(
             fit.FitReason.UNKNOWN_QUANTIZATION,
-            f"quantization {vllm.quantization!r} is unknown: the fit cannot be computed",
+            f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
         )
     elif gpu_mem is None:
         report = _unknown_gpu(gpu)
@@ -496,15 +643,27 @@ def _resources_and_fit(
             shape,
             bytes_per_param=bpp,
             max_model_len=vllm.max_model_len,
-            max_num_seqs=vllm.max_num_seqs,
+            concurrent_sequences=needed,
             gpu_product=gpu_name,
             gpu_memory_gib_each=gpu_mem,
             gpu_count=vllm.tensor_parallel_size,
             gpu_memory_utilization=vllm.gpu_memory_utilization,
             kv_bytes_per_element=kv_bytes,
+            kv_cache_dtype=vllm.kv_cache_dtype,
+            max_num_seqs=vllm.max_num_seqs,
         )
     weights = shape.weights_gib(bpp) if shape and bpp else None
     return cpu, memory, report.to_memory_fit(), weights
+
+
+def _kv_bytes(kv_cache_dtype: str | None, model_dtype: str) -> float:
+    """Bytes per KV-cache element: 1 for vLLM's fp8 variants (fp8, fp8_e4m3, fp8_e5m2, ...), else
+    the model's dtype ('auto' is vLLM's default: the model dtype)."""
+    if kv_cache_dtype and kv_cache_dtype.lower().startswith("fp8"):
+        return 1.0
+    if kv_cache_dtype and kv_cache_dtype.lower() != "auto":
+        return fit.DTYPE_BYTES.get(kv_cache_dtype.lower(), 2.0)
+    return fit.DTYPE_BYTES.get(model_dtype, 2.0)
 
 
 def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> Cache:
@@ -593,7 +752,7 @@ def _common_mistakes(
     else:
         assert vllm is not None
         asked_quant = spec.model.quantization
-        if model.format == ModelFormat.GGUF or (vllm.quantization or "").lower() == "gguf":
+        if model.format == ModelFormat.GGUF or (model.quantization or "").lower() == "gguf":
             out.append(
                 Finding(
                     "GGUFOnVLLM",
@@ -607,7 +766,8 @@ def _common_mistakes(
                     "GGUFOnVLLM",
                     f"spec.model.quantization {asked_quant} is a GGUF (Ollama) quantization; vLLM "
                     f"serves {model.hugging_face_id} in {vllm.dtype} instead: set "
-                    "spec.vllm.quantization (awq, gptq, fp8) to quantize on vLLM",
+                    "spec.vllm.quantization fp8 to quantize on vLLM, or an AWQ/GPTQ checkpoint in "
+                    "spec.model.huggingFaceId",
                 )
             )
         if users <= 1 and stage != Stage.PRODUCTION:
@@ -644,4 +804,42 @@ def _common_mistakes(
                 "attach it; use spec.cache.accessMode ReadWriteMany or a single replica",
             )
         )
+    return out
+
+
+def _unknown_to_pinned_release(
+    spec: LLMServiceSpec, runtime: Runtime, ollama: OllamaSettings | None, vllm: VLLMSettings | None
+) -> list[Finding]:
+    """User-supplied flags and variables the pinned release does not know: reported, not rejected,
+    because a custom spec.vllm.image or spec.ollama.image may know them."""
+    out: list[Finding] = []
+    if vllm is not None and vllm.extra_args:
+        facts = upstream.vllm_facts()
+        problems = upstream.check_vllm_args(vllm.extra_args, facts)
+        if problems:
+            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
+            out.append(
+                Finding(
+                    "UnknownVLLMArgument",
+                    f"spec.vllm.extraArgs, checked against {facts.release} (the release llmstage pins, "
+                    f"{DEFAULT_VLLM_IMAGE}){image}: {'; '.join(problems)}. vLLM exits at start on an "
+                    "argument it does not know",
+                )
+            )
+    if ollama is not None and ollama.env:
+        o_facts = upstream.ollama_facts()
+        unknown = upstream.unknown_env(ollama.env, o_facts.env, o_facts.image["env"])
+        if unknown:
+            image = (
+                f" (spec.ollama.image {ollama.image} may differ)"
+                if ollama.image != DEFAULT_OLLAMA_IMAGE
+                else ""
+            )
+            out.append(
+                Finding(
+                    "UnknownOllamaVariable",
+                    f"spec.ollama.env sets {', '.join(unknown)}, which {o_facts.release} (the release "
+                    f"llmstage pins, {DEFAULT_OLLAMA_IMAGE}){image} never reads: check the spelling",
+                )
+            )
     return out

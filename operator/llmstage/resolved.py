@@ -74,12 +74,33 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class ConfigMapKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class OllamaRegistry:
+    """A private registry the init container pulls from (spec.ollama.registry)."""
+
+    host: str  # e.g. registry.internal:5000
+    insecure: bool = False  # plain HTTP: `ollama pull --insecure`
+    ca_config_map: ConfigMapKeyRef | None = None  # PEM bundle, read through SSL_CERT_FILE
+    key_secret: SecretKeyRef | None = None  # Ollama's ed25519 private key (~/.ollama/id_ed25519)
+
+
+@dataclass(frozen=True)
 class OllamaSettings:
     image: str
     num_parallel: int
     keep_alive: str
     context_length: int
     env: dict[str, str] = field(default_factory=dict)
+    # What `ollama pull` takes when it differs from model.ollama_tag: the tag on spec.ollama.registry,
+    # e.g. registry.internal:5000/library/smollm2:135m. The pulled model is then copied to the
+    # served model name when the two differ.
+    pull_ref: str | None = None
+    registry: OllamaRegistry | None = None
 
 
 @dataclass(frozen=True)
@@ -87,12 +108,13 @@ class VLLMSettings:
     image: str
     gpu_memory_utilization: float
     max_model_len: int
-    max_num_seqs: int
+    max_num_seqs: int | None  # None: vLLM's own default (continuous batching up to 256 or 1024)
     tensor_parallel_size: int
     dtype: str
-    quantization: str | None
+    quantization: str | None  # passed as --quantization: online methods only (the rest is detected)
     extra_args: tuple[str, ...] = ()
     api_key_secret_ref: SecretKeyRef | None = None
+    kv_cache_dtype: str | None = None  # from --kv-cache-dtype in extra_args, for the memory fit
 
 
 @dataclass(frozen=True)

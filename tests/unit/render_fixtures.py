@@ -13,8 +13,10 @@ from llmstage.resolved import (
     Autoscaling,
     Cache,
     ClusterFacts,
+    ConfigMapKeyRef,
     MemoryFit,
     ModelInfo,
+    OllamaRegistry,
     OllamaSettings,
     Resolved,
     Resources,
@@ -26,8 +28,8 @@ from llmstage.resolved import (
     VLLMSettings,
 )
 
-OLLAMA_IMAGE = "ollama/ollama:0.12.3"
-VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+OLLAMA_IMAGE = "ollama/ollama:0.12.10"
+VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
 HF_TOKEN = SecretKeyRef(name="hf-token", key="token")
 API_KEY = SecretKeyRef(name="llm-api-key", key="api-key")
 
@@ -61,6 +63,17 @@ QWEN_05B = ModelInfo(
     quantization="q4_K_M",
     parameters_billion=0.5,
     context_length=32768,
+)
+
+SMOLLM2 = ModelInfo(
+    name="smollm2:135m",
+    ollama_tag="smollm2:135m",
+    hugging_face_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    revision=None,
+    format="gguf",
+    quantization="q4_1",
+    parameters_billion=0.1345,
+    context_length=8192,
 )
 
 FITS = MemoryFit(fits=True, reason="Fits", message="fits")
@@ -128,6 +141,27 @@ PRODUCTION_OLLAMA = replace(
     ),
 )
 
+# Dev on Ollama pulling from a private registry with its own CA and Ollama key, served under a
+# name that differs from the tag: the pull of registry.internal:5000/library/smollm2:135m is
+# followed by `ollama cp` to "chat".
+DEV_OLLAMA_REGISTRY = replace(
+    DEV_OLLAMA,
+    name="smol",
+    served_model_name="chat",
+    model=SMOLLM2,
+    resources=Resources(cpu="1", memory="4Gi"),
+    cache=Cache(size="10Gi"),
+    ollama=replace(
+        ollama_settings(),
+        pull_ref="registry.internal:5000/library/smollm2:135m",
+        registry=OllamaRegistry(
+            host="registry.internal:5000",
+            ca_config_map=ConfigMapKeyRef(name="registry-ca", key="ca.crt"),
+            key_secret=SecretKeyRef(name="ollama-registry-key", key="id_ed25519"),
+        ),
+    ),
+)
+
 # Dev on Ollama with a GPU: limits, the GPU toleration, runtimeClassName; no product affinity.
 DEV_OLLAMA_GPU = replace(
     DEV_OLLAMA,
@@ -162,7 +196,7 @@ PRODUCTION_VLLM = Resolved(
         image=VLLM_IMAGE,
         gpu_memory_utilization=0.9,
         max_model_len=8192,
-        max_num_seqs=64,
+        max_num_seqs=None,  # vLLM's default batch
         tensor_parallel_size=1,
         dtype="bfloat16",
         quantization=None,
@@ -239,12 +273,13 @@ PRODUCTION_VLLM_70B_TP = replace(
         image=VLLM_IMAGE,
         gpu_memory_utilization=0.92,
         max_model_len=16384,
-        max_num_seqs=128,
+        max_num_seqs=None,
         tensor_parallel_size=4,
         dtype="bfloat16",
         quantization=None,
         extra_args=("--kv-cache-dtype=fp8", "--enable-chunked-prefill"),
         api_key_secret_ref=API_KEY,
+        kv_cache_dtype="fp8",
     ),
 )
 
@@ -254,6 +289,7 @@ WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
     "dev-ollama-gpu": (DEV_OLLAMA_GPU, ClusterFacts()),
+    "dev-ollama-registry": (DEV_OLLAMA_REGISTRY, ClusterFacts()),
     "staging-ollama": (STAGING_OLLAMA, ClusterFacts()),
     "production-ollama": (PRODUCTION_OLLAMA, WITH_POD_MONITOR),
     "dev-vllm-gpu": (DEV_VLLM_GPU, ClusterFacts()),

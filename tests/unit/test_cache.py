@@ -143,3 +143,25 @@ def test_an_llmservice_status_change_is_kept_but_needs_no_reconcile() -> None:
     assert cache.changed
     cache.put_service(llmservice("3", {"stage": "staging"}), deleted=True)
     assert cache.service(("team", "chat")) is None
+
+
+def test_a_pod_in_an_init_container_is_stored_with_its_step() -> None:
+    """The status says which step a starting pod is at (pull-model, download-model)."""
+    cache = Cache()
+    pod = {
+        "metadata": {
+            "name": "chat-vllm-1",
+            "namespace": "team",
+            "labels": {"app.kubernetes.io/name": "llmstage", "app.kubernetes.io/instance": "chat"},
+        },
+        "status": {"initContainerStatuses": [{"name": "download-model", "state": {"running": {}}}]},
+    }
+    cache.put_pod(pod)
+    assert cache.changed
+    assert cache.pods[("team", "chat")]["chat-vllm-1"]["status"]["initializing"] == "download-model"
+    cache.put_pod(pod)
+    assert not cache.changed  # still downloading: nothing new to say
+    pod["status"] = {"initContainerStatuses": [{"name": "download-model", "state": {"terminated": {}}}]}
+    cache.put_pod(pod)
+    assert cache.changed
+    assert "initializing" not in cache.pods[("team", "chat")]["chat-vllm-1"]["status"]

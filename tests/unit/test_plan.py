@@ -96,6 +96,24 @@ def test_a_new_service_applies_everything_and_waits_for_endpoints() -> None:
     assert p.status["cutover"] is None and p.keep == set()
 
 
+def test_waiting_says_which_step_starting_pods_are_at() -> None:
+    def pod(name: str, step: str | None) -> dict[str, Any]:
+        status: dict[str, Any] = {"conditions": [], "containerStatuses": [], "initContainerStatuses": []}
+        if step:
+            status["initializing"] = step
+        return {"metadata": {"name": name}, "status": status}
+
+    pods = [pod("chat-ollama-5d9-a", "pull-model"), pod("chat-ollama-5d9-b", "pull-model"), pod("x-1", None)]
+    ready = conditions(plan(resolved(), observed(pods=pods), NOW))["Ready"]
+    assert ready.reason == "WaitingForEndpoints"
+    assert ready.message == (
+        "waiting for ready ollama pods behind Service chat: 2 pods pulling the model into the cache "
+        "(kubectl logs POD -c pull-model)"
+    )
+    idle = conditions(plan(resolved(), observed(pods=[pod("chat-ollama-5d9-a", None)]), NOW))["Ready"]
+    assert idle.message == "waiting for ready ollama pods behind Service chat"
+
+
 def test_ready_needs_ready_endpoints_of_the_resolved_runtime() -> None:
     p = plan(
         resolved(),

@@ -11,7 +11,7 @@ from api_cases import API_KEY, GPU_H100, VALID, service
 from llmstage.api.models import LLMService
 from llmstage.catalog import CatalogEntry, builtin_catalog
 from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, SpecError, resolve
-from llmstage.resolved import Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
+from llmstage.resolved import ConfigMapKeyRef, Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 PROD = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
@@ -70,7 +70,7 @@ def test_production_defaults() -> None:
     assert r.pod_disruption_budget and r.topology_spread
     assert r.vllm is not None and r.ollama is None
     assert r.vllm.image == DEFAULT_VLLM_IMAGE
-    assert r.vllm.max_num_seqs == 25  # 50 users over 2 baseline replicas
+    assert r.vllm.max_num_seqs is None  # vLLM's own batch; the fit sizes 25 users per replica
     assert (r.vllm.max_model_len, r.vllm.tensor_parallel_size, r.vllm.gpu_memory_utilization) == (
         8192,
         1,
@@ -335,6 +335,196 @@ def test_vllm_quantization_from_the_model_spec() -> None:
     r = run(**{**PROD, "model": {"name": "llama3.1:70b", "quantization": "fp8"}})
     assert r.vllm is not None and r.vllm.quantization == "fp8"
     assert r.memory_fit.fits is True  # 65.8 GiB of fp8 weights on one H100
+
+
+@pytest.mark.parametrize("method", ["fp8", "bitsandbytes", "rtn", "experts_int8"])
+def test_online_quantization_is_passed_to_vllm(method: str) -> None:
+    """vLLM 0.12.0 quantizes the unquantized Hugging Face weights itself for these."""
+    r = run(**{**PROD, "vllm": {**API_KEY, "quantization": method}})
+    assert r.vllm is not None and r.vllm.quantization == method and r.model.quantization == method
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"vllm": {**API_KEY, "quantization": "awq"}}, "spec.vllm.quantization"),
+        ({"vllm": {**API_KEY, "quantization": "gptq"}}, "spec.vllm.quantization"),
+        ({"model": {"name": "llama3.1:8b", "quantization": "awq"}}, "spec.model.quantization"),
+    ],
+)
+def test_prequantized_methods_need_a_prequantized_checkpoint(spec: dict[str, Any], field: str) -> None:
+    """awq/gptq against the catalog's unquantized repo fails at load: "Cannot find the config file
+    for awq" (vllm/model_executor/model_loader/weight_utils.py get_quant_config)."""
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, **spec})
+    assert err.value.field == field
+    assert "Cannot find the config file for" in err.value.message
+    assert "spec.model.huggingFaceId" in err.value.message
+
+
+def test_a_prequantized_checkpoint_names_its_own_method() -> None:
+    r = run(
+        **{
+            **PROD,
+            "model": {
+                "name": "llama3.1:8b",
+                "huggingFaceId": "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+                "quantization": "awq",
+            },
+        }
+    )
+    assert r.vllm is not None and r.vllm.quantization is None  # vLLM reads it from the checkpoint
+    assert r.model.quantization == "awq" and r.model.hugging_face_id.endswith("-AWQ-INT4")
+    assert "4.0 GiB weights" in r.memory_fit.message  # 8.03e9 x 4.25 bits, not bf16
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"vllm": {**API_KEY, "quantization": "int8"}}, "spec.vllm.quantization"),
+        ({"vllm": {**API_KEY, "quantization": "w8a8"}}, "spec.vllm.quantization"),
+        ({"model": {"name": "llama3.1:8b", "quantization": "int8"}}, "spec.model.quantization"),
+    ],
+)
+def test_methods_vllm_does_not_have_are_rejected(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, **spec})
+    assert err.value.field == field
+    assert "is not a quantization method of vLLM 0.12.0" in err.value.message
+
+
+def test_production_keeps_vllms_batch_for_two_users() -> None:
+    """`recommend --users 2 --stage production` rendered --max-num-seqs=1 (two users over two
+    replicas), which switched off continuous batching."""
+    r = run(**PROD, expectedConcurrency=2)
+    assert r.vllm is not None and r.vllm.max_num_seqs is None
+    assert r.memory_fit.fits is True and "vLLM's default --max-num-seqs (256" in r.memory_fit.message
+    capped = run(**{**PROD, "vllm": {**API_KEY, "maxNumSeqs": 4}}, expectedConcurrency=20)
+    assert capped.vllm is not None and capped.vllm.max_num_seqs == 4
+    assert "(4 x 8192 tokens" in capped.memory_fit.message  # the cap, not the 10 users per replica
+
+
+def test_fp8_kv_cache_in_extra_args_halves_the_fitted_kv_cache() -> None:
+    l4 = {"gpu": {"count": 1, "product": "NVIDIA-L4"}}
+    bf16 = run(**{**PROD, "resources": l4}, expectedConcurrency=10)
+    fp8 = run(
+        **{**PROD, "resources": l4, "vllm": {**API_KEY, "extraArgs": ["--kv-cache-dtype", "fp8_e4m3"]}},
+        expectedConcurrency=10,
+    )
+    assert fp8.vllm is not None and fp8.vllm.kv_cache_dtype == "fp8_e4m3"
+    assert "(5 x 8192 tokens x 128 KiB)" in bf16.memory_fit.message
+    assert bf16.memory_fit.reason == "KVCacheLimitsConcurrency"
+    assert "(5 x 8192 tokens x 64 KiB, --kv-cache-dtype=fp8_e4m3)" in fp8.memory_fit.message
+    assert fp8.memory_fit.fits is True
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        # Qwen2.5-7B: 28 attention heads divide by 7, its 4 KV heads do not (and 7 is no multiple).
+        (
+            {"model": {"name": "qwen2.5:7b"}, "resources": {"gpu": {"count": 7}}},
+            "must divide its 4 key/value heads",
+        ),
+        # An intermediate size tensor parallelism cannot split.
+        (
+            {
+                "model": {"name": "llama3.1:8b", "architecture": {"intermediateSize": 14338}},
+                "resources": {"gpu": {"count": 4}},
+            },
+            "must divide its intermediate size 14338",
+        ),
+    ],
+)
+def test_tensor_parallelism_must_split_kv_heads_and_the_mlp(spec: dict[str, Any], text: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, **spec})
+    assert err.value.field == "spec.resources.gpu.count" and text in err.value.message
+
+
+def test_tensor_parallelism_may_replicate_kv_heads() -> None:
+    """tp >= KV heads replicates them when tp is a multiple (QKVParallelLinear): 8 GPUs, 4 KV heads."""
+    r = run(**{**PROD, "model": {"name": "qwen2.5:7b"}, "resources": {"gpu": {"count": 4}}})
+    assert r.vllm is not None and r.vllm.tensor_parallel_size == 4
+    with pytest.raises(SpecError) as err:  # 28 heads do not divide by 8
+        run(**{**PROD, "model": {"name": "qwen2.5:7b"}, "resources": {"gpu": {"count": 8}}})
+    assert "28 attention heads" in err.value.message and "use 1, 2, 4 GPUs" in err.value.message
+
+
+# ---------------------------------------------------------------- Ollama names, registry, upstream warnings
+
+
+def test_ollama_serves_the_name_clients_send() -> None:
+    r = run(model={"name": "meta-llama/Llama-3.1-8B-Instruct"})
+    assert r.runtime == Runtime.OLLAMA and r.model.ollama_tag == "llama3.1:8b"
+    assert r.served_model_name == "meta-llama/Llama-3.1-8B-Instruct"  # copied to it after the pull
+    chat = run(servedModelName="chat")
+    assert chat.served_model_name == "chat" and chat.model.ollama_tag == "llama3.1:8b"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"servedModelName": "chat@v1"}, "spec.servedModelName"),  # '@' is no Ollama name character
+        ({"servedModelName": "org.name/model"}, "spec.servedModelName"),  # no '.' in a namespace
+        ({"servedModelName": "a/b/c/d"}, "spec.servedModelName"),
+        ({"model": {"name": "llama3.1@sha256:abc"}}, "spec.model.name"),
+    ],
+)
+def test_names_ollama_cannot_hold_are_invalid_specs_on_ollama(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**spec)
+    assert err.value.field == field and "Ollama" in err.value.message
+
+
+def test_served_names_ollama_cannot_hold_are_fine_on_vllm() -> None:
+    assert run(**PROD, servedModelName="chat@v1").served_model_name == "chat@v1"
+
+
+def test_registry_pull_reference() -> None:
+    reg = run(model={"name": "smollm2:135m"}, ollama={"registry": {"host": "registry.internal:5000"}})
+    assert reg.ollama is not None and reg.ollama.registry is not None
+    assert reg.ollama.pull_ref == "registry.internal:5000/library/smollm2:135m"
+    assert reg.served_model_name == "smollm2:135m"
+    ns = run(model={"name": "smollm2"}, ollama={"registry": {"host": "r.local", "namespace": "team-a"}})
+    assert ns.ollama is not None and ns.ollama.pull_ref == "r.local/team-a/smollm2:latest"
+    own = run(model={"name": "ml/custom:1"}, ollama={"registry": {"host": "r.local", "namespace": "team-a"}})
+    assert own.ollama is not None and own.ollama.pull_ref == "r.local/ml/custom:1"
+    full = run(
+        model={"name": "smollm2:135m"},
+        ollama={
+            "registry": {
+                "host": "r.local:443",
+                "caConfigMapRef": {"name": "ca"},
+                "keySecretRef": {"name": "key"},
+            }
+        },
+    )
+    assert full.ollama is not None and full.ollama.registry is not None
+    assert (full.ollama.registry.ca_config_map, full.ollama.registry.key_secret) == (
+        ConfigMapKeyRef("ca", "ca.crt"),
+        SecretKeyRef("key", "id_ed25519"),
+    )
+    with pytest.raises(SpecError) as err:
+        run(model={"name": "hf.co/org/repo:Q4_K_M"}, ollama={"registry": {"host": "r.local"}})
+    assert err.value.field == "spec.ollama.registry.host"
+
+
+def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
+    r = run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["--enable-prefix-caching", "--turbo"]}})
+    (finding,) = [w for w in r.warnings if w.reason == "UnknownVLLMArgument"]
+    assert "vLLM 0.12.0" in finding.message and "--turbo is not a flag" in finding.message
+    custom = run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["--turbo"], "image": "my/vllm:1"}})
+    assert "spec.vllm.image my/vllm:1 may differ" in next(
+        w.message for w in custom.warnings if w.reason == "UnknownVLLMArgument"
+    )
+    assert "UnknownVLLMArgument" not in reasons(
+        run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["-tp", "1"]}})
+    )
+    o = run(ollama={"env": {"OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_TURBO": "1"}})
+    (env,) = [w for w in o.warnings if w.reason == "UnknownOllamaVariable"]
+    assert "OLLAMA_TURBO" in env.message and "Ollama 0.12.10" in env.message
+    assert "OLLAMA_FLASH_ATTENTION" not in env.message
 
 
 # ---------------------------------------------------------------- errors raised as SpecError

@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
+from llmstage import ollama_name
 from llmstage.api.quantity import QUANTITY_PATTERN, is_quantity
 from llmstage.resolved import Runtime, Stage
 from pydantic import (
@@ -57,6 +58,7 @@ MANAGED_VLLM_FLAG_PATTERN = (
 )
 MANAGED_OLLAMA_ENV = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NUM_PARALLEL", "OLLAMA_KEEP_ALIVE", "OLLAMA_CONTEXT_LENGTH",
+    "OLLAMA_NOPRUNE",
 )  # fmt: skip
 
 
@@ -263,6 +265,15 @@ class ModelArchitecture(ApiModel):
         description="Number of key/value heads (fewer than attention heads with GQA).",
     )
     head_dim: int | None = Field(default=None, ge=1, le=1024, description="Dimension of one attention head.")
+    intermediate_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description=(
+            "Size of the MLP's hidden layer (config.json intermediate_size); vLLM's tensor-parallel "
+            "size must divide it."
+        ),
+    )
     context_length: int | None = Field(
         default=None, ge=128, le=10_485_760, description="Longest context the model supports, in tokens."
     )
@@ -454,6 +465,94 @@ class ResourcesSpec(ApiModel):
     )
 
 
+class ConfigMapKeyRef(ApiModel):
+    """A key of a ConfigMap in the LLMService's namespace."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the ConfigMap."
+    )
+    key: str = Field(
+        default="ca.crt",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the ConfigMap holding PEM certificates (default 'ca.crt').",
+    )
+
+
+class OllamaKeySecretRef(SecretKeyRef):
+    """Secret key holding an Ollama private key (the id_ed25519 file Ollama signs registry requests with)."""
+
+    key: str = Field(
+        default="id_ed25519",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the Secret holding the OpenSSH ed25519 private key (default 'id_ed25519').",
+    )
+
+
+class OllamaRegistrySpec(ApiModel):
+    """Pull the model from a private or air-gapped registry instead of registry.ollama.ai.
+
+    The init container pulls HOST/NAMESPACE/MODEL:TAG (e.g. registry.internal:5000/library/smollm2:135m
+    for model smollm2:135m), then copies it to the name clients send (`ollama cp`).
+    """
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!self.insecure || !has(self.caConfigMapRef)",
+            message=(
+                "spec.ollama.registry.insecure pulls over plain HTTP, so spec.ollama.registry.caConfigMapRef "
+                "(a CA for TLS) would never be used: remove one of them"
+            ),
+            check=lambda s: not s.insecure or s.ca_config_map_ref is None,
+            field_path=".insecure",
+        ),
+    )
+
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=ollama_name.HOST_PATTERN,
+        description=(
+            "Registry host and optional port, without scheme, e.g. 'registry.internal:5000'. "
+            "HTTPS unless insecure is set."
+        ),
+    )
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        pattern=ollama_name.NAMESPACE_PATTERN,
+        description=(
+            "Namespace for model names that have none, e.g. 'library' (the default) or 'team-a'. "
+            "A model name with its own namespace (team/model:tag) keeps it."
+        ),
+    )
+    insecure: bool = Field(
+        default=False,
+        description=(
+            "Pull over plain HTTP (`ollama pull --insecure`). Only for registries inside the cluster network."
+        ),
+    )
+    ca_config_map_ref: ConfigMapKeyRef | None = Field(
+        default=None,
+        description=(
+            "ConfigMap key with the PEM CA bundle of a registry with a private certificate; the pull "
+            "trusts it in addition to the image's system CAs (SSL_CERT_FILE)."
+        ),
+    )
+    key_secret_ref: OllamaKeySecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret key with the Ollama private key (~/.ollama/id_ed25519) the registry knows, for "
+            "registries that authenticate Ollama's signed requests (ollama.com private models). Mounted "
+            "into the pull init container only. Ollama does not do basic auth (user/password)."
+        ),
+    )
+
+
 class OllamaSpec(ApiModel):
     """Settings used when the runtime is Ollama (dev and staging by default)."""
 
@@ -462,7 +561,8 @@ class OllamaSpec(ApiModel):
             rule="!has(self.env) || !self.env.exists(k, k in " + str(list(MANAGED_OLLAMA_ENV)) + ")",
             message=(
                 "spec.ollama.env must not set " + ", ".join(MANAGED_OLLAMA_ENV) + ": llmstage sets them; "
-                "use spec.ollama.numParallel, keepAlive and contextLength instead"
+                "use spec.ollama.numParallel, keepAlive and contextLength instead (OLLAMA_NOPRUNE is always "
+                "1: pods share the model cache)"
             ),
             check=lambda s: not any(k in MANAGED_OLLAMA_ENV for k in s.env),
             field_path=".env",
@@ -506,6 +606,12 @@ class OllamaSpec(ApiModel):
         description="Extra environment variables for the Ollama container, e.g. OLLAMA_FLASH_ATTENTION: '1'.",
         json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
     )
+    registry: OllamaRegistrySpec | None = Field(
+        default=None,
+        description=(
+            "Private or air-gapped model registry to pull from. Default: registry.ollama.ai (Ollama's own)."
+        ),
+    )
 
 
 class VLLMSpec(ApiModel):
@@ -547,7 +653,9 @@ class VLLMSpec(ApiModel):
         ge=1,
         le=4096,
         description=(
-            "--max-num-seqs: sequences batched at once per replica. Default: expectedConcurrency per replica."
+            "--max-num-seqs: sequences batched at once per replica. Default: vLLM's own (256; 1024 on "
+            "GPUs of 70 GiB or more other than A100, in vLLM 0.12.0), which continuous batching needs; "
+            "set it only to cap the batch."
         ),
     )
     tensor_parallel_size: int | None = Field(
@@ -564,8 +672,11 @@ class VLLMSpec(ApiModel):
         max_length=32,
         pattern=QUANTIZATION,
         description=(
-            "--quantization, e.g. 'awq', 'gptq' or 'fp8'. "
-            "Default: spec.model.quantization when it is a vLLM method."
+            "Quantization of the weights vLLM serves. Online methods quantize the Hugging Face weights at "
+            "load and are passed as --quantization: fp8, bitsandbytes, rtn, experts_int8. Methods of "
+            "pre-quantized checkpoints (awq, gptq, compressed-tensors, ...) need spec.model.huggingFaceId "
+            "to name such a checkpoint; vLLM then reads the method from its config. Default: "
+            "spec.model.quantization when it is a vLLM method."
         ),
     )
     extra_args: list[Annotated[str, Field(max_length=256, pattern=PRINTABLE)]] = Field(
@@ -735,6 +846,24 @@ class LLMServiceSpec(ApiModel):
             field_path=".vllm",
         ),
         CelRule(
+            rule=(
+                "self.runtime != 'ollama' || !has(self.servedModelName) || "
+                f"self.servedModelName.matches('{ollama_name.NAME_PATTERN}')"
+            ),
+            message=(
+                "spec.servedModelName must be a valid Ollama model name with runtime ollama, "
+                "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; no '@', at most one '/' "
+                "before the model), because Ollama serves it under that name: e.g. 'chat' or "
+                "'meta-llama/Llama-3.1-8B-Instruct'"
+            ),
+            check=lambda s: (
+                s.runtime != RuntimeChoice.OLLAMA
+                or s.served_model_name is None
+                or ollama_name.is_valid(s.served_model_name)
+            ),
+            field_path=".servedModelName",
+        ),
+        CelRule(
             rule="!has(self.autoscaling) || self.autoscaling.metric != 'queue' || self.runtime != 'ollama'",
             message=(
                 "spec.autoscaling.metric queue reads vLLM's queue depth, which Ollama does not expose: "
@@ -785,7 +914,8 @@ class LLMServiceSpec(ApiModel):
         le=CONCURRENCY_LIMIT,
         description=(
             "Expected concurrent users (requests in flight) across all replicas. Drives the runtime decision "
-            "(more than 4 -> vLLM) and the sizing (OLLAMA_NUM_PARALLEL, --max-num-seqs)."
+            "(more than 4 -> vLLM) and the sizing (OLLAMA_NUM_PARALLEL; on vLLM, the sequences the KV cache "
+            "must hold)."
         ),
     )
     replicas: int | None = Field(

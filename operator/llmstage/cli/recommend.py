@@ -210,7 +210,12 @@ def explain(resolved: Resolved, options: list[GPUOption]) -> str:
         ]
     if resolved.vllm is not None:
         rows += [
-            ("Batch", f"--max-num-seqs={resolved.vllm.max_num_seqs} per replica ({share})"),
+            (
+                "Batch",
+                f"--max-num-seqs={resolved.vllm.max_num_seqs} per replica (spec.vllm.maxNumSeqs; {share})"
+                if resolved.vllm.max_num_seqs
+                else f"vLLM's default (continuous batching); {share} at full context in the KV cache",
+            ),
             ("Context", f"--max-model-len={resolved.vllm.max_model_len} tokens"),
             ("Tensor parallel", f"--tensor-parallel-size={resolved.vllm.tensor_parallel_size}"),
         ]

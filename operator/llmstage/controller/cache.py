@@ -66,6 +66,15 @@ def _problems_only(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _running_init_container(status: dict[str, Any]) -> str | None:
+    """The init container a starting pod is in (pull-model, download-model), for the status to
+    say which step it is at. It changes twice per pod start, so it costs two reconciles."""
+    for cs in status.get("initContainerStatuses") or []:
+        if (cs.get("state") or {}).get("running") is not None:
+            return str(cs.get("name"))
+    return None
+
+
 def _older_than(incoming: dict[str, Any], uid: str | None, resource_version: str | None) -> bool:
     """True when `incoming` is an older version of the cached object (`uid`, `resource_version`).
     Our own write responses and the watch stream race; a late watch event must not roll the
@@ -247,6 +256,9 @@ class Cache:
                     "initContainerStatuses": _problems_only(status.get("initContainerStatuses") or []),
                 },
             }
+            step = _running_init_container(status)
+            if step:
+                stored["status"]["initializing"] = step
             self.pods[owner][name] = stored
             self.changed = stored != (before or _healthy_pod(name))
         return owner

@@ -140,6 +140,29 @@ def container_config_error(observed: Observed, name: str, runtime: Runtime) -> s
     return None
 
 
+# What a pod in one of the rendered init containers is doing.
+INIT_STEPS = {
+    "pull-model": "pulling the model into the cache",
+    "download-model": "downloading the weights into the cache",
+}
+
+
+def starting_steps(observed: Observed, name: str, runtime: Runtime) -> str:
+    """Which step starting pods of `runtime` are at, e.g. '1 pod downloading the weights into the
+    cache (kubectl logs POD -c download-model)'; empty when none is in an init container."""
+    prefix = f"{workload_name(name, runtime)}-"
+    counts: dict[str, int] = {}
+    for pod in observed.pods:
+        step = (pod.get("status") or {}).get("initializing")
+        if step and pod["metadata"]["name"].startswith(prefix):
+            counts[step] = counts.get(step, 0) + 1
+    return "; ".join(
+        f"{n} pod{'s' if n > 1 else ''} {INIT_STEPS.get(step, f'in init container {step}')} "
+        f"(kubectl logs POD -c {step})"
+        for step, n in sorted(counts.items())
+    )
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -287,12 +310,14 @@ def plan(
             )
         )
     else:
+        steps = starting_steps(observed, name, desired)
         conditions.append(
             Condition(
                 READY,
                 "False",
                 "WaitingForEndpoints",
-                f"waiting for ready {desired.value} pods behind Service {name}",
+                f"waiting for ready {desired.value} pods behind Service {name}"
+                + (f": {steps}" if steps else ""),
             )
         )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage import ollama_name
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolved import OllamaSettings, Resolved, Runtime
+from llmstage.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, Runtime, SecretKeyRef
 
 TEMPLATE = "ollama-deployment.yaml.j2"
 
@@ -16,14 +17,24 @@ TEMPLATE = "ollama-deployment.yaml.j2"
 RESERVED_ENV = frozenset(
     {
         "HOME",
+        "LLMSTAGE_LOADED",
         "LLMSTAGE_MODEL",
         "OLLAMA_CONTEXT_LENGTH",
         "OLLAMA_HOST",
         "OLLAMA_KEEP_ALIVE",
         "OLLAMA_MODELS",
+        "OLLAMA_NOPRUNE",
         "OLLAMA_NUM_PARALLEL",
     }
 )
+# HOME of both containers (an emptyDir): Ollama keeps its key pair in HOME/.ollama.
+HOME = "/home/ollama"
+# The registry's CA bundle (spec.ollama.registry.caConfigMapRef), read through SSL_CERT_FILE.
+REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
+# Written by the server container's loader once the model is in memory; the startup probe reads it.
+LOADED_MARKER = "/tmp/llmstage-model-loaded"
+# On the cache volume: pods sharing the cache take turns pulling (flock).
+PULL_LOCK = ".llmstage-pull.lock"
 # Defaults the template sets unless spec.ollama.env sets them: OLLAMA_MAX_LOADED_MODELS and
 # NVIDIA_VISIBLE_DEVICES (see the template for why each has its default).
 
@@ -41,12 +52,26 @@ UNKNOWN_MODEL_PULL_SECONDS = 1800
 @dataclass(frozen=True)
 class OllamaContext:
     pod: PodContext
-    model: str  # what `ollama pull` and `ollama run` take
+    model: str  # the name clients send (status.servedModelName): loaded and served under it
+    pull: str  # what `ollama pull` takes
+    alias: bool  # pull and model differ as Ollama names: `ollama cp PULL MODEL` after the pull
+    pull_manifest: str  # manifests/... of both, to leave an alias that is already right alone
+    model_manifest: str
+    insecure: bool
+    registry_ca: ConfigMapKeyRef | None
+    registry_key: SecretKeyRef | None
     num_parallel: int
     keep_alive: str
     context_length: int
     extra_env: list[dict[str, str]]
     user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
+    home: str
+    registry_ca_dir: str
+    loaded_marker: str
+    pull_lock: str
+    # The NVIDIA container toolkit writes into a GPU container's root filesystem (below); every
+    # other Ollama container runs with a read-only one.
+    read_only_root: bool
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -69,6 +94,10 @@ def progress_deadline_seconds(parameters_billion: float | None) -> int:
 
 def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
     params = resolved.model.parameters_billion
+    pull = settings.pull_ref or resolved.model.ollama_tag
+    served = resolved.served_model_name
+    pull_name, served_name = ollama_name.parse(pull), ollama_name.parse(served)
+    registry = settings.registry
     return OllamaContext(
         pod=pod_context(
             resolved,
@@ -77,12 +106,24 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
             startup=startup_budget(params),
             deadline_seconds=progress_deadline_seconds(params),
         ),
-        model=resolved.model.ollama_tag,
+        model=served,
+        pull=pull,
+        alias=not pull_name.same(served_name),
+        pull_manifest=pull_name.filepath,
+        model_manifest=served_name.filepath,
+        insecure=bool(registry and registry.insecure),
+        registry_ca=registry.ca_config_map if registry else None,
+        registry_key=registry.key_secret if registry else None,
         num_parallel=settings.num_parallel,
         keep_alive=settings.keep_alive,
         context_length=settings.context_length,
         extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
         user_env_names=frozenset(settings.env),
+        home=HOME,
+        registry_ca_dir=REGISTRY_CA_DIR,
+        loaded_marker=LOADED_MARKER,
+        pull_lock=PULL_LOCK,
+        read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
     )
 
 

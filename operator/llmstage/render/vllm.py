@@ -11,13 +11,25 @@ from llmstage.resolved import Resolved, Runtime, SecretKeyRef, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 
-# The startup probe covers download and load. bf16 weights are 2 GB per billion parameters;
-# 20 s per billion allows ~100 MB/s from the Hugging Face Hub plus loading onto the GPUs, so a
-# cold 70B start gets 10 + 23 = 33 minutes (the 20-40 minutes practice suggests) and 8B 13 minutes.
+# The download has its own step, the init container download-model, which no probe watches; the
+# startup probe covers what follows: loading the weights from the cache volume onto the GPUs,
+# torch.compile and CUDA graph capture. 10 minutes plus 10 s per billion parameters: 8B 11 minutes,
+# 70B 22 minutes.
 STARTUP_BASE_SECONDS = 600
-STARTUP_SECONDS_PER_BILLION_PARAMETERS = 20
-# A model missing from the catalog: allow a 70B-class start rather than kill a slow download.
-UNKNOWN_MODEL_STARTUP_SECONDS = 2400
+STARTUP_SECONDS_PER_BILLION_PARAMETERS = 10
+# A model missing from the catalog: allow a 70B-class load rather than kill a slow one.
+UNKNOWN_MODEL_STARTUP_SECONDS = 1800
+# For the progress deadline only: bf16 weights are 2 GB per billion parameters; 80 s per billion is
+# 25 MB/s, a slow link (70B: 1 h 34 min). A model missing from the catalog gets 3 hours (KubeAI's
+# allowance for a download).
+DOWNLOAD_SECONDS_PER_BILLION_PARAMETERS = 80
+UNKNOWN_MODEL_DOWNLOAD_SECONDS = 3 * 3600
+# Neither the v0.12.0 image (no USER, runs as root) nor its passwd has a user for our UID, and
+# torch 2.9 asks for the user name at import (getpass.getuser() in _inductor/codecache.py), which
+# raises KeyError without a passwd entry unless LOGNAME or USER is set. Any name works; it names
+# torch's cache directory /tmp/torchinductor_USER.
+USER = "vllm"
+HOME = "/home/vllm"
 # /dev/shm per tensor-parallel rank: vLLM's docs use 2Gi for one GPU and 8Gi for the AMD example;
 # the engine core process uses shared memory even without tensor parallelism.
 SHM_GIB_PER_RANK = 2
@@ -32,13 +44,19 @@ class VLLMContext:
     tensor_parallel_size: int
     gpu_memory_utilization: float
     max_model_len: int
-    max_num_seqs: int
+    max_num_seqs: int | None
     dtype: str
     quantization: str | None
     extra_args: tuple[str, ...]
     hugging_face_token: SecretKeyRef | None
     api_key: SecretKeyRef | None
     shm_size_limit: str
+    user: str
+    home: str
+    hf_home: str
+    # The NVIDIA container toolkit writes into a GPU container's root filesystem; the download
+    # step has no GPU and runs read-only.
+    read_only_root: bool
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -47,6 +65,15 @@ def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
     return podlib.ProbeBudget(
         round(STARTUP_BASE_SECONDS + STARTUP_SECONDS_PER_BILLION_PARAMETERS * parameters_billion)
     )
+
+
+def progress_deadline_seconds(parameters_billion: float | None) -> int:
+    download = (
+        UNKNOWN_MODEL_DOWNLOAD_SECONDS
+        if parameters_billion is None
+        else round(DOWNLOAD_SECONDS_PER_BILLION_PARAMETERS * parameters_billion)
+    )
+    return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + download + startup_budget(parameters_billion).budget_seconds
 
 
 def shm_size_limit(tensor_parallel_size: int) -> str:
@@ -61,7 +88,7 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             Runtime.VLLM,
             image=settings.image,
             startup=startup,
-            deadline_seconds=podlib.IMAGE_PULL_ALLOWANCE_SECONDS + startup.budget_seconds,
+            deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion),
         ),
         hugging_face_id=resolved.model.hugging_face_id,
         revision=resolved.model.revision,
@@ -76,6 +103,10 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
         hugging_face_token=resolved.hugging_face_token_secret_ref,
         api_key=settings.api_key_secret_ref,
         shm_size_limit=shm_size_limit(settings.tensor_parallel_size),
+        user=USER,
+        home=HOME,
+        hf_home=f"{podlib.CACHE_MOUNT_PATH}/huggingface",
+        read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
     )
 
 

@@ -566,7 +566,13 @@ class DockerfileImage(Image):
     deps = ("python-base",)
 
     def __init__(
-        self, name: str, repository: str, context: Path, files: list[str], pip: bool, dockerfile: str = "Dockerfile"
+        self,
+        name: str,
+        repository: str,
+        context: Path,
+        files: list[str],
+        pip: bool,
+        dockerfile: str = "Dockerfile",
     ):
         self.name, self.repository, self.context, self.files, self.pip = name, repository, context, files, pip
         self.dockerfile = dockerfile
@@ -622,7 +628,9 @@ class DockerfileImage(Image):
             extra += ["--volume", f"{out / 'pip.conf'}:/etc/pip.conf:ro"]
         # buildah names an image pulled from an OCI layout after its path, which must then be a
         # valid reference: the cache path (.cache) is not, so it goes through a symlink in /tmp.
-        link_dir = Path(tempfile.mkdtemp(prefix="llmstage-", dir="/tmp"))
+        # Lower-case hex only: mkdtemp's random part may hold "_", invalid next to the "-".
+        link_dir = Path("/tmp") / f"llmstage-{os.getpid()}-{os.urandom(4).hex()}"
+        link_dir.mkdir()
         try:
             (link_dir / "python-base").symlink_to(base.path)
             image_id = run(

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Coroutine
@@ -101,6 +102,15 @@ def _quiet_shutdown_noise(loop: asyncio.AbstractEventLoop, context: dict[str, An
     loop.default_exception_handler(context)
 
 
+def operator_identity() -> str:
+    """Who this operator is, for kopf: the host (the pod's name in a cluster) and the pid.
+
+    Passed explicitly because kopf's own default calls getpass.getuser(), which raises KeyError
+    for a UID without a passwd entry: the image's 65532, or the random UID OpenShift assigns.
+    Found when the image first ran on a real node."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
 async def _operate(operator: Coroutine[Any, Any, None]) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
     await operator
@@ -135,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                     clusterwide=not args.namespaces,
                     namespaces=args.namespaces or [],
                     liveness_endpoint=liveness,
+                    identity=operator_identity(),  # type: ignore[arg-type]
                 )
             )
         )

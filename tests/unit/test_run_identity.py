@@ -1,0 +1,41 @@
+"""`llmstage run` starts under a UID that has no passwd entry (the image's 65532, OpenShift's
+random UIDs): kopf's default identity calls getpass.getuser(), which raises KeyError there, so
+the operator passes its own. Seen first when the image ran on the real node (tests/realnode)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from typing import Any
+
+import kopf
+import pytest
+from llmstage.cli import run as run_cmd
+from llmstage.controller import handlers
+
+
+def no_passwd_entry() -> str:
+    raise KeyError("getpwuid(): uid not found: 65532")
+
+
+def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(getpass, "getuser", no_passwd_entry)
+    seen: dict[str, Any] = {}
+
+    async def fake_operator(**kwargs: Any) -> None:
+        seen.update(kwargs)
+        # What kopf does with the identity it is given: no getuser() when one is passed.
+        kopf_identity = kwargs.get("identity")
+        if kopf_identity is None:
+            getpass.getuser()
+
+    monkeypatch.setattr(kopf, "operator", fake_operator)
+    monkeypatch.setattr(run_cmd, "configure_logging", lambda *a: None)
+    monkeypatch.setattr(handlers.Runtime, "options", dict(getattr(handlers.Runtime, "options", {})))
+    args = argparse.Namespace(
+        log_format="text", log_level="info", kubeconfig=None, namespaces=None, concurrency=1,
+        unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",
+    )  # fmt: skip
+    assert run_cmd.run(args) == 0
+    assert seen["identity"] == run_cmd.operator_identity()
+    assert "/" in seen["identity"]

@@ -66,9 +66,11 @@ CASES = {
         "vllm": KEY,
         "model": {"name": "llama3.1:8b", "quantization": "q4_K_M"},
     },
+    # vLLM's GGUF needs a GGUF checkpoint (on the catalog's safetensors repo it is InvalidSpec).
     "production-vllm-quantization-gguf": {
         "stage": "production",
         "resources": {"gpu": {"count": 2}},
+        "model": {"name": "llama3.1:8b", "huggingFaceId": "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF"},
         "vllm": {**KEY, "quantization": "GGUF"},
     },
     "dev-ollama-gguf-is-fine": {

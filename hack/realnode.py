@@ -580,6 +580,12 @@ def down() -> None:
     baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
     remove_new_nft_tables(baseline)
     if Path(f"/sys/class/net/{BRIDGE}").exists():
+        # A pod's network namespace can outlive its sandbox for minutes while the kernel times
+        # out an orphaned TCP socket of a killed process, and its veth with it: delete the host
+        # ends still on our bridge (that removes both ends; the namespace goes with the socket).
+        for line in run("ip", "-o", "link", "show", "master", BRIDGE).stdout.splitlines():
+            veth = line.split(":")[1].strip().split("@")[0]
+            subprocess.run(["ip", "link", "del", veth], capture_output=True)
         run("ip", "link", "del", BRIDGE)
     for d in cgroup_dirs():
         remove_cgroup_tree(d)

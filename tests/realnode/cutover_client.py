@@ -5,7 +5,12 @@ client, while the test promotes the service. Runs in a pod on the real node (the
     cutover_client.py URL MODEL [--until-vllm N] [--max-seconds S]
 
 Prints one JSON line per request ({"n", "ok", "runtime", "ms", "error"}) and a final summary
-line ({"summary": {...}}). Which runtime answered is read from the answer: the vLLM stand-in
+line ({"summary": {...}}). The client keeps the OpenAI SDK's default of 2 retries, as
+examples/client_openai.py does: Ollama closes its connections at once on SIGTERM
+(server/routes.go: srvr.Close(), no draining), so a request in flight on an old Ollama pod when it
+stops breaks at the transport level and the SDK sends it again, through the Service, to the new
+runtime. Each such retry is counted and shown ("retries"); a request is failed only when the
+client gets an error back. Which runtime answered is read from the answer: the vLLM stand-in
 (e2e/fake-llm) answers "fake vllm reply to: ...", the real Ollama answers in English. It stops
 after N answers from vLLM (the cutover is over) or after S seconds. The API key comes from
 LLM_API_KEY (Ollama ignores it; vLLM requires it).
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -30,11 +36,23 @@ def main() -> int:
 
     from openai import OpenAI
 
-    # No retries: a request that fails must count as failed, not be hidden by a retry.
+    counts = {"requests": 0, "failed": 0, "retries": 0, "ollama": 0, "vllm": 0}
+
+    class CountRetries(logging.Handler):
+        """The SDK logs each retry ("Retrying request in ...") at INFO on openai._base_client."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Retrying request"):
+                counts["retries"] += 1
+                print(json.dumps({"retry": record.getMessage()}), flush=True)
+
+    sdk_log = logging.getLogger("openai._base_client")
+    sdk_log.setLevel(logging.INFO)
+    sdk_log.addHandler(CountRetries())
+    # The SDK's default retries, as in examples/client_openai.py.
     client = OpenAI(
-        base_url=args.url, api_key=os.environ.get("LLM_API_KEY") or "unused", timeout=60, max_retries=0
+        base_url=args.url, api_key=os.environ.get("LLM_API_KEY") or "unused", timeout=60, max_retries=2
     )
-    counts = {"requests": 0, "failed": 0, "ollama": 0, "vllm": 0}
     errors: list[str] = []
     start = time.monotonic()
     while counts["vllm"] < args.until_vllm and time.monotonic() - start < args.max_seconds:

@@ -1,6 +1,10 @@
 """Promotion from the real Ollama to the vLLM stand-in while a client in the cluster sends requests
 without pause: the Service switches runtimes and not one request fails.
 
+The client is the OpenAI SDK with its default retries (tests/realnode/cutover_client.py): Ollama
+drops its connections at once when its pod stops, and the SDK sends such a request again; the
+test prints how many were.
+
 The stand-in (e2e/fake-llm) runs the rendered vLLM container's arguments on the real node and
 answers "fake vllm reply to: ..."; the GPU it requests is an `nvidia.com/gpu` extended resource
 this test advertises on the real node (there is no GPU here) and removes afterwards."""
@@ -106,6 +110,12 @@ def test_promotion_to_production_loses_no_request_of_a_client_that_never_pauses(
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert promote.returncode == 0, promote.stderr
+    # promote drops the Ollama-sized cpu/memory so vLLM gets its GPU-sized default (4 CPUs, 24Gi):
+    # more than this 2-CPU node has. The stand-in needs little; a real vLLM would need that default.
+    promoted = yaml.safe_load(manifest.read_text())
+    assert "cpu" not in promoted["spec"]["resources"], promote.stderr
+    promoted["spec"]["resources"].update(cpu="250m", memory="512Mi")
+    manifest.write_text(yaml.safe_dump(promoted))
     cluster.kubectl("apply", "-n", ns, "-f", str(manifest))
     cluster.wait_ready("smol", ns, "vllm", timeout=300)
 
@@ -119,7 +129,8 @@ def test_promotion_to_production_loses_no_request_of_a_client_that_never_pauses(
     counts = summary["summary"]
     print(
         f"cutover: {counts['requests']} requests in {counts['seconds']} s, {counts['failed']} failed, "
-        f"{counts['ollama']} answered by Ollama, {counts['vllm']} by the vLLM stand-in"
+        f"{counts['ollama']} answered by Ollama, {counts['vllm']} by the vLLM stand-in, "
+        f"{counts['retries']} sent again by the OpenAI client after a broken connection"
     )
     assert counts["failed"] == 0, summary
     assert counts["ollama"] > 0 and counts["vllm"] >= 20, summary

@@ -124,7 +124,8 @@ def dev_service(name: str, images: dict[str, str], **spec: Any) -> dict[str, Any
         "model": {"name": MODEL},
         "ollama": {"registry": {"host": REGISTRY_IN_CLUSTER, "insecure": True}},
         # The real node has 2 CPUs; the defaults are sized for a real model on a real server.
-        "resources": {"cpu": "500m", "memory": "1Gi"},
+        # 2Gi is what ModelFits asks for (weights, an 8192-token KV cache and Ollama's overhead).
+        "resources": {"cpu": "500m", "memory": "2Gi"},
         "cache": {"storageClassName": "real-local", "size": "1Gi"},
         "scheduling": SCHEDULING,
         # Used once promoted to production: the vLLM stand-in (no vLLM runs on CPUs).

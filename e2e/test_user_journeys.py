@@ -146,11 +146,15 @@ def test_each_stage_in_its_own_namespace_serves_the_same_model_name_at_the_same_
         assert example.base_url(ns) == user.get("llmservice", NAME, ns)["status"]["endpoint"]
 
     # Production: vLLM on the H100 node the example asks for, autoscaled, with a disruption budget.
-    pods = json.loads(
-        user.kubectl("get", "pods", "-n", production, "-l", "llmstage.io/runtime=vllm", "-o", "json")
-    )
-    assert pods["items"]
-    for pod in pods["items"]:
+    # Ready needs one ready endpoint; the HPA's second replica may not be placed yet: wait for it.
+    def all_placed() -> list[dict[str, Any]] | None:
+        items = json.loads(
+            user.kubectl("get", "pods", "-n", production, "-l", "llmstage.io/runtime=vllm", "-o", "json")
+        )["items"]
+        return items if items and all(p["spec"].get("nodeName") for p in items) else None
+
+    pods = wait_until(all_placed, timeout=60, interval=0.5, what="every vLLM pod placed on a node")
+    for pod in pods:
         node = json.loads(user.kubectl("get", "node", pod["spec"]["nodeName"], "-o", "json"))
         assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert user.get("horizontalpodautoscaler", f"{NAME}-vllm", production)["spec"]["minReplicas"] >= 1
@@ -186,6 +190,8 @@ def test_promotion_in_place_keeps_the_url_and_never_empties_the_service(
     try:
         user.apply_example("llama31-8b-staging.yaml", ns)
         assert user.wait_ready(NAME, ns, "ollama")["stage"] == "staging"
+        # The watcher samples from before the cutover to after it (waited for, not assumed).
+        wait_until(lambda: polls >= 1, timeout=30, what="a first endpoint sample before the cutover")
         user.apply_example("llama31-8b-production.yaml", ns)
         status = user.wait_ready(NAME, ns, "vllm", timeout=180)
         assert status["stage"] == "production"
@@ -199,10 +205,11 @@ def test_promotion_in_place_keeps_the_url_and_never_empties_the_service(
             timeout=60,
             what="the Ollama Deployment removed after the cutover",
         )
+        after = polls
+        wait_until(lambda: polls > after, timeout=30, what="an endpoint sample after the cutover")
     finally:
         stop.set()
         watcher.join()
-    assert polls >= 5
     assert empty == [], f"the Service had no ready endpoint {len(empty)} times during the promotion"
     check_service_endpoint(user, ns, "vllm")
     assert user.get("service", NAME, ns)["spec"]["clusterIP"] == cluster_ip

@@ -2,8 +2,10 @@
 
 Runs after `make cluster-up`. Starts `llmstage run` in the background (log in
 .cluster/logs/operator.log), applies examples/ into one namespace per stage, waits until each
-is Ready, shows what was created, then promotes the staging service to production in place while
-watching its Service's endpoints every 100 ms. `make demo-down` stops it all.
+is Ready, shows what was created; where the cluster has a real node, serves SmolLM2-135M there
+(examples/smollm2-dev-local-registry.yaml) and prints a real answer a client pod got through
+its Service; then promotes the staging service to production in place while watching its
+Service's endpoints every 100 ms. `make demo-down` stops it all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ STAGES = {
     "production": REPO / "examples" / "llama31-8b-production.yaml",
 }
 NAME = "llama31-8b"
+REGISTRY = "10.88.0.1:25050"  # the real node's local registry (hack/realnode.py REGISTRY)
 
 
 def say(msg: str) -> None:
@@ -109,11 +112,13 @@ def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype), {})
 
 
-def wait_ready(namespace: str, runtime: str | None = None, timeout: float = 180) -> dict[str, Any]:
+def wait_ready(
+    namespace: str, runtime: str | None = None, timeout: float = 180, name: str = NAME
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        obj = get_json("llms", NAME, "-n", namespace)
+        obj = get_json("llms", name, "-n", namespace)
         ready, stalled = condition(obj, "Ready"), condition(obj, "Stalled")
         gen_ok = (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
         if (
@@ -123,13 +128,13 @@ def wait_ready(namespace: str, runtime: str | None = None, timeout: float = 180)
         ):
             return obj
         if stalled.get("status") == "True":
-            raise SystemExit(f"error: {namespace}/{NAME} is Stalled: {stalled.get('message')}")
+            raise SystemExit(f"error: {namespace}/{name} is Stalled: {stalled.get('message')}")
         msg = ready.get("message", "waiting for the operator")
         if msg != last:
             print(f"    {namespace}: {msg}", flush=True)
             last = msg
         time.sleep(0.5)
-    raise SystemExit(f"error: {namespace}/{NAME} not Ready after {timeout:.0f}s (see {LOG})")
+    raise SystemExit(f"error: {namespace}/{name} not Ready after {timeout:.0f}s (see {LOG})")
 
 
 def show_created(namespace: str) -> None:
@@ -242,6 +247,51 @@ def promote_staging() -> None:
     print(f"    now served by: {', '.join(ready_endpoints(ns))}")
 
 
+def real_node_present() -> bool:
+    nodes = get_json("nodes", "-l", "llmstage.io/node=real")["items"]
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for n in nodes
+        for c in n["status"].get("conditions", [])
+    )
+
+
+def real_answer() -> None:
+    """A real model on the real node answers a client pod through its Service (hack/realnode.py)."""
+    ns, name = "llm-dev", "smollm2"
+    example = REPO / "examples" / "smollm2-dev-local-registry.yaml"
+    say(f"a real model on the real node: applying {example.relative_to(REPO)} to namespace {ns}")
+    kubectl("apply", "-n", ns, "-f", str(example))
+    status = wait_ready(ns, runtime="ollama", timeout=300, name=name)["status"]
+    pod = get_json("pods", "-n", ns, "-l", f"app.kubernetes.io/instance={name}")["items"][0]
+    print(f"    {ns}/{name} Ready: pod {pod['metadata']['name']} on node {pod['spec'].get('nodeName')}")
+    pushed = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY,
+         "--json", "client"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if pushed.returncode != 0:
+        raise SystemExit(f"error: building the client image failed:\n{pushed.stderr[-2000:]}")
+    image = json.loads(pushed.stdout)["client"]["reference"]
+    question = "Why is the sky blue? Answer in one sentence."
+    kubectl("delete", "pod", "client", "-n", ns, "--ignore-not-found", "--wait=true")
+    overrides = {
+        "spec": {
+            "nodeSelector": {"llmstage.io/node": "real"},
+            "tolerations": [{"key": "llmstage.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+        }
+    }
+    model = status["servedModelName"]
+    print(f"    $ python3 client_openai.py --namespace {ns} --service {name} --model {model} \\")
+    print(f"        {question!r}     (in a pod: {status['endpoint']})")
+    answer = kubectl(
+        "run", "client", "-n", ns, "--rm", "-i", "--restart=Never", "--quiet", f"--image={image}",
+        f"--overrides={json.dumps(overrides)}", "--command", "--", "python3", "/app/client_openai.py",
+        "--namespace", ns, "--service", name, "--model", status["servedModelName"], question,
+    )  # fmt: skip
+    print(f"    answer from Ollama on the real node: {answer.strip()}")
+
+
 def up() -> None:
     t0 = time.monotonic()
     say("installing the LLMService CRD")
@@ -272,6 +322,10 @@ def up() -> None:
     say("what each created")
     for stage in STAGES:
         show_created(f"llm-{stage}")
+    if real_node_present():
+        real_answer()
+    else:
+        say("no real node in this cluster (see `make cluster-up`): no model answers here")
     promote_staging()
     wait_ready("llm-staging", runtime="vllm")
     print(kubectl("get", "llms", "-A", "-o", "wide"))

@@ -1,6 +1,7 @@
 """`make cluster-down` leaves nothing behind: no process, mount, network namespace, nftables table,
-bridge, cgroup or changed sysctl of the real node. Runs at the very end of the session (it stops
-the cluster) and starts the cluster again afterwards, so a cluster that was up stays up."""
+bridge, cgroup or changed sysctl of the real node. It stops the cluster, so it runs in a pytest
+session of its own (`pytest -m teardown_last`, after the other tests in `make test`), and starts
+the cluster again afterwards, so a cluster that was up stays up."""
 
 from __future__ import annotations
 

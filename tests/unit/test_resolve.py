@@ -561,9 +561,12 @@ def test_production_vllm_without_api_key_is_a_spec_error_even_without_cel() -> N
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_resolve_and_fit(path: Path) -> None:
-    r = resolve(LLMService.from_object(yaml.safe_load(path.read_text())))
+    doc = yaml.safe_load(path.read_text())
+    r = resolve(LLMService.from_object(doc))
     assert r.memory_fit.fits is True, r.memory_fit.message
-    assert r.served_model_name == "llama3.1:8b" or "70b" in path.name
+    # Clients send the model's name in every stage (the llama31-8b-* pipeline: llama3.1:8b).
+    assert r.served_model_name == doc["spec"]["model"]["name"]
+    assert r.served_model_name == "llama3.1:8b" or not path.name.startswith("llama31-8b-")
 
 
 def test_examples_move_from_ollama_to_vllm_by_stage() -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The local test cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
-and one real node where the machine can run containers (hack/realnode.py).
+and one real node where the machine can run containers (hack/realnode/).
 
 Everything lives in .cluster/ (PKI, kubeconfig, etcd data, logs, pid files). The control plane
 is the real one built by `make tools` and listens on 127.0.0.1, except the apiserver while the
@@ -72,7 +72,7 @@ EXPECTED_NODES = ["cpu-0", "cpu-1", "gpu-l4-0", "gpu-h100-0"]
 
 
 # The apiserver's names: loopback for host clients, the kubernetes Service's ClusterIP for pods,
-# and the real node's bridge address (hack/realnode.py) that the Service's endpoint points to.
+# and the real node's bridge address (hack/realnode/) that the Service's endpoint points to.
 APISERVER_SAN = (
     "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:10.88.0.1,DNS:localhost,DNS:kubernetes,"
     "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"

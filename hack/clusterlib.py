@@ -1,4 +1,4 @@
-"""Helpers shared by hack/cluster.py (control plane, kwok) and hack/realnode.py (the real node).
+"""Helpers shared by hack/cluster.py (control plane, kwok) and hack/realnode/ (the real node).
 
 Standard library only: these run before the virtualenv exists.
 """

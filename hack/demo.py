@@ -32,7 +32,7 @@ STAGES = {
     "production": REPO / "examples" / "llama31-8b-production.yaml",
 }
 NAME = "llama31-8b"
-REGISTRY = "10.88.0.1:25050"  # the real node's local registry (hack/realnode.py REGISTRY)
+REGISTRY = "10.88.0.1:25050"  # the real node's local registry (hack/realnode REGISTRY)
 
 
 def say(msg: str) -> None:
@@ -257,7 +257,7 @@ def real_node_present() -> bool:
 
 
 def real_answer() -> None:
-    """A real model on the real node answers a client pod through its Service (hack/realnode.py)."""
+    """A real model on the real node answers a client pod through its Service (hack/realnode/)."""
     ns, name = "llm-dev", "smollm2"
     example = REPO / "examples" / "smollm2-dev-local-registry.yaml"
     say(f"a real model on the real node: applying {example.relative_to(REPO)} to namespace {ns}")

@@ -54,7 +54,7 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 cap_net_bind_service file capability (see CoreDNSImage). Pulled as
                 registry.k8s.io/coredns/coredns:<version> through the mirror.
 
-`static` (and static_image() for hack/realnode.py) makes such a scratch image of any other
+`static` (and static_image() for hack/realnode/) makes such a scratch image of any other
 static binary; --cap-net-bind-service sets the file capability that lets a non-root user bind a
 port below 1024 (as upstream's CoreDNS image does with setcap); the container must then keep
 NET_BIND_SERVICE, or its exec fails with EPERM.

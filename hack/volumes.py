@@ -9,7 +9,7 @@ node (the kubelet applies a pod's fsGroup to local volumes, not to hostPath ones
 volume's directory and PersistentVolume are deleted (reclaim policy Delete). Several pods on the
 node can mount one volume, so ReadWriteMany claims work too, as with kind's local-path.
 
-hack/realnode.py runs it as a process beside the kubelet:
+hack/realnode/ runs it as a process beside the kubelet:
 
     python3 hack/volumes.py KUBECONFIG VOLUME_DIR NODE_NAME
 

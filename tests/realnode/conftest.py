@@ -1,4 +1,4 @@
-"""The real-node tier: containers really run (hack/realnode.py), with nothing simulated but the GPU.
+"""The real-node tier: containers really run (hack/realnode/), with nothing simulated but the GPU.
 
 What runs here for real: the operator image built from the project's Dockerfile, installed with
 `helm install` and running in a pod under the chart's ServiceAccount (no operator process on

@@ -1,4 +1,4 @@
-"""Helpers of the real-node tier (tests/realnode): the node's facts from hack/realnode.py, kubectl
+"""Helpers of the real-node tier (tests/realnode): the node's facts from hack/realnode/, kubectl
 as a user types it, and the LLMService the tests serve."""
 
 from __future__ import annotations

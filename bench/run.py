@@ -36,7 +36,7 @@ from llmstage.controller.kube import KINDS, Kube
 from llmstage.controller.plan import deployment_available
 from llmstage.render.labels import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER
 
-from bench import audit, specs, testbed
+from bench import audit, realnode, specs, testbed
 from bench.check import check_namespace, is_ready
 from bench.observe import Mirror
 from bench.operator_proc import Operator
@@ -576,6 +576,7 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             # The test bed's own growth, for context: the part of P5 the operator does not control.
             floor_growth = sizes[big]["floor"]["seconds"] / sizes[100]["floor"]["seconds"]
             rows.append(("P5", f"write floor N={big} / N=100", f"{floor_growth:.1f}x", "(info)", ""))
+    rows += realnode.verdicts(result.get("realnode") or {})
     return rows
 
 
@@ -624,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
         dest="operator_args",
         help="extra argument for `llmstage run` (repeatable)",
     )
+    ap.add_argument("--p7", type=int, default=10, help="P7 tries on the real node (0: skip P7 and P8)")
+    ap.add_argument("--p8", type=int, default=3, help="P8 tries on the real node")
     ap.add_argument("--report", type=Path, help="print the table of an earlier results file and exit")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -639,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     stamp_result = asyncio.run(cancel_on_signals(run(args)))
+    if args.p7:
+        stamp_result["realnode"] = realnode.run(args.p7, args.p8)
     path = write_results(stamp_result, stamp_result["date"])
     print()
     print(table(stamp_result))

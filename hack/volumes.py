@@ -80,7 +80,7 @@ class Provisioner:
         }
         res = self.kubectl("create", "-f", "-", stdin=json.dumps(pv))
         if res.returncode == 0:
-            print(f"provisioned {name} for {meta['namespace']}/{meta['name']} at {path}", flush=True)
+            print(f"{time.strftime('%H:%M:%S')} provisioned {name} for {meta['namespace']}/{meta['name']}", flush=True)
         elif "AlreadyExists" not in res.stderr:
             print(f"cannot create {name}: {res.stderr.strip()}", flush=True)
 
@@ -93,7 +93,7 @@ class Provisioner:
         shutil.rmtree(self.root / meta["name"], ignore_errors=True)
         res = self.kubectl("delete", "pv", meta["name"], "--wait=false")
         if res.returncode == 0:
-            print(f"deleted {meta['name']}", flush=True)
+            print(f"{time.strftime('%H:%M:%S')} deleted {meta['name']}", flush=True)
 
     def watch(self, kind: str, handle: Any) -> None:
         """Follow `kubectl get KIND --watch` (its first burst lists what exists); restart it when it ends."""

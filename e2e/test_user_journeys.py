@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import testkit.user
 import yaml
 from testkit import wait_until
 from testkit.chart import REPO, ChartRelease, kubectl
@@ -28,14 +29,8 @@ NAME, MODEL = "llama31-8b", "llama3.1:8b"
 RUNTIME_IMAGE = os.environ.get("LLMSTAGE_E2E_RUNTIME_IMAGE", "")
 
 
-class User:
-    """kubectl as the user types it, plus reads of what `kubectl get` shows."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        return kubectl(self.kubeconfig, *args, stdin=stdin).stdout
+class User(testkit.user.User):
+    """The e2e user: the shared kubectl user plus the repository's examples."""
 
     def apply_example(self, file: str, ns: str) -> str:
         """`kubectl apply -n NS -f examples/FILE` (on kind with a stand-in runtime image)."""
@@ -54,39 +49,6 @@ class User:
             "create", "secret", "generic", api_key_secret, "-n", ns, "--from-literal=api-key=e2e-key"
         )
         self.kubectl("create", "secret", "generic", "hf-token", "-n", ns, "--from-literal=token=hf_e2e")
-
-    def get(self, kind: str, name: str, ns: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))  # type: ignore[no-any-return]
-
-    def condition(self, name: str, ns: str, ctype: str) -> dict[str, Any]:
-        status = self.get("llmservice", name, ns).get("status") or {}
-        return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
-
-    def wait_ready(self, name: str, ns: str, runtime: str, timeout: float = 120) -> dict[str, Any]:
-        """`kubectl wait --for=condition=Ready`, on the current generation and the expected runtime."""
-
-        def ready() -> dict[str, Any] | None:
-            obj = self.get("llmservice", name, ns)
-            status = obj.get("status") or {}
-            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
-            current = status.get("observedGeneration") == obj["metadata"]["generation"]
-            ok = current and cond.get("status") == "True" and status.get("runtime") == runtime
-            return status if ok else None
-
-        return wait_until(ready, timeout=timeout, interval=0.5, what=f"{ns}/{name} Ready on {runtime}")  # type: ignore[no-any-return]
-
-    def ready_endpoints(self, service: str, ns: str) -> list[str]:
-        slices = json.loads(
-            self.kubectl(
-                "get", "endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={service}", "-o", "json"
-            )
-        )["items"]
-        return [
-            e["targetRef"]["name"]
-            for s in slices
-            for e in s.get("endpoints") or []
-            if e.get("conditions", {}).get("ready") and e.get("targetRef")
-        ]
 
 
 def load_client_example() -> ModuleType:

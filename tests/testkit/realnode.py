@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from testkit import wait_until
-from testkit.chart import REPO, kubectl
+from testkit.chart import REPO
+from testkit.user import User
 
 sys.path.insert(0, str(REPO / "hack"))
 import realnode as node
@@ -38,40 +36,14 @@ def images_push(*names: str) -> dict[str, dict[str, str]]:
     return json.loads(res.stdout)  # type: ignore[no-any-return]
 
 
-class Cluster:
-    """kubectl as a user types it, plus the reads the real-node tests need."""
+class Cluster(User):
+    """The shared kubectl user, plus pods that run to completion on the real node."""
 
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        return kubectl(self.kubeconfig, *args, stdin=stdin, check=check).stdout
-
-    def apply(self, ns: str, doc: dict[str, Any]) -> None:
-        self.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
-
-    def get(self, kind: str, name: str, ns: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))  # type: ignore[no-any-return]
-
-    def pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
-        return json.loads(self.kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json"))["items"]  # type: ignore[no-any-return]
-
-    def wait_ready(self, name: str, ns: str, runtime: str, timeout: float = 300) -> dict[str, Any]:
-        def ready() -> dict[str, Any] | None:
-            obj = self.get("llmservice", name, ns)
-            status = obj.get("status") or {}
-            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
-            current = status.get("observedGeneration") == obj["metadata"]["generation"]
-            ok = current and cond.get("status") == "True" and status.get("runtime") == runtime
-            return status if ok else None
-
-        try:
-            return wait_until(ready, timeout=timeout, interval=1, what=f"{ns}/{name} Ready on {runtime}")  # type: ignore[no-any-return]
-        except AssertionError:
-            print(
-                self.kubectl("get", "llmservice,deploy,pods,pvc,events", "-n", ns, "-o", "wide", check=False)
-            )
-            raise
+    def wait_ready(
+        self, name: str, ns: str, runtime: str, timeout: float = 300, interval: float = 1.0
+    ) -> dict[str, Any]:
+        # Real pods pull and load a model: a longer default wait than on kwok nodes.
+        return super().wait_ready(name, ns, runtime, timeout, interval)
 
     def run_pod(
         self, ns: str, name: str, image: str, args: list[str], env: list[dict[str, Any]] | None = None

@@ -1,0 +1,71 @@
+"""kubectl as a user types it, plus the reads of what `kubectl get` shows: shared by the e2e
+suite and the real-node tier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testkit import wait_until
+from testkit.chart import kubectl
+
+
+class User:
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        return kubectl(self.kubeconfig, *args, stdin=stdin, check=check).stdout
+
+    def apply(self, ns: str, doc: dict[str, Any]) -> None:
+        self.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def get(self, kind: str, name: str, ns: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))  # type: ignore[no-any-return]
+
+    def pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        return json.loads(self.kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json"))["items"]  # type: ignore[no-any-return]
+
+    def condition(self, name: str, ns: str, ctype: str) -> dict[str, Any]:
+        status = self.get("llmservice", name, ns).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+
+    def wait_ready(
+        self, name: str, ns: str, runtime: str, timeout: float = 120, interval: float = 0.5
+    ) -> dict[str, Any]:
+        """`kubectl wait --for=condition=Ready`, on the current generation and the expected
+        runtime; on timeout, prints what `kubectl get` shows of the namespace."""
+
+        def ready() -> dict[str, Any] | None:
+            obj = self.get("llmservice", name, ns)
+            status = obj.get("status") or {}
+            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+            current = status.get("observedGeneration") == obj["metadata"]["generation"]
+            ok = current and cond.get("status") == "True" and status.get("runtime") == runtime
+            return status if ok else None
+
+        try:
+            return wait_until(
+                ready, timeout=timeout, interval=interval, what=f"{ns}/{name} Ready on {runtime}"
+            )  # type: ignore[no-any-return]
+        except AssertionError:
+            print(
+                self.kubectl("get", "llmservice,deploy,pods,pvc,events", "-n", ns, "-o", "wide", check=False)
+            )
+            raise
+
+    def ready_endpoints(self, service: str, ns: str) -> list[str]:
+        slices = json.loads(
+            self.kubectl(
+                "get", "endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={service}", "-o", "json"
+            )
+        )["items"]
+        return [
+            e["targetRef"]["name"]
+            for s in slices
+            for e in s.get("endpoints") or []
+            if e.get("conditions", {}).get("ready") and e.get("targetRef")
+        ]

@@ -35,10 +35,10 @@ from typing import Any
 
 import yaml
 
+from bench import testbed
 from bench.operator_proc import Operator
 
 REPO = Path(__file__).resolve().parent.parent
-KUBECTL = [str(REPO / ".tools" / "bin" / "kubectl"), "--kubeconfig", str(REPO / ".cluster" / "kubeconfig")]
 EXAMPLE = REPO / "examples" / "smollm2-dev-local-registry.yaml"
 NAME = "smollm2"
 P7_TARGET_P50 = 10.0
@@ -53,10 +53,7 @@ def say(msg: str) -> None:
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
-    res = subprocess.run([*KUBECTL, *args], capture_output=True, text=True, input=stdin)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {res.stderr.strip()}")
-    return res.stdout
+    return testbed.kubectl(*args, stdin=stdin, check=check).stdout
 
 
 def get(kind: str, name: str, ns: str) -> dict[str, Any] | None:

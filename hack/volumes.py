@@ -80,7 +80,8 @@ class Provisioner:
         }
         res = self.kubectl("create", "-f", "-", stdin=json.dumps(pv))
         if res.returncode == 0:
-            print(f"{time.strftime('%H:%M:%S')} provisioned {name} for {meta['namespace']}/{meta['name']}", flush=True)
+            claim = f"{meta['namespace']}/{meta['name']}"
+            print(f"{time.strftime('%H:%M:%S')} provisioned {name} for {claim}", flush=True)
         elif "AlreadyExists" not in res.stderr:
             print(f"cannot create {name}: {res.stderr.strip()}", flush=True)
 

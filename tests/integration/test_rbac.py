@@ -64,7 +64,9 @@ def prefix(namespace_prefix: str) -> str:
     return f"{namespace_prefix.rstrip('-')}r-"
 
 
-def can_i(kubeconfig: Path, sa: str, verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
+def can_i(
+    kubeconfig: Path, sa: str, verb: str, resource: str, namespace: str = "", object_name: str = ""
+) -> bool:
     """Ask the API server's authorizer (SubjectAccessReview) whether the ServiceAccount may do
     `verb` on `resource[.group][/subresource]` in `namespace` ("" = every namespace / cluster)."""
     name, _, sub = resource.partition("/")
@@ -86,7 +88,7 @@ def can_i(kubeconfig: Path, sa: str, verb: str, resource: str, namespace: str = 
                 "group": group,
                 "resource": plural,
                 "subresource": sub,
-                "name": name,
+                "name": object_name,
             },
         },
     }

@@ -65,7 +65,8 @@ class JsonLines(JsonFormatter):
         super().__init__(
             ["levelname", "name", "message"],
             rename_fields={"levelname": "level", "name": "logger"},
-            reserved_attrs=[*_RESERVED, _ATTR],
+            # kopf's per-object records carry its settings object and a reference: not fields.
+            reserved_attrs=[*_RESERVED, _ATTR, "settings", "k8s_skip", "k8s_ref"],
         )
 
     def add_fields(
@@ -74,6 +75,9 @@ class JsonLines(JsonFormatter):
         log_record["time"] = _utc(record)
         super().add_fields(log_record, record, message_dict)
         log_record["level"] = str(log_record.get("level", record.levelname)).lower()
+        ref = getattr(record, "k8s_ref", None)
+        if isinstance(ref, dict) and ref.get("name"):  # a kopf line about one object
+            log_record.update({k: ref[k] for k in ("namespace", "name") if ref.get(k)})
         log_record.update(getattr(record, _ATTR, None) or {})
 
 

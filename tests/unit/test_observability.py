@@ -205,3 +205,15 @@ def test_inconsistent_lease_timings_are_one_line(capsys: pytest.CaptureFixture[s
     assert run_cmd.run(_args(leader_elect_lease_duration=5.0, leader_elect_renew_deadline=10.0)) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline" in line
+
+
+def test_kopf_object_lines_name_the_object_and_leave_its_settings_out() -> None:
+    out = io.StringIO()
+    logs.configure("json", "debug", out)
+    ref = {"apiVersion": "llmstage.io/v1alpha1", "kind": "LLMService", "name": "chat", "namespace": "ns"}
+    logging.getLogger("kopf.activities").warning(
+        "Handler failed", extra={"settings": object(), "k8s_skip": False, "k8s_ref": ref}
+    )
+    (line,) = (json.loads(x) for x in out.getvalue().splitlines())
+    assert line["namespace"] == "ns" and line["name"] == "chat"
+    assert not {"settings", "k8s_skip", "k8s_ref"} & set(line)

@@ -234,7 +234,11 @@ def health() -> dict[str, Any]:
     return {
         "ready": Runtime.ready,
         "cache": cache.counts() if cache is not None else None,
-        **describe(Runtime.elector if Runtime.leadership.elected else None),
+        **(
+            describe(Runtime.elector)
+            if Runtime.elector is not None
+            else {"leaderElection": Runtime.leadership.elected, "leader": not Runtime.leadership.elected}
+        ),
     }
 
 

@@ -148,8 +148,16 @@ class LeaderElector:
         watcher = asyncio.create_task(self._watch(), name="lease watch")
         try:
             while True:
-                await self._acquire()
-                await self._lead()
+                try:
+                    await self._acquire()
+                    await self._lead()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug or a Lease nobody expected: stand by and try again
+                    log.exception("leader election: unexpected error; standing by and retrying")
+                    if self.is_leader:
+                        await self._step_down("error")
+                    await asyncio.sleep(self.timing.retry_period)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -354,10 +362,8 @@ async def _call(fn: Callable[[], Awaitable[None] | None]) -> None:
         await result
 
 
-def describe(elector: LeaderElector | None) -> dict[str, Any]:
+def describe(elector: LeaderElector) -> dict[str, Any]:
     """For /readyz and /healthz."""
-    if elector is None:
-        return {"leaderElection": False, "leader": True}
     return {
         "leaderElection": True,
         "leader": elector.is_leader,

@@ -44,6 +44,17 @@ def real_node(kubeconfig: Path) -> str:
     why = node.cannot_run_reason()
     if why:
         pytest.skip(f"no real node on this machine: {why}")
+    if not node.present() and os.environ.get("LLMSTAGE_REAL_NODE", "auto") != "1":
+        # Kwok-only by design (what `make cluster-up` said): a port offset (a second clone's
+        # cluster), LLMSTAGE_REAL_NODE=0, or the node belongs to another clone's cluster.
+        if node.offset():
+            pytest.skip(
+                "no real node: LLMSTAGE_CLUSTER_PORT_OFFSET is set (the node is the default cluster's)"
+            )
+        if os.environ.get("LLMSTAGE_REAL_NODE") == "0":
+            pytest.skip("no real node: LLMSTAGE_REAL_NODE=0")
+        if node.owned_by_other():
+            pytest.skip("no real node: another clone's cluster owns this machine's real node")
     if not node.present():
         pytest.fail(
             "this machine can run containers but the cluster has no real node: "

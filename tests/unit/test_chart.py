@@ -273,7 +273,11 @@ def test_the_operator_deployment_is_two_hardened_replicas_that_elect_a_leader() 
         }
     ]
     (pdb,) = of_kind(docs, "PodDisruptionBudget")
-    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    assert pdb["spec"] == {
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        "selector": {"matchLabels": selector},
+    }
     assert pdb["metadata"]["namespace"] == "ops"
 
 

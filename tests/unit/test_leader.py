@@ -254,3 +254,44 @@ def test_the_http_client_refuses_a_write_without_sending_it(tmp_path: Any) -> No
         return seen
 
     assert asyncio.run(scenario()) == ["GET", "POST"]
+
+
+def test_the_election_thread_leads_and_hands_over_through_the_operators_loop() -> None:
+    """The elector on its own thread and loop; the queue callbacks on the operator's loop."""
+    from llmstage.controller.leader import ElectionThread
+
+    async def scenario() -> None:
+        import threading
+
+        api = FakeLeases()
+        operator_thread = threading.get_ident()
+        calls: list[tuple[str, int]] = []
+
+        async def connect() -> Any:
+            return FakeKube(api)
+
+        async def stopped() -> None:
+            await asyncio.sleep(0.05)  # the elector waits for the queue to stop
+            calls.append(("stopped", threading.get_ident()))
+
+        leadership = Leadership(elected=True)
+        election = ElectionThread(
+            connect,
+            leadership,
+            namespace="ops",
+            name="lease",
+            identity="a",
+            timing=FAST,
+            on_started=lambda: calls.append(("started", threading.get_ident())),
+            on_stopped=stopped,
+        )
+        election.start()
+        await wait_for(lambda: leadership.may_write())
+        await wait_for(lambda: bool(calls))
+        assert election.elector is not None and election.elector.is_leader
+        await election.stop()
+        assert not leadership.may_write()
+        assert calls == [("started", operator_thread), ("stopped", operator_thread)]
+        assert api.leases["lease"]["spec"]["holderIdentity"] == ""  # released
+
+    asyncio.run(scenario())

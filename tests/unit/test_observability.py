@@ -217,3 +217,25 @@ def test_kopf_object_lines_name_the_object_and_leave_its_settings_out() -> None:
     (line,) = (json.loads(x) for x in out.getvalue().splitlines())
     assert line["namespace"] == "ns" and line["name"] == "chat"
     assert not {"settings", "k8s_skip", "k8s_ref"} & set(line)
+
+
+def test_a_key_whose_task_was_cancelled_before_it_ran_is_worked_on_after_reactivation() -> None:
+    """Stepping down cancels tasks that were created but had not started; their keys must not
+    stay "running", or the next leader term would never reconcile them (seen under a CPU hog)."""
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+
+        async def handler(key: str) -> None:
+            seen.append(key)
+
+        q: WorkQueue[str] = WorkQueue(handler)
+        q.add("a")  # a task is created but has not run yet
+        await q.deactivate()
+        assert seen == []
+        q.activate(["a"])
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(q.wait_idle(), 2)
+        return seen
+
+    assert asyncio.run(scenario()) == ["a"]

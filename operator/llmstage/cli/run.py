@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
         metavar="URL",
-        help="liveness endpoint (default: %(default)s; 'off' disables it)",
+        help="where /healthz is served, with /readyz beside it (default: %(default)s; 'off' disables both)",
     )
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
     p.add_argument("--metrics-address", default="0.0.0.0", help="address for the metrics endpoint")

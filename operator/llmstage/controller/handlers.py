@@ -10,8 +10,6 @@ collector removes the children.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import fnmatch
 import logging
 import os
@@ -24,7 +22,7 @@ from llmstage import __version__
 from llmstage.controller import metrics
 from llmstage.controller.cache import Cache, ServiceKey
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
-from llmstage.controller.leader import LeaderElector, Leadership, NotLeaderError, Timing
+from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderError, Timing
 from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
@@ -50,9 +48,7 @@ class Runtime:
     cache: Cache
     queue: WorkQueue[ServiceKey]
     leadership: Leadership = Leadership(elected=False)
-    elector: LeaderElector | None = None
-    election: asyncio.Task[None] | None = None
-    lease_kube: Kube | None = None
+    election: ElectionThread | None = None
     # /readyz: the caches are filled (startup done) and the operator is not stopping.
     ready: bool = False
 
@@ -178,22 +174,25 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 async def _start_election(election: dict[str, Any], identity: str) -> None:
-    """The Lease has its own connection pool (renewals never wait behind reconciles), one attempt
-    per request (the elector retries every retry period) and its own user agent."""
+    """The elector runs in a thread of its own (see ElectionThread) with its own client: its own
+    connection pool, one attempt per request (it retries every retry period), its user agent."""
     timing: Timing = election["timing"]
-    Runtime.lease_kube = await Kube.connect(
-        Runtime.options.get("kubeconfig"),
-        pool_size=2,
-        user_agent=f"llmstage-leader-election/{__version__} ({identity})",
-        retry=RetryPolicy(attempts=1),
-    )
+    kubeconfig = Runtime.options.get("kubeconfig")
 
-    async def started() -> None:
+    async def connect() -> Kube:
+        return await Kube.connect(
+            kubeconfig,
+            pool_size=2,
+            user_agent=f"llmstage-leader-election/{__version__} ({identity})",
+            retry=RetryPolicy(attempts=1),
+        )
+
+    def started() -> None:
         # Everything in the cache once: the standby saw the events but did not act on them.
         Runtime.queue.activate(list(Runtime.cache.services))
 
-    Runtime.elector = LeaderElector(
-        Runtime.lease_kube,
+    Runtime.election = ElectionThread(
+        connect,
         Runtime.leadership,
         namespace=election["namespace"],
         name=election["name"],
@@ -202,7 +201,7 @@ async def _start_election(election: dict[str, Any], identity: str) -> None:
         on_started=started,
         on_stopped=Runtime.queue.deactivate,
     )
-    Runtime.election = asyncio.create_task(Runtime.elector.run(), name="leader election")
+    Runtime.election.start()
 
 
 def _cache_count(kind: str) -> Callable[[], float]:
@@ -215,15 +214,9 @@ async def cleanup(**_: Any) -> None:
     if Runtime.election is not None:
         # Stop leading first (running reconciles are cancelled, the fence closes), then hand the
         # Lease over so that a standby takes over at its next try.
-        Runtime.election.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await Runtime.election
-        if Runtime.elector is not None:
-            await Runtime.elector.release()
+        await Runtime.election.stop()
     await Runtime.queue.stop()
     await Runtime.kube.close()
-    if Runtime.lease_kube is not None:
-        await Runtime.lease_kube.close()
 
 
 def health() -> dict[str, Any]:
@@ -231,12 +224,13 @@ def health() -> dict[str, Any]:
     from llmstage.controller.leader import describe
 
     cache = getattr(Runtime, "cache", None)
+    elector = Runtime.election.elector if Runtime.election is not None else None
     return {
         "ready": Runtime.ready,
         "cache": cache.counts() if cache is not None else None,
         **(
-            describe(Runtime.elector)
-            if Runtime.elector is not None
+            describe(elector)
+            if elector is not None
             else {"leaderElection": Runtime.leadership.elected, "leader": not Runtime.leadership.elected}
         ),
     }

@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -360,6 +361,101 @@ async def _call(fn: Callable[[], Awaitable[None] | None]) -> None:
     result = fn()
     if result is not None:
         await result
+
+
+class ElectionThread:
+    """A LeaderElector on its own event loop in its own thread, so that renewals never wait
+    behind the reconciles on the operator's loop. Found with a CPU hog on both cores: a busy
+    operator's loop delayed its own renewals past a 2 s renew deadline, and the leader kept
+    stepping down. A thread gets the interpreter every few milliseconds whatever the loop does
+    (controller-runtime's elector is a goroutine for the same reason).
+
+    `on_started` and `on_stopped` run on the operator's loop, and the elector waits for them:
+    it cannot lead again before the work queue has finished stopping."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Kube]],
+        leadership: Leadership,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        timing: Timing,
+        on_started: Callable[[], Awaitable[None] | None],
+        on_stopped: Callable[[], Awaitable[None] | None],
+    ) -> None:
+        self._connect = connect
+        self._args: dict[str, Any] = {
+            "namespace": namespace,
+            "name": name,
+            "identity": identity,
+            "timing": timing,
+        }
+        self.leadership = leadership
+        self._on_started, self._on_stopped = on_started, on_stopped
+        self._operator_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._running = threading.Event()
+        self.elector: LeaderElector | None = None
+
+    def start(self) -> None:
+        self._operator_loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._main, name="leader-election", daemon=True)
+        self._thread.start()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """From the operator's loop: stop leading (the queue stops), release the Lease, end."""
+        if self._thread is None:
+            return
+        await asyncio.to_thread(self._running.wait, timeout)
+        if self._loop is not None and self._stopping is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                self._loop.call_soon_threadsafe(self._stopping.set)
+        await asyncio.to_thread(self._thread.join, timeout)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except Exception:
+            log.exception("leader election: the election thread failed")
+            self.leadership.revoke()
+        finally:
+            self._running.set()
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        kube = await self._connect()
+        try:
+            self.elector = LeaderElector(
+                kube, self.leadership, on_started=self._started, on_stopped=self._stopped, **self._args
+            )
+            task = asyncio.create_task(self.elector.run(), name="leader election")
+            self._running.set()
+            await self._stopping.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.elector.release()
+        finally:
+            await kube.close()
+
+    async def _on_operator_loop(self, fn: Callable[[], Awaitable[None] | None]) -> None:
+        assert self._operator_loop is not None
+        try:
+            future = asyncio.run_coroutine_threadsafe(_call(fn), self._operator_loop)
+        except RuntimeError:  # the operator's loop is gone: nothing left to start or stop
+            return
+        await asyncio.wrap_future(future)
+
+    async def _started(self) -> None:
+        await self._on_operator_loop(self._on_started)
+
+    async def _stopped(self) -> None:
+        await self._on_operator_loop(self._on_stopped)
 
 
 def describe(elector: LeaderElector) -> dict[str, Any]:

@@ -168,3 +168,11 @@ class WorkQueue(Generic[K]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A task cancelled before it ever ran never reaches its `finally`: without this its key
+        # would stay "running" and every later add() of it would be ignored (found under a CPU
+        # hog, where a replica lost and regained its lease while tasks were just created).
+        for key, task in list(self._running.items()):
+            if task in tasks:
+                del self._running[key]
+        if not self._running:
+            self._idle.set()

@@ -14,6 +14,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+# One operator per bed, killed and restarted by the reliability scenarios: a restarted process
+# waits for the killed one's Lease to expire, so these runs use short lease timings (3 s instead
+# of 15 s); `extra` arguments given later win.
+LEASE_TIMINGS = (
+    "--leader-elect-lease-duration=3s",
+    "--leader-elect-renew-deadline=2s",
+    "--leader-elect-retry-period=0.5s",
+)
 
 
 def free_port() -> int:
@@ -58,6 +66,7 @@ class Operator:
             "--metrics-address",
             "127.0.0.1",
             *ns_args,
+            *LEASE_TIMINGS,
             *self.extra,
         ]
         with open(self.log_path, "ab") as log:
@@ -70,12 +79,14 @@ class Operator:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_ready(self, timeout: float) -> None:
-        """Until this process logged its startup line (cache filled; kopf's watches start next)."""
+        """Until this process leads (or, without leader election, logged its startup line: cache
+        filled; kopf's watches start next)."""
+        marker = b"llmstage ready" if "--no-leader-elect" in self.extra else b"became the leader"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as f:
                 f.seek(self._log_start)
-                if b"llmstage ready" in f.read():
+                if marker in f.read():
                     time.sleep(1.0)  # kopf opens its watch streams right after the startup handlers
                     return
             if not self.alive():

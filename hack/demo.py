@@ -82,6 +82,9 @@ def start_operator() -> None:
                 "127.0.0.1",
                 "--unschedulable-grace",
                 "30",
+                # The log is a file a person reads (auto would pick JSON for a file).
+                "--log-format",
+                "text",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

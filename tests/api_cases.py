@@ -124,6 +124,7 @@ INVALID: list[Invalid] = [
     ),
     Invalid("name-too-long", service(name="a" * 53), "metadata.name must be at most 52 characters"),
     Invalid("name-starts-with-digit", service(name="8b-llama"), "metadata.name must start with a letter"),
+    Invalid("name-with-a-dot", service(name="chat.v2"), "metadata.name must not contain '.'"),
     Invalid("name-vllm", service(name="vllm"), "metadata.name must not be 'vllm'"),
     Invalid(
         "served-name-not-an-ollama-name",

@@ -85,8 +85,8 @@ from realnode.host import (
 # What hack/cluster.py, hack/demo.py and the real-node tests use.
 __all__ = [
     "BASELINE", "BRIDGE", "NODE_IP", "NODE_LABEL", "NODE_NAME", "NODE_STATE", "REGISTRY",
-    "REGISTRY_SERVICE", "RUN", "TAINT_KEY", "cannot_run_reason", "crictl", "down",
-    "ensure_node_pki", "leftovers", "mounts_under", "present", "status", "status_ok", "up", "wanted",
+    "REGISTRY_SERVICE", "RUN", "TAINT_KEY", "cannot_run_reason", "crictl", "down", "ensure_node_pki",
+    "kwok_only_reason", "leftovers", "mounts_under", "present", "status", "status_ok", "up", "wanted",
 ]  # fmt: skip
 
 # ---------------------------------------------------------------- can this machine run it?
@@ -114,21 +114,28 @@ def offset() -> int:
     return int(os.environ.get("LLMSTAGE_CLUSTER_PORT_OFFSET", "0"))
 
 
-def wanted() -> bool:
-    """Whether this cluster should have the real node; fails when it is required and cannot."""
-    mode = os.environ.get("LLMSTAGE_REAL_NODE", "auto")
-    if mode == "0":
-        return False
+def kwok_only_reason() -> str | None:
+    """Why this clone's cluster has kwok nodes only, or None when it should have the real node.
+
+    The one place that decides it: `cluster.py up` logs this reason and the real-node tests skip
+    with it, so the two never disagree.
+    """
+    if os.environ.get("LLMSTAGE_REAL_NODE", "auto") == "0":
+        return "LLMSTAGE_REAL_NODE=0"
     why = cannot_run_reason()
     if why is None and offset():
-        why = (
-            "LLMSTAGE_CLUSTER_PORT_OFFSET is set: the machine's one real node belongs to the default cluster"
-        )
+        why = "LLMSTAGE_CLUSTER_PORT_OFFSET is set: the machine's one real node is the default cluster's"
     if why is None and owned_by_other():
         why = f"another clone's cluster owns this machine's real node ({OWNER.read_text().strip()})"
+    return why
+
+
+def wanted() -> bool:
+    """Whether this cluster should have the real node; fails when it is required and cannot."""
+    why = kwok_only_reason()
     if why is None:
         return True
-    if mode == "1":
+    if os.environ.get("LLMSTAGE_REAL_NODE", "auto") == "1":
         fail(f"LLMSTAGE_REAL_NODE=1 but the real node cannot run here: {why}")
     log(f"no real node: {why}; the cluster has kwok nodes only (nothing runs in a container)")
     return False

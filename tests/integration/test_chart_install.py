@@ -90,7 +90,10 @@ def test_install_creates_release_named_objects_with_the_hardened_operator_pod(re
 
     deployment = release.get("deployment", release.fullname, release.namespace)
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert (
+        release.get("poddisruptionbudget", release.fullname, release.namespace)["spec"]["maxUnavailable"] == 1
+    )
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -99,9 +102,10 @@ def test_install_creates_release_named_objects_with_the_hardened_operator_pod(re
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 9090, "health": 8080}
     # kwok runs no process, but the API accepted and rolled out exactly what the chart says.
-    assert deployment["status"].get("availableReplicas") == 1
+    assert deployment["status"].get("availableReplicas") == 2
 
 
 def test_operator_under_the_chart_identity_serves_dev_then_promotes_to_vllm(

@@ -6,12 +6,18 @@ where the operator's requests carry the user agent `llmstage/<version>` and kopf
 
 from __future__ import annotations
 
+import signal
+import socket
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 from testkit import OperatorProcess, wait_until
+from testkit.chart import create_namespace, delete_namespaces
 
 from bench import audit
 from bench.check import is_ready, settled
@@ -48,6 +54,10 @@ SPECS: dict[str, dict[str, Any]] = {
 def converged(api_client: client.ApiClient, namespace: str, operator: OperatorProcess) -> audit.Mark:
     """Converged LLMServices (dev, staging, production Ready; one Stalled); returns the audit
     mark taken before they were created."""
+    return converge(api_client, namespace)
+
+
+def converge(api_client: client.ApiClient, namespace: str) -> audit.Mark:
     if not audit.AUDIT_LOG.exists():
         pytest.skip(f"no audit log at {audit.AUDIT_LOG} (only the local test cluster writes one)")
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
@@ -123,3 +133,77 @@ def test_events_that_change_nothing_the_operator_owns_cause_no_writes(
     time.sleep(8)  # several reconciles' worth
     writes = audit.operator_writes(m, [namespace])
     assert writes == [], f"no-op events made the operator write: {audit.describe(writes)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _settled_after_start(port: int, services: int) -> bool:
+    """It leads, reconciled every service once and has nothing queued or running."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return False
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("llmstage_reconciles_total{", "llmstage_workqueue_depth ", "llmstage_leader ")):
+            name = line.split("{")[0].split(" ")[0]
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+        if line.startswith("llmstage_reconciles_in_flight "):
+            values["in_flight"] = float(line.rsplit(" ", 1)[1])
+    return (
+        values.get("llmstage_leader") == 1
+        and values.get("llmstage_reconciles_total", 0) >= services
+        and values.get("llmstage_workqueue_depth") == 0
+        and values.get("in_flight") == 0
+    )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_restarted_operator_writes_nothing_for_converged_services(
+    kubeconfig: Path,
+    api_client: client.ApiClient,
+    crd_installed: None,
+    namespace_prefix: str,
+    tmp_path: Path,
+    stop: signal.Signals,
+) -> None:
+    """Issue 14: after a restart (a rolling update; a killed or rescheduled pod) the new process
+    reconciles every service once from a fresh cache, and for converged services that is no
+    request at all. Short lease timings: after SIGKILL the new process waits for the lease."""
+    # Its own namespace and operator (outside the session operator's prefix): it is restarted.
+    ns = create_namespace(kubeconfig, f"w{namespace_prefix[1:]}{uuid.uuid4().hex[:6]}")
+    metrics = _free_port()
+    args = ("--namespace", ns, "--metrics-port", str(metrics), "--metrics-address", "127.0.0.1")
+    args += ("--unschedulable-grace", "8")  # as the session operator: Stalled soon
+    args += (
+        "--leader-elect-lease-duration=3s",
+        "--leader-elect-renew-deadline=2s",
+        "--leader-elect-retry-period=0.5s",
+    )
+    first = OperatorProcess(kubeconfig, tmp_path / "first.log", *args).start()
+    second: OperatorProcess | None = None
+    try:
+        converge(api_client, ns)
+        m = audit.mark()
+        assert first.stop(stop) in (0, -stop)
+        second = OperatorProcess(kubeconfig, tmp_path / "second.log", *args).start()
+        wait_until(
+            lambda: _settled_after_start(metrics, len(SPECS)),
+            timeout=60,
+            interval=0.5,
+            what="the restarted operator to lead and reconcile every service once",
+        )
+        time.sleep(QUIET_SECONDS)
+        writes = audit.operator_writes(m, [ns])
+        assert writes == [], f"the restarted operator wrote: {audit.describe(writes)}"
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.stop()
+        delete_namespaces(kubeconfig, [ns])
+    for proc in (first, second):
+        assert proc is not None and "Traceback" not in proc.log(), proc.log()[-3000:]

@@ -64,6 +64,9 @@ def test_the_base_builds_into_the_charts_objects(kubeconfig: Path) -> None:
             "CustomResourceDefinition",
             "Deployment",
             "Namespace",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
             "ValidatingAdmissionPolicy",
@@ -92,7 +95,7 @@ def test_kubectl_apply_k_installs_the_operator_objects(
             res = kubectl(
                 kubeconfig, "get", "deployment", f"llmstage-{suffix}", "-n", namespace, "-o", "json"
             )
-            return json.loads(res.stdout).get("status", {}).get("availableReplicas") == 1
+            return json.loads(res.stdout).get("status", {}).get("availableReplicas") == 2
 
         wait_until(available, timeout=60, interval=0.5, what="the kustomize-installed Deployment available")
         binding = json.loads(

@@ -64,7 +64,9 @@ def prefix(namespace_prefix: str) -> str:
     return f"{namespace_prefix.rstrip('-')}r-"
 
 
-def can_i(kubeconfig: Path, sa: str, verb: str, resource: str, namespace: str = "") -> bool:
+def can_i(
+    kubeconfig: Path, sa: str, verb: str, resource: str, namespace: str = "", object_name: str = ""
+) -> bool:
     """Ask the API server's authorizer (SubjectAccessReview) whether the ServiceAccount may do
     `verb` on `resource[.group][/subresource]` in `namespace` ("" = every namespace / cluster)."""
     name, _, sub = resource.partition("/")
@@ -86,6 +88,7 @@ def can_i(kubeconfig: Path, sa: str, verb: str, resource: str, namespace: str = 
                 "group": group,
                 "resource": plural,
                 "subresource": sub,
+                "name": object_name,
             },
         },
     }
@@ -118,9 +121,29 @@ def test_the_installed_cluster_role_has_no_wildcard_and_no_secret_access(
     cluster_release: ChartRelease,
 ) -> None:
     objects = rbac_objects(cluster_release)
-    assert [o["kind"] for o in objects] == ["ClusterRole"]
-    assert objects[0]["metadata"]["name"] == cluster_release.fullname
-    assert wildcard_or_secret_rules(objects[0]["rules"]) == []
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in objects) == [
+        ("ClusterRole", cluster_release.fullname),
+        ("Role", f"{cluster_release.fullname}-leader-election"),
+    ]
+    for obj in objects:
+        assert wildcard_or_secret_rules(obj["rules"]) == []
+
+
+def test_leader_election_may_use_one_lease_in_the_release_namespace_and_nothing_else(
+    kubeconfig: Path, cluster_release: ChartRelease
+) -> None:
+    sa = f"system:serviceaccount:{cluster_release.namespace}:{cluster_release.service_account()}"
+    ns, lease = cluster_release.namespace, cluster_release.fullname
+    leases = "leases.coordination.k8s.io"
+    assert can_i(kubeconfig, sa, "create", leases, ns)
+    for verb in ("get", "watch", "update"):
+        assert can_i(kubeconfig, sa, verb, leases, ns, lease), verb
+        assert not can_i(kubeconfig, sa, verb, leases, ns, "kube-scheduler"), verb
+    for verb in ("delete", "list", "patch"):
+        assert not can_i(kubeconfig, sa, verb, leases, ns, lease), verb
+    assert not can_i(kubeconfig, sa, "create", leases, "kube-system")
+    assert not can_i(kubeconfig, sa, "update", leases, "kube-system", lease)
+    assert not can_i(kubeconfig, sa, "create", leases, "")
 
 
 def test_the_chart_identity_may_do_exactly_what_the_operator_needs_in_every_namespace(
@@ -162,7 +185,13 @@ def test_namespaced_mode_installs_roles_only_in_the_watched_namespaces(
     kinds = {d["kind"] for d in release.manifest()}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
     roles = rbac_objects(release)
-    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted([team_a, team_b])
+    assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles) == sorted(
+        [
+            (team_a, release.fullname),
+            (team_b, release.fullname),
+            (release.namespace, f"{release.fullname}-leader-election"),
+        ]
+    )
     for role in roles:
         assert wildcard_or_secret_rules(role["rules"]) == []
     sa = f"system:serviceaccount:{release.namespace}:{release.service_account()}"

@@ -115,4 +115,5 @@ def kube_over(transport: Any) -> Kube:
     kube.dyn = transport
     kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
     kube.write_count = 0
+    kube.fence = None
     return kube

@@ -5,6 +5,7 @@ the values schema, the security invariants for every mode, and the generated fil
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,14 @@ MODES: dict[str, dict[str, Any]] = {
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
         "affinity": {"nodeAffinity": {}},
         "priorityClassName": "system-cluster-critical",
+        "metrics.prometheusRule.enabled": True,
+        "metrics.prometheusRule.labels": {"release": "prometheus"},
+        "metrics.grafanaDashboard.enabled": True,
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}
+        ],
     },
+    "one-replica-no-election": {"replicaCount": 1, "leaderElection.enabled": False},
     "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
 }
 SERVICE_MONITOR_SCHEMA = {
@@ -62,6 +70,7 @@ SERVICE_MONITOR_SCHEMA = {
                         "properties": {
                             "port": {"type": "string"},
                             "path": {"type": "string"},
+                            "honorLabels": {"type": "boolean"},
                             "interval": {
                                 "type": "string",
                                 "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
@@ -69,6 +78,57 @@ SERVICE_MONITOR_SCHEMA = {
                         },
                     },
                 },
+            },
+        },
+    },
+}
+
+
+# The parts of monitoring.coreos.com/v1 PrometheusRule the chart uses (the Prometheus Operator's
+# CRD schema, abridged); the rules' PromQL is checked in test_monitoring.py.
+PROMETHEUS_RULE_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["expr"],
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": "string"},
+                                        "for": {"type": "string"},
+                                        "labels": {
+                                            "type": "object",
+                                            "additionalProperties": {"type": "string"},
+                                        },
+                                        "annotations": {
+                                            "type": "object",
+                                            "additionalProperties": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                }
             },
         },
     },
@@ -97,6 +157,8 @@ def test_every_rendered_object_passes_the_kubernetes_schema_strictly(mode: str) 
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":
             jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+        elif doc["kind"] == "PrometheusRule":
+            jsonschema.validate(doc, PROMETHEUS_RULE_SCHEMA)
         else:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -116,8 +178,12 @@ def test_rbac_has_no_wildcards_no_secrets_and_release_unique_cluster_names(mode:
 def test_namespaced_mode_renders_roles_per_namespace_and_nothing_cluster_scoped_for_rbac() -> None:
     docs = template(MODES["namespaced"])
     assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
-    assert sorted(r["metadata"]["namespace"] for r in of_kind(docs, "Role")) == ["team-a", "team-b"]
-    assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
+    roles = [r for r in of_kind(docs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
+    bindings = [
+        b for b in of_kind(docs, "RoleBinding") if not b["metadata"]["name"].endswith("-leader-election")
+    ]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     args = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
 
@@ -153,10 +219,16 @@ def test_bad_values_fail_with_a_message_naming_the_value(values: dict[str, Any],
     assert message in res.stderr, res.stderr
 
 
-def test_the_operator_deployment_is_a_single_hardened_replica() -> None:
-    deployment = of_kind(template({}), "Deployment")[0]
+def test_the_operator_deployment_is_two_hardened_replicas_that_elect_a_leader() -> None:
+    docs = template({}, release="rel", namespace="ops")
+    deployment = of_kind(docs, "Deployment")[0]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    # New pods become ready (warm cache) before old ones stop.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
@@ -173,11 +245,99 @@ def test_the_operator_deployment_is_a_single_hardened_replica() -> None:
     }
     assert container["image"] == "ghcr.io/llmstage/llmstage:0.1.0"  # appVersion
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
-    assert "--metrics-port=9090" in container["args"] and "--all-namespaces" in container["args"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    args = container["args"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in args
+    assert "--metrics-port=9090" in args and "--all-namespaces" in args
+    assert {
+        "--leader-elect",
+        "--leader-elect-namespace=ops",
+        "--leader-elect-lease-name=rel-llmstage",
+        "--leader-elect-lease-duration=15s",
+        "--leader-elect-renew-deadline=10s",
+        "--leader-elect-retry-period=2s",
+    } <= set(args)
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
     # The operator's own pod must not look like a serving pod it watches (app.kubernetes.io/name=llmstage).
     assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/name"] != "llmstage"
+    # Spread over nodes, softly: a one-node cluster still runs both.
+    selector = spec["selector"]["matchLabels"]
+    assert pod["topologySpreadConstraints"] == [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }
+    ]
+    (pdb,) = of_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        "selector": {"matchLabels": selector},
+    }
+    assert pdb["metadata"]["namespace"] == "ops"
+
+
+def test_own_spread_constraints_get_the_pod_selector() -> None:
+    pod = of_kind(template(MODES["everything-on"]), "Deployment")[0]["spec"]["template"]["spec"]
+    (constraint,) = pod["topologySpreadConstraints"]
+    assert constraint["topologyKey"] == "topology.kubernetes.io/zone"
+    assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == "llmstage-operator"
+
+
+def test_leader_election_off_means_one_replica_recreated_and_no_lease_rights() -> None:
+    docs = template(MODES["one-replica-no-election"])
+    spec = of_kind(docs, "Deployment")[0]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert "--no-leader-elect" in spec["template"]["spec"]["containers"][0]["args"]
+    assert not of_kind(docs, "PodDisruptionBudget")
+    assert not [r for r in of_kind(docs, "Role") if "leases" in str(r["rules"])]
+    res = helm("template", "x", str(CHART), *set_args({"leaderElection.enabled": False}))
+    assert res.returncode != 0 and "replicaCount > 1 needs leaderElection.enabled" in res.stderr
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_lease_rights_are_one_lease_in_the_release_namespace_only(mode: str) -> None:
+    docs = template(MODES[mode], release="rel", namespace="ops")
+    lease_rules = [
+        (doc, rule)
+        for doc in of_kind(docs, "Role") + of_kind(docs, "ClusterRole")
+        for rule in doc["rules"]
+        if "coordination.k8s.io" in rule["apiGroups"]
+    ]
+    if mode == "one-replica-no-election":
+        assert lease_rules == []
+        return
+    assert {doc["kind"] for doc, _ in lease_rules} == {"Role"}
+    assert {doc["metadata"]["namespace"] for doc, _ in lease_rules} == {"ops"}
+    assert sorted((tuple(r["verbs"]), tuple(r.get("resourceNames", []))) for _, r in lease_rules) == [
+        (("create",), ()),
+        (("get", "watch", "update"), ("rel-llmstage",)),
+    ]
+    (binding,) = [
+        b for b in of_kind(docs, "RoleBinding") if b["metadata"]["name"] == "rel-llmstage-leader-election"
+    ]
+    assert binding["metadata"]["namespace"] == "ops"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-llmstage", "namespace": "ops"}]
+
+
+def test_the_alerting_rules_and_the_dashboard_are_the_chart_files() -> None:
+    docs = template(MODES["everything-on"])
+    (rule,) = of_kind(docs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    (dashboard,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["llmstage.json"]) == json.loads(
+        (CHART / "files" / "grafana-dashboard.json").read_text()
+    )
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    defaults = template({})
+    assert not of_kind(defaults, "PrometheusRule") and not of_kind(defaults, "ConfigMap")
 
 
 def test_every_default_value_is_described_by_the_values_schema() -> None:
@@ -207,7 +367,9 @@ def test_optional_extras_render_when_enabled() -> None:
     docs = template(MODES["everything-on"])
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    (config_map,) = of_kind(docs, "ConfigMap")
+    (config_map,) = [
+        c for c in of_kind(docs, "ConfigMap") if not c["metadata"]["name"].endswith("-dashboard")
+    ]
     lua = config_map["data"]["resource.customizations.health.llmstage.io_LLMService"]
     assert lua.strip() == (CHART / "files" / "argocd-health.lua").read_text().strip()
     (deployment,) = of_kind(docs, "Deployment")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import socket
 from typing import Any
 
 import kopf
@@ -35,7 +37,14 @@ def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPa
     args = argparse.Namespace(
         log_format="text", log_level="info", kubeconfig=None, namespaces=None, concurrency=1,
         unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",
+        leader_elect=False,
     )  # fmt: skip
     assert run_cmd.run(args) == 0
-    assert seen["identity"] == run_cmd.operator_identity()
-    assert "/" in seen["identity"]
+    host, pid, token = seen["identity"].split("/")
+    assert (host, pid) == (socket.gethostname(), str(os.getpid())) and len(token) == 6
+
+
+def test_the_identity_is_the_pod_name_and_never_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "llmstage-7d4b9-x2x9q")
+    first, second = run_cmd.operator_identity(), run_cmd.operator_identity()
+    assert first.startswith("llmstage-7d4b9-x2x9q/") and first != second

@@ -1046,6 +1046,17 @@ _NAME_RULES = (
         field_path=".metadata.name",
     ),
     CelRule(
+        # The API server accepts dots in a custom resource's name (a DNS-1123 subdomain); a
+        # Service name cannot have them, so `chat.v2` would only fail later, as ApplyRejected.
+        rule="!self.metadata.name.contains('.')",
+        message=(
+            "metadata.name must not contain '.': it becomes a Service name (DNS-1035 label: "
+            "lower-case letters, digits and '-'); use '-' instead, e.g. chat-v2 for chat.v2"
+        ),
+        check=lambda s: "." not in s.metadata.name,
+        field_path=".metadata.name",
+    ),
+    CelRule(
         rule="self.metadata.name != 'vllm'",
         message=(
             "metadata.name must not be 'vllm': a Service named vllm injects VLLM_PORT into pods, "

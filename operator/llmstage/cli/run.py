@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import errno
 import logging
 import os
+import secrets
 import socket
 import sys
-import time
 from collections.abc import Coroutine
 from typing import Any
+
+from llmstage import __version__
 
 EXAMPLES = """\
 examples:
@@ -19,9 +21,16 @@ examples:
   llmstage run -n team-a -n team-b --metrics-port 9090 --log-format json
   KUBECONFIG=.cluster/kubeconfig llmstage run -A --liveness http://127.0.0.1:8080/healthz
 
-Run exactly one replica (Deployment strategy Recreate): two operators would fight over the
-same objects. kopf's peering is disabled (standalone) for that reason.
+Run two replicas or more: they elect a leader with a Lease (--leader-elect, on by default); the
+leader reconciles, the others keep warm caches and take over when it goes. /readyz is served
+beside the --liveness URL.
 """
+
+# Why a start failed, in one line: the flag to change for each port.
+PORT_HINTS = {
+    "metrics": "--metrics-port (0 turns metrics off)",
+    "health": "--liveness (another port, or 'off')",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -47,11 +56,16 @@ def register(subparsers: Any) -> None:
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
         metavar="URL",
-        help="liveness endpoint (default: %(default)s; 'off' disables it)",
+        help="where /healthz is served, with /readyz beside it (default: %(default)s; 'off' disables both)",
     )
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
     p.add_argument("--metrics-address", default="0.0.0.0", help="address for the metrics endpoint")
-    p.add_argument("--log-format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "text", "json"],
+        default="auto",
+        help="auto (default): text in a terminal, JSON lines otherwise",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.add_argument("--concurrency", type=int, default=32, help="LLMServices reconciled at once")
     p.add_argument(
@@ -61,34 +75,66 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="how long new pods may stay unschedulable before the service is Stalled",
     )
+    election = p.add_argument_group(
+        "leader election", "a coordination.k8s.io Lease; defaults as controller-runtime's"
+    )
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="elect a leader among replicas (default: on); --no-leader-elect: this process always writes",
+    )
+    election.add_argument(
+        "--leader-elect-namespace",
+        metavar="NS",
+        help="namespace of the Lease (default: $POD_NAMESPACE, the pod's own, the kubeconfig's, or default)",
+    )
+    election.add_argument(
+        "--leader-elect-lease-name",
+        metavar="NAME",
+        help="name of the Lease (default: llmstage, or llmstage-HASH of the watched namespaces)",
+    )
+    election.add_argument(
+        "--leader-elect-lease-duration",
+        type=duration,
+        default=15.0,
+        metavar="DURATION",
+        help="how long standbys wait after the last renewal before taking over (default: 15s)",
+    )
+    election.add_argument(
+        "--leader-elect-renew-deadline",
+        type=duration,
+        default=10.0,
+        metavar="DURATION",
+        help="how long the leader retries renewing before it stops writing and steps down (default: 10s)",
+    )
+    election.add_argument(
+        "--leader-elect-retry-period",
+        type=duration,
+        default=2.0,
+        metavar="DURATION",
+        help="time between renewals and between attempts to acquire (default: 2s)",
+    )
     p.set_defaults(func=run)
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+def duration(text: str) -> float:
+    """Seconds: `15`, `15s`, `1.5s`, `500ms`, `1m30s` (Go's time.Duration notation)."""
+    import re
+
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (15s, 500ms, 1m30s)")
+    unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * unit[u] for n, u in parts)
 
 
 def configure_logging(fmt: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # kopf logs every watch event at debug/info; keep it at warning unless debugging.
-    logging.getLogger("kopf").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    from llmstage import logs
+
+    logs.configure(fmt, level)
 
 
 def _quiet_shutdown_noise(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -103,24 +149,75 @@ def _quiet_shutdown_noise(loop: asyncio.AbstractEventLoop, context: dict[str, An
 
 
 def operator_identity() -> str:
-    """Who this operator is, for kopf: the host (the pod's name in a cluster) and the pid.
+    """Who this operator is, for kopf, the Lease and the user agent of its requests: the pod's
+    name ($POD_NAME from the downward API, else the host name), the pid and a random part (two
+    processes never share an identity, not even a restarted container in the same pod).
 
     Passed explicitly because kopf's own default calls getpass.getuser(), which raises KeyError
     for a UID without a passwd entry: the image's 65532, or the random UID OpenShift assigns.
     Found when the image first ran on a real node."""
-    return f"{socket.gethostname()}/{os.getpid()}"
+    name = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{name}/{os.getpid()}/{secrets.token_hex(3)}"
 
 
-async def _operate(operator: Coroutine[Any, Any, None]) -> None:
+def lease_namespace(kubeconfig: str | None) -> str:
+    """Where the Lease lives when --leader-elect-namespace is not given: the pod's namespace
+    ($POD_NAMESPACE, or the service account's), else the kubeconfig context's, else default."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+            return f.read().strip()
+    except OSError:
+        pass
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        return str((active or {}).get("context", {}).get("namespace") or "default")
+    except Exception:
+        return "default"
+
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+class StartError(Exception):
+    """Why `llmstage run` cannot start, said in one line."""
+
+
+def _bind_error(what: str, where: str, err: OSError) -> StartError:
+    reason = {errno.EADDRINUSE: "is already in use", errno.EACCES: "is not allowed for this user"}.get(
+        err.errno or 0, f"cannot be used ({err.strerror or err})"
+    )
+    return StartError(f"llmstage run: {where} {reason}: change {PORT_HINTS[what]}")
+
+
+async def _operate(operator: Coroutine[Any, Any, None], health: Any | None) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
-    await operator
+    if health is not None:
+        await health.start()
+    try:
+        await operator
+    finally:
+        if health is not None:
+            await health.stop()
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except StartError as err:
+        print(err, file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from llmstage.controller import handlers
+    from llmstage.controller import handlers, health
+    from llmstage.controller.leader import Timing, lease_name_for
     from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
@@ -128,15 +225,53 @@ def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         # kopf's own login reads the same kubeconfig as our client.
         os.environ["KUBECONFIG"] = args.kubeconfig
+    identity = operator_identity()
+    election: dict[str, Any] | None = None
+    if getattr(args, "leader_elect", False):
+        timing = Timing(
+            args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period
+        )
+        if timing.problems():
+            raise StartError("llmstage run: " + "; ".join(timing.problems()))
+        election = {
+            "namespace": args.leader_elect_namespace or lease_namespace(args.kubeconfig),
+            "name": args.leader_elect_lease_name or lease_name_for(args.namespaces),
+            "timing": timing,
+        }
     handlers.Runtime.options = {
         "kubeconfig": args.kubeconfig,
         "namespaces": args.namespaces,
         "concurrency": args.concurrency,
         "unschedulable_grace": args.unschedulable_grace,
+        "identity": identity,
+        "leader_election": election,
     }
+    # Both ports are taken before anything else starts: a port in use is one line, not a traceback.
+    server = None
+    if args.liveness != "off":
+        try:
+            host, port, path = health.parse(args.liveness)
+        except ValueError as err:
+            raise StartError(f"llmstage run: --liveness: {err}") from None
+        try:
+            sock = health.bind(host, port)
+        except OSError as err:
+            raise _bind_error("health", f"{host}:{port} (--liveness {args.liveness})", err) from None
+        server = health.HealthServer(sock, path, handlers.health)
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.metrics_address)
-    liveness = None if args.liveness == "off" else args.liveness
+        try:
+            start_http_server(args.metrics_port, addr=args.metrics_address)
+        except OSError as err:
+            if server is not None:
+                server.sock.close()
+            where = f"{args.metrics_address}:{args.metrics_port} (--metrics-port)"
+            raise _bind_error("metrics", where, err) from None
+    logging.getLogger("llmstage.run").info(
+        "llmstage %s starting as %s%s",
+        __version__,
+        identity,
+        f"; leader election on lease {election['namespace']}/{election['name']}" if election else "",
+    )
     try:
         asyncio.run(
             _operate(
@@ -144,9 +279,10 @@ def run(args: argparse.Namespace) -> int:
                     standalone=True,
                     clusterwide=not args.namespaces,
                     namespaces=args.namespaces or [],
-                    liveness_endpoint=liveness,
-                    identity=operator_identity(),  # type: ignore[arg-type]
-                )
+                    liveness_endpoint=None,  # ours: /healthz and /readyz (llmstage.controller.health)
+                    identity=identity,  # type: ignore[arg-type]
+                ),
+                server,
             )
         )
     except KeyboardInterrupt:

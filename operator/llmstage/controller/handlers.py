@@ -18,9 +18,11 @@ from typing import Any
 
 import kopf
 
+from llmstage import __version__
 from llmstage.controller import metrics
 from llmstage.controller.cache import Cache, ServiceKey
-from llmstage.controller.kube import KINDS, ApiError, Kube
+from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
+from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderError, Timing
 from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
@@ -45,6 +47,10 @@ class Runtime:
     kube: Kube
     cache: Cache
     queue: WorkQueue[ServiceKey]
+    leadership: Leadership = Leadership(elected=False)
+    election: ElectionThread | None = None
+    # /readyz: the caches are filled (startup done) and the operator is not stopping.
+    ready: bool = False
 
 
 async def _prefill(kube: Kube, cache: Cache, namespaces: list[str] | None) -> None:
@@ -128,7 +134,17 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Exact namespaces need no cluster-wide scan of CRDs and namespaces; skipping it is what
         # lets the namespaced install (Roles only) start without 403s.
         settings.scanning.disabled = True
-    Runtime.kube = await Kube.connect(opts.get("kubeconfig"), pool_size=opts.get("concurrency", 32) + 8)
+    identity = opts.get("identity") or "llmstage"
+    election: dict[str, Any] | None = opts.get("leader_election")
+    Runtime.leadership = Leadership(elected=election is not None)
+    # Every write of the reconciler passes the fence: a standby, or a leader that could not
+    # renew its lease in time, sends none.
+    Runtime.kube = await Kube.connect(
+        opts.get("kubeconfig"),
+        pool_size=opts.get("concurrency", 32) + 8,
+        user_agent=f"{USER_AGENT} ({identity})",
+        fence=Runtime.leadership.check if election is not None else None,
+    )
     Runtime.cache = Cache()
     facts = await _detect_facts(Runtime.kube)
     await _prefill(Runtime.kube, Runtime.cache, opts.get("namespaces"))
@@ -139,11 +155,53 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
     )
     Runtime.queue = WorkQueue(
-        reconciler, concurrency=opts.get("concurrency", 32), expected_errors=(ApiError,)
+        reconciler,
+        concurrency=opts.get("concurrency", 32),
+        expected_errors=(ApiError,),
+        abandon_errors=(NotLeaderError,),
+        active=election is None,
     )
     for kind in Runtime.cache.counts():  # read at scrape time, never stale
         metrics.MANAGED.labels(kind=kind).set_function(_cache_count(kind))
+    metrics.QUEUE_DEPTH.set_function(lambda: float(Runtime.queue.depth))
+    metrics.IN_FLIGHT.set_function(lambda: float(Runtime.queue.in_flight))
+    if election is None:
+        metrics.LEADER.set(1)
+    else:
+        await _start_election(election, identity)
+    Runtime.ready = True
     log.info("llmstage ready: %s", Runtime.cache.counts())
+
+
+async def _start_election(election: dict[str, Any], identity: str) -> None:
+    """The elector runs in a thread of its own (see ElectionThread) with its own client: its own
+    connection pool, one attempt per request (it retries every retry period), its user agent."""
+    timing: Timing = election["timing"]
+    kubeconfig = Runtime.options.get("kubeconfig")
+
+    async def connect() -> Kube:
+        return await Kube.connect(
+            kubeconfig,
+            pool_size=2,
+            user_agent=f"llmstage-leader-election/{__version__} ({identity})",
+            retry=RetryPolicy(attempts=1),
+        )
+
+    def started() -> None:
+        # Everything in the cache once: the standby saw the events but did not act on them.
+        Runtime.queue.activate(list(Runtime.cache.services))
+
+    Runtime.election = ElectionThread(
+        connect,
+        Runtime.leadership,
+        namespace=election["namespace"],
+        name=election["name"],
+        identity=identity,
+        timing=timing,
+        on_started=started,
+        on_stopped=Runtime.queue.deactivate,
+    )
+    Runtime.election.start()
 
 
 def _cache_count(kind: str) -> Callable[[], float]:
@@ -152,13 +210,30 @@ def _cache_count(kind: str) -> Callable[[], float]:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    Runtime.ready = False
+    if Runtime.election is not None:
+        # Stop leading first (running reconciles are cancelled, the fence closes), then hand the
+        # Lease over so that a standby takes over at its next try.
+        await Runtime.election.stop()
     await Runtime.queue.stop()
     await Runtime.kube.close()
 
 
-@kopf.on.probe(id="cache")
-def cache_probe(**_: Any) -> dict[str, int]:
-    return Runtime.cache.counts()
+def health() -> dict[str, Any]:
+    """What /healthz and /readyz answer (llmstage.controller.health)."""
+    from llmstage.controller.leader import describe
+
+    cache = getattr(Runtime, "cache", None)
+    elector = Runtime.election.elector if Runtime.election is not None else None
+    return {
+        "ready": Runtime.ready,
+        "cache": cache.counts() if cache is not None else None,
+        **(
+            describe(elector)
+            if elector is not None
+            else {"leaderElection": Runtime.leadership.elected, "leader": not Runtime.leadership.elected}
+        ),
+    }
 
 
 def _deleted(event: kopf.RawEvent) -> bool:
@@ -167,10 +242,14 @@ def _deleted(event: kopf.RawEvent) -> bool:
 
 @kopf.on.event("llmstage.io", "v1alpha1", "llmservices")
 async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
-    key = Runtime.cache.put_service(dict(event["object"]), deleted=_deleted(event))
+    body = event["object"]
+    key = Runtime.cache.put_service(dict(body), deleted=_deleted(event))
     if _deleted(event):
         Runtime.queue.forget(key)
-    elif Runtime.cache.changed:
+        metrics.CONDITIONS.forget(*key)
+        return
+    metrics.CONDITIONS.observe(*key, (body.get("status") or {}).get("conditions") or [])
+    if Runtime.cache.changed:
         Runtime.queue.add(key)
 
 

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,8 +28,10 @@ from llmstage import __version__
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "llmstage"
-# The API server's audit log tells the operator's requests apart by this (idle-write tests).
+# The API server's audit log tells the operator's requests apart by this (idle-write tests); the
+# identity of the replica follows in parentheses (leader-election tests tell replicas apart).
 USER_AGENT = f"llmstage/{__version__}"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 T = TypeVar("T")
 
@@ -66,6 +68,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
+        Kind("coordination.k8s.io/v1", "Lease", "leases"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
         Kind(
             "apiextensions.k8s.io/v1",
@@ -106,6 +109,21 @@ class ApiError(Exception):
 RETRYABLE = {409, 429, 500, 502, 503, 504}
 
 
+def fenced_request_class(fence: Callable[[], None]) -> type[aiohttp.ClientRequest]:
+    """An aiohttp request class that calls `fence()` (which raises to refuse) right before it
+    sends a write: after the connection is ready, before the first byte goes out. Checking any
+    earlier leaves a window (connection set-up, a paused process) in which a replica that just
+    lost its lease could still send a write it had decided on before."""
+
+    class FencedRequest(aiohttp.ClientRequest):
+        async def send(self, conn: Any) -> aiohttp.ClientResponse:
+            if self.method in WRITE_METHODS:
+                fence()
+            return await super().send(conn)
+
+    return FencedRequest
+
+
 @dataclass
 class RetryPolicy:
     attempts: int = 6
@@ -130,16 +148,29 @@ def _as_api_error(err: DynamicApiError) -> ApiError:
 class Kube:
     """One shared connection pool; every call retried per RetryPolicy."""
 
-    def __init__(self, api: aio_client.ApiClient, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        api: aio_client.ApiClient,
+        retry: RetryPolicy | None = None,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         self.api = api
         self.dyn = DynamicClient(api)  # type: ignore[no-untyped-call]
         self.retry = retry or RetryPolicy()
+        # Raises to refuse a write (leader election); also checked before each attempt.
+        self.fence = fence
         # Counted for the metrics endpoint and for tests that assert idle behaviour.
         self.write_count = 0
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | None = None, pool_size: int = 64, user_agent: str = USER_AGENT
+        cls,
+        kubeconfig: str | None = None,
+        pool_size: int = 64,
+        user_agent: str = USER_AGENT,
+        *,
+        fence: Callable[[], None] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Kube:
         configuration = aio_client.Configuration()
         try:
@@ -147,13 +178,18 @@ class Kube:
         except aio_config.ConfigException:
             aio_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool_size
+        session: dict[str, Any] = {}
         if not any(os.environ.get(v) for v in PROXY_ENV):
             # trust_env makes aiohttp look for ~/.netrc in a worker thread before every request
             # (7% of the operator's CPU under load); it is needed only to honour proxy variables.
-            configuration.client_session_kwargs = {"trust_env": False}
+            session["trust_env"] = False
+        if fence is not None:
+            session["request_class"] = fenced_request_class(fence)
+        if session:
+            configuration.client_session_kwargs = session
         api = aio_client.ApiClient(configuration)
         api.user_agent = user_agent
-        return cls(api)
+        return cls(api, retry, fence)
 
     async def close(self) -> None:
         await self.api.close()  # type: ignore[no-untyped-call]
@@ -192,6 +228,8 @@ class Kube:
             self.write_count += 1
 
         async def go() -> dict[str, Any]:
+            if method != "get" and self.fence is not None:
+                self.fence()
             resp = await self.dyn.request(method, path, body=body, serialize=False, **params)
             data: dict[str, Any] = await resp.json()
             return data
@@ -262,3 +300,34 @@ class Kube:
 
     async def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
         return await self._request("post", kind.path(namespace), body=obj, conflicts=False)
+
+    async def replace(
+        self, kind: Kind, namespace: str | None, name: str, obj: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PUT: the object's resourceVersion makes it conditional (409 if it changed)."""
+        return await self._request("put", kind.path(namespace, name), body=obj, conflicts=False)
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        field_selector: str | None = None,
+        timeout_seconds: int = 240,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events ({"type": ..., "object": {...}}) until the server ends the watch."""
+        resp = await self.dyn.request(
+            "get",
+            kind.path(namespace),
+            serialize=False,
+            watch=True,
+            field_selector=field_selector,
+            timeout_seconds=timeout_seconds,
+            _request_timeout=timeout_seconds + 30,
+        )
+        try:
+            async for line in resp.content:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            resp.release()

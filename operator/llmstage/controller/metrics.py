@@ -1,8 +1,21 @@
-"""Prometheus metrics of the operator (served by `llmstage run --metrics-port`)."""
+"""Prometheus metrics of the operator (served by `llmstage run --metrics-port`).
+
+Every replica serves them. The per-service condition series come from the watch cache, which
+standbys keep warm too, so they do not jump when the leader changes; aggregate them with
+`max by (namespace, name, type, status)` (charts/llmstage/files/prometheus-rules.yaml does).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import platform
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from llmstage import __version__
 
 RECONCILES = Counter("llmstage_reconciles_total", "Reconciles of LLMServices by result", ["result"])
 RECONCILE_SECONDS = Histogram(
@@ -17,3 +30,85 @@ DELETES = Counter(
 STATUS_WRITES = Counter("llmstage_status_writes_total", "Status patches of LLMServices")
 API_ERRORS = Counter("llmstage_api_errors_total", "API errors that survived retries", ["status"])
 MANAGED = Gauge("llmstage_managed_objects", "Objects in the operator's watch cache", ["kind"])
+
+# The work queue (controller-runtime's workqueue_* metrics, for one queue).
+QUEUE_DEPTH = Gauge("llmstage_workqueue_depth", "LLMServices waiting for a reconcile to start")
+QUEUE_SECONDS = Histogram(
+    "llmstage_workqueue_queue_duration_seconds",
+    "Time from an LLMService being marked dirty to its reconcile starting",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RETRIES = Counter(
+    "llmstage_workqueue_retries_total", "Reconciles that failed and were scheduled again with backoff"
+)
+IN_FLIGHT = Gauge("llmstage_reconciles_in_flight", "Reconciles running now")
+
+# Leader election.
+LEADER = Gauge("llmstage_leader", "1 while this replica is the leader (reconciles and writes), else 0")
+LEADER_TRANSITIONS = Counter("llmstage_leader_acquisitions_total", "Times this replica became the leader")
+LEADER_RENEW_FAILURES = Counter(
+    "llmstage_leader_renew_failures_total",
+    "Lease renewals that failed (the leader retries until its deadline)",
+)
+
+BUILD_INFO = Gauge(
+    "llmstage_build_info",
+    "Always 1; the labels say which llmstage, Python, kopf and kubernetes client run",
+    ["version", "python_version", "kopf_version", "kubernetes_client_version"],
+)
+
+
+def _version_of(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO.labels(
+    version=__version__,
+    python_version=platform.python_version(),
+    kopf_version=_version_of("kopf"),
+    kubernetes_client_version=_version_of("kubernetes"),
+).set(1)
+
+CONDITION = Gauge(
+    "llmstage_llmservice_condition",
+    "1 for each condition of each LLMService, with its current status (the series goes with the service)",
+    ["namespace", "name", "type", "status"],
+)
+
+
+class ConditionSeries:
+    """Keeps llmstage_llmservice_condition in step with the LLMServices' status: one series per
+    service and condition type, labelled with the current status; a changed status replaces its
+    series, a deleted service removes all of its series."""
+
+    def __init__(self, gauge: Gauge = CONDITION) -> None:
+        self.gauge = gauge
+        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+
+    def observe(self, namespace: str, name: str, conditions: Iterable[dict[str, Any]]) -> None:
+        now = {str(c["type"]): str(c.get("status", "Unknown")) for c in conditions if c.get("type")}
+        before = self._seen.get((namespace, name), {})
+        for ctype, status in before.items():
+            if now.get(ctype) != status:
+                self._remove(namespace, name, ctype, status)
+        for ctype, status in now.items():
+            if before.get(ctype) != status:
+                self.gauge.labels(namespace=namespace, name=name, type=ctype, status=status).set(1)
+        if now:
+            self._seen[(namespace, name)] = now
+        else:
+            self._seen.pop((namespace, name), None)
+
+    def forget(self, namespace: str, name: str) -> None:
+        for ctype, status in self._seen.pop((namespace, name), {}).items():
+            self._remove(namespace, name, ctype, status)
+
+    def _remove(self, namespace: str, name: str, ctype: str, status: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.gauge.remove(namespace, name, ctype, status)
+
+
+CONDITIONS = ConditionSeries()

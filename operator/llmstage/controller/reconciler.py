@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 from kubernetes.utils import parse_quantity
 
+from llmstage import logs
 from llmstage.api.models import LLMService
 from llmstage.controller import metrics
 from llmstage.controller.cache import Cache, ServiceKey
@@ -117,12 +118,14 @@ class Reconciler:
     async def __call__(self, key: ServiceKey) -> float | None:
         started = time.perf_counter()
         result = "error"
-        try:
-            requeue, result = await self.reconcile(key)
-            return requeue
-        finally:
-            metrics.RECONCILES.labels(result=result).inc()
-            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        # Every line this pass logs names the service and the pass (JSON fields, see llmstage.logs).
+        with logs.log_context(namespace=key[0], name=key[1], reconcile_id=uuid.uuid4().hex[:12]):
+            try:
+                requeue, result = await self.reconcile(key)
+                return requeue
+            finally:
+                metrics.RECONCILES.labels(result=result).inc()
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
     async def reconcile(self, key: ServiceKey) -> tuple[float | None, str]:
         body = self.cache.service(key)
@@ -130,6 +133,7 @@ class Reconciler:
             self.renders.forget(key)
             return None, "gone"  # the garbage collector removes the children
         generation = body["metadata"].get("generation", 0)
+        logs.annotate(generation=generation)
         log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
         now = now_utc()
         try:

@@ -29,7 +29,8 @@ def spin() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs in a row (default 3)")
-    parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="busy processes (default: one per core)")
+    cores = os.cpu_count() or 2
+    parser.add_argument("--hogs", type=int, default=cores, help="busy processes (default: 1 per core)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from llmstage import fit, ollama_name, upstream
 from llmstage.api.models import (
@@ -51,7 +52,9 @@ from llmstage.api.models import (
     LLMService,
     LLMServiceSpec,
     ModelFormat,
+    OllamaSpec,
     ScaleMetricChoice,
+    VLLMSpec,
 )
 from llmstage.api.quantity import gib
 from llmstage.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
@@ -66,6 +69,7 @@ from llmstage.resolved import (
     ModelInfo,
     OllamaRegistry,
     OllamaSettings,
+    PodOptions,
     Resolved,
     Resources,
     Runtime,
@@ -190,7 +194,12 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         served_model_name=served_model_name,
         expected_concurrency=spec.expected_concurrency,
         model=model,
-        resources=Resources(cpu=cpu, memory=memory, gpu=gpu),
+        resources=Resources(
+            cpu=cpu,
+            memory=memory,
+            gpu=gpu,
+            ephemeral_storage=spec.resources.ephemeral_storage if spec.resources else None,
+        ),
         replicas=replicas,
         autoscaling=autoscaling,
         cache=cache,
@@ -216,7 +225,27 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         topology_spread=defaults.topology_spread,
         memory_fit=memory_fit,
         warnings=tuple(findings),
+        pod=_pod_options(spec),
     )
+
+
+def _pod_options(spec: LLMServiceSpec) -> PodOptions:
+    pod = spec.pod
+    if pod is None:
+        return PodOptions()
+    return PodOptions(
+        service_account_name=pod.service_account_name,
+        automount_service_account_token=pod.automount_service_account_token,
+        image_pull_secrets=tuple(ref.name for ref in pod.image_pull_secrets),
+        labels=dict(pod.labels),
+        annotations=dict(pod.annotations),
+        volumes=tuple(pod.volumes),
+        volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
+    )
+
+
+def _env_from(asked: OllamaSpec | VLLMSpec | None) -> tuple[dict[str, Any], ...]:
+    return tuple(e.model_dump(by_alias=True, exclude_none=True) for e in asked.env_from) if asked else ()
 
 
 # ---------------------------------------------------------------- replicas and autoscaling
@@ -406,6 +435,7 @@ def _ollama(
         env=dict(asked.env) if asked else {},
         pull_ref=pull_ref,
         registry=registry,
+        env_from=_env_from(asked),
     )
 
 
@@ -526,6 +556,8 @@ def _vllm(
         extra_args=extra_args,
         api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
         kv_cache_dtype=_kv_cache_dtype(extra_args),
+        env=dict(asked.env) if asked else {},
+        env_from=_env_from(asked),
     )
 
 
@@ -824,6 +856,19 @@ def _unknown_to_pinned_release(
                     f"spec.vllm.extraArgs, checked against {facts.release} (the release llmstage pins, "
                     f"{DEFAULT_VLLM_IMAGE}){image}: {'; '.join(problems)}. vLLM exits at start on an "
                     "argument it does not know",
+                )
+            )
+    if vllm is not None and vllm.env:
+        # VLLM_* only: other names are read by libraries in the image (NCCL_*, CUDA_*, HF_*, proxies).
+        v_facts = upstream.vllm_facts()
+        unknown = sorted(n for n in vllm.env if n.startswith("VLLM_") and n not in v_facts.env)
+        if unknown:
+            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
+            out.append(
+                Finding(
+                    "UnknownVLLMVariable",
+                    f"spec.vllm.env sets {', '.join(unknown)}, which {v_facts.release} (the release llmstage "
+                    f"pins, {DEFAULT_VLLM_IMAGE}){image} never reads (vllm/envs.py): check the spelling",
                 )
             )
     if ollama is not None and ollama.env:

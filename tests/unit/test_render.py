@@ -761,7 +761,8 @@ def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> No
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["automountServiceAccountToken"] is False
+    # No API token in a server unless spec.pod asks for one.
+    assert spec["automountServiceAccountToken"] is resolved.pod.automount_service_account_token
     for container in spec.get("initContainers", []) + spec["containers"]:
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -11,7 +11,7 @@ from api_cases import API_KEY, GPU_H100, VALID, service
 from llmstage.api.models import LLMService
 from llmstage.catalog import CatalogEntry, builtin_catalog
 from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, SpecError, resolve
-from llmstage.resolved import ConfigMapKeyRef, Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
+from llmstage.resolved import ConfigMapKeyRef, PodOptions, Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 PROD = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
@@ -525,6 +525,45 @@ def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
     (env,) = [w for w in o.warnings if w.reason == "UnknownOllamaVariable"]
     assert "OLLAMA_TURBO" in env.message and "Ollama 0.12.10" in env.message
     assert "OLLAMA_FLASH_ATTENTION" not in env.message
+    v = run(
+        **{
+            **PROD,
+            "vllm": {
+                **API_KEY,
+                "env": {"VLLM_LOGGING_LEVEL": "DEBUG", "VLLM_TURBO": "1", "NCCL_DEBUG": "INFO"},
+            },
+        }
+    )
+    (venv,) = [w for w in v.warnings if w.reason == "UnknownVLLMVariable"]
+    assert "VLLM_TURBO" in venv.message and "vLLM 0.12.0" in venv.message
+    assert "VLLM_LOGGING_LEVEL" not in venv.message and "NCCL_DEBUG" not in venv.message
+
+
+def test_pod_settings_env_and_ephemeral_storage_reach_resolved() -> None:
+    r = run(
+        **{
+            **PROD,
+            "resources": {**PROD["resources"], "ephemeralStorage": "20Gi"},
+            "vllm": {
+                **API_KEY,
+                "env": {"HF_ENDPOINT": "https://m"},
+                "envFrom": [{"secretRef": {"name": "s3"}}],
+            },
+            "pod": {
+                "serviceAccountName": "reader",
+                "imagePullSecrets": [{"name": "pull"}],
+                "volumes": [{"name": "ca", "configMap": {"name": "ca"}}],
+                "volumeMounts": [{"name": "ca", "mountPath": "/etc/ca", "readOnly": True}],
+            },
+        }
+    )
+    assert r.resources.ephemeral_storage == "20Gi"
+    assert r.vllm is not None and r.vllm.env == {"HF_ENDPOINT": "https://m"}
+    assert r.vllm.env_from == ({"secretRef": {"name": "s3"}},)
+    assert r.pod.service_account_name == "reader" and r.pod.image_pull_secrets == ("pull",)
+    assert r.pod.automount_service_account_token is False
+    assert r.pod.volume_mounts == ({"name": "ca", "mountPath": "/etc/ca", "readOnly": True},)
+    assert run().pod == PodOptions()
 
 
 # ---------------------------------------------------------------- errors raised as SpecError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage.api.models import MANAGED_VLLM_ENV
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolved import Resolved, Runtime, SecretKeyRef, VLLMSettings
@@ -30,6 +31,10 @@ UNKNOWN_MODEL_DOWNLOAD_SECONDS = 3 * 3600
 # torch's cache directory /tmp/torchinductor_USER.
 USER = "vllm"
 HOME = "/home/vllm"
+# Variables the template always sets (and LLMSTAGE_*): the CRD rejects them in spec.vllm.env.
+RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
+# The download step sets this too: spec.vllm.env may set it for the server only.
+DOWNLOAD_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES"}
 # /dev/shm per tensor-parallel rank: vLLM's docs use 2Gi for one GPU and 8Gi for the AMD example;
 # the engine core process uses shared memory even without tensor parallelism.
 SHM_GIB_PER_RANK = 2
@@ -57,6 +62,11 @@ class VLLMContext:
     # The NVIDIA container toolkit writes into a GPU container's root filesystem; the download
     # step has no GPU and runs read-only.
     read_only_root: bool
+    # spec.vllm.env and envFrom: the server and the download step (proxies, HF_ENDPOINT).
+    extra_env: list[dict[str, str]]
+    download_extra_env: list[dict[str, str]]
+    env_from: list[dict[str, Any]]
+    user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -107,6 +117,10 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
         home=HOME,
         hf_home=f"{podlib.CACHE_MOUNT_PATH}/huggingface",
         read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
+        extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
+        download_extra_env=podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), DOWNLOAD_OWN_ENV),
+        env_from=[dict(source) for source in settings.env_from],
+        user_env_names=frozenset(settings.env),
     )
 
 

@@ -49,6 +49,9 @@ from llmstage import fit, ollama_name, upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
+    AutoscalerChoice,
+    AutoscalingSpec,
+    KedaSpec,
     LLMService,
     LLMServiceSpec,
     ModelFormat,
@@ -61,10 +64,12 @@ from llmstage.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollam
 from llmstage.decision import CONCURRENCY_THRESHOLD, Decision, DecisionInput, choose_runtime
 from llmstage.resolved import (
     GPU,
+    Autoscaler,
     Autoscaling,
     Cache,
     ConfigMapKeyRef,
     Finding,
+    KedaSettings,
     MemoryFit,
     ModelInfo,
     OllamaRegistry,
@@ -288,7 +293,26 @@ def _scaling(
         metric=metric,
         target=target,
         queue_metric_name=asked.queue_metric_name if asked else DEFAULT_QUEUE_METRIC,
+        **keda_options(asked, metric),
     )
+
+
+def keda_options(asked: AutoscalingSpec | None, metric: ScaleMetric) -> dict[str, Any]:
+    """spec.autoscaling.autoscaler and .keda for Autoscaling. The API rejects a missing serverAddress
+    wherever the runtime is known from the spec; this catches the rest (runtime auto chose vLLM)."""
+    if asked is None or asked.autoscaler != AutoscalerChoice.KEDA:
+        return {}
+    keda = asked.keda or KedaSpec()
+    if metric == ScaleMetric.QUEUE and keda.server_address is None:
+        raise SpecError(
+            "spec.autoscaling.keda.serverAddress",
+            "autoscaler keda reads vLLM's queue (vllm:num_requests_waiting) from Prometheus: set it to "
+            "the Prometheus URL, e.g. http://prometheus-operated.monitoring.svc:9090, or use metric cpu",
+        )
+    return {
+        "autoscaler": Autoscaler.KEDA,
+        "keda": KedaSettings(keda.server_address, keda.query, keda.wake_query, keda.cooldown_period),
+    }
 
 
 # ---------------------------------------------------------------- model

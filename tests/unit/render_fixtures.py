@@ -10,10 +10,12 @@ from dataclasses import replace
 
 from llmstage.resolved import (
     GPU,
+    Autoscaler,
     Autoscaling,
     Cache,
     ClusterFacts,
     ConfigMapKeyRef,
+    KedaSettings,
     MemoryFit,
     ModelInfo,
     OllamaRegistry,
@@ -317,6 +319,29 @@ DEV_OLLAMA_PLATFORM = replace(
 )
 
 WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
+WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True)
+
+# spec.autoscaling.autoscaler keda (issue 13 item 5): vLLM on the queue from Prometheus, and Ollama
+# in staging scaled to zero, woken by requests counted at the ingress.
+PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+WAKE_QUERY = 'sum(rate(nginx_ingress_controller_requests{exported_service="chat"}[2m]))'
+PRODUCTION_VLLM_KEDA = replace(
+    PRODUCTION_VLLM,
+    autoscaling=replace(
+        PRODUCTION_VLLM.autoscaling,  # type: ignore[arg-type]
+        autoscaler=Autoscaler.KEDA,
+        keda=KedaSettings(server_address=PROMETHEUS),
+    ),
+)
+STAGING_OLLAMA_SCALE_TO_ZERO = replace(
+    STAGING_OLLAMA,
+    autoscaling=replace(
+        STAGING_OLLAMA.autoscaling,  # type: ignore[arg-type]
+        min_replicas=0,
+        autoscaler=Autoscaler.KEDA,
+        keda=KedaSettings(server_address=PROMETHEUS, wake_query=WAKE_QUERY, cooldown_period=900),
+    ),
+)
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
@@ -330,4 +355,6 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
+    "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),
+    "staging-ollama-scale-to-zero": (STAGING_OLLAMA_SCALE_TO_ZERO, WITH_KEDA),
 }

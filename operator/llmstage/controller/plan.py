@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.desired import desired_objects
 from llmstage.render.labels import RUNTIME_LABEL, cache_claim_name, selector_string, workload_name
 from llmstage.resolved import ClusterFacts, Resolved, Runtime
@@ -179,6 +180,7 @@ def _runtime_children(name: str, runtime: Runtime) -> set[ChildKey]:
     return {
         ("Deployment", w),
         ("HorizontalPodAutoscaler", w),
+        ("ScaledObject", w),
         ("PodDisruptionBudget", w),
         ("PodMonitor", w),
         ("PersistentVolumeClaim", cache_claim_name(name, runtime)),
@@ -223,6 +225,7 @@ def plan(
             phase, keep = "Draining", set()
 
     objects = render(resolved, facts, serving_runtime=desired if switch_now else old)
+    objects, autoscaler_stalled = autoscaler_step(resolved, observed, facts, objects)
 
     conditions: list[Condition] = []
     stalled: Condition | None = None
@@ -247,6 +250,8 @@ def plan(
             f"spec.scheduling (priorityClassName, runtimeClassName) or the namespace's quota or "
             f"pod security level; the pods are created as soon as it allows them",
         )
+    elif autoscaler_stalled:
+        stalled = Condition(STALLED, "True", *autoscaler_stalled)
     elif pending and not new_available:
         message, waited = pending
         if waited >= unschedulable_grace:
@@ -267,8 +272,9 @@ def plan(
 
     # Scaled to zero on purpose (kubectl scale --replicas=0): nothing to wait for, so the
     # operator is done (Reconciling False) rather than waiting for endpoints forever.
+    to_zero = resolved.autoscaling is not None and resolved.autoscaling.min_replicas == 0
     scaled_to_zero = (
-        resolved.replicas == 0
+        (resolved.replicas == 0 or to_zero)
         and old is None
         and new_dep is not None
         and (
@@ -297,7 +303,7 @@ def plan(
                 READY,
                 "False",
                 "ScaledToZero",
-                f"spec.replicas is 0: no {desired.value} pods serve Service {name} until it is scaled up",
+                scaled_to_zero_message(resolved),
             )
         )
     elif phase:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmstage.render.labels import SERVER, metadata, workload_name
-from llmstage.resolved import Autoscaling, Resolved, Runtime, ScaleMetric
+from llmstage.resolved import Autoscaler, Autoscaling, Resolved, Runtime, ScaleMetric
 
 # Servers take minutes to become ready, and until then the queue keeps growing. Adding pods one
 # at a time, no faster than a new one can start, avoids buying several GPUs for one burst; a long
@@ -62,7 +62,7 @@ def metric(autoscaling: Autoscaling) -> dict[str, Any]:
 
 def render_autoscaler(resolved: Resolved) -> dict[str, Any] | None:
     autoscaling = resolved.autoscaling
-    if autoscaling is None:
+    if autoscaling is None or autoscaling.autoscaler is Autoscaler.KEDA:  # KEDA: render/keda.py
         return None
     name = workload_name(resolved.name, resolved.runtime)
     return {

@@ -120,6 +120,7 @@ def test_server_side_defaults(kubectl, crd, namespace: str) -> None:  # type: ig
         "dtype": "auto",
     }
     assert spec["autoscaling"] == {
+        "autoscaler": "hpa",  # existing specs keep their HorizontalPodAutoscaler
         "maxReplicas": 4,
         "metric": "auto",
         "queueMetricName": "vllm:num_requests_waiting",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from llmstage.render import render
 from test_render_dryrun import contained, server_side_dry_run
@@ -197,3 +198,26 @@ def test_with_keda_the_operator_applies_a_scaled_object_and_switches_back_to_an_
         timeout=60,
         what="the ScaledObject back and no HPA",
     )
+
+
+@pytest.mark.parametrize(
+    "example",
+    sorted(
+        p
+        for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")
+        if "keda" in p.read_text()
+    ),
+    ids=lambda p: p.name,
+)
+def test_the_keda_examples_render_scaled_objects_kedas_crd_accepts(
+    example: Path, keda_crd: None, namespace: str, kubectl: Kubectl
+) -> None:
+    from llmstage.api.models import LLMService
+    from llmstage.resolve import resolve
+
+    doc = yaml.safe_load(example.read_text())
+    doc["metadata"]["namespace"] = namespace
+    objects = render(resolve(LLMService.model_validate(doc)))
+    (scaled,) = [o for o in objects if o["kind"] == "ScaledObject"]
+    (returned,) = server_side_dry_run(kubectl, [scaled])
+    assert contained(scaled, returned) == []

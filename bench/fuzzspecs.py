@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from llmstage.api.crd import crd
-from llmstage.catalog import builtin_catalog
+from llmstage.resolve.catalog import builtin_catalog
 
 PRODUCTS = ["NVIDIA-H100-80GB-HBM3", "NVIDIA-L4", "NVIDIA-A100-SXM4-40GB", "NVIDIA-B200"]
 QUANTITY_POOL = [

@@ -13,7 +13,7 @@ from typing import Any
 from llmstage.api.models import LLMService
 from llmstage.render import render
 from llmstage.resolve import resolve
-from llmstage.resolved import ClusterFacts
+from llmstage.resolve.resolved import ClusterFacts
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 API_KEY_SECRET = "llm-api-key"

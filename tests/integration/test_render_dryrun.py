@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from llmstage.render import render, selector_string
-from llmstage.resolved import Cache, Resolved, Scheduling
+from llmstage.resolve.resolved import Cache, Resolved, Scheduling
 from testkit import wait_until
 from unit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
 

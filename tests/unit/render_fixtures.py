@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from llmstage.resolved import (
+from llmstage.api.models import Runtime, Stage
+from llmstage.resolve.resolved import (
     GPU,
     Autoscaling,
     Cache,
@@ -20,11 +21,9 @@ from llmstage.resolved import (
     OllamaSettings,
     Resolved,
     Resources,
-    Runtime,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
-    Stage,
     VLLMSettings,
 )
 

@@ -10,9 +10,9 @@ from llmstage.api.models import (
     LLMServiceStatus,
     RuntimeChoice,
     ScaleMetricChoice,
+    Stage,
 )
 from llmstage.api.quantity import format_gib, gib, is_quantity, parse_quantity
-from llmstage.resolved import Stage
 from pydantic import ValidationError
 
 

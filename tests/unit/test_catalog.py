@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from llmstage.catalog import (
+from llmstage.resolve.catalog import (
     Catalog,
     CatalogEntry,
     builtin_catalog,

@@ -9,7 +9,7 @@ from llmstage.api.models import LLMService
 from llmstage.controller.plan import Condition, Observed, merge_conditions, plan, transitions
 from llmstage.controller.reconciler import contains
 from llmstage.resolve import resolve
-from llmstage.resolved import Resolved
+from llmstage.resolve.resolved import Resolved
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

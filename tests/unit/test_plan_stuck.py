@@ -10,7 +10,7 @@ from typing import Any
 from llmstage.api.models import LLMService
 from llmstage.controller.plan import Condition, Observed, event_worthy, merge_conditions, plan
 from llmstage.resolve import resolve
-from llmstage.resolved import Resolved
+from llmstage.resolve.resolved import Resolved
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

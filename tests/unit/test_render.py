@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from llmstage.api.models import Runtime, Stage
 from llmstage.render import (
     cache_claim_name,
     deployment_name,
@@ -20,16 +21,7 @@ from llmstage.render import (
     selector_string,
 )
 from llmstage.render.workload import to_json
-from llmstage.resolved import (
-    GPU,
-    ClusterFacts,
-    OllamaRegistry,
-    Resolved,
-    Resources,
-    Runtime,
-    Scheduling,
-    Stage,
-)
+from llmstage.resolve.resolved import GPU, ClusterFacts, OllamaRegistry, Resolved, Resources, Scheduling
 from render_fixtures import (
     API_KEY,
     CASES,

@@ -6,10 +6,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llmstage.api.models import LLMService
-from llmstage.catalog import builtin_catalog
+from llmstage.api.models import LLMService, Runtime
 from llmstage.resolve import SpecError, resolve
-from llmstage.resolved import Runtime
+from llmstage.resolve.catalog import builtin_catalog
 from pydantic import ValidationError
 
 MODELS = [e.name for e in builtin_catalog().entries] + [

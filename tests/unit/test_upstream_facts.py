@@ -21,7 +21,8 @@ import yaml
 from llmstage import upstream
 from llmstage.api.models import LLMService
 from llmstage.render import render
-from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, resolve
+from llmstage.resolve import resolve
+from llmstage.resolve.resolver import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
 from llmstage.upstream.generate import ollama_facts, vllm_facts
 from render_fixtures import CASES, PRODUCTION_VLLM
 

@@ -22,7 +22,6 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from llmstage import ollama_name
 from llmstage.api.quantity import QUANTITY_PATTERN, is_quantity
-from llmstage.resolved import Runtime, Stage
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -156,6 +155,17 @@ DURATION = r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)?)+$"
 
 
 # ---------------------------------------------------------------- enums
+
+
+class Stage(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Runtime(StrEnum):
+    OLLAMA = "ollama"
+    VLLM = "vllm"
 
 
 class RuntimeChoice(StrEnum):

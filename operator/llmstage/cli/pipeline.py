@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmstage.api.models import Stage
 from llmstage.cli.common import (
     CliError,
     GPUChoice,
@@ -25,7 +26,7 @@ from llmstage.cli.common import (
     positive_int,
     warn,
 )
-from llmstage.resolved import Resolved, Stage
+from llmstage.resolve.resolved import Resolved
 
 EXAMPLES = """\
 examples:
@@ -236,7 +237,7 @@ def _production_gpu(obj: dict[str, Any], asked: GPUChoice | None) -> tuple[GPUCh
 
 def build_config(args: argparse.Namespace) -> tuple[PipelineConfig, list[str]]:
     """The pipeline for these options, every stage validated; plus notes for the user."""
-    from llmstage.catalog import builtin_catalog
+    from llmstage.resolve.catalog import builtin_catalog
 
     name = args.name
     if not NAME.match(name) or len(name) > 52 or name == "vllm":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import io
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import pydantic
 
+from llmstage.api.models import Runtime, Stage
 from llmstage.cli.common import (
     STDIN,
     CliError,
@@ -39,7 +39,8 @@ from llmstage.cli.common import (
     validation_message,
     warn,
 )
-from llmstage.resolved import Resolved, Runtime, Stage
+from llmstage.resolve.mistakes import is_gguf_quantization
+from llmstage.resolve.resolved import Resolved
 
 EXAMPLES = """\
 examples:
@@ -54,7 +55,6 @@ refused (the message names the option or field to set); nothing is written then.
 """
 
 ORDER = {Stage.DEV: 0, Stage.STAGING: 1, Stage.PRODUCTION: 2}
-_GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
 
 
 def register(subparsers: Any) -> None:
@@ -261,7 +261,7 @@ def _drop_ollama_only_fields(spec: Any) -> list[str]:
         del model["format"]
         notes.append("spec.model.format gguf removed: vLLM serves safetensors weights (GGUF on vLLM is slow)")
     quant = model.get("quantization")
-    if isinstance(quant, str) and _GGUF_QUANT.match(quant):
+    if isinstance(quant, str) and is_gguf_quantization(quant):
         del model["quantization"]
         notes.append(
             f"spec.model.quantization {quant} removed: a GGUF quantization; vLLM serves bf16 or awq/gptq/fp8"

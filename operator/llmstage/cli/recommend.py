@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage.api.models import Runtime, Stage
 from llmstage.cli.common import (
     CliError,
     GPUChoice,
@@ -27,7 +28,7 @@ from llmstage.cli.common import (
     parser_for,
     positive_int,
 )
-from llmstage.resolved import Resolved, Runtime, ScaleMetric, Stage
+from llmstage.resolve.resolved import Resolved, ScaleMetric
 
 EXAMPLES = """\
 examples:
@@ -132,7 +133,7 @@ def resolve_object(obj: dict[str, Any], source: str = "recommendation") -> Resol
 
 def complete_for_runtime(obj: dict[str, Any], resolved: Resolved) -> dict[str, Any]:
     """Secret references the resolved runtime needs, and nothing it ignores."""
-    from llmstage.catalog import builtin_catalog
+    from llmstage.resolve.catalog import builtin_catalog
 
     spec = obj["spec"]
     if resolved.runtime != Runtime.VLLM:

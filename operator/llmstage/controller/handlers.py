@@ -26,7 +26,7 @@ from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderErro
 from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
-from llmstage.resolved import ClusterFacts
+from llmstage.resolve.resolved import ClusterFacts
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from llmstage.desired import desired_objects
+from llmstage.api.models import Runtime
+from llmstage.render.desired import desired_objects
 from llmstage.render.labels import RUNTIME_LABEL, cache_claim_name, selector_string, workload_name
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 ChildKey = tuple[str, str]  # (kind, name)
 

@@ -34,7 +34,7 @@ from llmstage.controller.plan import (
 )
 from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
-from llmstage.resolved import ClusterFacts, Resolved
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Reconciler:
         return p.requeue_after, "stalled" if stalled else "ok"
 
     async def _apply(self, resolved: Resolved, objects: list[dict[str, Any]], observed: Observed) -> None:
-        for obj in objects:  # rendered with their ownerReference (llmstage.desired)
+        for obj in objects:  # rendered with their ownerReference (llmstage.render.desired)
             live = observed.get(obj["kind"], obj["metadata"]["name"])
             if obj["kind"] == "PersistentVolumeClaim" and live is not None:
                 keep_immutable_claim_fields(obj, live)

@@ -16,8 +16,9 @@ import zlib
 from collections import OrderedDict
 from typing import Any
 
-from llmstage.desired import desired_objects
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.api.models import Runtime
+from llmstage.render.desired import desired_objects
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 ServiceKey = tuple[str, str]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from llmstage.api.models import Runtime
 from llmstage.render.autoscaling import render_autoscaler
 from llmstage.render.disruption import render_disruption_budget
 from llmstage.render.labels import (
@@ -30,7 +31,7 @@ from llmstage.render.labels import (
 from llmstage.render.monitoring import render_pod_monitor
 from llmstage.render.service import render_service
 from llmstage.render.storage import render_cache_claim
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 __all__ = [
     "ObjectRef",

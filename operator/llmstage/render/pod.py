@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage.api.models import Runtime
 from llmstage.render.labels import selector_labels
-from llmstage.resolved import GPU, Resolved, Resources, Runtime
+from llmstage.resolve.resolved import GPU, Resolved, Resources
 
 # The shared serving port: the Service, both runtimes and every probe use it.
 HTTP_PORT = 8000

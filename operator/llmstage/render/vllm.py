@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage.api.models import Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolved import Resolved, Runtime, SecretKeyRef, VLLMSettings
+from llmstage.resolve.resolved import Resolved, SecretKeyRef, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
+from llmstage.api.models import Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.labels import (
     MODEL_ANNOTATION,
@@ -26,7 +27,7 @@ from llmstage.render.labels import (
     selector_labels,
     workload_name,
 )
-from llmstage.resolved import Resolved, Runtime
+from llmstage.resolve.resolved import Resolved
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

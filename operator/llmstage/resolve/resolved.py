@@ -11,16 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
-class Stage(StrEnum):
-    DEV = "dev"
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-
-class Runtime(StrEnum):
-    OLLAMA = "ollama"
-    VLLM = "vllm"
+from llmstage.api.models import Runtime, Stage
 
 
 class ScaleMetric(StrEnum):

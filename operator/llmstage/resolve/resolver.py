@@ -41,22 +41,25 @@ Problems are reported in one of two ways, on purpose:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from llmstage import fit, ollama_name, upstream
+from llmstage import ollama_name, upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
     LLMService,
     LLMServiceSpec,
     ModelFormat,
+    Runtime,
     ScaleMetricChoice,
+    Stage,
 )
 from llmstage.api.quantity import gib
-from llmstage.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
-from llmstage.decision import CONCURRENCY_THRESHOLD, Decision, DecisionInput, choose_runtime
-from llmstage.resolved import (
+from llmstage.resolve import fit
+from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
+from llmstage.resolve.decision import DecisionInput, choose_runtime
+from llmstage.resolve.mistakes import FULL_PRECISION, common_mistakes, is_gguf_quantization
+from llmstage.resolve.resolved import (
     GPU,
     Autoscaling,
     Cache,
@@ -68,11 +71,9 @@ from llmstage.resolved import (
     OllamaSettings,
     Resolved,
     Resources,
-    Runtime,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
-    Stage,
     VLLMSettings,
 )
 
@@ -85,8 +86,6 @@ QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
 CPU_TARGET = 70  # percent of the CPU request
 CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
 
-_GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
-_FULL_PRECISION = {"fp16", "f16", "bf16", "fp32", "f32", "float16", "bfloat16", "float32"}
 # vLLM 0.12.0 quantization methods that work on the unquantized weights of a Hugging Face repo,
 # quantizing them while loading. Their config needs no file in the checkpoint, so
 # vllm/model_executor/model_loader/weight_utils.py get_quant_config builds the default one
@@ -174,7 +173,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
     cache = _cache(spec, runtime, weights_gib, max_pods)
     findings.extend(
-        _common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
+        common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
     )
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
 
@@ -450,9 +449,9 @@ def _vllm_weight_quantization(spec: LLMServiceSpec, entry: CatalogEntry | None, 
     if not asked:
         return None
     method = asked.lower()
-    if field == "spec.model.quantization" and _GGUF_QUANT.match(asked):
+    if field == "spec.model.quantization" and is_gguf_quantization(asked):
         return None  # an Ollama (GGUF) level; GGUFOnVLLM says vLLM serves the HF weights instead
-    if method in _FULL_PRECISION:
+    if method in FULL_PRECISION:
         return method
     facts = upstream.vllm_facts()
     known = facts.flags["--quantization"].accepted or ()
@@ -684,127 +683,6 @@ def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, ma
     return Cache(
         size=size, storage_class_name=asked.storage_class_name if asked else None, access_mode=mode.value
     )
-
-
-# ---------------------------------------------------------------- the article's common mistakes
-
-
-def _common_mistakes(
-    spec: LLMServiceSpec,
-    stage: Stage,
-    runtime: Runtime,
-    decision: Decision,
-    model: ModelInfo,
-    entry: CatalogEntry | None,
-    vllm: VLLMSettings | None,
-    gpu_count: int,
-    cache: Cache,
-    max_pods: int,
-) -> list[Finding]:
-    users = spec.expected_concurrency
-    out: list[Finding] = []
-    if runtime == Runtime.OLLAMA:
-        why = "runtime ollama is set explicitly" if spec.runtime != "auto" else "there is no GPU"
-        if stage == Stage.PRODUCTION:
-            out.append(
-                Finding(
-                    "OllamaInProduction",
-                    f"stage production runs Ollama because {why}: it works until traffic spikes, then "
-                    "requests queue and latency climbs; give it a GPU (spec.resources.gpu) and use "
-                    "runtime auto or vllm",
-                )
-            )
-        if users > CONCURRENCY_THRESHOLD:
-            out.append(
-                Finding(
-                    "TooManyUsersForOllama",
-                    f"{users} expected users > {CONCURRENCY_THRESHOLD} on Ollama ({why}): Ollama's "
-                    f"throughput stays flat beyond about {CONCURRENCY_THRESHOLD} parallel requests; "
-                    "vLLM keeps scaling, so add a GPU and use runtime auto or vllm",
-                )
-            )
-        quant = (model.quantization or "").lower()
-        if model.format == ModelFormat.SAFETENSORS or quant in _FULL_PRECISION:
-            what = f"quantization {model.quantization}" if quant in _FULL_PRECISION else "safetensors weights"
-            out.append(
-                Finding(
-                    "FullPrecisionOnOllama",
-                    f"{what} on Ollama: Ollama is built for GGUF quantized models; full precision "
-                    "needs about 3x the memory and runs slower, especially on CPU; use a quantized tag "
-                    "such as q4_K_M or q8_0",
-                )
-            )
-        asked_quant = spec.model.quantization
-        tag_quant = parse_ollama_tag(model.ollama_tag).quantization
-        if (
-            asked_quant
-            and _GGUF_QUANT.match(asked_quant)
-            and (tag_quant or "").lower() != asked_quant.lower()
-        ):
-            out.append(
-                Finding(
-                    "QuantizationNotInTag",
-                    f"spec.model.quantization {asked_quant} does not change what Ollama pulls "
-                    f"({model.ollama_tag}): put it in the tag, e.g. spec.model.name "
-                    f"{parse_ollama_tag(model.ollama_tag).base}-instruct-{asked_quant}",
-                )
-            )
-    else:
-        assert vllm is not None
-        asked_quant = spec.model.quantization
-        if model.format == ModelFormat.GGUF or (model.quantization or "").lower() == "gguf":
-            out.append(
-                Finding(
-                    "GGUFOnVLLM",
-                    "GGUF weights on vLLM: vLLM prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and "
-                    "its GGUF support is experimental and slower; set spec.model.format safetensors",
-                )
-            )
-        elif asked_quant and _GGUF_QUANT.match(asked_quant):
-            out.append(
-                Finding(
-                    "GGUFOnVLLM",
-                    f"spec.model.quantization {asked_quant} is a GGUF (Ollama) quantization; vLLM "
-                    f"serves {model.hugging_face_id} in {vllm.dtype} instead: set "
-                    "spec.vllm.quantization fp8 to quantize on vLLM, or an AWQ/GPTQ checkpoint in "
-                    "spec.model.huggingFaceId",
-                )
-            )
-        if users <= 1 and stage != Stage.PRODUCTION:
-            out.append(
-                Finding(
-                    "VLLMForSingleUser",
-                    f"vLLM for a single user in stage {stage} ({decision.reason}): massive overhead "
-                    "for no benefit (slower startup, more configuration, same output); use runtime "
-                    "auto, which picks Ollama here",
-                )
-            )
-        if vllm.tensor_parallel_size < gpu_count:
-            out.append(
-                Finding(
-                    "GPUsIdle",
-                    f"tensorParallelSize {vllm.tensor_parallel_size} < {gpu_count} GPUs per replica: "
-                    f"{gpu_count - vllm.tensor_parallel_size} GPUs sit idle; raise "
-                    "spec.vllm.tensorParallelSize or lower spec.resources.gpu.count",
-                )
-            )
-        if entry and entry.gated and spec.hugging_face_token_secret_ref is None:
-            out.append(
-                Finding(
-                    "GatedModelWithoutToken",
-                    f"{model.hugging_face_id} is gated on Hugging Face: the download fails without a "
-                    "token; set spec.huggingFaceTokenSecretRef (or pre-fill the cache)",
-                )
-            )
-    if cache.access_mode == AccessMode.READ_WRITE_ONCE and max_pods > 1:
-        out.append(
-            Finding(
-                "SharedReadWriteOnceCache",
-                f"up to {max_pods} pods share a ReadWriteOnce model cache: pods on other nodes cannot "
-                "attach it; use spec.cache.accessMode ReadWriteMany or a single replica",
-            )
-        )
-    return out
 
 
 def _unknown_to_pinned_release(

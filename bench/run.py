@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from llmstage.controller.kube import KINDS, Kube
-from llmstage.controller.plan import deployment_available
+from llmstage.controller.observed import deployment_available
 from llmstage.render.labels import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER
 
 from bench import audit, realnode, specs, testbed

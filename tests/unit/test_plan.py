@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmstage.api.models import LLMService
-from llmstage.controller.plan import Condition, Observed, merge_conditions, plan, transitions
+from llmstage.controller.conditions import Condition, merge_conditions, transitions
+from llmstage.controller.observed import Observed
+from llmstage.controller.plan import plan
 from llmstage.controller.reconciler import contains
 from llmstage.resolve import resolve
 from llmstage.resolve.resolved import Resolved

@@ -37,7 +37,7 @@ def slim(body: dict[str, Any], *, keep_status: bool = True) -> dict[str, Any]:
     return out
 
 
-# What a reconcile reads of a Deployment's status (plan.deployment_available, replica counts,
+# What a reconcile reads of a Deployment's status (observed.deployment_available, replica counts,
 # ReplicaFailure); the rest (updatedReplicas, Progressing, timestamps) changes often and is noise.
 _DEPLOYMENT_CONDITIONS = ("Available", "ReplicaFailure")
 # Container waiting reasons that are just a pod starting, not a problem to report.
@@ -212,7 +212,7 @@ class Cache:
             self.slices[owner].pop(name, None)
             self.changed = before is not None
         else:
-            # What plan.ready_endpoints reads: addresses, readiness and the pod behind each.
+            # What observed.ready_endpoints reads: addresses, readiness and the pod behind each.
             stored = {
                 "metadata": {"name": name},
                 "endpoints": [

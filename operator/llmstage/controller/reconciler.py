@@ -21,17 +21,18 @@ from llmstage import logs
 from llmstage.api.models import LLMService
 from llmstage.controller import metrics
 from llmstage.controller.cache import Cache, ServiceKey
-from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
-from llmstage.controller.plan import (
+from llmstage.controller.conditions import (
     READY,
     RECONCILING,
     STALLED,
     Condition,
-    Observed,
+    event_for,
     event_worthy,
     merge_conditions,
-    plan,
 )
+from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
+from llmstage.controller.observed import Observed
+from llmstage.controller.plan import plan
 from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolve.resolved import ClusterFacts, Resolved
@@ -260,31 +261,7 @@ class Reconciler:
 
     async def _event(self, body: dict[str, Any], cond: dict[str, Any]) -> None:
         meta = body["metadata"]
-        good = (cond["status"] == "True") != (cond["type"] in (STALLED, RECONCILING))
-        if cond["type"] == "FollowsBestPractices" or cond["type"] == "ModelFits":
-            good = cond["status"] != "False"
-        stamp = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": body["apiVersion"],
-                "kind": body["kind"],
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-                "resourceVersion": meta.get("resourceVersion"),
-            },
-            "type": "Normal" if good else "Warning",
-            "reason": cond["reason"] or cond["type"],
-            "message": f"{cond['type']}={cond['status']}: {cond['message']}"[:1024],
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "source": {"component": "llmstage"},
-            "reportingComponent": "llmstage",
-        }
+        event = event_for(body, cond, now_utc())
         try:
             await self.kube.create(EVENT, meta["namespace"], event)
         except ApiError as err:  # an Event is best effort; status already says it

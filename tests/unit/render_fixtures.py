@@ -12,10 +12,10 @@ from llmstage.api.models import Runtime, Stage
 from llmstage.resolve.resolved import (
     GPU,
     Autoscaling,
-    Cache,
     ClusterFacts,
     ConfigMapKeyRef,
     MemoryFit,
+    ModelCache,
     ModelInfo,
     OllamaRegistry,
     OllamaSettings,
@@ -99,7 +99,7 @@ DEV_OLLAMA = Resolved(
     resources=Resources(cpu="2", memory="8Gi"),
     replicas=1,
     autoscaling=None,
-    cache=Cache(size="20Gi"),
+    cache=ModelCache(size="20Gi"),
     hugging_face_token_secret_ref=None,
     scheduling=Scheduling(),
     ollama=ollama_settings(),
@@ -119,7 +119,7 @@ STAGING_OLLAMA = replace(
     replicas=None,
     autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
     # Two replicas share one cache, so the claim must be ReadWriteMany.
-    cache=Cache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     ollama=replace(ollama_settings(num_parallel=3), env={"OLLAMA_FLASH_ATTENTION": "1"}),
 )
 
@@ -149,7 +149,7 @@ DEV_OLLAMA_REGISTRY = replace(
     served_model_name="chat",
     model=SMOLLM2,
     resources=Resources(cpu="1", memory="4Gi"),
-    cache=Cache(size="10Gi"),
+    cache=ModelCache(size="10Gi"),
     ollama=replace(
         ollama_settings(),
         pull_ref="registry.internal:5000/library/smollm2:135m",
@@ -183,7 +183,7 @@ PRODUCTION_VLLM = Resolved(
     resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
-    cache=Cache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     hugging_face_token_secret_ref=HF_TOKEN,
     scheduling=Scheduling(
         tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
@@ -218,7 +218,7 @@ DEV_VLLM_GPU = replace(
     resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
     replicas=1,
     autoscaling=None,
-    cache=Cache(size="40Gi"),
+    cache=ModelCache(size="40Gi"),
     scheduling=Scheduling(),
     vllm=replace(
         PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
@@ -251,7 +251,7 @@ PRODUCTION_VLLM_70B_TP = replace(
         target=8,
         queue_metric_name="vllm_num_requests_waiting",
     ),
-    cache=Cache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     scheduling=Scheduling(
         node_selector={"node.kubernetes.io/instance-type": "p5.48xlarge"},
         affinity={

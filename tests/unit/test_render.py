@@ -12,13 +12,13 @@ import yaml
 from llmstage.api.models import Runtime, Stage
 from llmstage.render import (
     cache_claim_name,
-    deployment_name,
     owner_reference,
     render,
     render_deployment,
     runtime_objects,
     selector_labels,
     selector_string,
+    workload_name,
 )
 from llmstage.render.workload import to_json
 from llmstage.resolve.resolved import GPU, ClusterFacts, OllamaRegistry, Resolved, Resources, Scheduling
@@ -71,8 +71,8 @@ def args_of(resolved: Resolved) -> dict[str, str]:
 
 
 def test_names_per_runtime_let_both_deployments_coexist() -> None:
-    assert deployment_name("chat", Runtime.OLLAMA) == "chat-ollama"
-    assert deployment_name("chat", Runtime.VLLM) == "chat-vllm"
+    assert workload_name("chat", Runtime.OLLAMA) == "chat-ollama"
+    assert workload_name("chat", Runtime.VLLM) == "chat-vllm"
     assert cache_claim_name("chat", Runtime.VLLM) == "chat-vllm-cache"
     kinds = by_kind(render(PRODUCTION_VLLM, WITH_POD_MONITOR))
     assert kinds["Deployment"]["metadata"]["name"] == "chat-vllm"

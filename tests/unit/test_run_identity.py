@@ -33,7 +33,9 @@ def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(kopf, "operator", fake_operator)
     monkeypatch.setattr(run_cmd, "configure_logging", lambda *a: None)
-    monkeypatch.setattr(handlers.Runtime, "options", dict(getattr(handlers.Runtime, "options", {})))
+    monkeypatch.setattr(
+        handlers.OperatorState, "options", dict(getattr(handlers.OperatorState, "options", {}))
+    )
     args = argparse.Namespace(
         log_format="text", log_level="info", kubeconfig=None, namespaces=None, concurrency=1,
         unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",

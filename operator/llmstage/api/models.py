@@ -210,7 +210,10 @@ class AccessMode(StrEnum):
 class CutoverPhase(StrEnum):
     STARTING = "Starting"  # the new runtime's pods are starting next to the old ones
     SWITCHING = "Switching"  # the new runtime is ready; the Service selector moves to it
-    DRAINING = "Draining"  # clients are on the new runtime; the old one is scaled down
+    DRAINING = "Draining"  # clients are on the new runtime; the old runtime's objects are deleted
+    # Never set by the plan (status.cutover is null once a cutover is over; a stuck one is Stalled).
+    # They stay because the CRD's enum for status.cutover.phase lists them: dropping them changes
+    # the published v1alpha1 schema, which waits for the next API version.
     COMPLETE = "Complete"
     FAILED = "Failed"
 

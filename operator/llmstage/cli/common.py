@@ -23,9 +23,10 @@ import pydantic
 import yaml
 
 from llmstage.api.models import KIND, LLMService
+from llmstage.api.validation import validation_message
+from llmstage.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from llmstage.resolve import SpecError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 STDIN = "-"
 
 
@@ -50,37 +51,6 @@ def parser_for(subparsers: Any, name: str, help_text: str, doc: str | None, exam
 
 
 # ---------------------------------------------------------------- error reporting
-
-
-def _field_path(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def validation_message(err: pydantic.ValidationError) -> str:
-    """The first problem of a ValidationError as `field: message`, naming the field and the fix."""
-    errors = err.errors(include_url=False)
-    if not errors:
-        return str(err)
-    first = errors[0]
-    field = _field_path(first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field: check the spelling (`kubectl explain llmservice.spec` lists the fields)"
-    elif first["type"] == "missing":
-        msg = "required field is missing: add it"
-    elif first["type"] == "literal_error" and field in ("apiVersion", "kind"):
-        msg = f"{msg} (got {first.get('input')!r})"
-    # CEL rule messages already start with the field they are about.
-    text = msg if msg.startswith(("spec.", "metadata.")) or not field else f"{field}: {msg}"
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return text
 
 
 def _api_message(err: Any) -> str:

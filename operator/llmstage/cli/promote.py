@@ -25,6 +25,7 @@ from typing import Any
 import pydantic
 
 from llmstage.api.models import Runtime, Stage
+from llmstage.api.validation import validation_message
 from llmstage.cli.common import (
     STDIN,
     CliError,
@@ -36,7 +37,6 @@ from llmstage.cli.common import (
     parse_gpu,
     parser_for,
     read_text,
-    validation_message,
     warn,
 )
 from llmstage.resolve.mistakes import is_gguf_quantization

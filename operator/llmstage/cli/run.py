@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
             "name": args.leader_elect_lease_name or lease_name_for(args.namespaces),
             "timing": timing,
         }
-    handlers.Runtime.options = {
+    handlers.OperatorState.options = {
         "kubeconfig": args.kubeconfig,
         "namespaces": args.namespaces,
         "concurrency": args.concurrency,

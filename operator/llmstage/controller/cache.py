@@ -140,7 +140,7 @@ def _healthy_pod(name: str) -> dict[str, Any]:
     }
 
 
-class Cache:
+class WatchCache:
     """`changed` says whether the last put_* changed anything a reconcile reads; the watch
     handlers enqueue a reconcile only then. Our own writes' responses are put first, so their
     watch events (and kopf's re-lists of a quiet cluster) cost no reconcile at all."""

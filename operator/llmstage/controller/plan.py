@@ -43,8 +43,9 @@ from llmstage.controller.observed import (
     starting_steps,
     unschedulable,
 )
+from llmstage.render import runtime_objects
 from llmstage.render.desired import desired_objects
-from llmstage.render.labels import cache_claim_name, selector_string, workload_name
+from llmstage.render.labels import selector_string, workload_name
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 CUTOVER_MESSAGES = {
@@ -140,14 +141,7 @@ def cutover_state(
 
 def _runtime_children(name: str, runtime: Runtime) -> set[ChildKey]:
     """Objects of one runtime that must outlive a cutover until the switch is done."""
-    w = workload_name(name, runtime)
-    return {
-        ("Deployment", w),
-        ("HorizontalPodAutoscaler", w),
-        ("PodDisruptionBudget", w),
-        ("PodMonitor", w),
-        ("PersistentVolumeClaim", cache_claim_name(name, runtime)),
-    }
+    return {(ref.kind, ref.name) for ref in runtime_objects(name, runtime)}
 
 
 def stall_state(

@@ -19,8 +19,9 @@ from kubernetes.utils import parse_quantity
 
 from llmstage import logs
 from llmstage.api.models import LLMService
+from llmstage.api.validation import validation_message
 from llmstage.controller import metrics
-from llmstage.controller.cache import Cache, ServiceKey
+from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.conditions import (
     READY,
     RECONCILING,
@@ -110,7 +111,7 @@ def now_utc() -> datetime:
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, cache: Cache, facts: ClusterFacts, settings: Settings | None = None
+        self, kube: Kube, cache: WatchCache, facts: ClusterFacts, settings: Settings | None = None
     ) -> None:
         self.kube, self.cache, self.facts = kube, cache, facts
         self.settings = settings or Settings()
@@ -143,7 +144,7 @@ class Reconciler:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"
         except pydantic.ValidationError as err:
-            await self._stall(body, "InvalidSpec", _validation_message(err), now)
+            await self._stall(body, "InvalidSpec", validation_message(err), now)
             return None, "stalled"
 
         observed = Observed(
@@ -268,11 +269,3 @@ class Reconciler:
             # Failing while the namespace is being deleted is expected; anything else is worth a warning.
             level = logging.DEBUG if namespace_going_away(err) else logging.WARNING
             log.log(level, "could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
-
-
-def _validation_message(err: pydantic.ValidationError) -> str:
-    parts = []
-    for e in err.errors()[:3]:
-        loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)

@@ -17,10 +17,9 @@ from collections import OrderedDict
 from typing import Any
 
 from llmstage.api.models import Runtime
+from llmstage.controller.cache import ServiceKey
 from llmstage.render.desired import desired_objects
 from llmstage.resolve.resolved import ClusterFacts, Resolved
-
-ServiceKey = tuple[str, str]
 
 
 class RenderCache:

@@ -13,7 +13,7 @@ import re
 from llmstage.api.models import AccessMode, LLMServiceSpec, ModelFormat, Runtime, Stage
 from llmstage.resolve.catalog import CatalogEntry, parse_ollama_tag
 from llmstage.resolve.decision import CONCURRENCY_THRESHOLD, Decision
-from llmstage.resolve.resolved import Cache, Finding, ModelInfo, VLLMSettings
+from llmstage.resolve.resolved import Finding, ModelCache, ModelInfo, VLLMSettings
 
 # Ollama's (llama.cpp's) quantization levels: q4_K_M, q8_0, iq2_xs, ...
 _GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
@@ -34,7 +34,7 @@ def common_mistakes(
     entry: CatalogEntry | None,
     vllm: VLLMSettings | None,
     gpu_count: int,
-    cache: Cache,
+    cache: ModelCache,
     max_pods: int,
 ) -> list[Finding]:
     users = spec.expected_concurrency

@@ -21,6 +21,9 @@ class ScaleMetric(StrEnum):
 
 @dataclass(frozen=True)
 class SecretKeyRef:
+    """A Secret key the rendered pods read. Not api.models.SecretKeyRef on purpose: Resolved is
+    plain frozen data with every default applied (e.g. the key), free of pydantic."""
+
     name: str
     key: str
 
@@ -118,7 +121,7 @@ class Scheduling:
 
 
 @dataclass(frozen=True)
-class Cache:
+class ModelCache:
     size: str  # Kubernetes quantity
     storage_class_name: str | None = None
     # ReadWriteOnce for a single replica; ReadWriteMany when several pods share the cache.
@@ -157,7 +160,7 @@ class Resolved:
     resources: Resources
     replicas: int | None  # None when autoscaling owns the replica count
     autoscaling: Autoscaling | None
-    cache: Cache
+    cache: ModelCache
     hugging_face_token_secret_ref: SecretKeyRef | None
     scheduling: Scheduling
     ollama: OllamaSettings | None  # set when runtime is OLLAMA

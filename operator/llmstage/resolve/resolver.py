@@ -41,6 +41,7 @@ Problems are reported in one of two ways, on purpose:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmstage import ollama_name, upstream
@@ -62,10 +63,10 @@ from llmstage.resolve.mistakes import FULL_PRECISION, common_mistakes, is_gguf_q
 from llmstage.resolve.resolved import (
     GPU,
     Autoscaling,
-    Cache,
     ConfigMapKeyRef,
     Finding,
     MemoryFit,
+    ModelCache,
     ModelInfo,
     OllamaRegistry,
     OllamaSettings,
@@ -556,6 +557,31 @@ def _unknown_gpu(gpu: GPU) -> fit.FitReport:
     return fit.unknown(fit.FitReason.UNKNOWN_GPU, text)
 
 
+def _fit_or_unknown(
+    model: ModelInfo,
+    shape: fit.ModelShape | None,
+    bpp: float | None,
+    gpu: GPU | None,
+    gpu_mem: float | None,
+    compute: Callable[[fit.ModelShape, float], fit.FitReport],
+) -> fit.FitReport:
+    """The memory fit, or why it cannot be computed: unknown model shape, quantization or GPU."""
+    if shape is None:
+        return fit.unknown(
+            fit.FitReason.UNKNOWN_MODEL,
+            f"model {model.name!r} is not in the catalog: set spec.model.architecture "
+            "(parametersBillion, layers, kvHeads, headDim) to check the fit",
+        )
+    if bpp is None:
+        return fit.unknown(
+            fit.FitReason.UNKNOWN_QUANTIZATION,
+            f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
+        )
+    if gpu is not None and gpu_mem is None:
+        return _unknown_gpu(gpu)
+    return compute(shape, bpp)
+
+
 def _resources_and_fit(
     spec: LLMServiceSpec,
     defaults: StageDefaults,
@@ -571,11 +597,6 @@ def _resources_and_fit(
     """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
     asked_cpu = spec.resources.cpu if spec.resources else None
     asked_memory = spec.resources.memory if spec.resources else None
-    unknown_model = fit.unknown(
-        fit.FitReason.UNKNOWN_MODEL,
-        f"model {model.name!r} is not in the catalog: set spec.model.architecture "
-        "(parametersBillion, layers, kvHeads, headDim) to check the fit",
-    )
     native = entry.native_dtype if entry else "bfloat16"
     gpu_mem, gpu_name = _gpu_memory(spec, gpu) if gpu else (None, "")
 
@@ -597,26 +618,24 @@ def _resources_and_fit(
         cpu = asked_cpu or defaults.ollama_cpu
         memory_gib = max(defaults.ollama_min_memory_gib, math.ceil(need.total_gib * 1.25) if need else 0)
         memory = asked_memory or f"{memory_gib}Gi"
-        if shape is None:
-            report = unknown_model
-        elif bpp is None:
-            report = fit.unknown(
-                fit.FitReason.UNKNOWN_QUANTIZATION,
-                f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
-            )
-        elif gpu and gpu_mem is None:
-            report = _unknown_gpu(gpu)
-        else:
-            report = fit.ollama_fit(
+        settings = ollama
+        report = _fit_or_unknown(
+            model,
+            shape,
+            bpp,
+            gpu,
+            gpu_mem,
+            lambda shape, bpp: fit.ollama_fit(
                 shape,
                 bytes_per_param=bpp,
-                context_length=ollama.context_length,
-                num_parallel=ollama.num_parallel,
+                context_length=settings.context_length,
+                num_parallel=settings.num_parallel,
                 memory_gib=gib(memory),
                 gpu_product=gpu_name,
                 gpu_memory_gib_each=gpu_mem,
                 gpu_count=gpu.count if gpu else 0,
-            )
+            ),
+        )
         weights = shape.weights_gib(bpp) if shape and bpp else None
         return cpu, memory, report.to_memory_fit(), weights
 
@@ -628,17 +647,10 @@ def _resources_and_fit(
     # The sequences that must fit at full length: the expected users of one replica, or fewer when
     # spec.vllm.maxNumSeqs caps the batch below them.
     needed = min(per_replica, vllm.max_num_seqs) if vllm.max_num_seqs else per_replica
-    if shape is None:
-        report = unknown_model
-    elif bpp is None:
-        report = fit.unknown(
-            fit.FitReason.UNKNOWN_QUANTIZATION,
-            f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
-        )
-    elif gpu_mem is None:
-        report = _unknown_gpu(gpu)
-    else:
-        report = fit.vllm_fit(
+
+    def vllm_fit(shape: fit.ModelShape, bpp: float) -> fit.FitReport:
+        assert gpu_mem is not None  # _fit_or_unknown reports an unknown GPU before calling this
+        return fit.vllm_fit(
             shape,
             bytes_per_param=bpp,
             max_model_len=vllm.max_model_len,
@@ -651,6 +663,8 @@ def _resources_and_fit(
             kv_cache_dtype=vllm.kv_cache_dtype,
             max_num_seqs=vllm.max_num_seqs,
         )
+
+    report = _fit_or_unknown(model, shape, bpp, gpu, gpu_mem, vllm_fit)
     weights = shape.weights_gib(bpp) if shape and bpp else None
     return cpu, memory, report.to_memory_fit(), weights
 
@@ -665,7 +679,7 @@ def _kv_bytes(kv_cache_dtype: str | None, model_dtype: str) -> float:
     return fit.DTYPE_BYTES.get(model_dtype, 2.0)
 
 
-def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> Cache:
+def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> ModelCache:
     asked = spec.cache
     if asked and asked.size is not None:
         size = asked.size
@@ -680,7 +694,7 @@ def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, ma
         if asked and asked.access_mode
         else (AccessMode.READ_WRITE_ONCE if max_pods <= 1 else AccessMode.READ_WRITE_MANY)
     )
-    return Cache(
+    return ModelCache(
         size=size, storage_class_name=asked.storage_class_name if asked else None, access_mode=mode.value
     )
 

@@ -1,4 +1,4 @@
-"""What every CLI command shares: one-line errors with exit codes, manifest loading, tables.
+"""What every CLI command shares: one-line errors with exit codes, reading files, option types, tables.
 
 Exit codes: 0 success, 1 failure (the cluster, the file system), 2 bad usage or input (argparse
 uses 2 as well). Errors are one line on stderr that names the file or field and the fix; no
@@ -15,14 +15,13 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import yaml
 
-from llmstage.api.models import KIND, LLMService
+from llmstage.api.manifest import GPUChoice, Manifest, ManifestError, parse_llmservices
 from llmstage.api.validation import validation_message
 from llmstage.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from llmstage.resolve import SpecError
@@ -78,7 +77,7 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return func(args)
         except CliError as err:
             return _fail(name, err.message, err.code)
-        except SpecError as err:
+        except (SpecError, ManifestError) as err:
             return _fail(name, str(err), EXIT_USAGE)
         except pydantic.ValidationError as err:
             return _fail(name, validation_message(err), EXIT_USAGE)
@@ -159,56 +158,9 @@ def display_name(path: str) -> str:
     return "<stdin>" if path == STDIN else path
 
 
-def yaml_documents(text: str, source: str) -> list[Any]:
-    """Every non-empty document; a syntax error becomes `FILE:LINE:COL: ...`."""
-    try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise CliError(f"{where}: YAML syntax error: {err.problem or err.context}; fix the YAML") from err
-    except yaml.YAMLError as err:
-        raise CliError(f"{source}: YAML syntax error: {_one_line(str(err))}") from err
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One LLMService document of a file, parsed and validated like the API server would."""
-
-    source: str  # file name for messages
-    index: int  # position among the file's documents, from 0
-    body: dict[str, Any]
-    service: LLMService
-
-
-def is_llmservice(doc: Any) -> bool:
-    return isinstance(doc, dict) and doc.get("kind") == KIND
-
-
-def parse_llmservice(body: dict[str, Any], source: str) -> LLMService:
-    try:
-        return LLMService.from_object(body)
-    except pydantic.ValidationError as err:
-        name = (body.get("metadata") or {}).get("name") if isinstance(body.get("metadata"), dict) else None
-        label = f"{source} ({KIND} {name})" if name else source
-        raise CliError(f"{label}: {validation_message(err)}") from err
-
-
 def load_llmservices(path: str) -> list[Manifest]:
-    """Every LLMService in a (multi-document) YAML file; other kinds are skipped."""
-    source = display_name(path)
-    docs = yaml_documents(read_text(path), source)
-    out = []
-    for index, doc in enumerate(docs):
-        if not isinstance(doc, dict):
-            raise CliError(f"{source}: document {index + 1} is not a mapping (a Kubernetes object)")
-        if is_llmservice(doc):
-            out.append(Manifest(source, index, doc, parse_llmservice(doc, source)))
-    if not out:
-        raise CliError(
-            f"{source}: no LLMService in the file; it needs apiVersion: llmstage.io/v1alpha1 and kind: {KIND}"
-        )
-    return out
+    """Every LLMService in a (multi-document) YAML file or stdin; other kinds are skipped."""
+    return parse_llmservices(read_text(path), display_name(path))
 
 
 def dump_yaml(obj: Any) -> str:
@@ -216,12 +168,6 @@ def dump_yaml(obj: Any) -> str:
 
 
 # ---------------------------------------------------------------- option values
-
-
-@dataclass(frozen=True)
-class GPUChoice:
-    count: int | None  # None: only the product was given (1, or as many as `recommend` finds fit)
-    product: str | None
 
 
 _GPU = re.compile(r"^(?:(?P<product>[A-Za-z][A-Za-z0-9._-]*)(?::(?P<count>\d+))?|(?P<only>\d+))$")
@@ -240,13 +186,6 @@ def parse_gpu(value: str) -> GPUChoice:
     if count is not None and count < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: a GPU product needs a count of at least 1")
     return GPUChoice(count, match.group("product"))
-
-
-def gpu_spec(choice: GPUChoice) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": 1 if choice.count is None else choice.count}
-    if choice.product:
-        out["product"] = choice.product
-    return out
 
 
 def positive_int(value: str) -> int:

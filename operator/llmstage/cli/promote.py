@@ -24,16 +24,14 @@ from typing import Any
 
 import pydantic
 
+from llmstage.api.manifest import GPUChoice, gpu_spec, is_llmservice
 from llmstage.api.models import Runtime, Stage
 from llmstage.api.validation import validation_message
 from llmstage.cli.common import (
     STDIN,
     CliError,
-    GPUChoice,
     display_name,
-    gpu_spec,
     guarded,
-    is_llmservice,
     parse_gpu,
     parser_for,
     read_text,
@@ -214,6 +212,13 @@ def promote_document(
 
     after = _validate(doc, label)
     if before.runtime == Runtime.OLLAMA and after.runtime == Runtime.VLLM:
+        dropped = _drop_ollama_resources(spec)
+        sized = _validate(doc, label).resources  # what the resolver gives vLLM instead
+        out.notes += [
+            f"spec.resources.{key} {value} removed: it was sized for Ollama; vLLM gets its GPU-sized "
+            f"default, {key} {getattr(sized, key)}"
+            for key, value in dropped.items()
+        ]
         out.notes += _drop_ollama_only_fields(spec)
     replicas = spec.get("replicas")
     if target == Stage.PRODUCTION and isinstance(replicas, int) and replicas <= 1:
@@ -238,17 +243,18 @@ def promote_document(
     return out
 
 
-def _drop_ollama_only_fields(spec: Any) -> list[str]:
-    """Fields tuned for Ollama that would misconfigure vLLM."""
-    notes = []
+def _drop_ollama_resources(spec: Any) -> dict[str, Any]:
+    """Remove cpu and memory sized for Ollama; returns what was removed."""
     resources = spec.get("resources") or {}
-    for key in ("cpu", "memory"):
-        if key in resources:
-            notes.append(
-                f"spec.resources.{key} {resources[key]} removed: it was sized for Ollama; vLLM gets its "
-                "GPU-sized default (cpu 2 + 2 per GPU, memory 16Gi + 8Gi per GPU)"
-            )
-            del resources[key]
+    dropped = {key: resources[key] for key in ("cpu", "memory") if key in resources}
+    for key in dropped:
+        del resources[key]
+    return dropped
+
+
+def _drop_ollama_only_fields(spec: Any) -> list[str]:
+    """Fields tuned for Ollama that would misconfigure vLLM (cpu and memory aside)."""
+    notes = []
     scaling = spec.get("autoscaling") or {}
     if scaling.get("metric") == "cpu":
         del scaling["metric"]

@@ -92,10 +92,10 @@ def _older_than(incoming: dict[str, Any], uid: str | None, resource_version: str
 class Packed:
     """An object as a reconcile reads it, packed: the slimmed body without its resourceVersion,
     marshalled and compressed, so two versions that differ only in what a reconcile does not
-    read have the same digest. A fifth of the memory of the interned dicts (1,000 LLMServices
-    and their 3,600 children: 27 -> 6 MiB), and packing costs less per watch event than
-    interning did. marshal, not JSON: several times faster both ways, and the bytes
-    never leave the process. Format 2 has no back-references, so equal bodies give equal bytes."""
+    read have the same digest. A fifth of the memory of interned dicts (docs/benchmarks.md), and
+    packing costs less per watch event than interning did. marshal, not JSON: several times
+    faster both ways, and the bytes never leave the process. Format 2 has no back-references,
+    so equal bodies give equal bytes."""
 
     uid: str | None
     resource_version: str | None

@@ -93,8 +93,8 @@ async def _detect_facts(kube: Kube) -> ClusterFacts:
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """kopf keeps a diff-base only for on.create/on.update/on.field handlers; we have none. The
-    default storage deep-copies every body on every watch event to build it anyway, which was
-    about an eighth of the operator's CPU while 100 LLMServices converged (bench/, py-spy)."""
+    default storage deep-copies every body on every watch event to build it anyway, a measurable
+    share of the operator's CPU (docs/benchmarks.md)."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return kopf.BodyEssence()
@@ -125,9 +125,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
-    # kopf keeps a worker task per object for idle_timeout after its last event (default 5 s):
-    # thousands at once while 1,000 services converge. Our handlers only feed the cache, so a
-    # short-lived worker costs nothing and frees its memory sooner (P4, peak RSS).
+    # kopf keeps a worker task per object for idle_timeout after its last event (default 5 s).
+    # Our handlers only feed the cache, so a short-lived worker costs nothing and frees its
+    # memory sooner (peak RSS, docs/benchmarks.md).
     settings.queueing.idle_timeout = 1.0
     namespaces = opts.get("namespaces") or []
     if namespaces and not any(ch in n for n in namespaces for ch in "*?["):

@@ -32,8 +32,8 @@ from llmstage.resolve.resolved import Resolved
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-# libyaml's loader when PyYAML was built with it: the pure-Python one took ~45 ms per Deployment,
-# 90% of a reconcile's CPU (bench/, P1 at N=1000); the output is the same.
+# libyaml's loader when PyYAML was built with it: same output, and the pure-Python one was most
+# of a reconcile's CPU (docs/benchmarks.md).
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Characters a YAML double-quoted scalar cannot hold literally (DEL and everything non-ASCII,

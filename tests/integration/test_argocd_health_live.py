@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from testkit import OperatorProcess, wait_until
-from unit.lua_health import argocd_health
+from testkit.lua_health import argocd_health
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 

@@ -1,6 +1,6 @@
 """The generated CRD on a real API server: CEL and schema rejections, examples, defaults, kubectl UX.
 
-Every object of tests/api_cases.py that pydantic rejects offline must be rejected here too, with
+Every object of tests/testkit/api_cases.py that pydantic rejects offline must be rejected here too, with
 a message naming the field; every example and valid object must be accepted.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from api_cases import API_KEY, GPU_H100, INVALID, VALID, Invalid, service
 from testkit import wait_until
+from testkit.api_cases import API_KEY, GPU_H100, INVALID, VALID, Invalid, service
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "llmservices.llmstage.io.yaml"

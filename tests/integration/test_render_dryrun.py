@@ -19,7 +19,7 @@ from kubernetes import client
 from llmstage.render import render, selector_string
 from llmstage.resolve.resolved import ModelCache, Resolved, Scheduling
 from testkit import wait_until
-from unit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
+from testkit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 

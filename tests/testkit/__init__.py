@@ -1,4 +1,9 @@
-"""Helpers shared by the cluster tests (tests/integration, e2e)."""
+"""The test-support package of tests/ and e2e/ (on pytest's pythonpath).
+
+Here: the cluster guard, wait_until, OperatorProcess, kube_over. Beside it: api_cases (objects
+the API must accept or reject), render_fixtures (Resolved cases behind the goldens), lua_health
+(the Argo CD health check run as Argo CD runs it), chart (helm and kubectl), realnode and user.
+"""
 
 from __future__ import annotations
 

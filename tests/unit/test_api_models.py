@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from api_cases import INVALID, VALID, Invalid, service
 from llmstage.api.models import (
     MANAGED_VLLM_FLAG_PATTERN,
     LLMService,
@@ -14,6 +13,7 @@ from llmstage.api.models import (
 )
 from llmstage.api.quantity import format_gib, gib, is_quantity, parse_quantity
 from pydantic import ValidationError
+from testkit.api_cases import INVALID, VALID, Invalid, service
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)

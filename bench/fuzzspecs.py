@@ -143,7 +143,7 @@ def with_mistakes(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]] | Non
     leaves = _leaves(spec)
     if not leaves or draw(st.booleans()):
         parent = spec
-        if leaves and draw(st.booleans()):
+        if bool(leaves) and draw(st.booleans()):
             # An unknown field next to a known one deeper down.
             for key in draw(st.sampled_from(leaves))[:-1]:
                 parent = parent[key]

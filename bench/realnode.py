@@ -87,7 +87,7 @@ def ask(cluster_ip: str, model: str, api_key: str = "") -> bool:
 def service_doc(ns: str) -> dict[str, Any]:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["namespace"] = ns
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def first_answer(ns: str, started: float, timeout: float = 600, api_key: str = "") -> float:

@@ -410,7 +410,7 @@ def layer_from_rootfs(layout: Layout, root: Path) -> tuple[dict[str, Any], str]:
     with layer_writer(layout) as (out, result):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         assert proc.stdout
-        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
             out.write(chunk)
         if proc.wait() != 0:
             raise Fail(f"tar of {root} failed ({proc.returncode})")

@@ -39,14 +39,14 @@ class Services:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec})
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)  # type: ignore[no-any-return]
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
 
     def wait(self, name: str, what: str, check: Any, timeout: float = 60) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             obj = self.get(name)
             return obj if check(obj) else None
 
-        return wait_until(probe, timeout=timeout, interval=0.1, what=f"{name}: {what}")  # type: ignore[no-any-return]
+        return wait_until(probe, timeout=timeout, interval=0.1, what=f"{name}: {what}")
 
 
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:

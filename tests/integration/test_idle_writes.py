@@ -177,7 +177,14 @@ def test_a_restarted_operator_writes_nothing_for_converged_services(
     # Its own namespace and operator (outside the session operator's prefix): it is restarted.
     ns = create_namespace(kubeconfig, f"w{namespace_prefix[1:]}{uuid.uuid4().hex[:6]}")
     metrics = _free_port()
-    args = ("--namespace", ns, "--metrics-port", str(metrics), "--metrics-address", "127.0.0.1")
+    args: tuple[str, ...] = (
+        "--namespace",
+        ns,
+        "--metrics-port",
+        str(metrics),
+        "--metrics-address",
+        "127.0.0.1",
+    )
     args += ("--unschedulable-grace", "8")  # as the session operator: Stalled soon
     args += (
         "--leader-elect-lease-duration=3s",

@@ -70,7 +70,7 @@ class Replica:
 
     def state(self) -> dict[str, Any]:
         try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).json()  # type: ignore[no-any-return]
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return {}
 
@@ -138,7 +138,7 @@ def create_service(api: client.ApiClient, ns: str, name: str) -> None:
 
 
 def get_service(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
-    return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)  # type: ignore[no-any-return]
+    return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
 
 
 def reconciled(obj: dict[str, Any]) -> bool:

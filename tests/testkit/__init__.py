@@ -33,7 +33,7 @@ def check_context(kubeconfig: Path) -> str:
     cfg = yaml.safe_load(kubeconfig.read_text()) or {}
     ctx_name = cfg.get("current-context", "")
     ctx = next((c["context"] for c in cfg.get("contexts") or [] if c["name"] == ctx_name), None)
-    cluster = next(
+    cluster: dict[str, Any] = next(
         (c["cluster"] for c in cfg.get("clusters") or [] if ctx and c["name"] == ctx["cluster"]), {}
     )
     server = cluster.get("server", "")
@@ -45,7 +45,7 @@ def check_context(kubeconfig: Path) -> str:
     return ctx_name
 
 
-def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
     """Poll `check()` until it returns something truthy; return that value or fail with `what`."""
     deadline = time.monotonic() + timeout
     last = None

@@ -220,8 +220,8 @@ DEV_VLLM_GPU = replace(
     autoscaling=None,
     cache=ModelCache(size="40Gi"),
     scheduling=Scheduling(),
-    vllm=replace(
-        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
         max_model_len=4096,
         max_num_seqs=8,
         api_key_secret_ref=None,

@@ -30,7 +30,7 @@ KSTATUS = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Faile
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:

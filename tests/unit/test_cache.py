@@ -138,7 +138,7 @@ def test_an_llmservice_status_change_is_kept_but_needs_no_reconcile() -> None:
     assert stored is not None and stored["status"] == {"runtime": "ollama"}
     assert stored["metadata"]["resourceVersion"] == "2"
     cache.put_service(llmservice("1", {"stage": "dev"}))  # a late event of an older version
-    assert cache.service(("team", "chat"))["status"] == {"runtime": "ollama"}  # type: ignore[index]
+    assert cache.service(("team", "chat"))["status"] == {"runtime": "ollama"}
     cache.put_service(llmservice("3", {"stage": "staging"}, {"runtime": "ollama"}))
     assert cache.changed
     cache.put_service(llmservice("3", {"stage": "staging"}), deleted=True)

@@ -404,7 +404,7 @@ def _generator() -> Any:
 
 @pytest.fixture(scope="module")
 def generated() -> dict[Path, str]:
-    return _generator().expected()  # type: ignore[no-any-return]
+    return _generator().expected()
 
 
 @pytest.mark.parametrize("group", ["charts/llmstage", "manifests", "docs/api.md", "requirements-runtime.txt"])

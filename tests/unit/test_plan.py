@@ -247,7 +247,7 @@ def test_last_transition_time_moves_only_on_a_flip() -> None:
 
 def test_contains_ignores_server_defaults_and_foreign_fields_but_not_changed_values() -> None:
     desired = {"spec": {"template": {"spec": {"containers": [{"name": "a", "args": ["--x=1"]}]}}}}
-    live = {
+    live: dict[str, Any] = {
         "metadata": {"annotations": {"other": "tool"}},
         "spec": {
             "template": {

@@ -345,7 +345,7 @@ def test_vllm_args() -> None:
     ]
     assert "revision" not in args_of(PRODUCTION_VLLM)
     assert "quantization" not in args_of(PRODUCTION_VLLM)
-    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[arg-type]
+    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[type-var]
     assert args_of(quantized)["quantization"] == "fp8"
 
 
@@ -557,7 +557,7 @@ def test_ollama_env_is_explicit() -> None:
 
 
 def test_user_env_cannot_override_what_llmstage_sets() -> None:
-    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[arg-type]
+    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[type-var]
     container = server(replace(DEV_OLLAMA, ollama=settings))
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
@@ -567,7 +567,7 @@ def test_user_env_cannot_override_what_llmstage_sets() -> None:
 
 def test_user_env_may_replace_the_ollama_defaults_that_are_only_defaults() -> None:
     user = {"OLLAMA_MAX_LOADED_MODELS": "2", "NVIDIA_VISIBLE_DEVICES": "all"}
-    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[arg-type]
+    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[type-var]
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
     assert env_of(container)["OLLAMA_MAX_LOADED_MODELS"]["value"] == "2"
@@ -667,8 +667,8 @@ def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
     assert "registry-key" not in server_mounts and "SSL_CERT_FILE" not in env_of(spec["containers"][0])
     insecure = replace(
         DEV_OLLAMA_REGISTRY,
-        ollama=replace(
-            DEV_OLLAMA_REGISTRY.ollama,  # type: ignore[arg-type]
+        ollama=replace(  # type: ignore[type-var]
+            DEV_OLLAMA_REGISTRY.ollama,
             registry=OllamaRegistry(host="registry.internal:5000", insecure=True),
         ),
     )
@@ -825,7 +825,7 @@ def test_strings_from_users_survive_the_template_exactly(text: str) -> None:
         PRODUCTION_VLLM,
         served_model_name=text,
         scheduling=Scheduling(node_selector={"pool": text}),
-        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[arg-type]
+        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[type-var]
     )
     container = server(resolved)
     assert f"--served-model-name={text}" in container["args"]

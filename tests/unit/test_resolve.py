@@ -15,7 +15,7 @@ from llmstage.resolve.resolver import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
 from testkit.api_cases import API_KEY, GPU_H100, VALID, service
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
-PROD = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
+PROD: dict[str, Any] = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
 
 
 def run(**spec: Any) -> Resolved:
@@ -575,7 +575,7 @@ def test_examples_move_from_ollama_to_vllm_by_stage() -> None:
     assert by_stage["llama31-8b-dev.yaml"].runtime == Runtime.OLLAMA
     assert by_stage["llama31-8b-staging.yaml"].runtime == Runtime.OLLAMA
     assert by_stage["llama31-8b-production.yaml"].runtime == Runtime.VLLM
-    assert by_stage["llama31-70b-tensor-parallel.yaml"].vllm.tensor_parallel_size == 4  # type: ignore[union-attr]
+    assert by_stage["llama31-70b-tensor-parallel.yaml"].vllm.tensor_parallel_size == 4
 
 
 @pytest.mark.parametrize("name", sorted(VALID))

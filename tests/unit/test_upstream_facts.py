@@ -61,8 +61,8 @@ def test_the_check_fails_for_what_the_pinned_vllm_does_not_know() -> None:
     """The same check as above, on a fixture with arguments vLLM 0.12.0 would reject."""
     bad = replace(
         PRODUCTION_VLLM,
-        vllm=replace(
-            PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+        vllm=replace(  # type: ignore[type-var]
+            PRODUCTION_VLLM.vllm,
             extra_args=(
                 "--enable-turbo-mode",
                 "--kv-cache-dtype=fp4",

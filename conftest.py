@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testkit import UnsafeContextError, check_context
 
 REPO = Path(__file__).resolve().parent

@@ -15,6 +15,7 @@ import pytest
 from llmstage.api.models import LLMService
 from llmstage.gitops.admission import POLICY_NAME, admission_policy_yaml
 from llmstage.resolve import resolve
+
 from testkit import wait_until
 
 MISTAKES = {"OllamaInProduction", "TooManyUsersForOllama", "GGUFOnVLLM"}

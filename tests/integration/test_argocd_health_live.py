@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
 from testkit.lua_health import argocd_health
 

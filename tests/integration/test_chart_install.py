@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testkit import OperatorProcess, wait_until
 from testkit.chart import ChartRelease, create_namespace, delete_namespaces, forbidden_lines, kubectl, unique
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from testkit import wait_until
 from testkit.api_cases import API_KEY, GPU_H100, INVALID, VALID, Invalid, service
 

@@ -29,11 +29,11 @@ from typing import Any
 import httpx
 import pytest
 from kubernetes import client
-from testkit import OperatorProcess, wait_until
-from testkit.chart import create_namespace, delete_namespaces
 
 from bench import audit
 from bench.check import is_ready
+from testkit import OperatorProcess, wait_until
+from testkit.chart import create_namespace, delete_namespaces
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 LEASE_DURATION = 15.0  # the default of --leader-elect-lease-duration

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"

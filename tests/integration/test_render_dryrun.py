@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 from llmstage.render import render, selector_string
 from llmstage.resolve.resolved import ModelCache, Resolved, Scheduling
+
 from testkit import wait_until
 from testkit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
 

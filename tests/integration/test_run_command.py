@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
 from testkit.chart import create_namespace, delete_namespaces
 

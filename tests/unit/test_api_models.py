@@ -13,6 +13,7 @@ from llmstage.api.models import (
 )
 from llmstage.api.quantity import format_gib, gib, is_quantity, parse_quantity
 from pydantic import ValidationError
+
 from testkit.api_cases import INVALID, VALID, Invalid, service
 
 

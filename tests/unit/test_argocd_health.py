@@ -15,6 +15,7 @@ import pytest
 import yaml
 from llmstage.cli import main
 from llmstage.gitops.health import HEALTH_KEY, argocd_cm_patch, argocd_health_lua
+
 from testkit.lua_health import argocd_health
 
 FIXTURES = Path(__file__).parent / "argocd_health"

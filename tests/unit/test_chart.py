@@ -15,6 +15,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from testkit.chart import CHART, HELM, REPO, set_args, template, wildcard_or_secret_rules
 
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="needs .tools/bin/helm (make tools)")

@@ -22,6 +22,7 @@ from llmstage.render import (
 )
 from llmstage.render.workload import to_json
 from llmstage.resolve.resolved import GPU, ClusterFacts, OllamaRegistry, Resolved, Resources, Scheduling
+
 from testkit.render_fixtures import (
     API_KEY,
     CASES,

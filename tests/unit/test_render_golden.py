@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from llmstage.render import render
+
 from testkit.render_fixtures import CASES
 
 GOLDEN = Path(__file__).parent / "golden"

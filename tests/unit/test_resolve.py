@@ -12,6 +12,7 @@ from llmstage.resolve import SpecError, resolve
 from llmstage.resolve.catalog import CatalogEntry, builtin_catalog
 from llmstage.resolve.resolved import ConfigMapKeyRef, Resolved, ScaleMetric, SecretKeyRef
 from llmstage.resolve.resolver import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
+
 from testkit.api_cases import API_KEY, GPU_H100, VALID, service
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))

@@ -24,6 +24,7 @@ from llmstage.render import render
 from llmstage.resolve import resolve
 from llmstage.resolve.resolver import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
 from llmstage.upstream.generate import ollama_facts, vllm_facts
+
 from testkit.render_fixtures import CASES, PRODUCTION_VLLM
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import yaml
 
 from testkit import OperatorProcess
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 HELM = REPO / ".tools" / "bin" / "helm"
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 CHART = REPO / "charts" / "llmstage"

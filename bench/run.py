@@ -36,11 +36,12 @@ from llmstage.controller.kube import KINDS, Kube
 from llmstage.controller.observed import deployment_available
 from llmstage.render.labels import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER
 
-from bench import audit, realnode, specs, testbed
-from bench.check import check_namespace, is_ready
+from bench import realnode, specs, testbed
 from bench.observe import Mirror
 from bench.operator_proc import Operator
 from bench.report import RESULTS, table, write_results
+from testkit import audit
+from testkit.check import check_namespace, is_ready
 
 REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "llmservices.llmstage.io.yaml"

@@ -22,8 +22,8 @@ from kubernetes.client.exceptions import ApiException
 from llmstage.controller.reconciler import contains
 
 from bench import specs, testbed
-from bench.check import Problems, check_namespace, condition, is_ready, settled
 from bench.operator_proc import Operator
+from testkit.check import Problems, check_namespace, condition, is_ready, settled
 
 GROUP, VERSION, PLURAL = specs.GROUP, specs.VERSION, specs.PLURAL
 CHILD_RESOURCES = "deployments,services,persistentvolumeclaims,horizontalpodautoscalers,poddisruptionbudgets"

@@ -17,10 +17,9 @@ import httpx
 import pytest
 from kubernetes import client
 
-from bench import audit
-from bench.check import is_ready, settled
-from testkit import OperatorProcess, wait_until
+from testkit import OperatorProcess, audit, wait_until
 from testkit.chart import create_namespace, delete_namespaces
+from testkit.check import is_ready, settled
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 QUIET_SECONDS = 20

@@ -16,8 +16,9 @@ P8: a served dev service promoted to production in place (the vLLM stand-in, e2e
 `nvidia.com/gpu` capacity advertised on the real node for the run) -> every ready endpoint of
 its Service on the new runtime.
 
-The operator is `llmstage run` on this machine (bench/operator_proc.py), watching only the
-bench's namespaces. Prints p50/p95 beside the targets and returns the figures to bench.run.
+The operator is `llmstage run` on this machine (bench/operator_proc.py, started by
+testkit/launcher.py), watching only the bench's namespaces. Prints p50/p95 beside the targets
+and returns the figures to bench.run.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The generated CRD on a real API server: CEL and schema rejections, examples, defaults, kubectl UX.
 
-Every object of tests/testkit/api_cases.py that pydantic rejects offline must be rejected here too, with
+Every object of testkit/api_cases.py that pydantic rejects offline must be rejected here too, with
 a message naming the field; every example and valid object must be accepted.
 """
 

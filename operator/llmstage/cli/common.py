@@ -24,6 +24,7 @@ import yaml
 from llmstage.api.manifest import GPUChoice, Manifest, ManifestError, parse_llmservices
 from llmstage.api.validation import validation_message
 from llmstage.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from llmstage.gitops.promotion import PromotionRefused
 from llmstage.resolve import SpecError
 
 STDIN = "-"
@@ -77,7 +78,7 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return func(args)
         except CliError as err:
             return _fail(name, err.message, err.code)
-        except (SpecError, ManifestError) as err:
+        except (SpecError, ManifestError, PromotionRefused) as err:
             return _fail(name, str(err), EXIT_USAGE)
         except pydantic.ValidationError as err:
             return _fail(name, validation_message(err), EXIT_USAGE)

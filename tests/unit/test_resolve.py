@@ -10,8 +10,9 @@ import yaml
 from llmstage.api.models import LLMService, Runtime, Stage
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolve.catalog import CatalogEntry, builtin_catalog
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE
 from llmstage.resolve.resolved import ConfigMapKeyRef, Resolved, ScaleMetric, SecretKeyRef
-from llmstage.resolve.resolver import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE
 
 from testkit.api_cases import API_KEY, GPU_H100, VALID, service
 

@@ -22,7 +22,8 @@ from llmstage import upstream
 from llmstage.api.models import LLMService
 from llmstage.render import render
 from llmstage.resolve import resolve
-from llmstage.resolve.resolver import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE
 from llmstage.upstream.generate import ollama_facts, vllm_facts
 
 from testkit.render_fixtures import CASES, PRODUCTION_VLLM

@@ -44,7 +44,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmstage import ollama_name, upstream
+from llmstage import upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -59,16 +59,16 @@ from llmstage.api.quantity import gib
 from llmstage.resolve import fit
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
-from llmstage.resolve.mistakes import FULL_PRECISION, common_mistakes, is_gguf_quantization
+from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.mistakes import common_mistakes
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
 from llmstage.resolve.resolved import (
     GPU,
     Autoscaling,
-    ConfigMapKeyRef,
     Finding,
     MemoryFit,
     ModelCache,
     ModelInfo,
-    OllamaRegistry,
     OllamaSettings,
     Resolved,
     Resources,
@@ -77,33 +77,13 @@ from llmstage.resolve.resolved import (
     SecretKeyRef,
     VLLMSettings,
 )
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE, TensorSplit, vllm_settings, weight_quantization
 
 # Pinned, so a rollout never changes the server version behind the user's back.
-DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.12.10"
-DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
 DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the full 128k) rarely fits
-DEFAULT_KEEP_ALIVE = "-1"  # keep the model loaded: a serving pod exists to answer quickly
 QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
 CPU_TARGET = 70  # percent of the CPU request
 CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
-
-# vLLM 0.12.0 quantization methods that work on the unquantized weights of a Hugging Face repo,
-# quantizing them while loading. Their config needs no file in the checkpoint, so
-# vllm/model_executor/model_loader/weight_utils.py get_quant_config builds the default one
-# (fp8.py Fp8Config(is_checkpoint_fp8_serialized=False), rtn.py, experts_int8.py), or the loader
-# quantizes in flight ("Inflight BNB quantization": bitsandbytes). Every other method needs a
-# checkpoint quantized with it: on an unquantized repo the load stops with "Cannot find the
-# config file for awq".
-ONLINE_QUANTIZATION = ("fp8", "bitsandbytes", "rtn", "experts_int8")
-
-
-class SpecError(ValueError):
-    """The spec cannot be served as written. `field` is the JSON path, `message` says the fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -164,9 +144,9 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     findings: list[Finding] = []
     ollama = vllm = None
     if runtime == Runtime.OLLAMA:
-        ollama = _ollama(spec, per_replica, context, model, served_model_name)
+        ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
     else:
-        vllm = _vllm(spec, stage, context, gpu_count, split, entry, model)
+        vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
 
     cpu, memory, memory_fit, weights_gib = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
@@ -265,18 +245,9 @@ def _scaling(
 # ---------------------------------------------------------------- model
 
 
-@dataclass(frozen=True)
-class _Split:
-    """What tensor parallelism must divide (None: unknown, unchecked)."""
-
-    heads: int | None
-    kv_heads: int | None
-    intermediate_size: int | None
-
-
 def _shape(
     spec: LLMServiceSpec, entry: CatalogEntry | None
-) -> tuple[fit.ModelShape | None, int | None, _Split]:
+) -> tuple[fit.ModelShape | None, int | None, TensorSplit]:
     """The model's shape for the fit check: catalog values, overridden field by field by the spec."""
     arch = spec.model.architecture
 
@@ -295,7 +266,7 @@ def _shape(
     shape = None
     if params is not None and layers is not None and kv_heads is not None and head_dim is not None:
         shape = fit.ModelShape(float(params), int(layers), int(kv_heads), int(head_dim))
-    split = _Split(integer("attention_heads"), integer("kv_heads"), integer("intermediate_size"))
+    split = TensorSplit(integer("attention_heads"), integer("kv_heads"), integer("intermediate_size"))
     return shape, None if context is None else int(context), split
 
 
@@ -325,7 +296,7 @@ def _model_info(
         )
     else:
         fmt = asked.format or (entry.native_format if entry else ModelFormat.SAFETENSORS)
-        quantization = _vllm_weight_quantization(spec, entry, hf_id)
+        quantization = weight_quantization(spec, entry, hf_id)
     return ModelInfo(
         name=asked.name,
         ollama_tag=ollama_tag,
@@ -346,187 +317,6 @@ def _model_info(
 
 def _default_context(context: int | None) -> int:
     return min(context, DEFAULT_CONTEXT_CAP) if context else DEFAULT_CONTEXT_CAP
-
-
-# ---------------------------------------------------------------- runtimes
-
-
-def _ollama(
-    spec: LLMServiceSpec, per_replica: int, context: int | None, model: ModelInfo, served: str
-) -> OllamaSettings:
-    asked = spec.ollama
-    tag = model.ollama_tag
-    name_field = "spec.model.name"
-    if not ollama_name.is_valid(tag):
-        raise SpecError(
-            name_field,
-            f"{tag!r} is not an Ollama model name, so `ollama pull` cannot fetch it: use "
-            "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; '@' digests are not "
-            "accepted by Ollama 0.12.10), e.g. llama3.1:8b",
-        )
-    if not ollama_name.is_valid(served):
-        raise SpecError(
-            "spec.servedModelName" if spec.served_model_name else name_field,
-            f"{served!r} cannot be an Ollama model name, and Ollama serves the model under the name "
-            "clients send: use [host/][namespace/]model[:tag] with letters, digits, '_', '-' and '.' "
-            "(no '@'), e.g. 'chat' or 'meta-llama/Llama-3.1-8B-Instruct'",
-        )
-    registry_spec = asked.registry if asked else None
-    registry = pull_ref = None
-    if registry_spec is not None:
-        if ollama_name.has_host(tag):
-            raise SpecError(
-                "spec.ollama.registry.host",
-                f"model {tag!r} already names a registry host; remove the host from spec.model.name or "
-                "remove spec.ollama.registry",
-            )
-        _, own_namespace, model_part, tag_part = ollama_name.parse_bare(tag)
-        namespace = own_namespace or registry_spec.namespace or ollama_name.DEFAULT_NAMESPACE
-        pull_ref = f"{registry_spec.host}/{namespace}/{model_part}:{tag_part or ollama_name.DEFAULT_TAG}"
-        registry = OllamaRegistry(
-            host=registry_spec.host,
-            insecure=registry_spec.insecure,
-            ca_config_map=(
-                ConfigMapKeyRef(registry_spec.ca_config_map_ref.name, registry_spec.ca_config_map_ref.key)
-                if registry_spec.ca_config_map_ref
-                else None
-            ),
-            key_secret=(
-                SecretKeyRef(registry_spec.key_secret_ref.name, registry_spec.key_secret_ref.key)
-                if registry_spec.key_secret_ref
-                else None
-            ),
-        )
-    return OllamaSettings(
-        image=(asked.image if asked else None) or DEFAULT_OLLAMA_IMAGE,
-        # Explicit on purpose: Ollama's default changed from 4 to 2 to 1 across releases.
-        num_parallel=(asked.num_parallel if asked else None) or min(per_replica, 64),
-        keep_alive=(asked.keep_alive if asked else None) or DEFAULT_KEEP_ALIVE,
-        context_length=(asked.context_length if asked else None) or _default_context(context),
-        env=dict(asked.env) if asked else {},
-        pull_ref=pull_ref,
-        registry=registry,
-    )
-
-
-def _tp_fits(tp: int, split: _Split) -> list[str]:
-    """What a tensor-parallel size fails to divide, as vLLM 0.12.0 checks it (empty: it fits).
-
-    vllm/config/model.py verify_with_parallel_config: attention heads % tp == 0. layers/linear.py:
-    QKVParallelLinear splits the KV heads (tp < kv heads: kv heads % tp == 0) or replicates them
-    (tp >= kv heads: tp % kv heads == 0); MergedColumnParallelLinear divides intermediate_size by tp.
-    """
-    out = []
-    if split.heads and split.heads % tp:
-        out.append(f"the model's {split.heads} attention heads")
-    if split.kv_heads and (split.kv_heads % tp if tp < split.kv_heads else tp % split.kv_heads):
-        out.append(f"its {split.kv_heads} key/value heads (or be a multiple of them)")
-    if split.intermediate_size and split.intermediate_size % tp:
-        out.append(f"its intermediate size {split.intermediate_size}")
-    return out
-
-
-def _kv_cache_dtype(extra_args: tuple[str, ...]) -> str | None:
-    """--kv-cache-dtype from spec.vllm.extraArgs (--x=v or --x v, underscores as vLLM accepts them)."""
-    for i, arg in enumerate(extra_args):
-        name, eq, _ = arg.replace("_", "-").partition("=") if arg.startswith("--") else (arg, "", "")
-        if name == "--kv-cache-dtype":
-            if eq:
-                return arg.partition("=")[2]
-            return extra_args[i + 1] if i + 1 < len(extra_args) else None
-    return None
-
-
-def _vllm_quantization_field(spec: LLMServiceSpec) -> tuple[str, str | None]:
-    if spec.vllm and spec.vllm.quantization:
-        return "spec.vllm.quantization", spec.vllm.quantization
-    return "spec.model.quantization", spec.model.quantization
-
-
-def _vllm_weight_quantization(spec: LLMServiceSpec, entry: CatalogEntry | None, hf_id: str) -> str | None:
-    """How the weights vLLM loads are quantized (None: the checkpoint's own dtype); rejects what
-    vLLM 0.12.0 cannot do with the repo it serves."""
-    field, asked = _vllm_quantization_field(spec)
-    if not asked:
-        return None
-    method = asked.lower()
-    if field == "spec.model.quantization" and is_gguf_quantization(asked):
-        return None  # an Ollama (GGUF) level; GGUFOnVLLM says vLLM serves the HF weights instead
-    if method in FULL_PRECISION:
-        return method
-    facts = upstream.vllm_facts()
-    known = facts.flags["--quantization"].accepted or ()
-    if method not in known:
-        raise SpecError(
-            field,
-            f"{asked!r} is not a quantization method of {facts.release}, so vLLM refuses to start: use an "
-            "online method that quantizes the Hugging Face weights at load "
-            f"({', '.join(ONLINE_QUANTIZATION)}), or set spec.model.huggingFaceId to a pre-quantized "
-            "checkpoint and name its method (awq, gptq, compressed-tensors, ...)",
-        )
-    catalog_repo = entry.hugging_face_id.lower() if entry else None
-    if method not in ONLINE_QUANTIZATION and hf_id.lower() == catalog_repo:
-        raise SpecError(
-            field,
-            f"{method} needs a checkpoint quantized with {method}, but {hf_id} (from the catalog) holds "
-            f"unquantized weights, so vLLM stops at load with 'Cannot find the config file for {method}': "
-            f"set spec.model.huggingFaceId to a {method} checkpoint of the model, or use an online "
-            f"method ({', '.join(ONLINE_QUANTIZATION)})",
-        )
-    return method
-
-
-def _vllm(
-    spec: LLMServiceSpec,
-    stage: Stage,
-    context: int | None,
-    gpu_count: int,
-    split: _Split,
-    entry: CatalogEntry | None,
-    model: ModelInfo,
-) -> VLLMSettings:
-    asked = spec.vllm
-    tp = (asked.tensor_parallel_size if asked else None) or gpu_count
-    tp_field = (
-        "spec.vllm.tensorParallelSize" if asked and asked.tensor_parallel_size else "spec.resources.gpu.count"
-    )
-    if failed := _tp_fits(tp, split):
-        fitting = [n for n in range(1, 9) if not _tp_fits(n, split)]
-        raise SpecError(
-            tp_field,
-            f"tensor-parallel size {tp} must divide {' and '.join(failed)}, or vLLM fails to shard the "
-            f"model: use {', '.join(map(str, fitting))} GPUs",
-        )
-    max_model_len = (asked.max_model_len if asked else None) or _default_context(context)
-    if context and max_model_len > context:
-        raise SpecError(
-            "spec.vllm.maxModelLen",
-            f"{max_model_len} exceeds the model's context of {context} tokens, so vLLM refuses to start: "
-            f"set it to at most {context}",
-        )
-    key_ref = asked.api_key_secret_ref if asked else None
-    if stage == Stage.PRODUCTION and key_ref is None:
-        raise SpecError(
-            "spec.vllm.apiKeySecretRef",
-            "stage production needs an API key (vLLM would serve an open endpoint): create a Secret with the "
-            "key and set spec.vllm.apiKeySecretRef.name (and .key, default 'api-key')",
-        )
-    extra_args = tuple(asked.extra_args) if asked else ()
-    return VLLMSettings(
-        image=(asked.image if asked else None) or DEFAULT_VLLM_IMAGE,
-        gpu_memory_utilization=asked.gpu_memory_utilization if asked else 0.9,
-        max_model_len=max_model_len,
-        # vLLM's own default unless the user caps it: continuous batching is why vLLM was chosen,
-        # and its paged KV cache shares memory between sequences (the fit below checks it).
-        max_num_seqs=asked.max_num_seqs if asked else None,
-        tensor_parallel_size=tp,
-        dtype=asked.dtype.value if asked else "auto",
-        # Only online methods go on the command line; a pre-quantized checkpoint names its own.
-        quantization=model.quantization if model.quantization in ONLINE_QUANTIZATION else None,
-        extra_args=extra_args,
-        api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
-        kv_cache_dtype=_kv_cache_dtype(extra_args),
-    )
 
 
 # ---------------------------------------------------------------- resources and memory fit

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage.api.manifest import ManifestError, parse_llmservice
+from llmstage.resolve.errors import SpecError
 from llmstage.resolve.resolved import Resolved
-from llmstage.resolve.resolver import SpecError, resolve
+from llmstage.resolve.resolver import resolve
 
 # GPU products `recommend` sizes vLLM for, smallest first (nvidia.com/gpu.product label values).
 GPU_PRODUCTS = (

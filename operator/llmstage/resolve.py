@@ -65,6 +65,8 @@ from llmstage.resolved import (
     Cache,
     ConfigMapKeyRef,
     Finding,
+    LoRA,
+    LoRAAdapter,
     MemoryFit,
     ModelInfo,
     OllamaRegistry,
@@ -145,6 +147,13 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     runtime = decision.runtime
     if runtime == Runtime.VLLM and gpu_count < 1:
         raise SpecError("spec.resources.gpu.count", "vLLM needs a GPU: set count >= 1, or use runtime ollama")
+    if runtime == Runtime.OLLAMA and spec.lora is not None:
+        raise SpecError(
+            "spec.lora",
+            f"LoRA adapters need vLLM and the runtime is Ollama ({decision.reason}): Ollama applies an "
+            "adapter only to a model built from a Modelfile ADAPTER line, which llmstage does not do; set "
+            "runtime vllm with spec.resources.gpu, or remove spec.lora in this stage",
+        )
     gpu = (
         GPU(
             gpu_count,
@@ -558,6 +567,22 @@ def _vllm(
         kv_cache_dtype=_kv_cache_dtype(extra_args),
         env=dict(asked.env) if asked else {},
         env_from=_env_from(asked),
+        lora=_lora(spec),
+    )
+
+
+# vLLM's default --max-loras is 1: requests for two adapters would never share a batch.
+DEFAULT_MAX_LORAS = 4
+
+
+def _lora(spec: LLMServiceSpec) -> LoRA | None:
+    if spec.lora is None:
+        return None
+    adapters = tuple(LoRAAdapter(a.name, a.hugging_face_id, a.revision) for a in spec.lora.adapters)
+    return LoRA(
+        adapters=adapters,
+        max_loras=spec.lora.max_loras or min(len(adapters), DEFAULT_MAX_LORAS),
+        max_rank=spec.lora.max_rank,
     )
 
 

@@ -106,6 +106,20 @@ class OllamaSettings:
 
 
 @dataclass(frozen=True)
+class LoRAAdapter:
+    name: str  # the model name clients send for it
+    hugging_face_id: str
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class LoRA:
+    adapters: tuple[LoRAAdapter, ...]
+    max_loras: int
+    max_rank: int | None = None  # None: vLLM's default (16)
+
+
+@dataclass(frozen=True)
 class VLLMSettings:
     image: str
     gpu_memory_utilization: float
@@ -119,6 +133,7 @@ class VLLMSettings:
     kv_cache_dtype: str | None = None  # from --kv-cache-dtype in extra_args, for the memory fit
     env: dict[str, str] = field(default_factory=dict)
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+    lora: LoRA | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -348,3 +349,22 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
     assert stalled["reason"] == "ApplyRejected", stalled
     assert "emptyDirr" in stalled["message"], stalled["message"]
     assert "badvol-ollama" not in cluster.deployments()
+
+
+def test_lora_adapters_are_served_under_their_names_and_listed_in_status(cluster: Cluster) -> None:
+    """On a kwok GPU node: the args and the status (vLLM itself cannot run here)."""
+    adapters = [
+        {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+        {"name": "faq", "huggingFaceId": "acme/faq-lora"},
+    ]
+    cluster.create(llmservice("tuned", **production_spec(lora={"maxRank": 32, "adapters": adapters})))
+    cluster.wait_condition("tuned", "Ready")
+    status = cluster.get("tuned")["status"]
+    assert status["loraAdapters"] == ["sql", "faq"] and status["servedModelName"] == "llama3.1:8b"
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=tuned"
+    ).items
+    args = pod.spec.containers[0].args
+    assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=32" in args
+    modules = [json.loads(a) for a in args[args.index("--lora-modules") + 1 :] if a.startswith("{")]
+    assert [m["name"] for m in modules] == ["sql", "faq"]

@@ -14,6 +14,8 @@ from llmstage.resolved import (
     Cache,
     ClusterFacts,
     ConfigMapKeyRef,
+    LoRA,
+    LoRAAdapter,
     MemoryFit,
     ModelInfo,
     OllamaRegistry,
@@ -316,6 +318,22 @@ DEV_OLLAMA_PLATFORM = replace(
     pod=replace(PLATFORM_POD, automount_service_account_token=True),
 )
 
+# Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
+PRODUCTION_VLLM_LORA = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(
+        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+        lora=LoRA(
+            adapters=(
+                LoRAAdapter("sql", "acme/llama31-8b-sql-lora"),
+                LoRAAdapter("support-v2", "acme/llama31-8b-support-lora", revision="v2"),
+            ),
+            max_loras=2,
+            max_rank=64,
+        ),
+    ),
+)
+
 WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
@@ -330,4 +348,5 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
+    "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
 }

@@ -566,6 +566,28 @@ def test_pod_settings_env_and_ephemeral_storage_reach_resolved() -> None:
     assert run().pod == PodOptions()
 
 
+def test_lora_adapters_default_to_one_batch_slot_each_up_to_four() -> None:
+    def adapters(n: int) -> dict[str, Any]:
+        return {"adapters": [{"name": f"a{i}", "huggingFaceId": f"acme/a{i}"} for i in range(n)]}
+
+    two = run(**PROD, lora=adapters(2))
+    assert two.vllm is not None and two.vllm.lora is not None
+    assert two.vllm.lora.max_loras == 2 and two.vllm.lora.max_rank is None
+    assert [a.name for a in two.vllm.lora.adapters] == ["a0", "a1"]
+    six = run(**PROD, lora=adapters(6))
+    assert six.vllm is not None and six.vllm.lora is not None and six.vllm.lora.max_loras == 4
+    pinned = run(**PROD, lora={**adapters(3), "maxLoras": 1, "maxRank": 64})
+    assert pinned.vllm is not None and pinned.vllm.lora is not None
+    assert (pinned.vllm.lora.max_loras, pinned.vllm.lora.max_rank) == (1, 64)
+
+
+def test_lora_on_a_stage_where_auto_picks_ollama_is_an_error_naming_the_field() -> None:
+    with pytest.raises(SpecError) as err:
+        run(lora={"adapters": [{"name": "sql", "huggingFaceId": "acme/sql-lora"}]})
+    assert err.value.field == "spec.lora"
+    assert "the runtime is Ollama (stage dev" in str(err.value) and "set runtime vllm" in str(err.value)
+
+
 # ---------------------------------------------------------------- errors raised as SpecError
 
 

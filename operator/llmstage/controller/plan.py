@@ -351,6 +351,9 @@ def plan(
         if phase and old
         else None,
     }
+    lora = resolved.vllm.lora if resolved.vllm else None
+    if lora:
+        status["loraAdapters"] = [adapter.name for adapter in lora.adapters]
     return Plan(apply=objects, keep=keep, conditions=conditions, status=status, requeue_after=requeue)
 
 

@@ -1,6 +1,6 @@
 # The llmstage operator image: `llmstage run` as a non-root user, fit for readOnlyRootFilesystem.
 #
-#   docker build -t ghcr.io/llmstage/llmstage:0.1.0 .
+#   docker build -t REGISTRY/llmstage:0.1.0 .   (REGISTRY: yours; nothing is published yet)
 #
 # Dependencies are installed from requirements-runtime.txt (`make generate` pins it to the versions
 # the tests ran with), then the package itself without dependencies, so the image holds exactly
@@ -27,8 +27,8 @@ RUN /opt/llmstage/bin/pip install --no-deps /src \
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="llmstage" \
       org.opencontainers.image.description="Kubernetes operator: Ollama in dev and staging, GPU-scheduled vLLM in production" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/llmstage/llmstage"
+      org.opencontainers.image.licenses="Apache-2.0"
+# No org.opencontainers.image.source yet: the project has no public repository address.
 # No writes to the image at run time: no bytecode caches, logs on stdout, HOME and temp files
 # on /tmp (an emptyDir in the chart).
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -76,8 +76,14 @@ def nodes_for(run_id: str, cpu_pods: int, gpus: int) -> list[dict[str, Any]]:
     """CPU nodes for `cpu_pods` pods and 8-GPU H100 nodes for `gpus` GPUs, with headroom."""
     n_cpu = math.ceil(cpu_pods * 1.15 / PODS_PER_NODE) + 1
     n_gpu = math.ceil(gpus * 1.15 / 8) + 1
-    cpu_cap = {"cpu": "1000", "memory": "4Ti", "pods": str(PODS_PER_NODE)}
-    gpu_cap = {"cpu": "208", "memory": "1800Gi", "pods": str(PODS_PER_NODE), "nvidia.com/gpu": "8"}
+    cpu_cap = {"cpu": "1000", "memory": "4Ti", "pods": str(PODS_PER_NODE), "ephemeral-storage": "100Ti"}
+    gpu_cap = {
+        "cpu": "208",
+        "memory": "1800Gi",
+        "pods": str(PODS_PER_NODE),
+        "nvidia.com/gpu": "8",
+        "ephemeral-storage": "100Ti",
+    }
     return [_node(f"bench-{run_id}-cpu-{i}", run_id, cpu_cap, gpu=False) for i in range(n_cpu)] + [
         _node(f"bench-{run_id}-gpu-{i}", run_id, gpu_cap, gpu=True) for i in range(n_gpu)
     ]

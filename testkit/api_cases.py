@@ -148,7 +148,191 @@ INVALID: list[Invalid] = [
         service(ollama={"env": {"OLLAMA_NOPRUNE": "0"}}),
         "spec.ollama.env must not set",
     ),
+    Invalid(
+        "ollama-env-sets-home",
+        service(ollama={"env": {"HOME": "/root"}}),
+        "spec.ollama.env must not set",
+    ),
+    Invalid(
+        "ollama-env-sets-llmstage-variable",
+        service(ollama={"env": {"LLMSTAGE_MODEL": "x"}}),
+        "spec.ollama.env must not set",
+    ),
+    Invalid(
+        "vllm-env-sets-hf-token",
+        service(vllm={"env": {"HF_TOKEN": "hf_x"}}),
+        "spec.vllm.env must not set HOME, USER, LOGNAME, HF_HOME, VLLM_CACHE_ROOT",
+    ),
+    Invalid(
+        "vllm-env-sets-api-key",
+        service(vllm={"env": {"VLLM_API_KEY": "k"}}),
+        "use spec.huggingFaceTokenSecretRef for HF_TOKEN and spec.vllm.apiKeySecretRef",
+    ),
+    Invalid(
+        "env-from-both-sources",
+        service(vllm={"envFrom": [{"configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}]}),
+        "spec.ollama.envFrom[] and spec.vllm.envFrom[] entries need exactly one of configMapRef",
+    ),
+    Invalid(
+        "env-from-no-source",
+        service(ollama={"envFrom": [{"prefix": "PROXY_"}]}),
+        "entries need exactly one of configMapRef and secretRef",
+    ),
+    Invalid(
+        "pod-label-with-llmstage-prefix",
+        service(pod={"labels": {"llmstage.io/stage": "dev"}}),
+        "spec.pod.labels must not use the prefixes app.kubernetes.io/, llmstage.io/",
+    ),
+    Invalid(
+        "pod-label-app-kubernetes-io",
+        service(pod={"labels": {"app.kubernetes.io/name": "x"}}),
+        "spec.pod.labels must not use the prefixes",
+    ),
+    Invalid(
+        "pod-annotation-default-container",
+        service(pod={"annotations": {"kubectl.kubernetes.io/default-container": "pull-model"}}),
+        "spec.pod.annotations must not set kubectl.kubernetes.io/default-container",
+    ),
+    Invalid(
+        "pod-volume-named-like-the-cache",
+        service(pod={"volumes": [{"name": "model-cache", "emptyDir": {}}]}),
+        "spec.pod.volumes[].name must not be model-cache",
+    ),
+    Invalid(
+        "pod-volume-twice",
+        service(
+            pod={"volumes": [{"name": "ca", "emptyDir": {}}, {"name": "ca", "configMap": {"name": "c"}}]}
+        ),
+        "spec.pod.volumes[].name must be unique",
+    ),
+    Invalid(
+        "pod-mount-of-a-missing-volume",
+        service(pod={"volumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}]}),
+        "spec.pod.volumeMounts[].name must name a volume of spec.pod.volumes",
+    ),
+    Invalid(
+        "pod-mount-over-the-cache",
+        service(
+            pod={
+                "volumes": [{"name": "ca", "emptyDir": {}}],
+                "volumeMounts": [{"name": "ca", "mountPath": "/models/huggingface"}],
+            }
+        ),
+        "spec.pod.volumeMounts[].mountPath must not be at or under /models",
+    ),
+    Invalid(
+        "pod-mount-on-tmp",
+        service(
+            pod={
+                "volumes": [{"name": "ca", "emptyDir": {}}],
+                "volumeMounts": [{"name": "ca", "mountPath": "/tmp"}],
+            }
+        ),
+        "spec.pod.volumeMounts[].mountPath must not be at or under",
+    ),
+    Invalid(
+        "pod-mount-path-twice",
+        service(
+            pod={
+                "volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}],
+                "volumeMounts": [{"name": "a", "mountPath": "/etc/x"}, {"name": "b", "mountPath": "/etc/x"}],
+            }
+        ),
+        "spec.pod.volumeMounts[].mountPath must be unique",
+    ),
+    Invalid(
+        "lora-on-ollama",
+        service(runtime="ollama", lora={"adapters": [{"name": "sql", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora needs vLLM: Ollama applies a LoRA adapter only by building a new model",
+    ),
+    Invalid(
+        "lora-adapter-named-like-the-model",
+        service(lora={"adapters": [{"name": "llama3.1:8b", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora.adapters[].name must differ from the served model name",
+    ),
+    Invalid(
+        "lora-adapter-named-like-the-served-name",
+        service(
+            servedModelName="chat", lora={"adapters": [{"name": "chat", "huggingFaceId": "org/sql-lora"}]}
+        ),
+        "spec.lora.adapters[].name must differ from the served model name",
+    ),
+    Invalid(
+        "lora-adapter-names-twice",
+        service(
+            lora={
+                "adapters": [
+                    {"name": "sql", "huggingFaceId": "org/sql-lora"},
+                    {"name": "sql", "huggingFaceId": "org/sql-lora-v2"},
+                ]
+            }
+        ),
+        "spec.lora.adapters[].name must be unique",
+    ),
+    Invalid(
+        "lora-max-loras-above-adapters",
+        service(lora={"maxLoras": 3, "adapters": [{"name": "sql", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora.maxLoras must not exceed the number of adapters",
+    ),
+    Invalid(
+        "extra-args-enable-lora",
+        service(vllm={"extraArgs": ["--enable-lora"]}),
+        "spec.vllm.extraArgs must not repeat flags llmstage sets",
+    ),
     # ---- schema bounds, enums and patterns (the API server names the field; pydantic words it its way)
+    Invalid(
+        "lora-rank-not-a-vllm-rank",
+        service(lora={"maxRank": 12, "adapters": [{"name": "sql", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora.maxRank",
+        "8",
+    ),
+    Invalid(
+        "lora-without-adapters",
+        service(lora={"adapters": []}),
+        "spec.lora.adapters",
+        "at least 1",
+    ),
+    Invalid(
+        "lora-adapter-not-a-repo",
+        service(lora={"adapters": [{"name": "sql", "huggingFaceId": "sql-lora"}]}),
+        "spec.lora.adapters[0].huggingFaceId",
+        "match",
+    ),
+    Invalid(
+        "pod-volume-without-a-name",
+        service(pod={"volumes": [{"emptyDir": {}}]}),
+        "spec.pod.volumes[0].name",
+        "a volume needs a name",
+    ),
+    Invalid(
+        "pod-mount-path-relative",
+        service(
+            pod={
+                "volumes": [{"name": "a", "emptyDir": {}}],
+                "volumeMounts": [{"name": "a", "mountPath": "etc/x"}],
+            }
+        ),
+        "spec.pod.volumeMounts[0].mountPath",
+        "match",
+    ),
+    Invalid(
+        "pod-service-account-uppercase",
+        service(pod={"serviceAccountName": "Reader"}),
+        "spec.pod.serviceAccountName",
+        "match",
+    ),
+    Invalid(
+        "pod-label-value-too-long",
+        service(pod={"labels": {"team": "x" * 64}}),
+        "spec.pod.labels.team",
+        "at most 63",
+    ),
+    Invalid(
+        "ephemeral-storage-not-a-quantity",
+        service(resources={"ephemeralStorage": "20GB"}),
+        "spec.resources.ephemeralStorage",
+        "quantity",
+    ),
     Invalid(
         "gpu-memory-utilization-above-1",
         service(vllm={"gpuMemoryUtilization": 1.5}),
@@ -267,6 +451,37 @@ VALID: dict[str, dict[str, Any]] = {
     ),
     "ollama-insecure-registry": service(
         ollama={"registry": {"host": "registry.internal:5000", "insecure": True}}
+    ),
+    "platform-settings": service(
+        resources={"ephemeralStorage": "20Gi"},
+        ollama={
+            "env": {"HTTPS_PROXY": "http://proxy:3128"},
+            "envFrom": [{"configMapRef": {"name": "proxy"}}],
+        },
+        vllm={
+            "env": {"HF_ENDPOINT": "https://hf-mirror.internal"},
+            "envFrom": [{"secretRef": {"name": "s3", "optional": True}, "prefix": "AWS_"}],
+        },
+        pod={
+            "serviceAccountName": "llm-models-reader",
+            "imagePullSecrets": [{"name": "registry-mirror"}],
+            "labels": {"sidecar.istio.io/inject": "false"},
+            "annotations": {"prometheus.io/scrape": "true"},
+            "volumes": [{"name": "mirror-ca", "configMap": {"name": "hf-mirror-ca"}}],
+            "volumeMounts": [{"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True}],
+        },
+    ),
+    "production-lora": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        lora={
+            "maxRank": 64,
+            "adapters": [
+                {"name": "sql", "huggingFaceId": "org/sql-lora"},
+                {"name": "support-v2", "huggingFaceId": "org/support-lora", "revision": "v2"},
+            ],
+        },
     ),
     "custom-model": service(
         model={

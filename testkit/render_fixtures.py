@@ -14,11 +14,14 @@ from llmstage.resolve.resolved import (
     Autoscaling,
     ClusterFacts,
     ConfigMapKeyRef,
+    LoRA,
+    LoRAAdapter,
     MemoryFit,
     ModelCache,
     ModelInfo,
     OllamaRegistry,
     OllamaSettings,
+    PodOptions,
     Resolved,
     Resources,
     ScaleMetric,
@@ -282,6 +285,54 @@ PRODUCTION_VLLM_70B_TP = replace(
     ),
 )
 
+# What a platform team adds on a managed GPU cluster (spec.pod, env, envFrom, ephemeral storage):
+# a private registry's pull secret, an IRSA ServiceAccount, a mesh label, a CA bundle for the
+# Hugging Face mirror (HF_ENDPOINT) mounted into the download step and the server, a proxy ConfigMap.
+PLATFORM_POD = PodOptions(
+    service_account_name="llm-models-reader",
+    image_pull_secrets=("registry-mirror",),
+    labels={"sidecar.istio.io/inject": "false", "team": "ml-platform"},
+    annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+    volumes=({"name": "mirror-ca", "configMap": {"name": "hf-mirror-ca"}},),
+    volume_mounts=({"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True},),
+)
+PROXY_CONFIG = ({"configMapRef": {"name": "egress-proxy"}},)
+PRODUCTION_VLLM_PLATFORM = replace(
+    PRODUCTION_VLLM,
+    resources=replace(PRODUCTION_VLLM.resources, ephemeral_storage="20Gi"),
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
+        env={"HF_ENDPOINT": "https://hf-mirror.internal", "VLLM_LOGGING_LEVEL": "DEBUG"},
+        env_from=PROXY_CONFIG,
+    ),
+    pod=PLATFORM_POD,
+)
+DEV_OLLAMA_PLATFORM = replace(
+    DEV_OLLAMA_REGISTRY,
+    ollama=replace(  # type: ignore[type-var]
+        DEV_OLLAMA_REGISTRY.ollama,
+        env={"OLLAMA_DEBUG": "1"},
+        env_from=PROXY_CONFIG,
+    ),
+    pod=replace(PLATFORM_POD, automount_service_account_token=True),
+)
+
+# Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
+PRODUCTION_VLLM_LORA = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
+        lora=LoRA(
+            adapters=(
+                LoRAAdapter("sql", "acme/llama31-8b-sql-lora"),
+                LoRAAdapter("support-v2", "acme/llama31-8b-support-lora", revision="v2"),
+            ),
+            max_loras=2,
+            max_rank=64,
+        ),
+    ),
+)
+
 WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
@@ -294,4 +345,7 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-vllm-gpu": (DEV_VLLM_GPU, ClusterFacts()),
     "production-vllm": (PRODUCTION_VLLM, WITH_POD_MONITOR),
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
+    "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
+    "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
+    "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
 }

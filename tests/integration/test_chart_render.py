@@ -18,8 +18,21 @@ from testkit.chart import create_namespace, delete_namespaces, kubectl, template
         {},
         {"watchNamespaces": ["team-*"], "argocd.healthCheckConfigMap": True},
         {"rbac.scope": "namespaced"},
+        {"podSecurityContext": None, "securityContext": None},
+        {
+            "extraEnv": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+                {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            ],
+            "extraArgs": ["--log-level=debug"],
+            "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+            "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+            "serviceAccount.automount": False,
+            "livenessProbe.periodSeconds": 10,
+            "readinessProbe.successThreshold": 2,
+        },
     ],
-    ids=["defaults", "patterns-argocd", "namespaced"],
+    ids=["defaults", "patterns-argocd", "namespaced", "null-security-contexts", "extras"],
 )
 def test_helm_template_passes_server_side_dry_run(
     kubeconfig: Path, crd_installed: None, namespace: str, namespace_prefix: str, values: dict[str, Any]

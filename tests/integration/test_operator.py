@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -305,3 +306,69 @@ def test_an_invalid_spec_stalls_with_a_message_and_others_keep_working(cluster: 
     assert not cluster.deployments(), "nothing is applied for a spec that cannot be served"
     cluster.create(llmservice("fine"))
     cluster.wait_condition("fine", "Ready")
+
+
+def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cluster: Cluster) -> None:
+    """spec.pod, env, envFrom and ephemeral storage end up in the pods the ReplicaSet creates; a
+    volume only the API server can check is rejected at apply and reported, nothing half-applied."""
+    cluster.core.create_namespaced_service_account(cluster.ns, {"metadata": {"name": "models-reader"}})
+    cluster.create(
+        llmservice(
+            "platform",
+            resources={"ephemeralStorage": "5Gi"},
+            ollama={
+                "env": {"HTTPS_PROXY": "http://proxy:3128"},
+                "envFrom": [{"configMapRef": {"name": "proxy"}}],
+            },
+            pod={
+                "serviceAccountName": "models-reader",
+                "imagePullSecrets": [{"name": "mirror-pull"}],
+                "labels": {"team": "ml"},
+                "annotations": {"example.com/owner": "ml-platform"},
+                "volumes": [{"name": "mirror-ca", "configMap": {"name": "mirror-ca", "optional": True}}],
+                "volumeMounts": [{"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True}],
+            },
+        )
+    )
+    cluster.wait_condition("platform", "Ready")
+    pods = cluster.core.list_namespaced_pod(cluster.ns, label_selector="team=ml").items
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod.spec.service_account_name == "models-reader"
+    assert pod.spec.automount_service_account_token is False
+    assert [s.name for s in pod.spec.image_pull_secrets] == ["mirror-pull"]
+    assert pod.metadata.annotations["example.com/owner"] == "ml-platform"
+    assert pod.metadata.labels["app.kubernetes.io/instance"] == "platform"
+    assert any(v.name == "mirror-ca" and v.config_map.name == "mirror-ca" for v in pod.spec.volumes)
+    for container in [*pod.spec.init_containers, *pod.spec.containers]:
+        assert any(
+            m.name == "mirror-ca" and m.mount_path == "/etc/ssl/mirror" for m in container.volume_mounts
+        )
+        assert {e.name: e.value for e in container.env}["HTTPS_PROXY"] == "http://proxy:3128"
+        assert [s.config_map_ref.name for s in container.env_from] == ["proxy"]
+    assert pod.spec.containers[0].resources.requests["ephemeral-storage"] == "5Gi"
+
+    cluster.create(llmservice("badvol", pod={"volumes": [{"name": "scratch", "emptyDirr": {}}]}))
+    stalled = cluster.wait_condition("badvol", "Stalled")
+    assert stalled["reason"] == "ApplyRejected", stalled
+    assert "emptyDirr" in stalled["message"], stalled["message"]
+    assert "badvol-ollama" not in cluster.deployments()
+
+
+def test_lora_adapters_are_served_under_their_names_and_listed_in_status(cluster: Cluster) -> None:
+    """On a kwok GPU node: the args and the status (vLLM itself cannot run here)."""
+    adapters = [
+        {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+        {"name": "faq", "huggingFaceId": "acme/faq-lora"},
+    ]
+    cluster.create(llmservice("tuned", **production_spec(lora={"maxRank": 32, "adapters": adapters})))
+    cluster.wait_condition("tuned", "Ready")
+    status = cluster.get("tuned")["status"]
+    assert status["loraAdapters"] == ["sql", "faq"] and status["servedModelName"] == "llama3.1:8b"
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=tuned"
+    ).items
+    args = pod.spec.containers[0].args
+    assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=32" in args
+    modules = [json.loads(a) for a in args[args.index("--lora-modules") + 1 :] if a.startswith("{")]
+    assert [m["name"] for m in modules] == ["sql", "faq"]

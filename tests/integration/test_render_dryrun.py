@@ -174,5 +174,8 @@ def test_pods_meet_the_restricted_pod_security_standard(case: str, namespace: st
     # Cluster-scoped objects the test bed lacks; admission would reject the pod for them alone.
     pod["spec"].pop("runtimeClassName", None)
     pod["spec"].pop("priorityClassName", None)
+    # The ServiceAccount admission plugin rejects a pod whose spec.pod.serviceAccountName is missing.
+    if "serviceAccountName" in pod["spec"]:
+        kubectl("create", "serviceaccount", pod["spec"]["serviceAccountName"], "-n", namespace)
     res = kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod))
     assert "PodSecurity" not in res.stderr, res.stderr

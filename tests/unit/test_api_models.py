@@ -140,7 +140,9 @@ def test_integer_quantities_become_strings() -> None:
         ("--model", True),
         ("--enable-prefix-caching", False),
         ("--model-loader-extra-config={}", False),
-        ("--max-loras=4", False),
+        ("--max-loras=4", True),  # spec.lora.maxLoras
+        ("--max-cpu-loras=8", False),
+        ("--lora-dtype=float16", False),
     ],
 )
 def test_managed_vllm_flags(arg: str, managed: bool) -> None:

@@ -48,6 +48,39 @@ MODES: dict[str, dict[str, Any]] = {
         ],
     },
     "one-replica-no-election": {"replicaCount": 1, "leaderElection.enabled": False},
+    # OpenShift's restricted-v2 assigns the UID itself: no pod security context at all.
+    "openshift-null-security-contexts": {"podSecurityContext": None, "securityContext": None},
+    "extras": {
+        "extraEnv": [
+            {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        ],
+        "extraArgs": ["--log-level=debug"],
+        "extraVolumes": [
+            {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+            {"name": "ca", "configMap": {"name": "corp-ca"}},
+        ],
+        "extraVolumeMounts": [
+            {"name": "token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True},
+            {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True},
+        ],
+        "serviceAccount.automount": False,
+        "livenessProbe": {
+            "initialDelaySeconds": 30,
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 6,
+        },
+        "readinessProbe": {"initialDelaySeconds": 1, "periodSeconds": 2, "successThreshold": 2},
+        "metrics.serviceMonitor.enabled": True,
+        "metrics.serviceMonitor.namespace": "monitoring",
+        "metrics.serviceMonitor.scrapeTimeout": "10s",
+        "metrics.serviceMonitor.relabelings": [
+            {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node", "action": "replace"},
+            {"regex": "pod_template_hash", "action": "labeldrop"},
+        ],
+    },
+    "probes-off": {"livenessProbe.enabled": False, "readinessProbe.enabled": False},
     "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
 }
 SERVICE_MONITOR_SCHEMA = {
@@ -75,6 +108,32 @@ SERVICE_MONITOR_SCHEMA = {
                             "interval": {
                                 "type": "string",
                                 "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
+                            },
+                            "scrapeTimeout": {
+                                "type": "string",
+                                "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
+                            },
+                            "relabelings": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "sourceLabels": {
+                                            "type": "array",
+                                            "items": {
+                                                "type": "string",
+                                                "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$",
+                                            },
+                                        },
+                                        "separator": {"type": "string"},
+                                        "targetLabel": {"type": "string"},
+                                        "regex": {"type": "string"},
+                                        "modulus": {"type": "integer", "minimum": 1},
+                                        "replacement": {"type": "string"},
+                                        "action": {"type": "string"},
+                                    },
+                                },
                             },
                         },
                     },
@@ -212,6 +271,36 @@ def test_namespace_patterns_add_namespace_list_and_watch_only_when_needed() -> N
         ({"operator.logLevel": "verbose"}, "/operator/logLevel"),
         ({"metrics.port": 0}, "/metrics/port"),
         ({"metrics.serviceMonitor.enabled": True, "metrics.service.enabled": False}, "needs metrics.service"),
+        ({"extraEnv": [{"name": "POD_NAME", "value": "x"}]}, "extraEnv: POD_NAME is set by the chart"),
+        ({"extraEnv": [{"value": "no name"}]}, "/extraEnv/0"),
+        ({"extraArgs": "--log-level=debug"}, "/extraArgs"),
+        (
+            {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]},
+            "extraVolumes: the volume name tmp is the chart's",
+        ),
+        ({"extraVolumeMounts": [{"name": "x", "mountPath": "/tmp/"}]}, "the path /tmp are the chart's"),
+        ({"extraVolumeMounts": [{"name": "x", "mountPath": "etc"}]}, "/extraVolumeMounts/0/mountPath"),
+        ({"extraVolumeMounts": [{"name": "x", "mountpath": "/etc/x"}]}, "/extraVolumeMounts/0"),
+        ({"podSecurityContext.runAsUsr": 1000}, "additional properties 'runAsUsr' not allowed"),
+        ({"securityContext.readOnlyRootFS": True}, "additional properties 'readOnlyRootFS' not allowed"),
+        ({"livenessProbe.periodSecond": 5}, "additional properties 'periodSecond' not allowed"),
+        ({"readinessProbe.timeoutSeconds": 0}, "/readinessProbe/timeoutSeconds"),
+        ({"livenessProbe.httpGet": {"path": "/x"}}, "additional properties 'httpGet' not allowed"),
+        ({"serviceAccount.automount": "yes"}, "/serviceAccount/automount"),
+        ({"metrics.serviceMonitor.scrapeTimeout": "10"}, "/metrics/serviceMonitor/scrapeTimeout"),
+        ({"metrics.serviceMonitor.namespace": "Monitoring"}, "/metrics/serviceMonitor/namespace"),
+        (
+            {"metrics.serviceMonitor.relabelings": [{"action": "rename"}]},
+            "/metrics/serviceMonitor/relabelings/0/action",
+        ),
+        (
+            {"metrics.serviceMonitor.relabelings": [{"target_label": "x"}]},
+            "additional properties 'target_label'",
+        ),
+        (
+            {"tolerations": [{"key": "gpu", "replicaCount": 1}]},
+            "additional properties 'replicaCount' not allowed",
+        ),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_value(values: dict[str, Any], message: str) -> None:
@@ -438,3 +527,113 @@ def test_manifests_equal_the_chart_defaults() -> None:
             kustomized.update({key(d): strip(d) for d in yaml.safe_load_all(path.read_text()) if d})
     assert kustomized.pop(("Namespace", "llmstage-system"))
     assert kustomized == chart
+
+
+def _operator_pod(values: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = of_kind(template(values), "Deployment")[0]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_null_pod_security_context_leaves_the_uid_to_the_platform() -> None:
+    pod = _operator_pod({"podSecurityContext": None})
+    assert "securityContext" not in pod
+    # The container's own context stays: restricted-v2 accepts it with any assigned UID.
+    assert pod["containers"][0]["securityContext"]["runAsNonRoot"] is True
+    pod = _operator_pod({"podSecurityContext.runAsUser": None, "podSecurityContext.runAsGroup": None})
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert "securityContext" not in _operator_pod({"securityContext": None})["containers"][0]
+
+
+def test_security_contexts_are_values_with_the_hardened_defaults() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    pod = _operator_pod({})
+    assert pod["securityContext"] == values["podSecurityContext"]
+    assert pod["containers"][0]["securityContext"] == values["securityContext"]
+    pod = _operator_pod({"podSecurityContext": {"runAsNonRoot": True, "fsGroup": 2000}})
+    # A map given by the user is merged with the defaults by Helm; null removes a key.
+    assert pod["securityContext"]["fsGroup"] == 2000 and pod["securityContext"]["runAsUser"] == 65532
+
+
+def test_extra_env_args_and_volumes_come_after_the_charts_own() -> None:
+    extras = MODES["extras"]
+    pod = _operator_pod(extras)
+    (container,) = pod["containers"]
+    assert [e["name"] for e in container["env"]] == ["POD_NAME", "POD_NAMESPACE", "HTTPS_PROXY", "NODE"]
+    assert container["env"][2:] == extras["extraEnv"]
+    assert container["args"][-1] == "--log-level=debug"
+    assert container["args"].index("--log-level=info") < container["args"].index("--log-level=debug")
+    assert pod["volumes"][0]["name"] == "tmp" and pod["volumes"][1:] == extras["extraVolumes"]
+    assert container["volumeMounts"][0] == {"name": "tmp", "mountPath": "/tmp"}
+    assert container["volumeMounts"][1:] == extras["extraVolumeMounts"]
+
+
+def test_automount_false_reaches_the_service_account_and_the_pod() -> None:
+    docs = template({"serviceAccount.automount": False})
+    assert of_kind(docs, "ServiceAccount")[0]["automountServiceAccountToken"] is False
+    assert of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert _operator_pod({})["automountServiceAccountToken"] is True
+
+
+def test_probe_timings_are_values_and_the_endpoints_stay_healthz_and_readyz() -> None:
+    (container,) = _operator_pod(MODES["extras"])["containers"]
+    assert container["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "health"},
+        "initialDelaySeconds": 30,
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 6,
+    }
+    readiness = container["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/readyz", "port": "health"}
+    # Keys not given keep the chart's default (Helm merges maps).
+    assert (readiness["initialDelaySeconds"], readiness["periodSeconds"], readiness["timeoutSeconds"]) == (
+        1,
+        2,
+        5,
+    )
+    assert readiness["successThreshold"] == 2
+    (container,) = _operator_pod(MODES["probes-off"])["containers"]
+    assert "livenessProbe" not in container and "readinessProbe" not in container
+
+
+def test_service_monitor_namespace_timeout_and_relabelings() -> None:
+    docs = template(MODES["extras"], namespace="ops")
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    # It still finds the metrics Service in the release namespace.
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["scrapeTimeout"] == "10s"
+    assert endpoint["relabelings"] == MODES["extras"]["metrics.serviceMonitor.relabelings"]
+    (default,) = of_kind(
+        template({"metrics.serviceMonitor.enabled": True}, namespace="ops"), "ServiceMonitor"
+    )
+    assert default["metadata"]["namespace"] == "ops"
+    assert "scrapeTimeout" not in default["spec"]["endpoints"][0]
+    assert "relabelings" not in default["spec"]["endpoints"][0]
+
+
+def test_one_license_everywhere() -> None:
+    import tomllib
+
+    spdx = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"]
+    assert spdx == "Apache-2.0"
+    license_text = (REPO / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
+    assert f'org.opencontainers.image.licenses="{spdx}"' in (REPO / "Dockerfile").read_text()
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["annotations"]["artifacthub.io/license"] == spdx
+
+
+def test_no_unpublished_project_address_is_presented_as_real() -> None:
+    """The project has no public repository or image yet: the chart links to neither, and the
+    image default is marked as a placeholder where it is set (NOTES.txt warns at install)."""
+    for path in [CHART / "Chart.yaml", *sorted((CHART / "templates").glob("*"))]:
+        text = path.read_text()
+        assert "github.com/llmstage" not in text and "githubusercontent.com" not in text, path
+    values = (CHART / "values.yaml").read_text()
+    placeholder = yaml.safe_load(values)["image"]["repository"]
+    assert "PLACEHOLDER" in values.split(f"repository: {placeholder}")[0].rsplit("image:", 1)[1]
+    assert f'eq .Values.image.repository "{placeholder}"' in (CHART / "templates" / "NOTES.txt").read_text()
+    assert "github.com/llmstage" not in (REPO / "Dockerfile").read_text()

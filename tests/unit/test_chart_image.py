@@ -33,8 +33,8 @@ def test_runs_llmstage_run_as_the_numeric_non_root_user_the_chart_expects() -> N
     uid, gid = (int(x) for x in user.split(":"))
     assert uid != 0 and gid != 0
     assert json.loads(instructions("ENTRYPOINT")[0]) == ["llmstage", "run"]
-    chart_pod = (CHART / "templates" / "deployment.yaml").read_text()
-    assert f"runAsUser: {uid}" in chart_pod and f"runAsGroup: {gid}" in chart_pod
+    pod_context = yaml.safe_load((CHART / "values.yaml").read_text())["podSecurityContext"]
+    assert (pod_context["runAsUser"], pod_context["runAsGroup"]) == (uid, gid)
 
 
 def test_nothing_is_written_to_the_image_at_run_time() -> None:
@@ -42,7 +42,8 @@ def test_nothing_is_written_to_the_image_at_run_time() -> None:
     assert "HOME=/tmp" in DOCKERFILE  # /tmp is the chart's only writable mount
     assert "compileall" in DOCKERFILE  # bytecode is compiled at build time instead
     chart_pod = (CHART / "templates" / "deployment.yaml").read_text()
-    assert "readOnlyRootFilesystem: true" in chart_pod and "mountPath: /tmp" in chart_pod
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True and "mountPath: /tmp" in chart_pod
 
 
 def test_exposed_ports_are_the_charts_health_and_metrics_ports() -> None:

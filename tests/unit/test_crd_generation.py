@@ -176,4 +176,5 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.ollama.registry.caConfigMapRef.key",
         ".spec.ollama.registry.keySecretRef.key",
         ".spec.scheduling.tolerations[].operator",
+        ".spec.pod.automountServiceAccountToken",
     }

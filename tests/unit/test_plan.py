@@ -98,6 +98,18 @@ def test_a_new_service_applies_everything_and_waits_for_endpoints() -> None:
     assert p.status["cutover"] is None and p.keep == set()
 
 
+def test_status_lists_the_lora_adapters_only_where_vllm_serves_them() -> None:
+    adapters = {
+        "adapters": [
+            {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+            {"name": "faq", "huggingFaceId": "acme/faq"},
+        ]
+    }
+    p = plan(resolved(**PRODUCTION, lora=adapters), observed(), NOW)
+    assert p.status["loraAdapters"] == ["sql", "faq"] and p.status["servedModelName"] == "llama3.1:8b"
+    assert "loraAdapters" not in plan(resolved(**PRODUCTION), observed(), NOW).status
+
+
 def test_waiting_says_which_step_starting_pods_are_at() -> None:
     def pod(name: str, step: str | None) -> dict[str, Any]:
         status: dict[str, Any] = {"conditions": [], "containerStatuses": [], "initContainerStatuses": []}

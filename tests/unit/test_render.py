@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +37,7 @@ from testkit.render_fixtures import (
     PRODUCTION_OLLAMA,
     PRODUCTION_VLLM,
     PRODUCTION_VLLM_70B_TP,
+    PRODUCTION_VLLM_LORA,
     STAGING_OLLAMA,
     WITH_POD_MONITOR,
 )
@@ -391,6 +395,76 @@ def test_vllm_downloads_in_an_init_container_before_the_load_budget() -> None:
     # A 141 GB download fits the progress deadline at 25 MB/s; the probe only covers the load.
     deadline = render_deployment(PRODUCTION_VLLM_70B_TP)["spec"]["progressDeadlineSeconds"]
     assert deadline >= 141e9 / 25e6
+
+
+# A stand-in for huggingface_hub: the script's own logic runs for real, the Hub does not.
+FAKE_HUB = """
+import json, os
+RANKS = json.loads(os.environ["FAKE_RANKS"])
+class HfApi:
+    def list_repo_files(self, repo, revision=None):
+        return ["config.json", "model.safetensors"]
+def snapshot_download(repo, revision=None, local_dir=None, **kwargs):
+    with open(os.environ["FAKE_LOG"], "a") as log:
+        log.write(json.dumps([repo, revision, local_dir]) + "\\n")
+    if local_dir:
+        os.makedirs(local_dir, exist_ok=True)
+        with open(os.path.join(local_dir, "adapter_config.json"), "w") as f:
+            json.dump({"r": RANKS[repo], "peft_type": "LORA"}, f)
+"""
+
+
+def run_download_step(
+    resolved: Resolved, tmp_path: Path, ranks: dict[str, int]
+) -> subprocess.CompletedProcess[str]:
+    (init,) = pod_spec(resolved)["initContainers"]
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "huggingface_hub.py").write_text(FAKE_HUB)
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    # Paths of the pod's cache volume, moved under tmp_path.
+    env["LLMSTAGE_LORA"] = env["LLMSTAGE_LORA"].replace("/models/", f"{tmp_path}/models/")
+    env |= {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(tmp_path / "hub"),
+        "FAKE_RANKS": json.dumps(ranks),
+        "FAKE_LOG": str(tmp_path / "downloads.log"),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", init["command"][-1]], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_lora_adapters_are_downloaded_to_the_paths_vllm_is_given(tmp_path: Path) -> None:
+    """The download step's script, run with a stand-in Hub: each adapter lands in the folder its
+    --lora-modules entry names; the base model is downloaded first."""
+    result = run_download_step(
+        PRODUCTION_VLLM_LORA, tmp_path, {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 64}
+    )
+    assert result.returncode == 0, result.stderr
+    downloads = [json.loads(line) for line in (tmp_path / "downloads.log").read_text().splitlines()]
+    args = server(PRODUCTION_VLLM_LORA)["args"]
+    modules = [json.loads(a) for a in args[args.index("--lora-modules") + 1 :] if a.startswith("{")]
+    assert downloads[0][0] == PRODUCTION_VLLM_LORA.model.hugging_face_id
+    assert [(repo, rev) for repo, rev, _ in downloads[1:]] == [
+        ("acme/llama31-8b-sql-lora", None),
+        ("acme/llama31-8b-support-lora", "v2"),
+    ]
+    assert [d[2].replace(f"{tmp_path}", "") for d in downloads[1:]] == [m["path"] for m in modules]
+    assert [m["name"] for m in modules] == ["sql", "support-v2"]
+    assert {m["base_model_name"] for m in modules} == {PRODUCTION_VLLM_LORA.served_model_name}
+    assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=64" in args
+    assert args.count("--lora-modules") == 1  # a second flag would replace the first one's list
+
+
+def test_a_lora_adapter_above_the_max_rank_stops_the_download_step_with_the_fix(tmp_path: Path) -> None:
+    result = run_download_step(
+        PRODUCTION_VLLM_LORA, tmp_path, {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 128}
+    )
+    assert result.returncode == 1
+    assert (
+        "has rank 128, above vLLM's --max-lora-rank 64: set spec.lora.maxRank to at least 128"
+        in result.stderr
+    )
 
 
 def test_secrets_are_rendered_only_by_reference() -> None:
@@ -754,7 +828,8 @@ def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> No
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["automountServiceAccountToken"] is False
+    # No API token in a server unless spec.pod asks for one.
+    assert spec["automountServiceAccountToken"] is resolved.pod.automount_service_account_token
     for container in spec.get("initContainers", []) + spec["containers"]:
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}

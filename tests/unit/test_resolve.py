@@ -11,7 +11,7 @@ from llmstage.api.models import LLMService, Runtime, Stage
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolve.catalog import CatalogEntry, builtin_catalog
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE
-from llmstage.resolve.resolved import ConfigMapKeyRef, Resolved, ScaleMetric, SecretKeyRef
+from llmstage.resolve.resolved import ConfigMapKeyRef, PodOptions, Resolved, ScaleMetric, SecretKeyRef
 from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE
 
 from testkit.api_cases import API_KEY, GPU_H100, VALID, service
@@ -528,6 +528,82 @@ def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
     (env,) = [w for w in o.warnings if w.reason == "UnknownOllamaVariable"]
     assert "OLLAMA_TURBO" in env.message and "Ollama 0.12.10" in env.message
     assert "OLLAMA_FLASH_ATTENTION" not in env.message
+    v = run(
+        **{
+            **PROD,
+            "vllm": {
+                **API_KEY,
+                "env": {"VLLM_LOGGING_LEVEL": "DEBUG", "VLLM_TURBO": "1", "NCCL_DEBUG": "INFO"},
+            },
+        }
+    )
+    (venv,) = [w for w in v.warnings if w.reason == "UnknownVLLMVariable"]
+    assert "VLLM_TURBO" in venv.message and "vLLM 0.12.0" in venv.message
+    assert "VLLM_LOGGING_LEVEL" not in venv.message and "NCCL_DEBUG" not in venv.message
+
+
+def test_pod_settings_env_and_ephemeral_storage_reach_resolved() -> None:
+    r = run(
+        **{
+            **PROD,
+            "resources": {**PROD["resources"], "ephemeralStorage": "20Gi"},
+            "vllm": {
+                **API_KEY,
+                "env": {"HF_ENDPOINT": "https://m"},
+                "envFrom": [{"secretRef": {"name": "s3"}}],
+            },
+            "pod": {
+                "serviceAccountName": "reader",
+                "imagePullSecrets": [{"name": "pull"}],
+                "volumes": [{"name": "ca", "configMap": {"name": "ca"}}],
+                "volumeMounts": [{"name": "ca", "mountPath": "/etc/ca", "readOnly": True}],
+            },
+        }
+    )
+    assert r.resources.ephemeral_storage == "20Gi"
+    assert r.vllm is not None and r.vllm.env == {"HF_ENDPOINT": "https://m"}
+    assert r.vllm.env_from == ({"secretRef": {"name": "s3"}},)
+    assert r.pod.service_account_name == "reader" and r.pod.image_pull_secrets == ("pull",)
+    assert r.pod.automount_service_account_token is False
+    assert r.pod.volume_mounts == ({"name": "ca", "mountPath": "/etc/ca", "readOnly": True},)
+    assert run().pod == PodOptions()
+
+
+def test_lora_adapters_default_to_one_batch_slot_each_up_to_four() -> None:
+    def adapters(n: int) -> dict[str, Any]:
+        return {"adapters": [{"name": f"a{i}", "huggingFaceId": f"acme/a{i}"} for i in range(n)]}
+
+    two = run(**PROD, lora=adapters(2))
+    assert two.vllm is not None and two.vllm.lora is not None
+    assert two.vllm.lora.max_loras == 2 and two.vllm.lora.max_rank is None
+    assert [a.name for a in two.vllm.lora.adapters] == ["a0", "a1"]
+    six = run(**PROD, lora=adapters(6))
+    assert six.vllm is not None and six.vllm.lora is not None and six.vllm.lora.max_loras == 4
+    pinned = run(**PROD, lora={**adapters(3), "maxLoras": 1, "maxRank": 64})
+    assert pinned.vllm is not None and pinned.vllm.lora is not None
+    assert (pinned.vllm.lora.max_loras, pinned.vllm.lora.max_rank) == (1, 64)
+
+
+@pytest.mark.parametrize(
+    ("resources", "field"),
+    [
+        ({"gpu": {"count": 1, "memory": "1E400"}}, "spec.resources.gpu.memory"),
+        ({"memory": "2Ei"}, "spec.resources.memory"),
+        ({"ephemeralStorage": "9E18"}, "spec.resources.ephemeralStorage"),
+    ],
+)
+def test_a_size_no_machine_has_is_an_error_naming_the_field(resources: dict[str, Any], field: str) -> None:
+    # Found by the property test: 1E400 passes the quantity grammar and overflowed the memory fit.
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, "resources": {**GPU_H100, **resources}})
+    assert err.value.field == field and "more than 1 EiB" in err.value.message
+
+
+def test_lora_on_a_stage_where_auto_picks_ollama_is_an_error_naming_the_field() -> None:
+    with pytest.raises(SpecError) as err:
+        run(lora={"adapters": [{"name": "sql", "huggingFaceId": "acme/sql-lora"}]})
+    assert err.value.field == "spec.lora"
+    assert "the runtime is Ollama (stage dev" in str(err.value) and "set runtime vllm" in str(err.value)
 
 
 # ---------------------------------------------------------------- errors raised as SpecError

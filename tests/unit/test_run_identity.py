@@ -22,6 +22,9 @@ def no_passwd_entry() -> str:
 
 def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(getpass, "getuser", no_passwd_entry)
+    # In a pod: the ServiceAccount's credentials (never dialled: kopf is replaced below).
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     seen: dict[str, Any] = {}
 
     async def fake_operator(**kwargs: Any) -> None:

@@ -119,7 +119,9 @@ def _key_rule(names: dict[str, Any]) -> dict[str, str]:
         checks.append(f"size(k) <= {names['maxLength']}")
         words.append(f"at most {names['maxLength']} characters")
     if "pattern" in names:
-        checks.append(f"k.matches('{names['pattern']}')")
+        # A CEL string literal: backslashes and quotes of the regex escaped.
+        literal = names["pattern"].replace("\\", "\\\\").replace("'", "\\'")
+        checks.append(f"k.matches('{literal}')")
         words.append(f"match {names['pattern']}")
     return {"rule": f"self.all(k, {' && '.join(checks)})", "message": f"keys must be {' and '.join(words)}"}
 

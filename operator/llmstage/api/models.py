@@ -51,14 +51,31 @@ DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 MANAGED_VLLM_FLAGS = (
     "model", "served-model-name", "host", "port", "tensor-parallel-size", "api-key",
     "gpu-memory-utilization", "max-model-len", "max-num-seqs", "dtype", "quantization", "revision",
+    "enable-lora", "lora-modules", "max-loras", "max-lora-rank",
 )  # fmt: skip
+# vLLM 0.12.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+MAX_LORA_ADAPTERS = 16
 MANAGED_VLLM_FLAG_PATTERN = (
     "^--(" + "|".join(flag.replace("-", "[-_]") for flag in MANAGED_VLLM_FLAGS) + ")(=.*)?$"
 )
 MANAGED_OLLAMA_ENV = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NUM_PARALLEL", "OLLAMA_KEEP_ALIVE", "OLLAMA_CONTEXT_LENGTH",
-    "OLLAMA_NOPRUNE",
+    "OLLAMA_NOPRUNE", "HOME",
 )  # fmt: skip
+MANAGED_VLLM_ENV = (
+    "HOME", "USER", "LOGNAME", "HF_HOME", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "HF_TOKEN",
+    "VLLM_API_KEY",
+)  # fmt: skip
+# The model download and probe scripts read LLMSTAGE_* variables.
+MANAGED_ENV_PREFIX = "LLMSTAGE_"
+# Volumes and mount paths the runtime templates use themselves (the cache claim, HOME, /tmp, shared
+# memory, the registry key and CA); a user volume or mount may not take them.
+MANAGED_VOLUMES = ("model-cache", "home", "pull-home", "tmp", "dshm", "registry-key", "registry-ca")
+MANAGED_MOUNT_PATHS = ("/models", "/tmp", "/dev/shm", "/home/ollama", "/home/vllm", "/etc/llmstage")
+# Label and annotation prefixes llmstage owns on its pods: selectors and the status depend on them.
+MANAGED_LABEL_PREFIXES = ("app.kubernetes.io/", "llmstage.io/")
+MANAGED_ANNOTATIONS = ("kubectl.kubernetes.io/default-container",)
 
 
 # ---------------------------------------------------------------- rules and shared types
@@ -87,6 +104,26 @@ def _add_cel_rules(schema: dict[str, Any], cls: type) -> None:
     rules: tuple[CelRule, ...] = getattr(cls, "cel_rules", ())
     if rules:
         schema["x-kubernetes-validations"] = [r.to_schema() for r in rules]
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _managed_env_rule(field: str, names: tuple[str, ...], instead: str) -> CelRule:
+    """spec.<runtime>.env may not set what the template sets: it would be ignored or break serving."""
+    return CelRule(
+        rule=(
+            f"!has(self.env) || !self.env.exists(k, k in {_cel_list(names)} || "
+            f"k.startsWith('{MANAGED_ENV_PREFIX}'))"
+        ),
+        message=(
+            f"spec.{field}.env must not set " + ", ".join(names) + f" or {MANAGED_ENV_PREFIX}* variables: "
+            f"llmstage sets them; {instead}"
+        ),
+        check=lambda s: not any(k in names or k.startswith(MANAGED_ENV_PREFIX) for k in s.env),
+        field_path=".env",
+    )
 
 
 class ApiModel(BaseModel):
@@ -460,7 +497,7 @@ class ResourcesSpec(ApiModel):
     cpu: Quantity | None = Field(
         default=None,
         description=(
-            "CPU request and limit, e.g. '4' or '500m'. "
+            "CPU request, e.g. '4' or '500m' (no CPU limit: throttling a token generator only adds latency). "
             "Default: 2 (dev), 4 (staging, production Ollama), 2 + 2 per GPU (vLLM)."
         ),
     )
@@ -475,6 +512,14 @@ class ResourcesSpec(ApiModel):
     gpu: GPUSpec | None = Field(
         default=None,
         description="GPUs per replica. Default: none in dev and staging, one GPU in production.",
+    )
+    ephemeral_storage: Quantity | None = Field(
+        default=None,
+        description=(
+            "Ephemeral-storage request of the server container, e.g. '20Gi' (HOME, /tmp and the container's "
+            "writable layer count against it), so the scheduler picks a node with that much local disk. "
+            "Default: none."
+        ),
     )
 
 
@@ -570,15 +615,11 @@ class OllamaSpec(ApiModel):
     """Settings used when the runtime is Ollama (dev and staging by default)."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
-        CelRule(
-            rule="!has(self.env) || !self.env.exists(k, k in " + str(list(MANAGED_OLLAMA_ENV)) + ")",
-            message=(
-                "spec.ollama.env must not set " + ", ".join(MANAGED_OLLAMA_ENV) + ": llmstage sets them; "
-                "use spec.ollama.numParallel, keepAlive and contextLength instead (OLLAMA_NOPRUNE is always "
-                "1: pods share the model cache)"
-            ),
-            check=lambda s: not any(k in MANAGED_OLLAMA_ENV for k in s.env),
-            field_path=".env",
+        _managed_env_rule(
+            "ollama",
+            MANAGED_OLLAMA_ENV,
+            "use spec.ollama.numParallel, keepAlive and contextLength instead (OLLAMA_NOPRUNE is always 1: "
+            "pods share the model cache)",
         ),
     )
 
@@ -616,8 +657,20 @@ class OllamaSpec(ApiModel):
     env: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=dict,
         max_length=32,
-        description="Extra environment variables for the Ollama container, e.g. OLLAMA_FLASH_ATTENTION: '1'.",
+        description=(
+            "Extra environment variables for the model pull step and the Ollama server, e.g. "
+            "OLLAMA_FLASH_ATTENTION: '1' or HTTPS_PROXY. Variables llmstage sets are rejected."
+        ),
         json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    )
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "ConfigMaps and Secrets whose keys become environment variables of the model download step "
+            "and the server (core/v1 EnvFromSource), e.g. proxy settings or a Hugging Face mirror. "
+            "Variables llmstage sets win over them; llmstage never reads the Secrets."
+        ),
     )
     registry: OllamaRegistrySpec | None = Field(
         default=None,
@@ -640,6 +693,11 @@ class VLLMSpec(ApiModel):
             ),
             check=lambda s: not any(re.match(MANAGED_VLLM_FLAG_PATTERN, a) for a in s.extra_args),
             field_path=".extraArgs",
+        ),
+        _managed_env_rule(
+            "vllm",
+            MANAGED_VLLM_ENV,
+            "use spec.huggingFaceTokenSecretRef for HF_TOKEN and spec.vllm.apiKeySecretRef for VLLM_API_KEY",
         ),
     )
 
@@ -702,6 +760,314 @@ class VLLMSpec(ApiModel):
     api_key_secret_ref: APIKeySecretRef | None = Field(
         default=None,
         description="Secret key with the API key clients must send. Required in production.",
+    )
+    env: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description=(
+            "Extra environment variables for the model download step and the vLLM server, e.g. "
+            "HF_ENDPOINT for a Hugging Face mirror, HTTPS_PROXY or VLLM_LOGGING_LEVEL. Variables llmstage "
+            "sets are rejected."
+        ),
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    )
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "ConfigMaps and Secrets whose keys become environment variables of the model download step "
+            "and the server (core/v1 EnvFromSource), e.g. proxy settings or a Hugging Face mirror. "
+            "Variables llmstage sets win over them; llmstage never reads the Secrets."
+        ),
+    )
+
+
+class OptionalObjectRef(ApiModel):
+    """A ConfigMap or Secret in the LLMService's namespace, by name."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Its name.")
+    optional: bool | None = Field(default=None, description="Start the pod even if it does not exist.")
+
+
+class EnvFromSource(ApiModel):
+    """A core/v1 EnvFromSource: every key of one ConfigMap or Secret as an environment variable."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.configMapRef) != has(self.secretRef)",
+            message=(
+                "spec.ollama.envFrom[] and spec.vllm.envFrom[] entries need exactly one of configMapRef "
+                "and secretRef: use one entry per ConfigMap or Secret"
+            ),
+            check=lambda s: (s.config_map_ref is None) != (s.secret_ref is None),
+        ),
+    )
+
+    prefix: str | None = Field(
+        default=None, max_length=128, pattern=ENV_NAME, description="Prepended to every key's name."
+    )
+    config_map_ref: OptionalObjectRef | None = Field(default=None, description="The ConfigMap.")
+    secret_ref: OptionalObjectRef | None = Field(default=None, description="The Secret.")
+
+
+class LocalObjectReference(ApiModel):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The object's name.")
+
+
+class VolumeMount(ApiModel):
+    """Where one of spec.pod.volumes appears in the server and the model download step."""
+
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL, description="A volume of spec.pod.volumes."
+    )
+    mount_path: str = Field(
+        min_length=2,
+        max_length=1024,
+        pattern=r"^(/[^/:]+)+$",
+        description="Absolute path in the containers, e.g. /etc/ssl/mirror (no trailing '/', no ':').",
+    )
+    read_only: bool | None = Field(default=None, description="Mount read-only.")
+    sub_path: str | None = Field(
+        default=None, max_length=1024, pattern=r"^[^/].*$", description="A path inside the volume (relative)."
+    )
+
+
+def _check_volume(volume: dict[str, Any]) -> dict[str, Any]:
+    name = volume.get("name")
+    if not isinstance(name, str) or not re.match(DNS_LABEL, name) or len(name) > 63:
+        raise ValueError("a volume needs a name: a DNS label of at most 63 characters (e.g. 'ca-bundle')")
+    return volume
+
+
+Volume = Annotated[dict[str, Any], AfterValidator(_check_volume)]
+
+
+def _mount_path_taken(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in MANAGED_MOUNT_PATHS)
+
+
+class PodSettings(ApiModel):
+    """Pod-level settings of the serving pods (both runtimes): identity, pull secrets, metadata, volumes."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=(
+                "!has(self.labels) || !self.labels.exists(k, "
+                + " || ".join(f"k.startsWith('{p}')" for p in MANAGED_LABEL_PREFIXES)
+                + ")"
+            ),
+            message=(
+                "spec.pod.labels must not use the prefixes "
+                + ", ".join(MANAGED_LABEL_PREFIXES)
+                + ": llmstage's selectors use them; choose another key"
+            ),
+            check=lambda s: not any(k.startswith(MANAGED_LABEL_PREFIXES) for k in s.labels),
+            field_path=".labels",
+        ),
+        CelRule(
+            rule=(
+                f"!has(self.annotations) || !self.annotations.exists(k, k in {_cel_list(MANAGED_ANNOTATIONS)}"
+                " || k.startsWith('llmstage.io/'))"
+            ),
+            message=(
+                "spec.pod.annotations must not set "
+                + ", ".join(MANAGED_ANNOTATIONS)
+                + " or llmstage.io/* annotations: llmstage sets them"
+            ),
+            check=lambda s: (
+                not any(k in MANAGED_ANNOTATIONS or k.startswith("llmstage.io/") for k in s.annotations)
+            ),
+            field_path=".annotations",
+        ),
+        CelRule(
+            rule=f"!has(self.volumes) || self.volumes.all(v, !(v.name in {_cel_list(MANAGED_VOLUMES)}))",
+            message=(
+                "spec.pod.volumes[].name must not be "
+                + ", ".join(MANAGED_VOLUMES)
+                + ": llmstage's own volumes have these names; rename the volume"
+            ),
+            check=lambda s: not any(v.get("name") in MANAGED_VOLUMES for v in s.volumes),
+            field_path=".volumes",
+        ),
+        CelRule(
+            rule="!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))",
+            message="spec.pod.volumes[].name must be unique: rename or remove the duplicate",
+            check=lambda s: len({v.get("name") for v in s.volumes}) == len(s.volumes),
+            field_path=".volumes",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.volumeMounts) || self.volumeMounts.all(m, "
+                "has(self.volumes) && self.volumes.exists(v, v.name == m.name))"
+            ),
+            message="spec.pod.volumeMounts[].name must name a volume of spec.pod.volumes: add the volume",
+            check=lambda s: all(any(v.get("name") == m.name for v in s.volumes) for m in s.volume_mounts),
+            field_path=".volumeMounts",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.volumeMounts) || self.volumeMounts.all(m, "
+                "!"
+                + _cel_list(MANAGED_MOUNT_PATHS)
+                + ".exists(p, m.mountPath == p || m.mountPath.startsWith(p + '/')))"
+            ),
+            message=(
+                "spec.pod.volumeMounts[].mountPath must not be at or under "
+                + ", ".join(MANAGED_MOUNT_PATHS)
+                + ": llmstage mounts the model cache, HOME, /tmp and shared memory there; choose another path"
+            ),
+            check=lambda s: not any(_mount_path_taken(m.mount_path) for m in s.volume_mounts),
+            field_path=".volumeMounts",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.volumeMounts) || "
+                "self.volumeMounts.all(m, self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))"
+            ),
+            message="spec.pod.volumeMounts[].mountPath must be unique: remove the duplicate",
+            check=lambda s: len({m.mount_path for m in s.volume_mounts}) == len(s.volume_mounts),
+            field_path=".volumeMounts",
+        ),
+    )
+
+    service_account_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description=(
+            "ServiceAccount of the serving pods, e.g. one annotated for IRSA (EKS) or Workload Identity "
+            "(GKE, AKS) to read models from a bucket. Default: the namespace's default ServiceAccount."
+        ),
+    )
+    automount_service_account_token: bool = Field(
+        default=False,
+        description=(
+            "Mount the ServiceAccount's API token. The servers never call the Kubernetes API, so the "
+            "default is false; IRSA and Azure Workload Identity inject their own projected token."
+        ),
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Secrets (type kubernetes.io/dockerconfigjson) for pulling the runtime image from a private "
+            "registry."
+        ),
+    )
+    labels: dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description=(
+            "Extra labels of the serving pods, e.g. sidecar.istio.io/inject: 'false'. The app.kubernetes.io/ "
+            "and llmstage.io/ prefixes are llmstage's."
+        ),
+        json_schema_extra={"propertyNames": {"pattern": QUALIFIED_NAME, "maxLength": 316}},
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Extra annotations of the serving pods, e.g. for a service mesh or a log shipper.",
+        json_schema_extra={"propertyNames": {"pattern": QUALIFIED_NAME, "maxLength": 316}},
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Extra core/v1 Volumes of the serving pods (e.g. a ConfigMap with a CA bundle, a CSI secret "
+            "store). Checked by the API server when llmstage applies the Deployment: a wrong one shows as "
+            "Stalled with reason ApplyRejected and the API server's message."
+        ),
+        json_schema_extra={
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {
+                        "description": "Name of the volume, for spec.pod.volumeMounts[].name.",
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 63,
+                        "pattern": DNS_LABEL,
+                    }
+                },
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
+        },
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Where spec.pod.volumes appear in the server container and the model download step.",
+    )
+
+
+class LoRAAdapter(ApiModel):
+    """A LoRA adapter vLLM serves beside the base model, under a model name of its own."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=SERVED_MODEL_NAME,
+        description="The `model` string clients send to use this adapter, e.g. 'sql-assistant'.",
+    )
+    hugging_face_id: str = Field(
+        max_length=200,
+        pattern=HUGGING_FACE_ID,
+        description=(
+            "Hugging Face repository of the adapter (PEFT format: adapter_config.json and the weights), "
+            "downloaded into the model cache before vLLM starts."
+        ),
+    )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Revision (branch, tag or commit) of the adapter to pin.",
+    )
+
+
+class LoRASpec(ApiModel):
+    """LoRA adapters on the same endpoint as the base model (vLLM only)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+            message="spec.lora.adapters[].name must be unique: each adapter is a model name of its own",
+            check=lambda s: len({a.name for a in s.adapters}) == len(s.adapters),
+            field_path=".adapters",
+        ),
+        CelRule(
+            rule="!has(self.maxLoras) || self.maxLoras <= size(self.adapters)",
+            message=(
+                "spec.lora.maxLoras must not exceed the number of adapters: each slot reserves GPU memory; "
+                "lower maxLoras or remove it"
+            ),
+            check=lambda s: s.max_loras is None or s.max_loras <= len(s.adapters),
+            field_path=".maxLoras",
+        ),
+    )
+
+    adapters: list[LoRAAdapter] = Field(
+        min_length=1, max_length=MAX_LORA_ADAPTERS, description="The adapters, each under its own name."
+    )
+    max_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] | None = Field(
+        default=None,
+        description=(
+            "--max-lora-rank: at least the largest rank (r in adapter_config.json) of the adapters; vLLM "
+            "refuses an adapter of a larger rank. Default: vLLM's 16."
+        ),
+    )
+    max_loras: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LORA_ADAPTERS,
+        description=(
+            "--max-loras: adapters one batch may mix; each slot reserves GPU memory for a max-rank "
+            "adapter. Default: the number of adapters, at most 4 (vLLM's own default, 1, would serialise "
+            "requests for different adapters)."
+        ),
     )
 
 
@@ -889,6 +1255,31 @@ class LLMServiceSpec(ApiModel):
             ),
             field_path=".autoscaling.metric",
         ),
+        CelRule(
+            rule="self.runtime != 'ollama' || !has(self.lora)",
+            message=(
+                "spec.lora needs vLLM: Ollama applies a LoRA adapter only by building a new model from a "
+                "Modelfile ADAPTER line, one adapter per model, which llmstage does not do; remove spec.lora "
+                "or set runtime vllm (or auto) with spec.resources.gpu"
+            ),
+            check=lambda s: s.runtime != RuntimeChoice.OLLAMA or s.lora is None,
+            field_path=".lora",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.lora) || self.lora.adapters.all(a, a.name != "
+                "(has(self.servedModelName) ? self.servedModelName : self.model.name))"
+            ),
+            message=(
+                "spec.lora.adapters[].name must differ from the served model name (spec.servedModelName, "
+                "default spec.model.name): clients pick the base model or an adapter by this name"
+            ),
+            check=lambda s: (
+                s.lora is None
+                or all(a.name != (s.served_model_name or s.model.name) for a in s.lora.adapters)
+            ),
+            field_path=".lora.adapters",
+        ),
     )
 
     model: ModelSpec = Field(description="The model to serve.")
@@ -955,6 +1346,17 @@ class LLMServiceSpec(ApiModel):
     )
     scheduling: SchedulingSpec | None = Field(
         default=None, description="Node selection, tolerations, affinity and classes for the pods."
+    )
+    pod: PodSettings | None = Field(
+        default=None,
+        description="Pod-level settings: ServiceAccount, image pull secrets, labels, annotations, volumes.",
+    )
+    lora: LoRASpec | None = Field(
+        default=None,
+        description=(
+            "LoRA adapters vLLM serves on the same URL, each under its own model name (listed in "
+            "status.loraAdapters). vLLM only: rejected with runtime ollama."
+        ),
     )
 
 
@@ -1031,6 +1433,11 @@ class LLMServiceStatus(ApiModel):
     )
     served_model_name: str | None = Field(
         default=None, max_length=253, description="The `model` string clients send."
+    )
+    lora_adapters: list[str] | None = Field(
+        default=None,
+        max_length=MAX_LORA_ADAPTERS,
+        description="Model names of the LoRA adapters served beside servedModelName (vLLM).",
     )
     cutover: CutoverStatus | None = Field(
         default=None, description="Progress of a runtime switch, when one runs."

@@ -211,11 +211,13 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from llmstage.controller import handlers, health
+    from llmstage.controller import handlers, health, kubeconfig
     from llmstage.controller.leader import Timing, lease_name_for
     from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
+    if why := kubeconfig.problem(args.kubeconfig):
+        raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()
     if args.kubeconfig:
         # kopf's own login reads the same kubeconfig as our client.

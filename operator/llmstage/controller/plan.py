@@ -280,7 +280,7 @@ def status_fields(resolved: Resolved, new_dep: dict[str, Any] | None, cutover: C
     name, desired = resolved.name, resolved.runtime
     dep_status = (new_dep or {}).get("status") or {}
     old, phase = cutover.old, cutover.phase
-    return {
+    status: dict[str, Any] = {
         "runtime": desired.value,
         "stage": resolved.stage.value,
         "servedModelName": resolved.served_model_name,
@@ -297,6 +297,10 @@ def status_fields(resolved: Resolved, new_dep: dict[str, Any] | None, cutover: C
         if phase and old
         else None,
     }
+    lora = resolved.vllm.lora if resolved.vllm else None
+    if lora:
+        status["loraAdapters"] = [adapter.name for adapter in lora.adapters]
+    return status
 
 
 def spec_conditions(resolved: Resolved) -> list[Condition]:

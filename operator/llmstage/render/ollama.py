@@ -6,29 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage import ollama_name
-from llmstage.api.models import Runtime
+from llmstage.api.models import MANAGED_OLLAMA_ENV, Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolve.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, SecretKeyRef
 
 TEMPLATE = "ollama-deployment.yaml.j2"
 
-# Variables the template always sets; spec.ollama.env cannot override them (the CRD rejects the
-# OLLAMA_* ones; a HOME or LLMSTAGE_MODEL there would break the pull and the probes).
-RESERVED_ENV = frozenset(
-    {
-        "HOME",
-        "LLMSTAGE_LOADED",
-        "LLMSTAGE_MODEL",
-        "OLLAMA_CONTEXT_LENGTH",
-        "OLLAMA_HOST",
-        "OLLAMA_KEEP_ALIVE",
-        "OLLAMA_MODELS",
-        "OLLAMA_NOPRUNE",
-        "OLLAMA_NUM_PARALLEL",
-    }
-)
-# HOME of both containers (an emptyDir): Ollama keeps its key pair in HOME/.ollama.
+# Variables the template always sets (and LLMSTAGE_*); spec.ollama.env cannot override them: the CRD
+# rejects them, and a HOME there would break the pull and the probes.
+RESERVED_ENV = frozenset(MANAGED_OLLAMA_ENV)
+# The pull step sets these too: spec.ollama.env may set them for the server only.
+PULL_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE"}
 HOME = "/home/ollama"
 # The registry's CA bundle (spec.ollama.registry.caConfigMapRef), read through SSL_CERT_FILE.
 REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
@@ -65,6 +54,8 @@ class OllamaContext:
     keep_alive: str
     context_length: int
     extra_env: list[dict[str, str]]
+    pull_extra_env: list[dict[str, str]]
+    env_from: list[dict[str, Any]]
     user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
     home: str
     registry_ca_dir: str
@@ -119,6 +110,8 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
         keep_alive=settings.keep_alive,
         context_length=settings.context_length,
         extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
+        pull_extra_env=podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), PULL_OWN_ENV),
+        env_from=[dict(source) for source in settings.env_from],
         user_env_names=frozenset(settings.env),
         home=HOME,
         registry_ca_dir=REGISTRY_CA_DIR,

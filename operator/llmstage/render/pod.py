@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.models import MANAGED_ENV_PREFIX, Runtime
 from llmstage.render.labels import selector_labels
 from llmstage.resolve.resolved import GPU, Resolved, Resources
 
@@ -132,7 +132,11 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     limits: dict[str, Any] = {"memory": resources.memory}
     if resources.gpu is not None and resources.gpu.count > 0:
         limits[resources.gpu.resource_name] = resources.gpu.count
-    return {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits}
+    requests = {"cpu": resources.cpu, "memory": resources.memory}
+    if resources.ephemeral_storage:
+        # A request only: the scheduler picks a node with the disk; a limit would evict the pod.
+        requests["ephemeral-storage"] = resources.ephemeral_storage
+    return {"requests": requests, "limits": limits}
 
 
 def update_strategy(resolved: Resolved) -> dict[str, Any]:
@@ -155,6 +159,26 @@ def extra_env(user_env: dict[str, str], reserved: frozenset[str]) -> list[dict[s
     """The user's extra variables, sorted, without those llmstage sets itself.
 
     llmstage's own variables (port, paths, the typed settings) win: overriding OLLAMA_HOST or
-    HF_HOME through env would break the Service port or the cache silently.
+    HF_HOME through env would break the Service port or the cache silently. The CRD rejects them
+    already; this keeps a spec that bypassed admission from producing duplicate names.
     """
-    return [{"name": key, "value": value} for key, value in sorted(user_env.items()) if key not in reserved]
+    return [
+        {"name": key, "value": value}
+        for key, value in sorted(user_env.items())
+        if key not in reserved and not key.startswith(MANAGED_ENV_PREFIX)
+    ]
+
+
+def without(env: list[dict[str, str]], names: set[str]) -> list[dict[str, str]]:
+    """env without the variables a container sets itself (no duplicate names in one container)."""
+    return [variable for variable in env if variable["name"] not in names]
+
+
+def pod_labels(resolved: Resolved, own: dict[str, str]) -> dict[str, str]:
+    """spec.pod.labels under llmstage's own (the CRD keeps the user off llmstage's prefixes)."""
+    return {**resolved.pod.labels, **own}
+
+
+def pod_annotations(resolved: Resolved) -> dict[str, str]:
+    # `kubectl logs POD` and `kubectl exec` pick the server, not the init container.
+    return {**resolved.pod.annotations, "kubectl.kubernetes.io/default-container": "server"}

@@ -94,6 +94,13 @@ class PodContext:
     startup: podlib.ProbeBudget
     pre_stop_sleep_seconds: int
     termination_grace_period_seconds: int
+    pod_annotations: dict[str, str]
+    service_account_name: str | None
+    automount_service_account_token: bool
+    image_pull_secrets: list[dict[str, str]]
+    # spec.pod.volumes and volumeMounts, after llmstage's own: the server and the download step.
+    extra_volumes: list[dict[str, Any]]
+    extra_volume_mounts: list[dict[str, Any]]
 
 
 def pod_context(
@@ -108,7 +115,7 @@ def pod_context(
         selector=selector_labels(resolved.name, runtime),
         # Stage is on the pods (for `kubectl get pods -l llmstage.io/stage=...`) but never in the
         # selector, which is immutable.
-        pod_labels=labels_for(resolved, SERVER, runtime),
+        pod_labels=podlib.pod_labels(resolved, labels_for(resolved, SERVER, runtime)),
         replicas=None if resolved.autoscaling is not None else resolved.replicas,
         strategy=podlib.update_strategy(resolved),
         progress_deadline_seconds=deadline_seconds,
@@ -127,6 +134,12 @@ def pod_context(
         startup=startup,
         pre_stop_sleep_seconds=podlib.PRE_STOP_SLEEP_SECONDS,
         termination_grace_period_seconds=podlib.TERMINATION_GRACE_PERIOD_SECONDS,
+        pod_annotations=podlib.pod_annotations(resolved),
+        service_account_name=resolved.pod.service_account_name,
+        automount_service_account_token=resolved.pod.automount_service_account_token,
+        image_pull_secrets=[{"name": name} for name in resolved.pod.image_pull_secrets],
+        extra_volumes=[dict(v) for v in resolved.pod.volumes],
+        extra_volume_mounts=[dict(m) for m in resolved.pod.volume_mounts],
     )
 
 

@@ -71,4 +71,7 @@ def ollama_settings(
         env=dict(asked.env) if asked else {},
         pull_ref=pull_ref,
         registry=registry,
+        env_from=tuple(
+            e.model_dump(by_alias=True, exclude_none=True) for e in (asked.env_from if asked else ())
+        ),
     )

@@ -40,6 +40,7 @@ class Resources:
     cpu: str  # Kubernetes quantity, e.g. "2" or "500m"
     memory: str  # Kubernetes quantity, e.g. "8Gi"
     gpu: GPU | None = None
+    ephemeral_storage: str | None = None  # Kubernetes quantity; a request only
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,21 @@ class OllamaSettings:
     # served model name when the two differ.
     pull_ref: str | None = None
     registry: OllamaRegistry | None = None
+    env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+
+
+@dataclass(frozen=True)
+class LoRAAdapter:
+    name: str  # the model name clients send for it
+    hugging_face_id: str
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class LoRA:
+    adapters: tuple[LoRAAdapter, ...]
+    max_loras: int
+    max_rank: int | None = None  # None: vLLM's default (16)
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,9 @@ class VLLMSettings:
     extra_args: tuple[str, ...] = ()
     api_key_secret_ref: SecretKeyRef | None = None
     kv_cache_dtype: str | None = None  # from --kv-cache-dtype in extra_args, for the memory fit
+    env: dict[str, str] = field(default_factory=dict)
+    env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+    lora: LoRA | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,19 @@ class Scheduling:
     affinity: dict[str, Any] | None = None
     runtime_class_name: str | None = None
     priority_class_name: str | None = None
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    """spec.pod: what the user adds to the serving pods (llmstage's own settings always win)."""
+
+    service_account_name: str | None = None
+    automount_service_account_token: bool = False
+    image_pull_secrets: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    volumes: tuple[dict[str, Any], ...] = ()  # core/v1 Volumes, as the user wrote them
+    volume_mounts: tuple[dict[str, Any], ...] = ()  # core/v1 VolumeMounts
 
 
 @dataclass(frozen=True)
@@ -169,6 +201,7 @@ class Resolved:
     topology_spread: bool  # production: spread replicas across nodes
     memory_fit: MemoryFit
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
+    pod: PodOptions = field(default_factory=PodOptions)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from llmstage.api.models import (
     ScaleMetricChoice,
     Stage,
 )
-from llmstage.api.quantity import gib
+from llmstage.api.quantity import gib, parse_quantity
 from llmstage.resolve import fit
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
@@ -70,6 +70,7 @@ from llmstage.resolve.resolved import (
     ModelCache,
     ModelInfo,
     OllamaSettings,
+    PodOptions,
     Resolved,
     Resources,
     ScaleMetric,
@@ -106,12 +107,33 @@ STAGE_DEFAULTS: dict[Stage, StageDefaults] = {
 FALLBACK_AUTOSCALE = (1, 2)
 
 
+# The quantity grammar admits "1E400": no memory, GPU or disk is larger than this (1 EiB).
+MAX_SIZE_BYTES = 2**60
+
+
+def _check_sizes(spec: LLMServiceSpec) -> None:
+    """Sizes no machine has (found by the property test: 1E400 overflowed the memory fit)."""
+    resources, cache = spec.resources, spec.cache
+    sizes = {
+        "spec.resources.memory": resources.memory if resources else None,
+        "spec.resources.ephemeralStorage": resources.ephemeral_storage if resources else None,
+        "spec.resources.gpu.memory": resources.gpu.memory if resources and resources.gpu else None,
+        "spec.cache.size": cache.size if cache else None,
+    }
+    for field, value in sizes.items():
+        if value is not None and not parse_quantity(value) <= MAX_SIZE_BYTES:
+            raise SpecError(
+                field, f"{value} is more than 1 EiB, larger than any machine: give it in Gi, e.g. 80Gi"
+            )
+
+
 def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
     catalog = catalog if catalog is not None else builtin_catalog()
     spec = service.spec
     stage = spec.stage
     defaults = STAGE_DEFAULTS[stage]
+    _check_sizes(spec)
 
     gpu_spec = spec.resources.gpu if spec.resources else None
     gpu_count = gpu_spec.count if gpu_spec else defaults.gpus
@@ -121,6 +143,13 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     runtime = decision.runtime
     if runtime == Runtime.VLLM and gpu_count < 1:
         raise SpecError("spec.resources.gpu.count", "vLLM needs a GPU: set count >= 1, or use runtime ollama")
+    if runtime == Runtime.OLLAMA and spec.lora is not None:
+        raise SpecError(
+            "spec.lora",
+            f"LoRA adapters need vLLM and the runtime is Ollama ({decision.reason}): Ollama applies an "
+            "adapter only to a model built from a Modelfile ADAPTER line, which llmstage does not do; set "
+            "runtime vllm with spec.resources.gpu, or remove spec.lora in this stage",
+        )
     gpu = (
         GPU(
             gpu_count,
@@ -170,7 +199,12 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         served_model_name=served_model_name,
         expected_concurrency=spec.expected_concurrency,
         model=model,
-        resources=Resources(cpu=cpu, memory=memory, gpu=gpu),
+        resources=Resources(
+            cpu=cpu,
+            memory=memory,
+            gpu=gpu,
+            ephemeral_storage=spec.resources.ephemeral_storage if spec.resources else None,
+        ),
         replicas=replicas,
         autoscaling=autoscaling,
         cache=cache,
@@ -196,6 +230,22 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         topology_spread=defaults.topology_spread,
         memory_fit=memory_fit,
         warnings=tuple(findings),
+        pod=_pod_options(spec),
+    )
+
+
+def _pod_options(spec: LLMServiceSpec) -> PodOptions:
+    pod = spec.pod
+    if pod is None:
+        return PodOptions()
+    return PodOptions(
+        service_account_name=pod.service_account_name,
+        automount_service_account_token=pod.automount_service_account_token,
+        image_pull_secrets=tuple(ref.name for ref in pod.image_pull_secrets),
+        labels=dict(pod.labels),
+        annotations=dict(pod.annotations),
+        volumes=tuple(pod.volumes),
+        volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
     )
 
 
@@ -506,6 +556,19 @@ def _unknown_to_pinned_release(
                     f"spec.vllm.extraArgs, checked against {facts.release} (the release llmstage pins, "
                     f"{DEFAULT_VLLM_IMAGE}){image}: {'; '.join(problems)}. vLLM exits at start on an "
                     "argument it does not know",
+                )
+            )
+    if vllm is not None and vllm.env:
+        # VLLM_* only: other names are read by libraries in the image (NCCL_*, CUDA_*, HF_*, proxies).
+        v_facts = upstream.vllm_facts()
+        unknown = sorted(n for n in vllm.env if n.startswith("VLLM_") and n not in v_facts.env)
+        if unknown:
+            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
+            out.append(
+                Finding(
+                    "UnknownVLLMVariable",
+                    f"spec.vllm.env sets {', '.join(unknown)}, which {v_facts.release} (the release llmstage "
+                    f"pins, {DEFAULT_VLLM_IMAGE}){image} never reads (vllm/envs.py): check the spelling",
                 )
             )
     if ollama is not None and ollama.env:

@@ -13,7 +13,7 @@ from llmstage.api.models import LLMServiceSpec, Stage
 from llmstage.resolve.catalog import CatalogEntry
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.mistakes import FULL_PRECISION, is_gguf_quantization
-from llmstage.resolve.resolved import ModelInfo, SecretKeyRef, VLLMSettings
+from llmstage.resolve.resolved import LoRA, LoRAAdapter, ModelInfo, SecretKeyRef, VLLMSettings
 
 # Pinned, so a rollout never changes the server version behind the user's back.
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
@@ -156,4 +156,24 @@ def vllm_settings(
         extra_args=extra_args,
         api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
         kv_cache_dtype=kv_cache_dtype(extra_args),
+        env=dict(asked.env) if asked else {},
+        env_from=tuple(
+            e.model_dump(by_alias=True, exclude_none=True) for e in (asked.env_from if asked else ())
+        ),
+        lora=lora_settings(spec),
+    )
+
+
+# vLLM's default --max-loras is 1: requests for two adapters would never share a batch.
+DEFAULT_MAX_LORAS = 4
+
+
+def lora_settings(spec: LLMServiceSpec) -> LoRA | None:
+    if spec.lora is None:
+        return None
+    adapters = tuple(LoRAAdapter(a.name, a.hugging_face_id, a.revision) for a in spec.lora.adapters)
+    return LoRA(
+        adapters=adapters,
+        max_loras=spec.lora.max_loras or min(len(adapters), DEFAULT_MAX_LORAS),
+        max_rank=spec.lora.max_rank,
     )

@@ -35,6 +35,8 @@ OTHER_ENV: dict[str, str] = {
     "SSL_CERT_FILE": "Go crypto/x509 root_unix.go: extra CA bundle; the system directories still load",
     "HF_HOME": "huggingface_hub constants: the Hugging Face cache directory",
     "HF_TOKEN": "huggingface_hub get_token(): the access token for gated models",
+    "HF_ENDPOINT": "huggingface_hub constants.py ENDPOINT (0.36.0): a Hugging Face mirror",
+    "HF_HUB_OFFLINE": "huggingface_hub constants.py HF_HUB_OFFLINE (0.36.0): no network calls",
     "NVIDIA_VISIBLE_DEVICES": "NVIDIA container runtime: the GPUs it injects ('void': none)",
 }
 # Our own variables, read only by the scripts llmstage renders.

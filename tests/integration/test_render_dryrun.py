@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 from llmstage.render import render, selector_string
-from llmstage.resolved import Cache, Resolved, Scheduling
+from llmstage.resolve.resolved import ModelCache, Resolved, Scheduling
+
 from testkit import wait_until
-from unit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
+from testkit.render_fixtures import CASES, PRODUCTION_VLLM, PRODUCTION_VLLM_70B_TP, WITH_POD_MONITOR
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -105,7 +106,7 @@ def schedulable(resolved: Resolved, namespace: str) -> Resolved:
     return replace(
         resolved,
         namespace=namespace,
-        cache=Cache(size=resolved.cache.size),  # the test bed's default class, ReadWriteOnce
+        cache=ModelCache(size=resolved.cache.size),  # the test bed's default class, ReadWriteOnce
         scheduling=replace(resolved.scheduling, runtime_class_name=None, priority_class_name=None),
         autoscaling=None,
         replicas=1,

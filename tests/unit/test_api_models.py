@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from api_cases import INVALID, VALID, Invalid, service
 from llmstage.api.models import (
     MANAGED_VLLM_FLAG_PATTERN,
     LLMService,
     LLMServiceStatus,
     RuntimeChoice,
     ScaleMetricChoice,
+    Stage,
 )
 from llmstage.api.quantity import format_gib, gib, is_quantity, parse_quantity
-from llmstage.resolved import Stage
 from pydantic import ValidationError
+
+from testkit.api_cases import INVALID, VALID, Invalid, service
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)

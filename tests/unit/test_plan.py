@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmstage.api.models import LLMService
-from llmstage.controller.plan import Condition, Observed, merge_conditions, plan, transitions
+from llmstage.controller.conditions import Condition, merge_conditions, transitions
+from llmstage.controller.observed import Observed
+from llmstage.controller.plan import plan
 from llmstage.controller.reconciler import contains
 from llmstage.resolve import resolve
-from llmstage.resolved import Resolved
+from llmstage.resolve.resolved import Resolved
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -257,7 +259,7 @@ def test_last_transition_time_moves_only_on_a_flip() -> None:
 
 def test_contains_ignores_server_defaults_and_foreign_fields_but_not_changed_values() -> None:
     desired = {"spec": {"template": {"spec": {"containers": [{"name": "a", "args": ["--x=1"]}]}}}}
-    live = {
+    live: dict[str, Any] = {
         "metadata": {"annotations": {"other": "tool"}},
         "spec": {
             "template": {

@@ -12,28 +12,21 @@ from typing import Any
 
 import pytest
 import yaml
+from llmstage.api.models import Runtime, Stage
 from llmstage.render import (
     cache_claim_name,
-    deployment_name,
     owner_reference,
     render,
     render_deployment,
     runtime_objects,
     selector_labels,
     selector_string,
+    workload_name,
 )
 from llmstage.render.workload import to_json
-from llmstage.resolved import (
-    GPU,
-    ClusterFacts,
-    OllamaRegistry,
-    Resolved,
-    Resources,
-    Runtime,
-    Scheduling,
-    Stage,
-)
-from render_fixtures import (
+from llmstage.resolve.resolved import GPU, ClusterFacts, OllamaRegistry, Resolved, Resources, Scheduling
+
+from testkit.render_fixtures import (
     API_KEY,
     CASES,
     DEV_OLLAMA,
@@ -83,8 +76,8 @@ def args_of(resolved: Resolved) -> dict[str, str]:
 
 
 def test_names_per_runtime_let_both_deployments_coexist() -> None:
-    assert deployment_name("chat", Runtime.OLLAMA) == "chat-ollama"
-    assert deployment_name("chat", Runtime.VLLM) == "chat-vllm"
+    assert workload_name("chat", Runtime.OLLAMA) == "chat-ollama"
+    assert workload_name("chat", Runtime.VLLM) == "chat-vllm"
     assert cache_claim_name("chat", Runtime.VLLM) == "chat-vllm-cache"
     kinds = by_kind(render(PRODUCTION_VLLM, WITH_POD_MONITOR))
     assert kinds["Deployment"]["metadata"]["name"] == "chat-vllm"
@@ -357,7 +350,7 @@ def test_vllm_args() -> None:
     ]
     assert "revision" not in args_of(PRODUCTION_VLLM)
     assert "quantization" not in args_of(PRODUCTION_VLLM)
-    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[arg-type]
+    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[type-var]
     assert args_of(quantized)["quantization"] == "fp8"
 
 
@@ -639,7 +632,7 @@ def test_ollama_env_is_explicit() -> None:
 
 
 def test_user_env_cannot_override_what_llmstage_sets() -> None:
-    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[arg-type]
+    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[type-var]
     container = server(replace(DEV_OLLAMA, ollama=settings))
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
@@ -649,7 +642,7 @@ def test_user_env_cannot_override_what_llmstage_sets() -> None:
 
 def test_user_env_may_replace_the_ollama_defaults_that_are_only_defaults() -> None:
     user = {"OLLAMA_MAX_LOADED_MODELS": "2", "NVIDIA_VISIBLE_DEVICES": "all"}
-    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[arg-type]
+    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[type-var]
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
     assert env_of(container)["OLLAMA_MAX_LOADED_MODELS"]["value"] == "2"
@@ -749,8 +742,8 @@ def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
     assert "registry-key" not in server_mounts and "SSL_CERT_FILE" not in env_of(spec["containers"][0])
     insecure = replace(
         DEV_OLLAMA_REGISTRY,
-        ollama=replace(
-            DEV_OLLAMA_REGISTRY.ollama,  # type: ignore[arg-type]
+        ollama=replace(  # type: ignore[type-var]
+            DEV_OLLAMA_REGISTRY.ollama,
             registry=OllamaRegistry(host="registry.internal:5000", insecure=True),
         ),
     )
@@ -908,7 +901,7 @@ def test_strings_from_users_survive_the_template_exactly(text: str) -> None:
         PRODUCTION_VLLM,
         served_model_name=text,
         scheduling=Scheduling(node_selector={"pool": text}),
-        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[arg-type]
+        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[type-var]
     )
     container = server(resolved)
     assert f"--served-model-name={text}" in container["args"]

@@ -22,7 +22,6 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from llmstage import ollama_name
 from llmstage.api.quantity import QUANTITY_PATTERN, is_quantity
-from llmstage.resolved import Runtime, Stage
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -195,6 +194,17 @@ DURATION = r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)?)+$"
 # ---------------------------------------------------------------- enums
 
 
+class Stage(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Runtime(StrEnum):
+    OLLAMA = "ollama"
+    VLLM = "vllm"
+
+
 class RuntimeChoice(StrEnum):
     AUTO = "auto"
     OLLAMA = "ollama"
@@ -237,7 +247,10 @@ class AccessMode(StrEnum):
 class CutoverPhase(StrEnum):
     STARTING = "Starting"  # the new runtime's pods are starting next to the old ones
     SWITCHING = "Switching"  # the new runtime is ready; the Service selector moves to it
-    DRAINING = "Draining"  # clients are on the new runtime; the old one is scaled down
+    DRAINING = "Draining"  # clients are on the new runtime; the old runtime's objects are deleted
+    # Never set by the plan (status.cutover is null once a cutover is over; a stuck one is Stalled).
+    # They stay because the CRD's enum for status.cutover.phase lists them: dropping them changes
+    # the published v1alpha1 schema, which waits for the next API version.
     COMPLETE = "Complete"
     FAILED = "Failed"
 

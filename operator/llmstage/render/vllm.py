@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.api.models import MANAGED_VLLM_ENV
+from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolved import LoRA, LoRAAdapter, Resolved, Runtime, SecretKeyRef, VLLMSettings
+from llmstage.resolve.resolved import LoRA, LoRAAdapter, Resolved, SecretKeyRef, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 

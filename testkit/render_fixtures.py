@@ -8,26 +8,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from llmstage.resolved import (
+from llmstage.api.models import Runtime, Stage
+from llmstage.resolve.resolved import (
     GPU,
     Autoscaling,
-    Cache,
     ClusterFacts,
     ConfigMapKeyRef,
     LoRA,
     LoRAAdapter,
     MemoryFit,
+    ModelCache,
     ModelInfo,
     OllamaRegistry,
     OllamaSettings,
     PodOptions,
     Resolved,
     Resources,
-    Runtime,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
-    Stage,
     VLLMSettings,
 )
 
@@ -103,7 +102,7 @@ DEV_OLLAMA = Resolved(
     resources=Resources(cpu="2", memory="8Gi"),
     replicas=1,
     autoscaling=None,
-    cache=Cache(size="20Gi"),
+    cache=ModelCache(size="20Gi"),
     hugging_face_token_secret_ref=None,
     scheduling=Scheduling(),
     ollama=ollama_settings(),
@@ -123,7 +122,7 @@ STAGING_OLLAMA = replace(
     replicas=None,
     autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
     # Two replicas share one cache, so the claim must be ReadWriteMany.
-    cache=Cache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     ollama=replace(ollama_settings(num_parallel=3), env={"OLLAMA_FLASH_ATTENTION": "1"}),
 )
 
@@ -153,7 +152,7 @@ DEV_OLLAMA_REGISTRY = replace(
     served_model_name="chat",
     model=SMOLLM2,
     resources=Resources(cpu="1", memory="4Gi"),
-    cache=Cache(size="10Gi"),
+    cache=ModelCache(size="10Gi"),
     ollama=replace(
         ollama_settings(),
         pull_ref="registry.internal:5000/library/smollm2:135m",
@@ -187,7 +186,7 @@ PRODUCTION_VLLM = Resolved(
     resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
-    cache=Cache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     hugging_face_token_secret_ref=HF_TOKEN,
     scheduling=Scheduling(
         tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
@@ -222,10 +221,10 @@ DEV_VLLM_GPU = replace(
     resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
     replicas=1,
     autoscaling=None,
-    cache=Cache(size="40Gi"),
+    cache=ModelCache(size="40Gi"),
     scheduling=Scheduling(),
-    vllm=replace(
-        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
         max_model_len=4096,
         max_num_seqs=8,
         api_key_secret_ref=None,
@@ -255,7 +254,7 @@ PRODUCTION_VLLM_70B_TP = replace(
         target=8,
         queue_metric_name="vllm_num_requests_waiting",
     ),
-    cache=Cache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     scheduling=Scheduling(
         node_selector={"node.kubernetes.io/instance-type": "p5.48xlarge"},
         affinity={
@@ -301,8 +300,8 @@ PROXY_CONFIG = ({"configMapRef": {"name": "egress-proxy"}},)
 PRODUCTION_VLLM_PLATFORM = replace(
     PRODUCTION_VLLM,
     resources=replace(PRODUCTION_VLLM.resources, ephemeral_storage="20Gi"),
-    vllm=replace(
-        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
         env={"HF_ENDPOINT": "https://hf-mirror.internal", "VLLM_LOGGING_LEVEL": "DEBUG"},
         env_from=PROXY_CONFIG,
     ),
@@ -310,8 +309,8 @@ PRODUCTION_VLLM_PLATFORM = replace(
 )
 DEV_OLLAMA_PLATFORM = replace(
     DEV_OLLAMA_REGISTRY,
-    ollama=replace(
-        DEV_OLLAMA_REGISTRY.ollama,  # type: ignore[arg-type]
+    ollama=replace(  # type: ignore[type-var]
+        DEV_OLLAMA_REGISTRY.ollama,
         env={"OLLAMA_DEBUG": "1"},
         env_from=PROXY_CONFIG,
     ),
@@ -321,8 +320,8 @@ DEV_OLLAMA_PLATFORM = replace(
 # Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
 PRODUCTION_VLLM_LORA = replace(
     PRODUCTION_VLLM,
-    vllm=replace(
-        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
         lora=LoRA(
             adapters=(
                 LoRAAdapter("sql", "acme/llama31-8b-sql-lora"),

@@ -11,16 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
-class Stage(StrEnum):
-    DEV = "dev"
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-
-class Runtime(StrEnum):
-    OLLAMA = "ollama"
-    VLLM = "vllm"
+from llmstage.api.models import Runtime, Stage
 
 
 class ScaleMetric(StrEnum):
@@ -30,6 +21,9 @@ class ScaleMetric(StrEnum):
 
 @dataclass(frozen=True)
 class SecretKeyRef:
+    """A Secret key the rendered pods read. Not api.models.SecretKeyRef on purpose: Resolved is
+    plain frozen data with every default applied (e.g. the key), free of pydantic."""
+
     name: str
     key: str
 
@@ -159,7 +153,7 @@ class PodOptions:
 
 
 @dataclass(frozen=True)
-class Cache:
+class ModelCache:
     size: str  # Kubernetes quantity
     storage_class_name: str | None = None
     # ReadWriteOnce for a single replica; ReadWriteMany when several pods share the cache.
@@ -198,7 +192,7 @@ class Resolved:
     resources: Resources
     replicas: int | None  # None when autoscaling owns the replica count
     autoscaling: Autoscaling | None
-    cache: Cache
+    cache: ModelCache
     hugging_face_token_secret_ref: SecretKeyRef | None
     scheduling: Scheduling
     ollama: OllamaSettings | None  # set when runtime is OLLAMA

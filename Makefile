@@ -56,11 +56,19 @@ generate: venv ## regenerate crds/, the chart's CRD and files, manifests/ and do
 
 # ------------------------------------------------------------------ checks
 
+# What ruff reads; .pre-commit-config.yaml runs the same checks on the files of a commit.
+PY_PATHS := operator testkit tests e2e hack bench conftest.py
+
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(VENV)/bin/ruff check operator tests e2e hack bench conftest.py
-	$(VENV)/bin/ruff format --check operator tests e2e hack bench conftest.py
+	$(VENV)/bin/ruff check $(PY_PATHS)
+	$(VENV)/bin/ruff format --check $(PY_PATHS)
 	$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: venv ## format in place and apply ruff's safe fixes (import order, ...); `make lint` then says what is left
+	$(VENV)/bin/ruff check --fix-only --quiet $(PY_PATHS)
+	$(VENV)/bin/ruff format $(PY_PATHS)
 
 .PHONY: chart-lint
 chart-lint: ## helm lint --strict of charts/llmstage (cluster and namespaced RBAC)

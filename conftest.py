@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testkit import UnsafeContextError, check_context
 
 REPO = Path(__file__).resolve().parent
@@ -63,14 +64,14 @@ def namespace_prefix() -> str:
 
 
 @pytest.fixture(scope="session")
-def api_client(kubeconfig: Path):  # type: ignore[no-untyped-def]
+def api_client(kubeconfig: Path):
     from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig))
 
 
 @pytest.fixture(scope="session")
-def kubectl(kubeconfig: Path):  # type: ignore[no-untyped-def]
+def kubectl(kubeconfig: Path):
     """Run the repo's kubectl against the test cluster: kubectl("get", "pods", "-n", ns)."""
     binary = REPO / ".tools" / "bin" / "kubectl"
 
@@ -86,7 +87,7 @@ def kubectl(kubeconfig: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def namespace(api_client, request: pytest.FixtureRequest) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def namespace(api_client, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (children go with it)."""
     from kubernetes import client
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from llmstage.api.crd import crd
-from llmstage.catalog import builtin_catalog
+from llmstage.resolve.catalog import builtin_catalog
 
 PRODUCTS = ["NVIDIA-H100-80GB-HBM3", "NVIDIA-L4", "NVIDIA-A100-SXM4-40GB", "NVIDIA-B200"]
 QUANTITY_POOL = [
@@ -143,7 +143,7 @@ def with_mistakes(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]] | Non
     leaves = _leaves(spec)
     if not leaves or draw(st.booleans()):
         parent = spec
-        if leaves and draw(st.booleans()):
+        if bool(leaves) and draw(st.booleans()):
             # An unknown field next to a known one deeper down.
             for key in draw(st.sampled_from(leaves))[:-1]:
                 parent = parent[key]

@@ -24,7 +24,8 @@ from llmstage.controller.kube import Kube
 from bench import specs, testbed
 from bench.observe import Mirror
 from bench.operator_proc import Operator
-from bench.run import BENCH_AGENT, CONCURRENCY, CRD, LLMSERVICE, REPO, RESULTS, operator_convergence, say
+from bench.report import RESULTS
+from bench.run import BENCH_AGENT, CONCURRENCY, CRD, LLMSERVICE, REPO, operator_convergence, say
 
 
 async def sample(op: Operator, out: list[tuple[float, float]], t0: float) -> None:

@@ -16,8 +16,9 @@ P8: a served dev service promoted to production in place (the vLLM stand-in, e2e
 `nvidia.com/gpu` capacity advertised on the real node for the run) -> every ready endpoint of
 its Service on the new runtime.
 
-The operator is `llmstage run` on this machine (bench/operator_proc.py), watching only the
-bench's namespaces. Prints p50/p95 beside the targets and returns the figures to bench.run.
+The operator is `llmstage run` on this machine (bench/operator_proc.py, started by
+testkit/launcher.py), watching only the bench's namespaces. Prints p50/p95 beside the targets
+and returns the figures to bench.run.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def ask(cluster_ip: str, model: str, api_key: str = "") -> bool:
 def service_doc(ns: str) -> dict[str, Any]:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["namespace"] = ns
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def first_answer(ns: str, started: float, timeout: float = 600, api_key: str = "") -> float:

@@ -22,8 +22,8 @@ from kubernetes.client.exceptions import ApiException
 from llmstage.controller.reconciler import contains
 
 from bench import specs, testbed
-from bench.check import Problems, check_namespace, condition, is_ready, settled
 from bench.operator_proc import Operator
+from testkit.check import Problems, check_namespace, condition, is_ready, settled
 
 GROUP, VERSION, PLURAL = specs.GROUP, specs.VERSION, specs.PLURAL
 CHILD_RESOURCES = "deployments,services,persistentvolumeclaims,horizontalpodautoscalers,poddisruptionbudgets"
@@ -63,16 +63,16 @@ class Bed:
     def create(self, name: str, spec: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
         body = specs.llmservice(name, spec)
         kwargs = {"field_validation": "Strict"} if strict else {}
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body, **kwargs)  # type: ignore[no-any-return]
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body, **kwargs)
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         """JSON merge patch of spec; `None` values delete fields."""
-        return self.custom.patch_namespaced_custom_object(  # type: ignore[no-any-return]
+        return self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec}
         )
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)  # type: ignore[no-any-return]
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
 
     def services(self) -> list[dict[str, Any]]:
         items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)["items"]

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import LLMService
-from llmstage.render import render
-from llmstage.resolve import resolve
-from llmstage.resolved import ClusterFacts
+from testkit.check import rendered as rendered  # the children of one spec, for bench's phases
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 API_KEY_SECRET = "llm-api-key"
@@ -58,12 +55,6 @@ def llmservice(name: str, spec_: dict[str, Any], namespace: str | None = None) -
     if namespace:
         meta["namespace"] = namespace
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "LLMService", "metadata": meta, "spec": spec_}
-
-
-def rendered(body: dict[str, Any], namespace: str, facts: ClusterFacts | None = None) -> list[dict[str, Any]]:
-    """The children the operator renders for `body` (no ownerReferences: those need a live uid)."""
-    obj = {**body, "metadata": {**body["metadata"], "namespace": namespace, "uid": "bench"}}
-    return render(resolve(LLMService.from_object(obj)), facts or ClusterFacts())
 
 
 def gpus(n: int) -> int:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from testkit import OperatorProcess
 from testkit.chart import ChartRelease, create_namespace, delete_namespaces, forbidden_lines, kubectl
 

@@ -15,6 +15,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+
 from testkit import wait_until
 
 HERE = Path(__file__).resolve().parent

@@ -18,8 +18,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import testkit.user
 import yaml
+
+import testkit.user
 from testkit import wait_until
 from testkit.chart import REPO, ChartRelease, kubectl
 

@@ -47,7 +47,7 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
 
 
 def get_json(*args: str) -> dict[str, Any]:
-    return json.loads(kubectl("get", *args, "-o", "json"))  # type: ignore[no-any-return]
+    return json.loads(kubectl("get", *args, "-o", "json"))
 
 
 def operator_pid() -> int | None:

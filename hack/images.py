@@ -33,7 +33,7 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 llmstage, image.tag=<key> (`list` prints both).
   ollama        ollama/ollama:<version>      the binary of hack/tools/ollama (the pinned
                 github.com/ollama/ollama module, CPU only, version = DEFAULT_OLLAMA_IMAGE in
-                operator/llmstage/resolve.py) laid out as upstream's Dockerfile final stage:
+                operator/llmstage/resolve/ollama.py) laid out as upstream's Dockerfile final stage:
                 /usr/bin/ollama, ENTRYPOINT /bin/ollama, CMD serve, OLLAMA_HOST=0.0.0.0:11434,
                 port 11434, upstream's PATH/LD_LIBRARY_PATH/NVIDIA_* env, root user (upstream
                 sets none), and /usr/lib/ollama/libggml-{base,cpu-<variant>}.so, the CPU
@@ -410,7 +410,7 @@ def layer_from_rootfs(layout: Layout, root: Path) -> tuple[dict[str, Any], str]:
     with layer_writer(layout) as (out, result):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         assert proc.stdout
-        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
             out.write(chunk)
         if proc.wait() != 0:
             raise Fail(f"tar of {root} failed ({proc.returncode})")
@@ -671,10 +671,10 @@ class OllamaImage(Image):
     name, repository, deps = "ollama", "ollama/ollama", ("ollama-base",)
 
     def version(self) -> str:
-        text = (REPO / "operator/llmstage/resolve.py").read_text()
+        text = (REPO / "operator/llmstage/resolve/ollama.py").read_text()
         m = re.search(r'^DEFAULT_OLLAMA_IMAGE\s*=\s*"ollama/ollama:([^"]+)"', text, re.M)
         if not m:
-            raise Fail("DEFAULT_OLLAMA_IMAGE not found in operator/llmstage/resolve.py")
+            raise Fail("DEFAULT_OLLAMA_IMAGE not found in operator/llmstage/resolve/ollama.py")
         pinned = tool_module_version("ollama", "github.com/ollama/ollama").removeprefix("v")
         if pinned != m.group(1):
             raise Fail(f"the operator renders ollama/ollama:{m.group(1)} but hack/tools/ollama pins {pinned}")

@@ -80,7 +80,7 @@ def kubeconfig_for(name: str, user_cert: str) -> Path:
     return path
 
 
-def ensure_node_pki(ensure_leaf) -> None:  # type: ignore[no-untyped-def]
+def ensure_node_pki(ensure_leaf) -> None:
     client = "extendedKeyUsage=clientAuth\n"
     ensure_leaf("kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}", client)
     # Bound to system:node-proxier by the default RBAC policy.

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testkit import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +17,7 @@ UNSCHEDULABLE_GRACE = "8"
 
 
 @pytest.fixture(scope="session")
-def crd_installed(kubectl) -> None:  # type: ignore[no-untyped-def]
+def crd_installed(kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     kubectl("wait", "--for=condition=Established", "crd/llmservices.llmstage.io", "--timeout=60s")
 
@@ -45,5 +46,5 @@ def operator(
     assert code in (0, -15), f"the operator exited with {code}:\n{output[-3000:]}"
 
 
-def apply_manifest(kubectl, manifest: str, namespace: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def apply_manifest(kubectl, manifest: str, namespace: str) -> subprocess.CompletedProcess[str]:
     return kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest)

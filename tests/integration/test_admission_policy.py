@@ -15,6 +15,7 @@ import pytest
 from llmstage.api.models import LLMService
 from llmstage.gitops.admission import POLICY_NAME, admission_policy_yaml
 from llmstage.resolve import resolve
+
 from testkit import wait_until
 
 MISTAKES = {"OllamaInProduction", "TooManyUsersForOllama", "GGUFOnVLLM"}
@@ -35,7 +36,7 @@ def warned(stderr: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def policy(kubectl, crd_installed: None) -> None:  # type: ignore[no-untyped-def]
+def policy(kubectl, crd_installed: None) -> None:
     kubectl(
         "apply", "--server-side", "--force-conflicts", "--field-manager=llmstage-tests", "-f", "-",
         stdin=admission_policy_yaml(),
@@ -44,13 +45,13 @@ def policy(kubectl, crd_installed: None) -> None:  # type: ignore[no-untyped-def
     assert "expressionWarnings" not in typing.stdout, typing.stdout
 
 
-def dry_run(kubectl, namespace: str, body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def dry_run(kubectl, namespace: str, body: dict[str, Any]):
     return kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(body))
 
 
 GGUF = {"name": "llama3.1:8b", "format": "gguf"}
 ONE_GPU = {"gpu": {"count": 1}}
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "production-runtime-ollama": {"stage": "production", "runtime": "ollama"},
     "production-cpu-only-many-users": {
         "stage": "production",
@@ -84,7 +85,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_warnings_match_the_operators_findings(case: str, policy: None, kubectl, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_warnings_match_the_operators_findings(case: str, policy: None, kubectl, namespace: str) -> None:
     body = manifest("svc", CASES[case])
     expected = {w.reason for w in resolve(LLMService.from_object(body)).warnings} & MISTAKES
     # A new policy takes a moment to reach the admission plugin; the expected warnings then appear.
@@ -99,7 +100,7 @@ def test_warnings_match_the_operators_findings(case: str, policy: None, kubectl,
     assert "llmservice.llmstage.io/svc created (server dry run)" in result.stdout
 
 
-def test_apply_prints_the_warning_and_the_object_is_accepted(policy: None, kubectl, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_apply_prints_the_warning_and_the_object_is_accepted(policy: None, kubectl, namespace: str) -> None:
     body = manifest("prod", {"stage": "production", "runtime": "ollama", "expectedConcurrency": 20})
     wait_until(
         lambda: warned(dry_run(kubectl, namespace, body).stderr), timeout=30, interval=0.5, what="the policy"

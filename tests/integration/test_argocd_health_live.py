@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
-from unit.lua_health import argocd_health
+from testkit.lua_health import argocd_health
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 
@@ -39,14 +40,14 @@ class Services:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec})
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)  # type: ignore[no-any-return]
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
 
     def wait(self, name: str, what: str, check: Any, timeout: float = 60) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             obj = self.get(name)
             return obj if check(obj) else None
 
-        return wait_until(probe, timeout=timeout, interval=0.1, what=f"{name}: {what}")  # type: ignore[no-any-return]
+        return wait_until(probe, timeout=timeout, interval=0.1, what=f"{name}: {what}")
 
 
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:

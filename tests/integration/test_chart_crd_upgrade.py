@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from testkit.chart import CHART, create_namespace, delete_namespaces, helm, kubectl, unique
 
 CRD_FILE = "llmservices.llmstage.io.yaml"
@@ -42,7 +43,8 @@ def _chart_with_test_crd(dest: Path, group: str, *, changed: bool) -> Path:
 
 
 def _crd(kubeconfig: Path, name: str) -> dict[str, Any]:
-    return json.loads(kubectl(kubeconfig, "get", "crd", name, "-o", "json").stdout)  # type: ignore[no-any-return]
+    crd: dict[str, Any] = json.loads(kubectl(kubeconfig, "get", "crd", name, "-o", "json").stdout)
+    return crd
 
 
 def _has_new_field(crd: dict[str, Any]) -> bool:

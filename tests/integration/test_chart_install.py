@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testkit import OperatorProcess, wait_until
 from testkit.chart import ChartRelease, create_namespace, delete_namespaces, forbidden_lines, kubectl, unique
 
@@ -62,7 +63,7 @@ def ns(kubeconfig: Path, prefix: str, request: pytest.FixtureRequest) -> Iterato
 
 
 def get(kubeconfig: Path, kind: str, name: str, ns: str) -> dict[str, Any]:
-    return json.loads(kubectl(kubeconfig, "get", kind, name, "-n", ns, "-o", "json").stdout)  # type: ignore[no-any-return]
+    return json.loads(kubectl(kubeconfig, "get", kind, name, "-n", ns, "-o", "json").stdout)
 
 
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def wait_ready(
         ok = fresh and condition(obj, "Ready").get("status") == "True" and status.get("runtime") == runtime
         return obj if ok else None
 
-    return wait_until(ready, timeout=timeout, interval=0.5, what=f"{ns}/{name} Ready on {runtime}")  # type: ignore[no-any-return]
+    return wait_until(ready, timeout=timeout, interval=0.5, what=f"{ns}/{name} Ready on {runtime}")
 
 
 def test_install_creates_release_named_objects_with_the_hardened_operator_pod(release: ChartRelease) -> None:

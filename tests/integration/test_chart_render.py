@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from testkit.chart import create_namespace, delete_namespaces, kubectl, template, unique
 
 

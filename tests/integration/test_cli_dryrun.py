@@ -38,7 +38,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 )
 def test_recommended_llmservice_is_accepted(
     argv: list[str], kubectl, namespace: str, crd_installed: None, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     manifest = cli(capsys, "recommend", *argv, "--output", "yaml")
     result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=manifest)
     assert "created (server dry run)" in result.stdout
@@ -46,7 +46,7 @@ def test_recommended_llmservice_is_accepted(
 
 def test_promoted_manifests_are_accepted(
     kubectl, namespace: str, crd_installed: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     f = tmp_path / "svc.yaml"
     f.write_text((REPO / "examples" / "llama31-8b-dev.yaml").read_text())
     cli(capsys, "promote", "-f", str(f), "--to", "staging")
@@ -62,7 +62,7 @@ def test_promoted_manifests_are_accepted(
 @pytest.mark.parametrize("example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_rendered_objects_are_accepted(
     example: Path, kubectl, namespace: str, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     rendered = cli(capsys, "render", "-f", str(example), "-n", namespace, "--uid", str(uuid.uuid4()))
     # The test bed has no KEDA: ScaledObjects are dry-run against KEDA's own CRD in test_keda.py.
     documents = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] != "ScaledObject"]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"

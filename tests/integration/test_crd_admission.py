@@ -1,6 +1,6 @@
 """The generated CRD on a real API server: CEL and schema rejections, examples, defaults, kubectl UX.
 
-Every object of tests/api_cases.py that pydantic rejects offline must be rejected here too, with
+Every object of testkit/api_cases.py that pydantic rejects offline must be rejected here too, with
 a message naming the field; every example and valid object must be accepted.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-from api_cases import API_KEY, GPU_H100, INVALID, VALID, Invalid, service
+
 from testkit import wait_until
+from testkit.api_cases import API_KEY, GPU_H100, INVALID, VALID, Invalid, service
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "llmservices.llmstage.io.yaml"
@@ -23,7 +24,7 @@ EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
-def crd(kubectl) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def crd(kubectl) -> dict[str, Any]:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     kubectl("wait", "--for=condition=Established", "crd/llmservices.llmstage.io", "--timeout=60s")
     # kubectl explain and discovery read the published OpenAPI, which lags Established a little.
@@ -33,11 +34,11 @@ def crd(kubectl) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         interval=0.5,
         what="the LLMService schema in the published OpenAPI",
     )
-    return json.loads(kubectl("get", "crd", "llmservices.llmstage.io", "-o", "json").stdout)  # type: ignore[no-any-return]
+    return json.loads(kubectl("get", "crd", "llmservices.llmstage.io", "-o", "json").stdout)
 
 
 @pytest.fixture(scope="module")
-def dry_run_namespace(api_client, crd) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def dry_run_namespace(api_client, crd) -> Iterator[str]:
     """One namespace for the dry-run cases: nothing is persisted, so they need not be isolated."""
     from kubernetes import client
 
@@ -48,7 +49,7 @@ def dry_run_namespace(api_client, crd) -> Iterator[str]:  # type: ignore[no-unty
     core.delete_namespace(name)
 
 
-def create(kubectl, namespace: str, body: dict[str, Any], *, dry_run: bool = True):  # type: ignore[no-untyped-def]
+def create(kubectl, namespace: str, body: dict[str, Any], *, dry_run: bool = True):
     args = ["create", "-n", namespace, "-o", "json", "-f", "-"]
     if dry_run:
         args.insert(1, "--dry-run=server")
@@ -63,7 +64,7 @@ def test_crd_is_established_and_structural(crd: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)
-def test_invalid_objects_are_rejected(kubectl, dry_run_namespace: str, case: Invalid) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_objects_are_rejected(kubectl, dry_run_namespace: str, case: Invalid) -> None:
     res = create(kubectl, dry_run_namespace, case.body)
     assert res.returncode != 0, f"{case.id} was accepted:\n{res.stdout}"
     assert case.message in res.stderr, res.stderr
@@ -74,13 +75,13 @@ def test_at_least_fifteen_rejections() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
-def test_valid_objects_are_accepted(kubectl, dry_run_namespace: str, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_valid_objects_are_accepted(kubectl, dry_run_namespace: str, name: str) -> None:
     res = create(kubectl, dry_run_namespace, VALID[name])
     assert res.returncode == 0, res.stderr
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_examples_are_accepted(kubectl, crd, namespace: str, path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_examples_are_accepted(kubectl, crd, namespace: str, path: Path) -> None:
     res = kubectl("apply", "--server-side", "-n", namespace, "-f", str(path), check=False)
     assert res.returncode == 0, res.stderr
     name = yaml.safe_load(path.read_text())["metadata"]["name"]
@@ -93,7 +94,7 @@ def test_there_is_an_example_per_stage() -> None:
     assert stages == {"dev", "staging", "production"}
 
 
-def test_server_side_defaults(kubectl, crd, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_server_side_defaults(kubectl, crd, namespace: str) -> None:
     minimal = create(kubectl, namespace, service("minimal"), dry_run=False)
     assert minimal.returncode == 0, minimal.stderr
     spec = json.loads(minimal.stdout)["spec"]
@@ -129,7 +130,7 @@ def test_server_side_defaults(kubectl, crd, namespace: str) -> None:  # type: ig
     assert spec["scheduling"]["tolerations"][0]["operator"] == "Equal"
 
 
-def test_kubectl_explain_documents_the_fields(kubectl, crd) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_explain_documents_the_fields(kubectl, crd) -> None:
     def explain(path: str) -> str:
         return " ".join(kubectl("explain", path).stdout.split())  # explain wraps lines
 
@@ -144,7 +145,7 @@ def test_kubectl_explain_documents_the_fields(kubectl, crd) -> None:  # type: ig
     assert "Starting, Switching, Draining, Complete or Failed" in status
 
 
-def _status_patch(kubectl, namespace: str, name: str, status: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _status_patch(kubectl, namespace: str, name: str, status: dict[str, Any]):
     return kubectl(
         "patch",
         "llms",
@@ -159,7 +160,7 @@ def _status_patch(kubectl, namespace: str, name: str, status: dict[str, Any]):  
     )
 
 
-def test_kubectl_get_shows_the_columns(kubectl, crd, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_get_shows_the_columns(kubectl, crd, namespace: str) -> None:
     body = service("chat", stage="production", resources=GPU_H100, vllm=API_KEY)
     assert create(kubectl, namespace, body, dry_run=False).returncode == 0
     status = {
@@ -200,7 +201,7 @@ def test_kubectl_get_shows_the_columns(kubectl, crd, namespace: str) -> None:  #
     assert wide_header == [*header, "ENDPOINT"]
 
 
-def test_status_is_kept_not_pruned_and_validated(kubectl, crd, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_status_is_kept_not_pruned_and_validated(kubectl, crd, namespace: str) -> None:
     assert create(kubectl, namespace, service("cut"), dry_run=False).returncode == 0
     cutover = {
         "phase": "Switching",
@@ -224,7 +225,7 @@ def test_status_is_kept_not_pruned_and_validated(kubectl, crd, namespace: str) -
     assert incomplete.returncode != 0 and "status.conditions[0].reason" in incomplete.stderr
 
 
-def test_kubectl_scale_without_autoscaling(kubectl, crd, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_scale_without_autoscaling(kubectl, crd, namespace: str) -> None:
     assert create(kubectl, namespace, service("fixed"), dry_run=False).returncode == 0
     kubectl("scale", "llms/fixed", "-n", namespace, "--replicas=3")
     stored = json.loads(kubectl("get", "llms", "fixed", "-n", namespace, "-o", "json").stdout)
@@ -235,7 +236,7 @@ def test_kubectl_scale_without_autoscaling(kubectl, crd, namespace: str) -> None
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3
 
 
-def test_kubectl_scale_is_refused_while_autoscaling_owns_replicas(kubectl, crd, namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_kubectl_scale_is_refused_while_autoscaling_owns_replicas(kubectl, crd, namespace: str) -> None:
     body = service("auto", stage="staging", autoscaling={"maxReplicas": 3})
     assert create(kubectl, namespace, body, dry_run=False).returncode == 0
     res = kubectl("scale", "llms/auto", "-n", namespace, "--replicas=5", check=False)

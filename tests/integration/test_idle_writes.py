@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from kubernetes import client
-from testkit import OperatorProcess, wait_until
-from testkit.chart import create_namespace, delete_namespaces
 
-from bench import audit
-from bench.check import is_ready, settled
+from testkit import OperatorProcess, audit, wait_until
+from testkit.chart import create_namespace, delete_namespaces
+from testkit.check import is_ready, settled
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 QUIET_SECONDS = 20
@@ -177,7 +176,14 @@ def test_a_restarted_operator_writes_nothing_for_converged_services(
     # Its own namespace and operator (outside the session operator's prefix): it is restarted.
     ns = create_namespace(kubeconfig, f"w{namespace_prefix[1:]}{uuid.uuid4().hex[:6]}")
     metrics = _free_port()
-    args = ("--namespace", ns, "--metrics-port", str(metrics), "--metrics-address", "127.0.0.1")
+    args: tuple[str, ...] = (
+        "--namespace",
+        ns,
+        "--metrics-port",
+        str(metrics),
+        "--metrics-address",
+        "127.0.0.1",
+    )
     args += ("--unschedulable-grace", "8")  # as the session operator: Stalled soon
     args += (
         "--leader-elect-lease-duration=3s",

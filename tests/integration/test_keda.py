@@ -24,10 +24,11 @@ import pytest
 import yaml
 from kubernetes import client
 from llmstage.render import render
-from test_render_dryrun import contained, server_side_dry_run
+
 from testkit import OperatorProcess, wait_until
 from testkit.chart import create_namespace, delete_namespaces
-from unit.render_fixtures import CASES
+from testkit.dryrun import contained, server_side_dry_run
+from testkit.render_fixtures import CASES
 
 KEDA_MODULE = "github.com/kedacore/keda/v2@v2.20.2"
 KEDA_CRD = "config/crd/bases/keda.sh_scaledobjects.yaml"

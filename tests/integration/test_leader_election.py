@@ -29,11 +29,10 @@ from typing import Any
 import httpx
 import pytest
 from kubernetes import client
-from testkit import OperatorProcess, wait_until
-from testkit.chart import create_namespace, delete_namespaces
 
-from bench import audit
-from bench.check import is_ready
+from testkit import OperatorProcess, audit, wait_until
+from testkit.chart import create_namespace, delete_namespaces
+from testkit.check import is_ready
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 LEASE_DURATION = 15.0  # the default of --leader-elect-lease-duration
@@ -70,7 +69,7 @@ class Replica:
 
     def state(self) -> dict[str, Any]:
         try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).json()  # type: ignore[no-any-return]
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return {}
 
@@ -138,7 +137,7 @@ def create_service(api: client.ApiClient, ns: str, name: str) -> None:
 
 
 def get_service(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
-    return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)  # type: ignore[no-any-return]
+    return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
 
 
 def reconciled(obj: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import yaml
+
 from testkit import wait_until
 from testkit.chart import REPO, kubectl
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
 
 GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
@@ -46,13 +48,13 @@ class Cluster:
         self.autoscaling = client.AutoscalingV2Api(api)
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)  # type: ignore[no-any-return]
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)  # type: ignore[no-any-return]
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.patch_namespaced_custom_object(  # type: ignore[no-any-return]
+        return self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec}
         )
 
@@ -67,7 +69,7 @@ class Cluster:
             cond = self.condition(name, ctype)
             return cond if cond and cond["status"] == status else None
 
-        return wait_until(check, timeout=timeout, interval=0.2, what=f"{name} {ctype}={status}")  # type: ignore[no-any-return]
+        return wait_until(check, timeout=timeout, interval=0.2, what=f"{name} {ctype}={status}")
 
     def ready_endpoint_pods(self, service: str) -> list[str]:
         slices = self.discovery.list_namespaced_endpoint_slice(
@@ -104,7 +106,8 @@ def test_dev_service_becomes_ready_with_an_ollama_pod_behind_its_service(cluster
     assert status["endpoint"] == f"http://chat.{cluster.ns}.svc:8000/v1"
     assert status["observedGeneration"] == svc["metadata"]["generation"]
     assert status["readyReplicas"] == 1
-    assert cluster.condition("chat", "RuntimeSelected")["status"] == "True"
+    selected = cluster.condition("chat", "RuntimeSelected")
+    assert selected is not None and selected["status"] == "True"
     for child in cluster.deployments().values():
         ref = child.metadata.owner_references[0]
         assert ref.kind == "LLMService" and ref.name == "chat" and ref.controller
@@ -147,7 +150,9 @@ def test_promotion_switches_runtime_without_the_service_losing_endpoints(cluster
 
         def promoted() -> bool:
             status = cluster.get("promo").get("status") or {}
-            ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+            ready: dict[str, Any] = next(
+                (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+            )
             return (
                 status.get("runtime") == "vllm"
                 and ready.get("status") == "True"
@@ -239,7 +244,7 @@ def test_replicas_owned_by_the_hpa_are_not_reverted(cluster: Cluster) -> None:
     assert cluster.apps.read_namespaced_deployment("scaled-ollama", cluster.ns).spec.replicas == 3
 
 
-def test_fixed_replicas_follow_the_scale_subresource(cluster: Cluster, kubectl) -> None:  # type: ignore[no-untyped-def]
+def test_fixed_replicas_follow_the_scale_subresource(cluster: Cluster, kubectl) -> None:
     cluster.create(llmservice("fixed", replicas=1))
     cluster.wait_condition("fixed", "Ready")
     kubectl("scale", "-n", cluster.ns, "llms/fixed", "--replicas=2")
@@ -348,3 +353,22 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
     assert stalled["reason"] == "ApplyRejected", stalled
     assert "emptyDirr" in stalled["message"], stalled["message"]
     assert "badvol-ollama" not in cluster.deployments()
+
+
+def test_lora_adapters_are_served_under_their_names_and_listed_in_status(cluster: Cluster) -> None:
+    """On a kwok GPU node: the args and the status (vLLM itself cannot run here)."""
+    adapters = [
+        {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+        {"name": "faq", "huggingFaceId": "acme/faq-lora"},
+    ]
+    cluster.create(llmservice("tuned", **production_spec(lora={"maxRank": 32, "adapters": adapters})))
+    cluster.wait_condition("tuned", "Ready")
+    status = cluster.get("tuned")["status"]
+    assert status["loraAdapters"] == ["sql", "faq"] and status["servedModelName"] == "llama3.1:8b"
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=tuned"
+    ).items
+    args = pod.spec.containers[0].args
+    assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=32" in args
+    modules = [json.loads(a) for a in args[args.index("--lora-modules") + 1 :] if a.startswith("{")]
+    assert [m["name"] for m in modules] == ["sql", "faq"]

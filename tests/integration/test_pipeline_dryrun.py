@@ -14,7 +14,7 @@ STAGES = ("dev", "staging", "production")
 
 
 @pytest.fixture
-def stage_namespaces(kubectl, namespace_prefix: str, crd_installed: None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def stage_namespaces(kubectl, namespace_prefix: str, crd_installed: None) -> Iterator[str]:
     """The three stage namespaces (dry-run does not create them), removed afterwards."""
     prefix = f"{namespace_prefix}pipeline-{uuid.uuid4().hex[:5]}-"
     for stage in STAGES:
@@ -35,7 +35,7 @@ def test_every_overlay_passes_server_side_dry_run(
     stage_namespaces: str,
     kubectl,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     repo = tmp_path / "repo"
     argv = ["pipeline", "init", "--model", "llama3.1:8b", "--name", "chat", "--dir", str(repo)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testkit import wait_until
 from testkit.chart import (
     ChartRelease,

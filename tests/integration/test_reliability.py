@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 
 from bench import scenarios
-from bench.check import condition
+from testkit.check import condition
 
 KILL_SERVICES, KILLS = 30, 5
 FUZZ_EXAMPLES = 50

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kubernetes import client
+
 from testkit import OperatorProcess, wait_until
 from testkit.chart import create_namespace, delete_namespaces
 
@@ -73,7 +74,7 @@ def test_health_readiness_metrics_and_json_logs(
                 r = httpx.get(f"http://127.0.0.1:{live}{path}", timeout=1)
             except httpx.HTTPError:
                 return None
-            return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+            return r.json() if r.status_code == 200 else None
 
         health = wait_until(lambda: probe("/healthz"), timeout=30, interval=0.3, what="/healthz")
         assert "cache" in health

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
+
 from testkit import wait_until
 
 H100 = "NVIDIA-H100-80GB-HBM3"

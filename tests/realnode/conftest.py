@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testkit.chart import REPO, ChartRelease, create_namespace, delete_namespaces, kubectl
 from testkit.realnode import NODE, SCHEDULING, Cluster, images_push, node
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from testkit import wait_until
 from testkit.chart import REPO
 from testkit.realnode import NODE, Cluster, dev_service

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from testkit.chart import REPO
 from testkit.realnode import node as realnode
 

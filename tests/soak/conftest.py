@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def soak_crd(kubectl) -> None:  # type: ignore[no-untyped-def]
+def soak_crd(kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     kubectl("wait", "--for=condition=Established", "crd/llmservices.llmstage.io", "--timeout=60s")
 

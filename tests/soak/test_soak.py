@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench import scenarios
-from bench.check import condition
+from testkit.check import condition
 
 REPO = Path(__file__).resolve().parents[2]
 

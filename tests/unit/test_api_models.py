@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from api_cases import INVALID, VALID, Invalid, service
 from llmstage.api.models import (
     MANAGED_VLLM_FLAG_PATTERN,
     LLMService,
     LLMServiceStatus,
     RuntimeChoice,
     ScaleMetricChoice,
+    Stage,
 )
 from llmstage.api.quantity import format_gib, gib, is_quantity, parse_quantity
-from llmstage.resolved import Stage
 from pydantic import ValidationError
+
+from testkit.api_cases import INVALID, VALID, Invalid, service
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)
@@ -139,7 +140,9 @@ def test_integer_quantities_become_strings() -> None:
         ("--model", True),
         ("--enable-prefix-caching", False),
         ("--model-loader-extra-config={}", False),
-        ("--max-loras=4", False),
+        ("--max-loras=4", True),  # spec.lora.maxLoras
+        ("--max-cpu-loras=8", False),
+        ("--lora-dtype=float16", False),
     ],
 )
 def test_managed_vllm_flags(arg: str, managed: bool) -> None:

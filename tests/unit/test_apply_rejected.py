@@ -11,6 +11,7 @@ import pytest
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
 from llmstage.controller.kube import ApiError, Kube
+
 from testkit import kube_over
 
 TYPED_PATCH = (

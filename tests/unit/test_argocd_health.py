@@ -15,7 +15,8 @@ import pytest
 import yaml
 from llmstage.cli import main
 from llmstage.gitops.health import HEALTH_KEY, argocd_cm_patch, argocd_health_lua
-from lua_health import argocd_health
+
+from testkit.lua_health import argocd_health
 
 FIXTURES = Path(__file__).parent / "argocd_health"
 EXPECTED = {
@@ -30,7 +31,7 @@ KSTATUS = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Faile
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:

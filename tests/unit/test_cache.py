@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.controller.cache import Cache
+from llmstage.controller.cache import WatchCache
 
 
 def child(rv: str, uid: str = "u1", replicas: int = 1) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def child(rv: str, uid: str = "u1", replicas: int = 1) -> dict[str, Any]:
 
 
 def test_children_are_indexed_by_their_controlling_llmservice_and_slimmed() -> None:
-    cache = Cache()
+    cache = WatchCache()
     assert cache.put_child(child("5")) == ("team", "chat")
     stored = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
     assert "managedFields" not in stored["metadata"]
@@ -34,7 +34,7 @@ def test_children_are_indexed_by_their_controlling_llmservice_and_slimmed() -> N
 
 
 def test_a_late_watch_event_does_not_roll_the_cache_back() -> None:
-    cache = Cache()
+    cache = WatchCache()
     cache.put_child(child("10", replicas=2))  # our apply's response
     cache.put_child(child("9", replicas=1))  # the watch event of an older version, arriving late
     assert cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]["spec"]["replicas"] == 2
@@ -43,7 +43,7 @@ def test_a_late_watch_event_does_not_roll_the_cache_back() -> None:
 
 
 def test_a_stale_delete_of_an_old_object_keeps_the_new_one_with_the_same_name() -> None:
-    cache = Cache()
+    cache = WatchCache()
     cache.put_child(child("20", uid="new"))
     cache.put_child(child("3", uid="old"), deleted=True)
     assert ("Deployment", "chat-ollama") in cache.children[("team", "chat")]
@@ -52,7 +52,7 @@ def test_a_stale_delete_of_an_old_object_keeps_the_new_one_with_the_same_name() 
 
 
 def test_endpoint_slices_and_pods_are_found_by_labels() -> None:
-    cache = Cache()
+    cache = WatchCache()
     eps = {
         "metadata": {
             "name": "chat-x1",
@@ -81,7 +81,7 @@ def test_endpoint_slices_and_pods_are_found_by_labels() -> None:
 
 
 def test_a_child_event_that_changes_nothing_a_reconcile_reads_is_not_a_change() -> None:
-    cache = Cache()
+    cache = WatchCache()
     cache.put_child(child("30"))
     assert cache.changed
     cache.put_child(child("31"))  # a new resourceVersion only: kopf's re-list, our own write
@@ -99,7 +99,7 @@ def test_a_child_event_that_changes_nothing_a_reconcile_reads_is_not_a_change() 
 
 
 def test_children_come_back_unpacked_with_their_resource_version_and_are_fresh_copies() -> None:
-    cache = Cache()
+    cache = WatchCache()
     cache.put_child(child("40", replicas=2))
     first = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
     assert first["metadata"]["resourceVersion"] == "40"
@@ -129,7 +129,7 @@ def llmservice(rv: str, spec: dict[str, Any], status: dict[str, Any] | None = No
 
 
 def test_an_llmservice_status_change_is_kept_but_needs_no_reconcile() -> None:
-    cache = Cache()
+    cache = WatchCache()
     cache.put_service(llmservice("1", {"stage": "dev"}))
     assert cache.changed
     cache.put_service(llmservice("2", {"stage": "dev"}, {"runtime": "ollama"}))  # our status patch
@@ -138,7 +138,7 @@ def test_an_llmservice_status_change_is_kept_but_needs_no_reconcile() -> None:
     assert stored is not None and stored["status"] == {"runtime": "ollama"}
     assert stored["metadata"]["resourceVersion"] == "2"
     cache.put_service(llmservice("1", {"stage": "dev"}))  # a late event of an older version
-    assert cache.service(("team", "chat"))["status"] == {"runtime": "ollama"}  # type: ignore[index]
+    assert cache.service(("team", "chat"))["status"] == {"runtime": "ollama"}
     cache.put_service(llmservice("3", {"stage": "staging"}, {"runtime": "ollama"}))
     assert cache.changed
     cache.put_service(llmservice("3", {"stage": "staging"}), deleted=True)
@@ -147,7 +147,7 @@ def test_an_llmservice_status_change_is_kept_but_needs_no_reconcile() -> None:
 
 def test_a_pod_in_an_init_container_is_stored_with_its_step() -> None:
     """The status says which step a starting pod is at (pull-model, download-model)."""
-    cache = Cache()
+    cache = WatchCache()
     pod = {
         "metadata": {
             "name": "chat-vllm-1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from llmstage.catalog import (
+from llmstage.resolve.catalog import (
     Catalog,
     CatalogEntry,
     builtin_catalog,
@@ -169,7 +169,7 @@ def test_user_entries_extend_and_override_the_builtin_catalog() -> None:
     overridden = catalog.lookup("llama3.1:8b")
     assert overridden is not None and overridden.hugging_face_id == "my-mirror/Llama-3.1-8B-Instruct"
     assert len(catalog) == len(builtin_catalog()) + 1
-    assert builtin_catalog().lookup("llama3.1:8b").hugging_face_id == "meta-llama/Llama-3.1-8B-Instruct"  # type: ignore[union-attr]
+    assert builtin_catalog().lookup("llama3.1:8b").hugging_face_id == "meta-llama/Llama-3.1-8B-Instruct"
 
 
 def test_bare_list_and_empty_catalogs() -> None:

@@ -15,6 +15,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from testkit.chart import CHART, HELM, REPO, set_args, template, wildcard_or_secret_rules
 
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="needs .tools/bin/helm (make tools)")
@@ -493,7 +494,7 @@ def _generator() -> Any:
 
 @pytest.fixture(scope="module")
 def generated() -> dict[Path, str]:
-    return _generator().expected()  # type: ignore[no-any-return]
+    return _generator().expected()
 
 
 @pytest.mark.parametrize("group", ["charts/llmstage", "manifests", "docs/api.md", "requirements-runtime.txt"])
@@ -529,7 +530,8 @@ def test_manifests_equal_the_chart_defaults() -> None:
 
 
 def _operator_pod(values: dict[str, Any]) -> dict[str, Any]:
-    return of_kind(template(values), "Deployment")[0]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+    spec: dict[str, Any] = of_kind(template(values), "Deployment")[0]["spec"]["template"]["spec"]
+    return spec
 
 
 def test_null_pod_security_context_leaves_the_uid_to_the_platform() -> None:

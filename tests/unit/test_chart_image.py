@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
 from testkit.chart import CHART, REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()

@@ -6,14 +6,14 @@ import argparse
 
 import pydantic
 import pytest
+from llmstage.api.manifest import GPUChoice
 from llmstage.api.models import LLMService
+from llmstage.api.validation import validation_message
 from llmstage.cli.common import (
     CliError,
-    GPUChoice,
     format_table,
     guarded,
     parse_gpu,
-    validation_message,
 )
 
 

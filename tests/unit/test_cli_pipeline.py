@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from llmstage.api.models import LLMService
+from llmstage.api.models import LLMService, Runtime
 from llmstage.cli import main
 from llmstage.resolve import resolve
-from llmstage.resolved import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"

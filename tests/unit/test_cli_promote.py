@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from llmstage.api.models import LLMService
+from llmstage.api.models import LLMService, Runtime
 from llmstage.cli import main
 from llmstage.resolve import resolve
-from llmstage.resolved import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 H100 = "NVIDIA-H100-80GB-HBM3"

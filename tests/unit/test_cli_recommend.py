@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from llmstage.api.models import LLMService
+from llmstage.api.models import LLMService, Runtime
 from llmstage.cli import main
 from llmstage.cli.recommend import name_from_model
 from llmstage.resolve import resolve
-from llmstage.resolved import Runtime
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

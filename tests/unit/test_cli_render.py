@@ -8,9 +8,9 @@ import pytest
 import yaml
 from llmstage.api.models import LLMService
 from llmstage.cli import main
-from llmstage.desired import desired_objects
+from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve
-from llmstage.resolved import ClusterFacts
+from llmstage.resolve.resolved import ClusterFacts
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

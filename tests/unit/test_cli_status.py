@@ -13,7 +13,7 @@ FIXTURES = Path(__file__).parent / "argocd_health"
 
 
 def fixture(name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads((FIXTURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 def test_a_ready_service_has_no_problems_and_best_practice_findings_are_problems() -> None:

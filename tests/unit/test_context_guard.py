@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from testkit import LOCAL_CONTEXT, UnsafeContextError, check_context
 
 

@@ -18,7 +18,7 @@ CRD_FILE = REPO / "crds" / "llmservices.llmstage.io.yaml"
 
 
 def schema() -> dict[str, Any]:
-    return crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+    return crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
 def walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from llmstage.api.models import OptimizeFor, RuntimeChoice
-from llmstage.decision import CONCURRENCY_THRESHOLD, DecisionInput, Rule, choose_runtime, decide_runtime
-from llmstage.resolved import Runtime, Stage
+from llmstage.api.models import OptimizeFor, Runtime, RuntimeChoice, Stage
+from llmstage.resolve.decision import (
+    CONCURRENCY_THRESHOLD,
+    DecisionInput,
+    Rule,
+    choose_runtime,
+    decide_runtime,
+)
 
 DEV, STAGING, PROD = Stage.DEV, Stage.STAGING, Stage.PRODUCTION
 OLLAMA, VLLM = Runtime.OLLAMA, Runtime.VLLM

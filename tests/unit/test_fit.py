@@ -10,7 +10,7 @@ Llama-3.1-70B: 70.6e9 params, 80 layers, 8 KV heads, head dim 128.
 from __future__ import annotations
 
 import pytest
-from llmstage.fit import (
+from llmstage.resolve.fit import (
     FitReason,
     ModelShape,
     bytes_per_parameter,

@@ -132,9 +132,8 @@ def test_dockerfile_context_key_follows_the_files_it_copies(images: ModuleType, 
 
 
 def test_ollama_image_version_is_the_one_the_operator_renders(images: ModuleType) -> None:
-    rendered = re.search(
-        r'DEFAULT_OLLAMA_IMAGE = "ollama/ollama:([^"]+)"', (REPO / "operator/llmstage/resolve.py").read_text()
-    )
+    settings = REPO / "operator/llmstage/resolve/ollama.py"
+    rendered = re.search(r'DEFAULT_OLLAMA_IMAGE = "ollama/ollama:([^"]+)"', settings.read_text())
     assert rendered
     assert images.OllamaImage().version() == rendered.group(1)
 

@@ -18,13 +18,13 @@ class FakeKube:
         self.asked.append(name)
         if isinstance(self.crd, ApiError):
             raise self.crd
-        return self.crd  # type: ignore[no-any-return]
+        return self.crd
 
     async def discover(self, path: str) -> dict[str, Any]:
         self.asked.append(path)
         if isinstance(self.discovery, ApiError):
             raise self.discovery
-        return self.discovery  # type: ignore[no-any-return]
+        return self.discovery
 
 
 FORBIDDEN = ApiError(403, "Forbidden", "customresourcedefinitions is forbidden")

@@ -10,6 +10,7 @@ import pytest
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
 from llmstage.controller.kube import KINDS, ApiError
+
 from testkit import kube_over
 
 DEPLOYMENT = KINDS[("apps/v1", "Deployment")]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from llmstage.controller import metrics  # noqa: F401  (registers every metric)
 from prometheus_client import REGISTRY
+
 from testkit.chart import CHART
 
 RULES = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())

@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from llmstage import logs
@@ -175,6 +176,19 @@ def test_bad_durations_are_refused(text: str) -> None:
         run_cmd.duration(text)
 
 
+@pytest.fixture
+def credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kubeconfig `llmstage run` accepts (it checks credentials before the ports); never dialled."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\n'
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+
+
 def _args(**over: object) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     run_cmd.register(parser.add_subparsers())
@@ -184,6 +198,7 @@ def _args(**over: object) -> argparse.Namespace:
     return args
 
 
+@pytest.mark.usefixtures("credentials")
 def test_a_taken_port_is_one_line_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -201,6 +216,7 @@ def test_a_taken_port_is_one_line_naming_the_flag(capsys: pytest.CaptureFixture[
         assert "change --liveness" in line
 
 
+@pytest.mark.usefixtures("credentials")
 def test_inconsistent_lease_timings_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cmd.run(_args(leader_elect_lease_duration=5.0, leader_elect_renew_deadline=10.0)) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

@@ -2,78 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from llmstage.api.models import LLMService
-from llmstage.controller.plan import Condition, Observed, merge_conditions, plan, transitions
+from llmstage.controller.conditions import Condition, merge_conditions, transitions
+from llmstage.controller.plan import plan
 from llmstage.controller.reconciler import contains
-from llmstage.resolve import resolve
-from llmstage.resolved import Resolved
 
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-
-
-def resolved(**spec: Any) -> Resolved:
-    body = {
-        "apiVersion": "llmstage.io/v1alpha1",
-        "kind": "LLMService",
-        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": 3},
-        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
-    }
-    return resolve(LLMService.from_object(body))
-
-
-PRODUCTION = {
-    "stage": "production",
-    "replicas": 1,
-    "resources": {"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}},
-    "vllm": {"apiKeySecretRef": {"name": "key"}},
-}
-
-
-def service(runtime: str) -> dict[str, Any]:
-    return {
-        "kind": "Service",
-        "metadata": {"name": "chat"},
-        "spec": {"selector": {"llmstage.io/runtime": runtime}},
-    }
-
-
-def deployment(runtime: str, available: bool) -> dict[str, Any]:
-    return {
-        "kind": "Deployment",
-        "metadata": {"name": f"chat-{runtime}", "generation": 1},
-        "status": {
-            "observedGeneration": 1,
-            "readyReplicas": 1 if available else 0,
-            "conditions": [{"type": "Available", "status": "True" if available else "False"}],
-        },
-    }
-
-
-def endpoints(*pods: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "metadata": {"name": "chat-abc"},
-            "endpoints": [
-                {"addresses": [f"10.244.0.{i}"], "conditions": {"ready": True}, "targetRef": {"name": p}}
-                for i, p in enumerate(pods)
-            ],
-        }
-    ]
-
-
-def observed(
-    *children: dict[str, Any],
-    slices: list[dict[str, Any]] | None = None,
-    pods: list[dict[str, Any]] | None = None,
-) -> Observed:
-    return Observed(
-        children={(c["kind"], c["metadata"]["name"]): c for c in children},
-        endpoint_slices=slices or [],
-        pods=pods or [],
-    )
+from testkit.plan_fixtures import NOW, PRODUCTION, deployment, endpoints, observed, resolved, service
 
 
 def conditions(p: Any) -> dict[str, Condition]:
@@ -94,6 +30,18 @@ def test_a_new_service_applies_everything_and_waits_for_endpoints() -> None:
     assert (c["Ready"].status, c["Ready"].reason) == ("False", "WaitingForEndpoints")
     assert c["Reconciling"].status == "True" and c["Stalled"].status == "False"
     assert p.status["cutover"] is None and p.keep == set()
+
+
+def test_status_lists_the_lora_adapters_only_where_vllm_serves_them() -> None:
+    adapters = {
+        "adapters": [
+            {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+            {"name": "faq", "huggingFaceId": "acme/faq"},
+        ]
+    }
+    p = plan(resolved(**PRODUCTION, lora=adapters), observed(), NOW)
+    assert p.status["loraAdapters"] == ["sql", "faq"] and p.status["servedModelName"] == "llama3.1:8b"
+    assert "loraAdapters" not in plan(resolved(**PRODUCTION), observed(), NOW).status
 
 
 def test_waiting_says_which_step_starting_pods_are_at() -> None:
@@ -245,7 +193,7 @@ def test_last_transition_time_moves_only_on_a_flip() -> None:
 
 def test_contains_ignores_server_defaults_and_foreign_fields_but_not_changed_values() -> None:
     desired = {"spec": {"template": {"spec": {"containers": [{"name": "a", "args": ["--x=1"]}]}}}}
-    live = {
+    live: dict[str, Any] = {
         "metadata": {"annotations": {"other": "tool"}},
         "spec": {
             "template": {

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from llmstage.controller.plan import Condition, plan
+from llmstage.controller.conditions import Condition
+from llmstage.controller.plan import plan
 from llmstage.resolve import SpecError
-from llmstage.resolved import ClusterFacts
-from test_plan import NOW, deployment, observed, resolved, service
+from llmstage.resolve.resolved import ClusterFacts
+
+from testkit.plan_fixtures import NOW, deployment, observed, resolved, service
 
 KEDA = ClusterFacts(keda_crd=True)
 PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"

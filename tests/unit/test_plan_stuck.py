@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmstage.api.models import LLMService
-from llmstage.controller.plan import Condition, Observed, event_worthy, merge_conditions, plan
+from llmstage.controller.conditions import Condition, event_worthy, merge_conditions
+from llmstage.controller.observed import Observed
+from llmstage.controller.plan import plan
 from llmstage.resolve import resolve
-from llmstage.resolved import Resolved
+from llmstage.resolve.resolved import Resolved
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from llmstage.api.models import Runtime, Stage
 from llmstage.render import (
     cache_claim_name,
-    deployment_name,
     owner_reference,
     render,
     render_deployment,
     runtime_objects,
     selector_labels,
     selector_string,
+    workload_name,
 )
 from llmstage.render.workload import to_json
-from llmstage.resolved import (
+from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
     ClusterFacts,
     OllamaRegistry,
     Resolved,
     Resources,
-    Runtime,
     Scheduling,
-    Stage,
 )
-from render_fixtures import (
+
+from testkit.render_fixtures import (
     API_KEY,
     CASES,
     DEV_OLLAMA,
@@ -43,6 +46,7 @@ from render_fixtures import (
     PRODUCTION_VLLM,
     PRODUCTION_VLLM_70B_TP,
     PRODUCTION_VLLM_KEDA,
+    PRODUCTION_VLLM_LORA,
     PROMETHEUS,
     STAGING_OLLAMA,
     STAGING_OLLAMA_SCALE_TO_ZERO,
@@ -84,8 +88,8 @@ def args_of(resolved: Resolved) -> dict[str, str]:
 
 
 def test_names_per_runtime_let_both_deployments_coexist() -> None:
-    assert deployment_name("chat", Runtime.OLLAMA) == "chat-ollama"
-    assert deployment_name("chat", Runtime.VLLM) == "chat-vllm"
+    assert workload_name("chat", Runtime.OLLAMA) == "chat-ollama"
+    assert workload_name("chat", Runtime.VLLM) == "chat-vllm"
     assert cache_claim_name("chat", Runtime.VLLM) == "chat-vllm-cache"
     kinds = by_kind(render(PRODUCTION_VLLM, WITH_POD_MONITOR))
     assert kinds["Deployment"]["metadata"]["name"] == "chat-vllm"
@@ -360,7 +364,7 @@ def test_vllm_args() -> None:
     ]
     assert "revision" not in args_of(PRODUCTION_VLLM)
     assert "quantization" not in args_of(PRODUCTION_VLLM)
-    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[arg-type]
+    quantized = replace(PRODUCTION_VLLM, vllm=replace(PRODUCTION_VLLM.vllm, quantization="fp8"))  # type: ignore[type-var]
     assert args_of(quantized)["quantization"] == "fp8"
 
 
@@ -405,6 +409,76 @@ def test_vllm_downloads_in_an_init_container_before_the_load_budget() -> None:
     # A 141 GB download fits the progress deadline at 25 MB/s; the probe only covers the load.
     deadline = render_deployment(PRODUCTION_VLLM_70B_TP)["spec"]["progressDeadlineSeconds"]
     assert deadline >= 141e9 / 25e6
+
+
+# A stand-in for huggingface_hub: the script's own logic runs for real, the Hub does not.
+FAKE_HUB = """
+import json, os
+RANKS = json.loads(os.environ["FAKE_RANKS"])
+class HfApi:
+    def list_repo_files(self, repo, revision=None):
+        return ["config.json", "model.safetensors"]
+def snapshot_download(repo, revision=None, local_dir=None, **kwargs):
+    with open(os.environ["FAKE_LOG"], "a") as log:
+        log.write(json.dumps([repo, revision, local_dir]) + "\\n")
+    if local_dir:
+        os.makedirs(local_dir, exist_ok=True)
+        with open(os.path.join(local_dir, "adapter_config.json"), "w") as f:
+            json.dump({"r": RANKS[repo], "peft_type": "LORA"}, f)
+"""
+
+
+def run_download_step(
+    resolved: Resolved, tmp_path: Path, ranks: dict[str, int]
+) -> subprocess.CompletedProcess[str]:
+    (init,) = pod_spec(resolved)["initContainers"]
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "huggingface_hub.py").write_text(FAKE_HUB)
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    # Paths of the pod's cache volume, moved under tmp_path.
+    env["LLMSTAGE_LORA"] = env["LLMSTAGE_LORA"].replace("/models/", f"{tmp_path}/models/")
+    env |= {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(tmp_path / "hub"),
+        "FAKE_RANKS": json.dumps(ranks),
+        "FAKE_LOG": str(tmp_path / "downloads.log"),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", init["command"][-1]], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_lora_adapters_are_downloaded_to_the_paths_vllm_is_given(tmp_path: Path) -> None:
+    """The download step's script, run with a stand-in Hub: each adapter lands in the folder its
+    --lora-modules entry names; the base model is downloaded first."""
+    result = run_download_step(
+        PRODUCTION_VLLM_LORA, tmp_path, {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 64}
+    )
+    assert result.returncode == 0, result.stderr
+    downloads = [json.loads(line) for line in (tmp_path / "downloads.log").read_text().splitlines()]
+    args = server(PRODUCTION_VLLM_LORA)["args"]
+    modules = [json.loads(a) for a in args[args.index("--lora-modules") + 1 :] if a.startswith("{")]
+    assert downloads[0][0] == PRODUCTION_VLLM_LORA.model.hugging_face_id
+    assert [(repo, rev) for repo, rev, _ in downloads[1:]] == [
+        ("acme/llama31-8b-sql-lora", None),
+        ("acme/llama31-8b-support-lora", "v2"),
+    ]
+    assert [d[2].replace(f"{tmp_path}", "") for d in downloads[1:]] == [m["path"] for m in modules]
+    assert [m["name"] for m in modules] == ["sql", "support-v2"]
+    assert {m["base_model_name"] for m in modules} == {PRODUCTION_VLLM_LORA.served_model_name}
+    assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=64" in args
+    assert args.count("--lora-modules") == 1  # a second flag would replace the first one's list
+
+
+def test_a_lora_adapter_above_the_max_rank_stops_the_download_step_with_the_fix(tmp_path: Path) -> None:
+    result = run_download_step(
+        PRODUCTION_VLLM_LORA, tmp_path, {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 128}
+    )
+    assert result.returncode == 1
+    assert (
+        "has rank 128, above vLLM's --max-lora-rank 64: set spec.lora.maxRank to at least 128"
+        in result.stderr
+    )
 
 
 def test_secrets_are_rendered_only_by_reference() -> None:
@@ -572,7 +646,7 @@ def test_ollama_env_is_explicit() -> None:
 
 
 def test_user_env_cannot_override_what_llmstage_sets() -> None:
-    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[arg-type]
+    settings = replace(DEV_OLLAMA.ollama, env={"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_DEBUG": "1"})  # type: ignore[type-var]
     container = server(replace(DEV_OLLAMA, ollama=settings))
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
@@ -582,7 +656,7 @@ def test_user_env_cannot_override_what_llmstage_sets() -> None:
 
 def test_user_env_may_replace_the_ollama_defaults_that_are_only_defaults() -> None:
     user = {"OLLAMA_MAX_LOADED_MODELS": "2", "NVIDIA_VISIBLE_DEVICES": "all"}
-    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[arg-type]
+    container = server(replace(DEV_OLLAMA, ollama=replace(DEV_OLLAMA.ollama, env=user)))  # type: ignore[type-var]
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
     assert env_of(container)["OLLAMA_MAX_LOADED_MODELS"]["value"] == "2"
@@ -682,8 +756,8 @@ def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
     assert "registry-key" not in server_mounts and "SSL_CERT_FILE" not in env_of(spec["containers"][0])
     insecure = replace(
         DEV_OLLAMA_REGISTRY,
-        ollama=replace(
-            DEV_OLLAMA_REGISTRY.ollama,  # type: ignore[arg-type]
+        ollama=replace(  # type: ignore[type-var]
+            DEV_OLLAMA_REGISTRY.ollama,
             registry=OllamaRegistry(host="registry.internal:5000", insecure=True),
         ),
     )
@@ -841,7 +915,7 @@ def test_strings_from_users_survive_the_template_exactly(text: str) -> None:
         PRODUCTION_VLLM,
         served_model_name=text,
         scheduling=Scheduling(node_selector={"pool": text}),
-        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[arg-type]
+        vllm=replace(PRODUCTION_VLLM.vllm, extra_args=(text,)),  # type: ignore[type-var]
     )
     container = server(resolved)
     assert f"--served-model-name={text}" in container["args"]
@@ -888,9 +962,9 @@ def test_keda_scales_vllm_on_the_waiting_requests_of_its_own_pods_from_prometheu
 def test_keda_query_replaces_the_default_queue_query() -> None:
     custom = replace(
         PRODUCTION_VLLM_KEDA,
-        autoscaling=replace(
-            PRODUCTION_VLLM_KEDA.autoscaling,  # type: ignore[arg-type]
-            keda=replace(PRODUCTION_VLLM_KEDA.autoscaling.keda, query="sum(my_queue)"),  # type: ignore[union-attr]
+        autoscaling=replace(  # type: ignore[type-var]
+            PRODUCTION_VLLM_KEDA.autoscaling,
+            keda=replace(PRODUCTION_VLLM_KEDA.autoscaling.keda, query="sum(my_queue)"),
         ),
     )
     trigger = by_kind(render(custom))["ScaledObject"]["spec"]["triggers"][0]
@@ -911,4 +985,4 @@ def test_scale_to_zero_adds_a_wake_trigger_that_only_decides_between_zero_and_on
 def test_no_hpa_next_to_a_scaled_object_and_no_scaled_object_with_hpa() -> None:
     assert "HorizontalPodAutoscaler" not in by_kind(render(PRODUCTION_VLLM_KEDA))
     assert "ScaledObject" not in by_kind(render(PRODUCTION_VLLM))
-    assert PRODUCTION_VLLM.autoscaling.autoscaler is Autoscaler.HPA  # type: ignore[union-attr]
+    assert PRODUCTION_VLLM.autoscaling.autoscaler is Autoscaler.HPA

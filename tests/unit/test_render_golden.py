@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 from llmstage.render import render
-from render_fixtures import CASES
+
+from testkit.render_fixtures import CASES
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

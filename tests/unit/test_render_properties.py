@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, event, given, note, reject, settings
 from hypothesis import strategies as st
 from llmstage.api import crd
 from llmstage.api.models import LLMService
-from llmstage.catalog import builtin_catalog
 from llmstage.render import render
 from llmstage.resolve import SpecError, resolve
-from llmstage.resolved import ClusterFacts
+from llmstage.resolve.catalog import builtin_catalog
+from llmstage.resolve.resolved import ClusterFacts
 from pydantic import ValidationError
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()

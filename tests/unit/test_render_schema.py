@@ -14,7 +14,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from llmstage.render import render
-from render_fixtures import CASES, PRODUCTION_VLLM, WITH_POD_MONITOR
+
+from testkit.render_fixtures import CASES, PRODUCTION_VLLM, WITH_POD_MONITOR
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 

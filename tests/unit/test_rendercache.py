@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import LLMService
+from llmstage.api.models import LLMService, Runtime
 from llmstage.controller.rendercache import RenderCache
-from llmstage.desired import desired_objects
+from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 
 def resolved(generation: int = 1, **spec: Any) -> Resolved:

@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 import yaml
-from api_cases import API_KEY, GPU_H100, VALID, service
-from llmstage.api.models import LLMService
-from llmstage.catalog import CatalogEntry, builtin_catalog
-from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, SpecError, resolve
-from llmstage.resolved import ConfigMapKeyRef, PodOptions, Resolved, Runtime, ScaleMetric, SecretKeyRef, Stage
+from llmstage.api.models import LLMService, Runtime, Stage
+from llmstage.resolve import SpecError, resolve
+from llmstage.resolve.catalog import CatalogEntry, builtin_catalog
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE
+from llmstage.resolve.resolved import ConfigMapKeyRef, PodOptions, Resolved, ScaleMetric, SecretKeyRef
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE
+
+from testkit.api_cases import API_KEY, GPU_H100, VALID, service
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
-PROD = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
+PROD: dict[str, Any] = {"stage": "production", "resources": GPU_H100, "vllm": API_KEY}
 
 
 def run(**spec: Any) -> Resolved:
@@ -566,6 +569,43 @@ def test_pod_settings_env_and_ephemeral_storage_reach_resolved() -> None:
     assert run().pod == PodOptions()
 
 
+def test_lora_adapters_default_to_one_batch_slot_each_up_to_four() -> None:
+    def adapters(n: int) -> dict[str, Any]:
+        return {"adapters": [{"name": f"a{i}", "huggingFaceId": f"acme/a{i}"} for i in range(n)]}
+
+    two = run(**PROD, lora=adapters(2))
+    assert two.vllm is not None and two.vllm.lora is not None
+    assert two.vllm.lora.max_loras == 2 and two.vllm.lora.max_rank is None
+    assert [a.name for a in two.vllm.lora.adapters] == ["a0", "a1"]
+    six = run(**PROD, lora=adapters(6))
+    assert six.vllm is not None and six.vllm.lora is not None and six.vllm.lora.max_loras == 4
+    pinned = run(**PROD, lora={**adapters(3), "maxLoras": 1, "maxRank": 64})
+    assert pinned.vllm is not None and pinned.vllm.lora is not None
+    assert (pinned.vllm.lora.max_loras, pinned.vllm.lora.max_rank) == (1, 64)
+
+
+@pytest.mark.parametrize(
+    ("resources", "field"),
+    [
+        ({"gpu": {"count": 1, "memory": "1E400"}}, "spec.resources.gpu.memory"),
+        ({"memory": "2Ei"}, "spec.resources.memory"),
+        ({"ephemeralStorage": "9E18"}, "spec.resources.ephemeralStorage"),
+    ],
+)
+def test_a_size_no_machine_has_is_an_error_naming_the_field(resources: dict[str, Any], field: str) -> None:
+    # Found by the property test: 1E400 passes the quantity grammar and overflowed the memory fit.
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, "resources": {**GPU_H100, **resources}})
+    assert err.value.field == field and "more than 1 EiB" in err.value.message
+
+
+def test_lora_on_a_stage_where_auto_picks_ollama_is_an_error_naming_the_field() -> None:
+    with pytest.raises(SpecError) as err:
+        run(lora={"adapters": [{"name": "sql", "huggingFaceId": "acme/sql-lora"}]})
+    assert err.value.field == "spec.lora"
+    assert "the runtime is Ollama (stage dev" in str(err.value) and "set runtime vllm" in str(err.value)
+
+
 # ---------------------------------------------------------------- errors raised as SpecError
 
 
@@ -613,7 +653,7 @@ def test_examples_move_from_ollama_to_vllm_by_stage() -> None:
     assert by_stage["llama31-8b-dev.yaml"].runtime == Runtime.OLLAMA
     assert by_stage["llama31-8b-staging.yaml"].runtime == Runtime.OLLAMA
     assert by_stage["llama31-8b-production.yaml"].runtime == Runtime.VLLM
-    assert by_stage["llama31-70b-tensor-parallel.yaml"].vllm.tensor_parallel_size == 4  # type: ignore[union-attr]
+    assert by_stage["llama31-70b-tensor-parallel.yaml"].vllm.tensor_parallel_size == 4
 
 
 @pytest.mark.parametrize("name", sorted(VALID))

@@ -6,10 +6,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llmstage.api.models import LLMService
-from llmstage.catalog import builtin_catalog
+from llmstage.api.models import LLMService, Runtime
 from llmstage.resolve import SpecError, resolve
-from llmstage.resolved import Runtime
+from llmstage.resolve.catalog import builtin_catalog
 from pydantic import ValidationError
 
 MODELS = [e.name for e in builtin_catalog().entries] + [
@@ -99,7 +98,7 @@ def test_any_accepted_spec_resolves_or_names_a_field(spec: dict[str, Any]) -> No
     if r.autoscaling:
         assert 1 <= r.autoscaling.min_replicas <= r.autoscaling.max_replicas
         assert not (r.runtime == Runtime.OLLAMA and r.autoscaling.metric == "queue")
-    max_pods = r.replicas if r.replicas is not None else r.autoscaling.max_replicas  # type: ignore[union-attr]
+    max_pods = r.replicas if r.replicas is not None else r.autoscaling.max_replicas
     assert r.cache.access_mode == ("ReadWriteOnce" if max_pods <= 1 else "ReadWriteMany")
     assert r.memory_fit.fits in (True, False, None) and r.memory_fit.message
     assert r.runtime_reason.endswith(("Ollama", "vLLM", ")"))

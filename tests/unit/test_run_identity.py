@@ -22,6 +22,9 @@ def no_passwd_entry() -> str:
 
 def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(getpass, "getuser", no_passwd_entry)
+    # In a pod: the ServiceAccount's credentials (never dialled: kopf is replaced below).
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     seen: dict[str, Any] = {}
 
     async def fake_operator(**kwargs: Any) -> None:
@@ -33,7 +36,9 @@ def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(kopf, "operator", fake_operator)
     monkeypatch.setattr(run_cmd, "configure_logging", lambda *a: None)
-    monkeypatch.setattr(handlers.Runtime, "options", dict(getattr(handlers.Runtime, "options", {})))
+    monkeypatch.setattr(
+        handlers.OperatorState, "options", dict(getattr(handlers.OperatorState, "options", {}))
+    )
     args = argparse.Namespace(
         log_format="text", log_level="info", kubeconfig=None, namespaces=None, concurrency=1,
         unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",

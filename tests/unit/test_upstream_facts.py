@@ -21,9 +21,12 @@ import yaml
 from llmstage import upstream
 from llmstage.api.models import LLMService
 from llmstage.render import render
-from llmstage.resolve import DEFAULT_OLLAMA_IMAGE, DEFAULT_VLLM_IMAGE, resolve
+from llmstage.resolve import resolve
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE
 from llmstage.upstream.generate import ollama_facts, vllm_facts
-from render_fixtures import CASES, PRODUCTION_VLLM
+
+from testkit.render_fixtures import CASES, PRODUCTION_VLLM
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -60,8 +63,8 @@ def test_the_check_fails_for_what_the_pinned_vllm_does_not_know() -> None:
     """The same check as above, on a fixture with arguments vLLM 0.12.0 would reject."""
     bad = replace(
         PRODUCTION_VLLM,
-        vllm=replace(
-            PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+        vllm=replace(  # type: ignore[type-var]
+            PRODUCTION_VLLM.vllm,
             extra_args=(
                 "--enable-turbo-mode",
                 "--kv-cache-dtype=fp4",

@@ -1,5 +1,5 @@
 # Ollama for the real node's dev runtime, CPU only, at the version the operator renders
-# (DEFAULT_OLLAMA_IMAGE in operator/llmstage/resolve.py); hack/images.py puts it in the
+# (DEFAULT_OLLAMA_IMAGE in operator/llmstage/resolve/ollama.py); hack/images.py puts it in the
 # ollama/ollama image and uses it on the host to import and push the model.
 #
 # Two parts, as upstream's Dockerfile at v0.12.10 builds them (stages `build` and `cpu`):

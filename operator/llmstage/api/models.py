@@ -22,7 +22,6 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from llmstage import ollama_name
 from llmstage.api.quantity import QUANTITY_PATTERN, is_quantity
-from llmstage.resolved import Runtime, Stage
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -52,7 +51,11 @@ DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 MANAGED_VLLM_FLAGS = (
     "model", "served-model-name", "host", "port", "tensor-parallel-size", "api-key",
     "gpu-memory-utilization", "max-model-len", "max-num-seqs", "dtype", "quantization", "revision",
+    "enable-lora", "lora-modules", "max-loras", "max-lora-rank",
 )  # fmt: skip
+# vLLM 0.12.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+MAX_LORA_ADAPTERS = 16
 MANAGED_VLLM_FLAG_PATTERN = (
     "^--(" + "|".join(flag.replace("-", "[-_]") for flag in MANAGED_VLLM_FLAGS) + ")(=.*)?$"
 )
@@ -191,6 +194,17 @@ DURATION = r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)?)+$"
 # ---------------------------------------------------------------- enums
 
 
+class Stage(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Runtime(StrEnum):
+    OLLAMA = "ollama"
+    VLLM = "vllm"
+
+
 class RuntimeChoice(StrEnum):
     AUTO = "auto"
     OLLAMA = "ollama"
@@ -238,7 +252,10 @@ class AccessMode(StrEnum):
 class CutoverPhase(StrEnum):
     STARTING = "Starting"  # the new runtime's pods are starting next to the old ones
     SWITCHING = "Switching"  # the new runtime is ready; the Service selector moves to it
-    DRAINING = "Draining"  # clients are on the new runtime; the old one is scaled down
+    DRAINING = "Draining"  # clients are on the new runtime; the old runtime's objects are deleted
+    # Never set by the plan (status.cutover is null once a cutover is over; a stuck one is Stalled).
+    # They stay because the CRD's enum for status.cutover.phase lists them: dropping them changes
+    # the published v1alpha1 schema, which waits for the next API version.
     COMPLETE = "Complete"
     FAILED = "Failed"
 
@@ -1106,6 +1123,75 @@ class PodSettings(ApiModel):
     )
 
 
+class LoRAAdapter(ApiModel):
+    """A LoRA adapter vLLM serves beside the base model, under a model name of its own."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=SERVED_MODEL_NAME,
+        description="The `model` string clients send to use this adapter, e.g. 'sql-assistant'.",
+    )
+    hugging_face_id: str = Field(
+        max_length=200,
+        pattern=HUGGING_FACE_ID,
+        description=(
+            "Hugging Face repository of the adapter (PEFT format: adapter_config.json and the weights), "
+            "downloaded into the model cache before vLLM starts."
+        ),
+    )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Revision (branch, tag or commit) of the adapter to pin.",
+    )
+
+
+class LoRASpec(ApiModel):
+    """LoRA adapters on the same endpoint as the base model (vLLM only)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+            message="spec.lora.adapters[].name must be unique: each adapter is a model name of its own",
+            check=lambda s: len({a.name for a in s.adapters}) == len(s.adapters),
+            field_path=".adapters",
+        ),
+        CelRule(
+            rule="!has(self.maxLoras) || self.maxLoras <= size(self.adapters)",
+            message=(
+                "spec.lora.maxLoras must not exceed the number of adapters: each slot reserves GPU memory; "
+                "lower maxLoras or remove it"
+            ),
+            check=lambda s: s.max_loras is None or s.max_loras <= len(s.adapters),
+            field_path=".maxLoras",
+        ),
+    )
+
+    adapters: list[LoRAAdapter] = Field(
+        min_length=1, max_length=MAX_LORA_ADAPTERS, description="The adapters, each under its own name."
+    )
+    max_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] | None = Field(
+        default=None,
+        description=(
+            "--max-lora-rank: at least the largest rank (r in adapter_config.json) of the adapters; vLLM "
+            "refuses an adapter of a larger rank. Default: vLLM's 16."
+        ),
+    )
+    max_loras: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LORA_ADAPTERS,
+        description=(
+            "--max-loras: adapters one batch may mix; each slot reserves GPU memory for a max-rank "
+            "adapter. Default: the number of adapters, at most 4 (vLLM's own default, 1, would serialise "
+            "requests for different adapters)."
+        ),
+    )
+
+
 class CacheSpec(ApiModel):
     """The PersistentVolumeClaim that keeps downloaded weights across restarts and scale-ups."""
 
@@ -1341,6 +1427,31 @@ class LLMServiceSpec(ApiModel):
             check=lambda s: _keda_has_server(s),
             field_path=".autoscaling.keda",
         ),
+        CelRule(
+            rule="self.runtime != 'ollama' || !has(self.lora)",
+            message=(
+                "spec.lora needs vLLM: Ollama applies a LoRA adapter only by building a new model from a "
+                "Modelfile ADAPTER line, one adapter per model, which llmstage does not do; remove spec.lora "
+                "or set runtime vllm (or auto) with spec.resources.gpu"
+            ),
+            check=lambda s: s.runtime != RuntimeChoice.OLLAMA or s.lora is None,
+            field_path=".lora",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.lora) || self.lora.adapters.all(a, a.name != "
+                "(has(self.servedModelName) ? self.servedModelName : self.model.name))"
+            ),
+            message=(
+                "spec.lora.adapters[].name must differ from the served model name (spec.servedModelName, "
+                "default spec.model.name): clients pick the base model or an adapter by this name"
+            ),
+            check=lambda s: (
+                s.lora is None
+                or all(a.name != (s.served_model_name or s.model.name) for a in s.lora.adapters)
+            ),
+            field_path=".lora.adapters",
+        ),
     )
 
     model: ModelSpec = Field(description="The model to serve.")
@@ -1411,6 +1522,13 @@ class LLMServiceSpec(ApiModel):
     pod: PodSettings | None = Field(
         default=None,
         description="Pod-level settings: ServiceAccount, image pull secrets, labels, annotations, volumes.",
+    )
+    lora: LoRASpec | None = Field(
+        default=None,
+        description=(
+            "LoRA adapters vLLM serves on the same URL, each under its own model name (listed in "
+            "status.loraAdapters). vLLM only: rejected with runtime ollama."
+        ),
     )
 
 
@@ -1487,6 +1605,11 @@ class LLMServiceStatus(ApiModel):
     )
     served_model_name: str | None = Field(
         default=None, max_length=253, description="The `model` string clients send."
+    )
+    lora_adapters: list[str] | None = Field(
+        default=None,
+        max_length=MAX_LORA_ADAPTERS,
+        description="Model names of the LoRA adapters served beside servedModelName (vLLM).",
     )
     cutover: CutoverStatus | None = Field(
         default=None, description="Progress of a runtime switch, when one runs."

@@ -1,4 +1,4 @@
-"""What every CLI command shares: one-line errors with exit codes, manifest loading, tables.
+"""What every CLI command shares: one-line errors with exit codes, reading files, option types, tables.
 
 Exit codes: 0 success, 1 failure (the cluster, the file system), 2 bad usage or input (argparse
 uses 2 as well). Errors are one line on stderr that names the file or field and the fix; no
@@ -15,17 +15,18 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import yaml
 
-from llmstage.api.models import KIND, LLMService
+from llmstage.api.manifest import GPUChoice, Manifest, ManifestError, parse_llmservices
+from llmstage.api.validation import validation_message
+from llmstage.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from llmstage.gitops.promotion import PromotionRefused
 from llmstage.resolve import SpecError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 STDIN = "-"
 
 
@@ -50,37 +51,6 @@ def parser_for(subparsers: Any, name: str, help_text: str, doc: str | None, exam
 
 
 # ---------------------------------------------------------------- error reporting
-
-
-def _field_path(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def validation_message(err: pydantic.ValidationError) -> str:
-    """The first problem of a ValidationError as `field: message`, naming the field and the fix."""
-    errors = err.errors(include_url=False)
-    if not errors:
-        return str(err)
-    first = errors[0]
-    field = _field_path(first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field: check the spelling (`kubectl explain llmservice.spec` lists the fields)"
-    elif first["type"] == "missing":
-        msg = "required field is missing: add it"
-    elif first["type"] == "literal_error" and field in ("apiVersion", "kind"):
-        msg = f"{msg} (got {first.get('input')!r})"
-    # CEL rule messages already start with the field they are about.
-    text = msg if msg.startswith(("spec.", "metadata.")) or not field else f"{field}: {msg}"
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return text
 
 
 def _api_message(err: Any) -> str:
@@ -108,7 +78,7 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return func(args)
         except CliError as err:
             return _fail(name, err.message, err.code)
-        except SpecError as err:
+        except (SpecError, ManifestError, PromotionRefused) as err:
             return _fail(name, str(err), EXIT_USAGE)
         except pydantic.ValidationError as err:
             return _fail(name, validation_message(err), EXIT_USAGE)
@@ -189,56 +159,9 @@ def display_name(path: str) -> str:
     return "<stdin>" if path == STDIN else path
 
 
-def yaml_documents(text: str, source: str) -> list[Any]:
-    """Every non-empty document; a syntax error becomes `FILE:LINE:COL: ...`."""
-    try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise CliError(f"{where}: YAML syntax error: {err.problem or err.context}; fix the YAML") from err
-    except yaml.YAMLError as err:
-        raise CliError(f"{source}: YAML syntax error: {_one_line(str(err))}") from err
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One LLMService document of a file, parsed and validated like the API server would."""
-
-    source: str  # file name for messages
-    index: int  # position among the file's documents, from 0
-    body: dict[str, Any]
-    service: LLMService
-
-
-def is_llmservice(doc: Any) -> bool:
-    return isinstance(doc, dict) and doc.get("kind") == KIND
-
-
-def parse_llmservice(body: dict[str, Any], source: str) -> LLMService:
-    try:
-        return LLMService.from_object(body)
-    except pydantic.ValidationError as err:
-        name = (body.get("metadata") or {}).get("name") if isinstance(body.get("metadata"), dict) else None
-        label = f"{source} ({KIND} {name})" if name else source
-        raise CliError(f"{label}: {validation_message(err)}") from err
-
-
 def load_llmservices(path: str) -> list[Manifest]:
-    """Every LLMService in a (multi-document) YAML file; other kinds are skipped."""
-    source = display_name(path)
-    docs = yaml_documents(read_text(path), source)
-    out = []
-    for index, doc in enumerate(docs):
-        if not isinstance(doc, dict):
-            raise CliError(f"{source}: document {index + 1} is not a mapping (a Kubernetes object)")
-        if is_llmservice(doc):
-            out.append(Manifest(source, index, doc, parse_llmservice(doc, source)))
-    if not out:
-        raise CliError(
-            f"{source}: no LLMService in the file; it needs apiVersion: llmstage.io/v1alpha1 and kind: {KIND}"
-        )
-    return out
+    """Every LLMService in a (multi-document) YAML file or stdin; other kinds are skipped."""
+    return parse_llmservices(read_text(path), display_name(path))
 
 
 def dump_yaml(obj: Any) -> str:
@@ -246,12 +169,6 @@ def dump_yaml(obj: Any) -> str:
 
 
 # ---------------------------------------------------------------- option values
-
-
-@dataclass(frozen=True)
-class GPUChoice:
-    count: int | None  # None: only the product was given (1, or as many as `recommend` finds fit)
-    product: str | None
 
 
 _GPU = re.compile(r"^(?:(?P<product>[A-Za-z][A-Za-z0-9._-]*)(?::(?P<count>\d+))?|(?P<only>\d+))$")
@@ -270,13 +187,6 @@ def parse_gpu(value: str) -> GPUChoice:
     if count is not None and count < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: a GPU product needs a count of at least 1")
     return GPUChoice(count, match.group("product"))
-
-
-def gpu_spec(choice: GPUChoice) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": 1 if choice.count is None else choice.count}
-    if choice.product:
-        out["product"] = choice.product
-    return out
 
 
 def positive_int(value: str) -> int:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from llmstage.cli.common import parser_for
+
 EXAMPLES = """\
 examples:
   llmstage crd > crds/llmservices.llmstage.io.yaml     # what `make generate` does
@@ -14,13 +16,7 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "crd",
-        help="print the LLMService CRD (YAML)",
-        description=__doc__,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = parser_for(subparsers, "crd", "print the LLMService CRD (YAML)", __doc__, EXAMPLES)
     p.set_defaults(func=run)
 
 

@@ -12,20 +12,22 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmstage.api.manifest import GPUChoice, parse_llmservice
+from llmstage.api.models import Stage
 from llmstage.cli.common import (
     CliError,
-    GPUChoice,
     guarded,
     parse_gpu,
     parser_for,
     positive_int,
     warn,
 )
-from llmstage.resolved import Resolved, Stage
+from llmstage.gitops.pipeline import PipelineConfig, StageConfig, pipeline_files, stage_object
+from llmstage.resolve.resolved import Resolved
+from llmstage.resolve.sizing import GPU_PRODUCTS, gpu_options
 
 EXAMPLES = """\
 examples:
@@ -38,7 +40,6 @@ Namespaces are NAME-dev, NAME-staging and NAME-production unless --namespace-pre
 otherwise. Without --gpu, production gets the fewest GPUs of a common product the model fits on.
 """
 
-TEMPLATES = "gitops/templates"
 DEFAULT_REPO_URL = "https://git.example.com/REPLACE-ME.git"
 STAGE_USERS = {Stage.DEV: 1, Stage.STAGING: 4}
 NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -93,115 +94,10 @@ def register(subparsers: Any) -> None:
     init.set_defaults(func=run)
 
 
-@dataclass(frozen=True)
-class StageConfig:
-    stage: str
-    namespace: str
-    users: int
-    patch: bool  # the overlay patches the base LLMService
-    gpu: GPUChoice | None = None
-    api_key_secret: str | None = None
-    hf_token_secret: str | None = None
-    summary: str = ""
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    name: str
-    model: str
-    hugging_face_id: str | None
-    served_model_name: str
-    stages: tuple[StageConfig, ...]
-    gitops: str
-    repo_url: str
-    revision: str
-    repo_path: str  # "" or "some/dir/"
-    argocd_namespace: str
-    flux_namespace: str
-
-    def stage(self, stage: Stage) -> StageConfig:
-        return next(s for s in self.stages if s.stage == stage.value)
-
-
-# ---------------------------------------------------------------- pure: objects and files
-
-
-def stage_object(config: PipelineConfig, stage: StageConfig) -> dict[str, Any]:
-    """The LLMService `kubectl kustomize overlays/STAGE` produces (base merged with the patch)."""
-    spec: dict[str, Any] = {
-        "stage": stage.stage,
-        "model": {"name": config.model},
-        "expectedConcurrency": stage.users,
-    }
-    if config.hugging_face_id:
-        spec["model"]["huggingFaceId"] = config.hugging_face_id
-    if stage.gpu is not None:
-        gpu: dict[str, Any] = {"count": 1 if stage.gpu.count is None else stage.gpu.count}
-        if stage.gpu.product:
-            gpu["product"] = stage.gpu.product
-        spec["resources"] = {"gpu": gpu}
-    if stage.api_key_secret:
-        spec["vllm"] = {"apiKeySecretRef": {"name": stage.api_key_secret}}
-    if stage.hf_token_secret:
-        spec["huggingFaceTokenSecretRef"] = {"name": stage.hf_token_secret}
-    return {
-        "apiVersion": "llmstage.io/v1alpha1",
-        "kind": "LLMService",
-        "metadata": {"name": config.name, "namespace": stage.namespace},
-        "spec": spec,
-    }
-
-
-def pipeline_files(config: PipelineConfig) -> dict[str, str]:
-    """Relative path -> content of every file of the repository."""
-    import jinja2
-
-    from llmstage.gitops.health import argocd_cm_patch
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("llmstage", TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # YAML and Markdown, not HTML
-    )
-    context = {
-        **{f.name: getattr(config, f.name) for f in config.__dataclass_fields__.values()},
-        "dev": config.stage(Stage.DEV),
-        "staging": config.stage(Stage.STAGING),
-        "production": config.stage(Stage.PRODUCTION),
-    }
-
-    def render(template: str, **extra: Any) -> str:
-        return env.get_template(template).render(**context, **extra)
-
-    files = {
-        "README.md": render("README.md.j2"),
-        "base/kustomization.yaml": render("base-kustomization.yaml.j2"),
-        "base/llmservice.yaml": render("base-llmservice.yaml.j2"),
-    }
-    for stage in config.stages:
-        files[f"overlays/{stage.stage}/kustomization.yaml"] = render(
-            "overlay-kustomization.yaml.j2", stage=stage
-        )
-        files[f"overlays/{stage.stage}/namespace.yaml"] = render("overlay-namespace.yaml.j2", stage=stage)
-        if stage.patch:
-            files[f"overlays/{stage.stage}/llmservice-patch.yaml"] = render(
-                "overlay-llmservice-patch.yaml.j2", stage=stage
-            )
-    if config.gitops == "argocd":
-        files["argocd/applications.yaml"] = render("argocd-applications.yaml.j2")
-        files["argocd/argocd-cm-llmstage.yaml"] = argocd_cm_patch(config.argocd_namespace)
-    else:
-        files["flux/gitrepository.yaml"] = render("flux-gitrepository.yaml.j2")
-        files["flux/kustomizations.yaml"] = render("flux-kustomizations.yaml.j2")
-    return files
-
-
 # ---------------------------------------------------------------- deciding the configuration
 
 
 def _resolve(obj: dict[str, Any], what: str) -> Resolved:
-    from llmstage.cli.common import parse_llmservice
     from llmstage.resolve import SpecError, resolve
 
     try:
@@ -218,8 +114,6 @@ def _resolve(obj: dict[str, Any], what: str) -> Resolved:
 
 def _production_gpu(obj: dict[str, Any], asked: GPUChoice | None) -> tuple[GPUChoice, str]:
     """The GPU for production: as asked (only a product: as many as fit), else the fewest that fit."""
-    from llmstage.cli.recommend import GPU_PRODUCTS, gpu_options
-
     if asked is not None and (asked.count is not None or asked.product is None):
         return asked, "from --gpu"
     products = (asked.product,) if asked and asked.product else GPU_PRODUCTS
@@ -236,7 +130,7 @@ def _production_gpu(obj: dict[str, Any], asked: GPUChoice | None) -> tuple[GPUCh
 
 def build_config(args: argparse.Namespace) -> tuple[PipelineConfig, list[str]]:
     """The pipeline for these options, every stage validated; plus notes for the user."""
-    from llmstage.catalog import builtin_catalog
+    from llmstage.resolve.catalog import builtin_catalog
 
     name = args.name
     if not NAME.match(name) or len(name) > 52 or name == "vllm":

@@ -16,30 +16,22 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import io
-import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydantic
-
+from llmstage.api.models import Stage
 from llmstage.cli.common import (
     STDIN,
     CliError,
-    GPUChoice,
     display_name,
-    gpu_spec,
     guarded,
-    is_llmservice,
     parse_gpu,
     parser_for,
     read_text,
-    validation_message,
     warn,
 )
-from llmstage.resolved import Resolved, Runtime, Stage
+from llmstage.gitops.promotion import promote_text
 
 EXAMPLES = """\
 examples:
@@ -52,9 +44,6 @@ examples:
 Stages only move forward (dev -> staging -> production). Exit code 2 when the promotion is
 refused (the message names the option or field to set); nothing is written then.
 """
-
-ORDER = {Stage.DEV: 0, Stage.STAGING: 1, Stage.PRODUCTION: 2}
-_GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
 
 
 def register(subparsers: Any) -> None:
@@ -79,241 +68,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     p.set_defaults(func=run)
-
-
-@dataclass
-class Promotion:
-    text: str  # the promoted file
-    notes: list[str] = field(default_factory=list)  # what changed beyond the stage, and why
-    warnings: list[str] = field(default_factory=list)  # the article's mistakes the result still makes
-
-
-# ---------------------------------------------------------------- YAML that keeps comments
-
-
-def _yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.util import load_yaml_guess_indent
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    try:
-        _, indent, block_seq_indent = load_yaml_guess_indent(text)
-        yaml.indent(
-            mapping=indent or 2,
-            sequence=(indent or 2) + (block_seq_indent or 0),
-            offset=block_seq_indent or 0,
-        )
-    except Exception:  # multi-document files: keep ruamel's defaults
-        yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
-def _plain(value: Any) -> Any:
-    """ruamel's commented containers and scalars as plain Python, for validation."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)
-
-
-def _child(parent: Any, key: str) -> Any:
-    """parent[key] as a mapping, created (at the end) when absent."""
-    from ruamel.yaml.comments import CommentedMap
-
-    if not isinstance(parent.get(key), dict):
-        parent[key] = CommentedMap()
-    return parent[key]
-
-
-def _set_first(parent: Any, key: str, value: Any) -> None:
-    if key in parent:
-        parent[key] = value
-    else:
-        parent.insert(0, key, value)
-
-
-# ---------------------------------------------------------------- the promotion
-
-
-def _validate(doc: Any, label: str) -> Resolved:
-    """The document as the API server and then the operator see it; errors name the fix."""
-    from llmstage.api.models import LLMService
-    from llmstage.resolve import SpecError, resolve
-
-    try:
-        service = LLMService.from_object(_plain(doc))
-    except pydantic.ValidationError as err:
-        message = validation_message(err)
-        if "apiKeySecretRef" in message:
-            raise CliError(_api_key_refusal(label)) from err
-        raise CliError(f"{label}: the promoted manifest would be rejected: {message}") from err
-    try:
-        return resolve(service)
-    except SpecError as err:
-        if err.field == "spec.vllm.apiKeySecretRef":
-            raise CliError(_api_key_refusal(label)) from err
-        if err.field in ("spec.resources.gpu.count", "spec.vllm.tensorParallelSize"):
-            raise CliError(f"{label}: {err}; or pass --gpu PRODUCT[:COUNT]") from err
-        raise CliError(f"{label}: the promoted manifest cannot be served: {err}") from err
-
-
-def _api_key_refusal(label: str) -> str:
-    return (
-        f"{label}: stage production serves vLLM only with an API key: pass --api-key-secret NAME "
-        "(a Secret with key 'api-key' in the production namespace) or set spec.vllm.apiKeySecretRef.name"
-    )
-
-
-def _gpu_refusal(label: str, problem: str) -> str:
-    return (
-        f"{label}: stage production runs vLLM, which needs a GPU, but {problem}: pass --gpu PRODUCT[:COUNT] "
-        "(e.g. --gpu NVIDIA-L4 or --gpu NVIDIA-H100-80GB-HBM3:2) or set spec.resources.gpu"
-    )
-
-
-def promote_document(
-    doc: Any, label: str, target: Stage, gpu: GPUChoice | None, api_key: str | None
-) -> Promotion:
-    """Promote one LLMService document in place (a ruamel mapping). Raises CliError when refused."""
-    before = _validate(doc, label)
-    current = before.stage
-    if ORDER[target] < ORDER[current]:
-        raise CliError(
-            f"{label}: is at stage {current}; promote moves forward only (dev -> staging -> production): "
-            "to go back, edit spec.stage"
-        )
-    spec = doc["spec"]
-    out = Promotion(text="")
-    if target != current:
-        _set_first(spec, "stage", target.value)
-    scaling = spec.get("autoscaling") or {}
-    if target == Stage.PRODUCTION and scaling.get("minReplicas") == 0:
-        del scaling["minReplicas"]
-        out.notes.append(
-            "spec.autoscaling.minReplicas 0 removed: production does not scale to zero (the first request "
-            "would wait for the model to load); the production default, 2, applies"
-        )
-    if gpu is not None:
-        gpu_node = _child(_child(spec, "resources"), "gpu")
-        gpu_node.clear()
-        gpu_node.update(gpu_spec(gpu))
-        given = ", ".join(f"{k} {v}" for k, v in gpu_spec(gpu).items())
-        out.notes.append(f"spec.resources.gpu set from --gpu: {given}")
-    if api_key is not None:
-        _child(_child(spec, "vllm"), "apiKeySecretRef")["name"] = api_key
-        out.notes.append(f"spec.vllm.apiKeySecretRef.name set from --api-key-secret: {api_key}")
-
-    if target == Stage.PRODUCTION and spec.get("runtime", "auto") != Runtime.OLLAMA.value:
-        gpu_node = (spec.get("resources") or {}).get("gpu")
-        if gpu_node is None:
-            raise CliError(_gpu_refusal(label, "spec.resources.gpu is not set"))
-        if gpu_node.get("count", 1) == 0:
-            raise CliError(_gpu_refusal(label, "spec.resources.gpu.count is 0 (CPU-only)"))
-
-    after = _validate(doc, label)
-    if before.runtime == Runtime.OLLAMA and after.runtime == Runtime.VLLM:
-        out.notes += _drop_ollama_only_fields(spec)
-    replicas = spec.get("replicas")
-    if target == Stage.PRODUCTION and isinstance(replicas, int) and replicas <= 1:
-        del spec["replicas"]
-        out.notes.append(
-            f"spec.replicas {replicas} removed: production autoscales (2-8 replicas by default), since one "
-            "replica cannot keep serving through a node drain"
-        )
-    after = _validate(doc, label)
-    if (after.name, after.namespace, after.served_model_name) != (
-        before.name,
-        before.namespace,
-        before.served_model_name,
-    ):
-        raise CliError(f"{label}: the promotion would change the name or served model name; report this bug")
-    out.warnings = [f"{after.name}: {w.reason}: {w.message}" for w in after.warnings]
-    out.notes.insert(
-        0,
-        f"{after.name}: stage {current} -> {target}, runtime {before.runtime} -> {after.runtime} "
-        f"({after.runtime_reason})",
-    )
-    return out
-
-
-def _drop_ollama_only_fields(spec: Any) -> list[str]:
-    """Fields tuned for Ollama that would misconfigure vLLM."""
-    notes = []
-    resources = spec.get("resources") or {}
-    for key in ("cpu", "memory"):
-        if key in resources:
-            notes.append(
-                f"spec.resources.{key} {resources[key]} removed: it was sized for Ollama; vLLM gets its "
-                "GPU-sized default (cpu 2 + 2 per GPU, memory 16Gi + 8Gi per GPU)"
-            )
-            del resources[key]
-    scaling = spec.get("autoscaling") or {}
-    if scaling.get("metric") == "cpu":
-        del scaling["metric"]
-        notes.append(
-            "spec.autoscaling.metric cpu removed: vLLM scales on queue depth (auto); "
-            "the CPU of GPU pods says little"
-        )
-    model = spec["model"]
-    if model.get("format") == "gguf":
-        del model["format"]
-        notes.append("spec.model.format gguf removed: vLLM serves safetensors weights (GGUF on vLLM is slow)")
-    quant = model.get("quantization")
-    if isinstance(quant, str) and _GGUF_QUANT.match(quant):
-        del model["quantization"]
-        notes.append(
-            f"spec.model.quantization {quant} removed: a GGUF quantization; vLLM serves bf16 or awq/gptq/fp8"
-        )
-    return notes
-
-
-def promote_text(
-    text: str, source: str, target: Stage, gpu: GPUChoice | None = None, api_key: str | None = None
-) -> Promotion:
-    """Promote every LLMService in a manifest file's text; other documents are kept as they are."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = _yaml(text)
-    try:
-        docs = [d for d in yaml.load_all(text) if d is not None]
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise CliError(f"{where}: YAML syntax error: {err.problem or err.context}; fix the YAML") from err
-    except YAMLError as err:
-        raise CliError(f"{source}: YAML syntax error: {err}") from err
-    services = [d for d in docs if is_llmservice(d)]
-    if not services:
-        raise CliError(
-            f"{source}: no LLMService in the file; "
-            "it needs apiVersion: llmstage.io/v1alpha1 and kind: LLMService"
-        )
-    result = Promotion(text="")
-    for doc in services:
-        name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
-        label = f"{source} (LLMService {name})" if name else source
-        if not isinstance(doc.get("spec"), dict):
-            raise CliError(f"{label}: spec is missing: add spec.model.name")
-        one = promote_document(doc, label, target, gpu, api_key)
-        result.notes += one.notes
-        result.warnings += one.warnings
-    buffer = io.StringIO()
-    if len(docs) == 1:
-        yaml.dump(docs[0], buffer)
-    else:
-        yaml.explicit_start = text.lstrip().startswith("---")
-        yaml.dump_all(docs, buffer)
-    result.text = buffer.getvalue()
-    return result
 
 
 def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:

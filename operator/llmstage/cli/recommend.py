@@ -12,22 +12,21 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
 from typing import Any
 
+from llmstage.api.manifest import llmservice_object
+from llmstage.api.models import Runtime, Stage
 from llmstage.cli.common import (
     CliError,
-    GPUChoice,
     dump_yaml,
     format_table,
-    gpu_spec,
     guarded,
     parse_gpu,
-    parse_llmservice,
     parser_for,
     positive_int,
 )
-from llmstage.resolved import Resolved, Runtime, ScaleMetric, Stage
+from llmstage.resolve.resolved import Resolved, ScaleMetric
+from llmstage.resolve.sizing import GPUOption, gpu_options, resolve_object
 
 EXAMPLES = """\
 examples:
@@ -42,16 +41,6 @@ of unknown product (pass --gpu for the memory-fit check).
 """
 
 DEFAULT_MODEL = "llama3.1:8b"
-# GPU products `recommend` sizes vLLM for, smallest first (nvidia.com/gpu.product label values).
-GPU_PRODUCTS = (
-    "NVIDIA-L4",
-    "NVIDIA-L40S",
-    "NVIDIA-A100-SXM4-40GB",
-    "NVIDIA-A100-SXM4-80GB",
-    "NVIDIA-H100-80GB-HBM3",
-    "NVIDIA-H200",
-)
-GPU_COUNTS = (1, 2, 4, 8)
 # SpecErrors of the generated spec, in terms of this command's options.
 OPTION_HINTS = {
     "spec.model.huggingFaceId": (
@@ -98,41 +87,9 @@ def name_from_model(model: str) -> str:
     return "llm" if name == "vllm" else name
 
 
-def starting_object(
-    *,
-    model: str,
-    users: int,
-    stage: Stage,
-    gpu: GPUChoice | None,
-    name: str,
-    hugging_face_id: str | None = None,
-    api_key_secret: str | None = None,
-) -> dict[str, Any]:
-    """The smallest LLMService for these answers: everything else is a stage default."""
-    spec: dict[str, Any] = {"stage": stage.value, "model": {"name": model}, "expectedConcurrency": users}
-    if hugging_face_id:
-        spec["model"]["huggingFaceId"] = hugging_face_id
-    if gpu is not None:
-        spec["resources"] = {"gpu": gpu_spec(gpu)}
-    if api_key_secret:
-        spec["vllm"] = {"apiKeySecretRef": {"name": api_key_secret}}
-    return {
-        "apiVersion": "llmstage.io/v1alpha1",
-        "kind": "LLMService",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
-def resolve_object(obj: dict[str, Any], source: str = "recommendation") -> Resolved:
-    from llmstage.resolve import resolve
-
-    return resolve(parse_llmservice(obj, source))
-
-
 def complete_for_runtime(obj: dict[str, Any], resolved: Resolved) -> dict[str, Any]:
     """Secret references the resolved runtime needs, and nothing it ignores."""
-    from llmstage.catalog import builtin_catalog
+    from llmstage.resolve.catalog import builtin_catalog
 
     spec = obj["spec"]
     if resolved.runtime != Runtime.VLLM:
@@ -142,40 +99,6 @@ def complete_for_runtime(obj: dict[str, Any], resolved: Resolved) -> dict[str, A
     if entry is not None and entry.gated:
         spec["huggingFaceTokenSecretRef"] = {"name": "hf-token"}
     return obj
-
-
-@dataclass(frozen=True)
-class GPUOption:
-    product: str
-    count: int | None  # smallest GPUs per replica that fit; None: not even 8
-    message: str
-
-
-def gpu_options(obj: dict[str, Any], products: tuple[str, ...] = GPU_PRODUCTS) -> list[GPUOption]:
-    """For each product, the fewest GPUs per replica on which vLLM fits this service."""
-    from llmstage.resolve import SpecError
-
-    out = []
-    for product in products:
-        found: GPUOption | None = None
-        last = ""
-        for count in GPU_COUNTS:
-            trial = {
-                **obj,
-                "spec": {**obj["spec"], "resources": {"gpu": {"count": count, "product": product}}},
-            }
-            try:
-                resolved = resolve_object(trial)
-            except (SpecError, CliError):  # e.g. a count that does not divide the attention heads
-                continue
-            last = resolved.memory_fit.message
-            if resolved.memory_fit.fits is None:
-                return []  # unknown model shape: nothing to compare
-            if resolved.memory_fit.fits:
-                found = GPUOption(product, count, resolved.memory_fit.message)
-                break
-        out.append(found or GPUOption(product, None, last))
-    return out
 
 
 def _replicas(resolved: Resolved) -> str:
@@ -274,10 +197,10 @@ def run(args: argparse.Namespace) -> int:
     stage = Stage(args.stage)
     name = args.name or name_from_model(args.model)
     wants_key = stage == Stage.PRODUCTION
-    obj = starting_object(
+    obj = llmservice_object(
         model=args.model,
         users=args.users,
-        stage=stage,
+        stage=stage.value,
         gpu=args.gpu,
         name=name,
         hugging_face_id=args.hugging_face_id,

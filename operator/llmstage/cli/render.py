@@ -1,6 +1,6 @@
 """`llmstage render`: print exactly the objects the operator applies for an LLMService, offline.
 
-Same code path as the operator (resolve, then llmstage.desired.desired_objects: the renderers
+Same code path as the operator (resolve, then llmstage.render.desired.desired_objects: the renderers
 plus the ownerReference), so a pull request can show the Deployment, Service, autoscaler, ...
 a change produces. The output is the steady state; during a runtime cutover the operator also
 keeps the old runtime's objects until the Service's endpoints have moved.
@@ -50,9 +50,9 @@ def register(subparsers: Any) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from llmstage.desired import desired_objects
+    from llmstage.render.desired import desired_objects
     from llmstage.resolve import SpecError, resolve
-    from llmstage.resolved import ClusterFacts
+    from llmstage.resolve.resolved import ClusterFacts
 
     facts = ClusterFacts(pod_monitor_crd=args.pod_monitor)
     manifests = load_llmservices(args.filename)

@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from llmstage import __version__
+from llmstage.cli.common import parser_for
 
 EXAMPLES = """\
 examples:
@@ -34,13 +35,7 @@ PORT_HINTS = {
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "run",
-        help="run the operator",
-        description=__doc__,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = parser_for(subparsers, "run", "run the operator", __doc__, EXAMPLES)
     scope = p.add_mutually_exclusive_group()
     scope.add_argument(
         "-n",
@@ -216,11 +211,13 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from llmstage.controller import handlers, health
+    from llmstage.controller import handlers, health, kubeconfig
     from llmstage.controller.leader import Timing, lease_name_for
     from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
+    if why := kubeconfig.problem(args.kubeconfig):
+        raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()
     if args.kubeconfig:
         # kopf's own login reads the same kubeconfig as our client.
@@ -238,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
             "name": args.leader_elect_lease_name or lease_name_for(args.namespaces),
             "timing": timing,
         }
-    handlers.Runtime.options = {
+    handlers.OperatorState.options = {
         "kubeconfig": args.kubeconfig,
         "namespaces": args.namespaces,
         "concurrency": args.concurrency,

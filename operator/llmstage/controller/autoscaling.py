@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from llmstage.render.labels import workload_name
-from llmstage.resolved import Autoscaler, ClusterFacts, Resolved
+from llmstage.resolve.resolved import Autoscaler, ClusterFacts, Resolved
 
 KEDA_MISSING = "KEDANotInstalled"
 HPA, SCALED_OBJECT = "HorizontalPodAutoscaler", "ScaledObject"

@@ -37,7 +37,7 @@ def slim(body: dict[str, Any], *, keep_status: bool = True) -> dict[str, Any]:
     return out
 
 
-# What a reconcile reads of a Deployment's status (plan.deployment_available, replica counts,
+# What a reconcile reads of a Deployment's status (observed.deployment_available, replica counts,
 # ReplicaFailure); the rest (updatedReplicas, Progressing, timestamps) changes often and is noise.
 _DEPLOYMENT_CONDITIONS = ("Available", "ReplicaFailure")
 # Container waiting reasons that are just a pod starting, not a problem to report.
@@ -92,10 +92,10 @@ def _older_than(incoming: dict[str, Any], uid: str | None, resource_version: str
 class Packed:
     """An object as a reconcile reads it, packed: the slimmed body without its resourceVersion,
     marshalled and compressed, so two versions that differ only in what a reconcile does not
-    read have the same digest. A fifth of the memory of the interned dicts (1,000 LLMServices
-    and their 3,600 children: 27 -> 6 MiB), and packing costs less per watch event than
-    interning did. marshal, not JSON: several times faster both ways, and the bytes
-    never leave the process. Format 2 has no back-references, so equal bodies give equal bytes."""
+    read have the same digest. A fifth of the memory of interned dicts (docs/benchmarks.md), and
+    packing costs less per watch event than interning did. marshal, not JSON: several times
+    faster both ways, and the bytes never leave the process. Format 2 has no back-references,
+    so equal bodies give equal bytes."""
 
     uid: str | None
     resource_version: str | None
@@ -140,7 +140,7 @@ def _healthy_pod(name: str) -> dict[str, Any]:
     }
 
 
-class Cache:
+class WatchCache:
     """`changed` says whether the last put_* changed anything a reconcile reads; the watch
     handlers enqueue a reconcile only then. Our own writes' responses are put first, so their
     watch events (and kopf's re-lists of a quiet cluster) cost no reconcile at all."""
@@ -212,7 +212,7 @@ class Cache:
             self.slices[owner].pop(name, None)
             self.changed = before is not None
         else:
-            # What plan.ready_endpoints reads: addresses, readiness and the pod behind each.
+            # What observed.ready_endpoints reads: addresses, readiness and the pod behind each.
             stored = {
                 "metadata": {"name": name},
                 "endpoints": [

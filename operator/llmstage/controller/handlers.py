@@ -20,13 +20,13 @@ import kopf
 
 from llmstage import __version__
 from llmstage.controller import metrics
-from llmstage.controller.cache import Cache, ServiceKey
+from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
 from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderError, Timing
 from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
-from llmstage.resolved import ClusterFacts
+from llmstage.resolve.resolved import ClusterFacts
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 
@@ -45,12 +45,12 @@ CHILD_KINDS = [
 ]
 
 
-class Runtime:
+class OperatorState:
     """What the handlers share; built in `startup` from the options `llmstage run` stored."""
 
     options: dict[str, Any] = {}
     kube: Kube
-    cache: Cache
+    cache: WatchCache
     queue: WorkQueue[ServiceKey]
     leadership: Leadership = Leadership(elected=False)
     election: ElectionThread | None = None
@@ -58,7 +58,7 @@ class Runtime:
     ready: bool = False
 
 
-async def _prefill(kube: Kube, cache: Cache, namespaces: list[str] | None, facts: ClusterFacts) -> None:
+async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None, facts: ClusterFacts) -> None:
     """Load the children before the first reconcile: a reconcile with a half-empty cache would
     see no Service and could switch a cutover's Service to pods that are not ready yet."""
     # Namespace patterns (kopf accepts globs) are listed cluster-wide and filtered here.
@@ -117,8 +117,8 @@ async def _detect_keda(kube: Kube) -> bool:
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """kopf keeps a diff-base only for on.create/on.update/on.field handlers; we have none. The
-    default storage deep-copies every body on every watch event to build it anyway, which was
-    about an eighth of the operator's CPU while 100 LLMServices converged (bench/, py-spy)."""
+    default storage deep-copies every body on every watch event to build it anyway, a measurable
+    share of the operator's CPU (docs/benchmarks.md)."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return kopf.BodyEssence()
@@ -135,23 +135,23 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's watches use the same credentials as our client: the kubeconfig given to
     `llmstage run` (or $KUBECONFIG, ~/.kube/config), else the pod's service account.
     Explicit, because kopf's client-library login reads $KUBECONFIG only at import time."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not Runtime.options.get("kubeconfig"):
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not OperatorState.options.get("kubeconfig"):
         return kopf.login_with_service_account(**kwargs)
     return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    opts = Runtime.options
+    opts = OperatorState.options
     # Our own Events say what changed; kopf's per-handler Events would be writes at every event.
     settings.posting.enabled = False
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
-    # kopf keeps a worker task per object for idle_timeout after its last event (default 5 s):
-    # thousands at once while 1,000 services converge. Our handlers only feed the cache, so a
-    # short-lived worker costs nothing and frees its memory sooner (P4, peak RSS).
+    # kopf keeps a worker task per object for idle_timeout after its last event (default 5 s).
+    # Our handlers only feed the cache, so a short-lived worker costs nothing and frees its
+    # memory sooner (peak RSS, docs/benchmarks.md).
     settings.queueing.idle_timeout = 1.0
     namespaces = opts.get("namespaces") or []
     if namespaces and not any(ch in n for n in namespaces for ch in "*?["):
@@ -160,48 +160,48 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.scanning.disabled = True
     identity = opts.get("identity") or "llmstage"
     election: dict[str, Any] | None = opts.get("leader_election")
-    Runtime.leadership = Leadership(elected=election is not None)
+    OperatorState.leadership = Leadership(elected=election is not None)
     # Every write of the reconciler passes the fence: a standby, or a leader that could not
     # renew its lease in time, sends none.
-    Runtime.kube = await Kube.connect(
+    OperatorState.kube = await Kube.connect(
         opts.get("kubeconfig"),
         pool_size=opts.get("concurrency", 32) + 8,
         user_agent=f"{USER_AGENT} ({identity})",
-        fence=Runtime.leadership.check if election is not None else None,
+        fence=OperatorState.leadership.check if election is not None else None,
     )
-    Runtime.cache = Cache()
-    facts = await _detect_facts(Runtime.kube)
-    await _prefill(Runtime.kube, Runtime.cache, opts.get("namespaces"), facts)
+    OperatorState.cache = WatchCache()
+    facts = await _detect_facts(OperatorState.kube)
+    await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"), facts)
     reconciler = Reconciler(
-        Runtime.kube,
-        Runtime.cache,
+        OperatorState.kube,
+        OperatorState.cache,
         facts,
         Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
     )
-    Runtime.queue = WorkQueue(
+    OperatorState.queue = WorkQueue(
         reconciler,
         concurrency=opts.get("concurrency", 32),
         expected_errors=(ApiError,),
         abandon_errors=(NotLeaderError,),
         active=election is None,
     )
-    for kind in Runtime.cache.counts():  # read at scrape time, never stale
+    for kind in OperatorState.cache.counts():  # read at scrape time, never stale
         metrics.MANAGED.labels(kind=kind).set_function(_cache_count(kind))
-    metrics.QUEUE_DEPTH.set_function(lambda: float(Runtime.queue.depth))
-    metrics.IN_FLIGHT.set_function(lambda: float(Runtime.queue.in_flight))
+    metrics.QUEUE_DEPTH.set_function(lambda: float(OperatorState.queue.depth))
+    metrics.IN_FLIGHT.set_function(lambda: float(OperatorState.queue.in_flight))
     if election is None:
         metrics.LEADER.set(1)
     else:
         await _start_election(election, identity)
-    Runtime.ready = True
-    log.info("llmstage ready: %s", Runtime.cache.counts())
+    OperatorState.ready = True
+    log.info("llmstage ready: %s", OperatorState.cache.counts())
 
 
 async def _start_election(election: dict[str, Any], identity: str) -> None:
     """The elector runs in a thread of its own (see ElectionThread) with its own client: its own
     connection pool, one attempt per request (it retries every retry period), its user agent."""
     timing: Timing = election["timing"]
-    kubeconfig = Runtime.options.get("kubeconfig")
+    kubeconfig = OperatorState.options.get("kubeconfig")
 
     async def connect() -> Kube:
         return await Kube.connect(
@@ -213,49 +213,52 @@ async def _start_election(election: dict[str, Any], identity: str) -> None:
 
     def started() -> None:
         # Everything in the cache once: the standby saw the events but did not act on them.
-        Runtime.queue.activate(list(Runtime.cache.services))
+        OperatorState.queue.activate(list(OperatorState.cache.services))
 
-    Runtime.election = ElectionThread(
+    OperatorState.election = ElectionThread(
         connect,
-        Runtime.leadership,
+        OperatorState.leadership,
         namespace=election["namespace"],
         name=election["name"],
         identity=identity,
         timing=timing,
         on_started=started,
-        on_stopped=Runtime.queue.deactivate,
+        on_stopped=OperatorState.queue.deactivate,
     )
-    Runtime.election.start()
+    OperatorState.election.start()
 
 
 def _cache_count(kind: str) -> Callable[[], float]:
-    return lambda: float(Runtime.cache.counts()[kind])
+    return lambda: float(OperatorState.cache.counts()[kind])
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    Runtime.ready = False
-    if Runtime.election is not None:
+    OperatorState.ready = False
+    if OperatorState.election is not None:
         # Stop leading first (running reconciles are cancelled, the fence closes), then hand the
         # Lease over so that a standby takes over at its next try.
-        await Runtime.election.stop()
-    await Runtime.queue.stop()
-    await Runtime.kube.close()
+        await OperatorState.election.stop()
+    await OperatorState.queue.stop()
+    await OperatorState.kube.close()
 
 
 def health() -> dict[str, Any]:
     """What /healthz and /readyz answer (llmstage.controller.health)."""
     from llmstage.controller.leader import describe
 
-    cache = getattr(Runtime, "cache", None)
-    elector = Runtime.election.elector if Runtime.election is not None else None
+    cache = getattr(OperatorState, "cache", None)
+    elector = OperatorState.election.elector if OperatorState.election is not None else None
     return {
-        "ready": Runtime.ready,
+        "ready": OperatorState.ready,
         "cache": cache.counts() if cache is not None else None,
         **(
             describe(elector)
             if elector is not None
-            else {"leaderElection": Runtime.leadership.elected, "leader": not Runtime.leadership.elected}
+            else {
+                "leaderElection": OperatorState.leadership.elected,
+                "leader": not OperatorState.leadership.elected,
+            }
         ),
     }
 
@@ -267,14 +270,14 @@ def _deleted(event: kopf.RawEvent) -> bool:
 @kopf.on.event("llmstage.io", "v1alpha1", "llmservices")
 async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
     body = event["object"]
-    key = Runtime.cache.put_service(dict(body), deleted=_deleted(event))
+    key = OperatorState.cache.put_service(dict(body), deleted=_deleted(event))
     if _deleted(event):
-        Runtime.queue.forget(key)
+        OperatorState.queue.forget(key)
         metrics.CONDITIONS.forget(*key)
         return
     metrics.CONDITIONS.observe(*key, (body.get("status") or {}).get("conditions") or [])
-    if Runtime.cache.changed:
-        Runtime.queue.add(key)
+    if OperatorState.cache.changed:
+        OperatorState.queue.add(key)
 
 
 def _watch_children(
@@ -284,13 +287,13 @@ def _watch_children(
 
     async def child_event(event: kopf.RawEvent, **_: Any) -> None:
         owner = put(dict(event["object"]), deleted=_deleted(event))
-        if owner is not None and Runtime.cache.changed and owner in Runtime.cache.services:
-            Runtime.queue.add(owner)
+        if owner is not None and OperatorState.cache.changed and owner in OperatorState.cache.services:
+            OperatorState.queue.add(owner)
 
     kopf.on.event(group, version, plural, labels=labels, id=f"{plural}-event")(child_event)
 
 
-# The cache methods are looked up at event time: Runtime.cache is created in `startup`.
+# The cache methods are looked up at event time: OperatorState.cache is created in `startup`.
 for _api_version, _kind in CHILD_KINDS:
     _group, _, _version = _api_version.rpartition("/")
     _watch_children(
@@ -298,7 +301,7 @@ for _api_version, _kind in CHILD_KINDS:
         _version,
         KINDS[(_api_version, _kind)].plural,
         OURS,
-        lambda body, deleted: Runtime.cache.put_child(body, deleted),
+        lambda body, deleted: OperatorState.cache.put_child(body, deleted),
     )
 # EndpointSlices carry our Service's labels; pods carry our pod-template labels.
 _watch_children(
@@ -306,8 +309,8 @@ _watch_children(
     "v1",
     "endpointslices",
     OURS,
-    lambda body, deleted: Runtime.cache.put_slice(body, deleted),
+    lambda body, deleted: OperatorState.cache.put_slice(body, deleted),
 )
 _watch_children(
-    "", "v1", "pods", {NAME_LABEL: APP_NAME}, lambda body, deleted: Runtime.cache.put_pod(body, deleted)
+    "", "v1", "pods", {NAME_LABEL: APP_NAME}, lambda body, deleted: OperatorState.cache.put_pod(body, deleted)
 )

@@ -19,22 +19,24 @@ from kubernetes.utils import parse_quantity
 
 from llmstage import logs
 from llmstage.api.models import LLMService
+from llmstage.api.validation import validation_message
 from llmstage.controller import metrics
-from llmstage.controller.cache import Cache, ServiceKey
-from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
-from llmstage.controller.plan import (
+from llmstage.controller.cache import ServiceKey, WatchCache
+from llmstage.controller.conditions import (
     READY,
     RECONCILING,
     STALLED,
     Condition,
-    Observed,
+    event_for,
     event_worthy,
     merge_conditions,
-    plan,
 )
+from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
+from llmstage.controller.observed import Observed
+from llmstage.controller.plan import plan
 from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
-from llmstage.resolved import ClusterFacts, Resolved
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ def now_utc() -> datetime:
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, cache: Cache, facts: ClusterFacts, settings: Settings | None = None
+        self, kube: Kube, cache: WatchCache, facts: ClusterFacts, settings: Settings | None = None
     ) -> None:
         self.kube, self.cache, self.facts = kube, cache, facts
         self.settings = settings or Settings()
@@ -142,7 +144,7 @@ class Reconciler:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"
         except pydantic.ValidationError as err:
-            await self._stall(body, "InvalidSpec", _validation_message(err), now)
+            await self._stall(body, "InvalidSpec", validation_message(err), now)
             return None, "stalled"
 
         observed = Observed(
@@ -181,7 +183,7 @@ class Reconciler:
         return p.requeue_after, "stalled" if stalled else "ok"
 
     async def _apply(self, resolved: Resolved, objects: list[dict[str, Any]], observed: Observed) -> None:
-        for obj in objects:  # rendered with their ownerReference (llmstage.desired)
+        for obj in objects:  # rendered with their ownerReference (llmstage.render.desired)
             live = observed.get(obj["kind"], obj["metadata"]["name"])
             if obj["kind"] == "PersistentVolumeClaim" and live is not None:
                 keep_immutable_claim_fields(obj, live)
@@ -260,42 +262,10 @@ class Reconciler:
 
     async def _event(self, body: dict[str, Any], cond: dict[str, Any]) -> None:
         meta = body["metadata"]
-        good = (cond["status"] == "True") != (cond["type"] in (STALLED, RECONCILING))
-        if cond["type"] == "FollowsBestPractices" or cond["type"] == "ModelFits":
-            good = cond["status"] != "False"
-        stamp = now_utc().strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": body["apiVersion"],
-                "kind": body["kind"],
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-                "resourceVersion": meta.get("resourceVersion"),
-            },
-            "type": "Normal" if good else "Warning",
-            "reason": cond["reason"] or cond["type"],
-            "message": f"{cond['type']}={cond['status']}: {cond['message']}"[:1024],
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "source": {"component": "llmstage"},
-            "reportingComponent": "llmstage",
-        }
+        event = event_for(body, cond, now_utc())
         try:
             await self.kube.create(EVENT, meta["namespace"], event)
         except ApiError as err:  # an Event is best effort; status already says it
             # Failing while the namespace is being deleted is expected; anything else is worth a warning.
             level = logging.DEBUG if namespace_going_away(err) else logging.WARNING
             log.log(level, "could not record event for %s/%s: %s", meta["namespace"], meta["name"], err)
-
-
-def _validation_message(err: pydantic.ValidationError) -> str:
-    parts = []
-    for e in err.errors()[:3]:
-        loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)

@@ -16,10 +16,10 @@ import zlib
 from collections import OrderedDict
 from typing import Any
 
-from llmstage.desired import desired_objects
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
-
-ServiceKey = tuple[str, str]
+from llmstage.api.models import Runtime
+from llmstage.controller.cache import ServiceKey
+from llmstage.render.desired import desired_objects
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 
 class RenderCache:

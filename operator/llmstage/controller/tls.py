@@ -1,10 +1,8 @@
 """Per-connection memory of TLS: asyncio gives each TLS connection a 256 KiB read buffer
-(SSLProtocol.max_size), allocated and zero-filled when the connection opens. The operator keeps
-one connection per concurrent request (--concurrency + 8) plus one per watch, so that was about
-10 MiB of its resident memory (bench/memory.py --tracemalloc at N=300: 10 MiB in
-asyncio/sslproto.py, the largest single item after the imported code). API server responses
-are a few KiB and the buffer only bounds how much is decrypted per read call, so 64 KiB
-(four 16 KiB TLS records) costs nothing measurable in speed."""
+(SSLProtocol.max_size), allocated and zero-filled when the connection opens, and the operator
+keeps one connection per concurrent request plus one per watch (the measurement is in
+docs/benchmarks.md). API server responses are a few KiB and the buffer only bounds how much is
+decrypted per read call, so 64 KiB (four 16 KiB TLS records) costs nothing measurable in speed."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ object. The operator reports the same findings later in the FollowsBestPractices
 this makes them visible at the moment someone applies the mistake (or Argo CD / Flux syncs it).
 
 The policy can only see the object, so it re-derives the runtime that `runtime: auto` picks from
-the fields the decision uses (llmstage.decision): no GPU -> Ollama; production, more than 4
+the fields the decision uses (llmstage.resolve.decision): no GPU -> Ollama; production, more than 4
 users or optimizeFor gpuCost -> vLLM; otherwise Ollama. The warnings match resolve()'s findings
 OllamaInProduction, TooManyUsersForOllama and GGUFOnVLLM (a cluster test compares them).
 """
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from llmstage.api.models import GROUP, PLURAL, VERSION
-from llmstage.decision import CONCURRENCY_THRESHOLD
+from llmstage.resolve.decision import CONCURRENCY_THRESHOLD
 
 POLICY_NAME = "llmstage-common-mistakes"
 LABELS = {"app.kubernetes.io/name": "llmstage", "app.kubernetes.io/component": "admission-policy"}

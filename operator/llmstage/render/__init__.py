@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from llmstage.api.models import Runtime
 from llmstage.render.autoscaling import render_autoscaler
 from llmstage.render.disruption import render_disruption_budget
 from llmstage.render.keda import render_scaled_object
@@ -32,12 +33,11 @@ from llmstage.render.labels import (
 from llmstage.render.monitoring import render_pod_monitor
 from llmstage.render.service import render_service
 from llmstage.render.storage import render_cache_claim
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 __all__ = [
     "ObjectRef",
     "cache_claim_name",
-    "deployment_name",
     "owner_reference",
     "render",
     "render_autoscaler",
@@ -59,11 +59,6 @@ class ObjectRef(NamedTuple):
     api_version: str
     kind: str
     name: str
-
-
-def deployment_name(name: str, runtime: Runtime) -> str:
-    """NAME-ollama / NAME-vllm: both Deployments can coexist during a runtime cutover."""
-    return workload_name(name, runtime)
 
 
 def render_deployment(resolved: Resolved) -> dict[str, Any]:
@@ -108,8 +103,9 @@ def render(
 def runtime_objects(name: str, runtime: Runtime) -> list[ObjectRef]:
     """Every object `render` may create for one runtime, except the shared Service.
 
-    For the operator to delete the old runtime's objects after a cutover (objects it did not
-    render, such as a PodMonitor on a cluster without the CRD, are simply not found).
+    The operator's plan keeps the old runtime's objects during a cutover, until the Service's
+    endpoints are all pods of the new runtime (controller/plan.py). Objects it did not render,
+    such as a PodMonitor on a cluster without the CRD, are simply not found.
     """
     workload = workload_name(name, runtime)
     refs = [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmstage.api.models import Runtime
 from llmstage.render.labels import SERVER, metadata, workload_name
-from llmstage.resolved import Autoscaler, Autoscaling, Resolved, Runtime, ScaleMetric
+from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
 
 # Servers take minutes to become ready, and until then the queue keeps growing. Adding pods one
 # at a time, no faster than a new one can start, avoids buying several GPUs for one burst; a long

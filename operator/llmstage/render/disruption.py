@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmstage.render.labels import SERVER, metadata, selector_labels, workload_name
-from llmstage.resolved import Resolved
+from llmstage.resolve.resolved import Resolved
 
 
 def render_disruption_budget(resolved: Resolved) -> dict[str, Any] | None:

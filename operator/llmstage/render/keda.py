@@ -23,7 +23,7 @@ from typing import Any
 from llmstage.api.models import DEFAULT_QUEUE_METRIC
 from llmstage.render.autoscaling import BEHAVIOR
 from llmstage.render.labels import SERVER, metadata, workload_name
-from llmstage.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
+from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
 
 # The wake trigger must only decide between 0 and 1 pod: with a per-pod threshold this high, the
 # HPA's ceil(value / threshold) stays at 1 for any realistic request rate, and the queue or CPU

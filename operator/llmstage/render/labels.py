@@ -20,7 +20,8 @@ during a cutover while the Service selects exactly one of them.
 
 from __future__ import annotations
 
-from llmstage.resolved import Resolved, Runtime, Stage
+from llmstage.api.models import Runtime, Stage
+from llmstage.resolve.resolved import Resolved
 
 API_GROUP = "llmstage.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"

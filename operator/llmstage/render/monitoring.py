@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmstage.api.models import Runtime
 from llmstage.render.labels import SERVER, metadata, selector_labels, workload_name
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 
 def render_pod_monitor(resolved: Resolved, facts: ClusterFacts) -> dict[str, Any] | None:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage import ollama_name
-from llmstage.api.models import MANAGED_OLLAMA_ENV
+from llmstage.api.models import MANAGED_OLLAMA_ENV, Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, Runtime, SecretKeyRef
+from llmstage.resolve.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, SecretKeyRef
 
 TEMPLATE = "ollama-deployment.yaml.j2"
 

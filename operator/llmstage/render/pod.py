@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.api.models import MANAGED_ENV_PREFIX
+from llmstage.api.models import MANAGED_ENV_PREFIX, Runtime
 from llmstage.render.labels import selector_labels
-from llmstage.resolved import GPU, Resolved, Resources, Runtime
+from llmstage.resolve.resolved import GPU, Resolved, Resources
 
 # The shared serving port: the Service, both runtimes and every probe use it.
 HTTP_PORT = 8000
@@ -39,8 +39,7 @@ class ProbeBudget:
     # Short, so a pod turns Ready about a second after its server can answer (once the startup
     # probe succeeds the kubelet runs the readiness probe at once). Both startup probes are
     # cheap (a file test, GET /health) and stop after their first success; the budget is kept
-    # by failureThreshold. Measured on the real node: 10 s put 4-5 s between model loaded and
-    # Ready (bench/realnode.py, docs/benchmarks.md).
+    # by failureThreshold (the real-node measurement: docs/benchmarks.md, P7).
     period_seconds: int = 2
 
     @property

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmstage.api.models import Runtime
 from llmstage.render.labels import SERVER, metadata, selector_labels, service_name
 from llmstage.render.pod import HTTP_PORT
-from llmstage.resolved import Resolved, Runtime
+from llmstage.resolve.resolved import Resolved
 
 
 def render_service(resolved: Resolved, serving_runtime: Runtime) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmstage.render.labels import CACHE, cache_claim_name, metadata
-from llmstage.resolved import Resolved
+from llmstage.resolve.resolved import Resolved
 
 
 def render_cache_claim(resolved: Resolved) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.api.models import MANAGED_VLLM_ENV
+from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolved import Resolved, Runtime, SecretKeyRef, VLLMSettings
+from llmstage.resolve.resolved import LoRA, LoRAAdapter, Resolved, SecretKeyRef, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 
@@ -35,6 +36,11 @@ HOME = "/home/vllm"
 RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
 # The download step sets this too: spec.vllm.env may set it for the server only.
 DOWNLOAD_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES"}
+# LoRA adapters are downloaded by the download step and given to vLLM as absolute paths, so vLLM
+# never downloads them itself (vllm/lora/utils.py get_adapter_absolute_path: a relative name that
+# is no local path is fetched from the Hub at load time).
+LORA_DIR = f"{podlib.CACHE_MOUNT_PATH}/lora"
+VLLM_DEFAULT_MAX_LORA_RANK = 16  # vllm/config/lora.py LoRAConfig.max_lora_rank, 0.12.0
 # /dev/shm per tensor-parallel rank: vLLM's docs use 2Gi for one GPU and 8Gi for the AMD example;
 # the engine core process uses shared memory even without tensor parallelism.
 SHM_GIB_PER_RANK = 2
@@ -67,6 +73,11 @@ class VLLMContext:
     download_extra_env: list[dict[str, str]]
     env_from: list[dict[str, Any]]
     user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
+    lora: LoRA | None
+    # For the download step: [{"repo", "revision", "dir"}] as JSON; for vLLM: --lora-modules items.
+    lora_downloads: str
+    lora_modules: list[str]
+    lora_default_max_rank: int
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -90,8 +101,17 @@ def shm_size_limit(tensor_parallel_size: int) -> str:
     return f"{SHM_GIB_PER_RANK * max(1, tensor_parallel_size)}Gi"
 
 
+def lora_dir(adapter: LoRAAdapter) -> str:
+    """Where the download step puts an adapter: on the cache volume, one folder per repo and revision."""
+    folder = adapter.hugging_face_id.replace("/", "--")
+    if adapter.revision:
+        folder += "--" + adapter.revision.replace("/", "--")
+    return f"{LORA_DIR}/{folder}"
+
+
 def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
     startup = startup_budget(resolved.model.parameters_billion)
+    adapters = settings.lora.adapters if settings.lora else ()
     return VLLMContext(
         pod=pod_context(
             resolved,
@@ -121,6 +141,16 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
         download_extra_env=podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), DOWNLOAD_OWN_ENV),
         env_from=[dict(source) for source in settings.env_from],
         user_env_names=frozenset(settings.env),
+        lora=settings.lora,
+        lora_downloads=json.dumps(
+            [{"repo": a.hugging_face_id, "revision": a.revision, "dir": lora_dir(a)} for a in adapters]
+        ),
+        lora_modules=[
+            # The JSON form of --lora-modules: a name may hold characters the name=path form splits on.
+            json.dumps({"name": a.name, "path": lora_dir(a), "base_model_name": resolved.served_model_name})
+            for a in adapters
+        ],
+        lora_default_max_rank=VLLM_DEFAULT_MAX_LORA_RANK,
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
+from llmstage.api.models import Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.labels import (
     MODEL_ANNOTATION,
@@ -26,13 +27,13 @@ from llmstage.render.labels import (
     selector_labels,
     workload_name,
 )
-from llmstage.resolved import Resolved, Runtime
+from llmstage.resolve.resolved import Resolved
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-# libyaml's loader when PyYAML was built with it: the pure-Python one took ~45 ms per Deployment,
-# 90% of a reconcile's CPU (bench/, P1 at N=1000); the output is the same.
+# libyaml's loader when PyYAML was built with it: same output, and the pure-Python one was most
+# of a reconcile's CPU (docs/benchmarks.md).
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Characters a YAML double-quoted scalar cannot hold literally (DEL and everything non-ASCII,

@@ -1,6 +1,6 @@
 """What the pinned upstream releases accept: the checked-in fact files in llmstage/data/upstream/.
 
-    vllm_facts(), ollama_facts()              the files of the releases resolve.py pins
+    vllm_facts(), ollama_facts()              the files of the releases resolve/ pins
     check_vllm_args(args) -> [problem]        flags, choices and values `vllm serve` would reject
     unknown_env(names, facts) -> [name]       variables the release (and its image) never reads
 
@@ -21,7 +21,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-# Pinned in resolve.py; repeated here (not imported) so this module stays free of the API models.
+# Pinned in resolve/vllm.py and resolve/ollama.py; repeated here (not imported) so this module stays
+# free of the API models.
 VLLM_VERSION = "0.12.0"
 OLLAMA_VERSION = "0.12.10"
 

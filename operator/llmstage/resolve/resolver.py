@@ -41,11 +41,11 @@ Problems are reported in one of two ways, on purpose:
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage import fit, ollama_name, upstream
+from llmstage import upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -55,64 +55,42 @@ from llmstage.api.models import (
     LLMService,
     LLMServiceSpec,
     ModelFormat,
-    OllamaSpec,
+    Runtime,
     ScaleMetricChoice,
-    VLLMSpec,
+    Stage,
 )
-from llmstage.api.quantity import gib
-from llmstage.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
-from llmstage.decision import CONCURRENCY_THRESHOLD, Decision, DecisionInput, choose_runtime
-from llmstage.resolved import (
+from llmstage.api.quantity import gib, parse_quantity
+from llmstage.resolve import fit
+from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
+from llmstage.resolve.decision import DecisionInput, choose_runtime
+from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.mistakes import common_mistakes
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
+from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
     Autoscaling,
-    Cache,
-    ConfigMapKeyRef,
     Finding,
     KedaSettings,
     MemoryFit,
+    ModelCache,
     ModelInfo,
-    OllamaRegistry,
     OllamaSettings,
     PodOptions,
     Resolved,
     Resources,
-    Runtime,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
-    Stage,
     VLLMSettings,
 )
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE, TensorSplit, vllm_settings, weight_quantization
 
 # Pinned, so a rollout never changes the server version behind the user's back.
-DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.12.10"
-DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
 DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the full 128k) rarely fits
-DEFAULT_KEEP_ALIVE = "-1"  # keep the model loaded: a serving pod exists to answer quickly
 QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
 CPU_TARGET = 70  # percent of the CPU request
 CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
-
-_GGUF_QUANT = re.compile(r"^i?q[1-8](_[0-9a-z]+)*$", re.IGNORECASE)
-_FULL_PRECISION = {"fp16", "f16", "bf16", "fp32", "f32", "float16", "bfloat16", "float32"}
-# vLLM 0.12.0 quantization methods that work on the unquantized weights of a Hugging Face repo,
-# quantizing them while loading. Their config needs no file in the checkpoint, so
-# vllm/model_executor/model_loader/weight_utils.py get_quant_config builds the default one
-# (fp8.py Fp8Config(is_checkpoint_fp8_serialized=False), rtn.py, experts_int8.py), or the loader
-# quantizes in flight ("Inflight BNB quantization": bitsandbytes). Every other method needs a
-# checkpoint quantized with it: on an unquantized repo the load stops with "Cannot find the
-# config file for awq".
-ONLINE_QUANTIZATION = ("fp8", "bitsandbytes", "rtn", "experts_int8")
-
-
-class SpecError(ValueError):
-    """The spec cannot be served as written. `field` is the JSON path, `message` says the fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -135,12 +113,33 @@ STAGE_DEFAULTS: dict[Stage, StageDefaults] = {
 FALLBACK_AUTOSCALE = (1, 2)
 
 
+# The quantity grammar admits "1E400": no memory, GPU or disk is larger than this (1 EiB).
+MAX_SIZE_BYTES = 2**60
+
+
+def _check_sizes(spec: LLMServiceSpec) -> None:
+    """Sizes no machine has (found by the property test: 1E400 overflowed the memory fit)."""
+    resources, cache = spec.resources, spec.cache
+    sizes = {
+        "spec.resources.memory": resources.memory if resources else None,
+        "spec.resources.ephemeralStorage": resources.ephemeral_storage if resources else None,
+        "spec.resources.gpu.memory": resources.gpu.memory if resources and resources.gpu else None,
+        "spec.cache.size": cache.size if cache else None,
+    }
+    for field, value in sizes.items():
+        if value is not None and not parse_quantity(value) <= MAX_SIZE_BYTES:
+            raise SpecError(
+                field, f"{value} is more than 1 EiB, larger than any machine: give it in Gi, e.g. 80Gi"
+            )
+
+
 def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
     catalog = catalog if catalog is not None else builtin_catalog()
     spec = service.spec
     stage = spec.stage
     defaults = STAGE_DEFAULTS[stage]
+    _check_sizes(spec)
 
     gpu_spec = spec.resources.gpu if spec.resources else None
     gpu_count = gpu_spec.count if gpu_spec else defaults.gpus
@@ -150,6 +149,13 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     runtime = decision.runtime
     if runtime == Runtime.VLLM and gpu_count < 1:
         raise SpecError("spec.resources.gpu.count", "vLLM needs a GPU: set count >= 1, or use runtime ollama")
+    if runtime == Runtime.OLLAMA and spec.lora is not None:
+        raise SpecError(
+            "spec.lora",
+            f"LoRA adapters need vLLM and the runtime is Ollama ({decision.reason}): Ollama applies an "
+            "adapter only to a model built from a Modelfile ADAPTER line, which llmstage does not do; set "
+            "runtime vllm with spec.resources.gpu, or remove spec.lora in this stage",
+        )
     gpu = (
         GPU(
             gpu_count,
@@ -173,9 +179,9 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     findings: list[Finding] = []
     ollama = vllm = None
     if runtime == Runtime.OLLAMA:
-        ollama = _ollama(spec, per_replica, context, model, served_model_name)
+        ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
     else:
-        vllm = _vllm(spec, stage, context, gpu_count, split, entry, model)
+        vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
 
     cpu, memory, memory_fit, weights_gib = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
@@ -183,7 +189,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
     cache = _cache(spec, runtime, weights_gib, max_pods)
     findings.extend(
-        _common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
+        common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
     )
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
 
@@ -247,10 +253,6 @@ def _pod_options(spec: LLMServiceSpec) -> PodOptions:
         volumes=tuple(pod.volumes),
         volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
     )
-
-
-def _env_from(asked: OllamaSpec | VLLMSpec | None) -> tuple[dict[str, Any], ...]:
-    return tuple(e.model_dump(by_alias=True, exclude_none=True) for e in asked.env_from) if asked else ()
 
 
 # ---------------------------------------------------------------- replicas and autoscaling
@@ -318,18 +320,9 @@ def keda_options(asked: AutoscalingSpec | None, metric: ScaleMetric) -> dict[str
 # ---------------------------------------------------------------- model
 
 
-@dataclass(frozen=True)
-class _Split:
-    """What tensor parallelism must divide (None: unknown, unchecked)."""
-
-    heads: int | None
-    kv_heads: int | None
-    intermediate_size: int | None
-
-
 def _shape(
     spec: LLMServiceSpec, entry: CatalogEntry | None
-) -> tuple[fit.ModelShape | None, int | None, _Split]:
+) -> tuple[fit.ModelShape | None, int | None, TensorSplit]:
     """The model's shape for the fit check: catalog values, overridden field by field by the spec."""
     arch = spec.model.architecture
 
@@ -348,7 +341,7 @@ def _shape(
     shape = None
     if params is not None and layers is not None and kv_heads is not None and head_dim is not None:
         shape = fit.ModelShape(float(params), int(layers), int(kv_heads), int(head_dim))
-    split = _Split(integer("attention_heads"), integer("kv_heads"), integer("intermediate_size"))
+    split = TensorSplit(integer("attention_heads"), integer("kv_heads"), integer("intermediate_size"))
     return shape, None if context is None else int(context), split
 
 
@@ -378,7 +371,7 @@ def _model_info(
         )
     else:
         fmt = asked.format or (entry.native_format if entry else ModelFormat.SAFETENSORS)
-        quantization = _vllm_weight_quantization(spec, entry, hf_id)
+        quantization = weight_quantization(spec, entry, hf_id)
     return ModelInfo(
         name=asked.name,
         ollama_tag=ollama_tag,
@@ -399,190 +392,6 @@ def _model_info(
 
 def _default_context(context: int | None) -> int:
     return min(context, DEFAULT_CONTEXT_CAP) if context else DEFAULT_CONTEXT_CAP
-
-
-# ---------------------------------------------------------------- runtimes
-
-
-def _ollama(
-    spec: LLMServiceSpec, per_replica: int, context: int | None, model: ModelInfo, served: str
-) -> OllamaSettings:
-    asked = spec.ollama
-    tag = model.ollama_tag
-    name_field = "spec.model.name"
-    if not ollama_name.is_valid(tag):
-        raise SpecError(
-            name_field,
-            f"{tag!r} is not an Ollama model name, so `ollama pull` cannot fetch it: use "
-            "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; '@' digests are not "
-            "accepted by Ollama 0.12.10), e.g. llama3.1:8b",
-        )
-    if not ollama_name.is_valid(served):
-        raise SpecError(
-            "spec.servedModelName" if spec.served_model_name else name_field,
-            f"{served!r} cannot be an Ollama model name, and Ollama serves the model under the name "
-            "clients send: use [host/][namespace/]model[:tag] with letters, digits, '_', '-' and '.' "
-            "(no '@'), e.g. 'chat' or 'meta-llama/Llama-3.1-8B-Instruct'",
-        )
-    registry_spec = asked.registry if asked else None
-    registry = pull_ref = None
-    if registry_spec is not None:
-        if ollama_name.has_host(tag):
-            raise SpecError(
-                "spec.ollama.registry.host",
-                f"model {tag!r} already names a registry host; remove the host from spec.model.name or "
-                "remove spec.ollama.registry",
-            )
-        _, own_namespace, model_part, tag_part = ollama_name.parse_bare(tag)
-        namespace = own_namespace or registry_spec.namespace or ollama_name.DEFAULT_NAMESPACE
-        pull_ref = f"{registry_spec.host}/{namespace}/{model_part}:{tag_part or ollama_name.DEFAULT_TAG}"
-        registry = OllamaRegistry(
-            host=registry_spec.host,
-            insecure=registry_spec.insecure,
-            ca_config_map=(
-                ConfigMapKeyRef(registry_spec.ca_config_map_ref.name, registry_spec.ca_config_map_ref.key)
-                if registry_spec.ca_config_map_ref
-                else None
-            ),
-            key_secret=(
-                SecretKeyRef(registry_spec.key_secret_ref.name, registry_spec.key_secret_ref.key)
-                if registry_spec.key_secret_ref
-                else None
-            ),
-        )
-    return OllamaSettings(
-        image=(asked.image if asked else None) or DEFAULT_OLLAMA_IMAGE,
-        # Explicit on purpose: Ollama's default changed from 4 to 2 to 1 across releases.
-        num_parallel=(asked.num_parallel if asked else None) or min(per_replica, 64),
-        keep_alive=(asked.keep_alive if asked else None) or DEFAULT_KEEP_ALIVE,
-        context_length=(asked.context_length if asked else None) or _default_context(context),
-        env=dict(asked.env) if asked else {},
-        pull_ref=pull_ref,
-        registry=registry,
-        env_from=_env_from(asked),
-    )
-
-
-def _tp_fits(tp: int, split: _Split) -> list[str]:
-    """What a tensor-parallel size fails to divide, as vLLM 0.12.0 checks it (empty: it fits).
-
-    vllm/config/model.py verify_with_parallel_config: attention heads % tp == 0. layers/linear.py:
-    QKVParallelLinear splits the KV heads (tp < kv heads: kv heads % tp == 0) or replicates them
-    (tp >= kv heads: tp % kv heads == 0); MergedColumnParallelLinear divides intermediate_size by tp.
-    """
-    out = []
-    if split.heads and split.heads % tp:
-        out.append(f"the model's {split.heads} attention heads")
-    if split.kv_heads and (split.kv_heads % tp if tp < split.kv_heads else tp % split.kv_heads):
-        out.append(f"its {split.kv_heads} key/value heads (or be a multiple of them)")
-    if split.intermediate_size and split.intermediate_size % tp:
-        out.append(f"its intermediate size {split.intermediate_size}")
-    return out
-
-
-def _kv_cache_dtype(extra_args: tuple[str, ...]) -> str | None:
-    """--kv-cache-dtype from spec.vllm.extraArgs (--x=v or --x v, underscores as vLLM accepts them)."""
-    for i, arg in enumerate(extra_args):
-        name, eq, _ = arg.replace("_", "-").partition("=") if arg.startswith("--") else (arg, "", "")
-        if name == "--kv-cache-dtype":
-            if eq:
-                return arg.partition("=")[2]
-            return extra_args[i + 1] if i + 1 < len(extra_args) else None
-    return None
-
-
-def _vllm_quantization_field(spec: LLMServiceSpec) -> tuple[str, str | None]:
-    if spec.vllm and spec.vllm.quantization:
-        return "spec.vllm.quantization", spec.vllm.quantization
-    return "spec.model.quantization", spec.model.quantization
-
-
-def _vllm_weight_quantization(spec: LLMServiceSpec, entry: CatalogEntry | None, hf_id: str) -> str | None:
-    """How the weights vLLM loads are quantized (None: the checkpoint's own dtype); rejects what
-    vLLM 0.12.0 cannot do with the repo it serves."""
-    field, asked = _vllm_quantization_field(spec)
-    if not asked:
-        return None
-    method = asked.lower()
-    if field == "spec.model.quantization" and _GGUF_QUANT.match(asked):
-        return None  # an Ollama (GGUF) level; GGUFOnVLLM says vLLM serves the HF weights instead
-    if method in _FULL_PRECISION:
-        return method
-    facts = upstream.vllm_facts()
-    known = facts.flags["--quantization"].accepted or ()
-    if method not in known:
-        raise SpecError(
-            field,
-            f"{asked!r} is not a quantization method of {facts.release}, so vLLM refuses to start: use an "
-            "online method that quantizes the Hugging Face weights at load "
-            f"({', '.join(ONLINE_QUANTIZATION)}), or set spec.model.huggingFaceId to a pre-quantized "
-            "checkpoint and name its method (awq, gptq, compressed-tensors, ...)",
-        )
-    catalog_repo = entry.hugging_face_id.lower() if entry else None
-    if method not in ONLINE_QUANTIZATION and hf_id.lower() == catalog_repo:
-        raise SpecError(
-            field,
-            f"{method} needs a checkpoint quantized with {method}, but {hf_id} (from the catalog) holds "
-            f"unquantized weights, so vLLM stops at load with 'Cannot find the config file for {method}': "
-            f"set spec.model.huggingFaceId to a {method} checkpoint of the model, or use an online "
-            f"method ({', '.join(ONLINE_QUANTIZATION)})",
-        )
-    return method
-
-
-def _vllm(
-    spec: LLMServiceSpec,
-    stage: Stage,
-    context: int | None,
-    gpu_count: int,
-    split: _Split,
-    entry: CatalogEntry | None,
-    model: ModelInfo,
-) -> VLLMSettings:
-    asked = spec.vllm
-    tp = (asked.tensor_parallel_size if asked else None) or gpu_count
-    tp_field = (
-        "spec.vllm.tensorParallelSize" if asked and asked.tensor_parallel_size else "spec.resources.gpu.count"
-    )
-    if failed := _tp_fits(tp, split):
-        fitting = [n for n in range(1, 9) if not _tp_fits(n, split)]
-        raise SpecError(
-            tp_field,
-            f"tensor-parallel size {tp} must divide {' and '.join(failed)}, or vLLM fails to shard the "
-            f"model: use {', '.join(map(str, fitting))} GPUs",
-        )
-    max_model_len = (asked.max_model_len if asked else None) or _default_context(context)
-    if context and max_model_len > context:
-        raise SpecError(
-            "spec.vllm.maxModelLen",
-            f"{max_model_len} exceeds the model's context of {context} tokens, so vLLM refuses to start: "
-            f"set it to at most {context}",
-        )
-    key_ref = asked.api_key_secret_ref if asked else None
-    if stage == Stage.PRODUCTION and key_ref is None:
-        raise SpecError(
-            "spec.vllm.apiKeySecretRef",
-            "stage production needs an API key (vLLM would serve an open endpoint): create a Secret with the "
-            "key and set spec.vllm.apiKeySecretRef.name (and .key, default 'api-key')",
-        )
-    extra_args = tuple(asked.extra_args) if asked else ()
-    return VLLMSettings(
-        image=(asked.image if asked else None) or DEFAULT_VLLM_IMAGE,
-        gpu_memory_utilization=asked.gpu_memory_utilization if asked else 0.9,
-        max_model_len=max_model_len,
-        # vLLM's own default unless the user caps it: continuous batching is why vLLM was chosen,
-        # and its paged KV cache shares memory between sequences (the fit below checks it).
-        max_num_seqs=asked.max_num_seqs if asked else None,
-        tensor_parallel_size=tp,
-        dtype=asked.dtype.value if asked else "auto",
-        # Only online methods go on the command line; a pre-quantized checkpoint names its own.
-        quantization=model.quantization if model.quantization in ONLINE_QUANTIZATION else None,
-        extra_args=extra_args,
-        api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
-        kv_cache_dtype=_kv_cache_dtype(extra_args),
-        env=dict(asked.env) if asked else {},
-        env_from=_env_from(asked),
-    )
 
 
 # ---------------------------------------------------------------- resources and memory fit
@@ -613,6 +422,31 @@ def _unknown_gpu(gpu: GPU) -> fit.FitReport:
     return fit.unknown(fit.FitReason.UNKNOWN_GPU, text)
 
 
+def _fit_or_unknown(
+    model: ModelInfo,
+    shape: fit.ModelShape | None,
+    bpp: float | None,
+    gpu: GPU | None,
+    gpu_mem: float | None,
+    compute: Callable[[fit.ModelShape, float], fit.FitReport],
+) -> fit.FitReport:
+    """The memory fit, or why it cannot be computed: unknown model shape, quantization or GPU."""
+    if shape is None:
+        return fit.unknown(
+            fit.FitReason.UNKNOWN_MODEL,
+            f"model {model.name!r} is not in the catalog: set spec.model.architecture "
+            "(parametersBillion, layers, kvHeads, headDim) to check the fit",
+        )
+    if bpp is None:
+        return fit.unknown(
+            fit.FitReason.UNKNOWN_QUANTIZATION,
+            f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
+        )
+    if gpu is not None and gpu_mem is None:
+        return _unknown_gpu(gpu)
+    return compute(shape, bpp)
+
+
 def _resources_and_fit(
     spec: LLMServiceSpec,
     defaults: StageDefaults,
@@ -628,11 +462,6 @@ def _resources_and_fit(
     """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
     asked_cpu = spec.resources.cpu if spec.resources else None
     asked_memory = spec.resources.memory if spec.resources else None
-    unknown_model = fit.unknown(
-        fit.FitReason.UNKNOWN_MODEL,
-        f"model {model.name!r} is not in the catalog: set spec.model.architecture "
-        "(parametersBillion, layers, kvHeads, headDim) to check the fit",
-    )
     native = entry.native_dtype if entry else "bfloat16"
     gpu_mem, gpu_name = _gpu_memory(spec, gpu) if gpu else (None, "")
 
@@ -654,26 +483,24 @@ def _resources_and_fit(
         cpu = asked_cpu or defaults.ollama_cpu
         memory_gib = max(defaults.ollama_min_memory_gib, math.ceil(need.total_gib * 1.25) if need else 0)
         memory = asked_memory or f"{memory_gib}Gi"
-        if shape is None:
-            report = unknown_model
-        elif bpp is None:
-            report = fit.unknown(
-                fit.FitReason.UNKNOWN_QUANTIZATION,
-                f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
-            )
-        elif gpu and gpu_mem is None:
-            report = _unknown_gpu(gpu)
-        else:
-            report = fit.ollama_fit(
+        settings = ollama
+        report = _fit_or_unknown(
+            model,
+            shape,
+            bpp,
+            gpu,
+            gpu_mem,
+            lambda shape, bpp: fit.ollama_fit(
                 shape,
                 bytes_per_param=bpp,
-                context_length=ollama.context_length,
-                num_parallel=ollama.num_parallel,
+                context_length=settings.context_length,
+                num_parallel=settings.num_parallel,
                 memory_gib=gib(memory),
                 gpu_product=gpu_name,
                 gpu_memory_gib_each=gpu_mem,
                 gpu_count=gpu.count if gpu else 0,
-            )
+            ),
+        )
         weights = shape.weights_gib(bpp) if shape and bpp else None
         return cpu, memory, report.to_memory_fit(), weights
 
@@ -685,17 +512,10 @@ def _resources_and_fit(
     # The sequences that must fit at full length: the expected users of one replica, or fewer when
     # spec.vllm.maxNumSeqs caps the batch below them.
     needed = min(per_replica, vllm.max_num_seqs) if vllm.max_num_seqs else per_replica
-    if shape is None:
-        report = unknown_model
-    elif bpp is None:
-        report = fit.unknown(
-            fit.FitReason.UNKNOWN_QUANTIZATION,
-            f"quantization {model.quantization!r} is unknown: the fit cannot be computed",
-        )
-    elif gpu_mem is None:
-        report = _unknown_gpu(gpu)
-    else:
-        report = fit.vllm_fit(
+
+    def vllm_fit(shape: fit.ModelShape, bpp: float) -> fit.FitReport:
+        assert gpu_mem is not None  # _fit_or_unknown reports an unknown GPU before calling this
+        return fit.vllm_fit(
             shape,
             bytes_per_param=bpp,
             max_model_len=vllm.max_model_len,
@@ -708,6 +528,8 @@ def _resources_and_fit(
             kv_cache_dtype=vllm.kv_cache_dtype,
             max_num_seqs=vllm.max_num_seqs,
         )
+
+    report = _fit_or_unknown(model, shape, bpp, gpu, gpu_mem, vllm_fit)
     weights = shape.weights_gib(bpp) if shape and bpp else None
     return cpu, memory, report.to_memory_fit(), weights
 
@@ -722,7 +544,7 @@ def _kv_bytes(kv_cache_dtype: str | None, model_dtype: str) -> float:
     return fit.DTYPE_BYTES.get(model_dtype, 2.0)
 
 
-def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> Cache:
+def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> ModelCache:
     asked = spec.cache
     if asked and asked.size is not None:
         size = asked.size
@@ -737,130 +559,9 @@ def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, ma
         if asked and asked.access_mode
         else (AccessMode.READ_WRITE_ONCE if max_pods <= 1 else AccessMode.READ_WRITE_MANY)
     )
-    return Cache(
+    return ModelCache(
         size=size, storage_class_name=asked.storage_class_name if asked else None, access_mode=mode.value
     )
-
-
-# ---------------------------------------------------------------- the article's common mistakes
-
-
-def _common_mistakes(
-    spec: LLMServiceSpec,
-    stage: Stage,
-    runtime: Runtime,
-    decision: Decision,
-    model: ModelInfo,
-    entry: CatalogEntry | None,
-    vllm: VLLMSettings | None,
-    gpu_count: int,
-    cache: Cache,
-    max_pods: int,
-) -> list[Finding]:
-    users = spec.expected_concurrency
-    out: list[Finding] = []
-    if runtime == Runtime.OLLAMA:
-        why = "runtime ollama is set explicitly" if spec.runtime != "auto" else "there is no GPU"
-        if stage == Stage.PRODUCTION:
-            out.append(
-                Finding(
-                    "OllamaInProduction",
-                    f"stage production runs Ollama because {why}: it works until traffic spikes, then "
-                    "requests queue and latency climbs; give it a GPU (spec.resources.gpu) and use "
-                    "runtime auto or vllm",
-                )
-            )
-        if users > CONCURRENCY_THRESHOLD:
-            out.append(
-                Finding(
-                    "TooManyUsersForOllama",
-                    f"{users} expected users > {CONCURRENCY_THRESHOLD} on Ollama ({why}): Ollama's "
-                    f"throughput stays flat beyond about {CONCURRENCY_THRESHOLD} parallel requests; "
-                    "vLLM keeps scaling, so add a GPU and use runtime auto or vllm",
-                )
-            )
-        quant = (model.quantization or "").lower()
-        if model.format == ModelFormat.SAFETENSORS or quant in _FULL_PRECISION:
-            what = f"quantization {model.quantization}" if quant in _FULL_PRECISION else "safetensors weights"
-            out.append(
-                Finding(
-                    "FullPrecisionOnOllama",
-                    f"{what} on Ollama: Ollama is built for GGUF quantized models; full precision "
-                    "needs about 3x the memory and runs slower, especially on CPU; use a quantized tag "
-                    "such as q4_K_M or q8_0",
-                )
-            )
-        asked_quant = spec.model.quantization
-        tag_quant = parse_ollama_tag(model.ollama_tag).quantization
-        if (
-            asked_quant
-            and _GGUF_QUANT.match(asked_quant)
-            and (tag_quant or "").lower() != asked_quant.lower()
-        ):
-            out.append(
-                Finding(
-                    "QuantizationNotInTag",
-                    f"spec.model.quantization {asked_quant} does not change what Ollama pulls "
-                    f"({model.ollama_tag}): put it in the tag, e.g. spec.model.name "
-                    f"{parse_ollama_tag(model.ollama_tag).base}-instruct-{asked_quant}",
-                )
-            )
-    else:
-        assert vllm is not None
-        asked_quant = spec.model.quantization
-        if model.format == ModelFormat.GGUF or (model.quantization or "").lower() == "gguf":
-            out.append(
-                Finding(
-                    "GGUFOnVLLM",
-                    "GGUF weights on vLLM: vLLM prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and "
-                    "its GGUF support is experimental and slower; set spec.model.format safetensors",
-                )
-            )
-        elif asked_quant and _GGUF_QUANT.match(asked_quant):
-            out.append(
-                Finding(
-                    "GGUFOnVLLM",
-                    f"spec.model.quantization {asked_quant} is a GGUF (Ollama) quantization; vLLM "
-                    f"serves {model.hugging_face_id} in {vllm.dtype} instead: set "
-                    "spec.vllm.quantization fp8 to quantize on vLLM, or an AWQ/GPTQ checkpoint in "
-                    "spec.model.huggingFaceId",
-                )
-            )
-        if users <= 1 and stage != Stage.PRODUCTION:
-            out.append(
-                Finding(
-                    "VLLMForSingleUser",
-                    f"vLLM for a single user in stage {stage} ({decision.reason}): massive overhead "
-                    "for no benefit (slower startup, more configuration, same output); use runtime "
-                    "auto, which picks Ollama here",
-                )
-            )
-        if vllm.tensor_parallel_size < gpu_count:
-            out.append(
-                Finding(
-                    "GPUsIdle",
-                    f"tensorParallelSize {vllm.tensor_parallel_size} < {gpu_count} GPUs per replica: "
-                    f"{gpu_count - vllm.tensor_parallel_size} GPUs sit idle; raise "
-                    "spec.vllm.tensorParallelSize or lower spec.resources.gpu.count",
-                )
-            )
-        if entry and entry.gated and spec.hugging_face_token_secret_ref is None:
-            out.append(
-                Finding(
-                    "GatedModelWithoutToken",
-                    f"{model.hugging_face_id} is gated on Hugging Face: the download fails without a "
-                    "token; set spec.huggingFaceTokenSecretRef (or pre-fill the cache)",
-                )
-            )
-    if cache.access_mode == AccessMode.READ_WRITE_ONCE and max_pods > 1:
-        out.append(
-            Finding(
-                "SharedReadWriteOnceCache",
-                f"up to {max_pods} pods share a ReadWriteOnce model cache: pods on other nodes cannot "
-                "attach it; use spec.cache.accessMode ReadWriteMany or a single replica",
-            )
-        )
-    return out
 
 
 def _unknown_to_pinned_release(

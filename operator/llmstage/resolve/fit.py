@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from llmstage.resolved import MemoryFit
+from llmstage.resolve.resolved import MemoryFit
 
 GIB = 2**30
 VLLM_OVERHEAD_PER_GPU_GIB = 1.5  # non-torch memory + activation peak vLLM profiles for; about 1-2 GiB

@@ -11,16 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
-class Stage(StrEnum):
-    DEV = "dev"
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-
-class Runtime(StrEnum):
-    OLLAMA = "ollama"
-    VLLM = "vllm"
+from llmstage.api.models import Runtime, Stage
 
 
 class ScaleMetric(StrEnum):
@@ -45,6 +36,9 @@ class KedaSettings:
 
 @dataclass(frozen=True)
 class SecretKeyRef:
+    """A Secret key the rendered pods read. Not api.models.SecretKeyRef on purpose: Resolved is
+    plain frozen data with every default applied (e.g. the key), free of pydantic."""
+
     name: str
     key: str
 
@@ -123,6 +117,20 @@ class OllamaSettings:
 
 
 @dataclass(frozen=True)
+class LoRAAdapter:
+    name: str  # the model name clients send for it
+    hugging_face_id: str
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class LoRA:
+    adapters: tuple[LoRAAdapter, ...]
+    max_loras: int
+    max_rank: int | None = None  # None: vLLM's default (16)
+
+
+@dataclass(frozen=True)
 class VLLMSettings:
     image: str
     gpu_memory_utilization: float
@@ -136,6 +144,7 @@ class VLLMSettings:
     kv_cache_dtype: str | None = None  # from --kv-cache-dtype in extra_args, for the memory fit
     env: dict[str, str] = field(default_factory=dict)
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+    lora: LoRA | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,7 @@ class PodOptions:
 
 
 @dataclass(frozen=True)
-class Cache:
+class ModelCache:
     size: str  # Kubernetes quantity
     storage_class_name: str | None = None
     # ReadWriteOnce for a single replica; ReadWriteMany when several pods share the cache.
@@ -200,7 +209,7 @@ class Resolved:
     resources: Resources
     replicas: int | None  # None when autoscaling owns the replica count
     autoscaling: Autoscaling | None
-    cache: Cache
+    cache: ModelCache
     hugging_face_token_secret_ref: SecretKeyRef | None
     scheduling: Scheduling
     ollama: OllamaSettings | None  # set when runtime is OLLAMA

@@ -24,10 +24,10 @@ class User:
         self.kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
 
     def get(self, kind: str, name: str, ns: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))  # type: ignore[no-any-return]
+        return json.loads(self.kubectl("get", kind, name, "-n", ns, "-o", "json"))
 
     def pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
-        return json.loads(self.kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json"))["items"]  # type: ignore[no-any-return]
+        return json.loads(self.kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json"))["items"]
 
     def condition(self, name: str, ns: str, ctype: str) -> dict[str, Any]:
         status = self.get("llmservice", name, ns).get("status") or {}
@@ -42,7 +42,9 @@ class User:
         def ready() -> dict[str, Any] | None:
             obj = self.get("llmservice", name, ns)
             status = obj.get("status") or {}
-            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+            cond: dict[str, Any] = next(
+                (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+            )
             current = status.get("observedGeneration") == obj["metadata"]["generation"]
             ok = current and cond.get("status") == "True" and status.get("runtime") == runtime
             return status if ok else None
@@ -50,7 +52,7 @@ class User:
         try:
             return wait_until(
                 ready, timeout=timeout, interval=interval, what=f"{ns}/{name} Ready on {runtime}"
-            )  # type: ignore[no-any-return]
+            )
         except AssertionError:
             print(
                 self.kubectl("get", "llmservice,deploy,pods,pvc,events", "-n", ns, "-o", "wide", check=False)

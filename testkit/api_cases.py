@@ -242,7 +242,64 @@ INVALID: list[Invalid] = [
         ),
         "spec.pod.volumeMounts[].mountPath must be unique",
     ),
+    Invalid(
+        "lora-on-ollama",
+        service(runtime="ollama", lora={"adapters": [{"name": "sql", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora needs vLLM: Ollama applies a LoRA adapter only by building a new model",
+    ),
+    Invalid(
+        "lora-adapter-named-like-the-model",
+        service(lora={"adapters": [{"name": "llama3.1:8b", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora.adapters[].name must differ from the served model name",
+    ),
+    Invalid(
+        "lora-adapter-named-like-the-served-name",
+        service(
+            servedModelName="chat", lora={"adapters": [{"name": "chat", "huggingFaceId": "org/sql-lora"}]}
+        ),
+        "spec.lora.adapters[].name must differ from the served model name",
+    ),
+    Invalid(
+        "lora-adapter-names-twice",
+        service(
+            lora={
+                "adapters": [
+                    {"name": "sql", "huggingFaceId": "org/sql-lora"},
+                    {"name": "sql", "huggingFaceId": "org/sql-lora-v2"},
+                ]
+            }
+        ),
+        "spec.lora.adapters[].name must be unique",
+    ),
+    Invalid(
+        "lora-max-loras-above-adapters",
+        service(lora={"maxLoras": 3, "adapters": [{"name": "sql", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora.maxLoras must not exceed the number of adapters",
+    ),
+    Invalid(
+        "extra-args-enable-lora",
+        service(vllm={"extraArgs": ["--enable-lora"]}),
+        "spec.vllm.extraArgs must not repeat flags llmstage sets",
+    ),
     # ---- schema bounds, enums and patterns (the API server names the field; pydantic words it its way)
+    Invalid(
+        "lora-rank-not-a-vllm-rank",
+        service(lora={"maxRank": 12, "adapters": [{"name": "sql", "huggingFaceId": "org/sql-lora"}]}),
+        "spec.lora.maxRank",
+        "8",
+    ),
+    Invalid(
+        "lora-without-adapters",
+        service(lora={"adapters": []}),
+        "spec.lora.adapters",
+        "at least 1",
+    ),
+    Invalid(
+        "lora-adapter-not-a-repo",
+        service(lora={"adapters": [{"name": "sql", "huggingFaceId": "sql-lora"}]}),
+        "spec.lora.adapters[0].huggingFaceId",
+        "match",
+    ),
     Invalid(
         "pod-volume-without-a-name",
         service(pod={"volumes": [{"emptyDir": {}}]}),
@@ -549,6 +606,18 @@ VALID: dict[str, dict[str, Any]] = {
             "annotations": {"prometheus.io/scrape": "true"},
             "volumes": [{"name": "mirror-ca", "configMap": {"name": "hf-mirror-ca"}}],
             "volumeMounts": [{"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True}],
+        },
+    ),
+    "production-lora": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        lora={
+            "maxRank": 64,
+            "adapters": [
+                {"name": "sql", "huggingFaceId": "org/sql-lora"},
+                {"name": "support-v2", "huggingFaceId": "org/support-lora", "revision": "v2"},
+            ],
         },
     ),
     "custom-model": service(

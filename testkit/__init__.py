@@ -1,15 +1,21 @@
-"""Helpers shared by the cluster tests (tests/integration, e2e)."""
+"""The test-support package of tests/, e2e/ and bench/ (imported from the repository root).
+
+Here: the cluster guard, wait_until, kube_over, and OperatorProcess (from launcher.py). Beside
+it: api_cases (objects the API must accept or reject), render_fixtures (Resolved cases behind the
+goldens), lua_health (the Argo CD health check run as Argo CD runs it), chart (helm and kubectl),
+realnode and user.
+"""
 
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from testkit.launcher import OperatorProcess as OperatorProcess  # the launcher, re-exported
 
 if TYPE_CHECKING:
     from llmstage.controller.kube import Kube
@@ -28,7 +34,7 @@ def check_context(kubeconfig: Path) -> str:
     cfg = yaml.safe_load(kubeconfig.read_text()) or {}
     ctx_name = cfg.get("current-context", "")
     ctx = next((c["context"] for c in cfg.get("contexts") or [] if c["name"] == ctx_name), None)
-    cluster = next(
+    cluster: dict[str, Any] = next(
         (c["cluster"] for c in cfg.get("clusters") or [] if ctx and c["name"] == ctx["cluster"]), {}
     )
     server = cluster.get("server", "")
@@ -40,7 +46,7 @@ def check_context(kubeconfig: Path) -> str:
     return ctx_name
 
 
-def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
     """Poll `check()` until it returns something truthy; return that value or fail with `what`."""
     deadline = time.monotonic() + timeout
     last = None
@@ -50,60 +56,6 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.1, what: str = 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
-
-
-class OperatorProcess:
-    """`llmstage run` as a subprocess against the test cluster, with its log kept for asserts.
-    Liveness and metrics are off unless `extra_args` set them (later options win)."""
-
-    def __init__(self, kubeconfig: Path, log_path: Path, *extra_args: str) -> None:
-        self.kubeconfig, self.log_path, self.extra_args = kubeconfig, log_path, extra_args
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> OperatorProcess:
-        import sys
-
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "llmstage.cli",
-                    "run",
-                    "--kubeconfig",
-                    str(self.kubeconfig),
-                    "--liveness",
-                    "off",
-                    "--metrics-port",
-                    "0",
-                    *self.extra_args,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
-        self.proc = None
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def kube_over(transport: Any) -> Kube:

@@ -8,11 +8,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmstage.api.models import LLMService
+from llmstage.render import render
 from llmstage.render.labels import INSTANCE_LABEL
-
-from bench.specs import rendered
+from llmstage.resolve import resolve
+from llmstage.resolve.resolved import ClusterFacts
 
 ChildKey = tuple[str, str]  # (kind, name)
+
+
+def rendered(body: dict[str, Any], namespace: str, facts: ClusterFacts | None = None) -> list[dict[str, Any]]:
+    """The children the operator renders for `body` (no ownerReferences: those need a live uid)."""
+    obj = {**body, "metadata": {**body["metadata"], "namespace": namespace, "uid": "bench"}}
+    return render(resolve(LLMService.from_object(obj)), facts or ClusterFacts())
 
 
 @dataclass

@@ -22,7 +22,7 @@ import yaml
 
 from testkit import OperatorProcess
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 HELM = REPO / ".tools" / "bin" / "helm"
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 CHART = REPO / "charts" / "llmstage"
@@ -126,7 +126,7 @@ class ChartRelease:
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         ns = ["-n", namespace] if namespace else []
-        return json.loads(kubectl(self.kubeconfig, "get", kind, name, *ns, "-o", "json").stdout)  # type: ignore[no-any-return]
+        return json.loads(kubectl(self.kubeconfig, "get", kind, name, *ns, "-o", "json").stdout)
 
     def service_account(self) -> str:
         return self.get("deployment", self.fullname, self.namespace)["spec"]["template"]["spec"][

@@ -8,26 +8,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from llmstage.resolved import (
+from llmstage.api.models import Runtime, Stage
+from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
     Autoscaling,
-    Cache,
     ClusterFacts,
     ConfigMapKeyRef,
     KedaSettings,
+    LoRA,
+    LoRAAdapter,
     MemoryFit,
+    ModelCache,
     ModelInfo,
     OllamaRegistry,
     OllamaSettings,
     PodOptions,
     Resolved,
     Resources,
-    Runtime,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
-    Stage,
     VLLMSettings,
 )
 
@@ -103,7 +104,7 @@ DEV_OLLAMA = Resolved(
     resources=Resources(cpu="2", memory="8Gi"),
     replicas=1,
     autoscaling=None,
-    cache=Cache(size="20Gi"),
+    cache=ModelCache(size="20Gi"),
     hugging_face_token_secret_ref=None,
     scheduling=Scheduling(),
     ollama=ollama_settings(),
@@ -123,7 +124,7 @@ STAGING_OLLAMA = replace(
     replicas=None,
     autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
     # Two replicas share one cache, so the claim must be ReadWriteMany.
-    cache=Cache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="20Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     ollama=replace(ollama_settings(num_parallel=3), env={"OLLAMA_FLASH_ATTENTION": "1"}),
 )
 
@@ -153,7 +154,7 @@ DEV_OLLAMA_REGISTRY = replace(
     served_model_name="chat",
     model=SMOLLM2,
     resources=Resources(cpu="1", memory="4Gi"),
-    cache=Cache(size="10Gi"),
+    cache=ModelCache(size="10Gi"),
     ollama=replace(
         ollama_settings(),
         pull_ref="registry.internal:5000/library/smollm2:135m",
@@ -187,7 +188,7 @@ PRODUCTION_VLLM = Resolved(
     resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
-    cache=Cache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     hugging_face_token_secret_ref=HF_TOKEN,
     scheduling=Scheduling(
         tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
@@ -222,10 +223,10 @@ DEV_VLLM_GPU = replace(
     resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
     replicas=1,
     autoscaling=None,
-    cache=Cache(size="40Gi"),
+    cache=ModelCache(size="40Gi"),
     scheduling=Scheduling(),
-    vllm=replace(
-        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
         max_model_len=4096,
         max_num_seqs=8,
         api_key_secret_ref=None,
@@ -255,7 +256,7 @@ PRODUCTION_VLLM_70B_TP = replace(
         target=8,
         queue_metric_name="vllm_num_requests_waiting",
     ),
-    cache=Cache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
+    cache=ModelCache(size="300Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
     scheduling=Scheduling(
         node_selector={"node.kubernetes.io/instance-type": "p5.48xlarge"},
         affinity={
@@ -301,8 +302,8 @@ PROXY_CONFIG = ({"configMapRef": {"name": "egress-proxy"}},)
 PRODUCTION_VLLM_PLATFORM = replace(
     PRODUCTION_VLLM,
     resources=replace(PRODUCTION_VLLM.resources, ephemeral_storage="20Gi"),
-    vllm=replace(
-        PRODUCTION_VLLM.vllm,  # type: ignore[arg-type]
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
         env={"HF_ENDPOINT": "https://hf-mirror.internal", "VLLM_LOGGING_LEVEL": "DEBUG"},
         env_from=PROXY_CONFIG,
     ),
@@ -310,12 +311,28 @@ PRODUCTION_VLLM_PLATFORM = replace(
 )
 DEV_OLLAMA_PLATFORM = replace(
     DEV_OLLAMA_REGISTRY,
-    ollama=replace(
-        DEV_OLLAMA_REGISTRY.ollama,  # type: ignore[arg-type]
+    ollama=replace(  # type: ignore[type-var]
+        DEV_OLLAMA_REGISTRY.ollama,
         env={"OLLAMA_DEBUG": "1"},
         env_from=PROXY_CONFIG,
     ),
     pod=replace(PLATFORM_POD, automount_service_account_token=True),
+)
+
+# Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
+PRODUCTION_VLLM_LORA = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
+        lora=LoRA(
+            adapters=(
+                LoRAAdapter("sql", "acme/llama31-8b-sql-lora"),
+                LoRAAdapter("support-v2", "acme/llama31-8b-support-lora", revision="v2"),
+            ),
+            max_loras=2,
+            max_rank=64,
+        ),
+    ),
 )
 
 WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
@@ -327,16 +344,16 @@ PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 WAKE_QUERY = 'sum(rate(nginx_ingress_controller_requests{exported_service="chat"}[2m]))'
 PRODUCTION_VLLM_KEDA = replace(
     PRODUCTION_VLLM,
-    autoscaling=replace(
-        PRODUCTION_VLLM.autoscaling,  # type: ignore[arg-type]
+    autoscaling=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.autoscaling,
         autoscaler=Autoscaler.KEDA,
         keda=KedaSettings(server_address=PROMETHEUS),
     ),
 )
 STAGING_OLLAMA_SCALE_TO_ZERO = replace(
     STAGING_OLLAMA,
-    autoscaling=replace(
-        STAGING_OLLAMA.autoscaling,  # type: ignore[arg-type]
+    autoscaling=replace(  # type: ignore[type-var]
+        STAGING_OLLAMA.autoscaling,
         min_replicas=0,
         autoscaler=Autoscaler.KEDA,
         keda=KedaSettings(server_address=PROMETHEUS, wake_query=WAKE_QUERY, cooldown_period=900),
@@ -355,6 +372,7 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
+    "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
     "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),
     "staging-ollama-scale-to-zero": (STAGING_OLLAMA_SCALE_TO_ZERO, WITH_KEDA),
 }

@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llmstage.api.models import OptimizeFor, RuntimeChoice
-from llmstage.resolved import Runtime, Stage
+from llmstage.api.models import OptimizeFor, Runtime, RuntimeChoice, Stage
 
 # "The inflection point is concurrent users. Below 4, Ollama's simplicity wins."
 CONCURRENCY_THRESHOLD = 4

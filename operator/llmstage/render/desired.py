@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmstage.api.models import Runtime
 from llmstage.render import render
 from llmstage.render.labels import owner_reference
-from llmstage.resolved import ClusterFacts, Resolved, Runtime
+from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 
 def desired_objects(

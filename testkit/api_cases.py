@@ -34,6 +34,8 @@ def _without_model_name() -> dict[str, Any]:
 
 GPU_H100 = {"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}}
 API_KEY = {"apiKeySecretRef": {"name": "api-key"}}
+PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+WAKE = 'sum(rate(nginx_ingress_controller_requests{service="svc"}[2m]))'
 
 
 @dataclass(frozen=True)
@@ -406,6 +408,116 @@ INVALID: list[Invalid] = [
         "spec.ollama.registry.namespace",
         "match",
     ),
+    # ---- spec.autoscaling.autoscaler keda (issue 13 item 5)
+    Invalid(
+        "scale-to-zero-with-hpa",
+        service(stage="staging", autoscaling={"minReplicas": 0}),
+        "spec.autoscaling.minReplicas 0 (scale to zero) needs autoscaler keda",
+    ),
+    Invalid(
+        "keda-settings-with-hpa",
+        service(autoscaling={"autoscaler": "hpa", "keda": {"serverAddress": PROMETHEUS}}),
+        "spec.autoscaling.keda is only read with autoscaler keda",
+    ),
+    Invalid(
+        "scale-to-zero-without-wake-query",
+        service(
+            stage="staging",
+            autoscaling={"autoscaler": "keda", "minReplicas": 0, "keda": {"serverAddress": PROMETHEUS}},
+        ),
+        "spec.autoscaling.minReplicas 0 needs spec.autoscaling.keda.wakeQuery",
+    ),
+    Invalid(
+        "scale-to-zero-in-production",
+        service(
+            stage="production",
+            runtime="ollama",
+            autoscaling={
+                "autoscaler": "keda",
+                "minReplicas": 0,
+                "keda": {"serverAddress": PROMETHEUS, "wakeQuery": WAKE},
+            },
+        ),
+        "spec.autoscaling.minReplicas 0 (scale to zero) is for stages dev and staging",
+    ),
+    Invalid(
+        "keda-wake-query-without-server",
+        service(autoscaling={"autoscaler": "keda", "keda": {"wakeQuery": WAKE}}),
+        "spec.autoscaling.keda.query and wakeQuery are PromQL that KEDA sends to Prometheus",
+    ),
+    Invalid(
+        "keda-query-without-server",
+        service(autoscaling={"autoscaler": "keda", "keda": {"query": "sum(x)"}}),
+        "spec.autoscaling.keda.query and wakeQuery are PromQL that KEDA sends to Prometheus",
+    ),
+    Invalid(
+        "keda-on-vllm-without-server",
+        service(runtime="vllm", resources={"gpu": {"count": 1}}, autoscaling={"autoscaler": "keda"}),
+        "spec.autoscaling.keda.serverAddress is required with autoscaler keda on vLLM",
+    ),
+    Invalid(
+        "keda-in-production-without-server",
+        service(stage="production", resources=GPU_H100, vllm=API_KEY, autoscaling={"autoscaler": "keda"}),
+        "spec.autoscaling.keda.serverAddress is required with autoscaler keda on vLLM",
+    ),
+    Invalid(
+        "keda-queue-without-server",
+        service(
+            stage="production",
+            resources=GPU_H100,
+            vllm=API_KEY,
+            autoscaling={"autoscaler": "keda", "metric": "queue"},
+        ),
+        "spec.autoscaling.keda.serverAddress is required with autoscaler keda on vLLM",
+    ),
+    Invalid(
+        "unknown-autoscaler",
+        service(autoscaling={"autoscaler": "vpa"}),
+        "spec.autoscaling.autoscaler",
+        "'hpa' or 'keda'",
+    ),
+    Invalid(
+        "negative-min-replicas",
+        service(autoscaling={"autoscaler": "keda", "minReplicas": -1}),
+        "spec.autoscaling.minReplicas",
+        "greater than or equal",
+    ),
+    Invalid(
+        "keda-server-without-scheme",
+        service(autoscaling={"autoscaler": "keda", "keda": {"serverAddress": "prometheus:9090"}}),
+        "spec.autoscaling.keda.serverAddress",
+        "match",
+    ),
+    Invalid(
+        "keda-server-with-space",
+        service(autoscaling={"autoscaler": "keda", "keda": {"serverAddress": "http://prom etheus:9090"}}),
+        "spec.autoscaling.keda.serverAddress",
+        "match",
+    ),
+    Invalid(
+        "keda-empty-query",
+        service(autoscaling={"autoscaler": "keda", "keda": {"serverAddress": PROMETHEUS, "query": ""}}),
+        "spec.autoscaling.keda.query",
+        "at least 1",
+    ),
+    Invalid(
+        "keda-negative-cooldown",
+        service(autoscaling={"autoscaler": "keda", "keda": {"cooldownPeriod": -5}}),
+        "spec.autoscaling.keda.cooldownPeriod",
+        "greater than or equal",
+    ),
+    Invalid(
+        "keda-cooldown-above-a-day",
+        service(autoscaling={"autoscaler": "keda", "keda": {"cooldownPeriod": 86401}}),
+        "spec.autoscaling.keda.cooldownPeriod",
+        "less than or equal",
+    ),
+    Invalid(
+        "keda-misspelled-field",
+        service(autoscaling={"autoscaler": "keda", "keda": {"serverAdress": PROMETHEUS}}),
+        'unknown field "spec.autoscaling.keda.serverAdress"',
+        "serverAdress",
+    ),
     # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
     Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
 ]
@@ -415,6 +527,31 @@ VALID: dict[str, dict[str, Any]] = {
     "minimal": service(),
     "staging-autoscaled": service(stage="staging", autoscaling={"minReplicas": 1, "maxReplicas": 3}),
     "production-vllm": service(stage="production", resources=GPU_H100, vllm=API_KEY, expectedConcurrency=50),
+    "keda-cpu-on-ollama": service(stage="staging", autoscaling={"autoscaler": "keda"}),
+    "keda-queue-on-vllm": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        autoscaling={"autoscaler": "keda", "keda": {"serverAddress": PROMETHEUS}},
+    ),
+    "keda-scale-to-zero-in-dev": service(
+        autoscaling={
+            "autoscaler": "keda",
+            "minReplicas": 0,
+            "keda": {"serverAddress": PROMETHEUS, "wakeQuery": WAKE, "cooldownPeriod": 900},
+        }
+    ),
+    "keda-scale-to-zero-vllm-staging": service(
+        stage="staging",
+        runtime="vllm",
+        resources={"gpu": {"count": 1}},
+        autoscaling={
+            "autoscaler": "keda",
+            "minReplicas": 0,
+            "maxReplicas": 2,
+            "keda": {"serverAddress": PROMETHEUS, "wakeQuery": WAKE},
+        },
+    ),
     "production-cpu-only-ollama": service(stage="production", resources={"gpu": {"count": 0}}),
     "production-explicit-ollama": service(stage="production", runtime="ollama"),
     "quantities-as-numbers": service(resources={"cpu": 2, "memory": "8Gi"}, cache={"size": "20Gi"}),

@@ -11,9 +11,11 @@ from dataclasses import replace
 from llmstage.api.models import Runtime, Stage
 from llmstage.resolve.resolved import (
     GPU,
+    Autoscaler,
     Autoscaling,
     ClusterFacts,
     ConfigMapKeyRef,
+    KedaSettings,
     LoRA,
     LoRAAdapter,
     MemoryFit,
@@ -334,6 +336,29 @@ PRODUCTION_VLLM_LORA = replace(
 )
 
 WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
+WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True)
+
+# spec.autoscaling.autoscaler keda (issue 13 item 5): vLLM on the queue from Prometheus, and Ollama
+# in staging scaled to zero, woken by requests counted at the ingress.
+PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+WAKE_QUERY = 'sum(rate(nginx_ingress_controller_requests{exported_service="chat"}[2m]))'
+PRODUCTION_VLLM_KEDA = replace(
+    PRODUCTION_VLLM,
+    autoscaling=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.autoscaling,
+        autoscaler=Autoscaler.KEDA,
+        keda=KedaSettings(server_address=PROMETHEUS),
+    ),
+)
+STAGING_OLLAMA_SCALE_TO_ZERO = replace(
+    STAGING_OLLAMA,
+    autoscaling=replace(  # type: ignore[type-var]
+        STAGING_OLLAMA.autoscaling,
+        min_replicas=0,
+        autoscaler=Autoscaler.KEDA,
+        keda=KedaSettings(server_address=PROMETHEUS, wake_query=WAKE_QUERY, cooldown_period=900),
+    ),
+)
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
@@ -348,4 +373,6 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
     "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
+    "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),
+    "staging-ollama-scale-to-zero": (STAGING_OLLAMA_SCALE_TO_ZERO, WITH_KEDA),
 }

@@ -121,6 +121,7 @@ def test_server_side_defaults(kubectl, crd, namespace: str) -> None:
         "dtype": "auto",
     }
     assert spec["autoscaling"] == {
+        "autoscaler": "hpa",  # existing specs keep their HorizontalPodAutoscaler
         "maxReplicas": 4,
         "metric": "auto",
         "queueMetricName": "vllm:num_requests_waiting",

@@ -39,6 +39,8 @@ NEEDED = [
         )
         for verb in ("get", "list", "watch", "create", "patch", "delete")
     ],
+    # KEDA ScaledObjects: watched, applied, pruned; never read one by one.
+    *[(verb, "scaledobjects.keda.sh") for verb in ("list", "watch", "create", "patch", "delete")],
     *[
         (verb, resource)
         for resource in ("pods", "endpointslices.discovery.k8s.io")
@@ -57,6 +59,9 @@ DENIED = [
     ("delete", "llmservices.llmstage.io"),
     ("create", "roles.rbac.authorization.k8s.io"),
     ("get", "configmaps"),
+    ("get", "scaledobjects.keda.sh"),
+    ("update", "scaledobjects.keda.sh"),
+    ("create", "scaledjobs.keda.sh"),
 ]
 
 

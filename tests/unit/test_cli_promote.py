@@ -205,3 +205,19 @@ def test_bad_files(content: str, expected: str, tmp_path: Path, capsys: pytest.C
     f.write_text(content)
     code, _, err = run(capsys, "-f", str(f), "--to", "staging")
     assert code == 2 and expected in err and err.count("\n") == 1
+
+
+def test_scale_to_zero_is_dropped_going_to_production(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "svc.yaml"
+    f.write_text((REPO / "examples" / "llama31-8b-staging-scale-to-zero.yaml").read_text())
+    code = main(
+        ["promote", "-f", str(f), "--to", "production", "--gpu", "NVIDIA-L4", "--api-key-secret", "k"]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "spec.autoscaling.minReplicas 0 removed" in out.out + out.err
+    promoted = yaml.safe_load(f.read_text())
+    assert "minReplicas" not in promoted["spec"]["autoscaling"]
+    assert promoted["spec"]["autoscaling"]["autoscaler"] == "keda"  # serverAddress was set for the wake query

@@ -164,6 +164,7 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.stage",
         ".spec.runtime",
         ".spec.expectedConcurrency",
+        ".spec.autoscaling.autoscaler",
         ".spec.autoscaling.metric",
         ".spec.autoscaling.queueMetricName",
         ".spec.resources.gpu.count",

@@ -2,80 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from llmstage.api.models import LLMService
 from llmstage.controller.conditions import Condition, merge_conditions, transitions
-from llmstage.controller.observed import Observed
 from llmstage.controller.plan import plan
 from llmstage.controller.reconciler import contains
-from llmstage.resolve import resolve
-from llmstage.resolve.resolved import Resolved
 
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-
-
-def resolved(**spec: Any) -> Resolved:
-    body = {
-        "apiVersion": "llmstage.io/v1alpha1",
-        "kind": "LLMService",
-        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": 3},
-        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
-    }
-    return resolve(LLMService.from_object(body))
-
-
-PRODUCTION = {
-    "stage": "production",
-    "replicas": 1,
-    "resources": {"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}},
-    "vllm": {"apiKeySecretRef": {"name": "key"}},
-}
-
-
-def service(runtime: str) -> dict[str, Any]:
-    return {
-        "kind": "Service",
-        "metadata": {"name": "chat"},
-        "spec": {"selector": {"llmstage.io/runtime": runtime}},
-    }
-
-
-def deployment(runtime: str, available: bool) -> dict[str, Any]:
-    return {
-        "kind": "Deployment",
-        "metadata": {"name": f"chat-{runtime}", "generation": 1},
-        "status": {
-            "observedGeneration": 1,
-            "readyReplicas": 1 if available else 0,
-            "conditions": [{"type": "Available", "status": "True" if available else "False"}],
-        },
-    }
-
-
-def endpoints(*pods: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "metadata": {"name": "chat-abc"},
-            "endpoints": [
-                {"addresses": [f"10.244.0.{i}"], "conditions": {"ready": True}, "targetRef": {"name": p}}
-                for i, p in enumerate(pods)
-            ],
-        }
-    ]
-
-
-def observed(
-    *children: dict[str, Any],
-    slices: list[dict[str, Any]] | None = None,
-    pods: list[dict[str, Any]] | None = None,
-) -> Observed:
-    return Observed(
-        children={(c["kind"], c["metadata"]["name"]): c for c in children},
-        endpoint_slices=slices or [],
-        pods=pods or [],
-    )
+from testkit.plan_fixtures import NOW, PRODUCTION, deployment, endpoints, observed, resolved, service
 
 
 def conditions(p: Any) -> dict[str, Condition]:

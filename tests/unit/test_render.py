@@ -24,7 +24,15 @@ from llmstage.render import (
     workload_name,
 )
 from llmstage.render.workload import to_json
-from llmstage.resolve.resolved import GPU, ClusterFacts, OllamaRegistry, Resolved, Resources, Scheduling
+from llmstage.resolve.resolved import (
+    GPU,
+    Autoscaler,
+    ClusterFacts,
+    OllamaRegistry,
+    Resolved,
+    Resources,
+    Scheduling,
+)
 
 from testkit.render_fixtures import (
     API_KEY,
@@ -37,8 +45,12 @@ from testkit.render_fixtures import (
     PRODUCTION_OLLAMA,
     PRODUCTION_VLLM,
     PRODUCTION_VLLM_70B_TP,
+    PRODUCTION_VLLM_KEDA,
     PRODUCTION_VLLM_LORA,
+    PROMETHEUS,
     STAGING_OLLAMA,
+    STAGING_OLLAMA_SCALE_TO_ZERO,
+    WAKE_QUERY,
     WITH_POD_MONITOR,
 )
 
@@ -205,10 +217,12 @@ def test_autoscaling_on_means_no_replicas_field(resolved: Resolved, facts: Clust
     kinds = by_kind(render(resolved, facts))
     if resolved.autoscaling is not None:
         assert "replicas" not in kinds["Deployment"]["spec"]
-        assert "HorizontalPodAutoscaler" in kinds
+        # One autoscaler, never both: KEDA creates its own HPA from the ScaledObject.
+        keda = resolved.autoscaling.autoscaler is Autoscaler.KEDA
+        assert ("ScaledObject" in kinds, "HorizontalPodAutoscaler" in kinds) == (keda, not keda)
     else:
         assert kinds["Deployment"]["spec"]["replicas"] == resolved.replicas
-        assert "HorizontalPodAutoscaler" not in kinds
+        assert "HorizontalPodAutoscaler" not in kinds and "ScaledObject" not in kinds
 
 
 def test_vllm_scales_on_the_queue_depth_pods_metric() -> None:
@@ -914,3 +928,61 @@ def test_runtime_without_its_settings_is_a_clear_error() -> None:
         render(replace(PRODUCTION_VLLM, vllm=None))
     with pytest.raises(ValueError, match="runtime ollama without ollama settings"):
         render(replace(DEV_OLLAMA, ollama=None))
+
+
+# ---------------------------------------------------------------- KEDA (spec.autoscaling.autoscaler keda)
+
+
+def test_keda_scales_vllm_on_the_waiting_requests_of_its_own_pods_from_prometheus() -> None:
+    scaled = by_kind(render(PRODUCTION_VLLM_KEDA))["ScaledObject"]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["metadata"]["name"] == "chat-vllm"
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat-vllm"}
+    # KEDA's own default is 0: the bounds are always written out.
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 8)
+    assert spec["triggers"] == [
+        {
+            "type": "prometheus",
+            "name": "queue",
+            "metricType": "AverageValue",  # KEDA divides by the replica count: a per-pod target
+            "metadata": {
+                "serverAddress": PROMETHEUS,
+                "query": 'sum(vllm:num_requests_waiting{namespace="team-a",pod=~"chat-vllm-.+"})',
+                "threshold": "4",
+            },
+        }
+    ]
+    # The same behaviour as the HPA it replaces: KEDA passes it to the HPA it creates.
+    hpa_behavior = by_kind(render(PRODUCTION_VLLM))["HorizontalPodAutoscaler"]["spec"]["behavior"]
+    assert spec["advanced"] == {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior}}
+    assert "cooldownPeriod" not in spec  # only with minReplicas 0
+
+
+def test_keda_query_replaces_the_default_queue_query() -> None:
+    custom = replace(
+        PRODUCTION_VLLM_KEDA,
+        autoscaling=replace(  # type: ignore[type-var]
+            PRODUCTION_VLLM_KEDA.autoscaling,
+            keda=replace(PRODUCTION_VLLM_KEDA.autoscaling.keda, query="sum(my_queue)"),
+        ),
+    )
+    trigger = by_kind(render(custom))["ScaledObject"]["spec"]["triggers"][0]
+    assert trigger["metadata"]["query"] == "sum(my_queue)"
+
+
+def test_scale_to_zero_adds_a_wake_trigger_that_only_decides_between_zero_and_one_pod() -> None:
+    spec = by_kind(render(STAGING_OLLAMA_SCALE_TO_ZERO))["ScaledObject"]["spec"]
+    assert spec["minReplicaCount"] == 0 and spec["cooldownPeriod"] == 900
+    cpu, wake = spec["triggers"]
+    # Ollama has no metrics: CPU, which KEDA's webhook refuses as the only trigger with minReplicaCount 0.
+    assert cpu == {"type": "cpu", "name": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
+    assert wake["type"] == "prometheus" and wake["metadata"]["query"] == WAKE_QUERY
+    assert wake["metadata"]["activationThreshold"] == "0"  # any request wakes it
+    assert float(wake["metadata"]["threshold"]) >= 1e6  # never asks for a second pod
+
+
+def test_no_hpa_next_to_a_scaled_object_and_no_scaled_object_with_hpa() -> None:
+    assert "HorizontalPodAutoscaler" not in by_kind(render(PRODUCTION_VLLM_KEDA))
+    assert "ScaledObject" not in by_kind(render(PRODUCTION_VLLM))
+    assert PRODUCTION_VLLM.autoscaling.autoscaler is Autoscaler.HPA

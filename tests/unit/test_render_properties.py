@@ -29,6 +29,7 @@ from llmstage.resolve.resolved import ClusterFacts
 from pydantic import ValidationError
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
+OUTSIDE_KUBERNETES = ("PodMonitor", "ScaledObject")
 MAX_ITEMS = 3  # lists and maps: a few entries find the same bugs as many, faster
 
 VALID_AFFINITIES: list[dict[str, Any] | None] = [
@@ -223,12 +224,19 @@ def test_any_accepted_spec_resolves_and_renders_schema_valid_objects(
     objects = render(resolved, ClusterFacts(pod_monitor_crd=pod_monitor_crd))
     assert render(resolved, ClusterFacts(pod_monitor_crd=pod_monitor_crd)) == objects  # deterministic
     for obj in objects:
-        if obj["kind"] != "PodMonitor":
+        # CRDs outside the Kubernetes schemas: PodMonitor (test_render_schema) and KEDA's ScaledObject
+        # (tests/integration/test_keda.py, against KEDA's own CRD).
+        if obj["kind"] not in OUTSIDE_KUBERNETES:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         assert obj["metadata"]["namespace"] == "team-a"
         assert_plain_json(obj, obj["kind"])
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     assert ("replicas" in deployment["spec"]) == (resolved.autoscaling is None)
+    # At most one autoscaler, and it scales this Deployment.
+    scalers = [o for o in objects if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+    assert len(scalers) == (resolved.autoscaling is not None)
+    for scaler in scalers:
+        assert scaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
 
 
 def assert_plain_json(value: Any, path: str) -> None:
@@ -256,5 +264,5 @@ def test_every_example_resolves_and_renders_schema_valid_objects(path: Path) -> 
     for doc in documents:
         resolved = resolve(LLMService.model_validate(doc))
         for obj in render(resolved, ClusterFacts(pod_monitor_crd=True)):
-            if obj["kind"] != "PodMonitor":
+            if obj["kind"] not in OUTSIDE_KUBERNETES:
                 kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

@@ -88,6 +88,11 @@ Roles). Exact verbs, no wildcards, no Secrets: Secrets are only referenced by na
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# KEDA ScaledObjects (spec.autoscaling.autoscaler keda): watched, server-side applied, pruned; never read
+# one by one. KEDA itself creates the HPA behind each one.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Readiness comes from the pods and the EndpointSlices of the Service.
 - apiGroups: [""]
   resources: ["pods"]

@@ -28,6 +28,8 @@ from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
 from llmstage.resolve.resolved import ClusterFacts
 
+KEDA_API_VERSION = "keda.sh/v1alpha1"
+
 log = logging.getLogger(__name__)
 
 OURS = {MANAGED_BY_LABEL: MANAGER}
@@ -37,6 +39,9 @@ CHILD_KINDS = [
     ("v1", "PersistentVolumeClaim"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
+    # Watched so that a ScaledObject is pruned when spec.autoscaling.autoscaler goes back to hpa.
+    # Without KEDA's CRD kopf logs one "unresolved resources" warning and watches the rest.
+    (KEDA_API_VERSION, "ScaledObject"),
 ]
 
 
@@ -53,7 +58,7 @@ class OperatorState:
     ready: bool = False
 
 
-async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None) -> None:
+async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None, facts: ClusterFacts) -> None:
     """Load the children before the first reconcile: a reconcile with a half-empty cache would
     see no Service and could switch a cutover's Service to pods that are not ready yet."""
     # Namespace patterns (kopf accepts globs) are listed cluster-wide and filtered here.
@@ -68,7 +73,9 @@ async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None) 
 
     ours = f"{MANAGED_BY_LABEL}={MANAGER}"
     sources: list[tuple[str, str, str, Any]] = [
-        (api_version, kind, ours, cache.put_child) for api_version, kind in CHILD_KINDS
+        (api_version, kind, ours, cache.put_child)
+        for api_version, kind in CHILD_KINDS
+        if api_version != KEDA_API_VERSION or facts.keda_crd  # no CRD, nothing to list
     ]
     sources += [
         ("discovery.k8s.io/v1", "EndpointSlice", ours, cache.put_slice),
@@ -88,7 +95,24 @@ async def _detect_facts(kube: Kube) -> ClusterFacts:
     except ApiError as err:  # no permission to read CRDs: assume absent, say so
         log.warning("cannot check for the PodMonitor CRD (%s); not rendering PodMonitors", err)
         found = False
-    return ClusterFacts(pod_monitor_crd=found)
+    return ClusterFacts(pod_monitor_crd=found, keda_crd=await _detect_keda(kube))
+
+
+async def _detect_keda(kube: Kube) -> bool:
+    """KEDA's ScaledObject CRD, read like the PodMonitor's; where CRDs are not readable (namespaced
+    RBAC), API discovery (readable by every authenticated user) says whether the kind is served."""
+    crds = KINDS[("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
+    try:
+        return await kube.get(crds, None, "scaledobjects.keda.sh") is not None
+    except ApiError:
+        pass
+    try:
+        group = await kube.discover(f"/apis/{KEDA_API_VERSION}")
+    except ApiError as err:
+        if not err.not_found:
+            log.warning("cannot check whether KEDA is installed (%s); ScaledObjects are not applied", err)
+        return False
+    return any(r.get("name") == "scaledobjects" for r in group.get("resources") or [])
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -147,7 +171,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     OperatorState.cache = WatchCache()
     facts = await _detect_facts(OperatorState.kube)
-    await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"))
+    await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"), facts)
     reconciler = Reconciler(
         OperatorState.kube,
         OperatorState.cache,

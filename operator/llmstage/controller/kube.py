@@ -70,6 +70,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
         Kind("coordination.k8s.io/v1", "Lease", "leases"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+        Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
         Kind(
             "apiextensions.k8s.io/v1",
             "CustomResourceDefinition",
@@ -258,6 +259,10 @@ class Kube:
             if err.not_found:
                 return None
             raise
+
+    async def discover(self, path: str) -> dict[str, Any]:
+        """An API discovery document, e.g. /apis/keda.sh/v1alpha1 (an APIResourceList)."""
+        return await self._request("get", path)
 
     async def list(
         self,

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from llmstage.api.models import CutoverPhase, Runtime
+from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.controller.cache import ChildKey
 from llmstage.controller.conditions import (
     BEST_PRACTICES,
@@ -102,7 +103,10 @@ def plan(
 
     cutover = cutover_state(resolved, observed, serving, new_available)
     objects = render(resolved, facts, serving_runtime=desired if cutover.switch_now else cutover.old)
-    stall = stall_state(resolved, observed, new_dep, new_available, cutover.old, now, unschedulable_grace)
+    objects, autoscaler_stalled = autoscaler_step(resolved, observed, facts, objects)
+    stall = stall_state(
+        resolved, observed, new_dep, new_available, cutover.old, now, unschedulable_grace, autoscaler_stalled
+    )
     conditions = runtime_conditions(resolved, observed, serving, new_dep, new_available, cutover, stall)
     conditions.extend(spec_conditions(resolved))
     return Plan(
@@ -152,6 +156,7 @@ def stall_state(
     old: Runtime | None,
     now: datetime,
     unschedulable_grace: float,
+    autoscaler_stalled: tuple[str, str] | None = None,
 ) -> Stall:
     """Why the desired runtime's pods cannot start, if a human has to act; the first cause wins."""
     name, desired = resolved.name, resolved.runtime
@@ -178,6 +183,8 @@ def stall_state(
                 f"pod security level; the pods are created as soon as it allows them",
             )
         )
+    if autoscaler_stalled:
+        return Stall(Condition(STALLED, "True", *autoscaler_stalled))
     pending = unschedulable(observed, name, desired, now)
     if not pending or new_available:
         return Stall()
@@ -200,10 +207,11 @@ def stall_state(
 
 
 def scaled_to_zero(resolved: Resolved, new_dep: dict[str, Any] | None, old: Runtime | None) -> bool:
-    """Scaled to zero on purpose (kubectl scale --replicas=0): nothing to wait for, so the
-    operator is done (Reconciling False) rather than waiting for endpoints forever."""
+    """Scaled to zero on purpose (kubectl scale --replicas=0, or KEDA with minReplicas 0): nothing
+    to wait for, so the operator is done (Reconciling False) rather than waiting for endpoints forever."""
+    to_zero = resolved.autoscaling is not None and resolved.autoscaling.min_replicas == 0
     return (
-        resolved.replicas == 0
+        (resolved.replicas == 0 or to_zero)
         and old is None
         and new_dep is not None
         and (
@@ -249,7 +257,7 @@ def runtime_conditions(
             READY,
             "False",
             "ScaledToZero",
-            f"spec.replicas is 0: no {desired.value} pods serve Service {name} until it is scaled up",
+            scaled_to_zero_message(resolved),
         )
     elif cutover.phase:
         old = cutover.old.value if cutover.old else "?"

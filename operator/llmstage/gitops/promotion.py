@@ -143,6 +143,13 @@ def promote_document(
     out = Promotion(text="")
     if target != current:
         _set_first(spec, "stage", target.value)
+    scaling = spec.get("autoscaling") or {}
+    if target == Stage.PRODUCTION and scaling.get("minReplicas") == 0:
+        del scaling["minReplicas"]
+        out.notes.append(
+            "spec.autoscaling.minReplicas 0 removed: production does not scale to zero (the first request "
+            "would wait for the model to load); the production default, 2, applies"
+        )
     if gpu is not None:
         gpu_node = _child(_child(spec, "resources"), "gpu")
         gpu_node.clear()

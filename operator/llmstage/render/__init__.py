@@ -8,7 +8,8 @@ Objects, in order (dependencies first):
     PersistentVolumeClaim    NAME-RUNTIME-cache  model cache
     Deployment               NAME-RUNTIME        the runtime's server (from templates/*.j2)
     Service                  NAME                port 8000 `http`, selects `serving_runtime`'s pods
-    HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on
+    HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on (autoscaler hpa)
+    ScaledObject             NAME-RUNTIME        when autoscaling is on with autoscaler keda
     PodDisruptionBudget      NAME-RUNTIME        when resolved.pod_disruption_budget
     PodMonitor               NAME-vllm           vLLM only, when facts.pod_monitor_crd
 """
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 from llmstage.api.models import Runtime
 from llmstage.render.autoscaling import render_autoscaler
 from llmstage.render.disruption import render_disruption_budget
+from llmstage.render.keda import render_scaled_object
 from llmstage.render.labels import (
     cache_claim_name,
     owner_reference,
@@ -43,6 +45,7 @@ __all__ = [
     "render_deployment",
     "render_disruption_budget",
     "render_pod_monitor",
+    "render_scaled_object",
     "render_service",
     "runtime_objects",
     "selector_labels",
@@ -85,6 +88,7 @@ def render(
     """
     optional = (
         render_autoscaler(resolved),
+        render_scaled_object(resolved),
         render_disruption_budget(resolved),
         render_pod_monitor(resolved, facts),
     )
@@ -108,6 +112,7 @@ def runtime_objects(name: str, runtime: Runtime) -> list[ObjectRef]:
         ObjectRef("v1", "PersistentVolumeClaim", cache_claim_name(name, runtime)),
         ObjectRef("apps/v1", "Deployment", workload),
         ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", workload),
+        ObjectRef("keda.sh/v1alpha1", "ScaledObject", workload),
         ObjectRef("policy/v1", "PodDisruptionBudget", workload),
     ]
     if runtime is Runtime.VLLM:

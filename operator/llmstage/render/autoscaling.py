@@ -6,7 +6,7 @@ from typing import Any
 
 from llmstage.api.models import Runtime
 from llmstage.render.labels import SERVER, metadata, workload_name
-from llmstage.resolve.resolved import Autoscaling, Resolved, ScaleMetric
+from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
 
 # Servers take minutes to become ready, and until then the queue keeps growing. Adding pods one
 # at a time, no faster than a new one can start, avoids buying several GPUs for one burst; a long
@@ -63,7 +63,7 @@ def metric(autoscaling: Autoscaling) -> dict[str, Any]:
 
 def render_autoscaler(resolved: Resolved) -> dict[str, Any] | None:
     autoscaling = resolved.autoscaling
-    if autoscaling is None:
+    if autoscaling is None or autoscaling.autoscaler is Autoscaler.KEDA:  # KEDA: render/keda.py
         return None
     name = workload_name(resolved.name, resolved.runtime)
     return {

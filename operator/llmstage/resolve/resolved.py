@@ -19,6 +19,21 @@ class ScaleMetric(StrEnum):
     CPU = "cpu"
 
 
+class Autoscaler(StrEnum):
+    HPA = "hpa"  # a HorizontalPodAutoscaler (queue through a metrics adapter)
+    KEDA = "keda"  # a KEDA ScaledObject (queue from Prometheus; may scale to zero)
+
+
+@dataclass(frozen=True)
+class KedaSettings:
+    """spec.autoscaling.keda: where KEDA's Prometheus trigger reads the metrics."""
+
+    server_address: str | None = None
+    query: str | None = None  # replaces the default queue query
+    wake_query: str | None = None  # demand seen outside the pods: wakes a service scaled to zero
+    cooldown_period: int | None = None  # seconds before scaling to zero (None: KEDA's default)
+
+
 @dataclass(frozen=True)
 class SecretKeyRef:
     """A Secret key the rendered pods read. Not api.models.SecretKeyRef on purpose: Resolved is
@@ -52,6 +67,8 @@ class Autoscaling:
     target: int
     # Name of the per-pod metric an adapter exposes for QUEUE (configurable; adapters rename).
     queue_metric_name: str = "vllm:num_requests_waiting"
+    autoscaler: Autoscaler = Autoscaler.HPA
+    keda: KedaSettings = field(default_factory=KedaSettings)
 
 
 @dataclass(frozen=True)
@@ -209,3 +226,4 @@ class ClusterFacts:
     """What the renderers may know about the target cluster (offline: defaults)."""
 
     pod_monitor_crd: bool = False  # monitoring.coreos.com/v1 PodMonitor exists
+    keda_crd: bool = False  # keda.sh/v1alpha1 ScaledObject exists (KEDA is installed)

@@ -43,11 +43,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from llmstage import upstream
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
+    AutoscalerChoice,
+    AutoscalingSpec,
+    KedaSpec,
     LLMService,
     LLMServiceSpec,
     ModelFormat,
@@ -64,8 +68,10 @@ from llmstage.resolve.mistakes import common_mistakes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
 from llmstage.resolve.resolved import (
     GPU,
+    Autoscaler,
     Autoscaling,
     Finding,
+    KedaSettings,
     MemoryFit,
     ModelCache,
     ModelInfo,
@@ -289,7 +295,26 @@ def _scaling(
         metric=metric,
         target=target,
         queue_metric_name=asked.queue_metric_name if asked else DEFAULT_QUEUE_METRIC,
+        **keda_options(asked, metric),
     )
+
+
+def keda_options(asked: AutoscalingSpec | None, metric: ScaleMetric) -> dict[str, Any]:
+    """spec.autoscaling.autoscaler and .keda for Autoscaling. The API rejects a missing serverAddress
+    wherever the runtime is known from the spec; this catches the rest (runtime auto chose vLLM)."""
+    if asked is None or asked.autoscaler != AutoscalerChoice.KEDA:
+        return {}
+    keda = asked.keda or KedaSpec()
+    if metric == ScaleMetric.QUEUE and keda.server_address is None:
+        raise SpecError(
+            "spec.autoscaling.keda.serverAddress",
+            "autoscaler keda reads vLLM's queue (vllm:num_requests_waiting) from Prometheus: set it to "
+            "the Prometheus URL, e.g. http://prometheus-operated.monitoring.svc:9090, or use metric cpu",
+        )
+    return {
+        "autoscaler": Autoscaler.KEDA,
+        "keda": KedaSettings(keda.server_address, keda.query, keda.wake_query, keda.cooldown_period),
+    }
 
 
 # ---------------------------------------------------------------- model

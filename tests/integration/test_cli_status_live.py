@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 
 from testkit import OperatorProcess, wait_until
@@ -66,6 +68,17 @@ def test_table_shows_ready_services_and_the_problems_of_others(
     broken = next(line for line in lines if line.startswith("broken "))
     assert "Stalled=True InvalidSpec: spec.model.huggingFaceId" in broken
 
+    as_json = status(kubeconfig, "-n", namespace, "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    listed = json.loads(as_json.stdout)
+    assert listed["kind"] == "List" and sorted(o["metadata"]["name"] for o in listed["items"]) == [
+        "broken",
+        "chat",
+    ]
+    assert all(o["status"]["conditions"] for o in listed["items"])
+    as_yaml = yaml.safe_load(status(kubeconfig, "-n", namespace, "-o", "yaml").stdout)
+    assert sorted(o["metadata"]["name"] for o in as_yaml["items"]) == ["broken", "chat"]
+
     everywhere = status(kubeconfig, "-A")
     assert everywhere.returncode == 0
     assert everywhere.stdout.startswith("NAMESPACE ")
@@ -77,3 +90,9 @@ def test_an_empty_namespace_says_so(kubeconfig: Path, namespace: str, crd_instal
     assert res.returncode == 0
     assert res.stdout == ""
     assert res.stderr.strip() == f"No LLMServices found in namespace {namespace}."
+    empty = status(kubeconfig, "-n", namespace, "-o", "json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [],
+    }

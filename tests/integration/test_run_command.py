@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from kubernetes import client
 
 from testkit import OperatorProcess, wait_until
@@ -165,3 +166,59 @@ def test_a_taken_port_ends_the_run_with_one_line_naming_the_flag(kubeconfig: Pat
                 lines
             )
             assert "Traceback" not in res.stderr
+
+
+def test_context_picks_the_cluster_for_the_watches_the_writes_and_the_lease(
+    kubeconfig: Path, namespace: str, tmp_path: Path, api_client: client.ApiClient
+) -> None:
+    """A kubeconfig whose current context points at nothing: with --context the operator (kopf's
+    watches and llmstage's own client) works on the named one, and the Lease lands in its namespace."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    real = config["contexts"][0]
+    config["clusters"].append({"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}})
+    config["contexts"] = [
+        {"name": "nowhere", "context": {"cluster": "nowhere", "user": real["context"]["user"]}},
+        {"name": "test-bed", "context": {**real["context"], "namespace": namespace}},
+    ]
+    config["current-context"] = "nowhere"
+    two = tmp_path / "kubeconfig"
+    two.write_text(yaml.safe_dump(config))
+    proc = OperatorProcess(
+        two, tmp_path / "op.log", "--namespace", namespace, "--context", "test-bed"
+    ).start()
+    custom = client.CustomObjectsApi(api_client)
+    try:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LLMService",
+            "metadata": {"name": "chat"},
+            "spec": {"stage": "dev", "model": {"name": "llama3.1:8b"}},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+        def ready() -> bool:
+            status = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "chat").get(
+                "status"
+            )
+            return any(
+                c["type"] == "Ready" and c["status"] == "True" for c in (status or {}).get("conditions", [])
+            )
+
+        wait_until(ready, timeout=90, interval=0.5, what="chat Ready through --context")
+        leases = client.CoordinationV1Api(api_client).list_namespaced_lease(namespace).items
+        assert [lease.metadata.name.startswith("llmstage") for lease in leases] == [True]
+    finally:
+        assert proc.stop() in (0, -15)
+
+
+def test_an_unknown_context_ends_the_run_with_one_line(kubeconfig: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llmstage.cli", "run", "--kubeconfig", str(kubeconfig), "--context", "prod"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"llmstage run: kubeconfig {kubeconfig} has no context prod (it has: ")

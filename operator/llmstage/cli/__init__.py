@@ -9,7 +9,17 @@ from collections.abc import Callable
 from llmstage import __version__
 
 # Subcommand modules, each exposing register(subparsers) which sets `func` on its parser.
-COMMANDS: list[str] = ["run", "crd", "render", "recommend", "promote", "pipeline", "status", "manifests"]
+COMMANDS: list[str] = [
+    "run",
+    "crd",
+    "render",
+    "recommend",
+    "promote",
+    "pipeline",
+    "status",
+    "manifests",
+    "catalog",
+]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

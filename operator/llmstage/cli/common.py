@@ -168,6 +168,30 @@ def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True)
 
 
+# ---------------------------------------------------------------- -o yaml|json
+
+
+def add_output_option(parser: Any, *formats: str) -> None:
+    """-o/--output with the first format as the default (kubectl's spelling)."""
+    parser.add_argument(
+        "-o", "--output", choices=formats, default=formats[0], help=f"output format (default: {formats[0]})"
+    )
+
+
+def format_objects(
+    objects: list[dict[str, Any]], output: str, header: str = "", as_list: bool = False
+) -> str:
+    """Kubernetes objects as YAML documents (a comment header allowed) or JSON: one object as
+    itself, several (or any number, as_list) as a v1 List, as `kubectl get -o json` prints them."""
+    if output == "json":
+        single = len(objects) == 1 and not as_list
+        doc = objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}
+        return json.dumps(doc, indent=2) + "\n"
+    if as_list:
+        return dump_yaml({"apiVersion": "v1", "kind": "List", "items": objects})
+    return header + "---\n".join(dump_yaml(obj) for obj in objects)
+
+
 # ---------------------------------------------------------------- option values
 
 

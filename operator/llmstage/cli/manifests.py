@@ -15,7 +15,9 @@ import argparse
 import sys
 from typing import Any
 
-from llmstage.cli.common import guarded, parser_for
+import yaml
+
+from llmstage.cli.common import CliError, add_output_option, format_objects, guarded, parser_for
 
 EXAMPLES = """\
 examples:
@@ -39,18 +41,33 @@ def register(subparsers: Any) -> None:
         metavar="NS",
         help="namespace of argocd-cm (default: %(default)s)",
     )
+    add_output_option(p, "yaml", "json")
     p.set_defaults(func=run)
 
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from llmstage.gitops.admission import admission_policy_yaml
+    from llmstage.gitops.admission import admission_policy, admission_policy_yaml
     from llmstage.gitops.health import argocd_cm_patch, argocd_health_lua
 
-    if args.what == "admission-policy":
-        sys.stdout.write(admission_policy_yaml())
-    elif args.what == "argocd-health":
+    if args.what == "argocd-health":
+        if args.output == "json":
+            raise CliError(
+                "argocd-health is a Lua script, not an object: drop -o json (argocd-cm is the object)"
+            )
         sys.stdout.write(argocd_health_lua())
+    elif args.output == "yaml":
+        text = (
+            admission_policy_yaml()
+            if args.what == "admission-policy"
+            else argocd_cm_patch(args.argocd_namespace)
+        )
+        sys.stdout.write(text)
     else:
-        sys.stdout.write(argocd_cm_patch(args.argocd_namespace))
+        objects = (
+            admission_policy()
+            if args.what == "admission-policy"
+            else [yaml.safe_load(argocd_cm_patch(args.argocd_namespace))]
+        )
+        sys.stdout.write(format_objects(objects, "json"))
     return 0

@@ -19,6 +19,7 @@ from llmstage.api.models import Runtime, Stage
 from llmstage.cli.common import (
     CliError,
     dump_yaml,
+    format_objects,
     format_table,
     guarded,
     parse_gpu,
@@ -75,7 +76,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--name", help="metadata.name of the LLMService (default: from the model)")
     p.add_argument(
-        "--output", "-o", choices=["text", "yaml"], default="text", help="text (default) or an LLMService"
+        "--output",
+        "-o",
+        choices=["text", "yaml", "json"],
+        default="text",
+        help="text (default), or the LLMService as YAML (with the reasons as comments) or JSON",
     )
     p.set_defaults(func=run)
 
@@ -217,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
         resolved = resolve_object(obj, "--model/--gpu/--name")
     except SpecError as err:
         raise CliError(OPTION_HINTS.get(err.field, str(err)).format(err=err, model=args.model)) from err
+    if args.output == "json":
+        sys.stdout.write(format_objects([obj], "json"))
+        return 0
     if args.output == "yaml":
         hint = (
             " ".join(["llmstage", *sys.argv[1:]]) if sys.argv[1:2] == ["recommend"] else "llmstage recommend"

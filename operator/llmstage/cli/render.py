@@ -12,7 +12,15 @@ import argparse
 import sys
 from typing import Any
 
-from llmstage.cli.common import CliError, dump_yaml, guarded, load_llmservices, parser_for, warn
+from llmstage.cli.common import (
+    CliError,
+    add_output_option,
+    format_objects,
+    guarded,
+    load_llmservices,
+    parser_for,
+    warn,
+)
 
 EXAMPLES = """\
 examples:
@@ -29,7 +37,7 @@ apply) go to stderr, the objects to stdout.
 
 def register(subparsers: Any) -> None:
     p = parser_for(
-        subparsers, "render", "print the objects the operator would apply (YAML)", __doc__, EXAMPLES
+        subparsers, "render", "print the objects the operator would apply (YAML or JSON)", __doc__, EXAMPLES
     )
     p.add_argument("-f", "--filename", required=True, metavar="FILE", help="LLMService manifest ('-': stdin)")
     p.add_argument(
@@ -39,6 +47,7 @@ def register(subparsers: Any) -> None:
         help="namespace to render for (default: metadata.namespace, else 'default')",
     )
     p.add_argument("--uid", help="uid of the LLMService for the ownerReference (default: metadata.uid)")
+    add_output_option(p, "yaml", "json")
     facts = p.add_argument_group("cluster facts (what the operator detects at start-up)")
     facts.add_argument(
         "--pod-monitor",
@@ -59,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.uid and len(manifests) > 1:
         raise CliError(f"--uid applies to one LLMService, but {args.filename} has {len(manifests)}")
     out: list[str] = []
+    objects: list[dict[str, Any]] = []
     for manifest in manifests:
         meta: dict[str, Any] = {}
         if args.namespace:
@@ -83,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
             header += (
                 "# ownerReferences[].uid is empty: the operator sets the LLMService's uid (or pass --uid)\n"
             )
-        for i, obj in enumerate(desired_objects(resolved, facts)):
-            out.append((header if i == 0 else "") + dump_yaml(obj))
-    sys.stdout.write("---\n".join(out))
+        rendered = desired_objects(resolved, facts)
+        objects.extend(rendered)
+        out.append(format_objects(rendered, "yaml", header))
+    # JSON has no comments: the decision and the fit are in the warnings on stderr and in status.
+    sys.stdout.write("---\n".join(out) if args.output == "yaml" else format_objects(objects, "json"))
     return 0

@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
     p.add_argument(
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
@@ -155,7 +156,7 @@ def operator_identity() -> str:
     return f"{name}/{os.getpid()}/{secrets.token_hex(3)}"
 
 
-def lease_namespace(kubeconfig: str | None) -> str:
+def lease_namespace(kubeconfig: str | None, context: str | None = None) -> str:
     """Where the Lease lives when --leader-elect-namespace is not given: the pod's namespace
     ($POD_NAMESPACE, or the service account's), else the kubeconfig context's, else default."""
     if os.environ.get("POD_NAMESPACE"):
@@ -168,8 +169,9 @@ def lease_namespace(kubeconfig: str | None) -> str:
     try:
         from kubernetes import config
 
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        return str((active or {}).get("context", {}).get("namespace") or "default")
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+        return str((chosen or {}).get("context", {}).get("namespace") or "default")
     except Exception:
         return "default"
 
@@ -216,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
     from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
-    if why := kubeconfig.problem(args.kubeconfig):
+    if why := kubeconfig.problem(args.kubeconfig, context=args.context):
         raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()
     if args.kubeconfig:
@@ -231,12 +233,13 @@ def _run(args: argparse.Namespace) -> int:
         if timing.problems():
             raise StartError("llmstage run: " + "; ".join(timing.problems()))
         election = {
-            "namespace": args.leader_elect_namespace or lease_namespace(args.kubeconfig),
+            "namespace": args.leader_elect_namespace or lease_namespace(args.kubeconfig, args.context),
             "name": args.leader_elect_lease_name or lease_name_for(args.namespaces),
             "timing": timing,
         }
     handlers.OperatorState.options = {
         "kubeconfig": args.kubeconfig,
+        "context": args.context,
         "namespaces": args.namespaces,
         "concurrency": args.concurrency,
         "unschedulable_grace": args.unschedulable_grace,

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from llmstage.cli.common import CliError, format_table, guarded, parser_for
+from llmstage.cli.common import CliError, add_output_option, format_objects, format_table, guarded, parser_for
 
 EXAMPLES = """\
 examples:
@@ -49,6 +49,7 @@ def register(subparsers: Any) -> None:
         "--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )
     p.add_argument("--context", help="kubeconfig context (default: the current one)")
+    add_output_option(p, "table", "yaml", "json")
     p.set_defaults(func=run)
 
 
@@ -146,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
             ) from err
         raise
     items = result.get("items") or []
+    if args.output != "table":
+        # The LLMServices as the API server has them (status included), for scripts.
+        sys.stdout.write(format_objects(items, args.output, as_list=True))
+        return 0
     if not items:
         where = "in any namespace" if namespace is None else f"in namespace {namespace}"
         print(f"No LLMServices found {where}.", file=sys.stderr)

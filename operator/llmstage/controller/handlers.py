@@ -19,7 +19,7 @@ from typing import Any
 import kopf
 
 from llmstage import __version__
-from llmstage.controller import metrics
+from llmstage.controller import kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
 from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderError, Timing
@@ -135,8 +135,12 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's watches use the same credentials as our client: the kubeconfig given to
     `llmstage run` (or $KUBECONFIG, ~/.kube/config), else the pod's service account.
     Explicit, because kopf's client-library login reads $KUBECONFIG only at import time."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not OperatorState.options.get("kubeconfig"):
+    opts = OperatorState.options
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not opts.get("kubeconfig") and not opts.get("context"):
         return kopf.login_with_service_account(**kwargs)
+    if opts.get("context"):
+        # kopf's kubeconfig login reads current-context only.
+        return kubeconfig.connection_info(opts.get("kubeconfig"), opts["context"])
     return kopf.login_with_kubeconfig(**kwargs)
 
 
@@ -165,6 +169,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # renew its lease in time, sends none.
     OperatorState.kube = await Kube.connect(
         opts.get("kubeconfig"),
+        context=opts.get("context"),
         pool_size=opts.get("concurrency", 32) + 8,
         user_agent=f"{USER_AGENT} ({identity})",
         fence=OperatorState.leadership.check if election is not None else None,
@@ -206,6 +211,7 @@ async def _start_election(election: dict[str, Any], identity: str) -> None:
     async def connect() -> Kube:
         return await Kube.connect(
             kubeconfig,
+            context=OperatorState.options.get("context"),
             pool_size=2,
             user_agent=f"llmstage-leader-election/{__version__} ({identity})",
             retry=RetryPolicy(attempts=1),

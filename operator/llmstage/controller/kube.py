@@ -172,10 +172,13 @@ class Kube:
         *,
         fence: Callable[[], None] | None = None,
         retry: RetryPolicy | None = None,
+        context: str | None = None,
     ) -> Kube:
         configuration = aio_client.Configuration()
         try:
-            await aio_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+            await aio_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
         except aio_config.ConfigException:
             aio_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = pool_size

@@ -40,7 +40,7 @@ def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPa
         handlers.OperatorState, "options", dict(getattr(handlers.OperatorState, "options", {}))
     )
     args = argparse.Namespace(
-        log_format="text", log_level="info", kubeconfig=None, namespaces=None, concurrency=1,
+        log_format="text", log_level="info", kubeconfig=None, context=None, namespaces=None, concurrency=1,
         unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",
         leader_elect=False,
     )  # fmt: skip

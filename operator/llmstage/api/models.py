@@ -732,6 +732,59 @@ class OllamaRegistrySpec(ApiModel):
     )
 
 
+class OptionalObjectRef(ApiModel):
+    """A ConfigMap or Secret in the LLMService's namespace, by name."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Its name.")
+    optional: bool | None = Field(default=None, description="Start the pod even if it does not exist.")
+
+
+class EnvFromSource(ApiModel):
+    """A core/v1 EnvFromSource: every key of one ConfigMap or Secret as an environment variable."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.configMapRef) != has(self.secretRef)",
+            message=(
+                "spec.ollama.envFrom[] and spec.vllm.envFrom[] entries need exactly one of configMapRef "
+                "and secretRef: use one entry per ConfigMap or Secret"
+            ),
+            check=lambda s: (s.config_map_ref is None) != (s.secret_ref is None),
+        ),
+    )
+
+    prefix: str | None = Field(
+        default=None, max_length=128, pattern=ENV_NAME, description="Prepended to every key's name."
+    )
+    config_map_ref: OptionalObjectRef | None = Field(default=None, description="The ConfigMap.")
+    secret_ref: OptionalObjectRef | None = Field(default=None, description="The Secret.")
+
+
+EnvValue = Annotated[str, Field(max_length=4096)]
+
+
+def _env_field(description: str) -> Any:
+    """spec.<runtime>.env: the same bounds for both runtimes."""
+    return Field(
+        default_factory=dict,
+        max_length=32,
+        description=description,
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    )
+
+
+def _env_from_field() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "ConfigMaps and Secrets whose keys become environment variables of the model download step "
+            "and the server (core/v1 EnvFromSource), e.g. proxy settings or a Hugging Face mirror. "
+            "Variables llmstage sets win over them; llmstage never reads the Secrets."
+        ),
+    )
+
+
 class OllamaSpec(ApiModel):
     """Settings used when the runtime is Ollama (dev and staging by default)."""
 
@@ -775,24 +828,11 @@ class OllamaSpec(ApiModel):
             "OLLAMA_CONTEXT_LENGTH in tokens. Default: the model's context, at most 8192 (same as vLLM)."
         ),
     )
-    env: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict,
-        max_length=32,
-        description=(
-            "Extra environment variables for the model pull step and the Ollama server, e.g. "
-            "OLLAMA_FLASH_ATTENTION: '1' or HTTPS_PROXY. Variables llmstage sets are rejected."
-        ),
-        json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    env: dict[str, EnvValue] = _env_field(
+        "Extra environment variables for the model pull step and the Ollama server, e.g. "
+        "OLLAMA_FLASH_ATTENTION: '1' or HTTPS_PROXY. Variables llmstage sets are rejected."
     )
-    env_from: list[EnvFromSource] = Field(
-        default_factory=list,
-        max_length=16,
-        description=(
-            "ConfigMaps and Secrets whose keys become environment variables of the model download step "
-            "and the server (core/v1 EnvFromSource), e.g. proxy settings or a Hugging Face mirror. "
-            "Variables llmstage sets win over them; llmstage never reads the Secrets."
-        ),
-    )
+    env_from: list[EnvFromSource] = _env_from_field()
     registry: OllamaRegistrySpec | None = Field(
         default=None,
         description=(
@@ -882,53 +922,12 @@ class VLLMSpec(ApiModel):
         default=None,
         description="Secret key with the API key clients must send. Required in production.",
     )
-    env: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict,
-        max_length=32,
-        description=(
-            "Extra environment variables for the model download step and the vLLM server, e.g. "
-            "HF_ENDPOINT for a Hugging Face mirror, HTTPS_PROXY or VLLM_LOGGING_LEVEL. Variables llmstage "
-            "sets are rejected."
-        ),
-        json_schema_extra={"propertyNames": {"pattern": ENV_NAME, "maxLength": 128}},
+    env: dict[str, EnvValue] = _env_field(
+        "Extra environment variables for the model download step and the vLLM server, e.g. "
+        "HF_ENDPOINT for a Hugging Face mirror, HTTPS_PROXY or VLLM_LOGGING_LEVEL. Variables llmstage "
+        "sets are rejected."
     )
-    env_from: list[EnvFromSource] = Field(
-        default_factory=list,
-        max_length=16,
-        description=(
-            "ConfigMaps and Secrets whose keys become environment variables of the model download step "
-            "and the server (core/v1 EnvFromSource), e.g. proxy settings or a Hugging Face mirror. "
-            "Variables llmstage sets win over them; llmstage never reads the Secrets."
-        ),
-    )
-
-
-class OptionalObjectRef(ApiModel):
-    """A ConfigMap or Secret in the LLMService's namespace, by name."""
-
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Its name.")
-    optional: bool | None = Field(default=None, description="Start the pod even if it does not exist.")
-
-
-class EnvFromSource(ApiModel):
-    """A core/v1 EnvFromSource: every key of one ConfigMap or Secret as an environment variable."""
-
-    cel_rules: ClassVar[tuple[CelRule, ...]] = (
-        CelRule(
-            rule="has(self.configMapRef) != has(self.secretRef)",
-            message=(
-                "spec.ollama.envFrom[] and spec.vllm.envFrom[] entries need exactly one of configMapRef "
-                "and secretRef: use one entry per ConfigMap or Secret"
-            ),
-            check=lambda s: (s.config_map_ref is None) != (s.secret_ref is None),
-        ),
-    )
-
-    prefix: str | None = Field(
-        default=None, max_length=128, pattern=ENV_NAME, description="Prepended to every key's name."
-    )
-    config_map_ref: OptionalObjectRef | None = Field(default=None, description="The ConfigMap.")
-    secret_ref: OptionalObjectRef | None = Field(default=None, description="The Secret.")
+    env_from: list[EnvFromSource] = _env_from_field()
 
 
 class LocalObjectReference(ApiModel):

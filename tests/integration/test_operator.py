@@ -372,3 +372,13 @@ def test_lora_adapters_are_served_under_their_names_and_listed_in_status(cluster
     assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=32" in args
     modules = [json.loads(a) for a in args[args.index("--lora-modules") + 1 :] if a.startswith("{")]
     assert [m["name"] for m in modules] == ["sql", "faq"]
+
+
+def test_a_cache_claim_that_cannot_bind_stalls_naming_its_storage_class(cluster: Cluster) -> None:
+    cluster.create(llmservice("nodisk", cache={"storageClassName": "no-such-class"}))
+    stalled = cluster.wait_condition("nodisk", "Stalled", timeout=60)
+    assert stalled["reason"] == "Unschedulable", stalled
+    assert (
+        "The model cache claim nodisk-ollama-cache (StorageClass no-such-class, ReadWriteOnce) is Pending"
+        in (stalled["message"])
+    ), stalled["message"]

@@ -127,6 +127,33 @@ def unschedulable_pod(since: datetime) -> dict[str, Any]:
     }
 
 
+def test_a_cache_claim_the_scheduler_waits_for_names_its_storage_class_and_access_mode() -> None:
+    pod = unschedulable_pod(NOW - timedelta(seconds=300))
+    pod["status"]["conditions"][0]["message"] = (
+        "0/4 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: ..."
+    )
+    claim = {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "chat-vllm-cache"},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "gp3"},
+        "status": {"phase": "Pending"},
+    }
+    stuck = plan(
+        resolved(**PRODUCTION),
+        observed(deployment("vllm", False), claim, pods=[pod]),
+        NOW,
+        unschedulable_grace=60,
+    )
+    stalled = conditions(stuck)["Stalled"]
+    assert (stalled.status, stalled.reason) == ("True", "Unschedulable")
+    assert (
+        "The model cache claim chat-vllm-cache (StorageClass gp3, ReadWriteMany) is Pending"
+        in stalled.message
+    )
+    assert "kubectl describe pvc chat-vllm-cache" in stalled.message
+    assert "add capacity" not in stalled.message
+
+
 def test_unschedulable_new_runtime_waits_for_the_grace_then_stalls_while_the_old_serves() -> None:
     live = observed(
         service("ollama"),

@@ -46,7 +46,7 @@ from llmstage.controller.observed import (
 )
 from llmstage.render import runtime_objects
 from llmstage.render.desired import desired_objects
-from llmstage.render.labels import selector_string, workload_name
+from llmstage.render.labels import cache_claim_name, selector_string, workload_name
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 CUTOVER_MESSAGES = {
@@ -192,6 +192,7 @@ def stall_state(
     if waited < unschedulable_grace:
         return Stall(requeue_after=max(0.5, unschedulable_grace - waited))
     serving_note = f"; {old.value} keeps serving" if old else ""
+    fix = claim_note(observed, name, desired, message) or "Fix resources.gpu / scheduling or add capacity."
     return Stall(
         Condition(
             STALLED,
@@ -201,8 +202,29 @@ def stall_state(
             # at every reconcile makes each status write trigger the next (docs/benchmarks.md).
             f"{resolved.runtime.value} pods cannot be scheduled (pending since "
             f"{(now - timedelta(seconds=waited)).strftime('%Y-%m-%dT%H:%M:%SZ')}): "
-            f"{message}{serving_note}. Fix resources.gpu / scheduling or add capacity.",
+            f"{message}{serving_note}. {fix}",
         )
+    )
+
+
+def claim_note(observed: Observed, name: str, runtime: Runtime, message: str) -> str | None:
+    """When the scheduler waits for the model cache claim: which claim, on which StorageClass,
+    and where the provisioner says why (default classes of EKS, GKE and AKS are ReadWriteOnce)."""
+    if "PersistentVolumeClaim" not in message and "persistent volume" not in message:
+        return None
+    claim_name = cache_claim_name(name, runtime)
+    claim = observed.get("PersistentVolumeClaim", claim_name)
+    if claim is None:
+        return None
+    spec = claim.get("spec") or {}
+    storage_class = spec.get("storageClassName") or "the cluster's default"
+    modes = ", ".join(spec.get("accessModes") or []) or "?"
+    phase = (claim.get("status") or {}).get("phase", "Pending")
+    return (
+        f"The model cache claim {claim_name} (StorageClass {storage_class}, {modes}) is {phase}: the class "
+        f"must exist and support {modes} (the default classes of EKS, GKE and AKS support ReadWriteOnce "
+        f"only: name a class with {modes} in spec.cache.storageClassName); `kubectl describe pvc "
+        f"{claim_name}` shows the provisioner's error."
     )
 
 

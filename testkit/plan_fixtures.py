@@ -14,10 +14,15 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
 
 def resolved(**spec: Any) -> Resolved:
+    return resolved_at(3, **spec)
+
+
+def resolved_at(generation: int, /, **spec: Any) -> Resolved:
+    """LLMService chat in namespace team at `generation`, with `spec` (camelCase keys), resolved."""
     body = {
         "apiVersion": "llmstage.io/v1alpha1",
         "kind": "LLMService",
-        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": 3},
+        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": generation},
         "spec": {"model": {"name": "llama3.1:8b"}, **spec},
     }
     return resolve(LLMService.from_object(body))

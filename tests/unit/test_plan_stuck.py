@@ -4,27 +4,18 @@ And which condition changes become Events."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from llmstage.api.models import LLMService
 from llmstage.controller.conditions import Condition, event_worthy, merge_conditions
 from llmstage.controller.observed import Observed
 from llmstage.controller.plan import plan
-from llmstage.resolve import resolve
 from llmstage.resolve.resolved import Resolved
 
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+from testkit.plan_fixtures import NOW, resolved_at
 
 
 def resolved(**spec: Any) -> Resolved:
-    body = {
-        "apiVersion": "llmstage.io/v1alpha1",
-        "kind": "LLMService",
-        "metadata": {"name": "chat", "namespace": "team", "uid": "u-1", "generation": 2},
-        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
-    }
-    return resolve(LLMService.from_object(body))
+    return resolved_at(2, **spec)
 
 
 def ollama_deployment(**status: Any) -> dict[str, Any]:

@@ -90,6 +90,7 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
     served = resolved.served_model_name
     pull_name, served_name = ollama_name.parse(pull), ollama_name.parse(served)
     registry = settings.registry
+    extra_env = podlib.extra_env(settings.env, RESERVED_ENV)
     return OllamaContext(
         pod=pod_context(
             resolved,
@@ -109,8 +110,8 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
         num_parallel=settings.num_parallel,
         keep_alive=settings.keep_alive,
         context_length=settings.context_length,
-        extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
-        pull_extra_env=podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), PULL_OWN_ENV),
+        extra_env=extra_env,
+        pull_extra_env=podlib.without(extra_env, PULL_OWN_ENV),
         env_from=[dict(source) for source in settings.env_from],
         user_env_names=frozenset(settings.env),
         home=HOME,

@@ -112,6 +112,7 @@ def lora_dir(adapter: LoRAAdapter) -> str:
 def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
     startup = startup_budget(resolved.model.parameters_billion)
     adapters = settings.lora.adapters if settings.lora else ()
+    extra_env = podlib.extra_env(settings.env, RESERVED_ENV)
     return VLLMContext(
         pod=pod_context(
             resolved,
@@ -137,8 +138,8 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
         home=HOME,
         hf_home=f"{podlib.CACHE_MOUNT_PATH}/huggingface",
         read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
-        extra_env=podlib.extra_env(settings.env, RESERVED_ENV),
-        download_extra_env=podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), DOWNLOAD_OWN_ENV),
+        extra_env=extra_env,
+        download_extra_env=podlib.without(extra_env, DOWNLOAD_OWN_ENV),
         env_from=[dict(source) for source in settings.env_from],
         user_env_names=frozenset(settings.env),
         lora=settings.lora,

@@ -98,6 +98,78 @@ def test_a_child_event_that_changes_nothing_a_reconcile_reads_is_not_a_change() 
     assert cache.changed
 
 
+def test_what_other_controllers_add_to_our_children_is_not_a_change() -> None:
+    """The revision annotation, the binder's annotations, volume name and finalizer: each written
+    once per object by Kubernetes, none read by a reconcile, so none may cost one."""
+    cache = WatchCache()
+    dep = child("40")
+    dep["metadata"]["annotations"] = {"llmstage.io/model": "llama3.1:8b"}
+    cache.put_child(dep)
+    dep["metadata"] = {**dep["metadata"], "resourceVersion": "41"}
+    dep["metadata"]["annotations"] = {
+        **dep["metadata"]["annotations"],
+        "deployment.kubernetes.io/revision": "1",
+    }
+    cache.put_child(dep)
+    assert not cache.changed
+    stored = cache.children_of(("team", "chat"))[("Deployment", "chat-ollama")]
+    assert stored["metadata"]["annotations"] == {"llmstage.io/model": "llama3.1:8b"}
+    dep["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}  # ours removed by hand
+    dep["metadata"]["resourceVersion"] = "42"
+    cache.put_child(dep)
+    assert cache.changed  # the reconcile must see it to put it back
+
+    claim: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": "chat-ollama-cache",
+            "namespace": "team",
+            "uid": "c1",
+            "resourceVersion": "50",
+            "ownerReferences": [{"kind": "LLMService", "name": "chat", "controller": True}],
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+    }
+    cache.put_child(claim)
+    assert cache.changed
+    bound = {
+        **claim,
+        "metadata": {
+            **claim["metadata"],
+            "resourceVersion": "51",
+            "finalizers": ["kubernetes.io/pvc-protection"],
+            "annotations": {
+                "pv.kubernetes.io/bind-completed": "yes",
+                "volume.kubernetes.io/selected-node": "node-1",
+            },
+        },
+        "spec": {**claim["spec"], "volumeName": "pvc-c1", "storageClassName": "standard"},
+    }
+    cache.put_child(bound)
+    assert cache.changed  # the class the server defaulted is read (keep_immutable_claim_fields)
+    bound["metadata"] = {**bound["metadata"], "resourceVersion": "52", "finalizers": []}
+    cache.put_child(bound)
+    assert not cache.changed
+    stored = cache.children_of(("team", "chat"))[("PersistentVolumeClaim", "chat-ollama-cache")]
+    assert "volumeName" not in stored["spec"] and "annotations" not in stored["metadata"]
+
+
+def test_an_endpoint_slice_without_endpoints_is_no_news() -> None:
+    cache = WatchCache()
+    labels = {"kubernetes.io/service-name": "chat", "app.kubernetes.io/managed-by": "llmstage"}
+    empty = {"metadata": {"name": "chat-x1", "namespace": "team", "labels": labels}, "endpoints": None}
+    cache.put_slice(empty)
+    assert not cache.changed  # created with the Service, before any pod
+    ready = {**empty, "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}]}
+    cache.put_slice(ready)
+    assert cache.changed
+    cache.put_slice(empty)
+    assert cache.changed  # the endpoint went away: that is news
+    cache.put_slice(empty, deleted=True)
+    assert not cache.changed
+
+
 def test_children_come_back_unpacked_with_their_resource_version_and_are_fresh_copies() -> None:
     cache = WatchCache()
     cache.put_child(child("40", replicas=2))

@@ -4,6 +4,7 @@ And which condition changes become Events."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from llmstage.controller.conditions import Condition, event_worthy, merge_conditions
@@ -61,7 +62,7 @@ def test_pods_the_api_server_refuses_to_create_stall_with_its_message() -> None:
     assert c["Ready"].reason == "PodCreationFailed" and c["Reconciling"].status == "False"
 
 
-def test_events_a_new_healthy_service_gets_are_the_runtime_choice_then_ready() -> None:
+def test_a_new_service_gets_events_only_for_its_problems_then_for_what_changes_later() -> None:
     first = [
         Condition("Ready", "False", "WaitingForEndpoints", ""),
         Condition("Reconciling", "True", "Progressing", ""),
@@ -71,13 +72,24 @@ def test_events_a_new_healthy_service_gets_are_the_runtime_choice_then_ready() -
         Condition("FollowsBestPractices", "False", "NoApiKey", "production without an API key"),
     ]
     created = merge_conditions([], first, 1, NOW)
-    assert [c["type"] for c in event_worthy([], created)] == ["RuntimeSelected", "FollowsBestPractices"]
+    assert [c["type"] for c in event_worthy([], created)] == ["FollowsBestPractices"]
     now_ready = [
         Condition("Ready", "True", "EndpointsReady", ""),
         Condition("Reconciling", "False", "Reconciled", ""),
         *first[2:],
     ]
-    ready = merge_conditions(created, now_ready, 1, NOW)
-    assert [c["type"] for c in event_worthy(created, ready)] == ["Ready"]
+    later = NOW + timedelta(seconds=40)
+    ready = merge_conditions(created, now_ready, 1, later)
+    assert event_worthy(created, ready) == []  # the first Ready is routine: it is in the status
+    # An outage and the return: both are news.
+    lost = merge_conditions(ready, first, 1, later + timedelta(minutes=5))
+    assert [(c["type"], c["status"]) for c in event_worthy(ready, lost)] == [("Ready", "False")]
+    back = merge_conditions(lost, now_ready, 1, later + timedelta(minutes=6))
+    assert [(c["type"], c["status"]) for c in event_worthy(lost, back)] == [("Ready", "True")]
+    # A promotion: the new runtime is news.
+    promoted = merge_conditions(
+        back, [*now_ready[:3], Condition("RuntimeSelected", "True", "Vllm", "")], 2, later
+    )
+    assert [c["reason"] for c in event_worthy(back, promoted)] == ["Vllm"]
     stalled = merge_conditions(ready, [Condition("Stalled", "True", "Unschedulable", "no H100")], 1, NOW)
     assert [(c["type"], c["status"]) for c in event_worthy(ready, stalled)] == [("Stalled", "True")]

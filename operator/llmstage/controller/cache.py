@@ -37,6 +37,37 @@ def slim(body: dict[str, Any], *, keep_status: bool = True) -> dict[str, Any]:
     return out
 
 
+# Annotations on our children that a reconcile compares: the ones we render. Others are written
+# by Kubernetes' controllers once each (deployment.kubernetes.io/revision, the claim binder's
+# pv.kubernetes.io/bind-completed and volume.kubernetes.io/selected-node, ...) and cost a no-op
+# reconcile per object if they reach the digest (issue 16: 1.7 per service on claims alone).
+OUR_ANNOTATION_PREFIX = "llmstage.io/"
+# Fields other controllers set on our children and a reconcile never reads: the claim's bound
+# volume (the binder) and the protection finalizers.
+_CHILD_METADATA_DROPPED = ("finalizers",)
+_CHILD_SPEC_DROPPED = {"PersistentVolumeClaim": ("volumeName",)}
+
+
+def slim_child(body: dict[str, Any]) -> dict[str, Any]:
+    """A child as a reconcile reads it: no status (the Deployment's is summarised by the
+    caller), only our annotations, none of the fields the binder or the finalizers add."""
+    stored = slim(body, keep_status=False)
+    meta = stored["metadata"]
+    for key in _CHILD_METADATA_DROPPED:
+        meta.pop(key, None)
+    annotations = meta.get("annotations")
+    if annotations:
+        ours = {k: v for k, v in annotations.items() if k.startswith(OUR_ANNOTATION_PREFIX)}
+        if ours:
+            meta["annotations"] = ours
+        else:
+            del meta["annotations"]
+    dropped = _CHILD_SPEC_DROPPED.get(body.get("kind", ""))
+    if dropped and isinstance(stored.get("spec"), dict):
+        stored["spec"] = {k: v for k, v in stored["spec"].items() if k not in dropped}
+    return stored
+
+
 # What a reconcile reads of a Deployment's status (observed.deployment_available, replica counts,
 # ReplicaFailure); the rest (updatedReplicas, Progressing, timestamps) changes often and is noise.
 _DEPLOYMENT_CONDITIONS = ("Available", "ReplicaFailure")
@@ -188,7 +219,7 @@ class WatchCache:
                 self.changed = True
         elif current is None or not _older_than(body, current.uid, current.resource_version):
             # Only a Deployment's status is read (availability, replica counts).
-            stored = slim(body, keep_status=False)
+            stored = slim_child(body)
             if body["kind"] == "Deployment":
                 stored["status"] = _deployment_status(body.get("status") or {})
             packed = Packed.pack(stored, current)
@@ -210,7 +241,7 @@ class WatchCache:
         before = self.slices[owner].get(name)
         if deleted:
             self.slices[owner].pop(name, None)
-            self.changed = before is not None
+            self.changed = before is not None and bool(before["endpoints"])
         else:
             # What observed.ready_endpoints reads: addresses, readiness and the pod behind each.
             stored = {
@@ -225,7 +256,9 @@ class WatchCache:
                 ],
             }
             self.slices[owner][name] = stored
-            self.changed = stored != before
+            # A new slice without endpoints (the endpoint controller creates it with the
+            # Service) says what no slice says: no reconcile for it.
+            self.changed = stored != before and (before is not None or bool(stored["endpoints"]))
         return owner
 
     # Pods: only what the status needs (scheduling and container-config errors) -------------------

@@ -63,26 +63,51 @@ def transitions(current: list[dict[str, Any]], merged: list[dict[str, Any]]) -> 
     ]
 
 
-# A condition's first appearance in its usual state is not news; these are not Events.
+# A condition's first appearance in its usual state is not news; these are not Events. The
+# runtime decision is not either: a new service's RuntimeSelected is in its status, and a change
+# of runtime later (a promotion) is an Event.
 _UNREMARKABLE_AT_FIRST = {
     (READY, "False"),
     (STALLED, "False"),
+    (RUNTIME_SELECTED, "True"),
     (MODEL_FITS, "True"),
     (BEST_PRACTICES, "True"),
 }
 
 
+def _first_ready(previous: dict[Any, dict[str, Any]], cond: dict[str, Any]) -> bool:
+    """Ready becoming True for the first time in the service's life: routine, not news.
+
+    Known without stored history: RuntimeSelected is always True, so its lastTransitionTime is
+    the service's first status write; a Ready that has been False since that very write has
+    never been True. After an outage, a cutover or a scale to zero, Ready flipped to False
+    later, and its return is an Event."""
+    ready, selected = previous.get(READY), previous.get(RUNTIME_SELECTED)
+    return (
+        cond["type"] == READY
+        and cond["status"] == "True"
+        and ready is not None
+        and selected is not None
+        and ready.get("status") != "True"
+        and ready.get("lastTransitionTime") is not None
+        and ready.get("lastTransitionTime") == selected.get("lastTransitionTime")
+    )
+
+
 def event_worthy(current: list[dict[str, Any]], merged: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The transitions that become Events: every change of Ready, Stalled and the spec
-    conditions, but not Reconciling (it changes exactly when Ready or Stalled does, whose Event
-    says why) and not a condition's first appearance in its usual state. A new healthy service
-    gets two Events (RuntimeSelected, then Ready) instead of eight (why: docs/benchmarks.md)."""
-    previous = {c.get("type") for c in current or []}
+    """The transitions that become Events: what someone may act on. Problems (Stalled, Ready
+    lost, a model that does not fit, a common mistake) as Warnings; recoveries and changes of a
+    running service (a new runtime, Ready again after an outage or a cutover) as Normal. Not
+    Reconciling (it changes exactly when Ready or Stalled does), not a condition's first
+    appearance in its usual state, and not a new service becoming Ready: a healthy start is in
+    the status and costs no Event (issue 16: the writes per service; docs/benchmarks.md)."""
+    previous = {c.get("type"): c for c in current or []}
     return [
         c
         for c in transitions(current, merged)
         if c["type"] != RECONCILING
         and not (c["type"] not in previous and (c["type"], c["status"]) in _UNREMARKABLE_AT_FIRST)
+        and not _first_ready(previous, c)
     ]
 
 

@@ -46,9 +46,27 @@ EVENT = KINDS[("v1", "Event")]
 PERMANENT_API_ERRORS = {400, 403, 422}
 
 
+# status fields that follow the Deployment's replica counts.
+COUNT_FIELDS = ("replicas", "readyReplicas")
+
+
 @dataclass
 class Settings:
     unschedulable_grace: float = 120.0  # seconds a new runtime may stay unschedulable before Stalled
+    # While a service is Reconciling, a status write that would change only the replica counts
+    # waits for the next write with news (a condition, a step) for at most this long, counted
+    # from the first count it held back; checked at the next reconcile, no timer of its own.
+    counts_max_lag: float = 30.0
+
+
+def only_counts_differ(current: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when writing `new` over `current` would change the replica counts and nothing else."""
+    changed = {k for k, v in new.items() if current.get(k) != v}
+    return bool(changed) and changed <= set(COUNT_FIELDS)
+
+
+def progressing(conditions: list[dict[str, Any]]) -> bool:
+    return any(c["type"] == RECONCILING and c["status"] == "True" for c in conditions)
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -116,6 +134,8 @@ class Reconciler:
         self.kube, self.cache, self.facts = kube, cache, facts
         self.settings = settings or Settings()
         self.renders = RenderCache()
+        # Services whose count-only status change is held back, and since when (monotonic).
+        self.counts_held: dict[ServiceKey, float] = {}
 
     async def __call__(self, key: ServiceKey) -> float | None:
         started = time.perf_counter()
@@ -133,6 +153,7 @@ class Reconciler:
         body = self.cache.service(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.renders.forget(key)
+            self.counts_held.pop(key, None)
             return None, "gone"  # the garbage collector removes the children
         generation = body["metadata"].get("generation", 0)
         logs.annotate(generation=generation)
@@ -237,6 +258,16 @@ class Reconciler:
     ) -> None:
         current = body.get("status") or {}
         merged = merge_conditions(current.get("conditions") or [], conditions, generation, now)
+        key = body["metadata"]["namespace"], body["metadata"]["name"]
+        new = {**fields, "conditions": merged, "observedGeneration": generation}
+        if progressing(merged) and only_counts_differ(current, new):
+            # A starting service's counts change a moment before its conditions do (pod created,
+            # then ready, then behind the Service): one write with both instead of three. Ready
+            # itself is never held back (issue 16, docs/benchmarks.md).
+            since = self.counts_held.setdefault(key, time.monotonic())
+            if time.monotonic() - since < self.settings.counts_max_lag:
+                return
+        self.counts_held.pop(key, None)
         await self._patch_status(body, merged, fields, generation)
 
     async def _patch_status(

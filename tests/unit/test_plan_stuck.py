@@ -91,5 +91,11 @@ def test_a_new_service_gets_events_only_for_its_problems_then_for_what_changes_l
         back, [*now_ready[:3], Condition("RuntimeSelected", "True", "Vllm", "")], 2, later
     )
     assert [c["reason"] for c in event_worthy(back, promoted)] == ["Vllm"]
-    stalled = merge_conditions(ready, [Condition("Stalled", "True", "Unschedulable", "no H100")], 1, NOW)
+    stuck = [
+        Condition("Ready", "False", "Unschedulable", "no H100"),
+        Condition("Reconciling", "False", "Stalled", ""),
+        Condition("Stalled", "True", "Unschedulable", "no H100"),
+    ]
+    stalled = merge_conditions(ready, stuck, 1, NOW)
+    # Ready and Stalled say the same: one Warning.
     assert [(c["type"], c["status"]) for c in event_worthy(ready, stalled)] == [("Stalled", "True")]

@@ -102,12 +102,16 @@ def event_worthy(current: list[dict[str, Any]], merged: list[dict[str, Any]]) ->
     appearance in its usual state, and not a new service becoming Ready: a healthy start is in
     the status and costs no Event (issue 16: the writes per service; docs/benchmarks.md)."""
     previous = {c.get("type"): c for c in current or []}
+    changes = transitions(current, merged)
+    # Stalled and Ready turn False together with the same reason and message: one Event says it.
+    stalled = {c["reason"] for c in changes if c["type"] == STALLED and c["status"] == "True"}
     return [
         c
-        for c in transitions(current, merged)
+        for c in changes
         if c["type"] != RECONCILING
         and not (c["type"] not in previous and (c["type"], c["status"]) in _UNREMARKABLE_AT_FIRST)
         and not _first_ready(previous, c)
+        and not (c["type"] == READY and c["status"] == "False" and c["reason"] in stalled)
     ]
 
 

@@ -7,12 +7,17 @@ from typing import Any
 from bench.report import per_service, verdicts
 
 
-def size(n: int, writes: dict[str, int], cpu: float, reconciles: float) -> dict[str, Any]:
+def size(
+    n: int, writes: dict[str, int], cpu: float, reconciles: float, floor: float = 10.0, seconds: float = 11.0
+) -> dict[str, Any]:
     return {
-        "floor": {"seconds": 10.0},
-        "operator": {"seconds": 11.0, "extra": {"cpu": {"operator": cpu}, "writes": writes}},
-        "ratio": 1.1,
-        "operator_metrics_at_convergence": {"llmstage_reconciles_total": reconciles},
+        "floor": {"seconds": floor},
+        "operator": {"seconds": seconds, "extra": {"cpu": {"operator": cpu}, "writes": writes}},
+        "ratio": seconds / floor,
+        "operator_metrics_at_convergence": {
+            "llmstage_reconciles_total": reconciles,
+            "llmstage_watch_events_total": 12 * n,
+        },
     }
 
 
@@ -32,6 +37,7 @@ def test_counts_are_the_operators_writes_and_cpu_per_service() -> None:
     assert counts["writes"] == 7.0 and counts["applies"] == 3.0
     assert counts["status"] == 2.5 and counts["events"] == 1.5
     assert counts["reconciles"] == 4.5 and counts["cpu_ms"] == 25.0
+    assert counts["watch_events"] == 12.0
 
 
 def test_verdicts_print_both_sizes_and_the_flatness_of_cpu_per_service() -> None:
@@ -47,3 +53,19 @@ def test_verdicts_print_both_sizes_and_the_flatness_of_cpu_per_service() -> None
     assert rows[("P1u", "N=1000")][2:] == ("40.0 ms", "<= 30 ms", "NO")
     flat = next(r for r in verdicts(result) if r[1].startswith("CPU per service N=1000 / N=100"))
     assert flat[2:] == ("1.60x", "<= 1.2x", "NO")
+
+
+def test_p1_and_p5_are_judged_against_issue_16s_targets() -> None:
+    result = {
+        "sizes": {
+            "100": size(100, WRITES_100, cpu=2.5, reconciles=450, floor=20.0, seconds=22.0),
+            "1000": size(1000, WRITES_100, cpu=25.0, reconciles=4500, floor=300.0, seconds=345.0),
+        },
+        "machine": {"cpus": 2, "cpu_model": "x", "memory_mib": 1, "loadavg_at_start": [0.1]},
+    }
+    rows = verdicts(result)
+    p1 = next(r for r in rows if r[0] == "P1" and r[1].startswith("N=1000"))
+    assert p1[2:] == ("1.15", "<= 1.10", "NO")
+    # The operator grew 15.7x while the floor grew 15.0x: worse than the floor, so not met.
+    p5 = next(r for r in rows if r[0] == "P5")
+    assert p5[2:] == ("15.7x", "<= 15.0x", "NO")

@@ -269,6 +269,10 @@ def health() -> dict[str, Any]:
     }
 
 
+def _count_event(plural: str) -> None:
+    metrics.WATCH_EVENTS.labels(kind=plural, changed=str(OperatorState.cache.changed).lower()).inc()
+
+
 def _deleted(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
 
@@ -277,6 +281,7 @@ def _deleted(event: kopf.RawEvent) -> bool:
 async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
     body = event["object"]
     key = OperatorState.cache.put_service(dict(body), deleted=_deleted(event))
+    _count_event("llmservices")
     if _deleted(event):
         OperatorState.queue.forget(key)
         metrics.CONDITIONS.forget(*key)
@@ -293,6 +298,7 @@ def _watch_children(
 
     async def child_event(event: kopf.RawEvent, **_: Any) -> None:
         owner = put(dict(event["object"]), deleted=_deleted(event))
+        _count_event(plural)
         if owner is not None and OperatorState.cache.changed and owner in OperatorState.cache.services:
             OperatorState.queue.add(owner)
 

@@ -29,6 +29,11 @@ DELETES = Counter(
 )
 STATUS_WRITES = Counter("llmstage_status_writes_total", "Status patches of LLMServices")
 API_ERRORS = Counter("llmstage_api_errors_total", "API errors that survived retries", ["status"])
+WATCH_EVENTS = Counter(
+    "llmstage_watch_events_total",
+    "Watch events the handlers processed, by kind and whether they changed what a reconcile reads",
+    ["kind", "changed"],
+)
 MANAGED = Gauge("llmstage_managed_objects", "Objects in the operator's watch cache", ["kind"])
 
 # The work queue (controller-runtime's workqueue_* metrics, for one queue).

@@ -45,7 +45,9 @@ POOLS: dict[str, list[Any]] = {
     "spec.resources.gpu.resourceName": ["nvidia.com/gpu", "nvidia.com/mig-3g.40gb"],
     "spec.vllm.apiKeySecretRef.name": ["llm-api-key", "missing-secret"],
     "spec.huggingFaceTokenSecretRef.name": ["hf-token"],
-    "spec.cache.storageClassName": ["kwok-volume", "does-not-exist"],
+    # The test bed's classes (hack/cluster/storage.yaml): kwok-rwo refuses ReadWriteMany.
+    "spec.cache.storageClassName": ["kwok-rwo", "kwok-volume", "does-not-exist"],
+    "spec.cache.claimName": ["missing-claim"],
     # Bounded: the API allows 1000 replicas, which on kwok means 1000 pods per fuzzed spec.
     "spec.replicas": [0, 1, 2, 3],
     "spec.autoscaling.minReplicas": [1, 2, 3],

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Volumes for the real node: a provisioner for the StorageClass `real-local`.
 
-The kwok StorageClass (kwok-volume) binds claims to hostPath volumes that no container ever
-writes to. Pods on the real node need real directories that their non-root user can write, so
+The kwok StorageClasses (kwok-rwo, kwok-volume) bind claims to hostPath volumes that no container
+ever writes to. Pods on the real node need real directories that their non-root user can write, so
 this provisioner makes, for each claim of class `real-local` that the scheduler placed on the
 real node, a directory under .cluster/node/volumes/ and a `local` PersistentVolume pinned to the
 node (the kubelet applies a pod's fsGroup to local volumes, not to hostPath ones). A released
 volume's directory and PersistentVolume are deleted (reclaim policy Delete). Several pods on the
-node can mount one volume, so ReadWriteMany claims work too, as with kind's local-path.
+node can mount one volume, so ReadWriteMany claims work too, as with kind's local-path. Claims per
+pod (generic ephemeral volumes, spec.cache mode PerPod) are claims like any other here.
 
 hack/realnode/ runs it as a process beside the kubelet:
 

@@ -277,6 +277,31 @@ INVALID: list[Invalid] = [
         "spec.lora.maxLoras must not exceed the number of adapters",
     ),
     Invalid(
+        "cache-claim-name-with-size",
+        service(cache={"claimName": "weights", "size": "50Gi"}),
+        "spec.cache.claimName names an existing claim, whose size, StorageClass and access mode are its own",
+    ),
+    Invalid(
+        "cache-claim-name-with-storage-class",
+        service(cache={"claimName": "weights", "storageClassName": "fast"}),
+        "remove spec.cache.size, storageClassName and accessMode, or remove claimName",
+    ),
+    Invalid(
+        "cache-claim-name-with-access-mode",
+        service(cache={"claimName": "weights", "accessMode": "ReadWriteMany"}),
+        "spec.cache.claimName names an existing claim",
+    ),
+    Invalid(
+        "cache-claim-name-per-pod",
+        service(cache={"claimName": "weights", "mode": "PerPod"}),
+        "spec.cache.claimName is one claim that every pod mounts, and mode PerPod gives each pod a claim",
+    ),
+    Invalid(
+        "cache-per-pod-read-write-many",
+        service(cache={"mode": "PerPod", "accessMode": "ReadWriteMany"}),
+        "spec.cache.accessMode ReadWriteMany is for a cache that several pods share",
+    ),
+    Invalid(
         "extra-args-enable-lora",
         service(vllm={"extraArgs": ["--enable-lora"]}),
         "spec.vllm.extraArgs must not repeat flags llmstage sets",
@@ -393,6 +418,13 @@ INVALID: list[Invalid] = [
         "match",
     ),
     Invalid("model-name-missing", _without_model_name(), "spec.model.name", "name"),
+    Invalid("unknown-cache-mode", service(cache={"mode": "PerNode"}), "spec.cache.mode", "PerPod"),
+    Invalid(
+        "cache-claim-name-not-a-name",
+        service(cache={"claimName": "My_Claim"}),
+        "spec.cache.claimName",
+        "match",
+    ),
     Invalid(
         "unknown-access-mode", service(cache={"accessMode": "ReadOnlyMany"}), "spec.cache.accessMode", "Read"
     ),
@@ -554,6 +586,11 @@ VALID: dict[str, dict[str, Any]] = {
     ),
     "production-cpu-only-ollama": service(stage="production", resources={"gpu": {"count": 0}}),
     "production-explicit-ollama": service(stage="production", runtime="ollama"),
+    "cache-per-pod": service(stage="production", resources=GPU_H100, vllm=API_KEY, cache={"mode": "PerPod"}),
+    "cache-shared-read-write-many": service(
+        replicas=3, cache={"accessMode": "ReadWriteMany", "storageClassName": "shared-nfs"}
+    ),
+    "cache-existing-claim": service(replicas=2, cache={"claimName": "llama-weights", "mode": "Shared"}),
     "quantities-as-numbers": service(resources={"cpu": 2, "memory": "8Gi"}, cache={"size": "20Gi"}),
     "tolerations": service(
         scheduling={

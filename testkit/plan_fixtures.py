@@ -72,9 +72,11 @@ def observed(
     *children: dict[str, Any],
     slices: list[dict[str, Any]] | None = None,
     pods: list[dict[str, Any]] | None = None,
+    pod_claims: list[dict[str, Any]] | None = None,
 ) -> Observed:
     return Observed(
         children={(c["kind"], c["metadata"]["name"]): c for c in children},
         endpoint_slices=slices or [],
         pods=pods or [],
+        pod_claims={c["metadata"]["name"]: c for c in pod_claims or []},
     )

@@ -360,6 +360,14 @@ STAGING_OLLAMA_SCALE_TO_ZERO = replace(
     ),
 )
 
+# Storage (issue 13 item 4). What production gets without spec.cache: a ReadWriteOnce claim per
+# pod on the default class (a generic ephemeral volume), so a rolling update instead of Recreate.
+PRODUCTION_VLLM_PER_POD = replace(PRODUCTION_VLLM, cache=ModelCache(size="50Gi", per_pod=True))
+# spec.cache.claimName: the user's claim, pre-filled, shared by up to 2 pods; no claim rendered.
+STAGING_OLLAMA_EXISTING_CLAIM = replace(
+    STAGING_OLLAMA, cache=ModelCache(size="20Gi", access_mode="ReadWriteMany", claim_name="llama-weights")
+)
+
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
@@ -375,4 +383,6 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
     "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),
     "staging-ollama-scale-to-zero": (STAGING_OLLAMA_SCALE_TO_ZERO, WITH_KEDA),
+    "production-vllm-per-pod": (PRODUCTION_VLLM_PER_POD, WITH_POD_MONITOR),
+    "staging-ollama-existing-claim": (STAGING_OLLAMA_EXISTING_CLAIM, ClusterFacts()),
 }

@@ -233,5 +233,32 @@ def test_a_claim_on_the_default_storage_class_binds(api_client: client.ApiClient
         timeout=60,
         what="the claim to bind",
     )
-    assert claim.spec.storage_class_name == "kwok-volume"
+    # ReadWriteOnce only, like the default classes of EKS, GKE and AKS (hack/cluster/storage.yaml).
+    assert claim.spec.storage_class_name == "kwok-rwo"
     assert claim.status.capacity["storage"] == "50Gi"
+
+
+def test_read_write_many_binds_on_kwok_volume_and_stays_pending_on_the_rwo_only_default(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    for name, storage_class in (("refused", "kwok-rwo"), ("shared", "kwok-volume")):
+        core.create_namespaced_persistent_volume_claim(
+            namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": storage_class,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+    wait_until(
+        lambda: core.read_namespaced_persistent_volume_claim("shared", namespace).status.phase == "Bound",
+        timeout=60,
+        what="the ReadWriteMany claim on kwok-volume to bind",
+    )
+    # kwok has handled the first claim too by then: no PersistentVolume for it.
+    refused = core.read_namespaced_persistent_volume_claim("refused", namespace)
+    assert refused.status.phase == "Pending" and not refused.spec.volume_name

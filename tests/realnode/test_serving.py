@@ -133,6 +133,32 @@ def test_two_replicas_pull_into_one_cache_at_once_and_both_become_ready(
         print(cluster.kubectl("logs", p["metadata"]["name"], "-n", ns, "-c", "pull-model"))
 
 
+def test_two_replicas_without_storage_settings_pull_into_a_claim_each(
+    cluster: Cluster, new_namespace: Callable[[str], str], images: dict[str, str]
+) -> None:
+    """The default for several pods (docs/storage.md): a ReadWriteOnce claim per pod, so each pod
+    pulls the model into its own volume (hack/volumes.py provisions them like any claim)."""
+    ns = new_namespace("perpod")
+    cluster.apply(ns, dev_service("twins", images, replicas=2))
+    cluster.wait_ready("twins", ns, "ollama")
+
+    def both_ready() -> list[dict] | None:  # type: ignore[type-arg]
+        pods = cluster.pods(ns, "app.kubernetes.io/instance=twins")
+        ready = [
+            p
+            for p in pods
+            if all(c["ready"] for c in p["status"].get("containerStatuses") or [{"ready": False}])
+        ]
+        return ready if len(ready) == 2 else None
+
+    pods = wait_until(both_ready, timeout=300, interval=1, what="both replicas Ready")
+    for p in pods:
+        (volume,) = [v for v in p["spec"]["volumes"] if v["name"] == "model-cache"]
+        assert "ephemeral" in volume, volume
+        log = cluster.kubectl("logs", p["metadata"]["name"], "-n", ns, "-c", "pull-model")
+        assert "pulling" in log, log  # its own empty claim: every pod pulls
+
+
 def test_a_killed_container_and_a_deleted_pod_come_back_and_serve(
     cluster: Cluster, new_namespace: Callable[[str], str], images: dict[str, str]
 ) -> None:

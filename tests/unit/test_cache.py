@@ -77,7 +77,47 @@ def test_endpoint_slices_and_pods_are_found_by_labels() -> None:
     }
     assert cache.put_pod(pod) == ("team", "chat")
     assert "spec" not in cache.pods[("team", "chat")]["chat-ollama-1"]  # only what status needs
-    assert cache.counts() == {"llmservices": 0, "children": 0, "endpointslices": 1, "pods": 1}
+    assert cache.counts() == {
+        "llmservices": 0,
+        "children": 0,
+        "endpointslices": 1,
+        "pods": 1,
+        "podclaims": 0,
+    }
+
+
+def test_claims_per_pod_are_kept_by_service_with_class_modes_and_phase_only() -> None:
+    cache = WatchCache()
+    labels = {
+        "app.kubernetes.io/name": "llmstage",
+        "app.kubernetes.io/instance": "chat",
+        "app.kubernetes.io/component": "cache",
+        "llmstage.io/runtime": "vllm",
+    }
+    claim = {
+        "metadata": {
+            "name": "chat-vllm-1-model-cache",
+            "namespace": "team",
+            "labels": labels,
+            "ownerReferences": [{"kind": "Pod", "name": "chat-vllm-1", "controller": True}],
+        },
+        "spec": {"storageClassName": "gp3", "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+        "status": {"phase": "Pending"},
+    }
+    assert cache.put_pod_claim(claim) == ("team", "chat") and cache.changed
+    stored = cache.pod_claims[("team", "chat")]["chat-vllm-1-model-cache"]
+    assert stored["spec"] == {"storageClassName": "gp3", "accessModes": ["ReadWriteOnce"]}
+    assert cache.put_pod_claim(claim) == ("team", "chat") and not cache.changed  # same again: no reconcile
+    assert cache.put_pod_claim({**claim, "status": {"phase": "Bound"}}) and cache.changed  # bound: one
+    # Our shared claim (managed-by) is a child, not a claim per pod; foreign claims are not ours.
+    shared = {
+        **claim,
+        "metadata": {**claim["metadata"], "labels": {**labels, "app.kubernetes.io/managed-by": "llmstage"}},
+    }
+    assert cache.put_pod_claim(shared) is None
+    assert cache.put_pod_claim({**claim, "metadata": {**claim["metadata"], "labels": {}}}) is None
+    assert cache.put_pod_claim(claim, deleted=True) == ("team", "chat") and cache.changed
+    assert cache.counts()["podclaims"] == 0
 
 
 def test_a_child_event_that_changes_nothing_a_reconcile_reads_is_not_a_change() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -152,6 +153,78 @@ def test_a_cache_claim_the_scheduler_waits_for_names_its_storage_class_and_acces
     )
     assert "kubectl describe pvc chat-vllm-cache" in stalled.message
     assert "add capacity" not in stalled.message
+
+
+def volume_binding_failed(since: datetime) -> dict[str, Any]:
+    """A pod whose claim a WaitForFirstConsumer provisioner refused (seen on the test bed)."""
+    pod = unschedulable_pod(since)
+    pod["status"]["conditions"][0].update(
+        reason="SchedulerError",
+        message='running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC "x"',
+    )
+    return pod
+
+
+def test_a_claim_per_pod_that_stays_pending_stalls_naming_the_pod_claim_and_its_class() -> None:
+    per_pod = resolved(**{**PRODUCTION, "replicas": 2})
+    assert per_pod.cache.per_pod
+    claim = {
+        "metadata": {"name": "chat-vllm-7c4-y2-model-cache"},
+        "spec": {"storageClassName": "standard-rwo", "accessModes": ["ReadWriteOnce"]},
+        "status": {"phase": "Pending"},
+    }
+    live = observed(deployment("vllm", False), pods=[volume_binding_failed(NOW - timedelta(seconds=300))])
+    stalled = conditions(
+        plan(per_pod, replace(live, pod_claims={"chat-vllm-7c4-y2-model-cache": claim}), NOW)
+    )
+    assert (stalled["Stalled"].status, stalled["Stalled"].reason) == ("True", "Unschedulable")
+    message = stalled["Stalled"].message
+    assert (
+        "The model cache claim chat-vllm-7c4-y2-model-cache of pod chat-vllm-7c4-y2 (one claim per pod; "
+        "StorageClass standard-rwo, ReadWriteOnce) is Pending" in message
+    ), message
+    assert "name another class in spec.cache.storageClassName" in message
+    # Before the watch has seen the claim: what it was asked for (here the default class).
+    unseen = conditions(plan(per_pod, live, NOW))["Stalled"].message
+    assert "(one claim per pod; StorageClass the cluster's default, ReadWriteOnce) is Pending" in unseen
+
+
+def test_a_shared_read_write_many_claim_refused_by_the_class_stalls_and_says_how_to_fix_it() -> None:
+    shared = resolved(**{**PRODUCTION, "replicas": 2, "cache": {"accessMode": "ReadWriteMany"}})
+    claim = {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "chat-vllm-cache"},
+        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "gp3"},
+    }
+    live = observed(
+        deployment("vllm", False), claim, pods=[volume_binding_failed(NOW - timedelta(seconds=300))]
+    )
+    stalled = conditions(plan(shared, live, NOW))["Stalled"]
+    assert (stalled.status, stalled.reason) == ("True", "Unschedulable")
+    assert (
+        "The model cache claim chat-vllm-cache (StorageClass gp3, ReadWriteMany) is Pending"
+        in stalled.message
+    )
+    assert "remove spec.cache.accessMode for a claim per pod" in stalled.message
+
+
+def test_an_existing_claim_the_pods_wait_for_is_named_as_the_users() -> None:
+    mine = resolved(**{**PRODUCTION, "cache": {"claimName": "llama-weights"}})
+    pod = unschedulable_pod(NOW - timedelta(seconds=300))
+    pod["status"]["conditions"][0]["message"] = (
+        '0/4 nodes are available: persistentvolumeclaim "llama-weights" not found.'
+    )
+    stalled = conditions(plan(mine, observed(deployment("vllm", False), pods=[pod]), NOW))["Stalled"]
+    assert "The model cache claim llama-weights (spec.cache.claimName) must exist in namespace team" in (
+        stalled.message
+    )
+
+
+def test_a_scheduler_error_that_is_not_about_volumes_is_not_a_stall() -> None:
+    pod = volume_binding_failed(NOW - timedelta(seconds=300))
+    pod["status"]["conditions"][0]["message"] = 'running PreBind plugin "Other": some transient error'
+    p = plan(resolved(**PRODUCTION), observed(deployment("vllm", False), pods=[pod]), NOW)
+    assert "Stalled" not in conditions(p) or conditions(p)["Stalled"].status == "False"
 
 
 def test_unschedulable_new_runtime_waits_for_the_grace_then_stalls_while_the_old_serves() -> None:

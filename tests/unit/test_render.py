@@ -28,6 +28,7 @@ from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
     ClusterFacts,
+    ModelCache,
     OllamaRegistry,
     Resolved,
     Resources,
@@ -47,8 +48,10 @@ from testkit.render_fixtures import (
     PRODUCTION_VLLM_70B_TP,
     PRODUCTION_VLLM_KEDA,
     PRODUCTION_VLLM_LORA,
+    PRODUCTION_VLLM_PER_POD,
     PROMETHEUS,
     STAGING_OLLAMA,
+    STAGING_OLLAMA_EXISTING_CLAIM,
     STAGING_OLLAMA_SCALE_TO_ZERO,
     WAKE_QUERY,
     WITH_POD_MONITOR,
@@ -317,15 +320,56 @@ def test_cache_claim_takes_size_class_and_access_mode_from_resolved() -> None:
     assert claim_name == "chat-vllm-cache"
 
 
+def test_a_claim_per_pod_is_an_ephemeral_volume_and_no_claim_object() -> None:
+    objects = render(PRODUCTION_VLLM_PER_POD)
+    assert "PersistentVolumeClaim" not in by_kind(objects)
+    (volume,) = [v for v in pod_spec(PRODUCTION_VLLM_PER_POD)["volumes"] if v["name"] == "model-cache"]
+    template = volume["ephemeral"]["volumeClaimTemplate"]
+    # No storageClassName: the cluster's default class; ReadWriteOnce, which every class offers.
+    assert template["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "50Gi"}},
+    }
+    # Labelled like our objects but not managed-by llmstage: Kubernetes owns it (through the pod),
+    # so the operator's watch of its own claims and the pruning never see it.
+    labels = template["metadata"]["labels"]
+    assert labels["app.kubernetes.io/instance"] == "chat" and labels["app.kubernetes.io/component"] == "cache"
+    assert "app.kubernetes.io/managed-by" not in labels
+    with_class = replace(
+        PRODUCTION_VLLM_PER_POD, cache=ModelCache(size="9Gi", storage_class_name="gp3", per_pod=True)
+    )
+    (volume,) = [v for v in pod_spec(with_class)["volumes"] if v["name"] == "model-cache"]
+    assert volume["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "gp3"
+
+
+def test_an_existing_claim_is_mounted_and_never_rendered() -> None:
+    assert "PersistentVolumeClaim" not in by_kind(render(STAGING_OLLAMA_EXISTING_CLAIM))
+    (volume,) = [v for v in pod_spec(STAGING_OLLAMA_EXISTING_CLAIM)["volumes"] if v["name"] == "model-cache"]
+    assert volume == {"name": "model-cache", "persistentVolumeClaim": {"claimName": "llama-weights"}}
+
+
 @pytest.mark.parametrize(
     ("resolved", "strategy"),
     [
         (DEV_OLLAMA, {"type": "Recreate"}),
         (DEV_VLLM_GPU, {"type": "Recreate"}),
+        (
+            replace(DEV_OLLAMA, cache=ModelCache(size="9Gi", access_mode="ReadWriteOncePod")),
+            {"type": "Recreate"},
+        ),
         (STAGING_OLLAMA, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
         (PRODUCTION_VLLM, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+        # A ReadWriteOnce claim per pod: no Multi-Attach, each new pod brings its own.
+        (
+            replace(STAGING_OLLAMA, cache=ModelCache(size="9Gi", per_pod=True)),
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        ),
+        (
+            PRODUCTION_VLLM_PER_POD,
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+        ),
     ],
-    ids=["rwo-cpu", "rwo-gpu", "rwx-cpu", "rwx-gpu"],
+    ids=["rwo-cpu", "rwo-gpu", "rwop-cpu", "rwx-cpu", "rwx-gpu", "per-pod-cpu", "per-pod-gpu"],
 )
 def test_update_strategy_follows_the_cache_access_mode_and_gpus(
     resolved: Resolved, strategy: dict[str, Any]
@@ -883,7 +927,7 @@ def test_no_duplicate_names_in_keyed_lists(resolved: Resolved, facts: ClusterFac
 @pytest.mark.parametrize(("resolved", "facts"), ALL)
 def test_rendering_is_deterministic_and_does_not_share_state(resolved: Resolved, facts: ClusterFacts) -> None:
     first = render(resolved, facts)
-    first[1]["spec"]["template"]["spec"]["containers"][0]["env"].clear()
+    by_kind(first)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"].clear()
     assert render(resolved, facts) == render(resolved, facts) != first
 
 

@@ -58,7 +58,8 @@ def test_staging_defaults() -> None:
     assert (r.autoscaling.min_replicas, r.autoscaling.max_replicas) == (1, 2)
     assert (r.autoscaling.metric, r.autoscaling.target) == (ScaleMetric.CPU, 70)
     assert r.ollama is not None and r.ollama.num_parallel == 4  # 4 users over 1 baseline replica
-    assert r.cache.access_mode == "ReadWriteMany"  # up to 2 pods share it
+    # Up to 2 pods: a ReadWriteOnce claim each, which any StorageClass provides.
+    assert r.cache.per_pod and r.cache.access_mode == "ReadWriteOnce"
     assert r.resources.cpu == "4"
 
 
@@ -116,7 +117,7 @@ def test_context_is_identical_on_both_runtimes() -> None:
 def test_explicit_replicas_win_over_the_stage_autoscaler() -> None:
     r = run(**PROD, replicas=3)
     assert r.replicas == 3 and r.autoscaling is None
-    assert r.cache.access_mode == "ReadWriteMany"
+    assert r.cache.per_pod and r.cache.access_mode == "ReadWriteOnce"
 
 
 def test_explicit_autoscaling_bounds_and_metric() -> None:
@@ -328,7 +329,7 @@ def test_idle_gpus_and_shared_rwo_cache_are_warned() -> None:
             **PROD,
             "resources": {"gpu": {"count": 2, "product": "NVIDIA-L4"}},
             "vllm": {**API_KEY, "tensorParallelSize": 1},
-            "cache": {"accessMode": "ReadWriteOnce"},
+            "cache": {"mode": "Shared", "accessMode": "ReadWriteOnce"},
         }
     )
     assert {"GPUsIdle", "SharedReadWriteOnceCache"} <= reasons(r)

@@ -23,6 +23,9 @@ def optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
 
+ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]
+
+
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     spec: dict[str, Any] = {"model": {"name": draw(st.sampled_from(MODELS))}}
@@ -63,6 +66,15 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         spec["vllm"] = vllm
     if draw(st.booleans()):
         spec["ollama"] = {"numParallel": draw(st.integers(1, 64))}
+    if draw(st.booleans()):
+        # Invalid combinations (claimName with accessMode, ...) are refused by validation: fine.
+        cache = {
+            "mode": draw(optional(st.sampled_from(["PerPod", "Shared"]))),
+            "accessMode": draw(optional(st.sampled_from(ACCESS_MODES))),
+            "claimName": draw(optional(st.just("weights"))),
+            "storageClassName": draw(optional(st.just("fast"))),
+        }
+        spec["cache"] = {k: v for k, v in cache.items() if v is not None}
     return spec
 
 
@@ -99,6 +111,17 @@ def test_any_accepted_spec_resolves_or_names_a_field(spec: dict[str, Any]) -> No
         assert 1 <= r.autoscaling.min_replicas <= r.autoscaling.max_replicas
         assert not (r.runtime == Runtime.OLLAMA and r.autoscaling.metric == "queue")
     max_pods = r.replicas if r.replicas is not None else r.autoscaling.max_replicas
-    assert r.cache.access_mode == ("ReadWriteOnce" if max_pods <= 1 else "ReadWriteMany")
+    cache = spec.get("cache") or {}
+    if cache.get("mode"):
+        assert r.cache.per_pod == (cache["mode"] == "PerPod")
+    elif "claimName" not in cache and cache.get("accessMode") != "ReadWriteMany":
+        # Several pods: a claim each, which binds on any StorageClass (ReadWriteOnce).
+        assert r.cache.per_pod == (max_pods > 1)
+    if "accessMode" not in cache:
+        shared_by_several = not r.cache.per_pod and max_pods > 1
+        assert r.cache.access_mode == ("ReadWriteMany" if shared_by_several else "ReadWriteOnce")
+    # The Multi-Attach warning is for a claim that several pods share, never for a claim per pod.
+    if r.cache.per_pod:
+        assert "SharedReadWriteOnceCache" not in {w.reason for w in r.warnings}
     assert r.memory_fit.fits in (True, False, None) and r.memory_fit.message
     assert r.runtime_reason.endswith(("Ollama", "vLLM", ")"))

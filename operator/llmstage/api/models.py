@@ -249,6 +249,11 @@ class AccessMode(StrEnum):
     READ_WRITE_ONCE_POD = "ReadWriteOncePod"
 
 
+class CacheMode(StrEnum):
+    PER_POD = "PerPod"  # a ReadWriteOnce claim per pod (generic ephemeral volume), deleted with it
+    SHARED = "Shared"  # one claim for every pod: NAME-RUNTIME-cache, or spec.cache.claimName
+
+
 class CutoverPhase(StrEnum):
     STARTING = "Starting"  # the new runtime's pods are starting next to the old ones
     SWITCHING = "Switching"  # the new runtime is ready; the Service selector moves to it
@@ -1192,21 +1197,96 @@ class LoRASpec(ApiModel):
 
 
 class CacheSpec(ApiModel):
-    """The PersistentVolumeClaim that keeps downloaded weights across restarts and scale-ups."""
+    """Where downloaded weights are kept: a claim per pod, or one claim shared by every pod.
 
+    The defaults bind on any StorageClass, including the ReadWriteOnce-only default classes of
+    EKS, GKE and AKS; sharing one claim between several pods needs ReadWriteMany, which only
+    some classes support, so it is used when asked for (docs/storage.md).
+    """
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=(
+                "!has(self.claimName) || "
+                "(!has(self.size) && !has(self.storageClassName) && !has(self.accessMode))"
+            ),
+            message=(
+                "spec.cache.claimName names an existing claim, whose size, StorageClass and access mode are "
+                "its own: remove spec.cache.size, storageClassName and accessMode, or remove claimName to "
+                "let llmstage create the claim"
+            ),
+            check=lambda s: (
+                s.claim_name is None
+                or (s.size is None and s.storage_class_name is None and s.access_mode is None)
+            ),
+            field_path=".claimName",
+        ),
+        CelRule(
+            rule="!has(self.claimName) || !has(self.mode) || self.mode == 'Shared'",
+            message=(
+                "spec.cache.claimName is one claim that every pod mounts, and mode PerPod gives each pod "
+                "a claim of its own: set mode Shared (or remove it), or remove claimName"
+            ),
+            check=lambda s: s.claim_name is None or s.mode in (None, CacheMode.SHARED),
+            field_path=".mode",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.mode) || self.mode != 'PerPod' || "
+                "!has(self.accessMode) || self.accessMode != 'ReadWriteMany'"
+            ),
+            message=(
+                "spec.cache.accessMode ReadWriteMany is for a cache that several pods share, and mode "
+                "PerPod gives each pod a claim of its own: remove accessMode (ReadWriteOnce then), or set "
+                "mode Shared"
+            ),
+            check=lambda s: s.mode != CacheMode.PER_POD or s.access_mode != AccessMode.READ_WRITE_MANY,
+            field_path=".accessMode",
+        ),
+    )
+
+    mode: CacheMode | None = Field(
+        default=None,
+        description=(
+            "PerPod: each pod gets a ReadWriteOnce claim of its own (a generic ephemeral volume named "
+            "POD-model-cache, created and deleted with the pod by Kubernetes), which any StorageClass "
+            "can provide; each new pod downloads the model again. Shared: one claim for every pod "
+            "(NAME-RUNTIME-cache, or spec.cache.claimName), filled once and kept across restarts; with "
+            "more than one pod it must be ReadWriteMany, which needs a class that supports it (NFS, EFS, "
+            "Filestore, Azure Files, CephFS). Default: Shared when at most one pod runs (replicas 1 and no "
+            "autoscaling above 1), when accessMode is ReadWriteMany or claimName is set; PerPod otherwise."
+        ),
+    )
+    claim_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description=(
+            "An existing PersistentVolumeClaim of the service's namespace to use as the shared cache, "
+            "e.g. one pre-filled with the weights: llmstage never creates, changes or deletes it. Its "
+            "access mode must allow every pod (ReadWriteMany for more than one). Excludes size, "
+            "storageClassName, accessMode and mode PerPod."
+        ),
+    )
     size: Quantity | None = Field(
-        default=None, description="Storage request, e.g. '50Gi'. Default: sized from the model's weights."
+        default=None,
+        description="Storage request of each claim, e.g. '50Gi'. Default: sized from the model's weights.",
     )
     storage_class_name: str | None = Field(
         default=None,
         min_length=1,
         max_length=253,
         pattern=DNS_SUBDOMAIN,
-        description="StorageClass of the claim. Default: the cluster's default class.",
+        description="StorageClass of the claim(s). Default: the cluster's default class.",
     )
     access_mode: AccessMode | None = Field(
         default=None,
-        description="Access mode. Default: ReadWriteOnce for at most one replica, ReadWriteMany for more.",
+        description=(
+            "Access mode of the claim(s). ReadWriteMany asks for one claim that every pod shares (mode "
+            "Shared): name a StorageClass that supports it in storageClassName. Default: ReadWriteOnce, "
+            "except ReadWriteMany for a Shared cache of more than one pod."
+        ),
     )
 
 
@@ -1510,7 +1590,10 @@ class LLMServiceSpec(ApiModel):
         default=None, description="Ollama settings (used when the runtime is Ollama)."
     )
     vllm: VLLMSpec | None = Field(default=None, description="vLLM settings (used when the runtime is vLLM).")
-    cache: CacheSpec | None = Field(default=None, description="Model cache volume.")
+    cache: CacheSpec | None = Field(
+        default=None,
+        description="Where downloaded weights are kept: a claim per pod or one shared (docs/storage.md).",
+    )
     hugging_face_token_secret_ref: HuggingFaceTokenSecretRef | None = Field(
         default=None,
         description="Secret key with a Hugging Face token, for gated models such as Llama and Gemma.",

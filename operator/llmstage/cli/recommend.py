@@ -118,6 +118,15 @@ def _replicas(resolved: Resolved) -> str:
     return f"autoscaled {scale.min_replicas}-{scale.max_replicas} on {metric}"
 
 
+def _cache_row(resolved: Resolved) -> str:
+    cache = resolved.cache
+    if cache.claim_name:
+        return f"existing claim {cache.claim_name}, shared"
+    if cache.per_pod:
+        return f"{cache.size} {cache.access_mode} per pod (each pod downloads the model)"
+    return f"{cache.size} {cache.access_mode}, shared"
+
+
 def explain(resolved: Resolved, options: list[GPUOption]) -> str:
     """The readable answer."""
     baseline = (
@@ -151,7 +160,7 @@ def explain(resolved: Resolved, options: list[GPUOption]) -> str:
     gpus = f", {gpu.count} x {gpu.product or 'GPU (product not given)'}" if gpu else ", no GPU"
     rows += [
         ("Per replica", f"cpu {resolved.resources.cpu}, memory {resolved.resources.memory}{gpus}"),
-        ("Model cache", f"{resolved.cache.size} {resolved.cache.access_mode}"),
+        ("Model cache", _cache_row(resolved)),
         ("Memory fit", f"{resolved.memory_fit.reason}: {resolved.memory_fit.message}"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -15,7 +15,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.render.labels import APP_NAME, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
+from llmstage.render.labels import (
+    APP_NAME,
+    CACHE,
+    COMPONENT_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGER,
+    NAME_LABEL,
+)
 
 ServiceKey = tuple[str, str]  # (namespace, name) of an LLMService
 ChildKey = tuple[str, str]  # (kind, name)
@@ -182,6 +190,7 @@ class WatchCache:
         self.children: dict[ServiceKey, dict[ChildKey, Packed]] = defaultdict(dict)
         self.slices: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.pods: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.pod_claims: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
 
     # LLMServices -------------------------------------------------------------------------------
     def put_service(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey:
@@ -296,9 +305,38 @@ class WatchCache:
             self.changed = stored != (before or _healthy_pod(name))
         return owner
 
+    # Claims per pod (generic ephemeral volumes): Kubernetes creates them, the pod owns them -------
+    def put_pod_claim(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
+        """Only what names a claim that stays Pending: its class (the default class filled in by
+        the API server), access modes and phase. A bind changes the phase: one reconcile."""
+        labels = body.get("metadata", {}).get("labels") or {}
+        if labels.get(NAME_LABEL) != APP_NAME or labels.get(COMPONENT_LABEL) != CACHE:
+            return None
+        if MANAGED_BY_LABEL in labels or INSTANCE_LABEL not in labels:
+            return None  # our shared claim (put_child), or not one of ours
+        owner = body["metadata"]["namespace"], labels[INSTANCE_LABEL]
+        name = body["metadata"]["name"]
+        before = self.pod_claims[owner].get(name)
+        if deleted:
+            self.pod_claims[owner].pop(name, None)
+            self.changed = before is not None
+            return owner
+        spec = body.get("spec") or {}
+        stored = {
+            "metadata": {"name": name},
+            "spec": {
+                "storageClassName": spec.get("storageClassName"),
+                "accessModes": list(spec.get("accessModes") or []),
+            },
+            "status": {"phase": (body.get("status") or {}).get("phase", "Pending")},
+        }
+        self.pod_claims[owner][name] = stored
+        self.changed = stored != before
+        return owner
+
     def forget(self, key: ServiceKey) -> None:
         """After the LLMService is gone and its children collected."""
-        for index in (self.children, self.slices, self.pods):
+        for index in (self.children, self.slices, self.pods, self.pod_claims):
             if not index.get(key):
                 index.pop(key, None)
 
@@ -308,4 +346,5 @@ class WatchCache:
             "children": sum(len(c) for c in self.children.values()),
             "endpointslices": sum(len(s) for s in self.slices.values()),
             "pods": sum(len(p) for p in self.pods.values()),
+            "podclaims": sum(len(c) for c in self.pod_claims.values()),
         }

@@ -25,7 +25,7 @@ from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPol
 from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderError, Timing
 from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
-from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
+from llmstage.render.labels import APP_NAME, CACHE, COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
 from llmstage.resolve.resolved import ClusterFacts
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -292,7 +292,12 @@ async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
 
 
 def _watch_children(
-    group: str, version: str, plural: str, labels: dict[str, str], put: Callable[..., ServiceKey | None]
+    group: str,
+    version: str,
+    plural: str,
+    labels: dict[str, Any],
+    put: Callable[..., ServiceKey | None],
+    handler_id: str | None = None,
 ) -> None:
     """One event handler per watched child kind: feed the cache, mark the owning service dirty."""
 
@@ -302,7 +307,7 @@ def _watch_children(
         if owner is not None and OperatorState.cache.changed and owner in OperatorState.cache.services:
             OperatorState.queue.add(owner)
 
-    kopf.on.event(group, version, plural, labels=labels, id=f"{plural}-event")(child_event)
+    kopf.on.event(group, version, plural, labels=labels, id=handler_id or f"{plural}-event")(child_event)
 
 
 # The cache methods are looked up at event time: OperatorState.cache is created in `startup`.
@@ -325,4 +330,14 @@ _watch_children(
 )
 _watch_children(
     "", "v1", "pods", {NAME_LABEL: APP_NAME}, lambda body, deleted: OperatorState.cache.put_pod(body, deleted)
+)
+# Claims per pod (spec.cache mode PerPod) carry our labels but not managed-by: the pod owns them.
+# kopf filters labels on its side: the PVC watch above is the only one.
+_watch_children(
+    "",
+    "v1",
+    "persistentvolumeclaims",
+    {NAME_LABEL: APP_NAME, COMPONENT_LABEL: CACHE, MANAGED_BY_LABEL: kopf.ABSENT},
+    lambda body, deleted: OperatorState.cache.put_pod_claim(body, deleted),
+    handler_id="pod-claims-event",
 )

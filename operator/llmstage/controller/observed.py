@@ -1,6 +1,6 @@
 """Readers of the observed cluster: what the watch caches saw of one LLMService's children.
 
-Observed(children, endpoint_slices, pods)    filled by the reconciler from controller/cache.py
+Observed(children, endpoint_slices, pods, pod_claims)    filled by the reconciler from controller/cache.py
 ready_endpoints, unschedulable, ...          pure questions the plan asks of it
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmstage.api.models import Runtime
 from llmstage.controller.cache import ChildKey
@@ -22,6 +22,8 @@ class Observed:
     children: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     endpoint_slices: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    # Claims per pod (spec.cache mode PerPod) by name, POD-model-cache: class, modes, phase.
+    pod_claims: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         return self.children.get((kind, name))
@@ -58,21 +60,38 @@ def ready_endpoints(observed: Observed, runtime: Runtime | None, name: str) -> i
     return count
 
 
-def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime) -> tuple[str, float] | None:
-    """The scheduler's message for a pending pod of `runtime` and how long it has been pending."""
+class Pending(NamedTuple):
+    """A pod the scheduler cannot place: its message, seconds since, and the pod's name."""
+
+    message: str
+    waited: float
+    pod: str
+
+
+def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime) -> Pending | None:
+    """The scheduler's message for a pending pod of `runtime` and how long it has been pending.
+
+    Unschedulable: no node fits. SchedulerError from the VolumeBinding plugin: a node fitted but
+    the pod's claim was not provisioned (on a WaitForFirstConsumer class the provisioner refused
+    it, or the scheduler's bind timeout ran out); the scheduler retries, the claim stays Pending.
+    """
     prefix = f"{workload_name(name, runtime)}-"
     for pod in observed.pods:
         if not pod["metadata"]["name"].startswith(prefix):
             continue
         for cond in (pod.get("status") or {}).get("conditions") or []:
-            if (
-                cond.get("type") == "PodScheduled"
-                and cond.get("status") == "False"
-                and cond.get("reason") == "Unschedulable"
-            ):
+            if cond.get("type") != "PodScheduled" or cond.get("status") != "False":
+                continue
+            message = cond.get("message") or "unschedulable"
+            volumes = cond.get("reason") == "SchedulerError" and _VOLUME_BINDING in message
+            if cond.get("reason") == "Unschedulable" or volumes:
                 since = _parse_time(cond.get("lastTransitionTime")) or now
-                return cond.get("message", "unschedulable"), (now - since).total_seconds()
+                return Pending(message, (now - since).total_seconds(), pod["metadata"]["name"])
     return None
+
+
+# How the scheduler's binding step names itself in its errors (running PreBind plugin "...").
+_VOLUME_BINDING = '"VolumeBinding"'
 
 
 def replica_failure(deployment: dict[str, Any] | None) -> str | None:

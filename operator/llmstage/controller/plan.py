@@ -47,6 +47,7 @@ from llmstage.controller.observed import (
 from llmstage.render import runtime_objects
 from llmstage.render.desired import desired_objects
 from llmstage.render.labels import cache_claim_name, selector_string, workload_name
+from llmstage.render.storage import CACHE_VOLUME
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 CUTOVER_MESSAGES = {
@@ -188,11 +189,11 @@ def stall_state(
     pending = unschedulable(observed, name, desired, now)
     if not pending or new_available:
         return Stall()
-    message, waited = pending
+    message, waited, pod = pending
     if waited < unschedulable_grace:
         return Stall(requeue_after=max(0.5, unschedulable_grace - waited))
     serving_note = f"; {old.value} keeps serving" if old else ""
-    fix = claim_note(observed, name, desired, message) or "Fix resources.gpu / scheduling or add capacity."
+    fix = claim_note(resolved, observed, pod, message) or "Fix resources.gpu / scheduling or add capacity."
     return Stall(
         Condition(
             STALLED,
@@ -207,25 +208,50 @@ def stall_state(
     )
 
 
-def claim_note(observed: Observed, name: str, runtime: Runtime, message: str) -> str | None:
+def claim_note(resolved: Resolved, observed: Observed, pod: str, message: str) -> str | None:
     """When the scheduler waits for the model cache claim: which claim, on which StorageClass,
     and where the provisioner says why (default classes of EKS, GKE and AKS are ReadWriteOnce)."""
-    if "PersistentVolumeClaim" not in message and "persistent volume" not in message:
+    if not any(words in message for words in _ABOUT_CLAIMS):
         return None
-    claim_name = cache_claim_name(name, runtime)
-    claim = observed.get("PersistentVolumeClaim", claim_name)
-    if claim is None:
-        return None
-    spec = claim.get("spec") or {}
+    cache = resolved.cache
+    if cache.claim_name is not None:
+        return (
+            f"The model cache claim {cache.claim_name} (spec.cache.claimName) must exist in namespace "
+            f"{resolved.namespace}, be bound or bindable, and allow {cache.access_mode} for the pods; "
+            f"`kubectl describe pvc {cache.claim_name}` shows why it is not."
+        )
+    if cache.per_pod:
+        claim_name = f"{pod}-{CACHE_VOLUME}"
+        claim = observed.pod_claims.get(claim_name)
+        what = f"The model cache claim {claim_name} of pod {pod} (one claim per pod"
+    else:
+        claim_name = cache_claim_name(resolved.name, resolved.runtime)
+        claim = observed.get("PersistentVolumeClaim", claim_name)
+        what = f"The model cache claim {claim_name} ("
+    # Not seen yet (the watch lags the scheduler): what it was asked for.
+    asked = {"storageClassName": cache.storage_class_name, "accessModes": [cache.access_mode]}
+    spec = (claim or {}).get("spec") or asked
+    # The API server fills in the default class on the claim: the name it shows is the real one.
     storage_class = spec.get("storageClassName") or "the cluster's default"
     modes = ", ".join(spec.get("accessModes") or []) or "?"
-    phase = (claim.get("status") or {}).get("phase", "Pending")
+    phase = ((claim or {}).get("status") or {}).get("phase", "Pending")
+    what = f"{what}{'; ' if cache.per_pod else ''}StorageClass {storage_class}, {modes}) is {phase}"
+    if "ReadWriteMany" in modes:
+        advice = (
+            f"(the default classes of EKS, GKE and AKS support ReadWriteOnce only: name a class with "
+            f"{modes} in spec.cache.storageClassName, or remove spec.cache.accessMode for a claim per pod)"
+        )
+    else:
+        advice = "(name another class in spec.cache.storageClassName)"
     return (
-        f"The model cache claim {claim_name} (StorageClass {storage_class}, {modes}) is {phase}: the class "
-        f"must exist and support {modes} (the default classes of EKS, GKE and AKS support ReadWriteOnce "
-        f"only: name a class with {modes} in spec.cache.storageClassName); `kubectl describe pvc "
+        f"{what}: the class must exist and provision {modes} {advice}; `kubectl describe pvc "
         f"{claim_name}` shows the provisioner's error."
     )
+
+
+# What the scheduler says when a pod waits for a claim: an unbound claim, a missing class, a
+# provisioner that refused it or did not answer in time (its binding step, "VolumeBinding").
+_ABOUT_CLAIMS = ("PersistentVolumeClaim", "persistent volume", "persistentvolumeclaim", '"VolumeBinding"')
 
 
 def scaled_to_zero(resolved: Resolved, new_dep: dict[str, Any] | None, old: Runtime | None) -> bool:

@@ -172,6 +172,7 @@ class Reconciler:
             children=self.cache.children_of(key),
             endpoint_slices=list(self.cache.slices.get(key, {}).values()),
             pods=list(self.cache.pods.get(key, {}).values()),
+            pod_claims=dict(self.cache.pod_claims.get(key, {})),
         )
         p = plan(
             resolved,

@@ -5,7 +5,8 @@ OwnerReferences are left to the operator (see `owner_reference`).
 
 Objects, in order (dependencies first):
 
-    PersistentVolumeClaim    NAME-RUNTIME-cache  model cache
+    PersistentVolumeClaim    NAME-RUNTIME-cache  model cache, when shared and not the user's claim
+                                                 (a claim per pod is in the Deployment's template)
     Deployment               NAME-RUNTIME        the runtime's server (from templates/*.j2)
     Service                  NAME                port 8000 `http`, selects `serving_runtime`'s pods
     HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on (autoscaler hpa)
@@ -92,8 +93,9 @@ def render(
         render_disruption_budget(resolved),
         render_pod_monitor(resolved, facts),
     )
+    claim = render_cache_claim(resolved)
     return [
-        render_cache_claim(resolved),
+        *([claim] if claim is not None else []),
         render_deployment(resolved),
         render_service(resolved, serving_runtime or resolved.runtime),
         *(obj for obj in optional if obj is not None),

@@ -140,14 +140,16 @@ def container_resources(resources: Resources) -> dict[str, Any]:
 
 
 def update_strategy(resolved: Resolved) -> dict[str, Any]:
-    """Recreate with a ReadWriteOnce cache; otherwise a rolling update.
+    """Recreate with a shared ReadWriteOnce(Pod) cache; otherwise a rolling update.
 
-    ReadWriteOnce: a new pod on another node cannot attach the volume while the old pod holds it
-    (Multi-Attach error), so the old pod must go first. Shared cache on GPUs: surge 0, because a
-    surge pod needs a spare GPU that scarce GPU pools rarely have and would stay Pending. Shared
-    cache on CPU: surge 1, unavailable 0, so serving capacity never drops.
+    Shared ReadWriteOnce: a new pod on another node cannot attach the volume while the old pod
+    holds it (Multi-Attach error), so the old pod must go first; ReadWriteOncePod refuses even a
+    pod on the same node. A claim per pod has no such conflict: each new pod brings its own. On
+    GPUs: surge 0, because a surge pod needs a spare GPU that scarce GPU pools rarely have and
+    would stay Pending. On CPU: surge 1, unavailable 0, so serving capacity never drops.
     """
-    if resolved.cache.access_mode == "ReadWriteOnce":
+    cache = resolved.cache
+    if not cache.per_pod and cache.access_mode in ("ReadWriteOnce", "ReadWriteOncePod"):
         return {"type": "Recreate"}
     gpu = resolved.resources.gpu
     if gpu is not None and gpu.count > 0:

@@ -22,11 +22,11 @@ from llmstage.render import pod as podlib
 from llmstage.render.labels import (
     MODEL_ANNOTATION,
     SERVER,
-    cache_claim_name,
     labels_for,
     selector_labels,
     workload_name,
 )
+from llmstage.render.storage import cache_volume
 from llmstage.resolve.resolved import Resolved
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class PodContext:
     topology_spread_constraints: list[dict[str, Any]]
     runtime_class_name: str | None
     priority_class_name: str | None
-    cache_claim_name: str
+    cache_volume: dict[str, Any]  # the model-cache volume (render/storage.py)
     cache_mount_path: str
     port: int
     startup: podlib.ProbeBudget
@@ -128,7 +128,7 @@ def pod_context(
         topology_spread_constraints=podlib.topology_spread_constraints(resolved, runtime),
         runtime_class_name=resolved.scheduling.runtime_class_name,
         priority_class_name=resolved.scheduling.priority_class_name,
-        cache_claim_name=cache_claim_name(resolved.name, runtime),
+        cache_volume=cache_volume(resolved, runtime),
         cache_mount_path=podlib.CACHE_MOUNT_PATH,
         port=podlib.HTTP_PORT,
         startup=startup,

@@ -132,12 +132,17 @@ def common_mistakes(
                     "token; set spec.huggingFaceTokenSecretRef (or pre-fill the cache)",
                 )
             )
-    if cache.access_mode == AccessMode.READ_WRITE_ONCE and max_pods > 1:
+    # A claim per pod is ReadWriteOnce by design; a user's claim (claimName) has a mode of its own.
+    single_attach = (AccessMode.READ_WRITE_ONCE, AccessMode.READ_WRITE_ONCE_POD)
+    shared_by_us = not cache.per_pod and cache.claim_name is None
+    if shared_by_us and cache.access_mode in single_attach and max_pods > 1:
+        who = "pods on other nodes" if cache.access_mode == AccessMode.READ_WRITE_ONCE else "a second pod"
         out.append(
             Finding(
                 "SharedReadWriteOnceCache",
-                f"up to {max_pods} pods share a ReadWriteOnce model cache: pods on other nodes cannot "
-                "attach it; use spec.cache.accessMode ReadWriteMany or a single replica",
+                f"up to {max_pods} pods share a {cache.access_mode} model cache: {who} cannot attach it; "
+                "remove spec.cache.mode and accessMode (a claim per pod), use spec.cache.accessMode "
+                "ReadWriteMany with a class that supports it, or a single replica",
             )
         )
     return out

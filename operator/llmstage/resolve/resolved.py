@@ -171,10 +171,15 @@ class PodOptions:
 
 @dataclass(frozen=True)
 class ModelCache:
-    size: str  # Kubernetes quantity
+    size: str  # Kubernetes quantity, of each claim
     storage_class_name: str | None = None
-    # ReadWriteOnce for a single replica; ReadWriteMany when several pods share the cache.
+    # ReadWriteOnce for a single replica or a claim per pod; ReadWriteMany when several pods share
+    # the cache. With claim_name: what the user's claim must allow (its real mode is its own).
     access_mode: str = "ReadWriteOnce"
+    # A claim per pod (generic ephemeral volume) instead of one shared claim.
+    per_pod: bool = False
+    # An existing claim to mount as the shared cache: not rendered, never pruned.
+    claim_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ from llmstage.api.models import (
     AccessMode,
     AutoscalerChoice,
     AutoscalingSpec,
+    CacheMode,
+    CacheSpec,
     KedaSpec,
     LLMService,
     LLMServiceSpec,
@@ -545,8 +547,11 @@ def _kv_bytes(kv_cache_dtype: str | None, model_dtype: str) -> float:
 
 
 def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, max_pods: int) -> ModelCache:
-    asked = spec.cache
-    if asked and asked.size is not None:
+    """A claim per pod unless at most one pod runs or the user asks to share one (docs/storage.md):
+    sharing between several pods needs ReadWriteMany, which the default classes of EKS, GKE and
+    AKS do not offer, so a shared default would stay Pending there."""
+    asked = spec.cache or CacheSpec()
+    if asked.size is not None:
         size = asked.size
     elif weights_gib is not None:
         size = (
@@ -554,13 +559,21 @@ def _cache(spec: LLMServiceSpec, runtime: Runtime, weights_gib: float | None, ma
         )
     else:
         size = f"{CACHE_FALLBACK_GIB[runtime]}Gi"
-    mode = (
-        asked.access_mode
-        if asked and asked.access_mode
-        else (AccessMode.READ_WRITE_ONCE if max_pods <= 1 else AccessMode.READ_WRITE_MANY)
+    if asked.mode is not None:
+        shared = asked.mode == CacheMode.SHARED
+    else:
+        shared = (
+            max_pods <= 1 or asked.claim_name is not None or asked.access_mode == AccessMode.READ_WRITE_MANY
+        )
+    mode = asked.access_mode or (
+        AccessMode.READ_WRITE_MANY if shared and max_pods > 1 else AccessMode.READ_WRITE_ONCE
     )
     return ModelCache(
-        size=size, storage_class_name=asked.storage_class_name if asked else None, access_mode=mode.value
+        size=size,
+        storage_class_name=asked.storage_class_name,
+        access_mode=mode.value,
+        per_pod=not shared,
+        claim_name=asked.claim_name,
     )
 
 

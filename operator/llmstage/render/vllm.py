@@ -8,6 +8,7 @@ from typing import Any
 
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
 from llmstage.render import pod as podlib
+from llmstage.render.source import SourceContext, source_context
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolve.resolved import LoRA, LoRAAdapter, Resolved, SecretKeyRef, VLLMSettings
 
@@ -49,7 +50,8 @@ SHM_GIB_PER_RANK = 2
 @dataclass(frozen=True)
 class VLLMContext:
     pod: PodContext
-    hugging_face_id: str
+    source: SourceContext  # spec.model.source: the model argument, its volume, the download
+    hub_step_name: str  # download-model, or download-lora when the weights come from elsewhere
     revision: str | None
     served_model_name: str
     tensor_parallel_size: int
@@ -112,7 +114,11 @@ def lora_dir(adapter: LoRAAdapter) -> str:
 def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
     startup = startup_budget(resolved.model.parameters_billion)
     adapters = settings.lora.adapters if settings.lora else ()
-    extra_env = podlib.extra_env(settings.env, RESERVED_ENV)
+    source = source_context(resolved.model)
+    # What the typed fields set wins over spec.vllm.env (no duplicate names in a container).
+    typed = {"HF_HUB_OFFLINE"} if source.offline else set()
+    typed |= {"HF_ENDPOINT"} if source.hugging_face_endpoint else set()
+    extra_env = podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), typed)
     return VLLMContext(
         pod=pod_context(
             resolved,
@@ -121,7 +127,8 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion),
         ),
-        hugging_face_id=resolved.model.hugging_face_id,
+        source=source,
+        hub_step_name="download-model" if source.hub else "download-lora",
         revision=resolved.model.revision,
         served_model_name=resolved.served_model_name,
         tensor_parallel_size=settings.tensor_parallel_size,

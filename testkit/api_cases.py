@@ -659,6 +659,49 @@ INVALID: list[Invalid] = [
         "key",
     ),
     Invalid(
+        "source-s3-region-uppercase",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL, "region": "EU-WEST-1"}}}),
+        "spec.model.source.s3.region",
+        "match",
+    ),
+    Invalid(
+        "source-s3-credentials-name-not-a-name",
+        service(
+            model={
+                "name": "llama3.1:8b",
+                "source": {"s3": {"url": S3_URL, "credentialsSecretRef": {"name": "S3_Keys"}}},
+            }
+        ),
+        "spec.model.source.s3.credentialsSecretRef.name",
+        "match",
+    ),
+    Invalid(
+        "source-s3-url-with-a-space",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": "s3://models/llama 3"}}}),
+        "spec.model.source.s3.url",
+        "match",
+    ),
+    Invalid(
+        "source-gcs-credentials-without-name",
+        service(
+            model={"name": "llama3.1:8b", "source": {"gcs": {"url": "gs://m/l", "credentialsSecretRef": {}}}}
+        ),
+        "spec.model.source.gcs.credentialsSecretRef.name",
+        "name",
+    ),
+    Invalid(
+        "source-oci-path-relative",
+        service(model={"name": "llama3.1:8b", "source": {"oci": {"image": "r.local/m:1", "path": "model"}}}),
+        "spec.model.source.oci.path",
+        "match",
+    ),
+    Invalid(
+        "source-unknown-kind",
+        service(model={"name": "llama3.1:8b", "source": {"http": {"url": "https://x/m"}}}),
+        'unknown field "spec.model.source.http"',
+        "http",
+    ),
+    Invalid(
         "source-gcs-url-of-s3",
         service(model={"name": "llama3.1:8b", "source": {"gcs": {"url": "s3://models/llama"}}}),
         "spec.model.source.gcs.url",

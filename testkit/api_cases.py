@@ -523,12 +523,12 @@ INVALID: list[Invalid] = [
     Invalid(
         "source-with-two-kinds",
         service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL}, "pvc": {"claimName": "m"}}}),
-        "spec.model.source must set exactly one of huggingFace, pvc, s3, gcs and oci",
+        "spec.model.source (and spec.lora.adapters[].source) must set exactly one of huggingFace",
     ),
     Invalid(
         "source-empty",
         service(model={"name": "llama3.1:8b", "source": {}}),
-        "spec.model.source must set exactly one of huggingFace, pvc, s3, gcs and oci",
+        "spec.model.source (and spec.lora.adapters[].source) must set exactly one of huggingFace",
     ),
     Invalid(
         "source-next-to-hugging-face-id",
@@ -545,22 +545,22 @@ INVALID: list[Invalid] = [
     Invalid(
         "source-pvc-path-with-dot-dot",
         service(model={"name": "llama3.1:8b", "source": {"pvc": {"claimName": "m", "path": "/a/../etc"}}}),
-        "spec.model.source.pvc.path must not contain a '..' segment",
+        "spec.model.source.pvc.path (and spec.lora.adapters[].source.pvc.path) must not contain",
     ),
     Invalid(
         "source-oci-path-is-dot-dot",
         service(model={"name": "llama3.1:8b", "source": {"oci": {"image": "r.local/m:1", "path": "/.."}}}),
-        "spec.model.source.oci.path must not contain a '..' segment",
+        "spec.model.source.oci.path (and spec.lora.adapters[].source.oci.path) must not contain",
     ),
     Invalid(
         "source-s3-url-with-dot-dot",
         service(model={"name": "llama3.1:8b", "source": {"s3": {"url": "s3://models/../secrets"}}}),
-        "spec.model.source.s3.url must not contain a '..' segment",
+        "spec.model.source.s3.url (and spec.lora.adapters[].source.s3.url) must not contain a '..' segment",
     ),
     Invalid(
         "source-gcs-url-with-dot-dot",
         service(model={"name": "llama3.1:8b", "source": {"gcs": {"url": "gs://models/a/.."}}}),
-        "spec.model.source.gcs.url must not contain a '..' segment",
+        "spec.model.source.gcs.url (and spec.lora.adapters[].source.gcs.url) must not contain a '..' segment",
     ),
     Invalid(
         "source-pvc-on-ollama",
@@ -738,6 +738,81 @@ INVALID: list[Invalid] = [
         "spec.model.source.huggingFace.id",
         "match",
     ),
+    # ---- spec.lora.adapters[].source (issue 13 item 3)
+    Invalid(
+        "lora-adapter-with-id-and-source",
+        service(
+            lora={
+                "adapters": [
+                    {"name": "sql", "huggingFaceId": "org/sql-lora", "source": {"pvc": {"claimName": "a"}}}
+                ]
+            }
+        ),
+        "spec.lora.adapters[] need exactly one of huggingFaceId and source",
+    ),
+    Invalid(
+        "lora-adapter-without-id-or-source",
+        service(lora={"adapters": [{"name": "sql"}]}),
+        "spec.lora.adapters[] need exactly one of huggingFaceId and source",
+    ),
+    Invalid(
+        "lora-adapter-source-with-revision",
+        service(
+            lora={"adapters": [{"name": "sql", "revision": "v2", "source": {"pvc": {"claimName": "a"}}}]}
+        ),
+        "spec.lora.adapters[].revision pins a revision of huggingFaceId",
+    ),
+    Invalid(
+        "lora-adapter-source-with-a-mirror",
+        service(
+            lora={
+                "adapters": [
+                    {
+                        "name": "sql",
+                        "source": {"huggingFace": {"id": "org/sql", "endpoint": "https://m.local"}},
+                    }
+                ]
+            }
+        ),
+        "spec.lora.adapters[].source.huggingFace.endpoint is not read",
+    ),
+    Invalid(
+        "lora-adapter-source-with-two-kinds",
+        service(
+            lora={
+                "adapters": [
+                    {"name": "sql", "source": {"pvc": {"claimName": "a"}, "oci": {"image": "r.local/a:1"}}}
+                ]
+            }
+        ),
+        "spec.lora.adapters[].source) must set exactly one of huggingFace",
+    ),
+    Invalid(
+        "lora-adapter-source-path-with-dot-dot",
+        service(lora={"adapters": [{"name": "sql", "source": {"pvc": {"claimName": "a", "path": "/../x"}}}]}),
+        "must not contain a '..' segment",
+    ),
+    Invalid(
+        "lora-adapter-source-s3-url-of-gcs",
+        service(lora={"adapters": [{"name": "sql", "source": {"s3": {"url": "gs://a/b"}}}]}),
+        "spec.lora.adapters[0].source.s3.url",
+        "match",
+    ),
+    Invalid(
+        "pod-volume-named-like-an-adapter-volume",
+        service(pod={"volumes": [{"name": "lora-source-0", "emptyDir": {}}]}),
+        "or start with lora-source-",
+    ),
+    Invalid(
+        "pod-mount-on-the-adapter-sources",
+        service(
+            pod={
+                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumeMounts": [{"name": "w", "mountPath": "/lora-source"}],
+            }
+        ),
+        "spec.pod.volumeMounts[].mountPath must not be at or under",
+    ),
     # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
     Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
 ]
@@ -895,6 +970,24 @@ VALID: dict[str, dict[str, Any]] = {
     ),
     # runtime auto picks Ollama in dev: the source is vLLM's, so it is accepted (and ignored there).
     "source-s3-in-dev": service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL}}}),
+    "production-lora-sources": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        lora={
+            "adapters": [
+                {"name": "sql", "huggingFaceId": "org/sql-lora"},
+                {"name": "support", "source": {"huggingFace": {"id": "org/support-lora", "revision": "v2"}}},
+                {"name": "legal", "source": {"pvc": {"claimName": "adapters", "path": "/legal"}}},
+                {
+                    "name": "faq",
+                    "source": {"s3": {"url": "s3://adapters/faq", "endpoint": "http://minio:9000"}},
+                },
+                {"name": "hr", "source": {"gcs": {"url": "gs://adapters/hr"}}},
+                {"name": "ops", "source": {"oci": {"image": "registry.internal/adapters/ops:v1"}}},
+            ]
+        },
+    ),
     "custom-model": service(
         model={
             "name": "my-org/my-model",

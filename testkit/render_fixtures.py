@@ -421,6 +421,37 @@ PRODUCTION_VLLM_SOURCE_OCI_LORA = replace(
     ),
     vllm=PRODUCTION_VLLM_LORA.vllm,
 )
+# Adapters from every kind of source (issue 13 item 3) on the Hub's base model: one from the Hub
+# (download-model), one on a claim and one in an image (mounted, lora-source-1 and -3), one in a
+# bucket with keys from a Secret (its own step, download-lora-2).
+PRODUCTION_VLLM_LORA_SOURCES = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
+        lora=LoRA(
+            adapters=(
+                LoRAAdapter("sql", "acme/llama31-8b-sql-lora"),
+                LoRAAdapter("support", "", source=PVCSource(claim_name="adapters", path="/support")),
+                LoRAAdapter(
+                    "legal",
+                    "",
+                    source=BucketSource(
+                        kind="s3",
+                        bucket="adapters",
+                        prefix="legal-v3",
+                        endpoint="http://minio.storage.svc:9000",
+                        region="us-east-1",
+                        virtual_host=False,
+                        credentials_secret="adapters-s3",
+                    ),
+                ),
+                LoRAAdapter("faq", "", source=OCISource(image="registry.internal/adapters/faq:v1", path="/")),
+            ),
+            max_loras=4,
+        ),
+    ),
+)
+
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
@@ -442,4 +473,5 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-source-s3": (PRODUCTION_VLLM_SOURCE_S3, ClusterFacts()),
     "production-vllm-source-gcs": (PRODUCTION_VLLM_SOURCE_GCS, ClusterFacts()),
     "production-vllm-source-oci-lora": (PRODUCTION_VLLM_SOURCE_OCI_LORA, ClusterFacts()),
+    "production-vllm-lora-sources": (PRODUCTION_VLLM_LORA_SOURCES, ClusterFacts()),
 }

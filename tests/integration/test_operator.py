@@ -447,3 +447,37 @@ def test_a_vllm_source_in_an_ollama_stage_is_a_warning_not_an_error(cluster: Clu
     practices = cluster.condition("devsrc", "FollowsBestPractices")
     assert practices is not None and practices["status"] == "False"
     assert "spec.model.source.s3 holds weights for vLLM" in practices["message"], practices
+
+
+def test_lora_adapters_from_a_claim_and_a_bucket(cluster: Cluster) -> None:
+    """spec.lora.adapters[].source on a kwok GPU node: volumes, steps and --lora-modules paths."""
+    adapters = [
+        {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+        {"name": "legal", "source": {"pvc": {"claimName": "adapters", "path": "/legal"}}},
+        {"name": "faq", "source": {"s3": {"url": "s3://adapters/faq", "endpoint": "http://minio:9000"}}},
+    ]
+    cluster.core.create_namespaced_persistent_volume_claim(
+        cluster.ns,
+        {
+            "metadata": {"name": "adapters"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    cluster.create(llmservice("mixed", **production_spec(lora={"adapters": adapters})))
+    cluster.wait_condition("mixed", "Ready")
+    assert cluster.get("mixed")["status"]["loraAdapters"] == ["sql", "legal", "faq"]
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=mixed"
+    ).items
+    assert [c.name for c in pod.spec.init_containers] == ["download-model", "download-lora-2"]
+    args = pod.spec.containers[0].args
+    paths = {m["name"]: m["path"] for m in (json.loads(a) for a in args if a.startswith("{"))}
+    assert paths == {
+        "sql": "/models/lora/acme--sql-lora",
+        "legal": "/lora-source/1/legal",
+        "faq": "/models/lora/s3/adapters/faq",
+    }
+    volume = next(v for v in pod.spec.volumes if v.name == "lora-source-1")
+    assert (
+        volume.persistent_volume_claim.claim_name == "adapters" and volume.persistent_volume_claim.read_only
+    )

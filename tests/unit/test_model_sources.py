@@ -33,6 +33,7 @@ from llmstage.resolve.resolved import BucketSource, OCISource, PVCSource, Resolv
 from testkit.render_fixtures import (
     PRODUCTION_VLLM,
     PRODUCTION_VLLM_HF_MIRROR,
+    PRODUCTION_VLLM_LORA_SOURCES,
     PRODUCTION_VLLM_SOURCE_GCS,
     PRODUCTION_VLLM_SOURCE_OCI_LORA,
     PRODUCTION_VLLM_SOURCE_PVC,
@@ -374,11 +375,11 @@ def stand_in() -> Iterator[StandIn]:
 
 
 def run_bucket_step(
-    resolved: Resolved, stand_in: StandIn, tmp_path: Path, **overrides: str
+    resolved: Resolved, stand_in: StandIn, tmp_path: Path, step_name: str = "download-model", **overrides: str
 ) -> subprocess.CompletedProcess[str]:
-    """The download-model container's command and variables, with the stand-in as the endpoint, the
-    cache volume under tmp_path and the Secret's values where the kubelet would put them."""
-    step = container(resolved, "download-model")
+    """A bucket step's command and variables, with the stand-in as the endpoint, the cache volume
+    under tmp_path and the Secret's values where the kubelet would put them."""
+    step = container(resolved, step_name)
     env = {e["name"]: e["value"] for e in step["env"] if "value" in e}
     host = f"127.0.0.1:{stand_in.server_address[1]}"
     env |= {
@@ -461,3 +462,63 @@ def test_the_gcs_step_uses_the_workload_identity_token(stand_in: StandIn, tmp_pa
     assert stand_in.refused == []
     assert sum("computeMetadata" in r for r in stand_in.requests) == 1  # one token for the whole step
     assert (tmp_path / "models" / "gcs" / "acme_models" / "llama" / "config.json").is_file()
+
+
+# ---------------------------------------------------------------- LoRA adapters from the same sources
+
+
+def test_adapters_resolve_their_sources() -> None:
+    adapters = [
+        {"name": "sql", "huggingFaceId": "org/sql-lora"},
+        {"name": "support", "source": {"huggingFace": {"id": "org/support-lora", "revision": "v2"}}},
+        {"name": "legal", "source": {"pvc": {"claimName": "adapters", "path": "/legal"}}},
+        {"name": "faq", "source": {"s3": {"url": "s3://adapters/faq", "endpoint": "http://minio:9000"}}},
+    ]
+    lora = resolve(service(runtime="vllm", resources=GPU, lora={"adapters": adapters})).vllm.lora
+    assert lora is not None
+    assert [(a.hugging_face_id, a.revision) for a in lora.adapters[:2]] == [
+        ("org/sql-lora", None),
+        ("org/support-lora", "v2"),
+    ]
+    assert lora.adapters[2].source == PVCSource("adapters", "/legal")
+    faq = lora.adapters[3].source
+    assert isinstance(faq, BucketSource) and (faq.bucket, faq.prefix) == ("adapters", "faq")
+
+
+def test_adapters_from_a_claim_an_image_and_a_bucket_are_where_vllm_is_told() -> None:
+    spec = pod_spec(PRODUCTION_VLLM_LORA_SOURCES)
+    args = spec["containers"][0]["args"]
+    modules = {m["name"]: m["path"] for m in (json.loads(a) for a in args if a.startswith("{"))}
+    assert modules == {
+        "sql": "/models/lora/acme--llama31-8b-sql-lora",
+        "support": "/lora-source/1/support",
+        "legal": "/models/lora/s3/adapters/legal-v3",
+        "faq": "/lora-source/3",
+    }
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["lora-source-1"]["persistentVolumeClaim"] == {"claimName": "adapters", "readOnly": True}
+    assert volumes["lora-source-3"]["image"] == {"reference": "registry.internal/adapters/faq:v1"}
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["lora-source-1"] == {
+        "name": "lora-source-1",
+        "mountPath": "/lora-source/1",
+        "readOnly": True,
+    }
+    assert [c["name"] for c in spec["initContainers"]] == ["download-model", "download-lora-2"]
+    hub = env_of(container(PRODUCTION_VLLM_LORA_SOURCES, "download-model"))
+    assert [a["repo"] for a in json.loads(hub["LLMSTAGE_LORA"]["value"])] == ["acme/llama31-8b-sql-lora"]
+    bucket = env_of(container(PRODUCTION_VLLM_LORA_SOURCES, "download-lora-2"))
+    assert bucket["LLMSTAGE_SOURCE_DIR"]["value"] == modules["legal"]
+
+
+def test_an_adapter_bucket_step_downloads_where_vllm_is_told(stand_in: StandIn, tmp_path: Path) -> None:
+    stand_in.objects = {
+        "adapters/legal-v3/adapter_config.json": b'{"r": 16, "peft_type": "LORA"}',
+        "adapters/legal-v3/adapter_model.safetensors": b"w" * 512,
+    }
+    result = run_bucket_step(PRODUCTION_VLLM_LORA_SOURCES, stand_in, tmp_path, "download-lora-2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stand_in.refused == []
+    target = tmp_path / "models" / "lora" / "s3" / "adapters" / "legal-v3"
+    assert sorted(p.name for p in target.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert "warning" not in result.stdout

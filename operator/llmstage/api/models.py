@@ -76,7 +76,10 @@ MANAGED_VOLUMES = (
 )  # fmt: skip
 MANAGED_MOUNT_PATHS = (
     "/models", "/tmp", "/dev/shm", "/home/ollama", "/home/vllm", "/etc/llmstage", "/model-source",
+    "/lora-source",
 )  # fmt: skip
+# spec.lora.adapters[].source pvc and oci: one volume per adapter, lora-source-INDEX.
+MANAGED_VOLUME_PREFIX = "lora-source-"
 # Label and annotation prefixes llmstage owns on its pods: selectors and the status depend on them.
 MANAGED_LABEL_PREFIXES = ("app.kubernetes.io/", "llmstage.io/")
 MANAGED_ANNOTATIONS = ("kubectl.kubernetes.io/default-container",)
@@ -361,8 +364,8 @@ def _no_dot_dot_rule(field: str, attr: str, camel: str) -> CelRule:
     return CelRule(
         rule=f"!self.{camel}.matches('{_DOT_DOT_SEGMENT}')",
         message=(
-            f"spec.model.source.{field} must not contain a '..' segment: it would leave the "
-            "volume, image or bucket prefix; write the directory's own path"
+            f"spec.model.source.{field} (and spec.lora.adapters[].source.{field}) must not contain a "
+            "'..' segment: it would leave the volume, image or bucket prefix; write the directory's own path"
         ),
         check=lambda s: not re.search(_DOT_DOT_SEGMENT, getattr(s, attr)),
         field_path=f".{camel}",
@@ -531,14 +534,14 @@ VLLM_ONLY_SOURCE_KINDS = ("pvc", "s3", "gcs", "oci")
 
 class ModelSource(ApiModel):
     """Where vLLM's weights come from: exactly one kind. Ollama always pulls spec.model.name from its
-    registry (spec.ollama.registry for a private one)."""
+    registry (spec.ollama.registry for a private one). LoRA adapters take the same kinds."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
             rule="[" + ", ".join(f"has(self.{k})" for k in SOURCE_KINDS) + "].filter(x, x).size() == 1",
             message=(
-                "spec.model.source must set exactly one of huggingFace, pvc, s3, gcs and oci: "
-                "keep the one the weights come from and remove the others"
+                "spec.model.source (and spec.lora.adapters[].source) must set exactly one of huggingFace, "
+                "pvc, s3, gcs and oci: keep the one the weights come from and remove the others"
             ),
             check=lambda s: len(s.kinds()) == 1,
         ),
@@ -1265,13 +1268,22 @@ class PodSettings(ApiModel):
             field_path=".annotations",
         ),
         CelRule(
-            rule=f"!has(self.volumes) || self.volumes.all(v, !(v.name in {_cel_list(MANAGED_VOLUMES)}))",
+            rule=(
+                f"!has(self.volumes) || self.volumes.all(v, !(v.name in {_cel_list(MANAGED_VOLUMES)}) && "
+                f"!v.name.startsWith('{MANAGED_VOLUME_PREFIX}'))"
+            ),
             message=(
                 "spec.pod.volumes[].name must not be "
                 + ", ".join(MANAGED_VOLUMES)
-                + ": llmstage's own volumes have these names; rename the volume"
+                + f" or start with {MANAGED_VOLUME_PREFIX}: llmstage's own volumes have these names; "
+                "rename the volume"
             ),
-            check=lambda s: not any(v.get("name") in MANAGED_VOLUMES for v in s.volumes),
+            check=lambda s: (
+                not any(
+                    v.get("name") in MANAGED_VOLUMES or str(v.get("name")).startswith(MANAGED_VOLUME_PREFIX)
+                    for v in s.volumes
+                )
+            ),
             field_path=".volumes",
         ),
         CelRule(
@@ -1390,18 +1402,53 @@ class PodSettings(ApiModel):
 class LoRAAdapter(ApiModel):
     """A LoRA adapter vLLM serves beside the base model, under a model name of its own."""
 
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.huggingFaceId) != has(self.source)",
+            message=(
+                "spec.lora.adapters[] need exactly one of huggingFaceId and source: set huggingFaceId for "
+                "a Hugging Face repository, or source (huggingFace, pvc, s3, gcs, oci) for anything else"
+            ),
+            check=lambda s: (s.hugging_face_id is None) != (s.source is None),
+        ),
+        CelRule(
+            rule="!has(self.revision) || !has(self.source)",
+            message=(
+                "spec.lora.adapters[].revision pins a revision of huggingFaceId: with source, use "
+                "source.huggingFace.revision and remove revision"
+            ),
+            check=lambda s: s.revision is None or s.source is None,
+            field_path=".revision",
+        ),
+        CelRule(
+            rule=(
+                "!has(self.source) || !has(self.source.huggingFace) || !has(self.source.huggingFace.endpoint)"
+            ),
+            message=(
+                "spec.lora.adapters[].source.huggingFace.endpoint is not read: adapters download through the "
+                "base model's mirror (spec.model.source.huggingFace.endpoint) or spec.vllm.env HF_ENDPOINT; "
+                "remove it"
+            ),
+            check=lambda s: (
+                s.source is None or s.source.hugging_face is None or s.source.hugging_face.endpoint is None
+            ),
+            field_path=".source",
+        ),
+    )
+
     name: str = Field(
         min_length=1,
         max_length=253,
         pattern=SERVED_MODEL_NAME,
         description="The `model` string clients send to use this adapter, e.g. 'sql-assistant'.",
     )
-    hugging_face_id: str = Field(
+    hugging_face_id: str | None = Field(
+        default=None,
         max_length=200,
         pattern=HUGGING_FACE_ID,
         description=(
             "Hugging Face repository of the adapter (PEFT format: adapter_config.json and the weights), "
-            "downloaded into the model cache before vLLM starts."
+            "downloaded into the model cache before vLLM starts. Exactly one of huggingFaceId and source."
         ),
     )
     revision: str | None = Field(
@@ -1410,6 +1457,14 @@ class LoRAAdapter(ApiModel):
         max_length=100,
         pattern=r"^[A-Za-z0-9._/-]+$",
         description="Revision (branch, tag or commit) of the adapter to pin.",
+    )
+    source: ModelSource | None = Field(
+        default=None,
+        description=(
+            "Where the adapter's files (adapter_config.json and the weights) come from, the same kinds as "
+            "spec.model.source: huggingFace, pvc and oci (mounted read-only), s3 and gcs (downloaded into "
+            "the model cache). Exactly one of huggingFaceId and source."
+        ),
     )
 
 

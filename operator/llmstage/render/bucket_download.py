@@ -1,4 +1,5 @@
-"""The download step of spec.model.source s3 and gcs: a bucket prefix into the model cache.
+"""The download step of spec.model.source (and spec.lora.adapters[].source) s3 and gcs: a bucket
+prefix into the model cache.
 
 Not imported by the operator: render/source.py reads this file's text, and the vLLM Deployment
 runs it as `python3 -c` in the vLLM image. The image has no S3 or GCS client (vLLM 0.12.0's wheel
@@ -38,6 +39,8 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CHUNK = 1 << 20
 ATTEMPTS = 4
 GCE_METADATA_TOKEN = "/computeMetadata/v1/instance/service-accounts/default/token"
+# The field that names this bucket, for the messages: spec.lora.adapters[N].source for an adapter.
+FIELD = os.environ.get("LLMSTAGE_SOURCE_FIELD", "spec.model.source")
 
 
 def log(message: str) -> None:
@@ -193,7 +196,7 @@ def open_with_retries(make_request: Requester, what: str) -> http.client.HTTPRes
                     "check the Secret of credentialsSecretRef (keys AWS_ACCESS_KEY_ID and "
                     "AWS_SECRET_ACCESS_KEY) and the bucket's permissions"
                     if error.code in (401, 403)
-                    else "check spec.model.source"
+                    else f"check {FIELD}"
                 )
                 sys.exit(f"llmstage: {what}: HTTP {error.code}: {hint}\n{detail}")
         except (urllib.error.URLError, OSError) as error:
@@ -243,9 +246,11 @@ def main() -> None:
     os.makedirs(target, exist_ok=True)
     count = download(bucket, target)
     if count == 0:
-        sys.exit(f"llmstage: no objects under {bucket.url}: check spec.model.source's url")
-    if not os.path.isfile(os.path.join(target, "config.json")):
-        log(f"warning: no config.json under {bucket.url}: vLLM needs the model's Hugging Face files there")
+        sys.exit(f"llmstage: no objects under {bucket.url}: check {FIELD}'s url")
+    # config.json for a model, adapter_config.json for a LoRA adapter (PEFT).
+    expected = os.environ.get("LLMSTAGE_SOURCE_EXPECTED", "config.json")
+    if not os.path.isfile(os.path.join(target, expected)):
+        log(f"warning: no {expected} under {bucket.url}: vLLM will not find what it needs there")
     log(f"{count} files of {bucket.url} are in the cache")
 
 

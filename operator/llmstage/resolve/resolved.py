@@ -107,6 +107,14 @@ WeightsSource = PVCSource | BucketSource | OCISource
 
 
 @dataclass(frozen=True)
+class LoRAAdapter:
+    name: str  # the model name clients send for it
+    hugging_face_id: str  # "" when the adapter comes from `source`
+    revision: str | None = None
+    source: WeightsSource | None = None  # spec.lora.adapters[].source pvc, oci, s3, gcs; None: the Hub
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the catalog knows about the model, resolved for the chosen runtime."""
 
@@ -153,13 +161,6 @@ class OllamaSettings:
     pull_ref: str | None = None
     registry: OllamaRegistry | None = None
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
-
-
-@dataclass(frozen=True)
-class LoRAAdapter:
-    name: str  # the model name clients send for it
-    hugging_face_id: str
-    revision: str | None = None
 
 
 @dataclass(frozen=True)

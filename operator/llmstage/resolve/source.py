@@ -1,6 +1,7 @@
 """spec.model.source: where vLLM's weights come from, with its defaults applied.
 
     weights(spec) -> Weights               the repository, revision, mirror, or a local source
+    weights_of(source, hf_id, revision)    the same for any source (spec.lora.adapters[] too)
     source_findings(spec, runtime) -> [Finding]   a source Ollama cannot use (it pulls the tag)
 
 The source is vLLM's: Ollama pulls spec.model.name from a registry (spec.ollama.registry for a
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmstage.api.models import VLLM_ONLY_SOURCE_KINDS, LLMServiceSpec, Runtime
+from llmstage.api.models import VLLM_ONLY_SOURCE_KINDS, LLMServiceSpec, ModelSource, Runtime
 from llmstage.resolve.resolved import BucketSource, Finding, OCISource, PVCSource, WeightsSource
 
 DEFAULT_S3_REGION = "us-east-1"
@@ -35,10 +36,12 @@ def _split(url: str) -> tuple[str, str]:
 
 
 def weights(spec: LLMServiceSpec) -> Weights:
-    model = spec.model
-    source = model.source
+    return weights_of(spec.model.source, spec.model.hugging_face_id, spec.model.revision)
+
+
+def weights_of(source: ModelSource | None, hugging_face_id: str | None, revision: str | None) -> Weights:
     if source is None:
-        return Weights(model.hugging_face_id, model.revision, None, None)
+        return Weights(hugging_face_id, revision, None, None)
     if source.hugging_face is not None:
         hf = source.hugging_face
         return Weights(hf.id, hf.revision, hf.endpoint, None)

@@ -9,9 +9,6 @@ from typing import Any
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.source import (
-    LORA_DIR as LORA_DIR,  # re-exported: where adapters from the Hub go
-)
-from llmstage.render.source import (
     AdapterPlacement,
     SourceContext,
     adapter_placements,

@@ -36,6 +36,7 @@ GPU_H100 = {"gpu": {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}}
 API_KEY = {"apiKeySecretRef": {"name": "api-key"}}
 PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 WAKE = 'sum(rate(nginx_ingress_controller_requests{service="svc"}[2m]))'
+S3_URL = "s3://models/llama-3.1-8b-instruct"
 
 
 @dataclass(frozen=True)
@@ -550,6 +551,300 @@ INVALID: list[Invalid] = [
         'unknown field "spec.autoscaling.keda.serverAdress"',
         "serverAdress",
     ),
+    # ---- spec.model.source (issue 13 item 2)
+    Invalid(
+        "source-with-two-kinds",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL}, "pvc": {"claimName": "m"}}}),
+        "spec.model.source (and spec.lora.adapters[].source) must set exactly one of huggingFace",
+    ),
+    Invalid(
+        "source-empty",
+        service(model={"name": "llama3.1:8b", "source": {}}),
+        "spec.model.source (and spec.lora.adapters[].source) must set exactly one of huggingFace",
+    ),
+    Invalid(
+        "source-next-to-hugging-face-id",
+        service(
+            model={"name": "llama3.1:8b", "huggingFaceId": "a/b", "source": {"huggingFace": {"id": "a/b"}}}
+        ),
+        "spec.model.huggingFaceId and spec.model.source both say where vLLM's weights come from",
+    ),
+    Invalid(
+        "source-with-model-revision",
+        service(model={"name": "llama3.1:8b", "revision": "v1", "source": {"pvc": {"claimName": "m"}}}),
+        "spec.model.revision pins a Hugging Face revision of spec.model.huggingFaceId",
+    ),
+    Invalid(
+        "source-pvc-path-with-dot-dot",
+        service(model={"name": "llama3.1:8b", "source": {"pvc": {"claimName": "m", "path": "/a/../etc"}}}),
+        "spec.model.source.pvc.path (and spec.lora.adapters[].source.pvc.path) must not contain",
+    ),
+    Invalid(
+        "source-oci-path-is-dot-dot",
+        service(model={"name": "llama3.1:8b", "source": {"oci": {"image": "r.local/m:1", "path": "/.."}}}),
+        "spec.model.source.oci.path (and spec.lora.adapters[].source.oci.path) must not contain",
+    ),
+    Invalid(
+        "source-s3-url-with-dot-dot",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": "s3://models/../secrets"}}}),
+        "spec.model.source.s3.url (and spec.lora.adapters[].source.s3.url) must not contain a '..' segment",
+    ),
+    Invalid(
+        "source-gcs-url-with-dot-dot",
+        service(model={"name": "llama3.1:8b", "source": {"gcs": {"url": "gs://models/a/.."}}}),
+        "spec.model.source.gcs.url (and spec.lora.adapters[].source.gcs.url) must not contain a '..' segment",
+    ),
+    Invalid(
+        "source-pvc-on-ollama",
+        service(runtime="ollama", model={"name": "llama3.1:8b", "source": {"pvc": {"claimName": "m"}}}),
+        "spec.model.source pvc, s3, gcs and oci hold Hugging Face-format weights for vLLM",
+    ),
+    Invalid(
+        "source-oci-on-ollama",
+        service(runtime="ollama", model={"name": "llama3.1:8b", "source": {"oci": {"image": "r.local/m:1"}}}),
+        "with runtime ollama remove the source (use spec.ollama.registry",
+    ),
+    Invalid(
+        "source-mirror-twice",
+        service(
+            model={
+                "name": "llama3.1:8b",
+                "source": {"huggingFace": {"id": "a/b", "endpoint": "https://m.local"}},
+            },
+            vllm={"env": {"HF_ENDPOINT": "https://other.local"}},
+        ),
+        "spec.vllm.env.HF_ENDPOINT and spec.model.source.huggingFace.endpoint both set",
+    ),
+    Invalid(
+        "pod-volume-named-model-source",
+        service(pod={"volumes": [{"name": "model-source", "emptyDir": {}}]}),
+        "spec.pod.volumes[].name must not be",
+    ),
+    Invalid(
+        "pod-mount-on-the-model-source",
+        service(
+            pod={
+                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumeMounts": [{"name": "w", "mountPath": "/model-source/x"}],
+            }
+        ),
+        "spec.pod.volumeMounts[].mountPath must not be at or under",
+    ),
+    Invalid(
+        "source-pvc-path-relative",
+        service(model={"name": "llama3.1:8b", "source": {"pvc": {"claimName": "m", "path": "llama"}}}),
+        "spec.model.source.pvc.path",
+        "match",
+    ),
+    Invalid(
+        "source-pvc-claim-not-a-name",
+        service(model={"name": "llama3.1:8b", "source": {"pvc": {"claimName": "Models_1"}}}),
+        "spec.model.source.pvc.claimName",
+        "match",
+    ),
+    Invalid(
+        "source-pvc-without-claim",
+        service(model={"name": "llama3.1:8b", "source": {"pvc": {"path": "/llama"}}}),
+        "spec.model.source.pvc.claimName",
+        "claimName",
+    ),
+    Invalid(
+        "source-s3-url-of-gcs",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": "gs://models/llama"}}}),
+        "spec.model.source.s3.url",
+        "match",
+    ),
+    Invalid(
+        "source-s3-url-https",
+        service(
+            model={"name": "llama3.1:8b", "source": {"s3": {"url": "https://models.s3.amazonaws.com/l"}}}
+        ),
+        "spec.model.source.s3.url",
+        "match",
+    ),
+    Invalid(
+        "source-s3-endpoint-without-scheme",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL, "endpoint": "minio:9000"}}}),
+        "spec.model.source.s3.endpoint",
+        "match",
+    ),
+    Invalid(
+        "source-s3-endpoint-with-a-path",
+        service(
+            model={
+                "name": "llama3.1:8b",
+                "source": {"s3": {"url": S3_URL, "endpoint": "http://minio:9000/b"}},
+            }
+        ),
+        "spec.model.source.s3.endpoint",
+        "match",
+    ),
+    Invalid(
+        "source-s3-credentials-with-a-key",
+        service(
+            model={
+                "name": "llama3.1:8b",
+                "source": {"s3": {"url": S3_URL, "credentialsSecretRef": {"name": "s3", "key": "id"}}},
+            }
+        ),
+        'unknown field "spec.model.source.s3.credentialsSecretRef.key"',
+        "key",
+    ),
+    Invalid(
+        "source-s3-region-uppercase",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL, "region": "EU-WEST-1"}}}),
+        "spec.model.source.s3.region",
+        "match",
+    ),
+    Invalid(
+        "source-s3-credentials-name-not-a-name",
+        service(
+            model={
+                "name": "llama3.1:8b",
+                "source": {"s3": {"url": S3_URL, "credentialsSecretRef": {"name": "S3_Keys"}}},
+            }
+        ),
+        "spec.model.source.s3.credentialsSecretRef.name",
+        "match",
+    ),
+    Invalid(
+        "source-s3-url-with-a-space",
+        service(model={"name": "llama3.1:8b", "source": {"s3": {"url": "s3://models/llama 3"}}}),
+        "spec.model.source.s3.url",
+        "match",
+    ),
+    Invalid(
+        "source-gcs-credentials-without-name",
+        service(
+            model={"name": "llama3.1:8b", "source": {"gcs": {"url": "gs://m/l", "credentialsSecretRef": {}}}}
+        ),
+        "spec.model.source.gcs.credentialsSecretRef.name",
+        "name",
+    ),
+    Invalid(
+        "source-oci-path-relative",
+        service(model={"name": "llama3.1:8b", "source": {"oci": {"image": "r.local/m:1", "path": "model"}}}),
+        "spec.model.source.oci.path",
+        "match",
+    ),
+    Invalid(
+        "source-unknown-kind",
+        service(model={"name": "llama3.1:8b", "source": {"http": {"url": "https://x/m"}}}),
+        'unknown field "spec.model.source.http"',
+        "http",
+    ),
+    Invalid(
+        "source-gcs-url-of-s3",
+        service(model={"name": "llama3.1:8b", "source": {"gcs": {"url": "s3://models/llama"}}}),
+        "spec.model.source.gcs.url",
+        "match",
+    ),
+    Invalid(
+        "source-oci-image-with-space",
+        service(model={"name": "llama3.1:8b", "source": {"oci": {"image": "r.local/m 1"}}}),
+        "spec.model.source.oci.image",
+        "match",
+    ),
+    Invalid(
+        "source-oci-unknown-pull-policy",
+        service(
+            model={
+                "name": "llama3.1:8b",
+                "source": {"oci": {"image": "r.local/m:1", "pullPolicy": "Sometimes"}},
+            }
+        ),
+        "spec.model.source.oci.pullPolicy",
+        "Always",
+    ),
+    Invalid(
+        "source-mirror-without-scheme",
+        service(
+            model={"name": "llama3.1:8b", "source": {"huggingFace": {"id": "a/b", "endpoint": "hf-mirror"}}}
+        ),
+        "spec.model.source.huggingFace.endpoint",
+        "match",
+    ),
+    Invalid(
+        "source-hugging-face-id-without-org",
+        service(model={"name": "llama3.1:8b", "source": {"huggingFace": {"id": "llama"}}}),
+        "spec.model.source.huggingFace.id",
+        "match",
+    ),
+    # ---- spec.lora.adapters[].source (issue 13 item 3)
+    Invalid(
+        "lora-adapter-with-id-and-source",
+        service(
+            lora={
+                "adapters": [
+                    {"name": "sql", "huggingFaceId": "org/sql-lora", "source": {"pvc": {"claimName": "a"}}}
+                ]
+            }
+        ),
+        "spec.lora.adapters[] need exactly one of huggingFaceId and source",
+    ),
+    Invalid(
+        "lora-adapter-without-id-or-source",
+        service(lora={"adapters": [{"name": "sql"}]}),
+        "spec.lora.adapters[] need exactly one of huggingFaceId and source",
+    ),
+    Invalid(
+        "lora-adapter-source-with-revision",
+        service(
+            lora={"adapters": [{"name": "sql", "revision": "v2", "source": {"pvc": {"claimName": "a"}}}]}
+        ),
+        "spec.lora.adapters[].revision pins a revision of huggingFaceId",
+    ),
+    Invalid(
+        "lora-adapter-source-with-a-mirror",
+        service(
+            lora={
+                "adapters": [
+                    {
+                        "name": "sql",
+                        "source": {"huggingFace": {"id": "org/sql", "endpoint": "https://m.local"}},
+                    }
+                ]
+            }
+        ),
+        "spec.lora.adapters[].source.huggingFace.endpoint is not read",
+    ),
+    Invalid(
+        "lora-adapter-source-with-two-kinds",
+        service(
+            lora={
+                "adapters": [
+                    {"name": "sql", "source": {"pvc": {"claimName": "a"}, "oci": {"image": "r.local/a:1"}}}
+                ]
+            }
+        ),
+        "spec.lora.adapters[].source) must set exactly one of huggingFace",
+    ),
+    Invalid(
+        "lora-adapter-source-path-with-dot-dot",
+        service(lora={"adapters": [{"name": "sql", "source": {"pvc": {"claimName": "a", "path": "/../x"}}}]}),
+        "must not contain a '..' segment",
+    ),
+    Invalid(
+        "lora-adapter-source-s3-url-of-gcs",
+        service(lora={"adapters": [{"name": "sql", "source": {"s3": {"url": "gs://a/b"}}}]}),
+        "spec.lora.adapters[0].source.s3.url",
+        "match",
+    ),
+    Invalid(
+        "pod-volume-named-like-an-adapter-volume",
+        service(pod={"volumes": [{"name": "lora-source-0", "emptyDir": {}}]}),
+        "or start with lora-source-",
+    ),
+    Invalid(
+        "pod-mount-on-the-adapter-sources",
+        service(
+            pod={
+                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumeMounts": [{"name": "w", "mountPath": "/lora-source"}],
+            }
+        ),
+        "spec.pod.volumeMounts[].mountPath must not be at or under",
+    ),
     # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
     Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
 ]
@@ -655,6 +950,79 @@ VALID: dict[str, dict[str, Any]] = {
                 {"name": "sql", "huggingFaceId": "org/sql-lora"},
                 {"name": "support-v2", "huggingFaceId": "org/support-lora", "revision": "v2"},
             ],
+        },
+    ),
+    "source-hugging-face-mirror": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        model={
+            "name": "llama3.1:8b",
+            "source": {
+                "huggingFace": {
+                    "id": "meta-llama/Llama-3.1-8B-Instruct",
+                    "revision": "main",
+                    "endpoint": "https://hf-mirror.internal",
+                }
+            },
+        },
+    ),
+    "source-pvc": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        model={"name": "llama3.1:8b", "source": {"pvc": {"claimName": "models", "path": "/llama-3.1-8b"}}},
+    ),
+    "source-s3-minio": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        model={
+            "name": "llama3.1:8b",
+            "source": {
+                "s3": {
+                    "url": S3_URL,
+                    "endpoint": "http://minio.storage.svc:9000",
+                    "region": "eu-west-1",
+                    "credentialsSecretRef": {"name": "models-s3"},
+                }
+            },
+        },
+    ),
+    "source-gcs-workload-identity": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        model={"name": "llama3.1:8b", "source": {"gcs": {"url": "gs://acme_models/llama-3.1-8b"}}},
+        pod={"serviceAccountName": "models-reader"},
+    ),
+    "source-oci": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        model={
+            "name": "llama3.1:8b",
+            "source": {"oci": {"image": "registry.internal/models/llama-3.1-8b:v1", "path": "/model"}},
+        },
+    ),
+    # runtime auto picks Ollama in dev: the source is vLLM's, so it is accepted (and ignored there).
+    "source-s3-in-dev": service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL}}}),
+    "production-lora-sources": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        lora={
+            "adapters": [
+                {"name": "sql", "huggingFaceId": "org/sql-lora"},
+                {"name": "support", "source": {"huggingFace": {"id": "org/support-lora", "revision": "v2"}}},
+                {"name": "legal", "source": {"pvc": {"claimName": "adapters", "path": "/legal"}}},
+                {
+                    "name": "faq",
+                    "source": {"s3": {"url": "s3://adapters/faq", "endpoint": "http://minio:9000"}},
+                },
+                {"name": "hr", "source": {"gcs": {"url": "gs://adapters/hr"}}},
+                {"name": "ops", "source": {"oci": {"image": "registry.internal/adapters/ops:v1"}}},
+            ]
         },
     ),
     "custom-model": service(

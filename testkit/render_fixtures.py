@@ -13,6 +13,7 @@ from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
     Autoscaling,
+    BucketSource,
     ClusterFacts,
     ConfigMapKeyRef,
     KedaSettings,
@@ -21,9 +22,11 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    OCISource,
     OllamaRegistry,
     OllamaSettings,
     PodOptions,
+    PVCSource,
     Resolved,
     Resources,
     ScaleMetric,
@@ -368,6 +371,96 @@ STAGING_OLLAMA_EXISTING_CLAIM = replace(
     STAGING_OLLAMA, cache=ModelCache(size="20Gi", access_mode="ReadWriteMany", claim_name="llama-weights")
 )
 
+
+# spec.model.source (issue 13 item 2): where vLLM's weights come from. The production service with
+# its weights from a Hugging Face mirror, a claim (no download), an S3-compatible store with keys
+# from a Secret, GCS through Workload Identity, and an OCI image volume with LoRA adapters (which
+# still come from the Hub, in the download-lora step).
+def _with_model(resolved: Resolved, **changes: object) -> Resolved:
+    return replace(resolved, model=replace(resolved.model, **changes))  # type: ignore[arg-type]
+
+
+PRODUCTION_VLLM_HF_MIRROR = _with_model(
+    PRODUCTION_VLLM, revision="main", hugging_face_endpoint="https://hf-mirror.internal"
+)
+PRODUCTION_VLLM_SOURCE_PVC = _with_model(
+    PRODUCTION_VLLM, hugging_face_id="", source=PVCSource(claim_name="models", path="/llama-3.1-8b-instruct")
+)
+PRODUCTION_VLLM_SOURCE_S3 = replace(
+    _with_model(
+        PRODUCTION_VLLM,
+        hugging_face_id="",
+        source=BucketSource(
+            kind="s3",
+            bucket="models",
+            prefix="meta/llama-3.1-8b-instruct",
+            endpoint="http://minio.storage.svc:9000",
+            region="us-east-1",
+            virtual_host=False,
+            credentials_secret="models-s3",
+        ),
+    ),
+    # The gated-model token is the Hub's: a bucket needs none.
+    hugging_face_token_secret_ref=None,
+    vllm=replace(PRODUCTION_VLLM.vllm, env={"HF_HUB_OFFLINE": "0"}),  # type: ignore[type-var]
+)
+PRODUCTION_VLLM_SOURCE_GCS = replace(
+    _with_model(
+        PRODUCTION_VLLM,
+        hugging_face_id="",
+        source=BucketSource(
+            kind="gcs",
+            bucket="acme_models",
+            prefix="llama-3.1-8b-instruct",
+            endpoint="https://storage.googleapis.com",
+            region="auto",
+            virtual_host=False,
+            credentials_secret=None,
+        ),
+    ),
+    hugging_face_token_secret_ref=None,
+    pod=PodOptions(service_account_name="models-reader"),
+)
+PRODUCTION_VLLM_SOURCE_OCI_LORA = replace(
+    _with_model(
+        PRODUCTION_VLLM,
+        hugging_face_id="",
+        source=OCISource(image="registry.internal/models/llama-3.1-8b-instruct:v1", path="/model"),
+    ),
+    vllm=PRODUCTION_VLLM_LORA.vllm,
+)
+# Adapters from every kind of source (issue 13 item 3) on the Hub's base model: one from the Hub
+# (download-model), one on a claim and one in an image (mounted, lora-source-1 and -3), one in a
+# bucket with keys from a Secret (its own step, download-lora-2).
+PRODUCTION_VLLM_LORA_SOURCES = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
+        lora=LoRA(
+            adapters=(
+                LoRAAdapter("sql", "acme/llama31-8b-sql-lora"),
+                LoRAAdapter("support", "", source=PVCSource(claim_name="adapters", path="/support")),
+                LoRAAdapter(
+                    "legal",
+                    "",
+                    source=BucketSource(
+                        kind="s3",
+                        bucket="adapters",
+                        prefix="legal-v3",
+                        endpoint="http://minio.storage.svc:9000",
+                        region="us-east-1",
+                        virtual_host=False,
+                        credentials_secret="adapters-s3",
+                    ),
+                ),
+                LoRAAdapter("faq", "", source=OCISource(image="registry.internal/adapters/faq:v1", path="/")),
+            ),
+            max_loras=4,
+        ),
+    ),
+)
+
+
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
@@ -385,4 +478,10 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "staging-ollama-scale-to-zero": (STAGING_OLLAMA_SCALE_TO_ZERO, WITH_KEDA),
     "production-vllm-per-pod": (PRODUCTION_VLLM_PER_POD, WITH_POD_MONITOR),
     "staging-ollama-existing-claim": (STAGING_OLLAMA_EXISTING_CLAIM, ClusterFacts()),
+    "production-vllm-hf-mirror": (PRODUCTION_VLLM_HF_MIRROR, ClusterFacts()),
+    "production-vllm-source-pvc": (PRODUCTION_VLLM_SOURCE_PVC, ClusterFacts()),
+    "production-vllm-source-s3": (PRODUCTION_VLLM_SOURCE_S3, ClusterFacts()),
+    "production-vllm-source-gcs": (PRODUCTION_VLLM_SOURCE_GCS, ClusterFacts()),
+    "production-vllm-source-oci-lora": (PRODUCTION_VLLM_SOURCE_OCI_LORA, ClusterFacts()),
+    "production-vllm-lora-sources": (PRODUCTION_VLLM_LORA_SOURCES, ClusterFacts()),
 }

@@ -382,3 +382,102 @@ def test_a_cache_claim_that_cannot_bind_stalls_naming_its_storage_class(cluster:
         "The model cache claim nodisk-ollama-cache (StorageClass no-such-class, ReadWriteOnce) is Pending"
         in (stalled["message"])
     ), stalled["message"]
+
+
+def test_weights_from_a_claim_are_mounted_read_only_and_served_offline(cluster: Cluster) -> None:
+    """spec.model.source.pvc on a kwok GPU node: the pod's volume, args and variables (vLLM itself
+    cannot run here, and nothing reads the claim's files)."""
+    cluster.core.create_namespaced_persistent_volume_claim(
+        cluster.ns,
+        {
+            "metadata": {"name": "models"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    source = {"pvc": {"claimName": "models", "path": "/llama-3.1-8b-instruct"}}
+    cluster.create(llmservice("local", **production_spec(), model={"name": "llama3.1:8b", "source": source}))
+    cluster.wait_condition("local", "Ready")
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=local"
+    ).items
+    assert not pod.spec.init_containers  # nothing to download
+    server = pod.spec.containers[0]
+    assert server.args[0] == "/model-source/llama-3.1-8b-instruct"
+    assert {e.name: e.value for e in server.env}["HF_HUB_OFFLINE"] == "1"
+    volume = next(v for v in pod.spec.volumes if v.name == "model-source")
+    assert volume.persistent_volume_claim.claim_name == "models" and volume.persistent_volume_claim.read_only
+    mount = next(m for m in server.volume_mounts if m.name == "model-source")
+    assert mount.mount_path == "/model-source" and mount.read_only
+
+
+def test_weights_from_s3_are_downloaded_with_the_secret_by_reference(cluster: Cluster) -> None:
+    cluster.core.create_namespaced_secret(
+        cluster.ns,
+        {
+            "metadata": {"name": "models-s3"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"},
+        },
+    )
+    source = {
+        "s3": {
+            "url": "s3://models/llama-3.1-8b-instruct",
+            "endpoint": "http://minio.storage.svc:9000",
+            "credentialsSecretRef": {"name": "models-s3"},
+        }
+    }
+    cluster.create(llmservice("bucket", **production_spec(), model={"name": "llama3.1:8b", "source": source}))
+    cluster.wait_condition("bucket", "Ready")
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=bucket"
+    ).items
+    (init,) = pod.spec.init_containers
+    assert init.name == "download-model" and init.command[:2] == ["python3", "-c"]
+    env = {e.name: e for e in init.env}
+    assert env["LLMSTAGE_SOURCE_ENDPOINT"].value == "http://minio.storage.svc:9000"
+    secret_ref = env["LLMSTAGE_SOURCE_SECRET_ACCESS_KEY"].value_from.secret_key_ref
+    assert (secret_ref.name, secret_ref.key) == ("models-s3", "AWS_SECRET_ACCESS_KEY")
+    assert pod.spec.containers[0].args[0] == "/models/s3/models/llama-3.1-8b-instruct"
+
+
+def test_a_vllm_source_in_an_ollama_stage_is_a_warning_not_an_error(cluster: Cluster) -> None:
+    """The same spec is promoted from dev (Ollama pulls the tag) to production (vLLM reads the bucket)."""
+    source = {"s3": {"url": "s3://models/llama-3.1-8b-instruct"}}
+    cluster.create(llmservice("devsrc", model={"name": "llama3.1:8b", "source": source}))
+    cluster.wait_condition("devsrc", "Ready")
+    practices = cluster.condition("devsrc", "FollowsBestPractices")
+    assert practices is not None and practices["status"] == "False"
+    assert "spec.model.source.s3 holds weights for vLLM" in practices["message"], practices
+
+
+def test_lora_adapters_from_a_claim_and_a_bucket(cluster: Cluster) -> None:
+    """spec.lora.adapters[].source on a kwok GPU node: volumes, steps and --lora-modules paths."""
+    adapters = [
+        {"name": "sql", "huggingFaceId": "acme/sql-lora"},
+        {"name": "legal", "source": {"pvc": {"claimName": "adapters", "path": "/legal"}}},
+        {"name": "faq", "source": {"s3": {"url": "s3://adapters/faq", "endpoint": "http://minio:9000"}}},
+    ]
+    cluster.core.create_namespaced_persistent_volume_claim(
+        cluster.ns,
+        {
+            "metadata": {"name": "adapters"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    cluster.create(llmservice("mixed", **production_spec(lora={"adapters": adapters})))
+    cluster.wait_condition("mixed", "Ready")
+    assert cluster.get("mixed")["status"]["loraAdapters"] == ["sql", "legal", "faq"]
+    (pod,) = cluster.core.list_namespaced_pod(
+        cluster.ns, label_selector="app.kubernetes.io/instance=mixed"
+    ).items
+    assert [c.name for c in pod.spec.init_containers] == ["download-model", "download-lora-2"]
+    args = pod.spec.containers[0].args
+    paths = {m["name"]: m["path"] for m in (json.loads(a) for a in args if a.startswith("{"))}
+    assert paths == {
+        "sql": "/models/lora/acme--sql-lora",
+        "legal": "/lora-source/1/legal",
+        "faq": "/models/lora/s3/adapters/faq",
+    }
+    volume = next(v for v in pod.spec.volumes if v.name == "lora-source-1")
+    assert (
+        volume.persistent_volume_claim.claim_name == "adapters" and volume.persistent_volume_claim.read_only
+    )

@@ -178,4 +178,8 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.ollama.registry.keySecretRef.key",
         ".spec.scheduling.tolerations[].operator",
         ".spec.pod.automountServiceAccountToken",
+        ".spec.model.source.pvc.path",  # "/": the claim's root, whatever the stage
+        ".spec.model.source.oci.path",
+        ".spec.lora.adapters[].source.pvc.path",
+        ".spec.lora.adapters[].source.oci.path",
     }

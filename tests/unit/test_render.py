@@ -49,6 +49,7 @@ from testkit.render_fixtures import (
     PRODUCTION_VLLM_KEDA,
     PRODUCTION_VLLM_LORA,
     PRODUCTION_VLLM_PER_POD,
+    PRODUCTION_VLLM_SOURCE_OCI_LORA,
     PROMETHEUS,
     STAGING_OLLAMA,
     STAGING_OLLAMA_EXISTING_CLAIM,
@@ -512,6 +513,19 @@ def test_lora_adapters_are_downloaded_to_the_paths_vllm_is_given(tmp_path: Path)
     assert {m["base_model_name"] for m in modules} == {PRODUCTION_VLLM_LORA.served_model_name}
     assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=64" in args
     assert args.count("--lora-modules") == 1  # a second flag would replace the first one's list
+
+
+def test_with_weights_from_elsewhere_the_step_downloads_the_adapters_only(tmp_path: Path) -> None:
+    """spec.model.source oci (or pvc, s3, gcs) with adapters: download-lora fetches no base model."""
+    result = run_download_step(
+        PRODUCTION_VLLM_SOURCE_OCI_LORA,
+        tmp_path,
+        {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 64},
+    )
+    assert result.returncode == 0, result.stderr
+    downloads = [json.loads(line) for line in (tmp_path / "downloads.log").read_text().splitlines()]
+    assert [repo for repo, _, _ in downloads] == ["acme/llama31-8b-sql-lora", "acme/llama31-8b-support-lora"]
+    assert all(local_dir for _, _, local_dir in downloads)
 
 
 def test_a_lora_adapter_above_the_max_rank_stops_the_download_step_with_the_fix(tmp_path: Path) -> None:

@@ -122,6 +122,7 @@ def container_config_error(observed: Observed, name: str, runtime: Runtime) -> s
 INIT_STEPS = {
     "pull-model": "pulling the model into the cache",
     "download-model": "downloading the weights into the cache",
+    "download-lora": "downloading the LoRA adapters into the cache",  # weights from spec.model.source
 }
 
 

@@ -8,8 +8,15 @@ from typing import Any
 
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
 from llmstage.render import pod as podlib
+from llmstage.render.source import (
+    AdapterPlacement,
+    SourceContext,
+    adapter_placements,
+    bucket_script,
+    source_context,
+)
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolve.resolved import LoRA, LoRAAdapter, Resolved, SecretKeyRef, VLLMSettings
+from llmstage.resolve.resolved import LoRA, Resolved, SecretKeyRef, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 
@@ -36,10 +43,6 @@ HOME = "/home/vllm"
 RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
 # The download step sets this too: spec.vllm.env may set it for the server only.
 DOWNLOAD_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES"}
-# LoRA adapters are downloaded by the download step and given to vLLM as absolute paths, so vLLM
-# never downloads them itself (vllm/lora/utils.py get_adapter_absolute_path: a relative name that
-# is no local path is fetched from the Hub at load time).
-LORA_DIR = f"{podlib.CACHE_MOUNT_PATH}/lora"
 VLLM_DEFAULT_MAX_LORA_RANK = 16  # vllm/config/lora.py LoRAConfig.max_lora_rank, 0.12.0
 # /dev/shm per tensor-parallel rank: vLLM's docs use 2Gi for one GPU and 8Gi for the AMD example;
 # the engine core process uses shared memory even without tensor parallelism.
@@ -49,7 +52,9 @@ SHM_GIB_PER_RANK = 2
 @dataclass(frozen=True)
 class VLLMContext:
     pod: PodContext
-    hugging_face_id: str
+    source: SourceContext  # spec.model.source: the model argument, its volume, the download
+    hub_step_name: str  # download-model, or download-lora when the weights come from elsewhere
+    bucket_script: str  # render/bucket_download.py, for the s3 and gcs steps
     revision: str | None
     served_model_name: str
     tensor_parallel_size: int
@@ -74,7 +79,10 @@ class VLLMContext:
     env_from: list[dict[str, Any]]
     user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
     lora: LoRA | None
-    # For the download step: [{"repo", "revision", "dir"}] as JSON; for vLLM: --lora-modules items.
+    # For the download step: [{"repo", "revision", "dir"}] of the adapters from the Hub, as JSON;
+    # for vLLM: --lora-modules items.
+    hub_lora: bool  # some adapters come from the Hub
+    lora_placements: list[AdapterPlacement]  # volumes, mounts and bucket steps of the others
     lora_downloads: str
     lora_modules: list[str]
     lora_default_max_rank: int
@@ -101,18 +109,16 @@ def shm_size_limit(tensor_parallel_size: int) -> str:
     return f"{SHM_GIB_PER_RANK * max(1, tensor_parallel_size)}Gi"
 
 
-def lora_dir(adapter: LoRAAdapter) -> str:
-    """Where the download step puts an adapter: on the cache volume, one folder per repo and revision."""
-    folder = adapter.hugging_face_id.replace("/", "--")
-    if adapter.revision:
-        folder += "--" + adapter.revision.replace("/", "--")
-    return f"{LORA_DIR}/{folder}"
-
-
 def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
     startup = startup_budget(resolved.model.parameters_billion)
     adapters = settings.lora.adapters if settings.lora else ()
-    extra_env = podlib.extra_env(settings.env, RESERVED_ENV)
+    placements = adapter_placements(adapters)
+    from_hub = [(a, p) for a, p in zip(adapters, placements, strict=True) if p.hub]
+    source = source_context(resolved.model)
+    # What the typed fields set wins over spec.vllm.env (no duplicate names in a container).
+    typed = {"HF_HUB_OFFLINE"} if source.offline else set()
+    typed |= {"HF_ENDPOINT"} if source.hugging_face_endpoint else set()
+    extra_env = podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), typed)
     return VLLMContext(
         pod=pod_context(
             resolved,
@@ -121,7 +127,9 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion),
         ),
-        hugging_face_id=resolved.model.hugging_face_id,
+        source=source,
+        hub_step_name="download-model" if source.hub else "download-lora",
+        bucket_script=bucket_script(),
         revision=resolved.model.revision,
         served_model_name=resolved.served_model_name,
         tensor_parallel_size=settings.tensor_parallel_size,
@@ -143,13 +151,15 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
         env_from=[dict(source) for source in settings.env_from],
         user_env_names=frozenset(settings.env),
         lora=settings.lora,
+        hub_lora=bool(from_hub),
+        lora_placements=placements,
         lora_downloads=json.dumps(
-            [{"repo": a.hugging_face_id, "revision": a.revision, "dir": lora_dir(a)} for a in adapters]
+            [{"repo": a.hugging_face_id, "revision": a.revision, "dir": p.dir} for a, p in from_hub]
         ),
         lora_modules=[
             # The JSON form of --lora-modules: a name may hold characters the name=path form splits on.
-            json.dumps({"name": a.name, "path": lora_dir(a), "base_model_name": resolved.served_model_name})
-            for a in adapters
+            json.dumps({"name": a.name, "path": p.dir, "base_model_name": resolved.served_model_name})
+            for a, p in zip(adapters, placements, strict=True)
         ],
         lora_default_max_rank=VLLM_DEFAULT_MAX_LORA_RANK,
     )

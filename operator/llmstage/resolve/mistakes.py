@@ -101,7 +101,7 @@ def common_mistakes(
                 Finding(
                     "GGUFOnVLLM",
                     f"spec.model.quantization {asked_quant} is a GGUF (Ollama) quantization; vLLM "
-                    f"serves {model.hugging_face_id} in {vllm.dtype} instead: set "
+                    f"serves {model.hugging_face_id or 'the source weights'} in {vllm.dtype} instead: set "
                     "spec.vllm.quantization fp8 to quantize on vLLM, or an AWQ/GPTQ checkpoint in "
                     "spec.model.huggingFaceId",
                 )
@@ -124,7 +124,8 @@ def common_mistakes(
                     "spec.vllm.tensorParallelSize or lower spec.resources.gpu.count",
                 )
             )
-        if entry and entry.gated and spec.hugging_face_token_secret_ref is None:
+        # Only the Hub gates: a claim, a bucket or an image holds the files already.
+        if entry and entry.gated and spec.hugging_face_token_secret_ref is None and model.source is None:
             out.append(
                 Finding(
                     "GatedModelWithoutToken",

@@ -72,6 +72,49 @@ class Autoscaling:
 
 
 @dataclass(frozen=True)
+class PVCSource:
+    """spec.model.source.pvc: a claim with the model's files, mounted read-only."""
+
+    claim_name: str
+    path: str  # the model's directory inside the claim, absolute ("/" is its root)
+
+
+@dataclass(frozen=True)
+class BucketSource:
+    """spec.model.source.s3 or .gcs, with the defaults applied: what the download step fetches."""
+
+    kind: str  # "s3" | "gcs"
+    bucket: str
+    prefix: str  # the objects' common key prefix, without a leading '/' ("" for the whole bucket)
+    endpoint: str  # scheme://host[:port], e.g. https://s3.us-east-1.amazonaws.com
+    region: str  # what requests are signed for (SigV4)
+    virtual_host: bool  # BUCKET.host (AWS) rather than host/BUCKET (path style: MinIO, GCS)
+    credentials_secret: str | None  # Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+
+
+@dataclass(frozen=True)
+class OCISource:
+    """spec.model.source.oci: an image volume with the model's files."""
+
+    image: str
+    path: str  # the model's directory inside the image, absolute
+    pull_policy: str | None = None  # None: Kubernetes' default
+
+
+# Where vLLM's weights come from when not from Hugging Face; None in ModelInfo.source means the Hub
+# (or a mirror of it), repository ModelInfo.hugging_face_id.
+WeightsSource = PVCSource | BucketSource | OCISource
+
+
+@dataclass(frozen=True)
+class LoRAAdapter:
+    name: str  # the model name clients send for it
+    hugging_face_id: str  # "" when the adapter comes from `source`
+    revision: str | None = None
+    source: WeightsSource | None = None  # spec.lora.adapters[].source pvc, oci, s3, gcs; None: the Hub
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the catalog knows about the model, resolved for the chosen runtime."""
 
@@ -83,6 +126,10 @@ class ModelInfo:
     quantization: str | None  # e.g. "q4_K_M", "awq", "fp8"; None for full precision
     parameters_billion: float | None  # None when the model is not in the catalog
     context_length: int | None  # default context of the model
+    # Not from Hugging Face (spec.model.source pvc, s3, gcs, oci): vLLM serves a local directory and
+    # hugging_face_id is "". Only vLLM reads it; Ollama pulls ollama_tag.
+    source: WeightsSource | None = None
+    hugging_face_endpoint: str | None = None  # a mirror of huggingface.co (HF_ENDPOINT)
 
 
 @dataclass(frozen=True)
@@ -114,13 +161,6 @@ class OllamaSettings:
     pull_ref: str | None = None
     registry: OllamaRegistry | None = None
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
-
-
-@dataclass(frozen=True)
-class LoRAAdapter:
-    name: str  # the model name clients send for it
-    hugging_face_id: str
-    revision: str | None = None
 
 
 @dataclass(frozen=True)

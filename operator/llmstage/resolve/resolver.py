@@ -21,13 +21,14 @@ Problems are reported in one of two ways, on purpose:
 
 - `SpecError(field, message)` when the spec cannot be turned into a working workload (the operator
   sets Stalled=True and renders nothing): a model unknown to the catalog without
-  spec.model.huggingFaceId on vLLM; vLLM in production without spec.vllm.apiKeySecretRef (the CRD
-  rejects this too; kept for specs that never went through the API server); autoscaling on queue
-  depth with Ollama; a tensor-parallel size that does not divide the attention heads, the
-  key/value heads or the intermediate size; maxModelLen above the model's context; a vLLM
-  quantization the served weights cannot have (a method vLLM 0.12.0 lacks, or a method of
-  pre-quantized checkpoints on the catalog's unquantized repository); on Ollama, a model or served
-  name that cannot be an Ollama name, or spec.ollama.registry next to a model name with a host.
+  spec.model.huggingFaceId or spec.model.source on vLLM; vLLM in production without
+  spec.vllm.apiKeySecretRef (the CRD rejects this too; kept for specs that never went through
+  the API server); autoscaling on queue depth with Ollama; a tensor-parallel size that does
+  not divide the attention heads, the key/value heads or the intermediate size; maxModelLen
+  above the model's context; a vLLM quantization the served weights cannot have (a method vLLM
+  0.12.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
+  repository); on Ollama, a model or served name that cannot be an Ollama name, or
+  spec.ollama.registry next to a model name with a host.
   These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
   somewhere harder to find.
 - `Finding`s in `Resolved.warnings` (the article's common mistakes) and `Resolved.memory_fit` for
@@ -35,7 +36,7 @@ Problems are reported in one of two ways, on purpose:
   full-precision weights on Ollama, vLLM for single-user work, an unknown GPU product (the fit
   is then unknown, fits=None, not an error: new products and MIG slices appear all the time),
   spec.vllm.extraArgs or spec.ollama.env names the pinned release does not know (a custom image
-  may know them).
+  may know them), a spec.model.source (vLLM's) in a stage where Ollama runs (it pulls the tag).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ from llmstage.resolve.resolved import (
     SecretKeyRef,
     VLLMSettings,
 )
+from llmstage.resolve.source import Weights, source_findings, weights
 from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE, TensorSplit, vllm_settings, weight_quantization
 
 # Pinned, so a rollout never changes the server version behind the user's back.
@@ -172,11 +174,12 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     baseline = max(1, replicas if replicas is not None else autoscaling.min_replicas if autoscaling else 1)
     per_replica = math.ceil(spec.expected_concurrency / baseline)
 
+    source = weights(spec)
     entry = catalog.lookup(spec.model.name) or (
-        catalog.lookup(spec.model.hugging_face_id) if spec.model.hugging_face_id else None
+        catalog.lookup(source.hugging_face_id) if source.hugging_face_id else None
     )
     shape, context, split = _shape(spec, entry)
-    model = _model_info(spec, entry, runtime, context)
+    model = _model_info(spec, entry, runtime, context, source)
     served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
@@ -194,6 +197,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
     )
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
+    findings.extend(source_findings(spec, runtime))
 
     scheduling = spec.scheduling
     return Resolved(
@@ -348,17 +352,22 @@ def _shape(
 
 
 def _model_info(
-    spec: LLMServiceSpec, entry: CatalogEntry | None, runtime: Runtime, context: int | None
+    spec: LLMServiceSpec, entry: CatalogEntry | None, runtime: Runtime, context: int | None, source: Weights
 ) -> ModelInfo:
     asked = spec.model
     is_hf_name = "/" in asked.name and not asked.name.startswith(("hf.co/", "huggingface.co/"))
-    hf_id = asked.hugging_face_id or (entry.hugging_face_id if entry else asked.name if is_hf_name else "")
-    if runtime == Runtime.VLLM and not hf_id:
+    if source.source is not None:
+        hf_id = ""  # vLLM serves a local directory (pvc, oci, or what s3/gcs downloaded)
+    else:
+        hf_id = source.hugging_face_id or (
+            entry.hugging_face_id if entry else asked.name if is_hf_name else ""
+        )
+    if runtime == Runtime.VLLM and not hf_id and source.source is None:
         raise SpecError(
             "spec.model.huggingFaceId",
             f"model {asked.name!r} is not in the catalog, so vLLM does not know which Hugging Face "
-            "repository to serve: set spec.model.huggingFaceId (e.g. org/model) or add the model to the "
-            "catalog",
+            "repository to serve: set spec.model.huggingFaceId (e.g. org/model), spec.model.source (a "
+            "repository, a claim, a bucket or an image), or add the model to the catalog",
         )
     if entry and asked.name.lower() == entry.hugging_face_id.lower():
         ollama_tag = entry.pull_tag
@@ -378,7 +387,7 @@ def _model_info(
         name=asked.name,
         ollama_tag=ollama_tag,
         hugging_face_id=hf_id,
-        revision=asked.revision,
+        revision=source.revision,
         format=fmt.value,
         quantization=quantization,
         parameters_billion=(
@@ -389,6 +398,8 @@ def _model_info(
             else None
         ),
         context_length=context,
+        source=source.source,
+        hugging_face_endpoint=source.hugging_face_endpoint,
     )
 
 

@@ -14,6 +14,7 @@ from llmstage.resolve.catalog import CatalogEntry
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.mistakes import FULL_PRECISION, is_gguf_quantization
 from llmstage.resolve.resolved import LoRA, LoRAAdapter, ModelInfo, SecretKeyRef, VLLMSettings
+from llmstage.resolve.source import weights_of
 
 # Pinned, so a rollout never changes the server version behind the user's back.
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
@@ -171,9 +172,12 @@ DEFAULT_MAX_LORAS = 4
 def lora_settings(spec: LLMServiceSpec) -> LoRA | None:
     if spec.lora is None:
         return None
-    adapters = tuple(LoRAAdapter(a.name, a.hugging_face_id, a.revision) for a in spec.lora.adapters)
+    adapters = []
+    for asked in spec.lora.adapters:
+        found = weights_of(asked.source, asked.hugging_face_id, asked.revision)
+        adapters.append(LoRAAdapter(asked.name, found.hugging_face_id or "", found.revision, found.source))
     return LoRA(
-        adapters=adapters,
+        adapters=tuple(adapters),
         max_loras=spec.lora.max_loras or min(len(adapters), DEFAULT_MAX_LORAS),
         max_rank=spec.lora.max_rank,
     )

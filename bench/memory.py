@@ -56,7 +56,7 @@ async def _measure(args: argparse.Namespace, run_id: str, stamp: str, ns: str) -
     kube = await Kube.connect(str(testbed.KUBECONFIG), pool_size=CONCURRENCY + 8, user_agent=BENCH_AGENT)
     sched = specs.pinned(run_id)
     bodies = [specs.llmservice(f"svc-{i:04d}", specs.spec(i, sched)) for i in range(args.n)]
-    op = Operator([ns], RESULTS / f"{stamp}-memory-operator.log", *args.operator_args)
+    op = Operator([ns], RESULTS / f"{stamp}-memory-operator.log", *args.operator_args, short_lease=False)
     if args.tracemalloc:  # where the live memory was allocated, dumped at convergence
         op.python_args = [str(REPO / "bench" / "memprofile.py"), str(RESULTS / f"{stamp}-tracemalloc.txt")]
     timeline: list[tuple[float, float]] = []

@@ -425,7 +425,7 @@ async def run_size(
 
     ns = f"bench-{run_id}-op-{n}{tag}"
     testbed.create_namespace(ns, specs.API_KEY_SECRET)
-    op = Operator([ns], logs / f"operator-{n}{tag}.log", *args.operator_args)
+    op = Operator([ns], logs / f"operator-{n}{tag}.log", *args.operator_args, short_lease=False)
     if args.profile == "tracemalloc":
         op.python_args = [str(REPO / "bench" / "memprofile.py"), str(logs / f"memory-{n}{tag}.txt")]
     elif args.profile:

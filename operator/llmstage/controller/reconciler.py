@@ -56,7 +56,7 @@ class Settings:
     # While a service is Reconciling, a status write that would change only the replica counts
     # waits for the next write with news (a condition, a step) for at most this long, counted
     # from the first count it held back; checked at the next reconcile, no timer of its own.
-    counts_max_lag: float = 30.0
+    counts_max_lag: float = 120.0
 
 
 def only_counts_differ(current: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -31,9 +33,10 @@ class FlakyTransport:
             exc.body = '{"message": "injected", "reason": "Test"}'
             raise api_exception(exc)
 
-        class Response:
-            async def json(self) -> dict[str, Any]:
-                return {"kind": "Deployment", "metadata": {"name": "x"}}
+        class Response:  # the part of aiohttp's ClientResponse Kube reads
+            async def json(self, *, loads: Callable[[str], Any] = json.loads) -> dict[str, Any]:
+                data: dict[str, Any] = loads('{"kind": "Deployment", "metadata": {"name": "x"}}')
+                return data
 
         return Response()
 

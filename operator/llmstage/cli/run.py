@@ -214,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from llmstage.controller import handlers, health, kubeconfig
+    from llmstage.controller.fastjson import use_for_kopf_watches
     from llmstage.controller.leader import Timing, lease_name_for
     from llmstage.controller.tls import shrink_read_buffers
 
@@ -221,6 +222,7 @@ def _run(args: argparse.Namespace) -> int:
     if why := kubeconfig.problem(args.kubeconfig, context=args.context):
         raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()
+    use_for_kopf_watches()
     if args.kubeconfig:
         # kopf's own login reads the same kubeconfig as our client.
         os.environ["KUBECONFIG"] = args.kubeconfig

@@ -308,7 +308,9 @@ class WatchCache:
     # Claims per pod (generic ephemeral volumes): Kubernetes creates them, the pod owns them -------
     def put_pod_claim(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
         """Only what names a claim that stays Pending: its class (the default class filled in by
-        the API server), access modes and phase. A bind changes the phase: one reconcile."""
+        the API server), access modes and phase. Read only when a pod cannot be scheduled, and
+        that pod's own event brings the reconcile: a claim's event alone never does (issue 16:
+        two reconciles per pod claim, created and bound, that changed nothing)."""
         labels = body.get("metadata", {}).get("labels") or {}
         if labels.get(NAME_LABEL) != APP_NAME or labels.get(COMPONENT_LABEL) != CACHE:
             return None
@@ -316,10 +318,9 @@ class WatchCache:
             return None  # our shared claim (put_child), or not one of ours
         owner = body["metadata"]["namespace"], labels[INSTANCE_LABEL]
         name = body["metadata"]["name"]
-        before = self.pod_claims[owner].get(name)
+        self.changed = False
         if deleted:
             self.pod_claims[owner].pop(name, None)
-            self.changed = before is not None
             return owner
         spec = body.get("spec") or {}
         stored = {
@@ -331,7 +332,6 @@ class WatchCache:
             "status": {"phase": (body.get("status") or {}).get("phase", "Pending")},
         }
         self.pod_claims[owner][name] = stored
-        self.changed = stored != before
         return owner
 
     def forget(self, key: ServiceKey) -> None:

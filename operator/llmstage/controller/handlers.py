@@ -130,6 +130,27 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class NoProgress(kopf.ProgressStorage):
+    """kopf records handler progress only for on.create/on.update/on.resume handlers; we have
+    none. The default storages still deep-copy and scan an (empty) essence twice per watch event
+    (about 3% of the operator's CPU at N=1000, docs/benchmarks.md)."""
+
+    def fetch(self, *, key: Any, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        return None
+
+    def purge(self, *, key: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        return None
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        return None
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        return essence
+
+
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's watches use the same credentials as our client: the kubeconfig given to
@@ -150,6 +171,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Our own Events say what changed; kopf's per-handler Events would be writes at every event.
     settings.posting.enabled = False
     settings.persistence.diffbase_storage = NoDiffBase()
+    settings.persistence.progress_storage = NoProgress()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]

@@ -24,6 +24,7 @@ from kubernetes.aio.dynamic import DynamicClient
 from kubernetes.aio.dynamic.exceptions import DynamicApiError
 
 from llmstage import __version__
+from llmstage.controller import fastjson
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ class Kube:
             if method != "get" and self.fence is not None:
                 self.fence()
             resp = await self.dyn.request(method, path, body=body, serialize=False, **params)
-            data: dict[str, Any] = await resp.json()
+            data: dict[str, Any] = await resp.json(loads=fastjson.loads)
             return data
 
         return await self._call(f"{method.upper()} {path}", go, conflicts=conflicts)

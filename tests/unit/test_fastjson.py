@@ -32,7 +32,7 @@ def test_kopf_watch_lines_go_through_the_hook() -> None:
     original = getattr(api, "json")  # noqa: B009 (kopf does not export the name)
     try:
         fastjson.use_for_kopf_watches()
-        assert getattr(api, "json").loads is fastjson.loads  # noqa: B009
+        assert getattr(api, "json").loads is fastjson.loads_watch_event  # noqa: B009
         assert getattr(api, "json").dumps is json.dumps  # noqa: B009 (the rest stays the stdlib's)
     finally:
         setattr(api, "json", original)  # noqa: B010
@@ -48,3 +48,20 @@ def test_no_progress_storage_keeps_nothing_and_changes_nothing() -> None:
     storage.store(key=kopf.HandlerId("x"), record={}, body=body, patch=patch)
     storage.touch(body=body, patch=patch, value="1")
     assert not patch
+
+
+def test_watch_events_arrive_without_managed_fields_and_otherwise_whole() -> None:
+    event = {
+        "type": "MODIFIED",
+        "object": {
+            "metadata": {"name": "chat", "managedFields": [{"manager": "kube-controller-manager"}]},
+            "status": {"readyReplicas": 1},
+        },
+    }
+    got = fastjson.loads_watch_event(json.dumps(event))
+    assert got == {
+        "type": "MODIFIED",
+        "object": {"metadata": {"name": "chat"}, "status": {"readyReplicas": 1}},
+    }
+    error = {"type": "ERROR", "object": {"kind": "Status", "code": 410}}  # no metadata: as it came
+    assert fastjson.loads_watch_event(json.dumps(error)) == error

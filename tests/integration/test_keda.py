@@ -222,3 +222,57 @@ def test_the_keda_examples_render_scaled_objects_kedas_crd_accepts(
     (scaled,) = [o for o in objects if o["kind"] == "ScaledObject"]
     (returned,) = server_side_dry_run(kubectl, [scaled])
     assert contained(scaled, returned) == []
+
+
+def test_uninstalling_keda_does_not_stop_the_operator(
+    keda_crd: None,
+    kubectl: Kubectl,
+    api_client: client.ApiClient,
+    kubeconfig: Path,
+    own_ns: str,
+    tmp_path: Path,
+) -> None:
+    """kopf treats a watcher's 404 as fatal; with an exact namespace it does not observe CRDs, so
+    without controller/kopfwatch.py deleting KEDA's CRD stopped the operator every time (the API
+    server ends the ScaledObject watch, kopf reconnects, 404). Last in the module: it deletes the
+    CRD the module's fixture installed, and puts it back."""
+    # The operator resolves its kinds by API discovery once at start: wait until KEDA's is served.
+    wait_until(
+        lambda: "scaledobjects" in kubectl("api-resources", "--api-group=keda.sh", "-o", "name").stdout,
+        timeout=60,
+        what="scaledobjects.keda.sh in API discovery",
+    )
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", "--namespace", own_ns).start()
+    api = client.CustomObjectsApi(api_client)
+    try:
+        api.create_namespaced_custom_object(
+            GROUP, VERSION, own_ns, PLURAL, llm_service("before", {"autoscaler": "keda", "maxReplicas": 2})
+        )
+        wait_until(
+            lambda: names(kubectl, "scaledobjects.keda.sh", own_ns) == ["scaledobject.keda.sh/before-ollama"],
+            timeout=60,
+            what="the ScaledObject (the operator watches ScaledObjects)",
+        )
+        kubectl("delete", "crd", "scaledobjects.keda.sh", "--wait=true", "--timeout=60s")
+        wait_until(
+            lambda: "not served any more" in operator.log(),
+            timeout=60,
+            what="the operator noticing the ScaledObject watch is gone",
+        )
+        # Still working: a new service is reconciled (its HPA applied) after the CRD went away.
+        api.create_namespaced_custom_object(
+            GROUP, VERSION, own_ns, PLURAL, llm_service("after", {"autoscaler": "hpa", "maxReplicas": 2})
+        )
+        wait_until(
+            lambda: (
+                "horizontalpodautoscaler.autoscaling/after-ollama"
+                in names(kubectl, "horizontalpodautoscalers", own_ns)
+            ),
+            timeout=60,
+            what="the HPA of a service created after KEDA went away",
+        )
+        assert operator.alive(), operator.log()[-3000:]
+    finally:
+        operator.stop()
+        kubectl("apply", "--server-side", "-f", str(keda_crd_file()))
+        kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=60s")

@@ -15,32 +15,13 @@ from kubernetes import client
 
 from testkit import OperatorProcess, wait_until
 from testkit.lua_health import argocd_health
+from testkit.services import LLMServices
 
-GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 
-
-class Services:
+class Services(LLMServices):
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.ns = namespace
-        self.custom = client.CustomObjectsApi(api)
-        client.CoreV1Api(api).create_namespaced_secret(
-            namespace, {"metadata": {"name": "llm-api-key"}, "stringData": {"api-key": "k"}}
-        )
-
-    def create(self, name: str, **spec: Any) -> None:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "LLMService",
-            "metadata": {"name": name},
-            "spec": {"model": {"name": "llama3.1:8b"}, **spec},
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
-
-    def patch(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec})
-
-    def get(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
+        super().__init__(api, namespace)
+        self.create_api_key_secret("k")
 
     def wait(self, name: str, what: str, check: Any, timeout: float = 60) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
@@ -87,7 +68,7 @@ def test_cutover_is_progressing_then_unschedulable_is_degraded(services: Service
     services.create("moving", stage="staging", replicas=1)
     services.wait("moving", "Ready", lambda o: observed(o) and condition(o, "Ready").get("status") == "True")
     # Production on a GPU product no node has: the vLLM pods stay Pending while Ollama serves.
-    services.patch(
+    services.patch_spec(
         "moving",
         {
             "stage": "production",

@@ -11,18 +11,9 @@ import pytest
 from kubernetes import client
 
 from testkit import OperatorProcess, wait_until
+from testkit.services import GROUP, PLURAL, VERSION, llmservice
 
-GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 H100 = "NVIDIA-H100-80GB-HBM3"
-
-
-def llmservice(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "LLMService",
-        "metadata": {"name": name},
-        "spec": {"model": {"name": "llama3.1:8b"}, **spec},
-    }
 
 
 def production_spec(product: str = H100, gpus: int = 1, **extra: Any) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client
 
 from testkit import OperatorProcess, wait_until
+from testkit.services import GROUP, PLURAL, VERSION, LLMServices
 
-GROUP, VERSION, PLURAL = "llmstage.io", "v1alpha1", "llmservices"
 H100 = "NVIDIA-H100-80GB-HBM3"
 # The test bed's classes (hack/cluster/storage.yaml).
 RWO_ONLY_CLASS = "kwok-rwo"
@@ -22,33 +22,10 @@ ANY_MODE_CLASS = "kwok-volume"
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
-class Bed:
+class Bed(LLMServices):
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.ns = namespace
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
+        super().__init__(api, namespace)
         self.storage = client.StorageV1Api(api)
-
-    def create(self, name: str, **spec: Any) -> None:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "LLMService",
-            "metadata": {"name": name},
-            "spec": {"model": {"name": "llama3.1:8b"}, **spec},
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
-
-    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec})
-
-    def condition(self, name: str, ctype: str, status: str = "True", timeout: float = 90) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
-            conds = (obj.get("status") or {}).get("conditions") or []
-            found = next((c for c in conds if c["type"] == ctype), None)
-            return found if found and found["status"] == status else None
-
-        return wait_until(check, timeout=timeout, interval=0.3, what=f"{name} {ctype}={status}")
 
     def claims(self) -> dict[str, client.V1PersistentVolumeClaim]:
         return {c.metadata.name: c for c in self.core.list_namespaced_persistent_volume_claim(self.ns).items}
@@ -74,9 +51,7 @@ class Bed:
 @pytest.fixture
 def bed(api_client: client.ApiClient, namespace: str, operator: OperatorProcess) -> Bed:
     b = Bed(api_client, namespace)
-    b.core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "llm-api-key"}, "stringData": {"api-key": "test-key"}}
-    )
+    b.create_api_key_secret()
     return b
 
 
@@ -99,7 +74,7 @@ def test_production_without_storage_settings_gets_a_claim_per_pod_that_binds_on_
             f"the default StorageClass is {default}, not the test bed's ReadWriteOnce-only {RWO_ONLY_CLASS}"
         )
     bed.create("prod", **production())
-    bed.condition("prod", "Ready", timeout=120)
+    bed.wait_condition("prod", "Ready", timeout=120)
 
     def two_bound() -> list[client.V1PersistentVolumeClaim] | None:
         pods = [p for p in bed.pods("prod") if p.spec.node_name]
@@ -129,7 +104,7 @@ def test_a_shared_read_write_many_claim_on_a_rwo_only_class_stalls_naming_the_cl
     bed.create(
         "shared", replicas=2, cache={"accessMode": "ReadWriteMany", "storageClassName": RWO_ONLY_CLASS}
     )
-    stalled = bed.condition("shared", "Stalled", timeout=90)
+    stalled = bed.wait_condition("shared", "Stalled", timeout=90)
     assert stalled["reason"] == "Unschedulable", stalled
     assert (
         f"The model cache claim shared-ollama-cache (StorageClass {RWO_ONLY_CLASS}, ReadWriteMany) is Pending"
@@ -138,13 +113,13 @@ def test_a_shared_read_write_many_claim_on_a_rwo_only_class_stalls_naming_the_cl
     assert "remove spec.cache.accessMode for a claim per pod" in stalled["message"]
     # The way out the message gives: without accessMode, a claim per pod, which the class provides.
     bed.patch_spec("shared", {"cache": {"accessMode": None, "storageClassName": RWO_ONLY_CLASS}})
-    bed.condition("shared", "Ready", timeout=120)
+    bed.wait_condition("shared", "Ready", timeout=120)
     wait_until(lambda: "shared-ollama-cache" not in bed.claims(), timeout=60, what="the shared claim pruned")
 
 
 def test_a_claim_per_pod_that_stays_pending_stalls_naming_the_pod_claim_and_class(bed: Bed) -> None:
     bed.create("nodisk", replicas=2, cache={"storageClassName": "no-such-class"})
-    stalled = bed.condition("nodisk", "Stalled", timeout=90)
+    stalled = bed.wait_condition("nodisk", "Stalled", timeout=90)
     assert stalled["reason"] == "Unschedulable", stalled
     message = stalled["message"]
     assert "-model-cache of pod nodisk-ollama-" in message, message
@@ -155,7 +130,7 @@ def test_a_shared_claim_read_write_many_on_a_class_that_supports_it_serves_every
     if not bed.has_class(ANY_MODE_CLASS):
         pytest.skip(f"no StorageClass {ANY_MODE_CLASS} (the local test bed's)")
     bed.create("nfs", replicas=2, cache={"accessMode": "ReadWriteMany", "storageClassName": ANY_MODE_CLASS})
-    bed.condition("nfs", "Ready", timeout=120)
+    bed.wait_condition("nfs", "Ready", timeout=120)
     claim = wait_until(
         lambda: (c := bed.claims().get("nfs-ollama-cache")) is not None and c.status.phase == "Bound" and c,
         timeout=60,
@@ -174,7 +149,7 @@ def test_an_existing_claim_is_mounted_and_outlives_the_service(bed: Bed) -> None
         },
     )
     bed.create("mine", cache={"claimName": "weights"})
-    bed.condition("mine", "Ready", timeout=120)
+    bed.wait_condition("mine", "Ready", timeout=120)
     (pod,) = bed.pods("mine")
     volume = next(v for v in pod.spec.volumes if v.name == "model-cache")
     assert volume.persistent_volume_claim.claim_name == "weights"
@@ -187,7 +162,7 @@ def test_an_existing_claim_is_mounted_and_outlives_the_service(bed: Bed) -> None
 
 def test_a_single_pod_keeps_a_shared_claim_and_a_second_replica_switches_to_claims_per_pod(bed: Bed) -> None:
     bed.create("grow", replicas=1)
-    bed.condition("grow", "Ready", timeout=120)
+    bed.wait_condition("grow", "Ready", timeout=120)
     assert bed.claims()["grow-ollama-cache"].spec.access_modes == ["ReadWriteOnce"]
     bed.patch_spec("grow", {"replicas": 2})
 
@@ -203,4 +178,4 @@ def test_a_single_pod_keeps_a_shared_claim_and_a_second_replica_switches_to_clai
 
     # The shared claim is pruned at once and goes when its last pod is gone (pvc-protection).
     wait_until(switched, timeout=120, what="two pods with a claim each and the shared claim pruned")
-    bed.condition("grow", "Ready", timeout=60)
+    bed.wait_condition("grow", "Ready", timeout=60)

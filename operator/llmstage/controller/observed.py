@@ -83,7 +83,7 @@ def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime
             if cond.get("type") != "PodScheduled" or cond.get("status") != "False":
                 continue
             message = cond.get("message") or "unschedulable"
-            volumes = cond.get("reason") == "SchedulerError" and _VOLUME_BINDING in message
+            volumes = cond.get("reason") == "SchedulerError" and VOLUME_BINDING in message
             if cond.get("reason") == "Unschedulable" or volumes:
                 since = _parse_time(cond.get("lastTransitionTime")) or now
                 return Pending(message, (now - since).total_seconds(), pod["metadata"]["name"])
@@ -91,7 +91,7 @@ def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime
 
 
 # How the scheduler's binding step names itself in its errors (running PreBind plugin "...").
-_VOLUME_BINDING = '"VolumeBinding"'
+VOLUME_BINDING = '"VolumeBinding"'
 
 
 def replica_failure(deployment: dict[str, Any] | None) -> str | None:

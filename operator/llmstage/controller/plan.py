@@ -35,6 +35,7 @@ from llmstage.controller.conditions import (
     Condition,
 )
 from llmstage.controller.observed import (
+    VOLUME_BINDING,
     Observed,
     container_config_error,
     deployment_available,
@@ -251,7 +252,7 @@ def claim_note(resolved: Resolved, observed: Observed, pod: str, message: str) -
 
 # What the scheduler says when a pod waits for a claim: an unbound claim, a missing class, a
 # provisioner that refused it or did not answer in time (its binding step, "VolumeBinding").
-_ABOUT_CLAIMS = ("PersistentVolumeClaim", "persistent volume", "persistentvolumeclaim", '"VolumeBinding"')
+_ABOUT_CLAIMS = ("PersistentVolumeClaim", "persistent volume", "persistentvolumeclaim", VOLUME_BINDING)
 
 
 def scaled_to_zero(resolved: Resolved, new_dep: dict[str, Any] | None, old: Runtime | None) -> bool:

@@ -148,8 +148,7 @@ def update_strategy(resolved: Resolved) -> dict[str, Any]:
     GPUs: surge 0, because a surge pod needs a spare GPU that scarce GPU pools rarely have and
     would stay Pending. On CPU: surge 1, unavailable 0, so serving capacity never drops.
     """
-    cache = resolved.cache
-    if not cache.per_pod and cache.access_mode in ("ReadWriteOnce", "ReadWriteOncePod"):
+    if resolved.cache.shared_single_attach:
         return {"type": "Recreate"}
     gpu = resolved.resources.gpu
     if gpu is not None and gpu.count > 0:

@@ -128,15 +128,16 @@ def source_context(model: ModelInfo) -> SourceContext:
             volume=_volume(SOURCE_VOLUME, source),
             mount={"name": SOURCE_VOLUME, "mountPath": MODEL_SOURCE_MOUNT_PATH, "readOnly": True},
         )
+    target = bucket_dir(source)
     return SourceContext(
-        model=bucket_dir(source),
+        model=target,
         hub=False,
         bucket=True,
         offline=True,
         hugging_face_endpoint=None,
         volume=None,
         mount=None,
-        bucket_env=_bucket_env(source, bucket_dir(source)),
+        bucket_env=_bucket_env(source, target),
     )
 
 

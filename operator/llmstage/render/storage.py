@@ -5,16 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmstage.api.models import Runtime
-from llmstage.render.labels import (
-    APP_NAME,
-    CACHE,
-    COMPONENT_LABEL,
-    INSTANCE_LABEL,
-    NAME_LABEL,
-    RUNTIME_LABEL,
-    cache_claim_name,
-    metadata,
-)
+from llmstage.render.labels import CACHE, COMPONENT_LABEL, cache_claim_name, metadata, selector_labels
 from llmstage.resolve.resolved import Resolved
 
 # The pod volume every container mounts the cache from; a claim per pod is named POD-model-cache.
@@ -57,11 +48,6 @@ def cache_volume(resolved: Resolved, runtime: Runtime) -> dict[str, Any]:
     if not cache.per_pod:
         claim = cache.claim_name or cache_claim_name(resolved.name, runtime)
         return {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
-    labels = {
-        NAME_LABEL: APP_NAME,
-        INSTANCE_LABEL: resolved.name,
-        COMPONENT_LABEL: CACHE,
-        RUNTIME_LABEL: runtime.value,
-    }
+    labels = {**selector_labels(resolved.name, runtime), COMPONENT_LABEL: CACHE}
     template = {"metadata": {"labels": labels}, "spec": _claim_spec(resolved)}
     return {"name": CACHE_VOLUME, "ephemeral": {"volumeClaimTemplate": template}}

@@ -134,9 +134,7 @@ def common_mistakes(
                 )
             )
     # A claim per pod is ReadWriteOnce by design; a user's claim (claimName) has a mode of its own.
-    single_attach = (AccessMode.READ_WRITE_ONCE, AccessMode.READ_WRITE_ONCE_POD)
-    shared_by_us = not cache.per_pod and cache.claim_name is None
-    if shared_by_us and cache.access_mode in single_attach and max_pods > 1:
+    if cache.shared_single_attach and cache.claim_name is None and max_pods > 1:
         who = "pods on other nodes" if cache.access_mode == AccessMode.READ_WRITE_ONCE else "a second pod"
         out.append(
             Finding(

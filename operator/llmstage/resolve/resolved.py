@@ -221,6 +221,12 @@ class ModelCache:
     # An existing claim to mount as the shared cache: not rendered, never pruned.
     claim_name: str | None = None
 
+    @property
+    def shared_single_attach(self) -> bool:
+        """One claim for every pod, in a mode only one node (ReadWriteOnce) or one pod
+        (ReadWriteOncePod) can mount: a second pod cannot start while the first holds it."""
+        return not self.per_pod and self.access_mode in ("ReadWriteOnce", "ReadWriteOncePod")
+
 
 @dataclass(frozen=True)
 class Finding:

@@ -1,22 +1,35 @@
-"""controller/kopfwatch.py: a watched kind whose CRD is deleted ends its stream quietly instead of
-stopping the operator (kopf treats any watcher error as fatal)."""
+"""controller/kopfwatch.py: events of routed kinds go to their handlers in stream order and never
+reach kopf's per-object workers; a watched kind whose CRD is deleted ends its stream quietly
+instead of stopping the operator (kopf treats any watcher error as fatal)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
+import kopf
 import pytest
 from kopf._cogs.clients import watching
 from kopf._cogs.clients.errors import APIForbiddenError, APINotFoundError
 from llmstage.controller import kopfwatch
+from llmstage.controller.kopfwatch import Routes
+
+PODS = SimpleNamespace(group="", version="v1", plural="pods")
+SCALED_OBJECTS = SimpleNamespace(group="keda.sh", version="v1alpha1", plural="scaledobjects")
 
 
-def source(error: Exception | None) -> Any:
-    async def continuous_watch(**kwargs: Any) -> AsyncIterator[dict[str, Any]]:
-        yield {"type": "ADDED", "object": {"metadata": {"name": "chat"}}}
+def pod(name: str, kind: str | None = "ADDED", **labels: str) -> dict[str, Any]:
+    return {"type": kind, "object": {"kind": "Pod", "metadata": {"name": name, "labels": labels}}}
+
+
+def source(events: list[Any], error: Exception | None = None) -> Any:
+    async def continuous_watch(**kwargs: Any) -> AsyncIterator[Any]:
+        for event in events:
+            yield event
         if error is not None:
             raise error
 
@@ -28,17 +41,89 @@ async def drain(gen: AsyncIterator[Any]) -> list[Any]:
 
 
 def test_a_404_ends_the_stream_after_a_pause_and_keeps_what_came_before() -> None:
-    watch = kopfwatch.tolerant(
-        source(APINotFoundError("404 page not found", status=404, headers={})), pause=0.01
+    first = {"type": "ADDED", "object": {"metadata": {"name": "chat"}}}
+    watch = kopfwatch.hooked(
+        source([first], APINotFoundError("404 page not found", status=404, headers={})), Routes(), pause=0.01
     )
-    events = asyncio.run(drain(watch(resource="scaledobjects", namespace="team")))
-    assert events == [{"type": "ADDED", "object": {"metadata": {"name": "chat"}}}]
+    assert asyncio.run(drain(watch(resource=SCALED_OBJECTS, namespace="team"))) == [first]
 
 
 def test_other_errors_stay_kopfs_to_handle() -> None:
-    watch = kopfwatch.tolerant(source(APIForbiddenError("forbidden", status=403, headers={})), pause=0.01)
+    watch = kopfwatch.hooked(
+        source([], APIForbiddenError("forbidden", status=403, headers={})), Routes(), pause=0.01
+    )
     with pytest.raises(APIForbiddenError):
-        asyncio.run(drain(watch(resource="scaledobjects", namespace="team")))
+        asyncio.run(drain(watch(resource=SCALED_OBJECTS, namespace="team")))
+
+
+def test_routed_events_reach_their_handlers_in_order_and_not_kopf() -> None:
+    seen: list[tuple[str, str | None]] = []
+    routes = Routes()
+    routes.add(
+        "", "v1", "pods", {"app": "llm"}, lambda e: seen.append((e["object"]["metadata"]["name"], e["type"]))
+    )
+    events = [
+        pod("a", None, app="llm"),  # from the initial listing
+        watching.Bookmark.LISTED,
+        pod("b", "ADDED", app="llm"),
+        pod("other", "ADDED", app="web"),  # not ours: no handler, and not kopf's either
+        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
+        pod("a", "MODIFIED", app="llm"),
+        pod("b", "DELETED", app="llm"),
+    ]
+    watch = kopfwatch.hooked(source(events), routes)
+    to_kopf = asyncio.run(drain(watch(resource=PODS, namespace="team")))
+    assert seen == [("a", None), ("b", "ADDED"), ("a", "MODIFIED"), ("b", "DELETED")]
+    # kopf still gets its listing bookmark (readiness) and the API server's bookmarks.
+    assert to_kopf == [watching.Bookmark.LISTED, events[4]]
+
+
+def test_kinds_without_routes_pass_through_untouched() -> None:
+    routes = Routes()
+    routes.add("", "v1", "pods", {}, lambda e: pytest.fail("not a pod stream"))
+    events = [{"type": "ADDED", "object": {"metadata": {"name": "so"}}}]
+    watch = kopfwatch.hooked(source(events), routes)
+    assert asyncio.run(drain(watch(resource=SCALED_OBJECTS, namespace="team"))) == events
+
+
+def test_labels_select_as_kopf_does() -> None:
+    names: list[str] = []
+    routes = Routes()
+    routes.add(
+        "",
+        "v1",
+        "pods",
+        {"app": "llm", "owner": kopf.ABSENT, "tier": kopf.PRESENT},
+        lambda e: names.append(e["object"]["metadata"]["name"]),
+    )
+    events = [
+        pod("match", app="llm", tier="x"),
+        pod("owned", app="llm", tier="x", owner="y"),
+        pod("no-tier", app="llm"),
+        pod("wrong-app", app="web", tier="x"),
+    ]
+    asyncio.run(drain(kopfwatch.hooked(source(events), routes)(resource=PODS, namespace=None)))
+    assert names == ["match"]
+    with pytest.raises(ValueError, match="callables"):
+        routes.add("", "v1", "pods", {"app": lambda value, **_: True}, lambda e: None)
+
+
+def test_a_failing_handler_is_logged_and_the_stream_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    names: list[str] = []
+
+    def handler(event: dict[str, Any]) -> None:
+        if event["object"]["metadata"]["name"] == "bad":
+            raise KeyError("status")
+        names.append(event["object"]["metadata"]["name"])
+
+    routes = Routes()
+    routes.add("", "v1", "pods", {}, handler)
+    with caplog.at_level(logging.ERROR, logger=kopfwatch.__name__):
+        asyncio.run(
+            drain(kopfwatch.hooked(source([pod("bad"), pod("good")]), routes)(resource=PODS, namespace="t"))
+        )
+    assert names == ["good"]
+    assert "handling a ADDED event of Pod /bad failed" in caplog.text
 
 
 def test_kopf_reconnects_through_the_wrapped_name() -> None:
@@ -46,10 +131,24 @@ def test_kopf_reconnects_through_the_wrapped_name() -> None:
     assert "continuous_watch(" in inspect.getsource(watching.infinite_watch)
     original = watching.continuous_watch
     try:
-        kopfwatch.tolerate_vanished_kinds()
-        kopfwatch.tolerate_vanished_kinds()  # idempotent: wrapped once
+        kopfwatch.hook_watch_streams(Routes())
+        kopfwatch.hook_watch_streams(Routes())  # idempotent: wraps kopf's original once
         wrapped = watching.continuous_watch
-        assert wrapped.__name__ == "continuous_watch_tolerating_404"
-        assert wrapped is not original
+        assert wrapped.__name__ == "continuous_watch_llmstage"
+        assert wrapped.__wrapped__ is original  # type: ignore[attr-defined]
     finally:
         setattr(watching, "continuous_watch", original)  # noqa: B010
+
+
+def test_every_operator_handler_is_routed() -> None:
+    """The kinds the operator's kopf handlers watch are the kinds routed, one route per handler."""
+    from llmstage.controller import handlers
+
+    registry = kopf.get_default_registry()
+    kopf_handlers = [
+        (h.selector.group or "", h.selector.version, h.selector.any_name, dict(h.labels or {}))
+        for h in registry._watching.get_all_handlers()  # kopf keeps its registry private
+    ]
+    routed = [(*key, dict(r.labels)) for key, routes in handlers.ROUTES.by_resource.items() for r in routes]
+    assert sorted(map(repr, routed)) == sorted(map(repr, kopf_handlers))
+    assert len(routed) == 10  # LLMServices, 6 child kinds, slices, pods, claims per pod

@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from llmstage.controller import handlers, health, kubeconfig
     from llmstage.controller.fastjson import use_for_kopf_watches
-    from llmstage.controller.kopfwatch import tolerate_vanished_kinds
+    from llmstage.controller.kopfwatch import hook_watch_streams
     from llmstage.controller.leader import Timing, lease_name_for
     from llmstage.controller.tls import shrink_read_buffers
 
@@ -224,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
         raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()
     use_for_kopf_watches()
-    tolerate_vanished_kinds()
+    hook_watch_streams(handlers.ROUTES)
     if args.kubeconfig:
         # kopf's own login reads the same kubeconfig as our client.
         os.environ["KUBECONFIG"] = args.kubeconfig

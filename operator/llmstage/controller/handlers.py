@@ -21,6 +21,7 @@ import kopf
 from llmstage import __version__
 from llmstage.controller import kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
+from llmstage.controller.kopfwatch import Routes
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
 from llmstage.controller.leader import ElectionThread, Leadership, NotLeaderError, Timing
 from llmstage.controller.reconciler import Reconciler, Settings
@@ -295,12 +296,35 @@ def _count_event(plural: str) -> None:
     metrics.WATCH_EVENTS.labels(kind=plural, changed=str(OperatorState.cache.changed).lower()).inc()
 
 
-def _deleted(event: kopf.RawEvent) -> bool:
+def _deleted(event: dict[str, Any]) -> bool:
     return event.get("type") == "DELETED"
 
 
-@kopf.on.event("llmstage.io", "v1alpha1", "llmservices")
-async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
+# How watch events reach the handlers below: straight from kopf's streams (kopfwatch, installed
+# by `llmstage run`), or through kopf's own workers where that hook is not installed.
+ROUTES = Routes()
+
+
+def _on_event(
+    group: str,
+    version: str,
+    plural: str,
+    fn: Callable[[dict[str, Any]], None],
+    *,
+    labels: dict[str, Any],
+    handler_id: str,
+) -> None:
+    """Registers `fn(event)` with kopf (which is what makes kopf watch the kind) and on the direct
+    route from kopf's stream. With the route installed, kopf never sees these events."""
+
+    async def via_kopf(event: kopf.RawEvent, **_: Any) -> None:
+        fn(dict(event))
+
+    ROUTES.add(group, version, plural, labels, fn)
+    kopf.on.event(group, version, plural, labels=labels, id=handler_id)(via_kopf)
+
+
+def llmservice_event(event: dict[str, Any]) -> None:
     body = event["object"]
     key = OperatorState.cache.put_service(dict(body), deleted=_deleted(event))
     _count_event("llmservices")
@@ -313,6 +337,11 @@ async def llmservice_event(event: kopf.RawEvent, **_: Any) -> None:
         OperatorState.queue.add(key)
 
 
+_on_event(
+    "llmstage.io", "v1alpha1", "llmservices", llmservice_event, labels={}, handler_id="llmservice_event"
+)
+
+
 def _watch_children(
     group: str,
     version: str,
@@ -323,13 +352,13 @@ def _watch_children(
 ) -> None:
     """One event handler per watched child kind: feed the cache, mark the owning service dirty."""
 
-    async def child_event(event: kopf.RawEvent, **_: Any) -> None:
+    def child_event(event: dict[str, Any]) -> None:
         owner = put(dict(event["object"]), deleted=_deleted(event))
         _count_event(plural)
         if owner is not None and OperatorState.cache.changed and owner in OperatorState.cache.services:
             OperatorState.queue.add(owner)
 
-    kopf.on.event(group, version, plural, labels=labels, id=handler_id or f"{plural}-event")(child_event)
+    _on_event(group, version, plural, child_event, labels=labels, handler_id=handler_id or f"{plural}-event")
 
 
 # The cache methods are looked up at event time: OperatorState.cache is created in `startup`.

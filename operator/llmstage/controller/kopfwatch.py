@@ -1,24 +1,40 @@
-"""A watched kind whose CRD goes away must not stop the operator.
+"""The operator's two hooks on kopf's watch streams: events of our kinds go straight to their
+handlers, and a watched kind whose CRD goes away does not stop the operator.
 
-The operator watches KEDA's ScaledObjects when KEDA is installed. When someone uninstalls KEDA
-(or its CRD is deleted), the API server ends the ScaledObject watch and kopf reconnects after
-`settings.watching.reconnect_backoff`; the new request gets 404, and kopf 1.45 treats any error
-of a watcher as fatal: the whole operator exits, unless kopf's CRD observation cancelled that
-watcher first. That is a race (found by tests/integration/test_keda.py in CI, where the operator
-lost it), and with exact namespaces kopf does not observe CRDs at all.
+kopf stays the watch layer: it lists, watches, keeps the resourceVersion, reconnects, restarts
+on 410 Gone, pauses and follows namespaces and CRDs. Both hooks wrap the one generator kopf
+reconnects through (`continuous_watch`); kopf is pinned, and tests/unit/test_kopfwatch.py fails
+if a new kopf no longer calls it by that name.
 
-`tolerate_vanished_kinds()` wraps the one generator kopf reconnects through: a 404 ends that
-stream quietly after a pause, and kopf's own loop tries again later. If the CRD comes back, the
-watch resumes; if kopf's observation drops the kind, the watcher is cancelled as before. kopf is
-pinned; tests/unit/test_kopfwatch.py fails if a new kopf no longer calls it by that name.
+Direct delivery (`Routes`). Every handler of ours only feeds the watch cache and marks an
+LLMService dirty: microseconds, no I/O. kopf's path to a handler is a worker task per object, a
+queue, a batching window, cause detection and handler invocation: in the N=1000 profile about a
+quarter of the operator's CPU and a worker's memory per busy object (issue 16,
+docs/benchmarks.md). A routed event is handed to its handlers in stream order, inside the
+watcher's task, and never reaches kopf's per-object machinery. The same functions stay
+registered with kopf (that is what makes kopf watch the kind), so without the hook they are
+still called, through kopf.
+
+Vanished kinds. The operator watches KEDA's ScaledObjects when KEDA is installed. When someone
+uninstalls KEDA (or its CRD is deleted), the API server ends the ScaledObject watch and kopf
+reconnects after `settings.watching.reconnect_backoff`; the new request gets 404, and kopf 1.45
+treats any error of a watcher as fatal: the whole operator exits, unless kopf's CRD observation
+cancelled that watcher first. That is a race (found by tests/integration/test_keda.py in CI,
+where the operator lost it), and with exact namespaces kopf does not observe CRDs at all. A 404
+now ends that stream quietly after a pause, and kopf's own loop tries again later. If the CRD
+comes back, the watch resumes; if kopf's observation drops the kind, the watcher is cancelled as
+before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+import kopf
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +42,88 @@ log = logging.getLogger(__name__)
 # seconds per namespace while the CRD is gone, instead of one per reconnect backoff (0.1 s).
 VANISHED_RETRY_SECONDS = 10.0
 
+# kopf's event types that carry an object (None: from the initial listing). BOOKMARK carries only
+# a resourceVersion, which kopf's stream has already taken.
+_OBJECT_EVENTS = frozenset({None, "ADDED", "MODIFIED", "DELETED"})
 
-def tolerant(
-    continuous_watch: Callable[..., AsyncIterator[Any]], pause: float = VANISHED_RETRY_SECONDS
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Route:
+    """`labels` as kopf takes them: a value, kopf.PRESENT or kopf.ABSENT per key."""
+
+    labels: Mapping[str, Any]
+    handler: EventHandler
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        for key, want in self.labels.items():
+            if want is kopf.ABSENT:
+                if key in labels:
+                    return False
+            elif want is kopf.PRESENT:
+                if key not in labels:
+                    return False
+            elif labels.get(key) != want:
+                return False
+        return True
+
+
+@dataclass
+class Routes:
+    """Handlers by (group, version, plural), each with the labels an object must carry."""
+
+    by_resource: dict[tuple[str, str, str], list[Route]] = field(default_factory=dict)
+
+    def add(self, group: str, version: str, plural: str, labels: Mapping[str, Any], fn: EventHandler) -> None:
+        if any(callable(v) for v in labels.values()):
+            raise ValueError("routes take label values, kopf.PRESENT or kopf.ABSENT, not callables")
+        self.by_resource.setdefault((group, version, plural), []).append(Route(dict(labels), fn))
+
+    def of(self, resource: Any) -> list[Route] | None:
+        """The routes of a kopf Resource (anything with group, version, plural)."""
+        return self.by_resource.get((resource.group, resource.version, resource.plural))
+
+    @staticmethod
+    def deliver(routes: list[Route], event: dict[str, Any]) -> None:
+        body = event.get("object") or {}
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        for route in routes:
+            if not route.matches(labels):
+                continue
+            try:
+                route.handler(event)
+            except Exception:  # as kopf does for event handlers: log, go on with the next event
+                meta = body.get("metadata") or {}
+                log.exception(
+                    "handling a %s event of %s %s/%s failed",
+                    event.get("type") or "listed",
+                    body.get("kind", "object"),
+                    meta.get("namespace", ""),
+                    meta.get("name", ""),
+                )
+
+
+def hooked(
+    continuous_watch: Callable[..., AsyncIterator[Any]],
+    routes: Routes,
+    pause: float = VANISHED_RETRY_SECONDS,
 ) -> Callable[..., AsyncIterator[Any]]:
+    """kopf's `continuous_watch` with both hooks (module docstring)."""
     from kopf._cogs.clients.errors import APINotFoundError
 
-    async def continuous_watch_tolerating_404(**kwargs: Any) -> AsyncIterator[Any]:
+    async def continuous_watch_llmstage(**kwargs: Any) -> AsyncIterator[Any]:
+        resource_routes = routes.of(kwargs["resource"]) if "resource" in kwargs else None
         try:
             async for event in continuous_watch(**kwargs):
-                yield event
+                if (
+                    resource_routes is not None
+                    and isinstance(event, dict)
+                    and event.get("type") in _OBJECT_EVENTS
+                ):
+                    Routes.deliver(resource_routes, event)
+                    continue
+                yield event  # kopf's bookmarks, and kinds we do not route (kopf's own peering, ...)
         except APINotFoundError:
             resource, namespace = kwargs.get("resource"), kwargs.get("namespace")
             log.warning(
@@ -46,13 +134,15 @@ def tolerant(
             )
             await asyncio.sleep(pause)
 
-    return continuous_watch_tolerating_404
+    return continuous_watch_llmstage
 
 
-def tolerate_vanished_kinds() -> None:
-    """Before kopf starts watching; idempotent."""
+def hook_watch_streams(routes: Routes) -> None:
+    """Before kopf starts watching; idempotent (a second call replaces the routes)."""
     from kopf._cogs.clients import watching
 
     current = watching.continuous_watch
-    if getattr(current, "__name__", "") != "continuous_watch_tolerating_404":
-        setattr(watching, "continuous_watch", tolerant(current))  # noqa: B010 (kopf's module)
+    original = getattr(current, "__wrapped__", current)
+    wrapper = hooked(original, routes)
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(watching, "continuous_watch", wrapper)  # noqa: B010 (kopf's module)

@@ -43,6 +43,7 @@ def per_service(size: dict[str, Any], n: int) -> dict[str, float]:
         "events": events / n,
         "reconciles": metrics.get("llmstage_reconciles_total", 0) / n,
         "watch_events": metrics.get("llmstage_watch_events_total", 0) / n,
+        "renders": metrics.get("llmstage_renders_total", 0) / n,
         "cpu_ms": cpu * 1000 / n if cpu is not None else float("nan"),
     }
 
@@ -87,7 +88,7 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             (
                 "P1u",
                 f"N={n}: operator CPU per service ({c['reconciles']:.1f} reconciles, "
-                f"{c['watch_events']:.1f} watch events per service)",
+                f"{c['watch_events']:.1f} watch events, {c['renders']:.1f} renders per service)",
                 f"{c['cpu_ms']:.1f} ms",
                 "<= 30 ms",
                 "yes" if c["cpu_ms"] <= 30 else "NO",

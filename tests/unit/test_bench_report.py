@@ -17,6 +17,7 @@ def size(
         "operator_metrics_at_convergence": {
             "llmstage_reconciles_total": reconciles,
             "llmstage_watch_events_total": 12 * n,
+            "llmstage_renders_total": n,
         },
     }
 
@@ -37,7 +38,7 @@ def test_counts_are_the_operators_writes_and_cpu_per_service() -> None:
     assert counts["writes"] == 7.0 and counts["applies"] == 3.0
     assert counts["status"] == 2.5 and counts["events"] == 1.5
     assert counts["reconciles"] == 4.5 and counts["cpu_ms"] == 25.0
-    assert counts["watch_events"] == 12.0
+    assert counts["watch_events"] == 12.0 and counts["renders"] == 1.0
 
 
 def test_verdicts_print_both_sizes_and_the_flatness_of_cpu_per_service() -> None:

@@ -27,6 +27,10 @@ APPLIES = Counter("llmstage_applies_total", "Server-side applies of child object
 DELETES = Counter(
     "llmstage_prunes_total", "Child objects deleted because they are no longer desired", ["kind"]
 )
+RENDERS = Counter(
+    "llmstage_renders_total",
+    "Renders of an LLMService's desired objects; a reconcile whose inputs did not change reuses the last one",
+)
 STATUS_WRITES = Counter("llmstage_status_writes_total", "Status patches of LLMServices")
 API_ERRORS = Counter("llmstage_api_errors_total", "API errors that survived retries", ["status"])
 WATCH_EVENTS = Counter(

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 from llmstage.api.models import Runtime
+from llmstage.controller import metrics
 from llmstage.controller.cache import ServiceKey
 from llmstage.render.desired import desired_objects
 from llmstage.resolve.resolved import ClusterFacts, Resolved
@@ -40,6 +41,7 @@ class RenderCache:
             objects: list[dict[str, Any]] = marshal.loads(zlib.decompress(entry[1]))
             return objects
         self.misses += 1
+        metrics.RENDERS.inc()
         objects = desired_objects(resolved, facts, serving_runtime=serving_runtime)
         self._entries[key] = digest, zlib.compress(marshal.dumps(objects), 1)
         self._entries.move_to_end(key)

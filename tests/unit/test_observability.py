@@ -19,7 +19,7 @@ from llmstage.controller import metrics
 from llmstage.controller.leader import NotLeaderError
 from llmstage.controller.metrics import ConditionSeries
 from llmstage.controller.workqueue import WorkQueue
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, generate_latest
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +77,7 @@ def test_text_for_people_and_auto_picks_text_only_on_a_terminal() -> None:
 
 def test_condition_series_follow_the_status_and_go_with_the_service() -> None:
     registry = CollectorRegistry()
-    gauge = Gauge("c", "c", ["namespace", "name", "type", "status"], registry=registry)
-    series = ConditionSeries(gauge)
+    series = ConditionSeries(registry)
 
     def current() -> set[tuple[str, ...]]:
         return {
@@ -99,6 +98,10 @@ def test_condition_series_follow_the_status_and_go_with_the_service() -> None:
     series.observe("ns", "other", [{"type": "Ready", "status": "True"}])
     series.forget("ns", "chat")
     assert current() == {("ns", "other", "Ready", "True")}
+    series.observe("ns", "other", [])  # a status without conditions: no series
+    assert current() == set()
+    exposition = generate_latest(registry).decode()
+    assert "# TYPE llmstage_llmservice_condition gauge" in exposition
 
 
 def test_the_queue_counts_depth_latency_retries_and_in_flight_and_stands_by() -> None:

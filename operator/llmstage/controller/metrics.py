@@ -7,13 +7,15 @@ standbys keep warm too, so they do not jump when the leader changes; aggregate t
 
 from __future__ import annotations
 
-import contextlib
 import platform
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from llmstage import __version__
 
@@ -81,43 +83,49 @@ BUILD_INFO.labels(
     kubernetes_client_version=_version_of("kubernetes"),
 ).set(1)
 
-CONDITION = Gauge(
-    "llmstage_llmservice_condition",
-    "1 for each condition of each LLMService, with its current status (the series goes with the service)",
-    ["namespace", "name", "type", "status"],
-)
 
+class ConditionSeries(Collector):
+    """llmstage_llmservice_condition, in step with the LLMServices' status: one series per service
+    and condition type, labelled with the current status; a changed status replaces its series,
+    a deleted service removes all of its series.
 
-class ConditionSeries:
-    """Keeps llmstage_llmservice_condition in step with the LLMServices' status: one series per
-    service and condition type, labelled with the current status; a changed status replaces its
-    series, a deleted service removes all of its series."""
+    A collector, not a labelled Gauge: the series are made at scrape time from one small tuple per
+    service. A Gauge child per series (a lock, a value, label tuples) was 4.4 KB per service at
+    N=1000, a quarter of the operator's live state (issue 16, docs/benchmarks.md)."""
 
-    def __init__(self, gauge: Gauge = CONDITION) -> None:
-        self.gauge = gauge
-        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+    NAME = "llmstage_llmservice_condition"
+    HELP = (
+        "1 for each condition of each LLMService, with its current status (the series goes with the service)"
+    )
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        self._seen: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        if registry is not None:
+            registry.register(self)
 
     def observe(self, namespace: str, name: str, conditions: Iterable[dict[str, Any]]) -> None:
-        now = {str(c["type"]): str(c.get("status", "Unknown")) for c in conditions if c.get("type")}
-        before = self._seen.get((namespace, name), {})
-        for ctype, status in before.items():
-            if now.get(ctype) != status:
-                self._remove(namespace, name, ctype, status)
-        for ctype, status in now.items():
-            if before.get(ctype) != status:
-                self.gauge.labels(namespace=namespace, name=name, type=ctype, status=status).set(1)
+        now = tuple(
+            (sys.intern(str(c["type"])), sys.intern(str(c.get("status", "Unknown"))))
+            for c in conditions
+            if c.get("type")
+        )
         if now:
             self._seen[(namespace, name)] = now
         else:
             self._seen.pop((namespace, name), None)
 
     def forget(self, namespace: str, name: str) -> None:
-        for ctype, status in self._seen.pop((namespace, name), {}).items():
-            self._remove(namespace, name, ctype, status)
+        self._seen.pop((namespace, name), None)
 
-    def _remove(self, namespace: str, name: str, ctype: str, status: str) -> None:
-        with contextlib.suppress(KeyError):
-            self.gauge.remove(namespace, name, ctype, status)
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["namespace", "name", "type", "status"])
+        for (namespace, name), conditions in list(self._seen.items()):
+            for ctype, status in conditions:
+                family.add_metric([namespace, name, ctype, status], 1)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["namespace", "name", "type", "status"])
 
 
 CONDITIONS = ConditionSeries()

@@ -10,6 +10,7 @@ collector removes the children.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Any
 import kopf
 
 from llmstage import __version__
-from llmstage.controller import kubeconfig, metrics
+from llmstage.controller import allocator, kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.kopfwatch import Routes
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
@@ -57,6 +58,9 @@ class OperatorState:
     election: ElectionThread | None = None
     # /readyz: the caches are filled (startup done) and the operator is not stopping.
     ready: bool = False
+    # Watch events handled so far: the allocator trims only after some (controller/allocator.py).
+    events_seen: int = 0
+    trimmer: asyncio.Task[None] | None = None
 
 
 async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None, facts: ClusterFacts) -> None:
@@ -221,6 +225,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         metrics.LEADER.set(1)
     else:
         await _start_election(election, identity)
+    OperatorState.trimmer = asyncio.create_task(
+        allocator.trim_after_activity(lambda: OperatorState.events_seen)
+    )
     OperatorState.ready = True
     log.info("llmstage ready: %s", OperatorState.cache.counts())
 
@@ -264,6 +271,8 @@ def _cache_count(kind: str) -> Callable[[], float]:
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     OperatorState.ready = False
+    if OperatorState.trimmer is not None:
+        OperatorState.trimmer.cancel()
     if OperatorState.election is not None:
         # Stop leading first (running reconciles are cancelled, the fence closes), then hand the
         # Lease over so that a standby takes over at its next try.
@@ -293,6 +302,7 @@ def health() -> dict[str, Any]:
 
 
 def _count_event(plural: str) -> None:
+    OperatorState.events_seen += 1
     metrics.WATCH_EVENTS.labels(kind=plural, changed=str(OperatorState.cache.changed).lower()).inc()
 
 

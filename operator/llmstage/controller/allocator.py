@@ -1,0 +1,58 @@
+"""Freed memory handed back to the system after busy spells (glibc's malloc_trim).
+
+Most of what the operator allocates lives for one watch event: decoded, slimmed into the watch
+cache, dropped. glibc keeps the freed pages for reuse, and while a thousand services converge
+they pile up: the peak RSS (P4, issue 16) is mostly memory already freed. `malloc_trim(0)`
+returns free pages, also those in the middle of the heap. The image runs Python with
+PYTHONMALLOC=malloc (Dockerfile) so that small objects come from glibc too: Python's own
+allocator returns an arena only when every object in it is gone, which a few long-lived cache
+entries among thousands of freed event objects prevent (docs/benchmarks.md has the figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# Often enough to keep the peak of a convergence down, rarely enough to cost nothing measurable
+# (a trim walks the heap's free lists: about a millisecond at the sizes seen here).
+TRIM_INTERVAL_SECONDS = 10.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None)  # the C library this process already uses
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)  # glibc; musl has none
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+def release_free_memory() -> bool:
+    """True when the C library could hand memory back."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+async def trim_after_activity(activity: Callable[[], int], interval: float = TRIM_INTERVAL_SECONDS) -> None:
+    """Every `interval` seconds, trim if `activity()` (a counter of work done) moved since the last
+    look: a busy operator gives back what its last spell freed, an idle one does nothing."""
+    trim = _malloc_trim()
+    if trim is None:
+        log.debug("no malloc_trim in this C library; freed memory stays with the allocator")
+        return
+    seen = activity()
+    while True:
+        await asyncio.sleep(interval)
+        now = activity()
+        if now != seen:
+            seen = now
+            trim(0)

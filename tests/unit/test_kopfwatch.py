@@ -152,3 +152,32 @@ def test_every_operator_handler_is_routed() -> None:
     routed = [(*key, dict(r.labels)) for key, routes in handlers.ROUTES.by_resource.items() for r in routes]
     assert sorted(map(repr, routed)) == sorted(map(repr, kopf_handlers))
     assert len(routed) == 10  # LLMServices, 6 child kinds, slices, pods, claims per pod
+
+
+def test_without_the_hook_kopf_calls_the_same_handlers() -> None:
+    """The handlers registered with kopf deliver to the same functions as the routes do."""
+    from llmstage.controller import handlers
+    from llmstage.controller.cache import WatchCache
+
+    class Queue:
+        added: list[Any] = []
+
+        def add(self, key: Any) -> None:
+            self.added.append(key)
+
+    cache, queue = WatchCache(), Queue()
+    saved = {k: getattr(handlers.OperatorState, k, None) for k in ("cache", "queue")}
+    handlers.OperatorState.cache, handlers.OperatorState.queue = cache, queue  # type: ignore[assignment]
+    try:
+        by_id = {str(h.id): h for h in kopf.get_default_registry()._watching.get_all_handlers()}
+        service: dict[str, Any] = {
+            "apiVersion": "llmstage.io/v1alpha1",
+            "kind": "LLMService",
+            "metadata": {"namespace": "team", "name": "chat", "uid": "u1", "resourceVersion": "1"},
+        }
+        via_kopf: Any = by_id["llmservice_event"].fn  # kopf passes many more keyword arguments
+        asyncio.run(via_kopf(event={"type": "ADDED", "object": service}))
+        assert ("team", "chat") in cache.services and queue.added == [("team", "chat")]
+    finally:
+        for k, v in saved.items():
+            setattr(handlers.OperatorState, k, v)

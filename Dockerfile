@@ -31,11 +31,8 @@ LABEL org.opencontainers.image.title="llmstage" \
 # No org.opencontainers.image.source yet: the project has no public repository address.
 # No writes to the image at run time: no bytecode caches, logs on stdout, HOME and temp files
 # on /tmp (an emptyDir in the chart).
-# PYTHONMALLOC=malloc: every object from glibc, which the operator hands freed memory back to
-# (controller/allocator.py); Python's own allocator keeps an arena while any object in it lives.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PYTHONMALLOC=malloc \
     HOME=/tmp \
     PATH=/opt/llmstage/bin:$PATH
 COPY --from=build /opt/llmstage /opt/llmstage

@@ -2,8 +2,6 @@
 
 Liveness is off and metrics listen on 127.0.0.1 only, on `metrics_port` (0: off); options in
 `extra_args` come last, so they win. The log goes to `log_path` (appended), kept for asserts.
-The process gets the image's runtime environment (IMAGE_ENV), so the benchmark's memory figures
-are the image's.
 """
 
 from __future__ import annotations
@@ -16,10 +14,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-
-# What the Dockerfile's final stage sets that changes how the operator runs (not paths or HOME);
-# tests/unit/test_chart_image.py fails if the two drift apart.
-IMAGE_ENV = {"PYTHONMALLOC": "malloc"}
 
 
 class OperatorProcess:
@@ -63,11 +57,7 @@ class OperatorProcess:
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
             self.proc = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **IMAGE_ENV},
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         if wait_ready:
             self.wait_ready(wait_ready)

@@ -46,19 +46,6 @@ def test_nothing_is_written_to_the_image_at_run_time() -> None:
     assert values["securityContext"]["readOnlyRootFilesystem"] is True and "mountPath: /tmp" in chart_pod
 
 
-def test_the_tests_and_the_benchmark_run_the_operator_with_the_images_runtime_environment() -> None:
-    """testkit's launcher copies what the final stage sets that changes how Python runs, so the
-    memory the benchmark measures (P4) is the image's."""
-    from testkit.launcher import IMAGE_ENV
-
-    final_stage = DOCKERFILE.split("FROM ${PYTHON_IMAGE}\n", 1)[1]
-    env_block = re.search(r"^ENV ((?:.*\\\n)*.*)$", final_stage, re.MULTILINE)
-    assert env_block is not None
-    settings = dict(item.split("=", 1) for item in env_block.group(1).replace("\\\n", " ").split())
-    python_runtime = {k: v for k, v in settings.items() if k == "PYTHONMALLOC"}
-    assert python_runtime == IMAGE_ENV == {"PYTHONMALLOC": "malloc"}
-
-
 def test_exposed_ports_are_the_charts_health_and_metrics_ports() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     exposed = {int(p) for line in instructions("EXPOSE") for p in line.split()}

@@ -70,3 +70,16 @@ def test_p1_and_p5_are_judged_against_issue_16s_targets() -> None:
     # The operator grew 15.7x while the floor grew 15.0x: worse than the floor, so not met.
     p5 = next(r for r in rows if r[0] == "P5")
     assert p5[2:] == ("15.7x", "<= 15.0x", "NO")
+
+
+def test_p4_is_printed_for_both_sizes_and_judged_at_n_1000() -> None:
+    small = size(100, WRITES_100, cpu=2.5, reconciles=450)
+    small["memory_at_convergence_mib"] = {"VmHWM": 80.0, "VmRSS": 79.0}
+    big = size(1000, WRITES_100, cpu=25.0, reconciles=4500)
+    big["memory_at_convergence_mib"] = {"VmHWM": 90.0, "VmRSS": 90.0}
+    big["memory_mib"] = {"VmHWM": 100.0, "VmRSS": 99.0}  # after P2 and P3: the one judged
+    result = {"sizes": {"100": small, "1000": big}}
+    p4 = [r for r in verdicts(result) if r[0] == "P4"]
+    assert [r[1] for r in p4] == ["N=100: operator peak RSS", "N=1000: operator peak RSS"]
+    assert p4[0][2:] == ("84 MB", "(info)", "")
+    assert p4[1][2:] == ("105 MB", "<= 100 MB", "NO")

@@ -440,7 +440,7 @@ async def run_size(
         out["operator_metrics_at_convergence"] = op.metrics()
         out["operator_cpu_seconds_at_convergence"] = op.cpu_seconds() if args.profile != "py-spy" else None
         # P4 at every size; at the largest it is read again after P2 and P3 (memory_mib).
-        out["memory_at_convergence_mib"] = op.memory() if args.profile is None else {}
+        out["memory_at_convergence_mib"] = op.memory() if args.profile is None and op.alive() else {}
         if args.profile == "tracemalloc":
             os.kill(op.pid, signal.SIGUSR1)
         m = out["operator_metrics_at_convergence"]

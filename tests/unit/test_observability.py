@@ -98,6 +98,8 @@ def test_condition_series_follow_the_status_and_go_with_the_service() -> None:
     series.observe("ns", "other", [{"type": "Ready", "status": "True"}])
     series.forget("ns", "chat")
     assert current() == {("ns", "other", "Ready", "True")}
+    series.observe("ns", "other", [{"type": "Ready", "status": "False"}, {"type": "Ready", "status": "True"}])
+    assert current() == {("ns", "other", "Ready", "True")}  # one series per type
     series.observe("ns", "other", [])  # a status without conditions: no series
     assert current() == set()
     exposition = generate_latest(registry).decode()

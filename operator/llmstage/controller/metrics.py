@@ -104,11 +104,13 @@ class ConditionSeries(Collector):
             registry.register(self)
 
     def observe(self, namespace: str, name: str, conditions: Iterable[dict[str, Any]]) -> None:
-        now = tuple(
-            (sys.intern(str(c["type"])), sys.intern(str(c.get("status", "Unknown"))))
+        # One series per type, as the conditions list has (a repeated type: the last one counts).
+        by_type = {
+            sys.intern(str(c["type"])): sys.intern(str(c.get("status", "Unknown")))
             for c in conditions
             if c.get("type")
-        )
+        }
+        now = tuple(by_type.items())
         if now:
             self._seen[(namespace, name)] = now
         else:

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from testkit import OperatorProcess, wait_until
-from testkit.services import GROUP, PLURAL, VERSION, llmservice
+from testkit.services import GROUP, PLURAL, VERSION, LLMServices
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 
@@ -27,40 +27,14 @@ def production_spec(product: str = H100, gpus: int = 1, **extra: Any) -> dict[st
     return spec
 
 
-class Cluster:
-    """Small helpers around the official client, bound to one namespace."""
+class Cluster(LLMServices):
+    """LLMServices in one namespace, and the objects the operator makes for them."""
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.ns = namespace
-        self.custom = client.CustomObjectsApi(api)
+        super().__init__(api, namespace)
         self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.autoscaling = client.AutoscalingV2Api(api)
-
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
-
-    def get(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
-
-    def patch_spec(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.ns, PLURAL, name, {"spec": spec}
-        )
-
-    def condition(self, name: str, ctype: str) -> dict[str, Any] | None:
-        status = self.get(name).get("status") or {}
-        return next((c for c in status.get("conditions") or [] if c["type"] == ctype), None)
-
-    def wait_condition(
-        self, name: str, ctype: str, status: str = "True", timeout: float = 60
-    ) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            cond = self.condition(name, ctype)
-            return cond if cond and cond["status"] == status else None
-
-        return wait_until(check, timeout=timeout, interval=0.2, what=f"{name} {ctype}={status}")
 
     def ready_endpoint_pods(self, service: str) -> list[str]:
         slices = self.discovery.list_namespaced_endpoint_slice(
@@ -87,7 +61,7 @@ def cluster(api_client: client.ApiClient, namespace: str, operator: OperatorProc
 
 
 def test_dev_service_becomes_ready_with_an_ollama_pod_behind_its_service(cluster: Cluster) -> None:
-    svc = cluster.create(llmservice("chat"))
+    svc = cluster.create("chat")
     ready = cluster.wait_condition("chat", "Ready")
     assert ready["reason"] == "EndpointsReady"
     pods = cluster.ready_endpoint_pods("chat")
@@ -105,7 +79,7 @@ def test_dev_service_becomes_ready_with_an_ollama_pod_behind_its_service(cluster
 
 
 def test_production_vllm_lands_on_the_h100_with_tensor_parallel_equal_to_its_gpus(cluster: Cluster) -> None:
-    cluster.create(llmservice("prod", **production_spec(gpus=2)))
+    cluster.create("prod", **production_spec(gpus=2))
     cluster.wait_condition("prod", "Ready")
     pods = cluster.core.list_namespaced_pod(cluster.ns, label_selector="llmstage.io/runtime=vllm").items
     assert len(pods) == 1
@@ -117,7 +91,7 @@ def test_production_vllm_lands_on_the_h100_with_tensor_parallel_equal_to_its_gpu
 
 
 def test_promotion_switches_runtime_without_the_service_losing_endpoints(cluster: Cluster) -> None:
-    cluster.create(llmservice("promo", stage="staging", replicas=1))
+    cluster.create("promo", stage="staging", replicas=1)
     cluster.wait_condition("promo", "Ready")
     assert cluster.get("promo")["status"]["runtime"] == "ollama"
 
@@ -163,7 +137,7 @@ def test_promotion_switches_runtime_without_the_service_losing_endpoints(cluster
 
 
 def test_unschedulable_gpu_product_stalls_while_the_old_runtime_keeps_serving(cluster: Cluster) -> None:
-    cluster.create(llmservice("stuck", stage="staging", replicas=1))
+    cluster.create("stuck", stage="staging", replicas=1)
     cluster.wait_condition("stuck", "Ready")
     cluster.patch_spec("stuck", production_spec(product="NVIDIA-B200"))
     stalled = cluster.wait_condition("stuck", "Stalled", timeout=60)
@@ -176,7 +150,7 @@ def test_unschedulable_gpu_product_stalls_while_the_old_runtime_keeps_serving(cl
 
 
 def test_drift_is_repaired_and_foreign_annotations_are_left_alone(cluster: Cluster) -> None:
-    cluster.create(llmservice("drift"))
+    cluster.create("drift")
     cluster.wait_condition("drift", "Ready")
     cluster.core.delete_namespaced_service("drift", cluster.ns)
     wait_until(
@@ -218,7 +192,7 @@ def test_drift_is_repaired_and_foreign_annotations_are_left_alone(cluster: Clust
 
 
 def test_replicas_owned_by_the_hpa_are_not_reverted(cluster: Cluster) -> None:
-    cluster.create(llmservice("scaled", stage="staging", autoscaling={"minReplicas": 1, "maxReplicas": 4}))
+    cluster.create("scaled", stage="staging", autoscaling={"minReplicas": 1, "maxReplicas": 4})
     cluster.wait_condition("scaled", "Ready")
     assert cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler("scaled-ollama", cluster.ns)
     # What the HPA controller does: write the scale subresource.
@@ -236,7 +210,7 @@ def test_replicas_owned_by_the_hpa_are_not_reverted(cluster: Cluster) -> None:
 
 
 def test_fixed_replicas_follow_the_scale_subresource(cluster: Cluster, kubectl) -> None:
-    cluster.create(llmservice("fixed", replicas=1))
+    cluster.create("fixed", replicas=1)
     cluster.wait_condition("fixed", "Ready")
     kubectl("scale", "-n", cluster.ns, "llms/fixed", "--replicas=2")
     wait_until(
@@ -252,7 +226,7 @@ def test_fixed_replicas_follow_the_scale_subresource(cluster: Cluster, kubectl) 
 
 
 def test_observed_generation_follows_generation(cluster: Cluster) -> None:
-    cluster.create(llmservice("gen"))
+    cluster.create("gen")
     cluster.wait_condition("gen", "Ready")
     updated = cluster.patch_spec("gen", {"expectedConcurrency": 3})
     gen = updated["metadata"]["generation"]
@@ -266,7 +240,7 @@ def test_observed_generation_follows_generation(cluster: Cluster) -> None:
 
 
 def test_deleting_the_service_removes_every_child(cluster: Cluster) -> None:
-    cluster.create(llmservice("gone", stage="staging"))
+    cluster.create("gone", stage="staging")
     cluster.wait_condition("gone", "Ready")
     assert cluster.deployments()
     cluster.custom.delete_namespaced_custom_object(GROUP, VERSION, cluster.ns, PLURAL, "gone")
@@ -290,12 +264,12 @@ def test_deleting_the_service_removes_every_child(cluster: Cluster) -> None:
 
 def test_an_invalid_spec_stalls_with_a_message_and_others_keep_working(cluster: Cluster) -> None:
     # Ollama pulls any tag, but vLLM needs to know the Hugging Face repository of a model.
-    cluster.create(llmservice("unknown", model={"name": "no-such-model:1b"}, **production_spec()))
+    cluster.create("unknown", model={"name": "no-such-model:1b"}, **production_spec())
     stalled = cluster.wait_condition("unknown", "Stalled")
     assert stalled["reason"] == "InvalidSpec"
     assert "spec.model.huggingFaceId" in stalled["message"], stalled["message"]
     assert not cluster.deployments(), "nothing is applied for a spec that cannot be served"
-    cluster.create(llmservice("fine"))
+    cluster.create("fine")
     cluster.wait_condition("fine", "Ready")
 
 
@@ -304,22 +278,20 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
     volume only the API server can check is rejected at apply and reported, nothing half-applied."""
     cluster.core.create_namespaced_service_account(cluster.ns, {"metadata": {"name": "models-reader"}})
     cluster.create(
-        llmservice(
-            "platform",
-            resources={"ephemeralStorage": "5Gi"},
-            ollama={
-                "env": {"HTTPS_PROXY": "http://proxy:3128"},
-                "envFrom": [{"configMapRef": {"name": "proxy"}}],
-            },
-            pod={
-                "serviceAccountName": "models-reader",
-                "imagePullSecrets": [{"name": "mirror-pull"}],
-                "labels": {"team": "ml"},
-                "annotations": {"example.com/owner": "ml-platform"},
-                "volumes": [{"name": "mirror-ca", "configMap": {"name": "mirror-ca", "optional": True}}],
-                "volumeMounts": [{"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True}],
-            },
-        )
+        "platform",
+        resources={"ephemeralStorage": "5Gi"},
+        ollama={
+            "env": {"HTTPS_PROXY": "http://proxy:3128"},
+            "envFrom": [{"configMapRef": {"name": "proxy"}}],
+        },
+        pod={
+            "serviceAccountName": "models-reader",
+            "imagePullSecrets": [{"name": "mirror-pull"}],
+            "labels": {"team": "ml"},
+            "annotations": {"example.com/owner": "ml-platform"},
+            "volumes": [{"name": "mirror-ca", "configMap": {"name": "mirror-ca", "optional": True}}],
+            "volumeMounts": [{"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True}],
+        },
     )
     cluster.wait_condition("platform", "Ready")
     pods = cluster.core.list_namespaced_pod(cluster.ns, label_selector="team=ml").items
@@ -339,7 +311,7 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
         assert [s.config_map_ref.name for s in container.env_from] == ["proxy"]
     assert pod.spec.containers[0].resources.requests["ephemeral-storage"] == "5Gi"
 
-    cluster.create(llmservice("badvol", pod={"volumes": [{"name": "scratch", "emptyDirr": {}}]}))
+    cluster.create("badvol", pod={"volumes": [{"name": "scratch", "emptyDirr": {}}]})
     stalled = cluster.wait_condition("badvol", "Stalled")
     assert stalled["reason"] == "ApplyRejected", stalled
     assert "emptyDirr" in stalled["message"], stalled["message"]
@@ -352,7 +324,7 @@ def test_lora_adapters_are_served_under_their_names_and_listed_in_status(cluster
         {"name": "sql", "huggingFaceId": "acme/sql-lora"},
         {"name": "faq", "huggingFaceId": "acme/faq-lora"},
     ]
-    cluster.create(llmservice("tuned", **production_spec(lora={"maxRank": 32, "adapters": adapters})))
+    cluster.create("tuned", **production_spec(lora={"maxRank": 32, "adapters": adapters}))
     cluster.wait_condition("tuned", "Ready")
     status = cluster.get("tuned")["status"]
     assert status["loraAdapters"] == ["sql", "faq"] and status["servedModelName"] == "llama3.1:8b"
@@ -366,7 +338,7 @@ def test_lora_adapters_are_served_under_their_names_and_listed_in_status(cluster
 
 
 def test_a_cache_claim_that_cannot_bind_stalls_naming_its_storage_class(cluster: Cluster) -> None:
-    cluster.create(llmservice("nodisk", cache={"storageClassName": "no-such-class"}))
+    cluster.create("nodisk", cache={"storageClassName": "no-such-class"})
     stalled = cluster.wait_condition("nodisk", "Stalled", timeout=60)
     assert stalled["reason"] == "Unschedulable", stalled
     assert (
@@ -386,7 +358,7 @@ def test_weights_from_a_claim_are_mounted_read_only_and_served_offline(cluster: 
         },
     )
     source = {"pvc": {"claimName": "models", "path": "/llama-3.1-8b-instruct"}}
-    cluster.create(llmservice("local", **production_spec(), model={"name": "llama3.1:8b", "source": source}))
+    cluster.create("local", **production_spec(), model={"name": "llama3.1:8b", "source": source})
     cluster.wait_condition("local", "Ready")
     (pod,) = cluster.core.list_namespaced_pod(
         cluster.ns, label_selector="app.kubernetes.io/instance=local"
@@ -416,7 +388,7 @@ def test_weights_from_s3_are_downloaded_with_the_secret_by_reference(cluster: Cl
             "credentialsSecretRef": {"name": "models-s3"},
         }
     }
-    cluster.create(llmservice("bucket", **production_spec(), model={"name": "llama3.1:8b", "source": source}))
+    cluster.create("bucket", **production_spec(), model={"name": "llama3.1:8b", "source": source})
     cluster.wait_condition("bucket", "Ready")
     (pod,) = cluster.core.list_namespaced_pod(
         cluster.ns, label_selector="app.kubernetes.io/instance=bucket"
@@ -433,7 +405,7 @@ def test_weights_from_s3_are_downloaded_with_the_secret_by_reference(cluster: Cl
 def test_a_vllm_source_in_an_ollama_stage_is_a_warning_not_an_error(cluster: Cluster) -> None:
     """The same spec is promoted from dev (Ollama pulls the tag) to production (vLLM reads the bucket)."""
     source = {"s3": {"url": "s3://models/llama-3.1-8b-instruct"}}
-    cluster.create(llmservice("devsrc", model={"name": "llama3.1:8b", "source": source}))
+    cluster.create("devsrc", model={"name": "llama3.1:8b", "source": source})
     cluster.wait_condition("devsrc", "Ready")
     practices = cluster.condition("devsrc", "FollowsBestPractices")
     assert practices is not None and practices["status"] == "False"
@@ -454,7 +426,7 @@ def test_lora_adapters_from_a_claim_and_a_bucket(cluster: Cluster) -> None:
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
         },
     )
-    cluster.create(llmservice("mixed", **production_spec(lora={"adapters": adapters})))
+    cluster.create("mixed", **production_spec(lora={"adapters": adapters}))
     cluster.wait_condition("mixed", "Ready")
     assert cluster.get("mixed")["status"]["loraAdapters"] == ["sql", "legal", "faq"]
     (pod,) = cluster.core.list_namespaced_pod(

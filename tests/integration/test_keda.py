@@ -99,6 +99,21 @@ def names(kubectl: Kubectl, kind: str, ns: str) -> list[str]:
     return out.stdout.split() if out.returncode == 0 else []
 
 
+def create_keda_service(
+    api: client.CustomObjectsApi, kubectl: Kubectl, ns: str, name: str, *, max_replicas: int
+) -> None:
+    """A dev LLMService scaled by KEDA, and the wait for the operator's ScaledObject (the only one
+    in the namespace)."""
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, llm_service(name, {"autoscaler": "keda", "maxReplicas": max_replicas})
+    )
+    wait_until(
+        lambda: names(kubectl, "scaledobjects.keda.sh", ns) == [f"scaledobject.keda.sh/{name}-ollama"],
+        timeout=60,
+        what=f"{name}'s ScaledObject",
+    )
+
+
 def test_without_keda_the_service_is_stalled_naming_what_to_install(
     kubectl: Kubectl, api_client: client.ApiClient, own_ns: str, own_operator: OperatorProcess
 ) -> None:
@@ -157,14 +172,7 @@ def test_with_keda_the_operator_applies_a_scaled_object_and_switches_back_to_an_
     keda_crd: None, kubectl: Kubectl, api_client: client.ApiClient, own_ns: str, own_operator: OperatorProcess
 ) -> None:
     api = client.CustomObjectsApi(api_client)
-    api.create_namespaced_custom_object(
-        GROUP, VERSION, own_ns, PLURAL, llm_service("chat", {"autoscaler": "keda", "maxReplicas": 3})
-    )
-    wait_until(
-        lambda: names(kubectl, "scaledobjects.keda.sh", own_ns) == ["scaledobject.keda.sh/chat-ollama"],
-        timeout=60,
-        what="the ScaledObject",
-    )
+    create_keda_service(api, kubectl, own_ns, "chat", max_replicas=3)
     scaled = json.loads(kubectl("get", "scaledobject", "chat-ollama", "-n", own_ns, "-o", "json").stdout)
     assert scaled["metadata"]["ownerReferences"][0]["kind"] == "LLMService"
     assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 3)
@@ -245,14 +253,7 @@ def test_uninstalling_keda_does_not_stop_the_operator(
     operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", "--namespace", own_ns).start()
     api = client.CustomObjectsApi(api_client)
     try:
-        api.create_namespaced_custom_object(
-            GROUP, VERSION, own_ns, PLURAL, llm_service("before", {"autoscaler": "keda", "maxReplicas": 2})
-        )
-        wait_until(
-            lambda: names(kubectl, "scaledobjects.keda.sh", own_ns) == ["scaledobject.keda.sh/before-ollama"],
-            timeout=60,
-            what="the ScaledObject (the operator watches ScaledObjects)",
-        )
+        create_keda_service(api, kubectl, own_ns, "before", max_replicas=2)
         kubectl("delete", "crd", "scaledobjects.keda.sh", "--wait=true", "--timeout=60s")
         wait_until(
             lambda: "not served any more" in operator.log(),

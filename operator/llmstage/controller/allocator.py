@@ -37,12 +37,6 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim  # type: ignore[no-any-return]
 
 
-def release_free_memory() -> bool:
-    """True when the C library could hand memory back."""
-    trim = _malloc_trim()
-    return bool(trim(0)) if trim is not None else False
-
-
 async def trim_after_activity(activity: Callable[[], int], interval: float = TRIM_INTERVAL_SECONDS) -> None:
     """Every `interval` seconds, trim if `activity()` (a counter of work done) moved since the last
     look: a busy operator gives back what its last spell freed, an idle one does nothing."""

@@ -119,15 +119,18 @@ class ConditionSeries(Collector):
     def forget(self, namespace: str, name: str) -> None:
         self._seen.pop((namespace, name), None)
 
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.NAME, self.HELP, labels=["namespace", "name", "type", "status"])
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["namespace", "name", "type", "status"])
+        family = self._family()
         for (namespace, name), conditions in list(self._seen.items()):
             for ctype, status in conditions:
                 family.add_metric([namespace, name, ctype, status], 1)
         yield family
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["namespace", "name", "type", "status"])
+        yield self._family()
 
 
 CONDITIONS = ConditionSeries()

@@ -111,6 +111,8 @@ def test_status_serializes_with_the_api_field_names() -> None:
         ("0E.0", 0),
         (".5", 0.5),
         ("1e999999", float("inf")),
+        (".2E1000000000000000000", float("inf")),  # beyond Decimal's largest exponent
+        ("1e-1000000000000000000", 0),
     ],
 )
 def test_quantities(value: str | int, expected: float) -> None:

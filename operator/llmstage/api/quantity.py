@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, DivisionByZero, InvalidOperation, localcontext
 
 # The quantity grammar of k8s.io/apimachinery/pkg/api/resource (as controller-gen emits it), without
 # the sign: no size llmstage accepts (CPU, memory, GPU memory, cache) can be negative.
@@ -43,8 +43,12 @@ def parse_quantity(value: str | int) -> Decimal:
     if not match:
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 8Gi, 500m, 2)")
     number, suffix, exponent = Decimal(match["number"]), match["suffix"] or "", match["exponent"]
-    # The grammar admits "1e999999" and fractional exponents ("0E.0"): compute them without overflow.
-    with localcontext(Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN)):
+    # The grammar admits "1e999999", exponents beyond any Decimal's ("1e1000000000000000000") and
+    # fractional ones ("0E.0"): a result too large is Infinity (never within a size limit), one too
+    # small is 0, instead of decimal.Overflow (found by the property test).
+    with localcontext(
+        Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation, DivisionByZero])
+    ):
         if exponent is not None:
             return number * Decimal(10) ** Decimal(exponent)
         return number * (_BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix])

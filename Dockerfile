@@ -2,9 +2,10 @@
 #
 #   docker build -t REGISTRY/llmstage:0.1.0 .   (REGISTRY: yours; nothing is published yet)
 #
-# Dependencies are installed from requirements-runtime.txt (`make generate` pins it to the versions
-# the tests ran with), then the package itself without dependencies, so the image holds exactly
-# that set; `pip check` fails the build if the set is incomplete.
+# Dependencies are installed from requirements/runtime.txt, the hashed lock that the tests' venv
+# installs too (`make lock` makes it): only wheels whose sha256 the lock lists, no resolution.
+# Then the package itself without dependencies, so the image holds exactly that set; `pip check`
+# fails the build if the set is incomplete.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -13,8 +14,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 RUN python -m venv /opt/llmstage
-COPY requirements-runtime.txt /src/requirements-runtime.txt
-RUN /opt/llmstage/bin/pip install --no-deps -r /src/requirements-runtime.txt
+COPY requirements/runtime.txt /src/requirements/runtime.txt
+RUN /opt/llmstage/bin/pip install --require-hashes --no-deps --only-binary=:all: -r /src/requirements/runtime.txt
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
 # Not editable: the package and its data (templates, catalog) are copied into site-packages,

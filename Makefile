@@ -18,14 +18,21 @@ help: ## list targets
 
 # ------------------------------------------------------------------ set-up
 
-$(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+# Exactly the hashed pins of requirements/dev.txt, never what the registry serves today.
+$(VENV)/.installed: requirements/dev.txt pyproject.toml hack/venv.sh
+	@PYTHON=$(PYTHON) hack/venv.sh $(VENV)
 	@touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## create .venv with the package and dev tools
+venv: $(VENV)/.installed ## create .venv from the lock (requirements/dev.txt): the package and dev tools
+
+.PHONY: lock
+lock: ## re-lock requirements/ after a change to pyproject.toml's dependencies (keeps the other pins)
+	$(PYTHON) hack/lock.py
+
+.PHONY: lock-upgrade
+lock-upgrade: ## move every lock to the newest releases pyproject.toml's ranges allow (review the diff)
+	$(PYTHON) hack/lock.py --upgrade
 
 .PHONY: tools
 tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm from Go modules (cached per machine)

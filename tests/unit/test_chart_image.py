@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from testkit.chart import CHART, REPO
+from testkit.locks import lock
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
-REQUIREMENTS = REPO / "requirements-runtime.txt"
+REQUIREMENTS = REPO / "requirements" / "runtime.txt"
 
 
 def instructions(name: str) -> list[str]:
@@ -52,19 +52,17 @@ def test_exposed_ports_are_the_charts_health_and_metrics_ports() -> None:
     assert exposed == {values["healthPort"], values["metrics"]["port"]}
 
 
-def test_dependencies_are_installed_exactly_from_the_pinned_file() -> None:
-    assert "pip install --no-deps -r /src/requirements-runtime.txt" in DOCKERFILE
+def test_dependencies_are_installed_exactly_from_the_hashed_lock() -> None:
+    assert (
+        "pip install --require-hashes --no-deps --only-binary=:all: -r /src/requirements/runtime.txt"
+        in DOCKERFILE
+    )
     assert "pip install --no-deps /src" in DOCKERFILE and "pip check" in DOCKERFILE
-    pins = [
-        Requirement(line)
-        for line in REQUIREMENTS.read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
-    assert pins and all(len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==" for r in pins)
-    pinned = {canonicalize_name(r.name) for r in pins}
+    pins = lock.parse_lock(REQUIREMENTS.read_text())
+    assert pins and all(p.hashes for versions in pins.values() for p in versions)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert {canonicalize_name(Requirement(d).name) for d in project} <= pinned
-    assert not {"pytest", "ruff", "mypy", "hypothesis"} & pinned  # dev tools stay out of the image
+    assert {canonicalize_name(Requirement(d).name) for d in project} <= set(pins)
+    assert not {"pytest", "ruff", "mypy", "hypothesis"} & set(pins)  # dev tools stay out of the image
 
 
 def test_dockerignore_lets_through_exactly_what_the_build_copies() -> None:
@@ -76,5 +74,5 @@ def test_dockerignore_lets_through_exactly_what_the_build_copies() -> None:
     copied = {
         src for line in instructions("COPY") if not line.startswith("--from") for src in line.split()[:-1]
     }
-    copied_roots = {Path(c).parts[0] if not c.startswith("/") else c for c in copied}
-    assert copied_roots == allowed
+    # `!requirements/` only opens the directory for `!requirements/runtime.txt` below it.
+    assert copied == {a for a in allowed if not any(b.startswith(a + "/") for b in allowed)}

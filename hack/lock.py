@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""The Python lock files: every Python package this repository installs, pinned with its hashes.
+
+  requirements/runtime.txt  llmstage's runtime dependencies: what the operator image installs
+  requirements/dev.txt      the same pins, plus the dev extra and the build backend: what
+                            `make venv` installs (hack/venv.sh)
+  requirements/client.txt   the real node's client image (from tests/realnode/client/requirements.in)
+  requirements/uv.txt       uv, the resolver this script runs (installed from this file, with hashes)
+
+Each lock is resolved by uv for every platform and every Python that pyproject.toml allows
+(--universal: markers where a platform differs) and lists the sha256 of every file of each
+pinned release, so pip installs exactly these files or fails (--require-hashes). A lock changes
+only when someone runs this script:
+
+    python3 hack/lock.py              # `make lock`: keep every pin that still fits pyproject.toml;
+                                      # add or move only what a changed range needs
+    python3 hack/lock.py --upgrade    # `make lock-upgrade`: the newest releases the ranges allow
+    python3 hack/lock.py --upgrade-package NAME ...   # only these (and what they drag along)
+
+dev.txt is resolved with runtime.txt as constraints, so the venv the tests run in holds exactly
+the versions the image installs. Each lock records the digest of the pyproject.toml tables it
+was made from (INPUTS_LINE); tests/unit/test_locks.py fails when they change without a re-lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LOCKS = REPO / "requirements"
+RUNTIME_LOCK = LOCKS / "runtime.txt"
+DEV_LOCK = LOCKS / "dev.txt"
+CLIENT_LOCK = LOCKS / "client.txt"
+UV_LOCK = LOCKS / "uv.txt"
+CLIENT_INPUT = REPO / "tests" / "realnode" / "client" / "requirements.in"
+UV_VENV = REPO / ".tools" / "uv"
+# The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
+UV_REQUIREMENT = "uv==0.13.9"
+INPUTS_LINE = "# llmstage lock inputs sha256: "
+COMMAND = "make lock"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One line of a lock: `name==version [; markers]` and the hashes pip accepts for it."""
+
+    name: str
+    version: str
+    marker: str | None
+    hashes: frozenset[str]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_lock(text: str) -> dict[str, list[Pin]]:
+    """A hashed requirements file as uv writes it: continuation lines joined, comments dropped.
+    A name may appear more than once with exclusive markers (a universal lock)."""
+    pins: dict[str, list[Pin]] = {}
+    logical = re.sub(r"\\\n\s*", " ", text)
+    for raw in logical.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        hashes = frozenset(re.findall(r"--hash=(sha256:[0-9a-f]{64})", line))
+        spec = re.sub(r"\s*--hash=\S+", "", line).strip()
+        requirement, _, marker = spec.partition(";")
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)", requirement.strip())
+        if not m:
+            raise ValueError(f"not an exact pin: {raw.strip()!r}")
+        pin = Pin(canonical(m.group(1)), m.group(3), marker.strip() or None, hashes)
+        pins.setdefault(pin.name, []).append(pin)
+    return pins
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def inputs_digest(project_file: dict[str, Any]) -> str:
+    """What the locks are made from: the dependency tables of pyproject.toml (and nothing else in
+    it, so editing a tool's settings does not call for a re-lock)."""
+    project = project_file["project"]
+    inputs = {
+        "requires-python": project.get("requires-python"),
+        "dependencies": project.get("dependencies", []),
+        "optional-dependencies": project.get("optional-dependencies", {}),
+        "build-system": project_file.get("build-system", {}).get("requires", []),
+        "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
+        "uv": UV_REQUIREMENT,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def recorded_digest(lock: Path) -> str | None:
+    for line in lock.read_text().splitlines():
+        if line.startswith(INPUTS_LINE):
+            return line[len(INPUTS_LINE) :].strip()
+    return None
+
+
+def uv() -> Path:
+    """uv in .tools/uv, installed from requirements/uv.txt with its hashes (rebuilt when that
+    file changes)."""
+    exe = UV_VENV / "bin" / "uv"
+    stamp = UV_VENV / ".installed-from"
+    want = hashlib.sha256(UV_LOCK.read_bytes()).hexdigest()
+    if exe.exists() and stamp.exists() and stamp.read_text() == want:
+        return exe
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(UV_VENV)], check=True)
+    subprocess.run(
+        [
+            str(UV_VENV / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            str(UV_LOCK),
+        ],
+        check=True,
+    )
+    stamp.write_text(want)
+    return exe
+
+
+def compile_lock(
+    exe: Path, sources: list[str], out: Path, extra: list[str], upgrade: list[str], stdin: str | None = None
+) -> None:
+    """uv pip compile into `out`, then our inputs line below uv's header."""
+    cmd = [
+        str(exe), "pip", "compile", *sources, "--universal", "--python-version", "3.11",
+        "--generate-hashes", "--quiet", "--custom-compile-command", COMMAND, "-o", str(out), *extra, *upgrade,
+    ]  # fmt: skip
+    env = {**os.environ, "UV_NO_CONFIG": "1"}
+    subprocess.run(cmd, check=True, cwd=REPO, input=stdin, text=True, env=env)
+    lines = [line for line in out.read_text().splitlines() if not line.startswith(INPUTS_LINE)]
+    header_end = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    lines.insert(header_end, INPUTS_LINE + inputs_digest(pyproject()))
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--upgrade", action="store_true", help="newest releases the ranges allow")
+    parser.add_argument("--upgrade-package", nargs="+", default=[], metavar="NAME")
+    parser.add_argument(
+        "--exclude-newer", metavar="DATE", help="ignore releases after DATE (uv's --exclude-newer)"
+    )
+    args = parser.parse_args()
+    upgrade = ["--upgrade"] if args.upgrade else [f"--upgrade-package={p}" for p in args.upgrade_package]
+    extra = [f"--exclude-newer={args.exclude_newer}"] if args.exclude_newer else []
+    LOCKS.mkdir(exist_ok=True)
+    exe = uv()
+    build = "\n".join(pyproject()["build-system"]["requires"]) + "\n"
+    # uv names each input in the locks' "# via" notes: a fixed path keeps the locks stable.
+    build_in = UV_VENV.parent / "lock-inputs" / "build-system.in"
+    build_in.parent.mkdir(parents=True, exist_ok=True)
+    build_in.write_text(build)
+    compile_lock(exe, ["pyproject.toml"], RUNTIME_LOCK, extra, upgrade)
+    compile_lock(
+        exe,
+        ["pyproject.toml", str(build_in.relative_to(REPO))],
+        DEV_LOCK,
+        [*extra, "--extra", "dev", "--constraints", str(RUNTIME_LOCK.relative_to(REPO))],
+        upgrade,
+    )
+    compile_lock(exe, [str(CLIENT_INPUT.relative_to(REPO))], CLIENT_LOCK, extra, upgrade)
+    compile_lock(exe, ["-"], UV_LOCK, extra, upgrade, stdin=UV_REQUIREMENT + "\n")
+    for lock in (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, UV_LOCK):
+        print(f"{lock.relative_to(REPO)}: {sum(len(v) for v in parse_lock(lock.read_text()).values())} pins")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,11 +54,10 @@ INVALID: list[Invalid] = [
         service(replicas=2, autoscaling={"maxReplicas": 4}),
         "spec.replicas and spec.autoscaling are mutually exclusive",
     ),
-    Invalid("vllm-without-gpu", service(runtime="vllm"), "spec.runtime vllm needs a GPU"),
     Invalid(
-        "vllm-with-zero-gpus",
-        service(runtime="vllm", resources={"gpu": {"count": 0}}),
-        "spec.runtime vllm needs a GPU",
+        "production-vllm-on-cpu-without-key",
+        service(stage="production", runtime="vllm", resources={"gpu": {"count": 0}}),
+        "spec.vllm.apiKeySecretRef is required in stage production",
     ),
     Invalid(
         "tensor-parallel-above-gpus",
@@ -880,6 +879,14 @@ VALID: dict[str, dict[str, Any]] = {
         },
     ),
     "production-cpu-only-ollama": service(stage="production", resources={"gpu": {"count": 0}}),
+    # Without GPUs, runtime vllm is vLLM's CPU image.
+    "vllm-on-cpu-in-dev": service(runtime="vllm"),
+    "production-vllm-on-cpu": service(
+        stage="production",
+        runtime="vllm",
+        resources={"gpu": {"count": 0}, "cpu": "8", "memory": "16Gi"},
+        vllm={**API_KEY, "dtype": "bfloat16", "enforceEager": True},
+    ),
     "production-explicit-ollama": service(stage="production", runtime="ollama"),
     "cache-per-pod": service(stage="production", resources=GPU_H100, vllm=API_KEY, cache={"mode": "PerPod"}),
     "cache-shared-read-write-many": service(

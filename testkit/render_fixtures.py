@@ -32,11 +32,12 @@ from llmstage.resolve.resolved import (
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
+    VLLMOnCPU,
     VLLMSettings,
 )
 
-OLLAMA_IMAGE = "ollama/ollama:0.12.10"
-VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
+OLLAMA_IMAGE = "ollama/ollama:0.17.4"
+VLLM_IMAGE = "vllm/vllm-openai:v0.32.0"
 HF_TOKEN = SecretKeyRef(name="hf-token", key="token")
 API_KEY = SecretKeyRef(name="llm-api-key", key="api-key")
 
@@ -462,6 +463,62 @@ PRODUCTION_VLLM_LORA_SOURCES = replace(
 
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
+# vLLM without GPUs: the CPU image, float32, the KV cache and threads from the fit and the CPU
+# request, eager mode; staging with a fixed replica on its own claim.
+STAGING_VLLM_CPU = replace(
+    DEV_VLLM_GPU,
+    name="smol",
+    namespace="team-b",
+    stage=Stage.STAGING,
+    runtime_reason="runtime vllm set in spec.runtime: vLLM",
+    served_model_name="smollm2:135m",
+    expected_concurrency=4,
+    resources=Resources(cpu="4", memory="7Gi"),
+    cache=ModelCache(size="10Gi"),
+    vllm=VLLMSettings(
+        image="vllm/vllm-openai-cpu:v0.32.0-x86_64",
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        max_num_seqs=None,
+        tensor_parallel_size=1,
+        dtype="float32",
+        quantization=None,
+        enforce_eager=True,
+        cpu=VLLMOnCPU(kv_cache_gib=2, omp_threads=3),
+    ),
+)
+
+# vLLM in production on CPU nodes with bf16: pods only on nodes whose CPU has AVX-512 BF16 or AMX
+# (node-feature-discovery labels), ORed and ANDed into the user's own node affinity term.
+PRODUCTION_VLLM_CPU_BF16 = replace(
+    PRODUCTION_VLLM,
+    name="chat-cpu",
+    resources=Resources(cpu="32", memory="64Gi"),
+    scheduling=Scheduling(
+        affinity={
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["cpu-large"]}]}
+                    ]
+                }
+            }
+        },
+    ),
+    vllm=replace(  # type: ignore[type-var]
+        PRODUCTION_VLLM.vllm,
+        image="vllm/vllm-openai-cpu:v0.32.0-x86_64",
+        cpu=VLLMOnCPU(
+            kv_cache_gib=16,
+            omp_threads=31,
+            cpu_features=(
+                "feature.node.kubernetes.io/cpu-cpuid.AVX512BF16",
+                "feature.node.kubernetes.io/cpu-cpuid.AMXBF16",
+            ),
+        ),
+    ),
+)
+
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
     "dev-ollama-gpu": (DEV_OLLAMA_GPU, ClusterFacts()),
@@ -484,4 +541,6 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-source-gcs": (PRODUCTION_VLLM_SOURCE_GCS, ClusterFacts()),
     "production-vllm-source-oci-lora": (PRODUCTION_VLLM_SOURCE_OCI_LORA, ClusterFacts()),
     "production-vllm-lora-sources": (PRODUCTION_VLLM_LORA_SOURCES, ClusterFacts()),
+    "staging-vllm-cpu": (STAGING_VLLM_CPU, ClusterFacts()),
+    "production-vllm-cpu-bf16": (PRODUCTION_VLLM_CPU_BF16, WITH_POD_MONITOR),
 }

@@ -2,7 +2,7 @@
 
 What runs here for real: the operator image built from the project's Dockerfile, installed with
 `helm install` and running in a pod under the chart's ServiceAccount (no operator process on
-this machine); Ollama v0.12.10 built from its Go module, pulling SmolLM2-135M from the local
+this machine); Ollama v0.17.4 built from its Go module, pulling SmolLM2-135M from the local
 registry and answering; CoreDNS, kube-proxy and the CNI bridge carrying every request.
 What is still a stand-in: vLLM (e2e/fake-llm; there is no vLLM for CPUs) and the GPU it asks for
 (an `nvidia.com/gpu` extended resource the tests advertise on the real node).

@@ -47,8 +47,10 @@ def test_staging_to_production_refuses_without_a_gpu(
     code, out, err = run(capsys, "-f", str(staging), "--to", "production", "--api-key-secret", "k")
     assert code == 2 and out == ""
     assert (
-        "stage production runs vLLM, which needs a GPU, but spec.resources.gpu is not set: pass --gpu" in err
+        "stage production runs vLLM, on GPUs unless told otherwise, but spec.resources.gpu is not set: "
+        "pass --gpu" in err
     )
+    assert "or pass --cpu for vLLM's CPU image on CPU nodes" in err
     assert err.count("\n") == 1
     assert staging.read_text() == before
 
@@ -71,6 +73,24 @@ def test_cpu_only_cannot_be_promoted_to_production(
     )
     code, _, err = run(capsys, "-f", str(f), "--to", "production", "--api-key-secret", "k")
     assert code == 2 and "spec.resources.gpu.count is 0 (CPU-only)" in err
+
+
+def test_cpu_promotes_to_vllm_on_cpu_nodes(staging: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "-f", str(staging), "--to", "production", "--cpu", "--api-key-secret", "k")
+    assert code == 0, err
+    after = resolve(LLMService.from_object(yaml.safe_load(staging.read_text())))
+    assert after.runtime == Runtime.VLLM and after.resources.gpu is None
+    assert after.vllm is not None and after.vllm.cpu is not None
+    assert after.vllm.image == "vllm/vllm-openai-cpu:v0.32.0-x86_64"
+    assert "spec.runtime vllm and spec.resources.gpu.count 0 set from --cpu" in err
+    assert after.resources.cpu == "4" and after.vllm.dtype == "float32"  # the CPU backend's defaults
+
+
+def test_cpu_and_gpu_are_exclusive(staging: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["promote", "-f", str(staging), "--to", "production", "--cpu", "--gpu", H100])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_staging_to_production_switches_to_vllm_with_the_same_names(

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from testkit.chart import REPO
 from testkit.locks import lock
 
-LOCKS = {p.name: p for p in (lock.RUNTIME_LOCK, lock.DEV_LOCK, lock.CLIENT_LOCK, lock.UV_LOCK)}
+LOCKS = {p.name: p for p in lock.ALL_LOCKS}
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 

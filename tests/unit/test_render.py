@@ -725,7 +725,7 @@ def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
     spec = pod_spec(DEV_OLLAMA)
     (init,) = spec["initContainers"]
     assert init["name"] == "pull-model"
-    assert init["image"] == spec["containers"][0]["image"] == "ollama/ollama:0.12.10"
+    assert init["image"] == spec["containers"][0]["image"] == "ollama/ollama:0.17.4"
     script = init["command"][-1]
     assert 'ollama pull "$LLMSTAGE_PULL"' in script
     assert env_of(init)["LLMSTAGE_PULL"]["value"] == "llama3.1:8b"
@@ -845,7 +845,8 @@ def test_no_ollama_probe_loads_the_model_so_no_timeout_can_abort_a_load() -> Non
     exec probe at its timeout: a probe that loads restarts a long load from zero forever. The load
     is the loader's, in the server container; the startup probe waits for its marker. That a
     running pod then loads and serves (and restarts on a failed load) is for the real-node tests;
-    the scripts were run here against an Ollama 0.12.10 binary built from the module."""
+    the scripts were run here against an Ollama 0.12.10 binary built from the module (its output
+    format checked unchanged in 0.17.4's cmd/cmd.go)."""
     container = server(DEV_OLLAMA)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert "ollama" not in json.dumps(container[probe]), probe
@@ -867,7 +868,8 @@ def test_the_loader_detects_embedding_models_from_their_capabilities() -> None:
     script = server(DEV_OLLAMA)["command"][-1]
     assert 'info=$(ollama show "$LLMSTAGE_MODEL")' in script
     awk = script[script.index("awk '") + 5 : script.index("'; then")]
-    # `ollama show` of 0.12.10 (cmd/cmd.go showInfo): sections of indented rows, padded with spaces.
+    # `ollama show` of 0.12.10 and 0.17.4 (cmd/cmd.go showInfo): sections of indented rows, padded
+    # with spaces.
     show_generative = (
         "  Model\n    architecture        llama      \n    embedding length    576        \n\n"
         '  Capabilities\n    completion    \n    tools    \n\n  Parameters\n    stop    "<|im_end|>"    \n\n'

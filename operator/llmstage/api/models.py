@@ -51,9 +51,9 @@ DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 MANAGED_VLLM_FLAGS = (
     "model", "served-model-name", "host", "port", "tensor-parallel-size", "api-key",
     "gpu-memory-utilization", "max-model-len", "max-num-seqs", "dtype", "quantization", "revision",
-    "enable-lora", "lora-modules", "max-loras", "max-lora-rank",
+    "enable-lora", "lora-modules", "max-loras", "max-lora-rank", "enforce-eager",
 )  # fmt: skip
-# vLLM 0.12.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
+# vLLM 0.32.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 MAX_LORA_ADAPTERS = 16
 MANAGED_VLLM_FLAG_PATTERN = (
@@ -65,7 +65,7 @@ MANAGED_OLLAMA_ENV = (
 )  # fmt: skip
 MANAGED_VLLM_ENV = (
     "HOME", "USER", "LOGNAME", "HF_HOME", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "HF_TOKEN",
-    "VLLM_API_KEY",
+    "VLLM_API_KEY", "VLLM_CPU_KVCACHE_SPACE",
 )  # fmt: skip
 # The model download and probe scripts read LLMSTAGE_* variables.
 MANAGED_ENV_PREFIX = "LLMSTAGE_"
@@ -828,7 +828,7 @@ class AutoscalingSpec(ApiModel):
 
 
 class GPUSpec(ApiModel):
-    """GPUs per replica. vLLM needs at least one; Ollama uses them when present."""
+    """GPUs per replica. Both runtimes use them when present; without GPUs vLLM runs on its CPU backend."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -856,7 +856,8 @@ class GPUSpec(ApiModel):
         ge=0,
         le=MAX_GPUS,
         description=(
-            "GPUs per replica; vLLM shards the model over them (tensor parallelism). 0 means CPU-only."
+            "GPUs per replica; vLLM shards the model over them (tensor parallelism). 0 means CPU-only: "
+            "Ollama, or vLLM's CPU image with runtime vllm."
         ),
     )
     product: str | None = Field(
@@ -1139,13 +1140,19 @@ class VLLMSpec(ApiModel):
         default=None,
         max_length=512,
         pattern=IMAGE,
-        description="vLLM image. Default: a pinned vllm/vllm-openai release.",
+        description=(
+            "vLLM image. Default: a pinned release of vllm/vllm-openai on GPUs, of "
+            "vllm/vllm-openai-cpu without GPUs."
+        ),
     )
     gpu_memory_utilization: float = Field(
         default=0.9,
         gt=0,
         le=1,
-        description="--gpu-memory-utilization: fraction of each GPU's memory vLLM may use, in (0, 1].",
+        description=(
+            "--gpu-memory-utilization: fraction of each GPU's memory vLLM may use, in (0, 1]. GPUs only: "
+            "on CPUs the KV cache is sized from spec.resources.memory (VLLM_CPU_KVCACHE_SPACE)."
+        ),
     )
     max_model_len: int | None = Field(
         default=None,
@@ -1158,19 +1165,33 @@ class VLLMSpec(ApiModel):
         ge=1,
         le=4096,
         description=(
-            "--max-num-seqs: sequences batched at once per replica. Default: vLLM's own (256; 1024 on "
-            "GPUs of 70 GiB or more other than A100, in vLLM 0.12.0), which continuous batching needs; "
-            "set it only to cap the batch."
+            "--max-num-seqs: sequences batched at once per replica. Default: vLLM's own, which "
+            "continuous batching needs; set it only to cap the batch."
         ),
     )
     tensor_parallel_size: int | None = Field(
         default=None,
         ge=1,
         le=MAX_GPUS,
-        description="--tensor-parallel-size. Default: spec.resources.gpu.count. Must not exceed it.",
+        description=(
+            "--tensor-parallel-size. Default: spec.resources.gpu.count. Must not exceed it (1 without GPUs)."
+        ),
     )
     dtype: VLLMDtype = Field(
-        default=VLLMDtype.AUTO, description="--dtype of weights and activations; auto uses the model's."
+        default=VLLMDtype.AUTO,
+        description=(
+            "--dtype of weights and activations; auto uses the model's on GPUs and float32 on CPUs. On "
+            "CPUs, bfloat16 and float16 schedule the pods only on nodes whose CPU has them (AVX-512 BF16 "
+            "or AMX; AVX-512 FP16 or AMX-FP16), by node-feature-discovery's labels."
+        ),
+    )
+    enforce_eager: bool | None = Field(
+        default=None,
+        description=(
+            "--enforce-eager: run the model without torch.compile (and CUDA graphs on GPUs). Starts in a "
+            "fraction of the time (on CPUs about a minute instead of several) at some cost in speed. "
+            "Default: vLLM's compiled mode; the startup probe allows for the compilation."
+        ),
     )
     quantization: str | None = Field(
         default=None,
@@ -1698,9 +1719,6 @@ def _keda_has_server(s: LLMServiceSpec) -> bool:
     return a.keda is not None and a.keda.server_address is not None
 
 
-_HAS_GPU = "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count >= 1"
-
-
 class LLMServiceSpec(ApiModel):
     """Desired state of an LLMService: one model behind one OpenAI-compatible endpoint."""
 
@@ -1715,17 +1733,9 @@ class LLMServiceSpec(ApiModel):
             field_path=".replicas",
         ),
         CelRule(
-            rule=f"self.runtime != 'vllm' || ({_HAS_GPU})",
-            message=(
-                "spec.runtime vllm needs a GPU: set spec.resources.gpu.count >= 1, "
-                "or use runtime ollama (or auto) for CPU-only inference"
-            ),
-            check=lambda s: s.runtime != RuntimeChoice.VLLM or (_gpu_count(s) or 0) >= 1,
-            field_path=".runtime",
-        ),
-        CelRule(
             rule=(
                 "!has(self.vllm) || !has(self.vllm.tensorParallelSize) || "
+                "self.vllm.tensorParallelSize == 1 || "
                 "(has(self.resources) && has(self.resources.gpu) && "
                 "self.vllm.tensorParallelSize <= self.resources.gpu.count)"
             ),
@@ -1737,6 +1747,7 @@ class LLMServiceSpec(ApiModel):
             check=lambda s: (
                 s.vllm is None
                 or s.vllm.tensor_parallel_size is None
+                or s.vllm.tensor_parallel_size == 1
                 or s.vllm.tensor_parallel_size <= (_gpu_count(s) or 0)
             ),
             field_path=".vllm.tensorParallelSize",
@@ -1744,7 +1755,8 @@ class LLMServiceSpec(ApiModel):
         CelRule(
             rule=(
                 "self.stage != 'production' || self.runtime == 'ollama' || "
-                "(has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count == 0) || "
+                "(self.runtime == 'auto' && "
+                "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count == 0) || "
                 "(has(self.vllm) && has(self.vllm.apiKeySecretRef))"
             ),
             message=(
@@ -1755,7 +1767,7 @@ class LLMServiceSpec(ApiModel):
             check=lambda s: (
                 s.stage != Stage.PRODUCTION
                 or s.runtime == RuntimeChoice.OLLAMA
-                or _gpu_count(s) == 0
+                or (s.runtime == RuntimeChoice.AUTO and _gpu_count(s) == 0)
                 or (s.vllm is not None and s.vllm.api_key_secret_ref is not None)
             ),
             field_path=".vllm",

@@ -39,6 +39,7 @@ examples:
   llmstage promote -f staging.yaml --to production -o production.yaml \\
       --gpu NVIDIA-H100-80GB-HBM3 --api-key-secret llama31-8b-api-key
   llmstage promote -f llmservice.yaml --to production --gpu NVIDIA-L4:2 --dry-run
+  llmstage promote -f llmservice.yaml --to production --cpu --api-key-secret smol-api-key
   cat llmservice.yaml | llmstage promote -f - --to staging -o -    # manifest to stdout, diff to stderr
 
 Stages only move forward (dev -> staging -> production). Exit code 2 when the promotion is
@@ -55,11 +56,17 @@ def register(subparsers: Any) -> None:
         "--to", required=True, choices=[Stage.STAGING.value, Stage.PRODUCTION.value], help="target stage"
     )
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of FILE ('-': stdout)")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--gpu",
         type=parse_gpu,
         metavar="PRODUCT[:COUNT]",
-        help="set spec.resources.gpu, e.g. NVIDIA-L4 or NVIDIA-H100-80GB-HBM3:2 (vLLM needs one)",
+        help="set spec.resources.gpu, e.g. NVIDIA-L4 or NVIDIA-H100-80GB-HBM3:2 (vLLM on GPUs)",
+    )
+    where.add_argument(
+        "--cpu",
+        action="store_true",
+        help="vLLM's CPU image on CPU nodes: sets spec.runtime vllm and spec.resources.gpu.count 0",
     )
     p.add_argument(
         "--api-key-secret",
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         )
     source = display_name(args.filename)
     text = read_text(args.filename)
-    result = promote_text(text, source, Stage(args.to), args.gpu, args.api_key_secret)
+    result = promote_text(text, source, Stage(args.to), args.gpu, args.api_key_secret, cpu=args.cpu)
     target = args.output or args.filename
     to_stdout = target == STDIN
     diff = unified_diff(text, result.text, source, display_name(target) if not to_stdout else "<stdout>")

@@ -71,17 +71,31 @@ def _member(parent: dict[str, Any], key: str, empty: Any) -> Any:
     return parent[key]
 
 
-def affinity(resolved: Resolved) -> dict[str, Any] | None:
-    """The user's affinity with the GPU product requirement ANDed into every node selector term.
+def node_requirements(resolved: Resolved) -> list[list[dict[str, Any]]]:
+    """What the node must have, as alternatives (ORed) of expressions (ANDed): the GPU product, or
+    one of the CPU features vLLM's CPU backend needs for a 16-bit dtype. Empty: any node."""
+    gpu = resolved.resources.gpu
+    if gpu is not None and gpu.count >= 1 and gpu.product:
+        return [[{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]}]]
+    cpu = resolved.vllm.cpu if resolved.vllm else None
+    if cpu is not None and cpu.cpu_features:
+        return [[{"key": label, "operator": "In", "values": ["true"]}] for label in cpu.cpu_features]
+    return []
 
-    Node selector terms are ORed, so the product expression goes into each term; adding a separate
-    term would let pods land on any node that matches the user's terms, whatever its GPU. The
-    user's affinity is free-form in the CRD: parts of the wrong shape are passed through untouched
-    for the API server to reject with its own message, rather than crash the render.
+
+def affinity(resolved: Resolved) -> dict[str, Any] | None:
+    """The user's affinity with the node requirements (node_requirements) ANDed into every node
+    selector term.
+
+    Node selector terms are ORed, so each requirement goes into each term (one copy of a term per
+    alternative of the requirement); adding a separate term would let pods land on any node that
+    matches the user's terms, whatever its GPU or CPU. The user's affinity is free-form in the CRD:
+    parts of the wrong shape are passed through untouched for the API server to reject with its own
+    message, rather than crash the render.
     """
     merged: dict[str, Any] = copy.deepcopy(resolved.scheduling.affinity or {})
-    gpu = resolved.resources.gpu
-    if gpu is None or gpu.count < 1 or not gpu.product:
+    alternatives = node_requirements(resolved)
+    if not alternatives:
         return merged or None
     node_affinity = _member(merged, "nodeAffinity", {})
     required = (
@@ -93,10 +107,15 @@ def affinity(resolved: Resolved) -> dict[str, Any] | None:
     if isinstance(terms, list):
         if not terms:
             terms.append({})
+        combined = []
         for term in terms:
-            expressions = _member(term, "matchExpressions", []) if isinstance(term, dict) else None
-            if isinstance(expressions, list):
-                expressions.append({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]})
+            for alternative in alternatives:
+                copied = copy.deepcopy(term)
+                expressions = _member(copied, "matchExpressions", []) if isinstance(copied, dict) else None
+                if isinstance(expressions, list):
+                    expressions.extend(copy.deepcopy(alternative))
+                combined.append(copied)
+        terms[:] = combined
     return merged
 
 

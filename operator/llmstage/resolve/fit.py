@@ -83,6 +83,14 @@ QUANTIZATION_BITS: dict[str, float] = {
     "gptq_marlin": 4.25,
     "bitsandbytes": 4.5,
     "fp8": 8,
+    # vLLM 0.32's online methods (vllm/config/quantization.py _ONLINE_SHORTHANDS).
+    "fp8_per_tensor": 8,
+    "fp8_per_channel": 8,
+    "fp8_per_block": 8,
+    "int8_per_channel_weight_only": 8,
+    "mxfp8": 8.25,
+    "mxfp4": 4.25,
+    "nvfp4_per_token": 4.5,
     "int8": 8,
     "w8a8": 8,
     "experts_int8": 8,
@@ -280,6 +288,78 @@ def vllm_fit(
         reason=FitReason.DOES_NOT_FIT,
         message=f"{what}, vLLM will not start: {numbers}{try_text}",
     )
+
+
+# vLLM on CPUs: the API server, engine core and worker processes with torch and the tokenizer,
+# besides weights and KV cache. SmolLM2-135M on vLLM 0.32.0's CPU backend here: 4.7-5.2 GB of
+# summed RSS of four processes, which counts shared pages several times.
+VLLM_CPU_OVERHEAD_GIB = 3.0
+VLLM_CPU_MIN_KV_GIB = 1  # VLLM_CPU_KVCACHE_SPACE is whole GiB
+VLLM_CPU_FALLBACK_MEMORY_GIB = 16  # a model of unknown size
+
+
+def vllm_cpu_kv_gib(shape: ModelShape, kv_bytes: float, max_model_len: int, sequences: int) -> int:
+    """Whole GiB of KV cache that hold `sequences` full-length sequences."""
+    need = shape.kv_bytes_per_token(kv_bytes) * max_model_len * sequences / GIB
+    return max(VLLM_CPU_MIN_KV_GIB, math.ceil(need))
+
+
+def vllm_cpu_fit(
+    shape: ModelShape,
+    *,
+    bytes_per_param: float,
+    max_model_len: int,
+    concurrent_sequences: int,
+    memory_gib: float,
+    kv_bytes_per_element: float = 4,
+) -> FitReport:
+    """vLLM's CPU backend in a container of `memory_gib`: weights + overhead, and as much of the KV
+    cache `concurrent_sequences` full-length sequences want as is left (kv_cache_gib of the report:
+    what VLLM_CPU_KVCACHE_SPACE gets)."""
+    weights = shape.weights_gib(bytes_per_param)
+    per_token = shape.kv_bytes_per_token(kv_bytes_per_element)
+    per_seq = per_token * max_model_len / GIB
+    want = vllm_cpu_kv_gib(shape, kv_bytes_per_element, max_model_len, concurrent_sequences)
+    overhead = VLLM_CPU_OVERHEAD_GIB
+    room = memory_gib - weights - overhead
+    kv = min(want, math.floor(room)) if room > 0 else 0
+    required = weights + want + overhead
+    full = math.floor(kv / per_seq) if per_seq > 0 else 0
+    numbers = (
+        f"{weights:.1f} GiB weights + {kv} GiB KV cache (VLLM_CPU_KVCACHE_SPACE; {concurrent_sequences} x "
+        f"{max_model_len} tokens x {_kib(per_token)} want {want} GiB) + {overhead:.1f} GiB overhead = "
+        f"{weights + kv + overhead:.1f} GiB of {memory_gib:.1f} GiB container memory (spec.resources.memory)"
+    )
+    report = FitReport(
+        True,
+        FitReason.FITS,
+        f"fits: {numbers}; the KV cache holds {full} full-length sequences",
+        weights_gib=weights,
+        kv_cache_gib=kv,
+        overhead_gib=overhead,
+        required_gib=required,
+        available_gib=memory_gib,
+        full_length_sequences=full,
+    )
+    enough = f"spec.resources.memory {math.ceil(required * 1.1)}Gi"
+    if kv < VLLM_CPU_MIN_KV_GIB:
+        return replace(
+            report,
+            fits=False,
+            reason=FitReason.DOES_NOT_FIT,
+            message=f"the weights and vLLM's processes leave no GiB for the KV cache, vLLM will not start: "
+            f"{numbers}; try {enough}",
+        )
+    if full < concurrent_sequences:
+        what = "not even one" if full == 0 else f"only {full} of {concurrent_sequences}"
+        return replace(
+            report,
+            fits=False,
+            reason=FitReason.DOES_NOT_FIT if full == 0 else FitReason.KV_CACHE_LIMITS_CONCURRENCY,
+            message=f"the KV cache holds {what} full-length sequences (expected users per replica): "
+            f"{numbers}; try {enough} or a lower spec.vllm.maxModelLen",
+        )
+    return report
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,17 @@ class LoRA:
 
 
 @dataclass(frozen=True)
+class VLLMOnCPU:
+    """What vLLM's CPU backend is told, since it cannot measure a pod's share of the node."""
+
+    kv_cache_gib: int  # VLLM_CPU_KVCACHE_SPACE: the KV cache, sized by the memory fit
+    omp_threads: int  # OMP_NUM_THREADS: the CPU request less one core for the API server and scheduler
+    # Node labels of which the node must have one (node-feature-discovery), for bf16/fp16 kernels;
+    # empty: any x86-64 node (float32).
+    cpu_features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VLLMSettings:
     image: str
     gpu_memory_utilization: float
@@ -185,6 +196,8 @@ class VLLMSettings:
     env: dict[str, str] = field(default_factory=dict)
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
     lora: LoRA | None = None
+    enforce_eager: bool = False
+    cpu: VLLMOnCPU | None = None  # set when the pods have no GPU: vLLM's CPU image and backend
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ An explicit user value always wins over a stage default. Stage defaults:
 | staging    | Ollama         | autoscaled 1-2 on CPU   | 0    |                                           |
 | production | vLLM (on GPU)  | autoscaled 2-8 on queue | 1    | PDB, topology spread, API key from Secret |
 
+vLLM without a GPU (spec.resources.gpu.count 0, or no GPU in dev and staging with runtime vllm)
+runs vLLM's CPU image: float32 unless the spec asks for bf16/fp16 (then only on nodes whose CPU
+has it), its KV cache sized by the memory fit (VLLM_CPU_KVCACHE_SPACE), OpenMP threads from the
+CPU request.
+
 Sizing follows spec.expectedConcurrency: per replica it is expectedConcurrency / baseline replicas
 (replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL on Ollama and, on vLLM,
 the sequences the KV cache must hold at full context (vLLM keeps its own batch size, continuous
@@ -43,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
@@ -85,10 +90,18 @@ from llmstage.resolve.resolved import (
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
+    VLLMOnCPU,
     VLLMSettings,
 )
 from llmstage.resolve.source import Weights, source_findings, weights
-from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE, TensorSplit, vllm_settings, weight_quantization
+from llmstage.resolve.vllm import (
+    CPU_DTYPE_FEATURES,
+    DEFAULT_VLLM_CPU_IMAGE,
+    DEFAULT_VLLM_IMAGE,
+    TensorSplit,
+    vllm_settings,
+    weight_quantization,
+)
 
 # Pinned, so a rollout never changes the server version behind the user's back.
 DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the full 128k) rarely fits
@@ -151,14 +164,12 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         spec.runtime, DecisionInput(stage, spec.expected_concurrency, gpu_count, spec.optimize_for)
     )
     runtime = decision.runtime
-    if runtime == Runtime.VLLM and gpu_count < 1:
-        raise SpecError("spec.resources.gpu.count", "vLLM needs a GPU: set count >= 1, or use runtime ollama")
     if runtime == Runtime.OLLAMA and spec.lora is not None:
         raise SpecError(
             "spec.lora",
             f"LoRA adapters need vLLM and the runtime is Ollama ({decision.reason}): Ollama applies an "
             "adapter only to a model built from a Modelfile ADAPTER line, which llmstage does not do; set "
-            "runtime vllm with spec.resources.gpu, or remove spec.lora in this stage",
+            "runtime vllm, or remove spec.lora in this stage",
         )
     gpu = (
         GPU(
@@ -188,7 +199,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
 
-    cpu, memory, memory_fit, weights_gib = _resources_and_fit(
+    cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
     )
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
@@ -471,8 +482,9 @@ def _resources_and_fit(
     vllm: VLLMSettings | None,
     entry: CatalogEntry | None,
     per_replica: int,
-) -> tuple[str, str, MemoryFit, float | None]:
-    """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
+) -> tuple[str, str, MemoryFit, float | None, VLLMSettings | None]:
+    """CPU and memory (explicit or defaulted), the memory fit, the weights' size for the cache, and
+    the vLLM settings with what the CPU backend needs (its KV cache and threads) filled in."""
     asked_cpu = spec.resources.cpu if spec.resources else None
     asked_memory = spec.resources.memory if spec.resources else None
     native = entry.native_dtype if entry else "bfloat16"
@@ -515,9 +527,11 @@ def _resources_and_fit(
             ),
         )
         weights = shape.weights_gib(bpp) if shape and bpp else None
-        return cpu, memory, report.to_memory_fit(), weights
+        return cpu, memory, report.to_memory_fit(), weights, None
 
-    assert vllm is not None and gpu is not None
+    assert vllm is not None
+    if gpu is None:
+        return _vllm_on_cpu(asked_cpu, asked_memory, shape, model, vllm, native, per_replica)
     cpu = asked_cpu or str(2 + 2 * gpu.count)
     memory = asked_memory or f"{16 + 8 * gpu.count}Gi"  # loading, tokenizer workers, /dev/shm for TP
     bpp = fit.bytes_per_parameter(model.quantization, vllm.dtype, native)
@@ -544,7 +558,61 @@ def _resources_and_fit(
 
     report = _fit_or_unknown(model, shape, bpp, gpu, gpu_mem, vllm_fit)
     weights = shape.weights_gib(bpp) if shape and bpp else None
-    return cpu, memory, report.to_memory_fit(), weights
+    return cpu, memory, report.to_memory_fit(), weights, vllm
+
+
+# vLLM without GPUs: cores for the OpenMP kernels plus one for the API server and the scheduler.
+VLLM_CPU_DEFAULT_CPU = "4"
+VLLM_CPU_RESERVED_CORES = 1
+
+
+def _vllm_on_cpu(
+    asked_cpu: str | None,
+    asked_memory: str | None,
+    shape: fit.ModelShape | None,
+    model: ModelInfo,
+    vllm: VLLMSettings,
+    native: str,
+    per_replica: int,
+) -> tuple[str, str, MemoryFit, float | None, VLLMSettings]:
+    """vLLM's CPU backend: the weights, a KV cache of VLLM_CPU_KVCACHE_SPACE GiB and the processes'
+    own memory in the container's memory; OpenMP threads from the CPU request."""
+    cpu = asked_cpu or VLLM_CPU_DEFAULT_CPU
+    bpp = fit.bytes_per_parameter(model.quantization, vllm.dtype, native)
+    kv_bytes = _kv_bytes(vllm.kv_cache_dtype, vllm.dtype)
+    needed = min(per_replica, vllm.max_num_seqs) if vllm.max_num_seqs else per_replica
+    weights = shape.weights_gib(bpp) if shape and bpp else None
+    want_kv = (
+        fit.vllm_cpu_kv_gib(shape, kv_bytes, vllm.max_model_len, needed) if shape else fit.VLLM_CPU_MIN_KV_GIB
+    )
+    if asked_memory:
+        memory = asked_memory
+    elif weights is not None:
+        memory = f"{math.ceil((weights + want_kv + fit.VLLM_CPU_OVERHEAD_GIB) * 1.1)}Gi"
+    else:
+        memory = f"{fit.VLLM_CPU_FALLBACK_MEMORY_GIB}Gi"
+
+    def cpu_fit(shape: fit.ModelShape, bpp: float) -> fit.FitReport:
+        return fit.vllm_cpu_fit(
+            shape,
+            bytes_per_param=bpp,
+            max_model_len=vllm.max_model_len,
+            concurrent_sequences=needed,
+            memory_gib=gib(memory),
+            kv_bytes_per_element=kv_bytes,
+        )
+
+    report = _fit_or_unknown(model, shape, bpp, None, None, cpu_fit)
+    kv_gib = (
+        want_kv if report.kv_cache_gib is None else max(fit.VLLM_CPU_MIN_KV_GIB, int(report.kv_cache_gib))
+    )
+    threads = max(1, math.floor(parse_quantity(cpu)) - VLLM_CPU_RESERVED_CORES)
+    on_cpu = VLLMOnCPU(
+        kv_cache_gib=kv_gib,
+        omp_threads=threads,
+        cpu_features=CPU_DTYPE_FEATURES.get(vllm.dtype, ()),
+    )
+    return cpu, memory, report.to_memory_fit(), weights, replace(vllm, cpu=on_cpu)
 
 
 def _kv_bytes(kv_cache_dtype: str | None, model_dtype: str) -> float:
@@ -594,30 +662,28 @@ def _unknown_to_pinned_release(
     """User-supplied flags and variables the pinned release does not know: reported, not rejected,
     because a custom spec.vllm.image or spec.ollama.image may know them."""
     out: list[Finding] = []
-    if vllm is not None and vllm.extra_args:
-        facts = upstream.vllm_facts()
+    if vllm is not None and (vllm.extra_args or vllm.env):
+        facts = upstream.vllm_facts_for_image(vllm.image)
+        pinned = DEFAULT_VLLM_CPU_IMAGE if vllm.cpu else DEFAULT_VLLM_IMAGE
+        image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != pinned else ""
         problems = upstream.check_vllm_args(vllm.extra_args, facts)
         if problems:
-            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
             out.append(
                 Finding(
                     "UnknownVLLMArgument",
                     f"spec.vllm.extraArgs, checked against {facts.release} (the release llmstage pins, "
-                    f"{DEFAULT_VLLM_IMAGE}){image}: {'; '.join(problems)}. vLLM exits at start on an "
-                    "argument it does not know",
+                    f"{pinned}){image}: {'; '.join(problems)}. vLLM exits at start on an argument it does "
+                    "not know",
                 )
             )
-    if vllm is not None and vllm.env:
         # VLLM_* only: other names are read by libraries in the image (NCCL_*, CUDA_*, HF_*, proxies).
-        v_facts = upstream.vllm_facts()
-        unknown = sorted(n for n in vllm.env if n.startswith("VLLM_") and n not in v_facts.env)
+        unknown = sorted(n for n in vllm.env if n.startswith("VLLM_") and n not in facts.env)
         if unknown:
-            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
             out.append(
                 Finding(
                     "UnknownVLLMVariable",
-                    f"spec.vllm.env sets {', '.join(unknown)}, which {v_facts.release} (the release llmstage "
-                    f"pins, {DEFAULT_VLLM_IMAGE}){image} never reads (vllm/envs.py): check the spelling",
+                    f"spec.vllm.env sets {', '.join(unknown)}, which {facts.release} (the release llmstage "
+                    f"pins, {pinned}){image} never reads (vllm/envs.py): check the spelling",
                 )
             )
     if ollama is not None and ollama.env:

@@ -5,7 +5,7 @@ kwok runs the pods (nothing starts: no vLLM, no GPU), so these tests check what 
 LWS do with groups: the LeaderWorkerSet, where its pods land, the Service on the leaders, scaling
 groups, a killed worker restarting its group, and the promotion rules (never zero ready groups).
 Where LWS is not installed the service is Stalled (LeaderWorkerSetNotInstalled): tests/unit/
-test_multi_node.py, since the test bed always has it.
+test_multi_node_layout.py, since the test bed always has it.
 """
 
 from __future__ import annotations

@@ -245,3 +245,21 @@ def test_one_node_to_two_keeps_the_deployment_until_a_group_is_ready(
     groups.wait_condition("grow", "Ready", timeout=30)
     time.sleep(1)
     assert len(seen) >= 10 and min(seen) >= 1, f"ready endpoints seen during the switch: {sorted(set(seen))}"
+
+
+def test_the_autoscaler_reads_the_groups_through_the_leader_worker_sets_scale(groups: Groups) -> None:
+    spec = llama_405b(autoscaling={"minReplicas": 1, "maxReplicas": 2})
+    del spec["replicas"]
+    groups.create("auto", **spec)
+    groups.wait_condition("auto", "Ready", timeout=90)
+    hpas = client.AutoscalingV2Api(groups.core.api_client)
+
+    def able_to_scale() -> client.V2HorizontalPodAutoscaler | None:
+        hpa = hpas.read_namespaced_horizontal_pod_autoscaler("auto-vllm", groups.ns)
+        conds = {c.type: c for c in hpa.status.conditions or []}
+        return hpa if "AbleToScale" in conds and conds["AbleToScale"].status == "True" else None
+
+    # The HPA controller got the LeaderWorkerSet's scale subresource (groups, and the leaders as
+    # its pod selector); the test bed has no metrics, so it does not scale on them.
+    hpa = wait_until(able_to_scale, timeout=60, what="the HPA reading the LeaderWorkerSet's scale")
+    assert hpa.spec.scale_target_ref.kind == "LeaderWorkerSet" and hpa.status.current_replicas == 1

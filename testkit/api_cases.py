@@ -69,6 +69,59 @@ INVALID: list[Invalid] = [
         service(vllm={"tensorParallelSize": 2}),
         "spec.vllm.tensorParallelSize must not exceed spec.resources.gpu.count",
     ),
+    # ---- one replica over several nodes (spec.resources.gpu.nodes)
+    Invalid(
+        "nodes-without-gpus",
+        service(resources={"gpu": {"count": 0, "nodes": 2}}),
+        "spec.resources.gpu.nodes above 1 spreads one vLLM replica over several GPU nodes and needs",
+    ),
+    Invalid(
+        "nodes-with-ollama",
+        service(runtime="ollama", resources={"gpu": {"count": 8, "nodes": 2}}),
+        "spec.resources.gpu.nodes above 1 needs vLLM",
+    ),
+    Invalid(
+        "nodes-with-tensor-parallel-below-count",
+        service(
+            stage="production",
+            resources={"gpu": {"count": 8, "nodes": 2}},
+            vllm={**API_KEY, "tensorParallelSize": 4},
+        ),
+        "spec.vllm.tensorParallelSize must equal spec.resources.gpu.count when",
+    ),
+    Invalid(
+        "nodes-with-pipeline-flag",
+        service(
+            stage="production",
+            resources={"gpu": {"count": 8, "nodes": 2}},
+            vllm={**API_KEY, "extraArgs": ["--pipeline-parallel-size=4"]},
+        ),
+        "spec.vllm.extraArgs must not set --pipeline-parallel-size",
+    ),
+    Invalid(
+        "nodes-above-limit",
+        service(stage="production", resources={"gpu": {"count": 8, "nodes": 17}}, vllm=API_KEY),
+        "spec.resources.gpu.nodes",
+        offline="less than or equal to 16",
+    ),
+    # ---- spec.routing
+    Invalid(
+        "routing-without-gateway",
+        service(routing={"endpointPickerRef": {"name": "epp"}}),
+        "spec.routing.gatewayRef",
+        offline="gatewayRef",
+    ),
+    Invalid(
+        "routing-bad-failure-mode",
+        service(
+            routing={
+                "gatewayRef": {"name": "gw"},
+                "endpointPickerRef": {"name": "epp", "failureMode": "Maybe"},
+            }
+        ),
+        "spec.routing.endpointPickerRef.failureMode",
+        offline="FailOpen",
+    ),
     Invalid(
         "gpu-product-without-count",
         service(resources={"gpu": {"count": 0, "product": "NVIDIA-L4"}}),
@@ -1030,6 +1083,24 @@ VALID: dict[str, dict[str, Any]] = {
                 {"name": "hr", "source": {"gcs": {"url": "gs://adapters/hr"}}},
                 {"name": "ops", "source": {"oci": {"image": "registry.internal/adapters/ops:v1"}}},
             ]
+        },
+    ),
+    "multi-node-405b": service(
+        stage="production",
+        model={"name": "llama3.1:405b"},
+        resources={"gpu": {"count": 8, "product": "NVIDIA-H100-80GB-HBM3", "nodes": 2}},
+        vllm={**API_KEY, "tensorParallelSize": 8, "extraArgs": ["--enable-prefix-caching"]},
+    ),
+    # A base manifest for every stage: dev runs Ollama on one node, production the nodes it asks.
+    "nodes-one-with-ollama": service(runtime="ollama", resources={"gpu": {"count": 1, "nodes": 1}}),
+    "routing": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        routing={
+            "gatewayRef": {"name": "inference-gateway", "namespace": "gateways", "sectionName": "https"},
+            "endpointPickerRef": {"name": "chat-epp", "port": 9002, "failureMode": "FailOpen"},
+            "hostnames": ["chat.example.com", "*.llm.example.com"],
         },
     ),
     "custom-model": service(

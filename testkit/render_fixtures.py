@@ -29,6 +29,7 @@ from llmstage.resolve.resolved import (
     PVCSource,
     Resolved,
     Resources,
+    Routing,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
@@ -461,6 +462,56 @@ PRODUCTION_VLLM_LORA_SOURCES = replace(
     ),
 )
 
+# Llama 3.1 405B on two 8-GPU H100 nodes per replica: a LeaderWorkerSet of groups of 2 pods (a
+# leader with the API server, a headless worker), each pod with its own cache claim, autoscaled
+# groups, a budget over every pod of the groups.
+assert PRODUCTION_VLLM.vllm is not None
+PRODUCTION_VLLM_VLLM = PRODUCTION_VLLM.vllm
+LLAMA_405B_VLLM = replace(
+    LLAMA_70B_VLLM,
+    name="llama3.1:405b",
+    ollama_tag="llama3.1:405b",
+    hugging_face_id="meta-llama/Llama-3.1-405B-Instruct",
+    revision=None,
+    parameters_billion=405.9,
+)
+PRODUCTION_VLLM_405B_MULTI_NODE = replace(
+    PRODUCTION_VLLM,
+    name="llama405",
+    namespace="ml-prod",
+    uid="7a1d3c5e-2b4f-4d6a-8c9e-0f1a2b3c4d5e",
+    generation=2,
+    served_model_name="llama3.1:405b",
+    model=LLAMA_405B_VLLM,
+    resources=Resources(cpu="18", memory="80Gi", gpu=GPU(count=8, product="NVIDIA-H100-80GB-HBM3", nodes=2)),
+    autoscaling=Autoscaling(min_replicas=1, max_replicas=3, metric=ScaleMetric.QUEUE, target=3),
+    cache=ModelCache(size="920Gi", per_pod=True),
+    scheduling=Scheduling(),
+    vllm=replace(
+        PRODUCTION_VLLM_VLLM,
+        tensor_parallel_size=8,
+        pipeline_parallel_size=2,
+        dtype="auto",
+        env={"VLLM_HOST_IP": "10.0.0.1", "VLLM_LOGGING_LEVEL": "DEBUG"},  # the pod IP wins over the first
+    ),
+)
+
+# spec.routing: an InferencePool of the serving pods behind a Gateway in another namespace, with
+# an endpoint picker the platform runs; the Service stays.
+PRODUCTION_VLLM_ROUTING = replace(
+    PRODUCTION_VLLM,
+    routing=Routing(
+        gateway_name="inference-gateway",
+        gateway_namespace="gateways",
+        section_name="https",
+        endpoint_picker="chat-epp",
+        endpoint_picker_port=9002,
+        failure_mode="FailOpen",
+        hostnames=("chat.example.com",),
+    ),
+)
+WITH_ADD_ONS = ClusterFacts(pod_monitor_crd=True, lws_crd=True, inference_pool_crd=True, http_route_crd=True)
+
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
 # vLLM without GPUs: the CPU image, float32, the KV cache and threads from the fit and the CPU
@@ -543,4 +594,6 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-lora-sources": (PRODUCTION_VLLM_LORA_SOURCES, ClusterFacts()),
     "staging-vllm-cpu": (STAGING_VLLM_CPU, ClusterFacts()),
     "production-vllm-cpu-bf16": (PRODUCTION_VLLM_CPU_BF16, WITH_POD_MONITOR),
+    "production-vllm-405b-multi-node": (PRODUCTION_VLLM_405B_MULTI_NODE, WITH_ADD_ONS),
+    "production-vllm-routing": (PRODUCTION_VLLM_ROUTING, WITH_ADD_ONS),
 }

@@ -182,4 +182,6 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.model.source.oci.path",
         ".spec.lora.adapters[].source.pvc.path",
         ".spec.lora.adapters[].source.oci.path",
+        ".spec.routing.endpointPickerRef.port",  # the extension's ext-proc port, 9002
+        ".spec.routing.endpointPickerRef.failureMode",  # FailClose, InferencePool's own default
     }

@@ -59,6 +59,13 @@ from testkit.render_fixtures import (
 )
 
 ALL = [pytest.param(resolved, facts, id=case) for case, (resolved, facts) in sorted(CASES.items())]
+# The cases whose pods run in a Deployment; a multi-node replica's LeaderWorkerSet has its own
+# tests (test_multi_node_layout.py), and shares the pod checks below through pod_specs.
+DEPLOYMENTS = [
+    pytest.param(resolved, facts, id=case)
+    for case, (resolved, facts) in sorted(CASES.items())
+    if not resolved.multi_node
+]
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -70,6 +77,15 @@ def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def pod_spec(resolved: Resolved) -> dict[str, Any]:
     spec: dict[str, Any] = render_deployment(resolved)["spec"]["template"]["spec"]
     return spec
+
+
+def pod_specs(resolved: Resolved) -> list[dict[str, Any]]:
+    """Every pod the workload runs: the Deployment's, or a LeaderWorkerSet's leader and worker."""
+    workload = render_deployment(resolved)
+    if workload["kind"] == "Deployment":
+        return [workload["spec"]["template"]["spec"]]
+    group = workload["spec"]["leaderWorkerTemplate"]
+    return [group["leaderTemplate"]["spec"], group["workerTemplate"]["spec"]]
 
 
 def server(resolved: Resolved) -> dict[str, Any]:
@@ -127,7 +143,7 @@ def test_every_object_has_namespace_and_the_standard_labels(resolved: Resolved, 
         assert labels["llmstage.io/runtime"] == resolved.runtime.value
 
 
-@pytest.mark.parametrize(("resolved", "facts"), ALL)
+@pytest.mark.parametrize(("resolved", "facts"), DEPLOYMENTS)
 def test_pod_selector_is_stable_and_never_contains_the_stage(resolved: Resolved, facts: ClusterFacts) -> None:
     deployment = render_deployment(resolved)
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -145,7 +161,7 @@ def test_promotion_with_the_same_runtime_keeps_the_deployment_selector() -> None
     assert staging["spec"]["selector"] == production["spec"]["selector"]
 
 
-@pytest.mark.parametrize(("resolved", "facts"), ALL)
+@pytest.mark.parametrize(("resolved", "facts"), DEPLOYMENTS)
 def test_selectors_of_service_pdb_monitor_and_spread_match_the_pods(
     resolved: Resolved, facts: ClusterFacts
 ) -> None:
@@ -184,7 +200,8 @@ def test_runtime_objects_lists_every_rendered_object_but_the_service(
     rendered = {
         (o["apiVersion"], o["kind"], o["metadata"]["name"])
         for o in render(resolved, facts)
-        if o["kind"] != "Service"
+        # Shared by both runtimes and following the serving one: the Service and spec.routing's.
+        if o["kind"] not in ("Service", "InferencePool", "HTTPRoute")
     }
     assert rendered <= listed
 
@@ -203,7 +220,7 @@ def test_service_selects_the_serving_runtime_during_a_cutover() -> None:
     assert render(PRODUCTION_VLLM)[2]["spec"]["selector"] == selector_labels("chat", Runtime.VLLM)
 
 
-@pytest.mark.parametrize(("resolved", "facts"), ALL)
+@pytest.mark.parametrize(("resolved", "facts"), DEPLOYMENTS)
 def test_service_has_one_stable_port_for_both_runtimes(resolved: Resolved, facts: ClusterFacts) -> None:
     service = by_kind(render(resolved, facts))["Service"]
     assert service["metadata"]["name"] == resolved.name
@@ -216,7 +233,7 @@ def test_service_has_one_stable_port_for_both_runtimes(resolved: Resolved, facts
 # ---------------------------------------------------------------- replicas and autoscaling
 
 
-@pytest.mark.parametrize(("resolved", "facts"), ALL)
+@pytest.mark.parametrize(("resolved", "facts"), DEPLOYMENTS)
 def test_autoscaling_on_means_no_replicas_field(resolved: Resolved, facts: ClusterFacts) -> None:
     kinds = by_kind(render(resolved, facts))
     if resolved.autoscaling is not None:
@@ -272,7 +289,7 @@ def test_hpa_adds_one_pod_at_a_time_and_scales_down_slowly(resolved: Resolved) -
 # ---------------------------------------------------------------- optional objects
 
 
-@pytest.mark.parametrize(("resolved", "facts"), ALL)
+@pytest.mark.parametrize(("resolved", "facts"), DEPLOYMENTS)
 def test_pdb_and_spread_follow_the_resolved_flags(resolved: Resolved, facts: ClusterFacts) -> None:
     kinds = by_kind(render(resolved, facts))
     assert ("PodDisruptionBudget" in kinds) == resolved.pod_disruption_budget
@@ -554,10 +571,11 @@ def test_secrets_are_rendered_only_by_reference() -> None:
     for case, (resolved, facts) in CASES.items():
         for obj in render(resolved, facts):
             assert obj["kind"] != "Secret", case
-        for container in pod_spec(resolved).get("initContainers", []) + pod_spec(resolved)["containers"]:
-            for variable in container["env"]:
-                if any(word in variable["name"] for word in ("TOKEN", "KEY", "SECRET", "PASSWORD")):
-                    assert "value" not in variable, (case, variable)
+        for spec in pod_specs(resolved):
+            for container in spec.get("initContainers", []) + spec["containers"]:
+                for variable in container["env"]:
+                    if any(word in variable["name"] for word in ("TOKEN", "KEY", "SECRET", "PASSWORD")):
+                        assert "value" not in variable, (case, variable)
 
 
 def test_no_api_key_env_without_a_ref() -> None:
@@ -898,7 +916,11 @@ def test_ollama_gpu_is_optional() -> None:
 
 @pytest.mark.parametrize(("resolved", "facts"), ALL)
 def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> None:
-    spec = pod_spec(resolved)
+    for spec in pod_specs(resolved):
+        check_locked_down(resolved, spec)
+
+
+def check_locked_down(resolved: Resolved, spec: dict[str, Any]) -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -923,7 +945,11 @@ def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> No
 @pytest.mark.parametrize(("resolved", "facts"), ALL)
 def test_no_duplicate_names_in_keyed_lists(resolved: Resolved, facts: ClusterFacts) -> None:
     """Server-side apply rejects duplicate keys in env, volumes, mounts, containers and ports."""
-    spec = pod_spec(resolved)
+    for spec in pod_specs(resolved):
+        check_unique_names(spec)
+
+
+def check_unique_names(spec: dict[str, Any]) -> None:
     containers = spec.get("initContainers", []) + spec["containers"]
     for items in (
         [spec["volumes"], containers]
@@ -940,7 +966,7 @@ def test_no_duplicate_names_in_keyed_lists(resolved: Resolved, facts: ClusterFac
 # ---------------------------------------------------------------- purity and quoting
 
 
-@pytest.mark.parametrize(("resolved", "facts"), ALL)
+@pytest.mark.parametrize(("resolved", "facts"), DEPLOYMENTS)
 def test_rendering_is_deterministic_and_does_not_share_state(resolved: Resolved, facts: ClusterFacts) -> None:
     first = render(resolved, facts)
     by_kind(first)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"].clear()

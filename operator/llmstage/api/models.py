@@ -45,6 +45,7 @@ MAX_NAME_LENGTH = 52
 CONCURRENCY_LIMIT = 100_000
 MAX_REPLICAS = 1000
 MAX_GPUS = 8  # one pod, one node: GPU nodes carry at most 8 devices
+MAX_NODES = 16  # nodes of one multi-node replica (a LeaderWorkerSet group)
 DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 
 # Flags and variables llmstage sets from spec fields; setting them again would fight the operator.
@@ -182,6 +183,8 @@ Quantity = Annotated[
 
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A Gateway API Hostname: a DNS name, optionally with a leading wildcard label.
+HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"  # noqa: E501
@@ -849,6 +852,15 @@ class GPUSpec(ApiModel):
             check=lambda s: s.memory is None or s.count >= 1,
             field_path=".memory",
         ),
+        CelRule(
+            rule="!has(self.nodes) || self.nodes == 1 || self.count >= 1",
+            message=(
+                "spec.resources.gpu.nodes above 1 spreads one vLLM replica over several GPU nodes and needs "
+                "spec.resources.gpu.count >= 1 (the GPUs of each node): set count, or remove nodes"
+            ),
+            check=lambda s: s.nodes is None or s.nodes == 1 or s.count >= 1,
+            field_path=".nodes",
+        ),
     )
 
     count: int = Field(
@@ -883,6 +895,17 @@ class GPUSpec(ApiModel):
     memory: Quantity | None = Field(
         default=None,
         description="Memory of one GPU, e.g. '24Gi', for products the built-in table does not know.",
+    )
+    nodes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_NODES,
+        description=(
+            "Nodes per replica, each with `count` GPUs: above 1, vLLM runs one model over several nodes as "
+            "a LeaderWorkerSet group (tensor parallel within a node, pipeline parallel across nodes; needs "
+            "LeaderWorkerSet installed, docs/multi-node.md). Default: 1, or the fewest nodes the memory "
+            "fit needs when the model does not fit on 8 GPUs of one node."
+        ),
     )
 
 
@@ -1698,9 +1721,86 @@ class SchedulingSpec(ApiModel):
     )
 
 
+class GatewayRef(ApiModel):
+    """The Gateway (Gateway API) whose listener routes to the InferencePool: one the platform runs."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The Gateway's name.")
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description=(
+            "The Gateway's namespace. Default: the LLMService's. A Gateway in another namespace must allow "
+            "routes from this one (its listener's allowedRoutes)."
+        ),
+    )
+    section_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="The Gateway listener to attach to. Default: every listener that allows the route.",
+    )
+
+
+class FailureMode(StrEnum):
+    FAIL_OPEN = "FailOpen"
+    FAIL_CLOSE = "FailClose"
+
+
+class EndpointPickerRef(ApiModel):
+    """An endpoint picker (EPP) Service the platform installed, e.g. llm-d's inference scheduler."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="The endpoint picker's Service, in the LLMService's namespace.",
+    )
+    port: int = Field(default=9002, ge=1, le=65535, description="Its ext-proc gRPC port (Service port).")
+    failure_mode: FailureMode = Field(
+        default=FailureMode.FAIL_CLOSE,
+        description=(
+            "What the Gateway does when the endpoint picker does not answer: FailClose (reject the request, "
+            "the extension's default) or FailOpen (pick an endpoint itself)."
+        ),
+    )
+
+
+class RoutingSpec(ApiModel):
+    """Inference-aware routing through the Gateway API Inference Extension, beside the Service."""
+
+    gateway_ref: GatewayRef = Field(
+        description=(
+            "The Gateway an HTTPRoute attaches the InferencePool to. Clients of the Gateway get the "
+            "extension's routing; the Service keeps serving clients that call it directly."
+        )
+    )
+    endpoint_picker_ref: EndpointPickerRef | None = Field(
+        default=None,
+        description=(
+            "The endpoint picker that chooses a pod per request (prefix cache, queue, LoRA aware). Default: "
+            "none, and the Gateway implementation picks endpoints itself where it can (InferencePool's "
+            "endpointPickerRef is optional since the extension's v1.5.0)."
+        ),
+    )
+    hostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Host names the HTTPRoute matches. Default: every host name of the Gateway listener.",
+    )
+
+
 def _gpu_count(spec: LLMServiceSpec) -> int | None:
     """GPUs the user asked for explicitly, None when spec.resources.gpu is absent."""
     return spec.resources.gpu.count if spec.resources and spec.resources.gpu else None
+
+
+def _gpu_nodes(spec: LLMServiceSpec) -> int:
+    """Nodes per replica the user asked for explicitly (1 when unset)."""
+    gpu = spec.resources.gpu if spec.resources else None
+    return gpu.nodes if gpu and gpu.nodes else 1
 
 
 def _keda_has_server(s: LLMServiceSpec) -> bool:
@@ -1717,6 +1817,22 @@ def _keda_has_server(s: LLMServiceSpec) -> bool:
     ):
         return True  # the runtime decision is left to resolve(), which checks it again
     return a.keda is not None and a.keda.server_address is not None
+
+
+_HAS_GPU = "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count >= 1"
+_MULTI_NODE = (
+    "has(self.resources) && has(self.resources.gpu) && has(self.resources.gpu.nodes) && "
+    "self.resources.gpu.nodes > 1"
+)
+# Flags llmstage sets on a multi-node replica (tensor parallel within a node, pipeline parallel and
+# vLLM's multiprocessing executor across nodes): from extraArgs they would fight the group's layout.
+MULTI_NODE_VLLM_FLAGS = (
+    "pipeline-parallel-size", "nnodes", "node-rank", "master-addr", "master-port", "headless",
+    "distributed-executor-backend",
+)  # fmt: skip
+MULTI_NODE_VLLM_FLAG_PATTERN = (
+    "^--(" + "|".join(flag.replace("-", "[-_]") for flag in MULTI_NODE_VLLM_FLAGS) + ")(=.*)?$"
+)
 
 
 class LLMServiceSpec(ApiModel):
@@ -1903,6 +2019,51 @@ class LLMServiceSpec(ApiModel):
             ),
             field_path=".vllm.env",
         ),
+        CelRule(
+            rule=f"self.runtime != 'ollama' || !({_MULTI_NODE})",
+            message=(
+                "spec.resources.gpu.nodes above 1 needs vLLM, which runs one model over several nodes; "
+                "Ollama serves a model from one pod: remove nodes (or set it to 1), or set runtime vllm"
+            ),
+            check=lambda s: s.runtime != RuntimeChoice.OLLAMA or _gpu_nodes(s) == 1,
+            field_path=".resources.gpu.nodes",
+        ),
+        CelRule(
+            rule=(
+                f"!({_MULTI_NODE}) || !has(self.vllm) || !has(self.vllm.tensorParallelSize) || "
+                "self.vllm.tensorParallelSize == self.resources.gpu.count"
+            ),
+            message=(
+                "spec.vllm.tensorParallelSize must equal spec.resources.gpu.count when spec.resources.gpu."
+                "nodes is above 1: tensor parallelism stays within a node (its fast GPU links) and the "
+                "nodes are pipeline stages; remove tensorParallelSize or set it to count"
+            ),
+            check=lambda s: (
+                _gpu_nodes(s) == 1
+                or s.vllm is None
+                or s.vllm.tensor_parallel_size is None
+                or s.vllm.tensor_parallel_size == _gpu_count(s)
+            ),
+            field_path=".vllm.tensorParallelSize",
+        ),
+        CelRule(
+            rule=(
+                f"!({_MULTI_NODE}) || !has(self.vllm) || !has(self.vllm.extraArgs) || "
+                f"self.vllm.extraArgs.all(a, !a.matches('{MULTI_NODE_VLLM_FLAG_PATTERN}'))"
+            ),
+            message=(
+                "spec.vllm.extraArgs must not set "
+                + ", ".join("--" + f for f in MULTI_NODE_VLLM_FLAGS)
+                + " when spec.resources.gpu.nodes is above 1: llmstage lays the group out itself (tensor "
+                "parallel within a node, pipeline parallel across nodes, vLLM's multiprocessing executor)"
+            ),
+            check=lambda s: (
+                _gpu_nodes(s) == 1
+                or s.vllm is None
+                or not any(re.match(MULTI_NODE_VLLM_FLAG_PATTERN, a) for a in s.vllm.extra_args)
+            ),
+            field_path=".vllm.extraArgs",
+        ),
     )
 
     model: ModelSpec = Field(description="The model to serve.")
@@ -1982,6 +2143,14 @@ class LLMServiceSpec(ApiModel):
         description=(
             "LoRA adapters vLLM serves on the same URL, each under its own model name (listed in "
             "status.loraAdapters). vLLM only: rejected with runtime ollama."
+        ),
+    )
+    routing: RoutingSpec | None = Field(
+        default=None,
+        description=(
+            "Inference-aware routing through the Gateway API Inference Extension: an InferencePool of the "
+            "serving pods and an HTTPRoute from spec.routing.gatewayRef to it, beside the Service "
+            "(docs/routing.md). Needs the extension's CRDs and a Gateway implementation that supports it."
         ),
     )
 

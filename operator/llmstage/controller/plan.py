@@ -13,6 +13,11 @@ selector says which runtime serves now:
 Nothing is deleted until the new runtime's pods are the Service's ready endpoints, so the
 Service never has zero ready endpoints during a promotion. If the new pods cannot be scheduled
 for longer than `unschedulable_grace`, the old runtime keeps serving and the service is Stalled.
+
+A runtime's pods run in a Deployment, or for a replica over several nodes in a LeaderWorkerSet
+(whose group leaders are the Service's endpoints); "the Deployment" above means either. When a
+vLLM service changes between the two (nodes 1 <-> several), both select the same Service, so
+the old workload is only kept until the new one is Available: never zero ready replicas or groups.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from llmstage.api.models import CutoverPhase, Runtime
+from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.controller.cache import ChildKey
 from llmstage.controller.conditions import (
@@ -48,6 +54,7 @@ from llmstage.controller.observed import (
 from llmstage.render import runtime_objects
 from llmstage.render.desired import desired_objects
 from llmstage.render.labels import cache_claim_name, selector_string, workload_name
+from llmstage.render.leaderworkerset import KIND as LWS_KIND
 from llmstage.render.storage import CACHE_VOLUME
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
@@ -100,14 +107,22 @@ def plan(
     facts = facts or ClusterFacts()
     name, desired = resolved.name, resolved.runtime
     serving = serving_runtime(observed, name)
-    new_dep = observed.get("Deployment", workload_name(name, desired))
+    new_dep = observed.get(workload_kind(resolved), workload_name(name, desired))
     new_available = deployment_available(new_dep)
 
     cutover = cutover_state(resolved, observed, serving, new_available)
     objects = render(resolved, facts, serving_runtime=desired if cutover.switch_now else cutover.old)
     objects, autoscaler_stalled = autoscaler_step(resolved, observed, facts, objects)
+    objects, addon_stalled = addons_step(resolved, facts, objects)
     stall = stall_state(
-        resolved, observed, new_dep, new_available, cutover.old, now, unschedulable_grace, autoscaler_stalled
+        resolved,
+        observed,
+        new_dep,
+        new_available,
+        cutover.old,
+        now,
+        unschedulable_grace,
+        addon_stalled or autoscaler_stalled,
     )
     conditions = runtime_conditions(resolved, observed, serving, new_dep, new_available, cutover, stall)
     conditions.extend(spec_conditions(resolved))
@@ -127,13 +142,18 @@ def cutover_state(
     name, desired = resolved.name, resolved.runtime
     # The other runtime's Deployment still existing means a cutover is under way (from either
     # side): it is only deleted once the Service's endpoints are all pods of the new runtime.
-    old = next(
-        (r for r in Runtime if r != desired and observed.get("Deployment", workload_name(name, r))), None
-    )
+    old = next((r for r in Runtime if r != desired and _workloads(observed, name, r)), None)
     # Once switched, stay switched: flapping the selector back would drop live connections twice.
     switch_now = old is None or new_available or serving == desired
     if old is None:
-        return Cutover(None, None, set(), switch_now)
+        # Same runtime, other kind of workload (a Deployment becoming a LeaderWorkerSet or back):
+        # its pods serve behind the same selector until the new workload is Available.
+        layout_keep = {
+            (kind, workload_name(name, desired))
+            for kind in _workloads(observed, name, desired)
+            if kind != workload_kind(resolved) and not new_available
+        }
+        return Cutover(None, None, layout_keep, switch_now)
     keep = _runtime_children(name, old) - _runtime_children(name, desired)
     ready_new = ready_endpoints(observed, desired, name)
     if not switch_now:
@@ -143,6 +163,16 @@ def cutover_state(
     else:
         phase, keep = CutoverPhase.DRAINING, set()
     return Cutover(old, phase, keep, switch_now)
+
+
+def workload_kind(resolved: Resolved) -> str:
+    """The kind of object that runs resolved's pods."""
+    return LWS_KIND if resolved.multi_node else "Deployment"
+
+
+def _workloads(observed: Observed, name: str, runtime: Runtime) -> list[str]:
+    """The kinds of the runtime's workloads that exist (a Deployment, a LeaderWorkerSet, or both)."""
+    return [k for k in ("Deployment", LWS_KIND) if observed.get(k, workload_name(name, runtime))]
 
 
 def _runtime_children(name: str, runtime: Runtime) -> set[ChildKey]:
@@ -158,7 +188,7 @@ def stall_state(
     old: Runtime | None,
     now: datetime,
     unschedulable_grace: float,
-    autoscaler_stalled: tuple[str, str] | None = None,
+    missing_addon: tuple[str, str] | None = None,
 ) -> Stall:
     """Why the desired runtime's pods cannot start, if a human has to act; the first cause wins."""
     name, desired = resolved.name, resolved.runtime
@@ -185,8 +215,8 @@ def stall_state(
                 f"pod security level; the pods are created as soon as it allows them",
             )
         )
-    if autoscaler_stalled:
-        return Stall(Condition(STALLED, "True", *autoscaler_stalled))
+    if missing_addon:  # KEDA, LeaderWorkerSet or the inference extension (controller/addons.py)
+        return Stall(Condition(STALLED, "True", *missing_addon))
     pending = unschedulable(observed, name, desired, now)
     if not pending or new_available:
         return Stall()

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from llmstage.api.models import MAX_NODES
 from llmstage.resolve.resolved import MemoryFit
 
 GIB = 2**30
@@ -177,6 +178,12 @@ def bytes_per_parameter(
     return DTYPE_BYTES.get(name.lower(), 2.0)
 
 
+def layout(nodes: int, gpus_per_node: int, product: str) -> str:
+    """A multi-node replica's shape as the fit, `recommend` and the status say it:
+    '2 nodes x 8 NVIDIA-H100-80GB-HBM3: TP 8, PP 2' (tensor parallel within a node, pipeline across)."""
+    return f"{nodes} nodes x {gpus_per_node} {product}: TP {gpus_per_node}, PP {nodes}"
+
+
 def _kib(n: float) -> str:
     return f"{n / 1024:.0f} KiB"
 
@@ -205,25 +212,33 @@ def vllm_fit(
     kv_bytes_per_element: float = 2,
     kv_cache_dtype: str | None = None,
     max_num_seqs: int | None = None,
+    nodes: int = 1,
+    layout_note: str = "",
 ) -> FitReport:
-    """vLLM on `gpu_count` GPUs of one product: weights + overhead, and a KV cache for
-    `concurrent_sequences` sequences of max_model_len tokens (the expected users per replica)."""
+    """vLLM on `gpu_count` GPUs of one product on each of `nodes` nodes: weights + overhead, and a KV
+    cache for `concurrent_sequences` sequences of max_model_len tokens (the expected users per replica).
+
+    Across nodes the pipeline stages split the layers, so the weights and the KV cache are spread
+    over every GPU of the group: the sums are the same, against the memory of all of them."""
+    total_gpus = gpu_count * nodes
     weights = shape.weights_gib(bytes_per_param)
     per_token = shape.kv_bytes_per_token(kv_bytes_per_element)
     per_seq = per_token * max_model_len / GIB
     kv = per_seq * concurrent_sequences
-    overhead = VLLM_OVERHEAD_PER_GPU_GIB * gpu_count
+    overhead = VLLM_OVERHEAD_PER_GPU_GIB * total_gpus
     required = weights + kv + overhead
-    available = gpu_memory_gib_each * gpu_count * gpu_memory_utilization
+    available = gpu_memory_gib_each * total_gpus * gpu_memory_utilization
     room = available - weights - overhead
     full = max(0, math.floor(room / per_seq)) if per_seq > 0 else 0
     kv_note = f", --kv-cache-dtype={kv_cache_dtype}" if kv_cache_dtype else ""
+    where = f"{nodes} nodes x {gpu_count}" if nodes > 1 else f"{gpu_count}"
     numbers = (
         f"{weights:.1f} GiB weights + {kv:.1f} GiB KV cache ({concurrent_sequences} x {max_model_len} "
         f"tokens x {_kib(per_token)}{kv_note}) + {overhead:.1f} GiB overhead = {required:.1f} GiB "
         f"{'<=' if required <= available else '>'} {available:.1f} GiB available "
-        f"({gpu_count} x {gpu_product} {gpu_memory_gib_each:.1f} GiB x {gpu_memory_utilization:g})"
+        f"({where} x {gpu_product} {gpu_memory_gib_each:.1f} GiB x {gpu_memory_utilization:g})"
     )
+    prefix = f"{layout(nodes, gpu_count, gpu_product)}{layout_note}; " if nodes > 1 else ""
     batch = (
         f"--max-num-seqs={max_num_seqs}"
         if max_num_seqs
@@ -232,7 +247,8 @@ def vllm_fit(
     report = FitReport(
         True,
         FitReason.FITS,
-        f"fits: {numbers}; the KV cache holds {full} full-length sequences, shorter ones batch up to {batch}",
+        f"{prefix}fits: {numbers}; the KV cache holds {full} full-length sequences, shorter ones batch up "
+        f"to {batch}",
         weights_gib=weights,
         kv_cache_gib=kv,
         overhead_gib=overhead,
@@ -243,21 +259,21 @@ def vllm_fit(
     if required <= available:
         return report
 
+    def enough_for(gpus: int) -> bool:
+        need = _vllm_required(
+            shape, bytes_per_param, kv_bytes_per_element, max_model_len, concurrent_sequences, gpus
+        )
+        return need <= gpu_memory_gib_each * gpus * gpu_memory_utilization
+
     tips: list[str] = []
     bigger = [n for n in (2, 4, 8) if gpu_count < n <= MAX_GPUS_PER_POD]
-    enough = next(
-        (
-            n
-            for n in bigger
-            if _vllm_required(
-                shape, bytes_per_param, kv_bytes_per_element, max_model_len, concurrent_sequences, n
-            )
-            <= gpu_memory_gib_each * n * gpu_memory_utilization
-        ),
-        None,
-    )
+    enough = next((n for n in bigger if nodes == 1 and enough_for(n)), None)
     if enough:
         tips.append(f"spec.resources.gpu.count {enough} (tensorParallelSize {enough})")
+    elif gpu_count == MAX_GPUS_PER_POD:
+        more = next((n for n in range(nodes + 1, MAX_NODES + 1) if enough_for(gpu_count * n)), None)
+        if more:
+            tips.append(f"spec.resources.gpu.nodes {more} ({layout(more, gpu_count, gpu_product)})")
     if kv_bytes_per_element > 1 and room > 0:
         tips.append("--kv-cache-dtype=fp8 in spec.vllm.extraArgs (halves the KV cache)")
     if room > 0:
@@ -265,7 +281,7 @@ def vllm_fit(
         if longest >= 1024:
             tips.append(f"spec.vllm.maxModelLen {longest}")
     if bytes_per_param > 1:
-        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, gpu_count)
+        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, total_gpus)
         if fp8 <= available:
             tips.append(f"spec.vllm.quantization fp8 (weights {shape.weights_gib(1):.1f} GiB)")
         else:
@@ -278,15 +294,15 @@ def vllm_fit(
             report,
             fits=False,
             reason=FitReason.KV_CACHE_LIMITS_CONCURRENCY,
-            message=f"KV cache holds only {full} of {concurrent_sequences} full-length sequences (expected "
-            f"users per replica), so long requests queue: {numbers}{try_text}",
+            message=f"{prefix}KV cache holds only {full} of {concurrent_sequences} full-length sequences "
+            f"(expected users per replica), so long requests queue: {numbers}{try_text}",
         )
     what = "the weights do not fit" if room <= 0 else f"not even one {max_model_len}-token sequence fits"
     return replace(
         report,
         fits=False,
         reason=FitReason.DOES_NOT_FIT,
-        message=f"{what}, vLLM will not start: {numbers}{try_text}",
+        message=f"{prefix}{what}, vLLM will not start: {numbers}{try_text}",
     )
 
 

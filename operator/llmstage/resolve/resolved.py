@@ -45,9 +45,11 @@ class SecretKeyRef:
 
 @dataclass(frozen=True)
 class GPU:
-    count: int
+    count: int  # per pod, which is per node
     product: str | None = None  # nvidia.com/gpu.product label value, e.g. NVIDIA-H100-80GB-HBM3
     resource_name: str = "nvidia.com/gpu"
+    # Nodes of one replica: above 1, a LeaderWorkerSet group of that many pods (vLLM only).
+    nodes: int = 1
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,8 @@ class VLLMSettings:
     lora: LoRA | None = None
     enforce_eager: bool = False
     cpu: VLLMOnCPU | None = None  # set when the pods have no GPU: vLLM's CPU image and backend
+    # Pipeline stages, one per node of a multi-node replica (1: the whole model in one pod).
+    pipeline_parallel_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,19 @@ class MemoryFit:
 
 
 @dataclass(frozen=True)
+class Routing:
+    """spec.routing: an InferencePool of the serving pods, attached to a Gateway by an HTTPRoute."""
+
+    gateway_name: str
+    gateway_namespace: str  # the LLMService's namespace unless spec.routing.gatewayRef says otherwise
+    section_name: str | None = None
+    endpoint_picker: str | None = None  # the endpoint picker's Service, in the LLMService's namespace
+    endpoint_picker_port: int = 9002
+    failure_mode: str = "FailClose"
+    hostnames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Resolved:
     """Everything the renderers need. No field here is optional by accident: None means 'off'."""
 
@@ -283,6 +300,12 @@ class Resolved:
     memory_fit: MemoryFit
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
     pod: PodOptions = field(default_factory=PodOptions)
+    routing: Routing | None = None  # None: the Service alone
+
+    @property
+    def multi_node(self) -> bool:
+        """One replica spans several nodes: a LeaderWorkerSet group instead of a Deployment's pod."""
+        return self.resources.gpu is not None and self.resources.gpu.nodes > 1
 
 
 @dataclass(frozen=True)
@@ -291,3 +314,7 @@ class ClusterFacts:
 
     pod_monitor_crd: bool = False  # monitoring.coreos.com/v1 PodMonitor exists
     keda_crd: bool = False  # keda.sh/v1alpha1 ScaledObject exists (KEDA is installed)
+    lws_crd: bool = False  # leaderworkerset.x-k8s.io/v1 LeaderWorkerSet exists (LWS is installed)
+    # inference.networking.k8s.io/v1 InferencePool and gateway.networking.k8s.io/v1 HTTPRoute exist.
+    inference_pool_crd: bool = False
+    http_route_crd: bool = False

@@ -73,6 +73,7 @@ from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, par
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
 from llmstage.resolve.mistakes import common_mistakes
+from llmstage.resolve.multinode import asked_nodes, check_layout, fewest_nodes, may_choose_nodes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
 from llmstage.resolve.resolved import (
     GPU,
@@ -93,6 +94,7 @@ from llmstage.resolve.resolved import (
     VLLMOnCPU,
     VLLMSettings,
 )
+from llmstage.resolve.routing import routing_settings
 from llmstage.resolve.source import Weights, source_findings, weights
 from llmstage.resolve.vllm import (
     CPU_DTYPE_FEATURES,
@@ -171,11 +173,13 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             "adapter only to a model built from a Modelfile ADAPTER line, which llmstage does not do; set "
             "runtime vllm, or remove spec.lora in this stage",
         )
+    nodes = asked_nodes(spec)
     gpu = (
         GPU(
             gpu_count,
             gpu_spec.product if gpu_spec else None,
             gpu_spec.resource_name if gpu_spec else "nvidia.com/gpu",
+            nodes=nodes or 1,
         )
         if gpu_count >= 1
         else None
@@ -198,11 +202,52 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
+    vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
 
     cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
     )
+    if vllm is not None and may_choose_nodes(gpu, nodes) and memory_fit.reason == fit.FitReason.DOES_NOT_FIT:
+        # The model does not start on the GPUs of one node: one replica spans the fewest nodes it fits.
+        assert gpu is not None
+        one_node, on_nodes = gpu, vllm
+
+        def fit_on(n: int) -> fit.FitReport:
+            trial = check_layout(spec, runtime, decision.reason, replace(one_node, nodes=n), on_nodes)
+            report = _resources_and_fit(
+                spec,
+                defaults,
+                runtime,
+                shape,
+                model,
+                replace(one_node, nodes=n),
+                ollama,
+                trial,
+                entry,
+                per_replica,
+            )[2]
+            return fit.FitReport(report.fits, fit.FitReason(report.reason), report.message)
+
+        chosen = fewest_nodes(fit_on)
+        if chosen is not None:
+            gpu = replace(gpu, nodes=chosen)
+            vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
+            cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
+                spec,
+                defaults,
+                runtime,
+                shape,
+                model,
+                gpu,
+                ollama,
+                vllm,
+                entry,
+                per_replica,
+                chosen_nodes=True,
+            )
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
+    # Every pod of a multi-node group loads the weights: it needs a cache of its own, or a shared one.
+    max_pods *= gpu.nodes if gpu else 1
     cache = _cache(spec, runtime, weights_gib, max_pods)
     findings.extend(
         common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
@@ -254,6 +299,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         memory_fit=memory_fit,
         warnings=tuple(findings),
         pod=_pod_options(spec),
+        routing=routing_settings(spec, service.metadata.namespace),
     )
 
 
@@ -482,9 +528,12 @@ def _resources_and_fit(
     vllm: VLLMSettings | None,
     entry: CatalogEntry | None,
     per_replica: int,
+    *,
+    chosen_nodes: bool = False,
 ) -> tuple[str, str, MemoryFit, float | None, VLLMSettings | None]:
     """CPU and memory (explicit or defaulted), the memory fit, the weights' size for the cache, and
-    the vLLM settings with what the CPU backend needs (its KV cache and threads) filled in."""
+    the vLLM settings with what the CPU backend needs (its KV cache and threads) filled in.
+    chosen_nodes: the fit itself chose gpu.nodes (the message says so)."""
     asked_cpu = spec.resources.cpu if spec.resources else None
     asked_memory = spec.resources.memory if spec.resources else None
     native = entry.native_dtype if entry else "bfloat16"
@@ -554,6 +603,12 @@ def _resources_and_fit(
             kv_bytes_per_element=kv_bytes,
             kv_cache_dtype=vllm.kv_cache_dtype,
             max_num_seqs=vllm.max_num_seqs,
+            nodes=vllm.pipeline_parallel_size,
+            layout_note=(
+                f" (spec.resources.gpu.nodes unset: the model does not fit on one node's {gpu.count} GPUs)"
+                if chosen_nodes
+                else ""
+            ),
         )
 
     report = _fit_or_unknown(model, shape, bpp, gpu, gpu_mem, vllm_fit)

@@ -227,16 +227,24 @@ def _runtime_of(deployment: dict[str, Any]) -> str | None:
     return labels.get("llmstage.io/runtime")
 
 
+def _pod_specs(objects: Iterable[dict[str, Any]]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
+    """(workload, pod spec) of each rendered Deployment and of both templates of a LeaderWorkerSet."""
+    for obj in objects:
+        if obj.get("kind") == "Deployment":
+            yield obj, obj["spec"]["template"]["spec"]
+        elif obj.get("kind") == "LeaderWorkerSet":
+            templates = obj["spec"]["leaderWorkerTemplate"]
+            yield obj, templates["leaderTemplate"]["spec"]
+            yield obj, templates["workerTemplate"]["spec"]
+
+
 def rendered_problems(objects: Iterable[dict[str, Any]]) -> list[str]:
     """What the pinned releases would not accept in rendered Deployments: vLLM flags and choices
     of the server's args (a deprecated flag counts), variables neither the release nor its image
     reads, and Ollama commands or flags the scripts and probes call that the release lacks."""
     problems: list[str] = []
-    for obj in objects:
-        if obj.get("kind") != "Deployment":
-            continue
+    for obj, spec in _pod_specs(objects):
         runtime = _runtime_of(obj)
-        spec = obj["spec"]["template"]["spec"]
         for container in spec.get("initContainers", []) + spec["containers"]:
             where = f"{obj['metadata']['name']}/{container['name']}"
             names = [e["name"] for e in container.get("env", [])]

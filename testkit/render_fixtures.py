@@ -556,7 +556,7 @@ PRODUCTION_VLLM_CPU_BF16 = replace(
             }
         },
     ),
-    vllm=replace(  # type: ignore[type-var]
+    vllm=replace(
         PRODUCTION_VLLM.vllm,
         image="vllm/vllm-openai-cpu:v0.32.0-x86_64",
         cpu=VLLMOnCPU(

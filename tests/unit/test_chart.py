@@ -81,7 +81,11 @@ MODES: dict[str, dict[str, Any]] = {
         ],
     },
     "probes-off": {"livenessProbe.enabled": False, "readinessProbe.enabled": False},
-    "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
+    "everything-off": {
+        "admissionPolicy.enabled": False,
+        "admissionPolicy.tenancy": False,
+        "metrics.service.enabled": False,
+    },
 }
 SERVICE_MONITOR_SCHEMA = {
     "type": "object",
@@ -427,7 +431,8 @@ def test_the_alerting_rules_and_the_dashboard_are_the_chart_files() -> None:
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     defaults = template({})
-    assert not of_kind(defaults, "PrometheusRule") and not of_kind(defaults, "ConfigMap")
+    assert not of_kind(defaults, "PrometheusRule")
+    assert [c["metadata"]["name"] for c in of_kind(defaults, "ConfigMap")] == ["llmstage-tenancy"]
 
 
 def test_every_default_value_is_described_by_the_values_schema() -> None:
@@ -458,7 +463,9 @@ def test_optional_extras_render_when_enabled() -> None:
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     (config_map,) = [
-        c for c in of_kind(docs, "ConfigMap") if not c["metadata"]["name"].endswith("-dashboard")
+        c
+        for c in of_kind(docs, "ConfigMap")
+        if not c["metadata"]["name"].endswith(("-dashboard", "-tenancy"))
     ]
     lua = config_map["data"]["resource.customizations.health.llmstage.io_LLMService"]
     assert lua.strip() == (CHART / "files" / "argocd-health.lua").read_text().strip()
@@ -470,11 +477,62 @@ def test_optional_extras_render_when_enabled() -> None:
 
 def test_admission_policy_and_binding_are_renamed_per_release_and_still_point_at_each_other() -> None:
     docs = template({}, release="rel-b")
-    (policy,) = of_kind(docs, "ValidatingAdmissionPolicy")
-    (binding,) = of_kind(docs, "ValidatingAdmissionPolicyBinding")
-    assert policy["metadata"]["name"] == binding["metadata"]["name"] == "rel-b-llmstage"
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Warn"]
+    policies = {p["metadata"]["name"]: p for p in of_kind(docs, "ValidatingAdmissionPolicy")}
+    bindings = {b["metadata"]["name"]: b for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
+    assert set(policies) == set(bindings) == {"rel-b-llmstage", "rel-b-llmstage-tenancy"}
+    for name, binding in bindings.items():
+        assert binding["spec"]["policyName"] == name
+    assert bindings["rel-b-llmstage"]["spec"]["validationActions"] == ["Warn"]
+    assert bindings["rel-b-llmstage-tenancy"]["spec"]["validationActions"] == ["Deny"]
+
+
+def test_the_tenancy_values_reach_the_operator_and_the_admission_policys_parameters() -> None:
+    """One set of values, two enforcers: the operator's flags and the policy's ConfigMap agree."""
+    values = {
+        "tenancy": {
+            "allowedVolumeTypes": ["configMap", "hostPath"],
+            "allowedCSIDrivers": ["secrets-store.csi.k8s.io"],
+            "allowedServiceAccounts": ["irsa", "team-a/reader"],
+            "allowServiceAccountToken": True,
+        }
+    }
+    docs = template(values, release="rel-b")
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {
+        "--allowed-volume-types=configMap,hostPath",
+        "--allowed-csi-drivers=secrets-store.csi.k8s.io",
+        "--allowed-service-accounts=irsa,team-a/reader",
+        "--allow-service-account-token",
+    } <= set(args)
+    (params,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == "rel-b-llmstage-tenancy"]
+    from llmstage.cli import build_parser
+    from llmstage.cli.run import tenancy_policy
+    from llmstage.gitops.tenancy_admission import tenancy_params
+
+    parsed = build_parser().parse_args(["run", *[a for a in args if a.startswith("--allow")]])
+    assert params["data"] == tenancy_params(tenancy_policy(parsed), "x")["data"]
+    (binding,) = [
+        b
+        for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")
+        if b["metadata"]["name"].endswith("-tenancy")
+    ]
+    assert binding["spec"]["paramRef"]["name"] == params["metadata"]["name"]
+    assert binding["spec"]["paramRef"]["namespace"] == params["metadata"]["namespace"]
+
+
+def test_the_tenant_roles_manage_llmservices_only_and_aggregate_into_the_default_roles() -> None:
+    roles = {r["metadata"]["name"]: r for r in of_kind(template({}), "ClusterRole")}
+    edit, view = roles["llmstage-edit"], roles["llmstage-view"]
+    assert {r for rule in edit["rules"] + view["rules"] for r in rule["resources"]} == {
+        "llmservices",
+        "llmservices/status",
+    }
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert not any("*" in rule["verbs"] for rule in edit["rules"] + view["rules"])
+    off = template({"rbac": {"create": False, "scope": "cluster"}})
+    assert not [d for d in off if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
 
 
 def test_the_chart_crd_is_the_generated_crd() -> None:

@@ -11,10 +11,13 @@ import secrets
 import socket
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmstage import __version__
 from llmstage.cli.common import parser_for
+
+if TYPE_CHECKING:
+    from llmstage.resolve.tenancy import TenancyPolicy
 
 EXAMPLES = """\
 examples:
@@ -71,6 +74,37 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="how long new pods may stay unschedulable before the service is Stalled",
     )
+    tenancy = p.add_argument_group(
+        "tenant boundary",
+        "what spec.pod may add to the serving pods; anything else is refused (InvalidSpec) and nothing is "
+        "applied (docs/security.md)",
+    )
+    tenancy.add_argument(
+        "--allowed-volume-types",
+        type=names,
+        default=None,
+        metavar="TYPES",
+        help=f"comma-separated core/v1 volume types (default: {DEFAULT_VOLUME_TYPES}); csi: any CSI driver",
+    )
+    tenancy.add_argument(
+        "--allowed-csi-drivers",
+        type=names,
+        default=(),
+        metavar="DRIVERS",
+        help="CSI drivers of inline csi volumes, comma-separated, or '*' (default: none)",
+    )
+    tenancy.add_argument(
+        "--allowed-service-accounts",
+        type=names,
+        default=(),
+        metavar="NAMES",
+        help="ServiceAccounts besides default: NAME (any namespace), NAMESPACE/NAME or '*' (default: none)",
+    )
+    tenancy.add_argument(
+        "--allow-service-account-token",
+        action="store_true",
+        help="allow automountServiceAccountToken and projected serviceAccountToken volumes",
+    )
     election = p.add_argument_group(
         "leader election", "a coordination.k8s.io Lease; defaults as controller-runtime's"
     )
@@ -112,6 +146,27 @@ def register(subparsers: Any) -> None:
         help="time between renewals and between attempts to acquire (default: 2s)",
     )
     p.set_defaults(func=run)
+
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list, without empty entries."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+# resolve.tenancy.SAFE_VOLUME_TYPES, spelt out so that `--help` imports no models (a test compares).
+DEFAULT_VOLUME_TYPES = "configMap,secret,projected,downwardAPI,emptyDir,persistentVolumeClaim,ephemeral,image"
+
+
+def tenancy_policy(args: argparse.Namespace) -> TenancyPolicy:
+    from llmstage.resolve.tenancy import SAFE_VOLUME_TYPES, TenancyPolicy
+
+    volume_types = getattr(args, "allowed_volume_types", None)
+    return TenancyPolicy(
+        volume_types=SAFE_VOLUME_TYPES if volume_types is None else volume_types,
+        csi_drivers=getattr(args, "allowed_csi_drivers", ()),
+        service_accounts=getattr(args, "allowed_service_accounts", ()),
+        token_automount=getattr(args, "allow_service_account_token", False),
+    )
 
 
 def duration(text: str) -> float:
@@ -249,6 +304,7 @@ def _run(args: argparse.Namespace) -> int:
         "unschedulable_grace": args.unschedulable_grace,
         "identity": identity,
         "leader_election": election,
+        "tenancy": tenancy_policy(args),
     }
     # Both ports are taken before anything else starts: a port in use is one line, not a traceback.
     server = None

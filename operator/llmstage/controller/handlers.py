@@ -29,6 +29,7 @@ from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, CACHE, COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
 from llmstage.resolve.resolved import ClusterFacts
+from llmstage.resolve.tenancy import TenancyPolicy
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 
@@ -208,7 +209,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         OperatorState.kube,
         OperatorState.cache,
         facts,
-        Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
+        Settings(
+            unschedulable_grace=opts.get("unschedulable_grace", 120.0),
+            tenancy=opts.get("tenancy") or TenancyPolicy(),
+        ),
     )
     OperatorState.queue = WorkQueue(
         reconciler,

@@ -22,6 +22,7 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    NetworkAccess,
     OCISource,
     OllamaRegistry,
     OllamaSettings,
@@ -338,8 +339,27 @@ PRODUCTION_VLLM_LORA = replace(
     ),
 )
 
-WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
-WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True)
+# A cluster with the Prometheus Operator, in the namespace `llmstage run` assumes by default.
+WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True, monitoring_namespace="monitoring")
+WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True, monitoring_namespace="monitoring")
+
+# spec.networkPolicy.allowedClients: the gateway's pods in their namespace, and one app of its own.
+PRODUCTION_VLLM_CLIENTS = replace(
+    PRODUCTION_VLLM,
+    network=NetworkAccess(
+        clients=(
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}},
+            },
+            {
+                "podSelector": {
+                    "matchExpressions": [{"key": "app", "operator": "In", "values": ["chat", "rag"]}]
+                }
+            },
+        )
+    ),
+)
 
 # spec.autoscaling.autoscaler keda (issue 13 item 5): vLLM on the queue from Prometheus, and Ollama
 # in staging scaled to zero, woken by requests counted at the ingress.
@@ -484,4 +504,5 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-source-gcs": (PRODUCTION_VLLM_SOURCE_GCS, ClusterFacts()),
     "production-vllm-source-oci-lora": (PRODUCTION_VLLM_SOURCE_OCI_LORA, ClusterFacts()),
     "production-vllm-lora-sources": (PRODUCTION_VLLM_LORA_SOURCES, ClusterFacts()),
+    "production-vllm-clients": (PRODUCTION_VLLM_CLIENTS, WITH_POD_MONITOR),
 }

@@ -35,6 +35,7 @@ NEEDED = [
             "persistentvolumeclaims",
             "horizontalpodautoscalers.autoscaling",
             "poddisruptionbudgets.policy",
+            "networkpolicies.networking.k8s.io",
             "podmonitors.monitoring.coreos.com",
         )
         for verb in ("get", "list", "watch", "create", "patch", "delete")

@@ -695,3 +695,23 @@ def test_no_unpublished_project_address_is_presented_as_real() -> None:
     assert "PLACEHOLDER" in values.split(f"repository: {placeholder}")[0].rsplit("image:", 1)[1]
     assert f'eq .Values.image.repository "{placeholder}"' in (CHART / "templates" / "NOTES.txt").read_text()
     assert "github.com/llmstage" not in (REPO / "Dockerfile").read_text()
+
+
+def test_the_operators_network_policy_admits_the_monitoring_namespace_to_metrics_only() -> None:
+    docs = template({"networkPolicy.monitoringNamespace": "prometheus"})
+    (policy,) = of_kind(docs, "NetworkPolicy")
+    (deployment,) = of_kind(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}],
+            "ports": [{"protocol": "TCP", "port": "metrics"}],
+        }
+    ]
+    assert (
+        "--monitoring-namespace=prometheus" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    (closed,) = of_kind(template({"networkPolicy.monitoringNamespace": ""}), "NetworkPolicy")
+    assert closed["spec"]["ingress"] == []
+    assert not of_kind(template({"networkPolicy.operator": False}), "NetworkPolicy")

@@ -182,4 +182,5 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.model.source.oci.path",
         ".spec.lora.adapters[].source.pvc.path",
         ".spec.lora.adapters[].source.oci.path",
+        ".spec.networkPolicy.enabled",  # on in every stage
     }

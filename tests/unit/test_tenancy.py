@@ -115,7 +115,7 @@ def test_run_flags_make_the_policy_and_help_lists_the_default_volume_types() -> 
     from llmstage.cli import build_parser
     from llmstage.cli.run import DEFAULT_VOLUME_TYPES, tenancy_policy
 
-    assert DEFAULT_VOLUME_TYPES == ",".join(SAFE_VOLUME_TYPES)
+    assert ",".join(SAFE_VOLUME_TYPES) == DEFAULT_VOLUME_TYPES
     parser = build_parser()
     assert tenancy_policy(parser.parse_args(["run"])) == TenancyPolicy()
     args = parser.parse_args(

@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from llmstage import __version__
-from llmstage.cli.common import parser_for
+from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE, parser_for
 
 if TYPE_CHECKING:
     from llmstage.resolve.tenancy import TenancyPolicy
@@ -73,6 +73,13 @@ def register(subparsers: Any) -> None:
         default=120.0,
         metavar="SECONDS",
         help="how long new pods may stay unschedulable before the service is Stalled",
+    )
+    p.add_argument(
+        "--monitoring-namespace",
+        default=DEFAULT_MONITORING_NAMESPACE,
+        metavar="NS",
+        help="namespace of Prometheus: each LLMService's NetworkPolicy admits it to vLLM's /metrics "
+        "(default: %(default)s; '': none)",
     )
     tenancy = p.add_argument_group(
         "tenant boundary",
@@ -305,6 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         "identity": identity,
         "leader_election": election,
         "tenancy": tenancy_policy(args),
+        "monitoring_namespace": getattr(args, "monitoring_namespace", DEFAULT_MONITORING_NAMESPACE),
     }
     # Both ports are taken before anything else starts: a port in use is one line, not a traceback.
     server = None

@@ -42,6 +42,7 @@ CHILD_KINDS = [
     ("v1", "PersistentVolumeClaim"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     # Watched so that a ScaledObject is pruned when spec.autoscaling.autoscaler goes back to hpa.
     # Without KEDA's CRD kopf logs one "unresolved resources" warning and watches the rest.
     (KEDA_API_VERSION, "ScaledObject"),
@@ -101,7 +102,11 @@ async def _detect_facts(kube: Kube) -> ClusterFacts:
     except ApiError as err:  # no permission to read CRDs: assume absent, say so
         log.warning("cannot check for the PodMonitor CRD (%s); not rendering PodMonitors", err)
         found = False
-    return ClusterFacts(pod_monitor_crd=found, keda_crd=await _detect_keda(kube))
+    return ClusterFacts(
+        pod_monitor_crd=found,
+        keda_crd=await _detect_keda(kube),
+        monitoring_namespace=OperatorState.options.get("monitoring_namespace") or None,
+    )
 
 
 async def _detect_keda(kube: Kube) -> bool:

@@ -9,6 +9,7 @@ Objects, in order (dependencies first):
                                                  (a claim per pod is in the Deployment's template)
     Deployment               NAME-RUNTIME        the runtime's server (from templates/*.j2)
     Service                  NAME                port 8000 `http`, selects `serving_runtime`'s pods
+    NetworkPolicy            NAME                who may reach the pods (spec.networkPolicy, on by default)
     HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on (autoscaler hpa)
     ScaledObject             NAME-RUNTIME        when autoscaling is on with autoscaler keda
     PodDisruptionBudget      NAME-RUNTIME        when resolved.pod_disruption_budget
@@ -32,6 +33,7 @@ from llmstage.render.labels import (
     workload_name,
 )
 from llmstage.render.monitoring import render_pod_monitor
+from llmstage.render.network import render_network_policy
 from llmstage.render.service import render_service
 from llmstage.render.storage import render_cache_claim
 from llmstage.resolve.resolved import ClusterFacts, Resolved
@@ -45,6 +47,7 @@ __all__ = [
     "render_cache_claim",
     "render_deployment",
     "render_disruption_budget",
+    "render_network_policy",
     "render_pod_monitor",
     "render_scaled_object",
     "render_service",
@@ -94,10 +97,12 @@ def render(
         render_pod_monitor(resolved, facts),
     )
     claim = render_cache_claim(resolved)
+    network_policy = render_network_policy(resolved, facts)
     return [
         *([claim] if claim is not None else []),
         render_deployment(resolved),
         render_service(resolved, serving_runtime or resolved.runtime),
+        *([network_policy] if network_policy is not None else []),
         *(obj for obj in optional if obj is not None),
     ]
 

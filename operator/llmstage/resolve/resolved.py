@@ -210,6 +210,15 @@ class PodOptions:
 
 
 @dataclass(frozen=True)
+class NetworkAccess:
+    """spec.networkPolicy: who may call the model (render/network.py)."""
+
+    enabled: bool = True
+    # NetworkPolicyPeers (namespaceSelector, podSelector); empty: the LLMService's namespace.
+    clients: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelCache:
     size: str  # Kubernetes quantity, of each claim
     storage_class_name: str | None = None
@@ -270,6 +279,7 @@ class Resolved:
     memory_fit: MemoryFit
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
     pod: PodOptions = field(default_factory=PodOptions)
+    network: NetworkAccess = field(default_factory=NetworkAccess)
 
 
 @dataclass(frozen=True)
@@ -278,3 +288,6 @@ class ClusterFacts:
 
     pod_monitor_crd: bool = False  # monitoring.coreos.com/v1 PodMonitor exists
     keda_crd: bool = False  # keda.sh/v1alpha1 ScaledObject exists (KEDA is installed)
+    # Where Prometheus scrapes from (`llmstage run --monitoring-namespace`): the NetworkPolicy
+    # admits it to vLLM's /metrics. None: nobody but the allowed clients.
+    monitoring_namespace: str | None = None

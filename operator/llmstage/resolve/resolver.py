@@ -55,6 +55,7 @@ from llmstage.api.models import (
     CacheMode,
     CacheSpec,
     KedaSpec,
+    LabelSelector,
     LLMService,
     LLMServiceSpec,
     ModelFormat,
@@ -78,6 +79,7 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    NetworkAccess,
     OllamaSettings,
     PodOptions,
     Resolved,
@@ -243,6 +245,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         memory_fit=memory_fit,
         warnings=tuple(findings),
         pod=_pod_options(spec),
+        network=_network_access(spec),
     )
 
 
@@ -259,6 +262,37 @@ def _pod_options(spec: LLMServiceSpec) -> PodOptions:
         volumes=tuple(pod.volumes),
         volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
     )
+
+
+def _selector(selector: LabelSelector) -> dict[str, Any]:
+    """A metav1.LabelSelector without empty members ({} selects everything)."""
+    out: dict[str, Any] = {}
+    if selector.match_labels:
+        out["matchLabels"] = dict(selector.match_labels)
+    if selector.match_expressions:
+        out["matchExpressions"] = [
+            e.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+            for e in selector.match_expressions
+        ]
+    return out
+
+
+def _network_access(spec: LLMServiceSpec) -> NetworkAccess:
+    asked = spec.network_policy
+    if asked is None:
+        return NetworkAccess()
+    clients = tuple(
+        {
+            key: _selector(selector)
+            for key, selector in (
+                ("namespaceSelector", c.namespace_selector),
+                ("podSelector", c.pod_selector),
+            )
+            if selector is not None
+        }
+        for c in asked.allowed_clients
+    )
+    return NetworkAccess(enabled=asked.enabled, clients=clients)
 
 
 # ---------------------------------------------------------------- replicas and autoscaling

@@ -109,6 +109,31 @@ SERVICE_MONITOR_SCHEMA = {
                             "port": {"type": "string"},
                             "path": {"type": "string"},
                             "honorLabels": {"type": "boolean"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "bearerTokenFile": {"type": "string"},
+                            "tlsConfig": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "insecureSkipVerify": {"type": "boolean"},
+                                    "serverName": {"type": "string"},
+                                    "ca": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "secret": {
+                                                "type": "object",
+                                                "additionalProperties": False,
+                                                "required": ["key"],
+                                                "properties": {
+                                                    "name": {"type": "string"},
+                                                    "key": {"type": "string"},
+                                                },
+                                            }
+                                        },
+                                    },
+                                },
+                            },
                             "interval": {
                                 "type": "string",
                                 "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
@@ -240,7 +265,13 @@ def test_rbac_has_no_wildcards_no_secrets_and_release_unique_cluster_names(mode:
 
 
 def test_namespaced_mode_renders_roles_per_namespace_and_nothing_cluster_scoped_for_rbac() -> None:
+    """Except secure metrics' reviews, which have no namespace (metrics.secure false drops them)."""
     docs = template(MODES["namespaced"])
+    cluster_scoped = {
+        d["metadata"]["name"] for d in of_kind(docs, "ClusterRole") + of_kind(docs, "ClusterRoleBinding")
+    }
+    assert cluster_scoped == {"llmstage-metrics-auth", "llmstage-metrics-reader"}
+    docs = template({**MODES["namespaced"], "metrics.secure": False})
     assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
     roles = [r for r in of_kind(docs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
     bindings = [
@@ -400,7 +431,7 @@ def test_lease_rights_are_one_lease_in_the_release_namespace_only(mode: str) -> 
         (doc, rule)
         for doc in of_kind(docs, "Role") + of_kind(docs, "ClusterRole")
         for rule in doc["rules"]
-        if "coordination.k8s.io" in rule["apiGroups"]
+        if "coordination.k8s.io" in rule.get("apiGroups", [])
     ]
     if mode == "one-replica-no-election":
         assert lease_rules == []
@@ -533,6 +564,39 @@ def test_the_tenant_roles_manage_llmservices_only_and_aggregate_into_the_default
     assert not any("*" in rule["verbs"] for rule in edit["rules"] + view["rules"])
     off = template({"rbac": {"create": False, "scope": "cluster"}})
     assert not [d for d in off if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
+
+
+def test_secure_metrics_args_volume_and_service_monitor() -> None:
+    monitor_on = {"metrics.serviceMonitor.enabled": True}
+    docs = template(monitor_on)
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--metrics-secure" in args and not any(a.startswith("--metrics-cert-dir") for a in args)
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+    docs = template({**monitor_on, "metrics.tls.secretName": "metrics-tls"})
+    pod = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    assert "--metrics-cert-dir=/etc/llmstage/metrics-tls" in pod["containers"][0]["args"]
+    assert {"name": "metrics-tls", "mountPath": "/etc/llmstage/metrics-tls", "readOnly": True} in pod[
+        "containers"
+    ][0]["volumeMounts"]
+    assert any(v.get("secret", {}).get("secretName") == "metrics-tls" for v in pod["volumes"])
+    tls = of_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
+    assert tls == {
+        "ca": {"secret": {"name": "metrics-tls", "key": "ca.crt"}},
+        "serverName": "llmstage-metrics.llmstage-system.svc",
+    }
+
+    docs = template({**monitor_on, "metrics.secure": False})
+    assert (
+        "--no-metrics-secure"
+        in of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert "scheme" not in of_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]
+    assert not [r for r in of_kind(docs, "ClusterRole") if "metrics" in r["metadata"]["name"]]
 
 
 def test_the_chart_crd_is_the_generated_crd() -> None:

@@ -105,7 +105,7 @@ DEV_OLLAMA = Resolved(
     served_model_name="llama3.1:8b",
     expected_concurrency=1,
     model=LLAMA_8B,
-    resources=Resources(cpu="2", memory="8Gi"),
+    resources=Resources(cpu="2", memory="8Gi", ephemeral_storage="2Gi"),
     replicas=1,
     autoscaling=None,
     cache=ModelCache(size="20Gi"),
@@ -124,7 +124,7 @@ STAGING_OLLAMA = replace(
     stage=Stage.STAGING,
     runtime_reason="stage staging and 3 expected users <= 4: Ollama",
     expected_concurrency=3,
-    resources=Resources(cpu="4", memory="12Gi"),
+    resources=Resources(cpu="4", memory="12Gi", ephemeral_storage="2Gi"),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
     # Two replicas share one cache, so the claim must be ReadWriteMany.
@@ -157,7 +157,7 @@ DEV_OLLAMA_REGISTRY = replace(
     name="smol",
     served_model_name="chat",
     model=SMOLLM2,
-    resources=Resources(cpu="1", memory="4Gi"),
+    resources=Resources(cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
     cache=ModelCache(size="10Gi"),
     ollama=replace(
         ollama_settings(),
@@ -174,7 +174,7 @@ DEV_OLLAMA_REGISTRY = replace(
 DEV_OLLAMA_GPU = replace(
     DEV_OLLAMA,
     name="chat-gpu",
-    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1)),
+    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1), ephemeral_storage="2Gi"),
     scheduling=Scheduling(runtime_class_name="nvidia"),
 )
 
@@ -189,7 +189,9 @@ PRODUCTION_VLLM = Resolved(
     served_model_name="llama3.1:8b",
     expected_concurrency=50,
     model=LLAMA_8B_VLLM,
-    resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
+    resources=Resources(
+        cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4"), ephemeral_storage="10Gi"
+    ),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
     cache=ModelCache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
@@ -224,7 +226,7 @@ DEV_VLLM_GPU = replace(
     stage=Stage.DEV,
     runtime_reason="spec.runtime vllm",
     expected_concurrency=2,
-    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
+    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1), ephemeral_storage="10Gi"),
     replicas=1,
     autoscaling=None,
     cache=ModelCache(size="40Gi"),
@@ -252,7 +254,9 @@ PRODUCTION_VLLM_70B_TP = replace(
     served_model_name="assistant",
     expected_concurrency=200,
     model=LLAMA_70B_VLLM,
-    resources=Resources(cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3")),
+    resources=Resources(
+        cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3"), ephemeral_storage="10Gi"
+    ),
     autoscaling=Autoscaling(
         min_replicas=1,
         max_replicas=2,

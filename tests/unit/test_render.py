@@ -542,7 +542,9 @@ def test_a_lora_adapter_above_the_max_rank_stops_the_download_step_with_the_fix(
 
 def test_secrets_are_rendered_only_by_reference() -> None:
     env = env_of(server(PRODUCTION_VLLM))
-    assert env["HF_TOKEN"] == {
+    assert "HF_TOKEN" not in env  # the download step's only
+    download = next(c for c in pod_spec(PRODUCTION_VLLM)["initContainers"] if c["name"] == "download-model")
+    assert env_of(download)["HF_TOKEN"] == {
         "name": "HF_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": HF_TOKEN.name, "key": HF_TOKEN.key}},
     }
@@ -564,8 +566,17 @@ def test_secrets_are_rendered_only_by_reference() -> None:
 def test_no_api_key_env_without_a_ref() -> None:
     env = env_of(server(DEV_VLLM_GPU))
     assert "VLLM_API_KEY" not in env
-    assert "HF_TOKEN" in env
-    assert "HF_TOKEN" not in env_of(server(replace(DEV_VLLM_GPU, hugging_face_token_secret_ref=None)))
+
+
+def test_the_hugging_face_token_reaches_the_download_step_only() -> None:
+    """The server reads the cache offline: a token there would only widen what a compromised (or
+    --trust-remote-code) server could read."""
+    spec = pod_spec(DEV_VLLM_GPU)
+    holders = [
+        c["name"] for c in spec.get("initContainers", []) + spec["containers"] if "HF_TOKEN" in env_of(c)
+    ]
+    assert holders == ["download-model"]
+    assert env_of(server(DEV_VLLM_GPU))["HF_HUB_OFFLINE"]["value"] == "1"
 
 
 def test_vllm_caches_live_on_the_cache_volume() -> None:
@@ -594,6 +605,13 @@ def test_vllm_probes_use_health_and_the_startup_budget_grows_with_the_model() ->
     container = server(PRODUCTION_VLLM)
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # Same endpoint (the only one that reflects the engine), different roles: readiness takes a
+    # pod out within 15 s, liveness restarts one whose engine died only after a minute of 503s.
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert (
+        readiness["periodSeconds"] * readiness["failureThreshold"]
+        < liveness["periodSeconds"] * liveness["failureThreshold"]
+    )
     small, large = startup_seconds(PRODUCTION_VLLM), startup_seconds(PRODUCTION_VLLM_70B_TP)
     assert 10 * 60 <= small < large
     assert 20 * 60 <= large <= 40 * 60  # tens of minutes for 70B

@@ -68,6 +68,7 @@ from llmstage.resolve import fit
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.hardening import hardening_findings
 from llmstage.resolve.mistakes import common_mistakes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
 from llmstage.resolve.resolved import (
@@ -97,6 +98,10 @@ DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the ful
 QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
 CPU_TARGET = 70  # percent of the CPU request
 CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
+# The ephemeral-storage request when spec.resources.ephemeralStorage is unset: the node's disk the
+# HOME and /tmp emptyDirs (render/pod.py SCRATCH_SIZE_LIMIT), logs and the container's writable
+# layer use, so the scheduler counts it and a full disk evicts pods that exceed their request first.
+DEFAULT_EPHEMERAL_STORAGE = {Runtime.OLLAMA: "2Gi", Runtime.VLLM: "10Gi"}
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     )
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
     findings.extend(source_findings(spec, runtime))
+    findings.extend(hardening_findings(spec, runtime, model))
 
     scheduling = spec.scheduling
     return Resolved(
@@ -217,7 +223,8 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             cpu=cpu,
             memory=memory,
             gpu=gpu,
-            ephemeral_storage=spec.resources.ephemeral_storage if spec.resources else None,
+            ephemeral_storage=(spec.resources.ephemeral_storage if spec.resources else None)
+            or DEFAULT_EPHEMERAL_STORAGE[runtime],
         ),
         replicas=replicas,
         autoscaling=autoscaling,

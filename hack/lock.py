@@ -5,6 +5,7 @@
   requirements/dev.txt      the same pins, plus the dev extra and the build backend: what
                             `make venv` installs (hack/venv.sh)
   requirements/client.txt   the real node's client image (from tests/realnode/client/requirements.in)
+  requirements/sbom.txt     the SBOM tool of `make image` (from hack/sbom/requirements.in)
   requirements/uv.txt       uv, the resolver this script runs (installed from this file, with hashes)
 
 Each lock is resolved by uv for every platform and every Python that pyproject.toml allows
@@ -43,6 +44,8 @@ DEV_LOCK = LOCKS / "dev.txt"
 CLIENT_LOCK = LOCKS / "client.txt"
 UV_LOCK = LOCKS / "uv.txt"
 CLIENT_INPUT = REPO / "tests" / "realnode" / "client" / "requirements.in"
+SBOM_LOCK = LOCKS / "sbom.txt"
+SBOM_INPUT = REPO / "hack" / "sbom" / "requirements.in"
 UV_VENV = REPO / ".tools" / "uv"
 # The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
 UV_REQUIREMENT = "uv==0.13.9"
@@ -98,6 +101,7 @@ def inputs_digest(project_file: dict[str, Any]) -> str:
         "optional-dependencies": project.get("optional-dependencies", {}),
         "build-system": project_file.get("build-system", {}).get("requires", []),
         "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
+        "sbom": SBOM_INPUT.read_text() if SBOM_INPUT.exists() else "",
         "uv": UV_REQUIREMENT,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
@@ -179,8 +183,9 @@ def main() -> int:
         upgrade,
     )
     compile_lock(exe, [str(CLIENT_INPUT.relative_to(REPO))], CLIENT_LOCK, extra, upgrade)
+    compile_lock(exe, [str(SBOM_INPUT.relative_to(REPO))], SBOM_LOCK, extra, upgrade)
     compile_lock(exe, ["-"], UV_LOCK, extra, upgrade, stdin=UV_REQUIREMENT + "\n")
-    for lock in (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, UV_LOCK):
+    for lock in (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, SBOM_LOCK, UV_LOCK):
         print(f"{lock.relative_to(REPO)}: {sum(len(v) for v in parse_lock(lock.read_text()).values())} pins")
     return 0
 

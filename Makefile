@@ -38,6 +38,15 @@ lock-upgrade: ## move every lock to the newest releases pyproject.toml's ranges 
 tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, the LWS controller from Go modules (cached per machine)
 	@hack/tools/build.sh
 
+# ------------------------------------------------------------------ the operator image
+
+IMAGE_SBOM := dist/llmstage-image.cdx.json
+
+.PHONY: image
+image: ## the operator image (hack/images.py: buildah, cached) and its SBOM, CycloneDX JSON in dist/
+	$(PYTHON) hack/images.py build llmstage
+	$(PYTHON) hack/sbom.py --out $(IMAGE_SBOM)
+
 # ------------------------------------------------------------------ local cluster
 
 .PHONY: cluster-up

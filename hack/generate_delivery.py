@@ -3,6 +3,7 @@
 
   charts/llmstage/crds/*.yaml                copies of crds/
   charts/llmstage/files/admission-policy.yaml  `llmstage manifests admission-policy`
+  charts/llmstage/files/tenancy-policy.yaml    gitops/tenancy_admission.py
   charts/llmstage/files/argocd-health.lua      `llmstage manifests argocd-health`
   manifests/*.yaml                           `helm template` of the chart defaults, one file per kind
   docs/api.md                                hack/gen_api_docs.py
@@ -60,8 +61,10 @@ def chart_files() -> dict[Path, str]:
     out = {CHART / "crds" / crd.name: crd.read_text() for crd in sorted((REPO / "crds").glob("*.yaml"))}
     from llmstage.gitops.admission import admission_policy_yaml
     from llmstage.gitops.health import argocd_health_lua
+    from llmstage.gitops.tenancy_admission import tenancy_policy_yaml
 
     out[CHART / "files" / "admission-policy.yaml"] = admission_policy_yaml()
+    out[CHART / "files" / "tenancy-policy.yaml"] = tenancy_policy_yaml()
     out[CHART / "files" / "argocd-health.lua"] = argocd_health_lua()
     return out
 

@@ -113,7 +113,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -584,10 +584,13 @@ class DockerfileImage(Image):
         base: str = "python-base",
         base_arg: str = "PYTHON_IMAGE",
         wheels: Path | None = None,
+        build_args: Callable[[], dict[str, str]] | None = None,
     ):
         self.name, self.repository, self.context, self.files, self.pip = name, repository, context, files, pip
         self.dockerfile, self.base, self.base_arg, self.wheels = dockerfile, base, base_arg, wheels
         self.deps = (base,)
+        # --build-arg values (part of the cache key: a new commit is a new image).
+        self.build_args = build_args or dict
 
     def context_files(self) -> list[Path]:
         """The files the build reads (what its .dockerignore lets through), sorted."""
@@ -610,6 +613,8 @@ class DockerfileImage(Image):
     def inputs(self) -> Iterable[tuple[str, bytes]]:
         for f in self.context_files():
             yield f"file {f.relative_to(self.context)} {os.access(f, os.X_OK)}", f.read_bytes()
+        for name, value in sorted(self.build_args().items()):
+            yield f"build-arg {name}", value.encode()
 
     def build(self, out: Path) -> None:
         ensure_debs("buildah")
@@ -631,7 +636,7 @@ class DockerfileImage(Image):
         base = base_layout(self.base)
         base_ref = f"localhost/llmstage/{self.base}:{key(self.base)[:12]}"
         tag = f"localhost/{self.repository}:{self.tag(key(self.name))}"
-        extra: list[str] = []
+        extra: list[str] = [f"--build-arg={k}={v}" for k, v in sorted(self.build_args().items())]
         if self.wheels is not None:
             extra += ["--volume", f"{wheelhouse(self.wheels)}:/wheels:ro"]
             extra += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels"]
@@ -956,6 +961,27 @@ class CoreDNSImage(Image):
         )
 
 
+@functools.cache
+def provenance() -> dict[str, str]:
+    """The operator image's OCI labels (Dockerfile ARGs): package version, git commit ("-dirty"
+    when the files the build copies differ from it) and the repository's address, if it has one."""
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    version = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    files = ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"]
+    revision = git("rev-parse", "HEAD") or "unknown"
+    if revision != "unknown" and git("status", "--porcelain", "--", *files):
+        revision += "-dirty"
+    return {
+        "VERSION": version.group(1) if version else "unknown",
+        "REVISION": revision,
+        "SOURCE": git("remote", "get-url", "origin") or "unknown",
+    }
+
+
 IMAGES: dict[str, Image] = {
     img.name: img
     for img in [
@@ -985,6 +1011,7 @@ IMAGES: dict[str, Image] = {
             REPO,
             ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"],
             pip=True,
+            build_args=provenance,
         ),
         OllamaImage(),
         VLLMCPUImage(),

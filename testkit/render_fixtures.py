@@ -7,8 +7,10 @@ Values follow the stage defaults of issue 3; images are pinned like the operator
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from llmstage.api.models import Runtime, Stage
+from llmstage.render import render_deployment
 from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
@@ -22,6 +24,7 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    NetworkAccess,
     OCISource,
     OllamaRegistry,
     OllamaSettings,
@@ -106,7 +109,7 @@ DEV_OLLAMA = Resolved(
     served_model_name="llama3.1:8b",
     expected_concurrency=1,
     model=LLAMA_8B,
-    resources=Resources(cpu="2", memory="8Gi"),
+    resources=Resources(cpu="2", memory="8Gi", ephemeral_storage="2Gi"),
     replicas=1,
     autoscaling=None,
     cache=ModelCache(size="20Gi"),
@@ -125,7 +128,7 @@ STAGING_OLLAMA = replace(
     stage=Stage.STAGING,
     runtime_reason="stage staging and 3 expected users <= 4: Ollama",
     expected_concurrency=3,
-    resources=Resources(cpu="4", memory="12Gi"),
+    resources=Resources(cpu="4", memory="12Gi", ephemeral_storage="2Gi"),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
     # Two replicas share one cache, so the claim must be ReadWriteMany.
@@ -158,7 +161,7 @@ DEV_OLLAMA_REGISTRY = replace(
     name="smol",
     served_model_name="chat",
     model=SMOLLM2,
-    resources=Resources(cpu="1", memory="4Gi"),
+    resources=Resources(cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
     cache=ModelCache(size="10Gi"),
     ollama=replace(
         ollama_settings(),
@@ -175,7 +178,7 @@ DEV_OLLAMA_REGISTRY = replace(
 DEV_OLLAMA_GPU = replace(
     DEV_OLLAMA,
     name="chat-gpu",
-    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1)),
+    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1), ephemeral_storage="2Gi"),
     scheduling=Scheduling(runtime_class_name="nvidia"),
 )
 
@@ -190,7 +193,9 @@ PRODUCTION_VLLM = Resolved(
     served_model_name="llama3.1:8b",
     expected_concurrency=50,
     model=LLAMA_8B_VLLM,
-    resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
+    resources=Resources(
+        cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4"), ephemeral_storage="10Gi"
+    ),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
     cache=ModelCache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
@@ -225,7 +230,7 @@ DEV_VLLM_GPU = replace(
     stage=Stage.DEV,
     runtime_reason="spec.runtime vllm",
     expected_concurrency=2,
-    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
+    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1), ephemeral_storage="10Gi"),
     replicas=1,
     autoscaling=None,
     cache=ModelCache(size="40Gi"),
@@ -253,7 +258,9 @@ PRODUCTION_VLLM_70B_TP = replace(
     served_model_name="assistant",
     expected_concurrency=200,
     model=LLAMA_70B_VLLM,
-    resources=Resources(cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3")),
+    resources=Resources(
+        cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3"), ephemeral_storage="10Gi"
+    ),
     autoscaling=Autoscaling(
         min_replicas=1,
         max_replicas=2,
@@ -340,8 +347,27 @@ PRODUCTION_VLLM_LORA = replace(
     ),
 )
 
-WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
-WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True)
+# A cluster with the Prometheus Operator, in the namespace `llmstage run` assumes by default.
+WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True, monitoring_namespace="monitoring")
+WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True, monitoring_namespace="monitoring")
+
+# spec.networkPolicy.allowedClients: the gateway's pods in their namespace, and one app of its own.
+PRODUCTION_VLLM_CLIENTS = replace(
+    PRODUCTION_VLLM,
+    network=NetworkAccess(
+        clients=(
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}},
+            },
+            {
+                "podSelector": {
+                    "matchExpressions": [{"key": "app", "operator": "In", "values": ["chat", "rag"]}]
+                }
+            },
+        )
+    ),
+)
 
 # spec.autoscaling.autoscaler keda (issue 13 item 5): vLLM on the queue from Prometheus, and Ollama
 # in staging scaled to zero, woken by requests counted at the ingress.
@@ -596,4 +622,14 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-cpu-bf16": (PRODUCTION_VLLM_CPU_BF16, WITH_POD_MONITOR),
     "production-vllm-405b-multi-node": (PRODUCTION_VLLM_405B_MULTI_NODE, WITH_ADD_ONS),
     "production-vllm-routing": (PRODUCTION_VLLM_ROUTING, WITH_ADD_ONS),
+    "production-vllm-clients": (PRODUCTION_VLLM_CLIENTS, WITH_POD_MONITOR),
 }
+
+
+def pod_specs(resolved: Resolved) -> list[dict[str, Any]]:
+    """Every pod the workload runs: the Deployment's, or a LeaderWorkerSet's leader and worker."""
+    workload = render_deployment(resolved)
+    if workload["kind"] == "Deployment":
+        return [workload["spec"]["template"]["spec"]]
+    group = workload["spec"]["leaderWorkerTemplate"]
+    return [group["leaderTemplate"]["spec"], group["workerTemplate"]["spec"]]

@@ -81,7 +81,11 @@ MODES: dict[str, dict[str, Any]] = {
         ],
     },
     "probes-off": {"livenessProbe.enabled": False, "readinessProbe.enabled": False},
-    "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
+    "everything-off": {
+        "admissionPolicy.enabled": False,
+        "admissionPolicy.tenancy": False,
+        "metrics.service.enabled": False,
+    },
 }
 SERVICE_MONITOR_SCHEMA = {
     "type": "object",
@@ -105,6 +109,31 @@ SERVICE_MONITOR_SCHEMA = {
                             "port": {"type": "string"},
                             "path": {"type": "string"},
                             "honorLabels": {"type": "boolean"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "bearerTokenFile": {"type": "string"},
+                            "tlsConfig": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "insecureSkipVerify": {"type": "boolean"},
+                                    "serverName": {"type": "string"},
+                                    "ca": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "secret": {
+                                                "type": "object",
+                                                "additionalProperties": False,
+                                                "required": ["key"],
+                                                "properties": {
+                                                    "name": {"type": "string"},
+                                                    "key": {"type": "string"},
+                                                },
+                                            }
+                                        },
+                                    },
+                                },
+                            },
                             "interval": {
                                 "type": "string",
                                 "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
@@ -236,7 +265,13 @@ def test_rbac_has_no_wildcards_no_secrets_and_release_unique_cluster_names(mode:
 
 
 def test_namespaced_mode_renders_roles_per_namespace_and_nothing_cluster_scoped_for_rbac() -> None:
+    """Except secure metrics' reviews, which have no namespace (metrics.secure false drops them)."""
     docs = template(MODES["namespaced"])
+    cluster_scoped = {
+        d["metadata"]["name"] for d in of_kind(docs, "ClusterRole") + of_kind(docs, "ClusterRoleBinding")
+    }
+    assert cluster_scoped == {"llmstage-metrics-auth", "llmstage-metrics-reader"}
+    docs = template({**MODES["namespaced"], "metrics.secure": False})
     assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
     roles = [r for r in of_kind(docs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
     bindings = [
@@ -396,7 +431,7 @@ def test_lease_rights_are_one_lease_in_the_release_namespace_only(mode: str) -> 
         (doc, rule)
         for doc in of_kind(docs, "Role") + of_kind(docs, "ClusterRole")
         for rule in doc["rules"]
-        if "coordination.k8s.io" in rule["apiGroups"]
+        if "coordination.k8s.io" in rule.get("apiGroups", [])
     ]
     if mode == "one-replica-no-election":
         assert lease_rules == []
@@ -427,7 +462,8 @@ def test_the_alerting_rules_and_the_dashboard_are_the_chart_files() -> None:
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     defaults = template({})
-    assert not of_kind(defaults, "PrometheusRule") and not of_kind(defaults, "ConfigMap")
+    assert not of_kind(defaults, "PrometheusRule")
+    assert [c["metadata"]["name"] for c in of_kind(defaults, "ConfigMap")] == ["llmstage-tenancy"]
 
 
 def test_every_default_value_is_described_by_the_values_schema() -> None:
@@ -458,7 +494,9 @@ def test_optional_extras_render_when_enabled() -> None:
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     (config_map,) = [
-        c for c in of_kind(docs, "ConfigMap") if not c["metadata"]["name"].endswith("-dashboard")
+        c
+        for c in of_kind(docs, "ConfigMap")
+        if not c["metadata"]["name"].endswith(("-dashboard", "-tenancy"))
     ]
     lua = config_map["data"]["resource.customizations.health.llmstage.io_LLMService"]
     assert lua.strip() == (CHART / "files" / "argocd-health.lua").read_text().strip()
@@ -470,11 +508,95 @@ def test_optional_extras_render_when_enabled() -> None:
 
 def test_admission_policy_and_binding_are_renamed_per_release_and_still_point_at_each_other() -> None:
     docs = template({}, release="rel-b")
-    (policy,) = of_kind(docs, "ValidatingAdmissionPolicy")
-    (binding,) = of_kind(docs, "ValidatingAdmissionPolicyBinding")
-    assert policy["metadata"]["name"] == binding["metadata"]["name"] == "rel-b-llmstage"
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Warn"]
+    policies = {p["metadata"]["name"]: p for p in of_kind(docs, "ValidatingAdmissionPolicy")}
+    bindings = {b["metadata"]["name"]: b for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
+    assert set(policies) == set(bindings) == {"rel-b-llmstage", "rel-b-llmstage-tenancy"}
+    for name, binding in bindings.items():
+        assert binding["spec"]["policyName"] == name
+    assert bindings["rel-b-llmstage"]["spec"]["validationActions"] == ["Warn"]
+    assert bindings["rel-b-llmstage-tenancy"]["spec"]["validationActions"] == ["Deny"]
+
+
+def test_the_tenancy_values_reach_the_operator_and_the_admission_policys_parameters() -> None:
+    """One set of values, two enforcers: the operator's flags and the policy's ConfigMap agree."""
+    values = {
+        "tenancy": {
+            "allowedVolumeTypes": ["configMap", "hostPath"],
+            "allowedCSIDrivers": ["secrets-store.csi.k8s.io"],
+            "allowedServiceAccounts": ["irsa", "team-a/reader"],
+            "allowServiceAccountToken": True,
+        }
+    }
+    docs = template(values, release="rel-b")
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {
+        "--allowed-volume-types=configMap,hostPath",
+        "--allowed-csi-drivers=secrets-store.csi.k8s.io",
+        "--allowed-service-accounts=irsa,team-a/reader",
+        "--allow-service-account-token",
+    } <= set(args)
+    (params,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == "rel-b-llmstage-tenancy"]
+    from llmstage.cli import build_parser
+    from llmstage.cli.run import tenancy_policy
+    from llmstage.gitops.tenancy_admission import tenancy_params
+
+    parsed = build_parser().parse_args(["run", *[a for a in args if a.startswith("--allow")]])
+    assert params["data"] == tenancy_params(tenancy_policy(parsed), "x")["data"]
+    (binding,) = [
+        b
+        for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")
+        if b["metadata"]["name"].endswith("-tenancy")
+    ]
+    assert binding["spec"]["paramRef"]["name"] == params["metadata"]["name"]
+    assert binding["spec"]["paramRef"]["namespace"] == params["metadata"]["namespace"]
+
+
+def test_the_tenant_roles_manage_llmservices_only_and_aggregate_into_the_default_roles() -> None:
+    roles = {r["metadata"]["name"]: r for r in of_kind(template({}), "ClusterRole")}
+    edit, view = roles["llmstage-edit"], roles["llmstage-view"]
+    assert {r for rule in edit["rules"] + view["rules"] for r in rule["resources"]} == {
+        "llmservices",
+        "llmservices/status",
+    }
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert not any("*" in rule["verbs"] for rule in edit["rules"] + view["rules"])
+    off = template({"rbac": {"create": False, "scope": "cluster"}})
+    assert not [d for d in off if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
+
+
+def test_secure_metrics_args_volume_and_service_monitor() -> None:
+    monitor_on = {"metrics.serviceMonitor.enabled": True}
+    docs = template(monitor_on)
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--metrics-secure" in args and not any(a.startswith("--metrics-cert-dir") for a in args)
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+    docs = template({**monitor_on, "metrics.tls.secretName": "metrics-tls"})
+    pod = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    assert "--metrics-cert-dir=/etc/llmstage/metrics-tls" in pod["containers"][0]["args"]
+    assert {"name": "metrics-tls", "mountPath": "/etc/llmstage/metrics-tls", "readOnly": True} in pod[
+        "containers"
+    ][0]["volumeMounts"]
+    assert any(v.get("secret", {}).get("secretName") == "metrics-tls" for v in pod["volumes"])
+    tls = of_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
+    assert tls == {
+        "ca": {"secret": {"name": "metrics-tls", "key": "ca.crt"}},
+        "serverName": "llmstage-metrics.llmstage-system.svc",
+    }
+
+    docs = template({**monitor_on, "metrics.secure": False})
+    assert (
+        "--no-metrics-secure"
+        in of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert "scheme" not in of_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]
+    assert not [r for r in of_kind(docs, "ClusterRole") if "metrics" in r["metadata"]["name"]]
 
 
 def test_the_chart_crd_is_the_generated_crd() -> None:
@@ -637,3 +759,23 @@ def test_no_unpublished_project_address_is_presented_as_real() -> None:
     assert "PLACEHOLDER" in values.split(f"repository: {placeholder}")[0].rsplit("image:", 1)[1]
     assert f'eq .Values.image.repository "{placeholder}"' in (CHART / "templates" / "NOTES.txt").read_text()
     assert "github.com/llmstage" not in (REPO / "Dockerfile").read_text()
+
+
+def test_the_operators_network_policy_admits_the_monitoring_namespace_to_metrics_only() -> None:
+    docs = template({"networkPolicy.monitoringNamespace": "prometheus"})
+    (policy,) = of_kind(docs, "NetworkPolicy")
+    (deployment,) = of_kind(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}],
+            "ports": [{"protocol": "TCP", "port": "metrics"}],
+        }
+    ]
+    assert (
+        "--monitoring-namespace=prometheus" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    (closed,) = of_kind(template({"networkPolicy.monitoringNamespace": ""}), "NetworkPolicy")
+    assert closed["spec"]["ingress"] == []
+    assert not of_kind(template({"networkPolicy.operator": False}), "NetworkPolicy")

@@ -10,10 +10,12 @@ import yaml
 from llmstage.api.crd import crd
 from llmstage.api.models import LLMService
 from llmstage.cli import main
+from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE
 from llmstage.gitops.admission import admission_policy
 from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve
 from llmstage.resolve.catalog import builtin_catalog
+from llmstage.resolve.resolved import ClusterFacts
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = REPO / "examples" / "llama31-8b-production.yaml"
@@ -33,7 +35,8 @@ def test_render_json_is_the_same_objects_as_the_yaml(capsys: pytest.CaptureFixtu
     _, as_yaml, _ = run(capsys, "render", "-f", str(PRODUCTION))
     assert listed["items"] == [d for d in yaml.safe_load_all(as_yaml) if d]
     assert listed["items"] == desired_objects(
-        resolve(LLMService.from_object(yaml.safe_load(PRODUCTION.read_text())))
+        resolve(LLMService.from_object(yaml.safe_load(PRODUCTION.read_text()))),
+        ClusterFacts(monitoring_namespace=DEFAULT_MONITORING_NAMESPACE),
     )
 
 

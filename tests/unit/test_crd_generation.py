@@ -184,4 +184,5 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.lora.adapters[].source.oci.path",
         ".spec.routing.endpointPickerRef.port",  # the extension's ext-proc port, 9002
         ".spec.routing.endpointPickerRef.failureMode",  # FailClose, InferencePool's own default
+        ".spec.networkPolicy.enabled",  # on in every stage
     }

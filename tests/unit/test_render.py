@@ -56,6 +56,7 @@ from testkit.render_fixtures import (
     STAGING_OLLAMA_SCALE_TO_ZERO,
     WAKE_QUERY,
     WITH_POD_MONITOR,
+    pod_specs,
 )
 
 ALL = [pytest.param(resolved, facts, id=case) for case, (resolved, facts) in sorted(CASES.items())]
@@ -77,15 +78,6 @@ def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def pod_spec(resolved: Resolved) -> dict[str, Any]:
     spec: dict[str, Any] = render_deployment(resolved)["spec"]["template"]["spec"]
     return spec
-
-
-def pod_specs(resolved: Resolved) -> list[dict[str, Any]]:
-    """Every pod the workload runs: the Deployment's, or a LeaderWorkerSet's leader and worker."""
-    workload = render_deployment(resolved)
-    if workload["kind"] == "Deployment":
-        return [workload["spec"]["template"]["spec"]]
-    group = workload["spec"]["leaderWorkerTemplate"]
-    return [group["leaderTemplate"]["spec"], group["workerTemplate"]["spec"]]
 
 
 def server(resolved: Resolved) -> dict[str, Any]:
@@ -193,15 +185,17 @@ def test_owner_reference_points_at_the_llmservice() -> None:
 
 
 @pytest.mark.parametrize(("resolved", "facts"), ALL)
-def test_runtime_objects_lists_every_rendered_object_but_the_service(
+def test_runtime_objects_lists_every_rendered_object_but_the_shared_ones(
     resolved: Resolved, facts: ClusterFacts
 ) -> None:
+    """The Service and the NetworkPolicy serve both runtimes: they are not kept through a cutover."""
     listed = {(r.api_version, r.kind, r.name) for r in runtime_objects(resolved.name, resolved.runtime)}
     rendered = {
         (o["apiVersion"], o["kind"], o["metadata"]["name"])
         for o in render(resolved, facts)
-        # Shared by both runtimes and following the serving one: the Service and spec.routing's.
-        if o["kind"] not in ("Service", "InferencePool", "HTTPRoute")
+        # Shared by both runtimes and following the serving one: the Service, the NetworkPolicy and
+        # spec.routing's objects.
+        if o["kind"] not in ("Service", "NetworkPolicy", "InferencePool", "HTTPRoute")
     }
     assert rendered <= listed
 
@@ -558,7 +552,9 @@ def test_a_lora_adapter_above_the_max_rank_stops_the_download_step_with_the_fix(
 
 def test_secrets_are_rendered_only_by_reference() -> None:
     env = env_of(server(PRODUCTION_VLLM))
-    assert env["HF_TOKEN"] == {
+    assert "HF_TOKEN" not in env  # the download step's only
+    download = next(c for c in pod_spec(PRODUCTION_VLLM)["initContainers"] if c["name"] == "download-model")
+    assert env_of(download)["HF_TOKEN"] == {
         "name": "HF_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": HF_TOKEN.name, "key": HF_TOKEN.key}},
     }
@@ -581,8 +577,17 @@ def test_secrets_are_rendered_only_by_reference() -> None:
 def test_no_api_key_env_without_a_ref() -> None:
     env = env_of(server(DEV_VLLM_GPU))
     assert "VLLM_API_KEY" not in env
-    assert "HF_TOKEN" in env
-    assert "HF_TOKEN" not in env_of(server(replace(DEV_VLLM_GPU, hugging_face_token_secret_ref=None)))
+
+
+def test_the_hugging_face_token_reaches_the_download_step_only() -> None:
+    """The server reads the cache offline: a token there would only widen what a compromised (or
+    --trust-remote-code) server could read."""
+    spec = pod_spec(DEV_VLLM_GPU)
+    holders = [
+        c["name"] for c in spec.get("initContainers", []) + spec["containers"] if "HF_TOKEN" in env_of(c)
+    ]
+    assert holders == ["download-model"]
+    assert env_of(server(DEV_VLLM_GPU))["HF_HUB_OFFLINE"]["value"] == "1"
 
 
 def test_vllm_caches_live_on_the_cache_volume() -> None:
@@ -611,6 +616,13 @@ def test_vllm_probes_use_health_and_the_startup_budget_grows_with_the_model() ->
     container = server(PRODUCTION_VLLM)
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    # Same endpoint (the only one that reflects the engine), different roles: readiness takes a
+    # pod out within 15 s, liveness restarts one whose engine died only after a minute of 503s.
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert (
+        readiness["periodSeconds"] * readiness["failureThreshold"]
+        < liveness["periodSeconds"] * liveness["failureThreshold"]
+    )
     small, large = startup_seconds(PRODUCTION_VLLM), startup_seconds(PRODUCTION_VLLM_70B_TP)
     assert 10 * 60 <= small < large
     assert 20 * 60 <= large <= 40 * 60  # tens of minutes for 70B

@@ -1269,10 +1269,19 @@ class VolumeMount(ApiModel):
     )
 
 
+EMPTY_DIR_SIZE_MESSAGE = (
+    "spec.pod.volumes[].emptyDir needs a sizeLimit (e.g. 1Gi): without one the pod may fill the node's "
+    "disk (or, with medium Memory, its memory)"
+)
+
+
 def _check_volume(volume: dict[str, Any]) -> dict[str, Any]:
     name = volume.get("name")
     if not isinstance(name, str) or not re.match(DNS_LABEL, name) or len(name) > 63:
         raise ValueError("a volume needs a name: a DNS label of at most 63 characters (e.g. 'ca-bundle')")
+    empty_dir = volume.get("emptyDir")
+    if isinstance(empty_dir, dict) and empty_dir.get("sizeLimit") is None:
+        raise ValueError(EMPTY_DIR_SIZE_MESSAGE)
     return volume
 
 
@@ -1435,7 +1444,28 @@ class PodSettings(ApiModel):
                         "minLength": 1,
                         "maxLength": 63,
                         "pattern": DNS_LABEL,
-                    }
+                    },
+                    # Declared so that the rule below can see sizeLimit (CEL reads declared fields only).
+                    "emptyDir": {
+                        "description": "A core/v1 EmptyDirVolumeSource; needs a sizeLimit.",
+                        "type": "object",
+                        "properties": {
+                            "medium": {
+                                "description": "'' (the node's disk) or Memory.",
+                                "type": "string",
+                                "maxLength": 64,
+                            },
+                            "sizeLimit": {
+                                "description": "Most the volume may hold, e.g. 1Gi.",
+                                "x-kubernetes-int-or-string": True,
+                                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                                "pattern": QUANTITY_PATTERN,
+                            },
+                        },
+                        "x-kubernetes-validations": [
+                            {"rule": "has(self.sizeLimit)", "message": EMPTY_DIR_SIZE_MESSAGE}
+                        ],
+                    },
                 },
                 "x-kubernetes-preserve-unknown-fields": True,
             }
@@ -1445,6 +1475,107 @@ class PodSettings(ApiModel):
         default_factory=list,
         max_length=16,
         description="Where spec.pod.volumes appear in the server container and the model download step.",
+    )
+
+
+class LabelSelectorRequirement(ApiModel):
+    """A metav1.LabelSelectorRequirement: key, operator and values."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+            message=(
+                "spec.networkPolicy.allowedClients[].*Selector.matchExpressions[].values must fit the "
+                "operator: list values with In or NotIn, none with Exists or DoesNotExist"
+            ),
+            check=lambda s: (s.operator in ("In", "NotIn")) == bool(s.values),
+        ),
+    )
+
+    key: str = Field(min_length=1, max_length=316, pattern=QUALIFIED_NAME, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How key and values relate."
+    )
+    values: list[Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] = Field(
+        default_factory=list, max_length=32, description="Label values (In, NotIn)."
+    )
+
+
+class LabelSelector(ApiModel):
+    """A metav1.LabelSelector. Empty selects everything."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels that must all match.",
+        json_schema_extra={"propertyNames": {"pattern": QUALIFIED_NAME, "maxLength": 316}},
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=16, description="Requirements that must all hold."
+    )
+
+
+class NetworkClient(ApiModel):
+    """Pods allowed to call the service: a NetworkPolicyPeer without ipBlock."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.namespaceSelector) || has(self.podSelector)",
+            message=(
+                "spec.networkPolicy.allowedClients[] needs namespaceSelector, podSelector or both: "
+                "podSelector alone selects pods of the LLMService's namespace, {} in namespaceSelector "
+                "every namespace"
+            ),
+            check=lambda s: s.namespace_selector is not None or s.pod_selector is not None,
+        ),
+    )
+
+    namespace_selector: LabelSelector | None = Field(
+        default=None,
+        description=(
+            "Namespaces whose pods may call (by namespace labels, e.g. kubernetes.io/metadata.name: "
+            "team-a); {} is every namespace. With podSelector: only those pods of those namespaces."
+        ),
+    )
+    pod_selector: LabelSelector | None = Field(
+        default=None,
+        description=(
+            "Pods that may call, by their labels; without namespaceSelector, pods of the LLMService's "
+            "own namespace."
+        ),
+    )
+
+
+class NetworkPolicySpec(ApiModel):
+    """Who may reach the model: a NetworkPolicy selecting the serving pods (docs/security.md)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="self.enabled || !has(self.allowedClients) || size(self.allowedClients) == 0",
+            message=(
+                "spec.networkPolicy.allowedClients has no effect with enabled false: remove it, or "
+                "remove enabled to restrict the clients"
+            ),
+            check=lambda s: s.enabled or not s.allowed_clients,
+            field_path=".allowedClients",
+        ),
+    )
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Render a NetworkPolicy that admits the serving port from allowedClients only (and vLLM's "
+            "/metrics from the monitoring namespace the operator is configured with). false: every pod "
+            "that can reach the pods may call the model."
+        ),
+    )
+    allowed_clients: list[NetworkClient] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Who may call the model on port 8000. Default: every pod of the LLMService's namespace. "
+            "A list replaces that default: add {podSelector: {}} to keep the namespace."
+        ),
     )
 
 
@@ -2151,6 +2282,13 @@ class LLMServiceSpec(ApiModel):
             "Inference-aware routing through the Gateway API Inference Extension: an InferencePool of the "
             "serving pods and an HTTPRoute from spec.routing.gatewayRef to it, beside the Service "
             "(docs/routing.md). Needs the extension's CRDs and a Gateway implementation that supports it."
+        ),
+    )
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None,
+        description=(
+            "Who may call the model. Default: a NetworkPolicy admitting pods of the same namespace only "
+            "(and Prometheus from the monitoring namespace to vLLM's /metrics)."
         ),
     )
 

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from llmstage.cli.common import (
+    DEFAULT_MONITORING_NAMESPACE,
     CliError,
     add_output_option,
     format_objects,
@@ -54,6 +55,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="the cluster has the PodMonitor CRD (monitoring.coreos.com/v1): render vLLM's PodMonitor",
     )
+    facts.add_argument(
+        "--monitoring-namespace",
+        default=DEFAULT_MONITORING_NAMESPACE,
+        metavar="NS",
+        help="the operator's --monitoring-namespace, admitted to vLLM's /metrics (default: %(default)s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -63,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from llmstage.resolve import SpecError, resolve
     from llmstage.resolve.resolved import ClusterFacts
 
-    facts = ClusterFacts(pod_monitor_crd=args.pod_monitor)
+    facts = ClusterFacts(
+        pod_monitor_crd=args.pod_monitor, monitoring_namespace=args.monitoring_namespace or None
+    )
     manifests = load_llmservices(args.filename)
     if args.uid and len(manifests) > 1:
         raise CliError(f"--uid applies to one LLMService, but {args.filename} has {len(manifests)}")

@@ -11,10 +11,13 @@ import secrets
 import socket
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmstage import __version__
-from llmstage.cli.common import parser_for
+from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE, parser_for
+
+if TYPE_CHECKING:
+    from llmstage.resolve.tenancy import TenancyPolicy
 
 EXAMPLES = """\
 examples:
@@ -57,6 +60,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
     p.add_argument("--metrics-address", default="0.0.0.0", help="address for the metrics endpoint")
     p.add_argument(
+        "--metrics-secure",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="HTTPS, and each scrape's bearer token checked with a TokenReview and a SubjectAccessReview "
+        "for GET /metrics (default: on, except on a loopback --metrics-address)",
+    )
+    p.add_argument(
+        "--metrics-cert-dir",
+        metavar="DIR",
+        help="tls.crt and tls.key of the metrics endpoint (default: a self-signed certificate made at start)",
+    )
+    p.add_argument(
         "--log-format",
         choices=["auto", "text", "json"],
         default="auto",
@@ -70,6 +85,44 @@ def register(subparsers: Any) -> None:
         default=120.0,
         metavar="SECONDS",
         help="how long new pods may stay unschedulable before the service is Stalled",
+    )
+    p.add_argument(
+        "--monitoring-namespace",
+        default=DEFAULT_MONITORING_NAMESPACE,
+        metavar="NS",
+        help="namespace of Prometheus: each LLMService's NetworkPolicy admits it to vLLM's /metrics "
+        "(default: %(default)s; '': none)",
+    )
+    tenancy = p.add_argument_group(
+        "tenant boundary",
+        "what spec.pod may add to the serving pods; anything else is refused (InvalidSpec) and nothing is "
+        "applied (docs/security.md)",
+    )
+    tenancy.add_argument(
+        "--allowed-volume-types",
+        type=names,
+        default=None,
+        metavar="TYPES",
+        help=f"comma-separated core/v1 volume types (default: {DEFAULT_VOLUME_TYPES}); csi: any CSI driver",
+    )
+    tenancy.add_argument(
+        "--allowed-csi-drivers",
+        type=names,
+        default=(),
+        metavar="DRIVERS",
+        help="CSI drivers of inline csi volumes, comma-separated, or '*' (default: none)",
+    )
+    tenancy.add_argument(
+        "--allowed-service-accounts",
+        type=names,
+        default=(),
+        metavar="NAMES",
+        help="ServiceAccounts besides default: NAME (any namespace), NAMESPACE/NAME or '*' (default: none)",
+    )
+    tenancy.add_argument(
+        "--allow-service-account-token",
+        action="store_true",
+        help="allow automountServiceAccountToken and projected serviceAccountToken volumes",
     )
     election = p.add_argument_group(
         "leader election", "a coordination.k8s.io Lease; defaults as controller-runtime's"
@@ -112,6 +165,27 @@ def register(subparsers: Any) -> None:
         help="time between renewals and between attempts to acquire (default: 2s)",
     )
     p.set_defaults(func=run)
+
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list, without empty entries."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+# resolve.tenancy.SAFE_VOLUME_TYPES, spelt out so that `--help` imports no models (a test compares).
+DEFAULT_VOLUME_TYPES = "configMap,secret,projected,downwardAPI,emptyDir,persistentVolumeClaim,ephemeral,image"
+
+
+def tenancy_policy(args: argparse.Namespace) -> TenancyPolicy:
+    from llmstage.resolve.tenancy import SAFE_VOLUME_TYPES, TenancyPolicy
+
+    volume_types = getattr(args, "allowed_volume_types", None)
+    return TenancyPolicy(
+        volume_types=SAFE_VOLUME_TYPES if volume_types is None else volume_types,
+        csi_drivers=getattr(args, "allowed_csi_drivers", ()),
+        service_accounts=getattr(args, "allowed_service_accounts", ()),
+        token_automount=getattr(args, "allow_service_account_token", False),
+    )
 
 
 def duration(text: str) -> float:
@@ -190,15 +264,73 @@ def _bind_error(what: str, where: str, err: OSError) -> StartError:
     return StartError(f"llmstage run: {where} {reason}: change {PORT_HINTS[what]}")
 
 
-async def _operate(operator: Coroutine[Any, Any, None], health: Any | None) -> None:
+async def _operate(operator: Coroutine[Any, Any, None], servers: list[Any]) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
-    if health is not None:
-        await health.start()
+    for server in servers:
+        await server.start()
     try:
         await operator
     finally:
-        if health is not None:
-            await health.stop()
+        for server in servers:
+            await server.stop()
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def metrics_secure(args: argparse.Namespace) -> bool:
+    """--metrics-secure, or by default: on unless only this host can connect."""
+    chosen: bool | None = getattr(args, "metrics_secure", None)
+    if chosen is not None:
+        return chosen
+    return not _loopback(str(args.metrics_address))
+
+
+def metrics_server(args: argparse.Namespace, identity: str) -> Any:
+    """The metrics endpoint on its bound socket (raises StartError for a port that is taken)."""
+    from llmstage.controller import health
+    from llmstage.controller.kube import USER_AGENT, Kube, RetryPolicy
+    from llmstage.controller.metrics_server import MetricsServer, Reviewer
+
+    where = f"{args.metrics_address}:{args.metrics_port} (--metrics-port)"
+    try:
+        sock = health.bind(args.metrics_address, args.metrics_port)
+    except OSError as err:
+        raise _bind_error("metrics", where, err) from None
+    if not metrics_secure(args):
+        if not _loopback(args.metrics_address):
+            logging.getLogger("llmstage.run").warning(
+                "metrics on %s are served over plain HTTP to anyone who reaches the port "
+                "(--no-metrics-secure); put an authenticating proxy in front",
+                where,
+            )
+        return MetricsServer(sock, None, None)
+    from llmstage.controller.selfsigned import server_context
+
+    cert_dir = getattr(args, "metrics_cert_dir", None)
+    try:
+        context = server_context(cert_dir, [socket.gethostname(), "localhost"])
+    except OSError as err:
+        sock.close()
+        raise StartError(f"llmstage run: --metrics-cert-dir {cert_dir}: {err.strerror or err}") from None
+
+    async def connect() -> Kube:
+        # A client of its own, without the leader's write fence: standbys are scraped too.
+        return await Kube.connect(
+            args.kubeconfig,
+            context=args.context,
+            pool_size=2,
+            user_agent=f"{USER_AGENT} metrics-auth ({identity})",
+            retry=RetryPolicy(attempts=3),
+        )
+
+    return MetricsServer(sock, context, Reviewer(connect))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,7 +343,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
-    from prometheus_client import start_http_server
 
     from llmstage.controller import handlers, health, kubeconfig
     from llmstage.controller.fastjson import use_for_kopf_watches
@@ -249,9 +380,11 @@ def _run(args: argparse.Namespace) -> int:
         "unschedulable_grace": args.unschedulable_grace,
         "identity": identity,
         "leader_election": election,
+        "tenancy": tenancy_policy(args),
+        "monitoring_namespace": getattr(args, "monitoring_namespace", DEFAULT_MONITORING_NAMESPACE),
     }
     # Both ports are taken before anything else starts: a port in use is one line, not a traceback.
-    server = None
+    servers: list[Any] = []
     if args.liveness != "off":
         try:
             host, port, path = health.parse(args.liveness)
@@ -261,15 +394,14 @@ def _run(args: argparse.Namespace) -> int:
             sock = health.bind(host, port)
         except OSError as err:
             raise _bind_error("health", f"{host}:{port} (--liveness {args.liveness})", err) from None
-        server = health.HealthServer(sock, path, handlers.health)
+        servers.append(health.HealthServer(sock, path, handlers.health))
     if args.metrics_port:
         try:
-            start_http_server(args.metrics_port, addr=args.metrics_address)
-        except OSError as err:
-            if server is not None:
+            servers.append(metrics_server(args, identity))
+        except StartError:
+            for server in servers:
                 server.sock.close()
-            where = f"{args.metrics_address}:{args.metrics_port} (--metrics-port)"
-            raise _bind_error("metrics", where, err) from None
+            raise
     logging.getLogger("llmstage.run").info(
         "llmstage %s starting as %s%s",
         __version__,
@@ -286,7 +418,7 @@ def _run(args: argparse.Namespace) -> int:
                     liveness_endpoint=None,  # ours: /healthz and /readyz (llmstage.controller.health)
                     identity=identity,  # type: ignore[arg-type]
                 ),
-                server,
+                servers,
             )
         )
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.workqueue import WorkQueue
 from llmstage.render.labels import APP_NAME, CACHE, COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
 from llmstage.resolve.resolved import ClusterFacts
+from llmstage.resolve.tenancy import TenancyPolicy
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
@@ -54,6 +55,7 @@ CHILD_KINDS = [
     ("v1", "PersistentVolumeClaim"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     # Watched so that a ScaledObject is pruned when spec.autoscaling.autoscaler goes back to hpa.
     # Without KEDA's CRD kopf logs one "unresolved resources" warning and watches the rest; the
     # same for the kinds below (LeaderWorkerSet, the inference extension's, Gateway API's).
@@ -122,7 +124,11 @@ async def _detect_facts(kube: Kube) -> ClusterFacts:
         field: await _detect_kind(kube, api_version, kind, crd)
         for (api_version, kind), (crd, field) in OPTIONAL_KINDS.items()
     }
-    return ClusterFacts(pod_monitor_crd=found, **served)
+    return ClusterFacts(
+        pod_monitor_crd=found,
+        monitoring_namespace=OperatorState.options.get("monitoring_namespace") or None,
+        **served,
+    )
 
 
 async def _detect_kind(kube: Kube, api_version: str, kind: str, crd: str) -> bool:
@@ -232,7 +238,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         OperatorState.kube,
         OperatorState.cache,
         facts,
-        Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
+        Settings(
+            unschedulable_grace=opts.get("unschedulable_grace", 120.0),
+            tenancy=opts.get("tenancy") or TenancyPolicy(),
+        ),
     )
     OperatorState.queue = WorkQueue(
         reconciler,

@@ -68,6 +68,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Node", "nodes", namespaced=False),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
         Kind("coordination.k8s.io/v1", "Lease", "leases"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),

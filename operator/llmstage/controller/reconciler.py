@@ -7,6 +7,7 @@ patched only when it changed. A quiet cluster therefore sees no writes from the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -37,6 +38,7 @@ from llmstage.controller.plan import plan
 from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolve.resolved import ClusterFacts, Resolved
+from llmstage.resolve.tenancy import TenancyPolicy, tenancy_problem
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Settings:
     # waits for the next write with news (a condition, a step) for at most this long, counted
     # from the first count it held back; checked at the next reconcile, no timer of its own.
     counts_max_lag: float = 120.0
+    # What spec.pod may add to the serving pods (the cluster admin's; resolve/tenancy.py).
+    tenancy: TenancyPolicy = dataclasses.field(default_factory=TenancyPolicy)
 
 
 def only_counts_differ(current: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -160,7 +164,11 @@ class Reconciler:
         log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
         now = now_utc()
         try:
-            resolved = resolve(LLMService.from_object(body))
+            service = LLMService.from_object(body)
+            # Before anything is resolved or rendered: nothing is applied for a refused spec.
+            if problem := tenancy_problem(service, self.settings.tenancy):
+                raise problem
+            resolved = resolve(service)
         except SpecError as problem:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"

@@ -10,6 +10,7 @@ Objects, in order (dependencies first):
     Deployment               NAME-RUNTIME        the runtime's server (from templates/*.j2), or
     LeaderWorkerSet          NAME-vllm           when one replica spans several nodes (leaderworkerset.py)
     Service                  NAME                port 8000 `http`, selects `serving_runtime`'s pods
+    NetworkPolicy            NAME                who may reach the pods (spec.networkPolicy, on by default)
     HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on (autoscaler hpa)
     ScaledObject             NAME-RUNTIME        when autoscaling is on with autoscaler keda
     PodDisruptionBudget      NAME-RUNTIME        when resolved.pod_disruption_budget
@@ -37,6 +38,7 @@ from llmstage.render.leaderworkerset import API_VERSION as LWS_API_VERSION
 from llmstage.render.leaderworkerset import KIND as LWS_KIND
 from llmstage.render.leaderworkerset import render_leader_worker_set
 from llmstage.render.monitoring import render_pod_monitor
+from llmstage.render.network import render_network_policy
 from llmstage.render.routing import render_routing
 from llmstage.render.service import render_service
 from llmstage.render.storage import render_cache_claim
@@ -51,6 +53,7 @@ __all__ = [
     "render_cache_claim",
     "render_deployment",
     "render_disruption_budget",
+    "render_network_policy",
     "render_pod_monitor",
     "render_scaled_object",
     "render_service",
@@ -104,10 +107,12 @@ def render(
         render_pod_monitor(resolved, facts),
     )
     claim = render_cache_claim(resolved)
+    network_policy = render_network_policy(resolved, facts)
     return [
         *([claim] if claim is not None else []),
         render_deployment(resolved),
         render_service(resolved, serving_runtime or resolved.runtime),
+        *([network_policy] if network_policy is not None else []),
         *(obj for obj in optional if obj is not None),
         *render_routing(resolved, serving_runtime or resolved.runtime),
     ]

@@ -29,6 +29,11 @@ TERMINATION_GRACE_PERIOD_SECONDS = 120
 # Allowance for scheduling and pulling the (multi-gigabyte) server image, on top of the model
 # download and load time, before the Deployment reports ProgressDeadlineExceeded.
 IMAGE_PULL_ALLOWANCE_SECONDS = 900
+# sizeLimit of each of llmstage's own emptyDirs (HOME, /tmp, the pull step's HOME). Ollama writes
+# little there (its key pair, logs, the runner's scratch file); vLLM's are JIT caches (Triton and
+# FlashInfer in HOME, torch's in /tmp). Past it the kubelet evicts the pod instead of letting it
+# fill the node's disk. Raise spec.resources.ephemeralStorage with them if a model needs more.
+SCRATCH_SIZE_LIMIT = {Runtime.OLLAMA: "1Gi", Runtime.VLLM: "8Gi"}
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class PodContext:
     service_account_name: str | None
     automount_service_account_token: bool
     image_pull_secrets: list[dict[str, str]]
+    scratch_size_limit: str  # of the HOME and /tmp emptyDirs
     # spec.pod.volumes and volumeMounts, after llmstage's own: the server and the download step.
     extra_volumes: list[dict[str, Any]]
     extra_volume_mounts: list[dict[str, Any]]
@@ -138,6 +139,7 @@ def pod_context(
         service_account_name=resolved.pod.service_account_name,
         automount_service_account_token=resolved.pod.automount_service_account_token,
         image_pull_secrets=[{"name": name} for name in resolved.pod.image_pull_secrets],
+        scratch_size_limit=podlib.SCRATCH_SIZE_LIMIT[runtime],
         extra_volumes=[dict(v) for v in resolved.pod.volumes],
         extra_volume_mounts=[dict(m) for m in resolved.pod.volume_mounts],
     )

@@ -227,6 +227,15 @@ class PodOptions:
 
 
 @dataclass(frozen=True)
+class NetworkAccess:
+    """spec.networkPolicy: who may call the model (render/network.py)."""
+
+    enabled: bool = True
+    # NetworkPolicyPeers (namespaceSelector, podSelector); empty: the LLMService's namespace.
+    clients: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelCache:
     size: str  # Kubernetes quantity, of each claim
     storage_class_name: str | None = None
@@ -300,6 +309,7 @@ class Resolved:
     memory_fit: MemoryFit
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
     pod: PodOptions = field(default_factory=PodOptions)
+    network: NetworkAccess = field(default_factory=NetworkAccess)
     routing: Routing | None = None  # None: the Service alone
 
     @property
@@ -318,3 +328,6 @@ class ClusterFacts:
     # inference.networking.k8s.io/v1 InferencePool and gateway.networking.k8s.io/v1 HTTPRoute exist.
     inference_pool_crd: bool = False
     http_route_crd: bool = False
+    # Where Prometheus scrapes from (`llmstage run --monitoring-namespace`): the NetworkPolicy
+    # admits it to vLLM's /metrics. None: nobody but the allowed clients.
+    monitoring_namespace: str | None = None

@@ -60,6 +60,7 @@ from llmstage.api.models import (
     CacheMode,
     CacheSpec,
     KedaSpec,
+    LabelSelector,
     LLMService,
     LLMServiceSpec,
     ModelFormat,
@@ -72,6 +73,7 @@ from llmstage.resolve import fit
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.hardening import hardening_findings
 from llmstage.resolve.mistakes import common_mistakes
 from llmstage.resolve.multinode import asked_nodes, check_layout, fewest_nodes, may_choose_nodes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
@@ -84,6 +86,7 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    NetworkAccess,
     OllamaSettings,
     PodOptions,
     Resolved,
@@ -110,6 +113,10 @@ DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the ful
 QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
 CPU_TARGET = 70  # percent of the CPU request
 CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
+# The ephemeral-storage request when spec.resources.ephemeralStorage is unset: the node's disk the
+# HOME and /tmp emptyDirs (render/pod.py SCRATCH_SIZE_LIMIT), logs and the container's writable
+# layer use, so the scheduler counts it and a full disk evicts pods that exceed their request first.
+DEFAULT_EPHEMERAL_STORAGE = {Runtime.OLLAMA: "2Gi", Runtime.VLLM: "10Gi"}
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     )
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
     findings.extend(source_findings(spec, runtime))
+    findings.extend(hardening_findings(spec, runtime, model))
 
     scheduling = spec.scheduling
     return Resolved(
@@ -271,7 +279,8 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             cpu=cpu,
             memory=memory,
             gpu=gpu,
-            ephemeral_storage=spec.resources.ephemeral_storage if spec.resources else None,
+            ephemeral_storage=(spec.resources.ephemeral_storage if spec.resources else None)
+            or DEFAULT_EPHEMERAL_STORAGE[runtime],
         ),
         replicas=replicas,
         autoscaling=autoscaling,
@@ -300,6 +309,7 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         warnings=tuple(findings),
         pod=_pod_options(spec),
         routing=routing_settings(spec, service.metadata.namespace),
+        network=_network_access(spec),
     )
 
 
@@ -316,6 +326,37 @@ def _pod_options(spec: LLMServiceSpec) -> PodOptions:
         volumes=tuple(pod.volumes),
         volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
     )
+
+
+def _selector(selector: LabelSelector) -> dict[str, Any]:
+    """A metav1.LabelSelector without empty members ({} selects everything)."""
+    out: dict[str, Any] = {}
+    if selector.match_labels:
+        out["matchLabels"] = dict(selector.match_labels)
+    if selector.match_expressions:
+        out["matchExpressions"] = [
+            e.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+            for e in selector.match_expressions
+        ]
+    return out
+
+
+def _network_access(spec: LLMServiceSpec) -> NetworkAccess:
+    asked = spec.network_policy
+    if asked is None:
+        return NetworkAccess()
+    clients = tuple(
+        {
+            key: _selector(selector)
+            for key, selector in (
+                ("namespaceSelector", c.namespace_selector),
+                ("podSelector", c.pod_selector),
+            )
+            if selector is not None
+        }
+        for c in asked.allowed_clients
+    )
+    return NetworkAccess(enabled=asked.enabled, clients=clients)
 
 
 # ---------------------------------------------------------------- replicas and autoscaling

@@ -1170,7 +1170,12 @@ class VLLMSpec(ApiModel):
         description="--tensor-parallel-size. Default: spec.resources.gpu.count. Must not exceed it.",
     )
     dtype: VLLMDtype = Field(
-        default=VLLMDtype.AUTO, description="--dtype of weights and activations; auto uses the model's."
+        default=VLLMDtype.AUTO,
+        description=(
+            "--dtype of weights and activations; auto uses the model's (float16 where the GPU has no "
+            "bfloat16). bfloat16 is refused on a spec.resources.gpu.product below compute capability 8.0 "
+            "(a T4)."
+        ),
     )
     quantization: str | None = Field(
         default=None,
@@ -1181,7 +1186,8 @@ class VLLMSpec(ApiModel):
             "load and are passed as --quantization: fp8, bitsandbytes, rtn, experts_int8. Methods of "
             "pre-quantized checkpoints (awq, gptq, compressed-tensors, ...) need spec.model.huggingFaceId "
             "to name such a checkpoint; vLLM then reads the method from its config. Default: "
-            "spec.model.quantization when it is a vLLM method."
+            "spec.model.quantization when it is a vLLM method. fp8 is refused on a "
+            "spec.resources.gpu.product below compute capability 8.0 (a T4)."
         ),
     )
     extra_args: list[Annotated[str, Field(max_length=256, pattern=PRINTABLE)]] = Field(

@@ -27,7 +27,9 @@ Problems are reported in one of two ways, on purpose:
   not divide the attention heads, the key/value heads or the intermediate size; maxModelLen
   above the model's context; a vLLM quantization the served weights cannot have (a method vLLM
   0.12.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
-  repository); on Ollama, a model or served name that cannot be an Ollama name, or
+  repository); bfloat16 or fp8 (weights, KV cache) on a GPU product whose compute capability
+  cannot run them (resolve/gpu_capability.py); on Ollama, a model or served name that cannot be
+  an Ollama name, or
   spec.ollama.registry next to a model name with a host.
   These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
   somewhere harder to find.
@@ -67,6 +69,7 @@ from llmstage.resolve import fit
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.gpu_capability import unsupported_precision
 from llmstage.resolve.mistakes import common_mistakes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
 from llmstage.resolve.resolved import (
@@ -187,6 +190,8 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
+        if gpu is not None and gpu.product:
+            _check_gpu_precision(spec, vllm, gpu.product)
 
     cpu, memory, memory_fit, weights_gib = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
@@ -259,6 +264,23 @@ def _pod_options(spec: LLMServiceSpec) -> PodOptions:
         volumes=tuple(pod.volumes),
         volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
     )
+
+
+def _check_gpu_precision(spec: LLMServiceSpec, vllm: VLLMSettings, product: str) -> None:
+    """bf16 and fp8 where the GPU product cannot run them (resolve/gpu_capability.py): vLLM would
+    stop at start, over and over, instead of the spec being refused here."""
+    problems = unsupported_precision(
+        product,
+        dtype=vllm.dtype,
+        dtype_field="spec.vllm.dtype",
+        quantization=vllm.quantization,
+        quantization_field=(
+            "spec.vllm.quantization" if spec.vllm and spec.vllm.quantization else "spec.model.quantization"
+        ),
+        kv_cache_dtype=vllm.kv_cache_dtype,
+    )
+    if problems:
+        raise SpecError(*problems[0])
 
 
 # ---------------------------------------------------------------- replicas and autoscaling

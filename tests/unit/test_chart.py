@@ -21,6 +21,19 @@ from testkit.chart import CHART, HELM, REPO, set_args, template, wildcard_or_sec
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="needs .tools/bin/helm (make tools)")
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
+# The install's serving defaults as a platform team on OpenShift with a GPU pool would set them.
+SERVING_DEFAULTS = """
+imageRegistry: registry.internal:5000/dockerhub
+imagePullSecrets: [{name: mirror-pull}]
+podLabels: {sidecar.istio.io/inject: "false"}
+podAnnotations: {logs.example.com/ship: "true"}
+scheduling: {nodeSelector: {pool: llm}, priorityClassName: llm-serving}
+gpuScheduling:
+  runtimeClassName: nvidia
+  tolerations: [{key: gpu-pool, operator: Exists, effect: NoSchedule}]
+podSecurityContext: {platformAssignsIds: true}
+podMonitor: {labels: {release: kube-prometheus-stack}}
+"""
 # Value sets covering every template branch.
 MODES: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -81,6 +94,7 @@ MODES: dict[str, dict[str, Any]] = {
         ],
     },
     "probes-off": {"livenessProbe.enabled": False, "readinessProbe.enabled": False},
+    "serving-defaults": {"servingDefaults": yaml.safe_load(SERVING_DEFAULTS)},
     "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
 }
 SERVICE_MONITOR_SCHEMA = {
@@ -300,6 +314,16 @@ def test_namespace_patterns_add_namespace_list_and_watch_only_when_needed() -> N
         (
             {"tolerations": [{"key": "gpu", "replicaCount": 1}]},
             "additional properties 'replicaCount' not allowed",
+        ),
+        ({"servingDefaults": {"imageRegistri": "r"}}, "additional properties 'imageRegistri' not allowed"),
+        ({"servingDefaults": {"gpuScheduling": {"runtimeClass": "x"}}}, "'runtimeClass' not allowed"),
+        ({"servingDefaults": {"imageRegistry": "https://r"}}, "/servingDefaults/imageRegistry"),
+        ({"servingDefaults": {"podSecurityContext": {"runAsUser": 0}}}, "/podSecurityContext/runAsUser"),
+        ({"servingDefaults": {"podLabels": {"llmstage.io/x": "y"}}}, "the prefixes app.kubernetes.io/"),
+        ({"servingDefaults": {"podMonitor": {"labels": {"app.kubernetes.io/x": "y"}}}}, "podMonitor.labels"),
+        (
+            {"servingDefaults": {"podSecurityContext": {"platformAssignsIds": True, "fsGroup": 5}}},
+            "platformAssignsIds leaves runAsUser",
         ),
     ],
 )
@@ -637,3 +661,37 @@ def test_no_unpublished_project_address_is_presented_as_real() -> None:
     assert "PLACEHOLDER" in values.split(f"repository: {placeholder}")[0].rsplit("image:", 1)[1]
     assert f'eq .Values.image.repository "{placeholder}"' in (CHART / "templates" / "NOTES.txt").read_text()
     assert "github.com/llmstage" not in (REPO / "Dockerfile").read_text()
+
+
+def test_serving_defaults_reach_the_operator_as_the_file_it_validates() -> None:
+    from llmstage.api.defaults import parse_defaults
+
+    values = yaml.safe_load(SERVING_DEFAULTS)
+    objects = template({"servingDefaults": values})
+    (config_map,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and "serving-defaults" in o["metadata"]["name"]
+    ]
+    text = config_map["data"]["serving-defaults.yaml"]
+    assert parse_defaults(text, "configmap") == parse_defaults(SERVING_DEFAULTS, "values")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert "--defaults=/etc/llmstage/serving-defaults/serving-defaults.yaml" in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "serving-defaults")
+    assert mount == {
+        "name": "serving-defaults",
+        "mountPath": "/etc/llmstage/serving-defaults",
+        "readOnly": True,
+    }
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "serving-defaults")
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    checksum = pod["metadata"]["annotations"]["checksum/serving-defaults"]
+    changed = template({"servingDefaults": {**values, "podLabels": {"team": "b"}}})
+    other = next(o for o in changed if o["kind"] == "Deployment")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert other["checksum/serving-defaults"] != checksum
+    # Without defaults nothing of it is rendered.
+    plain = next(o for o in template({}) if o["kind"] == "Deployment")["spec"]["template"]
+    assert "--defaults" not in " ".join(plain["spec"]["containers"][0]["args"])
+    assert "checksum/serving-defaults" not in plain["metadata"]["annotations"]

@@ -898,7 +898,11 @@ def test_ollama_gpu_is_optional() -> None:
 def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> None:
     spec = pod_spec(resolved)
     assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["securityContext"]["runAsUser"] != 0
+    # Never root; no IDs at all only where the platform assigns them (OpenShift's restricted-v2).
+    if resolved.pod_security.platform_assigns_ids:
+        assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(spec["securityContext"])
+    else:
+        assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     # No API token in a server unless spec.pod asks for one.
     assert spec["automountServiceAccountToken"] is resolved.pod.automount_service_account_token

@@ -14,9 +14,11 @@ from typing import Any
 
 from llmstage.cli.common import (
     CliError,
+    add_defaults_option,
     add_output_option,
     format_objects,
     guarded,
+    load_defaults,
     load_llmservices,
     parser_for,
     warn,
@@ -28,6 +30,7 @@ examples:
   llmstage render -f llmservice.yaml -n team-a --pod-monitor > rendered.yaml
   kubectl kustomize overlays/production | llmstage render -f -
   llmstage render -f llmservice.yaml | kubectl diff -f -      # after the LLMService exists (--uid)
+  llmstage render -f llmservice.yaml --defaults serving-defaults.yaml   # the install's defaults too
 
 The ownerReference needs the LLMService's uid, which exists only in the cluster: it is taken from
 metadata.uid or --uid, and left empty otherwise. Warnings (the article's common mistakes that
@@ -48,6 +51,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--uid", help="uid of the LLMService for the ownerReference (default: metadata.uid)")
     add_output_option(p, "yaml", "json")
+    add_defaults_option(p)
     facts = p.add_argument_group("cluster facts (what the operator detects at start-up)")
     facts.add_argument(
         "--pod-monitor",
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from llmstage.resolve.resolved import ClusterFacts
 
     facts = ClusterFacts(pod_monitor_crd=args.pod_monitor)
+    serving_defaults = load_defaults(args.defaults)
     manifests = load_llmservices(args.filename)
     if args.uid and len(manifests) > 1:
         raise CliError(f"--uid applies to one LLMService, but {args.filename} has {len(manifests)}")
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         )
         label = f"{manifest.source} (LLMService {service.metadata.name})"
         try:
-            resolved = resolve(service)
+            resolved = resolve(service, serving_defaults=serving_defaults)
         except SpecError as err:
             raise CliError(f"{label}: {err}") from err
         for finding in resolved.warnings:

@@ -208,7 +208,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         OperatorState.kube,
         OperatorState.cache,
         facts,
-        Settings(unschedulable_grace=opts.get("unschedulable_grace", 120.0)),
+        Settings(
+            unschedulable_grace=opts.get("unschedulable_grace", 120.0),
+            serving_defaults=opts.get("serving_defaults"),
+        ),
     )
     OperatorState.queue = WorkQueue(
         reconciler,

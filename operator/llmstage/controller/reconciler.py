@@ -18,6 +18,7 @@ import pydantic
 from kubernetes.utils import parse_quantity
 
 from llmstage import logs
+from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import LLMService
 from llmstage.api.validation import validation_message
 from llmstage.controller import metrics
@@ -57,6 +58,8 @@ class Settings:
     # waits for the next write with news (a condition, a step) for at most this long, counted
     # from the first count it held back; checked at the next reconcile, no timer of its own.
     counts_max_lag: float = 120.0
+    # The install's serving defaults (`llmstage run --defaults FILE`), read once at start.
+    serving_defaults: ServingDefaults | None = None
 
 
 def only_counts_differ(current: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -160,7 +163,7 @@ class Reconciler:
         log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
         now = now_utc()
         try:
-            resolved = resolve(LLMService.from_object(body))
+            resolved = resolve(LLMService.from_object(body), serving_defaults=self.settings.serving_defaults)
         except SpecError as problem:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"

@@ -19,6 +19,7 @@ RESERVED_ENV = frozenset(MANAGED_OLLAMA_ENV)
 # The pull step sets these too: spec.ollama.env may set them for the server only.
 PULL_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE"}
 HOME = "/home/ollama"
+UID = 1000  # and GID and fsGroup (see the template's top)
 # The registry's CA bundle (spec.ollama.registry.caConfigMapRef), read through SSL_CERT_FILE.
 REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
 # Written by the server container's loader once the model is in memory; the startup probe reads it.
@@ -98,6 +99,7 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
             image=settings.image,
             startup=startup_budget(params),
             deadline_seconds=progress_deadline_seconds(params),
+            user_id=UID,
         ),
         model=served,
         pull=pull,

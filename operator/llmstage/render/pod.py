@@ -180,6 +180,30 @@ def pod_labels(resolved: Resolved, own: dict[str, str]) -> dict[str, str]:
     return {**resolved.pod.labels, **own}
 
 
+def pod_security_context(resolved: Resolved, own_id: int) -> dict[str, Any]:
+    """Non-root with the runtime's user and group (own_id), or the IDs of the install's serving
+    defaults, or none at all where the platform assigns them (OpenShift's restricted-v2 SCC rejects
+    a pod whose IDs are outside the namespace's range, and sets them when they are left out).
+    fsGroup makes the cache volume writable; skipping the recursive chown of a cache that already
+    has the right group matters when it holds 100+ GB."""
+    asked = resolved.pod_security
+    ids = (
+        {}
+        if asked.platform_assigns_ids
+        else {
+            "runAsUser": asked.run_as_user or own_id,
+            "runAsGroup": asked.run_as_group or own_id,
+            "fsGroup": asked.fs_group or asked.run_as_group or own_id,
+        }
+    )
+    return {
+        "runAsNonRoot": True,
+        **ids,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def pod_annotations(resolved: Resolved) -> dict[str, str]:
     # `kubectl logs POD` and `kubectl exec` pick the server, not the init container.
     return {**resolved.pod.annotations, "kubectl.kubernetes.io/default-container": "server"}

@@ -39,6 +39,7 @@ UNKNOWN_MODEL_DOWNLOAD_SECONDS = 3 * 3600
 # torch's cache directory /tmp/torchinductor_USER.
 USER = "vllm"
 HOME = "/home/vllm"
+UID = 2000  # and GID and fsGroup: no user of the image's (see the template's top)
 # Variables the template always sets (and LLMSTAGE_*): the CRD rejects them in spec.vllm.env.
 RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
 # The download step sets this too: spec.vllm.env may set it for the server only.
@@ -126,6 +127,7 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             image=settings.image,
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion),
+            user_id=UID,
         ),
         source=source,
         hub_step_name="download-model" if source.hub else "download-lora",

@@ -45,10 +45,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
+from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -65,7 +66,7 @@ from llmstage.api.models import (
     Stage,
 )
 from llmstage.api.quantity import gib, parse_quantity
-from llmstage.resolve import fit
+from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
@@ -82,11 +83,9 @@ from llmstage.resolve.resolved import (
     ModelCache,
     ModelInfo,
     OllamaSettings,
-    PodOptions,
     Resolved,
     Resources,
     ScaleMetric,
-    Scheduling,
     SecretKeyRef,
     VLLMSettings,
 )
@@ -140,8 +139,13 @@ def _check_sizes(spec: LLMServiceSpec) -> None:
             )
 
 
-def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
-    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
+def resolve(
+    service: LLMService, catalog: Catalog | None = None, *, serving_defaults: ServingDefaults | None = None
+) -> Resolved:
+    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError.
+
+    `serving_defaults`: the installation's defaults of the serving pods (api/defaults.py), merged
+    with the spec by platform.py."""
     catalog = catalog if catalog is not None else builtin_catalog()
     spec = service.spec
     stage = spec.stage
@@ -186,12 +190,17 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
+    registry = serving_defaults.image_registry if serving_defaults else None
     if runtime == Runtime.OLLAMA:
         ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
+        if registry and not (spec.ollama and spec.ollama.image):
+            ollama = replace(ollama, image=platform.mirrored(ollama.image, registry))
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
         if gpu is not None and gpu.product:
             _check_gpu_precision(spec, vllm, gpu.product)
+        if registry and not (spec.vllm and spec.vllm.image):
+            vllm = replace(vllm, image=platform.mirrored(vllm.image, registry))
 
     cpu, memory, memory_fit, weights_gib = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
@@ -204,7 +213,6 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
     findings.extend(source_findings(spec, runtime))
 
-    scheduling = spec.scheduling
     return Resolved(
         name=service.metadata.name,
         namespace=service.metadata.namespace,
@@ -230,39 +238,16 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             if spec.hugging_face_token_secret_ref
             else None
         ),
-        scheduling=Scheduling(
-            node_selector=dict(scheduling.node_selector),
-            tolerations=tuple(
-                t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in scheduling.tolerations
-            ),
-            affinity=scheduling.affinity,
-            runtime_class_name=scheduling.runtime_class_name,
-            priority_class_name=scheduling.priority_class_name,
-        )
-        if scheduling
-        else Scheduling(),
+        scheduling=platform.scheduling(spec, serving_defaults, gpus=gpu is not None),
         ollama=ollama,
         vllm=vllm,
         pod_disruption_budget=defaults.pod_disruption_budget,
         topology_spread=defaults.topology_spread,
         memory_fit=memory_fit,
         warnings=tuple(findings),
-        pod=_pod_options(spec),
-    )
-
-
-def _pod_options(spec: LLMServiceSpec) -> PodOptions:
-    pod = spec.pod
-    if pod is None:
-        return PodOptions()
-    return PodOptions(
-        service_account_name=pod.service_account_name,
-        automount_service_account_token=pod.automount_service_account_token,
-        image_pull_secrets=tuple(ref.name for ref in pod.image_pull_secrets),
-        labels=dict(pod.labels),
-        annotations=dict(pod.annotations),
-        volumes=tuple(pod.volumes),
-        volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
+        pod=platform.pod_options(spec, serving_defaults),
+        pod_security=platform.pod_security(serving_defaults),
+        pod_monitor_labels=dict(serving_defaults.pod_monitor.labels) if serving_defaults else {},
     )
 
 

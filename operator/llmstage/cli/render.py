@@ -64,6 +64,7 @@ def register(subparsers: Any) -> None:
 @guarded
 def run(args: argparse.Namespace) -> int:
     from llmstage.render.desired import desired_objects
+    from llmstage.render.rollout import rollout_findings
     from llmstage.resolve import SpecError, resolve
     from llmstage.resolve.resolved import ClusterFacts
 
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             resolved = resolve(service, serving_defaults=serving_defaults)
         except SpecError as err:
             raise CliError(f"{label}: {err}") from err
-        for finding in resolved.warnings:
+        for finding in resolved.warnings + rollout_findings(resolved):
             warn(f"{service.metadata.namespace}/{service.metadata.name}: {finding.reason}: {finding.message}")
         header = (
             f"# LLMService {resolved.namespace}/{resolved.name}: {resolved.runtime_reason}\n"

@@ -85,7 +85,7 @@ def progress_deadline_seconds(parameters_billion: float | None) -> int:
     return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + pull + startup_budget(parameters_billion).budget_seconds
 
 
-def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
+def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False) -> OllamaContext:
     params = resolved.model.parameters_billion
     pull = settings.pull_ref or resolved.model.ollama_tag
     served = resolved.served_model_name
@@ -100,6 +100,7 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
             startup=startup_budget(params),
             deadline_seconds=progress_deadline_seconds(params),
             user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         model=served,
         pull=pull,
@@ -124,5 +125,7 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
     )
 
 
-def render_deployment(resolved: Resolved, settings: OllamaSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

@@ -139,19 +139,42 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def update_strategy(resolved: Resolved) -> dict[str, Any]:
+def min_replicas(resolved: Resolved) -> int:
+    """The fewest pods the service runs: replicas, or the autoscaler's minimum."""
+    if resolved.autoscaling is not None:
+        return resolved.autoscaling.min_replicas
+    return resolved.replicas if resolved.replicas is not None else 1
+
+
+def surge_first(resolved: Resolved) -> bool:
+    """A GPU service that may run a single pod, whose cache lets a second pod start beside it (a
+    claim per pod, ReadWriteMany): its rollouts start the new pod first (maxSurge 1), so it keeps
+    serving, as long as the cluster has room for one more pod; the operator switches the rollout to
+    replacing (maxSurge 0, maxUnavailable 1) when the surge pod finds no room (controller/plan.py)."""
+    gpu = resolved.resources.gpu
+    return (
+        gpu is not None
+        and gpu.count > 0
+        and not resolved.cache.shared_single_attach
+        and min_replicas(resolved) == 1
+    )
+
+
+def update_strategy(resolved: Resolved, surge_blocked: bool = False) -> dict[str, Any]:
     """Recreate with a shared ReadWriteOnce(Pod) cache; otherwise a rolling update.
 
     Shared ReadWriteOnce: a new pod on another node cannot attach the volume while the old pod
     holds it (Multi-Attach error), so the old pod must go first; ReadWriteOncePod refuses even a
     pod on the same node. A claim per pod has no such conflict: each new pod brings its own. On
-    GPUs: surge 0, because a surge pod needs a spare GPU that scarce GPU pools rarely have and
-    would stay Pending. On CPU: surge 1, unavailable 0, so serving capacity never drops.
+    GPUs with two pods or more: surge 0, unavailable 1, because a surge pod needs a spare GPU that
+    scarce GPU pools rarely have and would stay Pending, while the other pods keep serving. A GPU
+    service that may run one pod surges first (surge_first) unless `surge_blocked`: the operator saw
+    its surge pod find no room. On CPU: surge 1, unavailable 0, so serving capacity never drops.
     """
     if resolved.cache.shared_single_attach:
         return {"type": "Recreate"}
     gpu = resolved.resources.gpu
-    if gpu is not None and gpu.count > 0:
+    if gpu is not None and gpu.count > 0 and (surge_blocked or not surge_first(resolved)):
         return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 

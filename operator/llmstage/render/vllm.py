@@ -110,7 +110,7 @@ def shm_size_limit(tensor_parallel_size: int) -> str:
     return f"{SHM_GIB_PER_RANK * max(1, tensor_parallel_size)}Gi"
 
 
-def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
+def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False) -> VLLMContext:
     startup = startup_budget(resolved.model.parameters_billion)
     adapters = settings.lora.adapters if settings.lora else ()
     placements = adapter_placements(adapters)
@@ -128,6 +128,7 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion),
             user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         source=source,
         hub_step_name="download-model" if source.hub else "download-lora",
@@ -167,5 +168,7 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
     )
 
 
-def render_deployment(resolved: Resolved, settings: VLLMSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

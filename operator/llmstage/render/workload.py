@@ -111,8 +111,10 @@ def pod_context(
     startup: podlib.ProbeBudget,
     deadline_seconds: int,
     user_id: int,
+    surge_blocked: bool = False,
 ) -> PodContext:
-    """user_id: the UID and GID the runtime's pods run as unless the serving defaults say otherwise."""
+    """user_id: the UID and GID the runtime's pods run as unless the serving defaults say otherwise;
+    surge_blocked: the operator saw a rollout's extra pod find no room (render/pod.py update_strategy)."""
     gpu = resolved.resources.gpu
     return PodContext(
         name=workload_name(resolved.name, runtime),
@@ -124,7 +126,7 @@ def pod_context(
         # selector, which is immutable.
         pod_labels=podlib.pod_labels(resolved, labels_for(resolved, SERVER, runtime)),
         replicas=None if resolved.autoscaling is not None else resolved.replicas,
-        strategy=podlib.update_strategy(resolved),
+        strategy=podlib.update_strategy(resolved, surge_blocked),
         progress_deadline_seconds=deadline_seconds,
         image=image,
         resources=podlib.container_resources(resolved.resources),

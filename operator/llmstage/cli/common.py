@@ -126,8 +126,12 @@ def _kubernetes_message(err: Exception) -> tuple[str, int] | None:
             EXIT_USAGE,
         )
     if isinstance(err, HTTPError):
-        reason = getattr(err, "reason", None) or err
-        return f"cannot reach the API server: {_one_line(str(reason))}", EXIT_FAILURE
+        reason = str(getattr(err, "reason", None) or err)
+        # urllib3 starts with its connection object's repr: HTTPSConnection(host='...', port=1): ...
+        reason = re.sub(r"^\w*Connection(Pool)?\(host='[^']*', port=\d+\): ", "", reason)
+        pool = getattr(err, "pool", None)
+        where = f" {pool.scheme}://{pool.host}:{pool.port}" if pool is not None else ""
+        return f"cannot reach the API server{where}: {_one_line(reason)}", EXIT_FAILURE
     return None
 
 

@@ -29,6 +29,7 @@ from llmstage.resolve.resolved import (
     OllamaRegistry,
     OllamaSettings,
     PodOptions,
+    PodSecurity,
     PVCSource,
     Resolved,
     Resources,
@@ -331,6 +332,25 @@ DEV_OLLAMA_PLATFORM = replace(
     pod=replace(PLATFORM_POD, automount_service_account_token=True),
 )
 
+# The install's serving defaults on OpenShift: the platform assigns the IDs (restricted-v2), the
+# images come from a mirror, a GPU pool's scheduling (merged by resolve, shown as resolved), and
+# the label kube-prometheus-stack selects PodMonitors by.
+PRODUCTION_VLLM_OPENSHIFT = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(PRODUCTION_VLLM.vllm, image=f"registry.internal:5000/{VLLM_IMAGE}"),  # type: ignore[type-var]
+    scheduling=Scheduling(
+        node_selector={"node-role.kubernetes.io/gpu": ""},
+        tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
+        runtime_class_name="nvidia",
+        priority_class_name="llm-serving",
+    ),
+    pod=PodOptions(image_pull_secrets=("mirror-pull",), labels={"mesh": "on"}),
+    pod_security=PodSecurity(platform_assigns_ids=True),
+    pod_monitor_labels={"release": "kube-prometheus-stack"},
+)
+# Platform-chosen IDs instead of llmstage's 1000.
+DEV_OLLAMA_PLATFORM_IDS = replace(DEV_OLLAMA, pod_security=PodSecurity(run_as_user=1001, run_as_group=1002))
+
 # Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
 PRODUCTION_VLLM_LORA = replace(
     PRODUCTION_VLLM,
@@ -606,6 +626,8 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm": (PRODUCTION_VLLM, WITH_POD_MONITOR),
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
+    "production-vllm-openshift": (PRODUCTION_VLLM_OPENSHIFT, WITH_POD_MONITOR),
+    "dev-ollama-platform-ids": (DEV_OLLAMA_PLATFORM_IDS, ClusterFacts()),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
     "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
     "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),

@@ -389,6 +389,29 @@ def test_update_strategy_follows_the_cache_access_mode_and_gpus(
     assert render_deployment(resolved)["spec"]["strategy"] == strategy
 
 
+SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+REPLACE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+@pytest.mark.parametrize(
+    "resolved",
+    [
+        PRODUCTION_VLLM_70B_TP,  # autoscaled from 1, ReadWriteMany cache
+        replace(PRODUCTION_VLLM_PER_POD, autoscaling=None, replicas=1),  # one pod, a claim per pod
+    ],
+    ids=["70b-rwx-min-1", "per-pod-1-replica"],
+)
+def test_a_gpu_service_that_may_run_one_pod_surges_unless_the_surge_found_no_room(resolved: Resolved) -> None:
+    assert render_deployment(resolved)["spec"]["strategy"] == SURGE
+    assert render_deployment(resolved, surge_blocked=True)["spec"]["strategy"] == REPLACE
+    assert by_kind(render(resolved, surge_blocked=True))["Deployment"]["spec"]["strategy"] == REPLACE
+
+
+def test_surge_blocked_changes_nothing_where_there_is_no_surge() -> None:
+    for resolved in (PRODUCTION_VLLM_PER_POD, DEV_VLLM_GPU, STAGING_OLLAMA, DEV_OLLAMA):
+        assert render(resolved, surge_blocked=True) == render(resolved)
+
+
 # ---------------------------------------------------------------- vLLM
 
 
@@ -934,7 +957,11 @@ def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> No
 
 def check_locked_down(resolved: Resolved, spec: dict[str, Any]) -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["securityContext"]["runAsUser"] != 0
+    # Never root; no IDs at all only where the platform assigns them (OpenShift's restricted-v2).
+    if resolved.pod_security.platform_assigns_ids:
+        assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(spec["securityContext"])
+    else:
+        assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     # No API token in a server unless spec.pod asks for one.
     assert spec["automountServiceAccountToken"] is resolved.pod.automount_service_account_token

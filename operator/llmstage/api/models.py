@@ -1203,9 +1203,11 @@ class VLLMSpec(ApiModel):
     dtype: VLLMDtype = Field(
         default=VLLMDtype.AUTO,
         description=(
-            "--dtype of weights and activations; auto uses the model's on GPUs and float32 on CPUs. On "
-            "CPUs, bfloat16 and float16 schedule the pods only on nodes whose CPU has them (AVX-512 BF16 "
-            "or AMX; AVX-512 FP16 or AMX-FP16), by node-feature-discovery's labels."
+            "--dtype of weights and activations; auto uses the model's on GPUs (float16 where the GPU has "
+            "no bfloat16) and float32 on CPUs. bfloat16 is refused on a spec.resources.gpu.product below "
+            "compute capability 8.0 (a T4). On CPUs, bfloat16 and float16 schedule the pods only on nodes "
+            "whose CPU has them (AVX-512 BF16 or AMX; AVX-512 FP16 or AMX-FP16), by node-feature-discovery's "
+            "labels."
         ),
     )
     enforce_eager: bool | None = Field(
@@ -1225,7 +1227,8 @@ class VLLMSpec(ApiModel):
             "load and are passed as --quantization: fp8, bitsandbytes, rtn, experts_int8. Methods of "
             "pre-quantized checkpoints (awq, gptq, compressed-tensors, ...) need spec.model.huggingFaceId "
             "to name such a checkpoint; vLLM then reads the method from its config. Default: "
-            "spec.model.quantization when it is a vLLM method."
+            "spec.model.quantization when it is a vLLM method. fp8 is refused on a "
+            "spec.resources.gpu.product below compute capability 8.0 (a T4)."
         ),
     )
     extra_args: list[Annotated[str, Field(max_length=256, pattern=PRINTABLE)]] = Field(

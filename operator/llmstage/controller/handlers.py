@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from llmstage import __version__
-from llmstage.controller import allocator, kubeconfig, metrics
+from llmstage.controller import allocator, apiserver, kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.kopfwatch import Routes
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
@@ -232,8 +232,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         fence=OperatorState.leadership.check if election is not None else None,
     )
     OperatorState.cache = WatchCache()
-    facts = await _detect_facts(OperatorState.kube)
-    await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"), facts)
+    await _wait_for_api_server(opts)
+    try:
+        facts = await _detect_facts(OperatorState.kube)
+        await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"), facts)
+    except ApiError as err:
+        # The API server went away between the wait and here: one line, and kopf tries again.
+        raise kopf.TemporaryError(f"start-up: {apiserver.cause(err)}", delay=10) from None
     reconciler = Reconciler(
         OperatorState.kube,
         OperatorState.cache,
@@ -241,6 +246,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         Settings(
             unschedulable_grace=opts.get("unschedulable_grace", 120.0),
             tenancy=opts.get("tenancy") or TenancyPolicy(),
+            serving_defaults=opts.get("serving_defaults"),
         ),
     )
     OperatorState.queue = WorkQueue(
@@ -263,6 +269,23 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     OperatorState.ready = True
     log.info("llmstage ready: %s", OperatorState.cache.counts())
+
+
+async def _wait_for_api_server(opts: dict[str, Any]) -> None:
+    """Before the first list: GET /version with one attempt per try, logged in one line each."""
+    probe_client = await Kube.connect(
+        opts.get("kubeconfig"),
+        context=opts.get("context"),
+        pool_size=1,
+        user_agent=USER_AGENT,
+        retry=RetryPolicy(attempts=1),
+    )
+    try:
+        await apiserver.wait_until_reachable(
+            lambda: probe_client.discover("/version"), log, probe_client.api.configuration.host
+        )
+    finally:
+        await probe_client.close()
 
 
 async def _start_election(election: dict[str, Any], identity: str) -> None:

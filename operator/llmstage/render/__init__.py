@@ -71,19 +71,20 @@ class ObjectRef(NamedTuple):
     name: str
 
 
-def render_deployment(resolved: Resolved) -> dict[str, Any]:
+def render_deployment(resolved: Resolved, surge_blocked: bool = False) -> dict[str, Any]:
     """The workload of resolved.runtime, from that runtime's template: its Deployment, or for a
-    replica over several nodes the LeaderWorkerSet built from it."""
+    replica over several nodes the LeaderWorkerSet built from it. surge_blocked: a rollout's extra
+    pod found no room, so the rollout replaces pods instead (render/pod.py update_strategy)."""
     # Imported here: the template modules load Jinja2, which a caller of the names alone skips.
     from llmstage.render import ollama, vllm
 
     if resolved.runtime is Runtime.OLLAMA:
         if resolved.ollama is None:
             raise ValueError(f"{resolved.namespace}/{resolved.name}: runtime ollama without ollama settings")
-        return ollama.render_deployment(resolved, resolved.ollama)
+        return ollama.render_deployment(resolved, resolved.ollama, surge_blocked)
     if resolved.vllm is None:
         raise ValueError(f"{resolved.namespace}/{resolved.name}: runtime vllm without vllm settings")
-    deployment = vllm.render_deployment(resolved, resolved.vllm)
+    deployment = vllm.render_deployment(resolved, resolved.vllm, surge_blocked)
     if resolved.multi_node:
         return render_leader_worker_set(resolved, deployment)
     return deployment
@@ -94,6 +95,7 @@ def render(
     facts: ClusterFacts = ClusterFacts(),  # noqa: B008 - frozen dataclass, safe as a default
     *,
     serving_runtime: Runtime | None = None,
+    surge_blocked: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object for resolved.runtime, plus the Service selecting `serving_runtime`'s pods.
 
@@ -110,7 +112,7 @@ def render(
     network_policy = render_network_policy(resolved, facts)
     return [
         *([claim] if claim is not None else []),
-        render_deployment(resolved),
+        render_deployment(resolved, surge_blocked),
         render_service(resolved, serving_runtime or resolved.runtime),
         *([network_policy] if network_policy is not None else []),
         *(obj for obj in optional if obj is not None),

@@ -19,6 +19,7 @@ RESERVED_ENV = frozenset(MANAGED_OLLAMA_ENV)
 # The pull step sets these too: spec.ollama.env may set them for the server only.
 PULL_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE"}
 HOME = "/home/ollama"
+UID = 1000  # and GID and fsGroup (see the template's top)
 # The registry's CA bundle (spec.ollama.registry.caConfigMapRef), read through SSL_CERT_FILE.
 REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
 # Written by the server container's loader once the model is in memory; the startup probe reads it.
@@ -84,7 +85,7 @@ def progress_deadline_seconds(parameters_billion: float | None) -> int:
     return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + pull + startup_budget(parameters_billion).budget_seconds
 
 
-def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
+def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False) -> OllamaContext:
     params = resolved.model.parameters_billion
     pull = settings.pull_ref or resolved.model.ollama_tag
     served = resolved.served_model_name
@@ -98,6 +99,8 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
             image=settings.image,
             startup=startup_budget(params),
             deadline_seconds=progress_deadline_seconds(params),
+            user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         model=served,
         pull=pull,
@@ -122,5 +125,7 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
     )
 
 
-def render_deployment(resolved: Resolved, settings: OllamaSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

@@ -45,6 +45,7 @@ UNKNOWN_MODEL_DOWNLOAD_SECONDS = 3 * 3600
 # /tmp/torchinductor_USER.
 USER = "vllm"
 HOME = "/home/vllm"
+UID = 2000  # and GID and fsGroup: no user of the image's (see the template's top)
 # Variables the template always sets (and LLMSTAGE_*): the CRD rejects them in spec.vllm.env.
 RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
 # The download step sets this too: spec.vllm.env may set it for the server only.
@@ -123,7 +124,7 @@ def shm_size_limit(tensor_parallel_size: int) -> str:
     return f"{SHM_GIB_PER_RANK * max(1, tensor_parallel_size)}Gi"
 
 
-def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
+def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False) -> VLLMContext:
     startup = startup_budget(
         resolved.model.parameters_billion, settings.cpu is not None, settings.enforce_eager
     )
@@ -142,6 +143,8 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             image=settings.image,
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion, startup),
+            user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         source=source,
         hub_step_name="download-model" if source.hub else "download-lora",
@@ -183,5 +186,7 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
     )
 
 
-def render_deployment(resolved: Resolved, settings: VLLMSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

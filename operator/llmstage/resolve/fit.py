@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from llmstage.api.models import MAX_NODES
+from llmstage.resolve.gpu_capability import FP8_KV_CACHE_MIN, FP8_WEIGHTS_MIN, compute_capability
 from llmstage.resolve.resolved import MemoryFit
 
 GIB = 2**30
@@ -274,7 +275,9 @@ def vllm_fit(
         more = next((n for n in range(nodes + 1, MAX_NODES + 1) if enough_for(gpu_count * n)), None)
         if more:
             tips.append(f"spec.resources.gpu.nodes {more} ({layout(more, gpu_count, gpu_product)})")
-    if kv_bytes_per_element > 1 and room > 0:
+    # Only what the product can run (gpu_capability.py): an unknown product gets every tip.
+    capability = compute_capability(gpu_product) or (99, 0)
+    if kv_bytes_per_element > 1 and room > 0 and capability >= FP8_KV_CACHE_MIN:
         tips.append("--kv-cache-dtype=fp8 in spec.vllm.extraArgs (halves the KV cache)")
     if room > 0:
         longest = int(room * GIB / (per_token * concurrent_sequences)) // 1024 * 1024
@@ -282,7 +285,7 @@ def vllm_fit(
             tips.append(f"spec.vllm.maxModelLen {longest}")
     if bytes_per_param > 1:
         fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, total_gpus)
-        if fp8 <= available:
+        if fp8 <= available and capability >= FP8_WEIGHTS_MIN:
             tips.append(f"spec.vllm.quantization fp8 (weights {shape.weights_gib(1):.1f} GiB)")
         else:
             tips.append(f"a 4-bit AWQ/GPTQ checkpoint (weights {shape.weights_gib(4.25 / 8):.1f} GiB)")

@@ -236,6 +236,17 @@ class NetworkAccess:
 
 
 @dataclass(frozen=True)
+class PodSecurity:
+    """The serving pods' user and group IDs (the install's serving defaults). None: the runtime's
+    own (render/pod.py); platform_assigns_ids: none at all, the platform assigns them."""
+
+    platform_assigns_ids: bool = False
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    fs_group: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelCache:
     size: str  # Kubernetes quantity, of each claim
     storage_class_name: str | None = None
@@ -311,6 +322,10 @@ class Resolved:
     pod: PodOptions = field(default_factory=PodOptions)
     network: NetworkAccess = field(default_factory=NetworkAccess)
     routing: Routing | None = None  # None: the Service alone
+
+    pod_security: PodSecurity = field(default_factory=PodSecurity)
+    # The install's extra labels of PodMonitors: what the cluster's Prometheus selects them by.
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def multi_node(self) -> bool:

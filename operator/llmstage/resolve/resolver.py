@@ -32,7 +32,9 @@ Problems are reported in one of two ways, on purpose:
   not divide the attention heads, the key/value heads or the intermediate size; maxModelLen
   above the model's context; a vLLM quantization the served weights cannot have (a method vLLM
   0.12.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
-  repository); on Ollama, a model or served name that cannot be an Ollama name, or
+  repository); bfloat16 or fp8 (weights, KV cache) on a GPU product whose compute capability
+  cannot run them (resolve/gpu_capability.py); on Ollama, a model or served name that cannot be
+  an Ollama name, or
   spec.ollama.registry next to a model name with a host.
   These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
   somewhere harder to find.
@@ -52,6 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
+from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -69,10 +72,11 @@ from llmstage.api.models import (
     Stage,
 )
 from llmstage.api.quantity import gib, parse_quantity
-from llmstage.resolve import fit
+from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.gpu_capability import unsupported_precision
 from llmstage.resolve.hardening import hardening_findings
 from llmstage.resolve.mistakes import common_mistakes
 from llmstage.resolve.multinode import asked_nodes, check_layout, fewest_nodes, may_choose_nodes
@@ -88,11 +92,9 @@ from llmstage.resolve.resolved import (
     ModelInfo,
     NetworkAccess,
     OllamaSettings,
-    PodOptions,
     Resolved,
     Resources,
     ScaleMetric,
-    Scheduling,
     SecretKeyRef,
     VLLMOnCPU,
     VLLMSettings,
@@ -159,8 +161,13 @@ def _check_sizes(spec: LLMServiceSpec) -> None:
             )
 
 
-def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
-    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
+def resolve(
+    service: LLMService, catalog: Catalog | None = None, *, serving_defaults: ServingDefaults | None = None
+) -> Resolved:
+    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError.
+
+    `serving_defaults`: the installation's defaults of the serving pods (api/defaults.py), merged
+    with the spec by platform.py."""
     catalog = catalog if catalog is not None else builtin_catalog()
     spec = service.spec
     stage = spec.stage
@@ -205,10 +212,17 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
+    registry = serving_defaults.image_registry if serving_defaults else None
     if runtime == Runtime.OLLAMA:
         ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
+        if registry and not (spec.ollama and spec.ollama.image):
+            ollama = replace(ollama, image=platform.mirrored(ollama.image, registry))
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
+        if gpu is not None and gpu.product:
+            _check_gpu_precision(spec, vllm, gpu.product)
+        if registry and not (spec.vllm and spec.vllm.image):
+            vllm = replace(vllm, image=platform.mirrored(vllm.image, registry))
     vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
 
     cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
@@ -263,7 +277,6 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     findings.extend(source_findings(spec, runtime))
     findings.extend(hardening_findings(spec, runtime, model))
 
-    scheduling = spec.scheduling
     return Resolved(
         name=service.metadata.name,
         namespace=service.metadata.namespace,
@@ -290,42 +303,36 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             if spec.hugging_face_token_secret_ref
             else None
         ),
-        scheduling=Scheduling(
-            node_selector=dict(scheduling.node_selector),
-            tolerations=tuple(
-                t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in scheduling.tolerations
-            ),
-            affinity=scheduling.affinity,
-            runtime_class_name=scheduling.runtime_class_name,
-            priority_class_name=scheduling.priority_class_name,
-        )
-        if scheduling
-        else Scheduling(),
+        scheduling=platform.scheduling(spec, serving_defaults, gpus=gpu is not None),
         ollama=ollama,
         vllm=vllm,
         pod_disruption_budget=defaults.pod_disruption_budget,
         topology_spread=defaults.topology_spread,
         memory_fit=memory_fit,
         warnings=tuple(findings),
-        pod=_pod_options(spec),
+        pod=platform.pod_options(spec, serving_defaults),
+        pod_security=platform.pod_security(serving_defaults),
+        pod_monitor_labels=dict(serving_defaults.pod_monitor.labels) if serving_defaults else {},
         routing=routing_settings(spec, service.metadata.namespace),
         network=_network_access(spec),
     )
 
 
-def _pod_options(spec: LLMServiceSpec) -> PodOptions:
-    pod = spec.pod
-    if pod is None:
-        return PodOptions()
-    return PodOptions(
-        service_account_name=pod.service_account_name,
-        automount_service_account_token=pod.automount_service_account_token,
-        image_pull_secrets=tuple(ref.name for ref in pod.image_pull_secrets),
-        labels=dict(pod.labels),
-        annotations=dict(pod.annotations),
-        volumes=tuple(pod.volumes),
-        volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
+def _check_gpu_precision(spec: LLMServiceSpec, vllm: VLLMSettings, product: str) -> None:
+    """bf16 and fp8 where the GPU product cannot run them (resolve/gpu_capability.py): vLLM would
+    stop at start, over and over, instead of the spec being refused here."""
+    problems = unsupported_precision(
+        product,
+        dtype=vllm.dtype,
+        dtype_field="spec.vllm.dtype",
+        quantization=vllm.quantization,
+        quantization_field=(
+            "spec.vllm.quantization" if spec.vllm and spec.vllm.quantization else "spec.model.quantization"
+        ),
+        kv_cache_dtype=vllm.kv_cache_dtype,
     )
+    if problems:
+        raise SpecError(*problems[0])
 
 
 def _selector(selector: LabelSelector) -> dict[str, Any]:

@@ -756,7 +756,12 @@ class ModelImage(Image):
         models = out / "models"
         log(f"{self.name}: converting {gguf.name} to Hugging Face safetensors, and a LoRA adapter")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HOME": str(out)}
-        run([self.tools() / "bin/python", self.script, gguf, models], env=env, capture_output=True)
+        tools = self.tools()
+        try:
+            run([tools / "bin/python", self.script, gguf, models], env=env, capture_output=True)
+        finally:
+            # 5 GB (torch and its nvidia libraries) needed only here: the wheelhouse rebuilds it.
+            remove_tree(tools)
         files: list[tuple[str, Path, int, list[int]]] = [
             (f"models/{f.relative_to(models)}", f, 0o644, [])
             for f in sorted(models.rglob("*"))

@@ -428,7 +428,7 @@ def test_vllm_tensor_parallel_size_equals_the_gpu_count(resolved: Resolved) -> N
 def test_vllm_args() -> None:
     args = server(PRODUCTION_VLLM_70B_TP)["args"]
     assert args == [
-        # Positional, after the image's `vllm serve`: --model is deprecated in vLLM 0.12.
+        # Positional, after the image's `vllm serve`: --model is deprecated since vLLM 0.12.
         "meta-llama/Llama-3.1-70B-Instruct",
         "--revision=1605565b47bb9346c5515c34102e054115b4f98b",
         "--served-model-name=assistant",
@@ -438,6 +438,8 @@ def test_vllm_args() -> None:
         "--gpu-memory-utilization=0.92",
         "--max-model-len=16384",
         "--dtype=bfloat16",
+        # In-flight requests drain on SIGTERM: the grace period (120) less preStop (15) and 15 s.
+        "--shutdown-timeout=90",
         "--kv-cache-dtype=fp8",  # extra args last, verbatim
         "--enable-chunked-prefill",
     ]

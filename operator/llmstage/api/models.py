@@ -52,7 +52,7 @@ DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 MANAGED_VLLM_FLAGS = (
     "model", "served-model-name", "host", "port", "tensor-parallel-size", "api-key",
     "gpu-memory-utilization", "max-model-len", "max-num-seqs", "dtype", "quantization", "revision",
-    "enable-lora", "lora-modules", "max-loras", "max-lora-rank", "enforce-eager",
+    "enable-lora", "lora-modules", "max-loras", "max-lora-rank", "enforce-eager", "shutdown-timeout",
 )  # fmt: skip
 # vLLM 0.32.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -66,7 +66,7 @@ MANAGED_OLLAMA_ENV = (
 )  # fmt: skip
 MANAGED_VLLM_ENV = (
     "HOME", "USER", "LOGNAME", "HF_HOME", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "HF_TOKEN",
-    "VLLM_API_KEY", "VLLM_CPU_KVCACHE_SPACE",
+    "VLLM_API_KEY", "VLLM_CPU_KVCACHE_SPACE", "VLLM_ENGINE_READY_TIMEOUT_S",
 )  # fmt: skip
 # The model download and probe scripts read LLMSTAGE_* variables.
 MANAGED_ENV_PREFIX = "LLMSTAGE_"

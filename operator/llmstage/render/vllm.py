@@ -95,6 +95,7 @@ class VLLMContext:
     lora_default_max_rank: int
     enforce_eager: bool
     cpu: VLLMOnCPU | None  # no GPU: vLLM's CPU backend (no GPU flags; KV cache and threads by env)
+    shutdown_timeout_seconds: int  # --shutdown-timeout: how long in-flight requests may drain
 
 
 def startup_budget(
@@ -118,6 +119,16 @@ def progress_deadline_seconds(parameters_billion: float | None, startup: podlib.
         else round(DOWNLOAD_SECONDS_PER_BILLION_PARAMETERS * parameters_billion)
     )
     return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + download + startup.budget_seconds
+
+
+# Seconds the processes need to exit after the drain (vLLM's workers get 5 s:
+# VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS), within the pod's grace period.
+EXIT_MARGIN_SECONDS = 15
+
+
+def drain_seconds() -> int:
+    """--shutdown-timeout: the grace period left after the preStop sleep, less the exit margin."""
+    return podlib.TERMINATION_GRACE_PERIOD_SECONDS - podlib.PRE_STOP_SLEEP_SECONDS - EXIT_MARGIN_SECONDS
 
 
 def shm_size_limit(tensor_parallel_size: int) -> str:
@@ -183,6 +194,7 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         lora_default_max_rank=VLLM_DEFAULT_MAX_LORA_RANK,
         enforce_eager=settings.enforce_eager,
         cpu=settings.cpu,
+        shutdown_timeout_seconds=drain_seconds(),
     )
 
 

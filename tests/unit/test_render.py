@@ -80,6 +80,11 @@ def pod_spec(resolved: Resolved) -> dict[str, Any]:
     return spec
 
 
+def runtime_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod's containers but the gateway in front of the runtime."""
+    return [c for c in spec["containers"] if c["name"] != "gateway"]
+
+
 def server(resolved: Resolved) -> dict[str, Any]:
     container: dict[str, Any] = pod_spec(resolved)["containers"][0]
     assert container["name"] == "server"
@@ -221,7 +226,10 @@ def test_service_has_one_stable_port_for_both_runtimes(resolved: Resolved, facts
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
     ]
-    assert server(resolved)["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    # The port is the gateway's (render/gateway.py); the runtime listens on the pod's loopback.
+    assert "ports" not in server(resolved)
+    (gateway,) = [c for c in pod_spec(resolved)["containers"] if c["name"] == "gateway"]
+    assert gateway["ports"][0] == {"name": "http", "containerPort": 8000, "protocol": "TCP"}
 
 
 # ---------------------------------------------------------------- replicas and autoscaling
@@ -315,7 +323,7 @@ def test_pod_monitor_only_for_vllm_when_the_crd_exists(
     assert ("PodMonitor" in kinds) is expected
     if expected:
         assert kinds["PodMonitor"]["spec"]["podMetricsEndpoints"] == [
-            {"port": "http", "path": "/metrics", "interval": "30s"}
+            {"port": "metrics", "path": "/metrics", "interval": "30s"}
         ]
 
 
@@ -432,8 +440,9 @@ def test_vllm_args() -> None:
         "meta-llama/Llama-3.1-70B-Instruct",
         "--revision=1605565b47bb9346c5515c34102e054115b4f98b",
         "--served-model-name=assistant",
-        "--host=0.0.0.0",
-        "--port=8000",
+        # Loopback: clients reach it through the gateway on 8000 (render/gateway.py).
+        "--host=127.0.0.1",
+        "--port=8001",
         "--tensor-parallel-size=4",
         "--gpu-memory-utilization=0.92",
         "--max-model-len=16384",
@@ -458,12 +467,12 @@ def test_vllm_keeps_its_own_batch_size_unless_the_spec_caps_it() -> None:
 
 @pytest.mark.parametrize("resolved", [PRODUCTION_VLLM, DEV_VLLM_GPU, PRODUCTION_VLLM_70B_TP])
 def test_vllm_containers_name_a_user_for_torch(resolved: Resolved) -> None:
-    """UID 2000 has no passwd entry in vllm/vllm-openai:v0.12.0 (no USER, no vllm user); torch 2.9's
-    import calls getpass.getuser(), which reads LOGNAME or USER before the passwd database. vLLM
-    itself needs a GPU node to start: not shown here, nor on the real node (a stand-in serves)."""
+    """UID 2000 has no passwd entry in vLLM's images (no USER, no vllm user); torch's import calls
+    getpass.getuser(), which reads LOGNAME or USER before the passwd database (the real-node tests
+    run vLLM's CPU image as this user)."""
     spec = pod_spec(resolved)
     assert spec["securityContext"]["runAsUser"] == 2000
-    for container in spec["initContainers"] + spec["containers"]:
+    for container in spec["initContainers"] + runtime_containers(spec):
         env = env_of(container)
         assert env["USER"]["value"] == env["LOGNAME"]["value"] == "vllm", container["name"]
         assert env["HOME"]["value"] == "/home/vllm"
@@ -635,12 +644,12 @@ def test_dev_shm_is_a_memory_volume_sized_for_tensor_parallelism(resolved: Resol
 def test_vllm_probes_use_health_and_the_startup_budget_grows_with_the_model() -> None:
     def startup_seconds(resolved: Resolved) -> int:
         probe = server(resolved)["startupProbe"]
-        assert probe["httpGet"] == {"path": "/health", "port": "http"}
+        assert probe["httpGet"] == {"path": "/health", "port": 8000}
         return int(probe["periodSeconds"] * probe["failureThreshold"])
 
     container = server(PRODUCTION_VLLM)
-    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
     # Same endpoint (the only one that reflects the engine), different roles: readiness takes a
     # pod out within 15 s, liveness restarts one whose engine died only after a minute of 503s.
     readiness, liveness = container["readinessProbe"], container["livenessProbe"]
@@ -750,7 +759,7 @@ def test_gpu_resource_name_drives_limits_and_toleration() -> None:
 def test_ollama_env_is_explicit() -> None:
     env = env_of(server(STAGING_OLLAMA))
     values = {name: e.get("value") for name, e in env.items()}
-    assert values["OLLAMA_HOST"] == "0.0.0.0:8000"
+    assert values["OLLAMA_HOST"] == "127.0.0.1:8001"  # loopback: the gateway serves port 8000
     assert values["OLLAMA_NUM_PARALLEL"] == "3"
     assert values["OLLAMA_CONTEXT_LENGTH"] == "8192"
     assert values["OLLAMA_KEEP_ALIVE"] == "-1"
@@ -763,7 +772,7 @@ def test_user_env_cannot_override_what_llmstage_sets() -> None:
     container = server(replace(DEV_OLLAMA, ollama=settings))
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
-    assert env_of(container)["OLLAMA_HOST"]["value"] == "0.0.0.0:8000"
+    assert env_of(container)["OLLAMA_HOST"]["value"] == "127.0.0.1:8001"
     assert env_of(container)["OLLAMA_DEBUG"]["value"] == "1"
 
 
@@ -798,7 +807,7 @@ def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> 
     into one volume at once for real is the real-node tests' (issue 12, 4d); whether the ubuntu
     base of the upstream image ships flock was not checked here (the script says so if not)."""
     spec = pod_spec(resolved)
-    for container in spec["initContainers"] + spec["containers"]:
+    for container in spec["initContainers"] + runtime_containers(spec):
         assert env_of(container)["OLLAMA_NOPRUNE"]["value"] == "1", container["name"]
     script = spec["initContainers"][0]["command"][-1]
     lock, pull = script.index("flock 9"), script.index("ollama pull")
@@ -910,7 +919,7 @@ def test_no_ollama_probe_loads_the_model_so_no_timeout_can_abort_a_load() -> Non
     assert env_of(container)["LLMSTAGE_LOADED"]["value"].startswith("/tmp/")
     budget = startup["periodSeconds"] * startup["failureThreshold"]
     assert budget >= 300 + 5 * 8  # the load budget of an 8B model: 300 s + 5 s per billion
-    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container["readinessProbe"]["httpGet"]["port"] == 8000  # the gateway's port
     script = container["command"][-1]
     assert script.rstrip().endswith("exec ollama serve")  # the server is the main process
     assert 'ollama run "$LLMSTAGE_MODEL" "$prompt"' in script
@@ -978,8 +987,10 @@ def check_locked_down(resolved: Resolved, spec: dict[str, Any]) -> None:
         assert container["securityContext"].get("readOnlyRootFilesystem", False) is not has_gpu, container[
             "name"
         ]
-        if not has_gpu:  # everything it writes is a volume: HOME, /tmp, the cache
-            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        if container["name"] == "gateway":  # nginx writes its configuration and pid under /tmp only
+            assert mounts == {"/tmp"}
+        elif not has_gpu:  # everything it writes is a volume: HOME, /tmp, the cache
             assert {"/tmp", env_of(container)["HOME"]["value"]} <= mounts, container["name"]
 
 

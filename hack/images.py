@@ -1065,6 +1065,8 @@ IMAGES: dict[str, Image] = {
                 "requirements/client.txt",
                 "examples/client_openai.py",
                 "tests/realnode/cutover_client.py",
+                "tests/realnode/route_check.py",
+                "tests/realnode/stream_client.py",
             ],
             pip=True,
             dockerfile="tests/realnode/client/Dockerfile",

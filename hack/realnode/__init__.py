@@ -208,10 +208,11 @@ def start_component(name: str) -> None:
 
 
 def push_images() -> None:
-    """The images the node itself needs (pause, CoreDNS) and the Ollama image and model."""
+    """The images the node itself needs (pause, CoreDNS), the Ollama image and model, and the
+    gateway every serving pod runs. vLLM's CPU image (7 GB) is pushed by the tests that use it."""
     res = subprocess.run(
         [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY,
-         "pause", "coredns", "ollama", "fake-llm"],
+         "pause", "coredns", "ollama", "gateway"],
     )  # fmt: skip
     if res.returncode != 0:
         fail("pushing the real node's images failed (output above)")

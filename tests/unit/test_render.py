@@ -505,24 +505,40 @@ def test_vllm_downloads_in_an_init_container_before_the_load_budget() -> None:
 FAKE_HUB = """
 import json, os
 RANKS = json.loads(os.environ["FAKE_RANKS"])
+CACHE = os.environ["FAKE_CACHE"]
+def offline():
+    if os.environ.get("FAKE_OFFLINE"):
+        raise OSError("no route to the Hub")
 class HfApi:
     def list_repo_files(self, repo, revision=None):
+        offline()
         return ["config.json", "model.safetensors"]
-def snapshot_download(repo, revision=None, local_dir=None, **kwargs):
+def snapshot_download(repo, revision=None, local_dir=None, local_files_only=False, **kwargs):
+    folder = local_dir or os.path.join(CACHE, repo, revision or "main")
+    if local_files_only:  # the cache only, as huggingface_hub does
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(folder)
+        return folder
+    offline()
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps([repo, revision, local_dir]) + "\\n")
+    os.makedirs(folder, exist_ok=True)
     if local_dir:
-        os.makedirs(local_dir, exist_ok=True)
         with open(os.path.join(local_dir, "adapter_config.json"), "w") as f:
             json.dump({"r": RANKS[repo], "peft_type": "LORA"}, f)
+        open(os.path.join(local_dir, "adapter_model.safetensors"), "w").close()
+    else:
+        for name in ("config.json", "model.safetensors"):
+            open(os.path.join(folder, name), "w").close()
+    return folder
 """
 
 
 def run_download_step(
-    resolved: Resolved, tmp_path: Path, ranks: dict[str, int]
+    resolved: Resolved, tmp_path: Path, ranks: dict[str, int], offline: bool = False
 ) -> subprocess.CompletedProcess[str]:
     (init,) = pod_spec(resolved)["initContainers"]
-    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub").mkdir(exist_ok=True)
     (tmp_path / "hub" / "huggingface_hub.py").write_text(FAKE_HUB)
     env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
     # Paths of the pod's cache volume, moved under tmp_path.
@@ -532,6 +548,8 @@ def run_download_step(
         "PYTHONPATH": str(tmp_path / "hub"),
         "FAKE_RANKS": json.dumps(ranks),
         "FAKE_LOG": str(tmp_path / "downloads.log"),
+        "FAKE_CACHE": str(tmp_path / "hf-cache"),
+        **({"FAKE_OFFLINE": "1"} if offline else {}),
     }
     return subprocess.run(
         [sys.executable, "-c", init["command"][-1]], env=env, capture_output=True, text=True, check=False
@@ -558,6 +576,24 @@ def test_lora_adapters_are_downloaded_to_the_paths_vllm_is_given(tmp_path: Path)
     assert {m["base_model_name"] for m in modules} == {PRODUCTION_VLLM_LORA.served_model_name}
     assert "--enable-lora" in args and "--max-loras=2" in args and "--max-lora-rank=64" in args
     assert args.count("--lora-modules") == 1  # a second flag would replace the first one's list
+
+
+def test_a_restart_with_the_cache_filled_does_not_ask_the_hub(tmp_path: Path) -> None:
+    """The step listed the repository's files on every start, so a pod restarted without a route
+    to the Hub (an outage, an air-gapped node) failed although the weights were on its volume."""
+    ranks = {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 64}
+    assert run_download_step(PRODUCTION_VLLM_LORA, tmp_path, ranks).returncode == 0
+    log = tmp_path / "downloads.log"
+    first = log.read_text()
+    again = run_download_step(PRODUCTION_VLLM_LORA, tmp_path, ranks, offline=True)
+    assert again.returncode == 0, again.stderr
+    assert log.read_text() == first  # nothing downloaded, nothing listed
+    assert "is in the cache" in again.stdout and "the Hub is not asked" in again.stdout
+    # An empty cache without the Hub fails, with the Hub's error.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = run_download_step(PRODUCTION_VLLM_LORA, empty, ranks, offline=True)
+    assert failed.returncode != 0 and "no route to the Hub" in failed.stderr
 
 
 def test_with_weights_from_elsewhere_the_step_downloads_the_adapters_only(tmp_path: Path) -> None:

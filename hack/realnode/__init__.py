@@ -229,6 +229,21 @@ def push_images() -> None:
         fail("pushing the model to the local registry failed (output above)")
 
 
+# What tests/realnode and `make demo` run on the node besides push_images(): the operator image
+# (the chart's pod), the client pods' image, vLLM's CPU image and the model in Hugging Face format.
+TEST_IMAGES = ("llmstage", "client", "vllm-cpu", "smollm2-hf")
+
+
+def push_test_images() -> None:
+    t0 = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, *TEST_IMAGES]
+    )
+    if res.returncode != 0:
+        fail("building or pushing the real-node tier's images failed (output above)")
+    log(f"the real-node tier's images are in the registry ({time.monotonic() - t0:.0f} s)")
+
+
 def node_ready() -> bool:
     res = kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
     if res.returncode != 0:

@@ -851,6 +851,74 @@ def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> 
     assert lock < script.index('ollama show "$LLMSTAGE_PULL"') < pull  # checked and pulled under the lock
 
 
+BLOB = "a" * 64
+FAKE_OLLAMA = f"""#!/bin/sh
+# Records each call; `show` finds nothing, `pull` writes the manifest and its blob as Ollama does.
+echo "$*" >> "$CALLS"
+case "$1" in
+  serve) exec sleep 30 ;;
+  show) exit 1 ;;
+  pull) manifest="$OLLAMA_MODELS/manifests/$LLMSTAGE_PULL_MANIFEST"
+        mkdir -p "$(dirname "$manifest")" "$OLLAMA_MODELS/blobs"
+        echo '{{"layers":[{{"digest":"sha256:{BLOB}"}}]}}' > "$manifest"
+        : > "$OLLAMA_MODELS/blobs/sha256-{BLOB}" ;;
+esac
+"""
+
+
+def run_pull_step(tmp_path: Path, resolved: Resolved) -> list[str]:
+    """The rendered pull-model script under /bin/sh with a fake `ollama`: the calls it made."""
+    init = pod_spec(resolved)["initContainers"][0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ollama").write_text(FAKE_OLLAMA)
+    (bin_dir / "ollama").chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    env = {k: v["value"] for k, v in env_of(init).items() if "value" in v}
+    env |= {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "OLLAMA_MODELS": str(tmp_path / "models"),
+        "HOME": str(tmp_path),
+        "CALLS": str(calls),
+    }
+    (tmp_path / "models").mkdir(exist_ok=True)
+    done = subprocess.run(init["command"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return calls.read_text().split("\n")[:-1]
+
+
+def test_a_model_already_in_the_cache_starts_no_server_in_the_pull_step(tmp_path: Path) -> None:
+    """A restart, or a new pod on a filled cache: the manifest and every blob it names are there,
+    so the step ends at once instead of starting `ollama serve` to ask (part of P7's start)."""
+    # (`serve` runs in the background: its line may come after `list`.)
+    assert sorted(run_pull_step(tmp_path, DEV_OLLAMA)) == [
+        "list",
+        "pull llama3.1:8b",
+        "serve",
+        "show llama3.1:8b",
+    ]
+    assert run_pull_step(tmp_path, DEV_OLLAMA) == []
+    # A blob missing (deleted by hand, a disk restored in part): the step pulls again.
+    (blob,) = (tmp_path / "models" / "blobs").iterdir()
+    blob.unlink()
+    assert "pull llama3.1:8b" in run_pull_step(tmp_path, DEV_OLLAMA)
+
+
+def test_a_cached_model_under_another_served_name_is_copied_before_the_step_skips(tmp_path: Path) -> None:
+    served = replace(DEV_OLLAMA, served_model_name="chat")
+    first = run_pull_step(tmp_path, served)
+    assert first[-2:] == ["pull llama3.1:8b", "cp llama3.1:8b chat"]
+    # The fake `cp` wrote no copy, so the copy still differs: the step starts the server again.
+    assert run_pull_step(tmp_path, served)[-1] == "cp llama3.1:8b chat"
+    manifests = tmp_path / "models" / "manifests"
+    env = env_of(pod_spec(served)["initContainers"][0])
+    copy = manifests / env["LLMSTAGE_MODEL_MANIFEST"]["value"]
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((manifests / env["LLMSTAGE_PULL_MANIFEST"]["value"]).read_bytes())
+    assert run_pull_step(tmp_path, served) == []
+
+
 def test_a_served_name_other_than_the_tag_is_copied_after_the_pull() -> None:
     """Clients send status.servedModelName; Ollama 404s a name it does not have, so the pulled
     model is copied to it (`ollama cp`, as KubeAI does), unless the copy is already identical."""

@@ -12,16 +12,10 @@ import copy
 from typing import Any
 
 import yaml
-from llmstage.api.models import (
-    GROUP,
-    KIND,
-    MAX_NAME_LENGTH,
-    PLURAL,
-    VERSION,
-    LLMService,
-    LLMServiceSpec,
-    LLMServiceStatus,
-)
+from llmstage.api.constants import GROUP, KIND, MAX_NAME_LENGTH, PLURAL, VERSION
+from llmstage.api.models import LLMService
+from llmstage.api.spec import LLMServiceSpec
+from llmstage.api.status import LLMServiceStatus
 from pydantic import BaseModel
 
 SHORT_NAMES = ["llms", "llmsvc"]

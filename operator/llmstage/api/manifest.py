@@ -12,7 +12,8 @@ from typing import Any
 
 import pydantic
 import yaml
-from llmstage.api.models import API_VERSION, KIND, LLMService
+from llmstage.api.constants import API_VERSION, KIND
+from llmstage.api.models import LLMService
 from llmstage.api.validation import validation_message
 
 

@@ -20,7 +20,7 @@ RUNTIME_SELECTED, MODEL_FITS, BEST_PRACTICES = "RuntimeSelected", "ModelFits", "
 @dataclass(frozen=True)
 class Condition:
     """A condition the plan wants. merge_conditions turns it into the stored metav1.Condition
-    (api.models.Condition, with observedGeneration and lastTransitionTime)."""
+    (api.status.Condition, with observedGeneration and lastTransitionTime)."""
 
     type: str
     status: str  # "True" | "False" | "Unknown"

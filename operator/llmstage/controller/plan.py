@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmstage.api.models import CutoverPhase, Runtime
+from llmstage.api.constants import CutoverPhase, Runtime
 from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.controller.cache import ChildKey

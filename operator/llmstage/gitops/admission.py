@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from llmstage.api.models import GROUP, PLURAL, VERSION
+from llmstage.api.constants import GROUP, PLURAL, VERSION
 from llmstage.resolve.decision import CONCURRENCY_THRESHOLD
 
 POLICY_NAME = "llmstage-common-mistakes"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pydantic
 
+from llmstage.api.constants import Runtime, Stage
 from llmstage.api.manifest import GPUChoice, gpu_spec, is_llmservice
-from llmstage.api.models import Runtime, Stage
 from llmstage.api.validation import validation_message
 from llmstage.resolve.mistakes import is_gguf_quantization
 from llmstage.resolve.resolved import Resolved

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from llmstage.api.models import GROUP, PLURAL, VERSION
+from llmstage.api.constants import GROUP, PLURAL, VERSION
 from llmstage.resolve.tenancy import (
     ANY,
     AUTOMOUNT_MESSAGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.labels import SERVER, metadata, workload_name
 from llmstage.render.leaderworkerset import workload_ref
 from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.labels import (
     APP_NAME,
     COMPONENT_LABEL,

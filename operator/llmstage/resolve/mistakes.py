@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from llmstage.api.models import AccessMode, LLMServiceSpec, ModelFormat, Runtime, Stage
+from llmstage.api.constants import AccessMode, ModelFormat, Runtime, Stage
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.catalog import CatalogEntry, parse_ollama_tag
 from llmstage.resolve.decision import CONCURRENCY_THRESHOLD, Decision
 from llmstage.resolve.resolved import Finding, ModelCache, ModelInfo, VLLMSettings

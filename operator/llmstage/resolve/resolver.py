@@ -54,24 +54,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
-from llmstage.api.defaults import ServingDefaults
-from llmstage.api.models import (
+from llmstage.api.autoscaling import AutoscalingSpec, KedaSpec
+from llmstage.api.constants import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
     AutoscalerChoice,
-    AutoscalingSpec,
     CacheMode,
-    CacheSpec,
-    KedaSpec,
-    LabelSelector,
-    LLMService,
-    LLMServiceSpec,
     ModelFormat,
     Runtime,
     ScaleMetricChoice,
     Stage,
 )
+from llmstage.api.defaults import ServingDefaults
+from llmstage.api.models import LLMService
+from llmstage.api.network import LabelSelector
 from llmstage.api.quantity import gib, parse_quantity
+from llmstage.api.resources import CacheSpec
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime

@@ -30,10 +30,6 @@ from llmstage.resolve import SpecError
 
 STDIN = "-"
 
-# Where Prometheus runs (kube-prometheus-stack's usual namespace): `run` and `render` admit it to
-# vLLM's /metrics through the NetworkPolicy (render/network.py).
-DEFAULT_MONITORING_NAMESPACE = "monitoring"
-
 
 class CliError(Exception):
     """A problem the user can fix, reported as one line: `llmstage CMD: error: MESSAGE`."""

@@ -13,7 +13,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
     WithJsonSchema,
     model_validator,
 )
@@ -114,38 +113,3 @@ HUGGING_FACE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 QUANTIZATION = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Ollama keep_alive: a Go duration ("10m", "24h", "1h30m") or seconds; negative keeps the model loaded.
 DURATION = r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)?)+$"
-
-
-class SecretKeyRef(ApiModel):
-    """A key of a Secret in the LLMService's namespace."""
-
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
-    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret.")
-
-
-class HuggingFaceTokenSecretRef(SecretKeyRef):
-    """Secret key holding a Hugging Face token, passed to vLLM as HF_TOKEN (gated models need it)."""
-
-    key: str = Field(
-        default="token",
-        min_length=1,
-        max_length=253,
-        pattern=SECRET_KEY,
-        description="Key within the Secret holding the token (default 'token', as in the vLLM docs).",
-    )
-
-
-class APIKeySecretRef(SecretKeyRef):
-    """Secret key holding the API key clients must send as 'Authorization: Bearer <key>'."""
-
-    key: str = Field(
-        default="api-key",
-        min_length=1,
-        max_length=253,
-        pattern=SECRET_KEY,
-        description="Key within the Secret holding the API key (default 'api-key').",
-    )
-
-
-class LocalObjectReference(ApiModel):
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The object's name.")

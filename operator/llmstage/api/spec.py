@@ -6,8 +6,7 @@ import re
 from typing import ClassVar
 
 from llmstage import ollama_name
-from llmstage.api.autoscaling import AutoscalingSpec
-from llmstage.api.base import SERVED_MODEL_NAME, ApiModel, CelRule, HuggingFaceTokenSecretRef
+from llmstage.api.base import SERVED_MODEL_NAME, ApiModel, CelRule
 from llmstage.api.constants import (
     CONCURRENCY_LIMIT,
     MAX_REPLICAS,
@@ -20,11 +19,20 @@ from llmstage.api.constants import (
     ScaleMetricChoice,
     Stage,
 )
-from llmstage.api.model_spec import LoRASpec, ModelSpec
-from llmstage.api.network import NetworkPolicySpec, RoutingSpec
-from llmstage.api.pod import PodSettings
-from llmstage.api.resources import CacheSpec, ResourcesSpec, SchedulingSpec
-from llmstage.api.runtimes import OllamaSpec, VLLMSpec
+from llmstage.api.spec_parts import (
+    AutoscalingSpec,
+    CacheSpec,
+    HuggingFaceTokenSecretRef,
+    LoRASpec,
+    ModelSpec,
+    NetworkPolicySpec,
+    OllamaSpec,
+    PodSettings,
+    ResourcesSpec,
+    RoutingSpec,
+    SchedulingSpec,
+    VLLMSpec,
+)
 from pydantic import Field
 
 

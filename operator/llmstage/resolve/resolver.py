@@ -54,7 +54,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
-from llmstage.api.autoscaling import AutoscalingSpec, KedaSpec
 from llmstage.api.constants import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -67,10 +66,9 @@ from llmstage.api.constants import (
 )
 from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import LLMService
-from llmstage.api.network import LabelSelector
 from llmstage.api.quantity import gib, parse_quantity
-from llmstage.api.resources import CacheSpec
 from llmstage.api.spec import LLMServiceSpec
+from llmstage.api.spec_parts import AutoscalingSpec, CacheSpec, KedaSpec, LabelSelector
 from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime

@@ -182,3 +182,42 @@ def test_without_the_hook_kopf_calls_the_same_handlers() -> None:
     via_kopf: Any = by_id["llmservice_event"].fn  # kopf passes many more keyword arguments
     asyncio.run(via_kopf(event={"type": "ADDED", "object": service}, memo=handlers.memo_for(operator)))
     assert ("team", "chat") in cache.services and queue.added == [("team", "chat")]
+
+
+def test_kopf_passes_the_keywords_the_hook_reads() -> None:
+    """The hook finds the routes by `resource=` and names the namespace by `namespace=`: if a kopf
+    upgrade passed them positionally or renamed them, every event would silently take kopf's path."""
+    import ast
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(watching.infinite_watch)))
+    (call,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "continuous_watch"
+    ]
+    assert not call.args
+    assert {"resource", "namespace"} <= {k.arg for k in call.keywords}
+
+
+def test_events_on_the_direct_route_are_counted_and_a_stream_it_cannot_route_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from llmstage.controller import metrics
+
+    seen: list[str] = []
+    routes = Routes()
+    routes.add("", "v1", "pods", {}, lambda e: seen.append(e["object"]["metadata"]["name"]))
+    counter = metrics.DIRECT_EVENTS.labels(kind="pods")
+    before = counter._value.get()  # prometheus_client keeps the value private
+    events = [pod("a"), {"type": "BOOKMARK", "object": {}}, pod("b", kind="DELETED")]
+    passed = asyncio.run(drain(kopfwatch.hooked(source(events), routes)(resource=PODS, namespace=None)))
+    assert seen == ["a", "b"] and passed == [events[1]]
+    assert counter._value.get() - before == 2
+
+    with caplog.at_level(logging.WARNING, logger=kopfwatch.__name__):
+        passed = asyncio.run(drain(kopfwatch.hooked(source(events), routes)()))
+    assert passed == events and seen == ["a", "b"]
+    assert "without resource=" in caplog.text

@@ -40,6 +40,12 @@ WATCH_EVENTS = Counter(
     "Watch events the handlers processed, by kind and whether they changed what a reconcile reads",
     ["kind", "changed"],
 )
+DIRECT_EVENTS = Counter(
+    "llmstage_watch_events_direct_total",
+    "Watch events handed to the handlers straight from kopf's stream (controller/kopfwatch.py), by kind; "
+    "llmstage_watch_events_total minus these went through kopf's own workers",
+    ["kind"],
+)
 MANAGED = Gauge("llmstage_managed_objects", "Objects in the operator's watch cache", ["kind"])
 
 # The work queue (controller-runtime's workqueue_* metrics, for one queue).

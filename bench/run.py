@@ -395,7 +395,7 @@ async def run_small(kube: Kube, run_id: str, n: int, args: argparse.Namespace, l
     return median
 
 
-async def run_size(
+async def run_size(  # noqa: PLR0915 - one benchmark size from start to report, in order
     kube: Kube,
     run_id: str,
     n: int,

@@ -86,7 +86,7 @@ def gpu_spec(choice: GPUChoice) -> dict[str, Any]:
     return out
 
 
-def llmservice_object(
+def llmservice_object(  # noqa: PLR0913 - keyword-only: one argument per field the CLI sets
     *,
     name: str,
     stage: str,

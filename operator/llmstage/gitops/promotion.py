@@ -129,7 +129,7 @@ def _gpu_refusal(label: str, problem: str) -> str:
     )
 
 
-def promote_document(
+def promote_document(  # noqa: C901, PLR0915 - the rewrite, field by field, in manifest order
     doc: Any, label: str, target: Stage, gpu: GPUChoice | None, api_key: str | None, cpu: bool = False
 ) -> Promotion:
     """Promote one LLMService document in place (a ruamel mapping). Raises PromotionRefused when refused."""

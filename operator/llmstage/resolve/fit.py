@@ -200,7 +200,7 @@ def _vllm_required(
 VLLM_DEFAULT_MAX_NUM_SEQS = "256, or 1024 on 70+ GiB GPUs but A100"
 
 
-def vllm_fit(
+def vllm_fit(  # noqa: C901, PLR0913 - keyword-only: one argument per term of the fit
     shape: ModelShape,
     *,
     bytes_per_param: float,

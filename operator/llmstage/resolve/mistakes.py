@@ -26,7 +26,7 @@ def is_gguf_quantization(name: str) -> bool:
     return _GGUF_QUANT.match(name) is not None
 
 
-def common_mistakes(
+def common_mistakes(  # noqa: PLR0913 - the resolved facts the mistakes read
     spec: LLMServiceSpec,
     stage: Stage,
     runtime: Runtime,

@@ -158,7 +158,7 @@ def _check_sizes(spec: LLMServiceSpec) -> None:
             )
 
 
-def resolve(
+def resolve(  # noqa: PLR0915 - the resolve step in order, each part a function of its own
     service: LLMService, catalog: Catalog | None = None, *, serving_defaults: ServingDefaults | None = None
 ) -> Resolved:
     """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError.
@@ -562,7 +562,7 @@ def _fit_or_unknown(
     return compute(shape, bpp)
 
 
-def _resources_and_fit(
+def _resources_and_fit(  # noqa: PLR0913 - what the sizing reads from the resolved spec
     spec: LLMServiceSpec,
     defaults: StageDefaults,
     runtime: Runtime,

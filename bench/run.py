@@ -1,4 +1,4 @@
-"""`make bench`: P1-P5 of issue 7 on the local cluster, printed beside their targets.
+"""`make bench`: P1-P5 (docs/benchmarks.md) on the local cluster, printed beside their targets.
 
     python -m bench.run --n 1000            # sizes 100 and 1000 (P5 is their ratio)
     python -m bench.run --n 200 --idle 60   # quicker

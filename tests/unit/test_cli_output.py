@@ -1,4 +1,4 @@
-"""-o yaml|json on every command that prints objects, and `llmstage catalog` (issue 13 item 7)."""
+"""-o yaml|json on every command that prints objects, and `llmstage catalog`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`llmstage run` starts under a UID that has no passwd entry (the image's 65532, OpenShift's
 random UIDs): kopf's default identity calls getpass.getuser(), which raises KeyError there, so
-the operator passes its own. Seen first when the image ran on the real node (tests/realnode)."""
+the operator passes its own."""
 
 from __future__ import annotations
 

@@ -1164,7 +1164,7 @@ class OllamaSpec(ApiModel):
         le=64,
         description=(
             "OLLAMA_NUM_PARALLEL: requests served at once per replica. "
-            "Default: expectedConcurrency per replica (Ollama's own default is 1 today; it used to be 4)."
+            "Default: expectedConcurrency per replica (Ollama's own default is 1)."
         ),
     )
     keep_alive: str | None = Field(

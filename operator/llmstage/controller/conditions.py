@@ -100,7 +100,7 @@ def event_worthy(current: list[dict[str, Any]], merged: list[dict[str, Any]]) ->
     running service (a new runtime, Ready again after an outage or a cutover) as Normal. Not
     Reconciling (it changes exactly when Ready or Stalled does), not a condition's first
     appearance in its usual state, and not a new service becoming Ready: a healthy start is in
-    the status and costs no Event (issue 16: the writes per service; docs/benchmarks.md)."""
+    the status and costs no Event (the writes per service: docs/benchmarks.md)."""
     previous = {c.get("type"): c for c in current or []}
     changes = transitions(current, merged)
     # Stalled and Ready turn False together with the same reason and message: one Event says it.

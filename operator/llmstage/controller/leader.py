@@ -349,10 +349,10 @@ async def _call(fn: Callable[[], Awaitable[None] | None]) -> None:
 
 class ElectionThread:
     """A LeaderElector on its own event loop in its own thread, so that renewals never wait
-    behind the reconciles on the operator's loop. Found with a CPU hog on both cores: a busy
-    operator's loop delayed its own renewals past a 2 s renew deadline, and the leader kept
-    stepping down. A thread gets the interpreter every few milliseconds whatever the loop does
-    (controller-runtime's elector is a goroutine for the same reason).
+    behind the reconciles on the operator's loop: on a busy loop (both cores loaded) renewals
+    can miss the renew deadline and the leader steps down (docs/operator.md). A thread gets the
+    interpreter every few milliseconds whatever the loop does (controller-runtime's elector is a
+    goroutine for the same reason).
 
     `on_started` and `on_stopped` run on the operator's loop, and the elector waits for them:
     it cannot lead again before the work queue has finished stopping."""

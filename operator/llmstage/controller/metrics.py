@@ -96,8 +96,8 @@ class ConditionSeries(Collector):
     a deleted service removes all of its series.
 
     A collector, not a labelled Gauge: the series are made at scrape time from one small tuple per
-    service. A Gauge child per series (a lock, a value, label tuples) was 4.4 KB per service at
-    N=1000, a quarter of the operator's live state (issue 16, docs/benchmarks.md)."""
+    service, where a Gauge child per series holds a lock, a value and label tuples per series
+    (what that costs per service: docs/benchmarks.md)."""
 
     NAME = "llmstage_llmservice_condition"
     HELP = (

@@ -278,7 +278,7 @@ class Reconciler:
         if progressing(merged) and only_counts_differ(current, new):
             # A starting service's counts change a moment before its conditions do (pod created,
             # then ready, then behind the Service): one write with both instead of three. Ready
-            # itself is never held back (issue 16, docs/benchmarks.md).
+            # itself is never held back (docs/benchmarks.md).
             since = self.counts_held.setdefault(key, time.monotonic())
             if time.monotonic() - since < self.settings.counts_max_lag:
                 return

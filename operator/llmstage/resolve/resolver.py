@@ -143,7 +143,7 @@ MAX_SIZE_BYTES = 2**60
 
 
 def _check_sizes(spec: LLMServiceSpec) -> None:
-    """Sizes no machine has (found by the property test: 1E400 overflowed the memory fit)."""
+    """Sizes no machine has: the quantity grammar admits 1E400, which would overflow the memory fit."""
     resources, cache = spec.resources, spec.cache
     sizes = {
         "spec.resources.memory": resources.memory if resources else None,

@@ -103,7 +103,8 @@ test: venv tools lint ## everything: lint, unit tests, then integration and e2e 
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 	@was_running=0; $(PYTHON) hack/cluster.py status >/dev/null 2>&1 && was_running=1; \
 	$(PYTHON) hack/cluster.py up || exit 1; \
-	$(PY) -m pytest -m 'cluster and not teardown_last' $(PYTEST_ARGS); rc=$$?; \
+	$(PYTHON) hack/cluster.py images; rc=$$?; \
+	if [ $$rc = 0 ]; then $(PY) -m pytest -m 'cluster and not teardown_last' $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m teardown_last $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
 	exit $$rc

@@ -803,6 +803,33 @@ def wheelhouse(lock: Path) -> Path:
     return WHEELHOUSE
 
 
+class GatewayImage(DebianBase):
+    """The gateway in front of the runtimes (render/gateway.py), under the name the operator
+    renders (DEFAULT_GATEWAY_IMAGE: nginxinc/nginx-unprivileged), so containerd's docker.io mirror
+    serves it. A stand-in: Debian bookworm's nginx-light (1.22) instead of nginx.org's 1.27 build;
+    the pod runs the configuration llmstage writes (core directives only, which both have) with
+    /bin/sh, as the upstream image would."""
+
+    pushed = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "gateway",
+            ["nginx-light"],
+            ["nginx", "-g", "daemon off;"],
+            "nginx from Debian bookworm by debootstrap: llmstage's local stand-in for "
+            "nginxinc/nginx-unprivileged, the gateway in front of the runtimes",
+        )
+        self.repository = self.reference().rsplit(":", 1)[0]
+
+    @staticmethod
+    def reference() -> str:
+        return pinned_image("resolve/gateway.py", "DEFAULT_GATEWAY_IMAGE")
+
+    def tag(self, key: str) -> str:
+        return self.reference().rsplit(":", 1)[1]
+
+
 class OllamaImage(Image):
     name, repository, deps = "ollama", "ollama/ollama", ("ollama-base",)
 
@@ -1019,6 +1046,7 @@ IMAGES: dict[str, Image] = {
             build_args=provenance,
         ),
         OllamaImage(),
+        GatewayImage(),
         VLLMCPUImage(),
         ModelImage(),
         DockerfileImage(
@@ -1037,6 +1065,8 @@ IMAGES: dict[str, Image] = {
                 "requirements/client.txt",
                 "examples/client_openai.py",
                 "tests/realnode/cutover_client.py",
+                "tests/realnode/route_check.py",
+                "tests/realnode/stream_client.py",
             ],
             pip=True,
             dockerfile="tests/realnode/client/Dockerfile",

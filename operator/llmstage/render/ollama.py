@@ -7,6 +7,7 @@ from typing import Any
 
 from llmstage import ollama_name
 from llmstage.api.models import MANAGED_OLLAMA_ENV, Runtime
+from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolve.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, SecretKeyRef
@@ -65,6 +66,9 @@ class OllamaContext:
     # The NVIDIA container toolkit writes into a GPU container's root filesystem (below); every
     # other Ollama container runs with a read-only one.
     read_only_root: bool
+    runtime_port: int  # Ollama's, on loopback; the pod's serving port is the gateway's
+    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
+    gateway_volume: dict[str, Any]
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -122,6 +126,9 @@ def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = 
         loaded_marker=LOADED_MARKER,
         pull_lock=PULL_LOCK,
         read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
+        runtime_port=gateway.RUNTIME_PORT,
+        gateway=gateway.gateway_container(resolved, Runtime.OLLAMA),
+        gateway_volume=gateway.gateway_volume(),
     )
 
 

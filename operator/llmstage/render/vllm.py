@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
+from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.source import (
     AdapterPlacement,
@@ -96,6 +97,9 @@ class VLLMContext:
     enforce_eager: bool
     cpu: VLLMOnCPU | None  # no GPU: vLLM's CPU backend (no GPU flags; KV cache and threads by env)
     shutdown_timeout_seconds: int  # --shutdown-timeout: how long in-flight requests may drain
+    runtime_port: int  # vLLM's, on loopback; the pod's serving port is the gateway's
+    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
+    gateway_volume: dict[str, Any]
 
 
 def startup_budget(
@@ -195,6 +199,9 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         enforce_eager=settings.enforce_eager,
         cpu=settings.cpu,
         shutdown_timeout_seconds=drain_seconds(),
+        runtime_port=gateway.RUNTIME_PORT,
+        gateway=gateway.gateway_container(resolved, Runtime.VLLM),
+        gateway_volume=gateway.gateway_volume(),
     )
 
 

@@ -74,4 +74,9 @@ def ollama_settings(
         env_from=tuple(
             e.model_dump(by_alias=True, exclude_none=True) for e in (asked.env_from if asked else ())
         ),
+        api_key_secret_ref=(
+            SecretKeyRef(asked.api_key_secret_ref.name, asked.api_key_secret_ref.key)
+            if asked and asked.api_key_secret_ref
+            else None
+        ),
     )

@@ -163,6 +163,7 @@ class OllamaSettings:
     pull_ref: str | None = None
     registry: OllamaRegistry | None = None
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+    api_key_secret_ref: SecretKeyRef | None = None  # checked by the gateway (render/gateway.py)
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,8 @@ class Resolved:
     pod_security: PodSecurity = field(default_factory=PodSecurity)
     # The install's extra labels of PodMonitors: what the cluster's Prometheus selects them by.
     pod_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # The gateway's image (render/gateway.py), through the serving defaults' registry mirror.
+    gateway_image: str | None = None
 
     @property
     def multi_node(self) -> bool:

@@ -73,6 +73,7 @@ from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
 from llmstage.resolve.gpu_capability import unsupported_precision
 from llmstage.resolve.hardening import hardening_findings
 from llmstage.resolve.mistakes import common_mistakes
@@ -310,6 +311,9 @@ def resolve(  # noqa: PLR0915 - the resolve step in order, each part a function 
         pod=platform.pod_options(spec, serving_defaults),
         pod_security=platform.pod_security(serving_defaults),
         pod_monitor_labels=dict(serving_defaults.pod_monitor.labels) if serving_defaults else {},
+        gateway_image=platform.mirrored(DEFAULT_GATEWAY_IMAGE, registry)
+        if registry
+        else DEFAULT_GATEWAY_IMAGE,
         routing=routing_settings(spec, service.metadata.namespace),
         network=_network_access(spec),
     )

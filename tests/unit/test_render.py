@@ -840,7 +840,7 @@ def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> 
     """Every `ollama serve` start deletes partial and unreferenced blobs unless OLLAMA_NOPRUNE is
     set (server/routes.go Serve), i.e. another pod's download in progress on a shared cache; and
     two pulls of one blob write the same BLOB-partial file (server/download.go). Two pods pulling
-    into one volume at once for real is the real-node tests' (issue 12, 4d); whether the ubuntu
+    into one volume at once for real is the real-node tests'; whether the ubuntu
     base of the upstream image ships flock was not checked here (the script says so if not)."""
     spec = pod_spec(resolved)
     for container in spec["initContainers"] + runtime_containers(spec):

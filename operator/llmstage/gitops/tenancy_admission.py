@@ -13,13 +13,14 @@ cases of testkit/tenancy_cases.py through both.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
 
 import yaml
 
-from llmstage.api.models import GROUP, PLURAL, VERSION
+from llmstage.gitops.admission import MATCH_LLMSERVICES, policy_and_binding
 from llmstage.resolve.tenancy import (
     ANY,
     AUTOMOUNT_MESSAGE,
@@ -144,42 +145,18 @@ def tenancy_params(policy: TenancyPolicy, namespace: str) -> dict[str, Any]:
 def tenancy_policy(params_namespace: str) -> list[dict[str, Any]]:
     """The ValidatingAdmissionPolicy and its binding (cluster-scoped), reading the ConfigMap
     PARAMS_NAME in `params_namespace`."""
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": POLICY_NAME, "labels": dict(LABELS)},
-        "spec": {
-            "failurePolicy": "Fail",
-            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": [PLURAL],
-                    }
-                ]
-            },
-            "variables": [{"name": name, "expression": expr} for name, expr in VARIABLES],
-            "validations": [dict(v) for v in VALIDATIONS],
-        },
+    spec = {
+        "failurePolicy": "Fail",
+        "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+        "matchConstraints": copy.deepcopy(MATCH_LLMSERVICES),
+        "variables": [{"name": name, "expression": expr} for name, expr in VARIABLES],
+        "validations": [dict(v) for v in VALIDATIONS],
     }
     binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY_NAME, "labels": dict(LABELS)},
-        "spec": {
-            "policyName": POLICY_NAME,
-            "validationActions": ["Deny"],
-            "paramRef": {
-                "name": PARAMS_NAME,
-                "namespace": params_namespace,
-                "parameterNotFoundAction": "Deny",
-            },
-        },
+        "validationActions": ["Deny"],
+        "paramRef": {"name": PARAMS_NAME, "namespace": params_namespace, "parameterNotFoundAction": "Deny"},
     }
-    return [policy, binding]
+    return policy_and_binding(POLICY_NAME, LABELS, spec, binding)
 
 
 def tenancy_policy_yaml(params_namespace: str = "llmstage-system") -> str:

@@ -7,7 +7,7 @@ from the same `tenancy` values it passes to the operator (`tenancy_params`), in 
 namespace. The binding denies when that ConfigMap is missing (parameterNotFoundAction Deny), and
 the policy fails closed (failurePolicy Fail): a boundary that cannot be evaluated is no boundary.
 The operator checks the same rules on every reconcile, so an object admitted while the policy was
-absent (or created before it) is still refused there. tests/integration/test_tenancy.py runs the
+absent (or created before it) is still refused there. tests/integration/test_tenancy_live.py runs the
 cases of testkit/tenancy_cases.py through both.
 """
 

@@ -10,7 +10,7 @@ host namespaces, no privileges, non-root, no token); the free-form parts of spec
 here against the cluster admin's policy (`llmstage run --allowed-*`, the chart's `tenancy`
 values), which the chart also hands to a ValidatingAdmissionPolicy (gitops/tenancy_admission.py) so that
 most refusals come at `kubectl apply` time. The admission policy and this module must agree:
-tests/integration/test_tenancy.py runs the same cases through both.
+tests/integration/test_tenancy_live.py runs the same cases through both.
 
 Checked:
 

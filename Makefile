@@ -35,7 +35,7 @@ lock-upgrade: ## move every lock to the newest releases pyproject.toml's ranges 
 	$(PYTHON) hack/lock.py --upgrade
 
 .PHONY: tools
-tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, kube-score from Go modules (cached per machine)
+tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, kube-score, the LWS controller from Go modules (cached per machine)
 	@hack/tools/build.sh
 
 # ------------------------------------------------------------------ the operator image
@@ -101,7 +101,8 @@ test-unit: venv ## unit tests only: no cluster, fast
 test: venv tools lint ## everything: lint, unit, integration and e2e tests on the local cluster
 	@was_running=0; $(PYTHON) hack/cluster.py status >/dev/null 2>&1 && was_running=1; \
 	$(PYTHON) hack/cluster.py up || exit 1; \
-	$(PY) -m pytest -m 'not teardown_last' $(PYTEST_ARGS); rc=$$?; \
+	$(PYTHON) hack/cluster.py images; rc=$$?; \
+	if [ $$rc = 0 ]; then $(PY) -m pytest -m 'not teardown_last' $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m teardown_last $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
 	exit $$rc

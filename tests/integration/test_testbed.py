@@ -56,8 +56,9 @@ def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> list[client.V1P
 
 def test_nodes_are_ready_with_gpu_allocatable(api_client: client.ApiClient) -> None:
     nodes = {n.metadata.name: n for n in client.CoreV1Api(api_client).list_node().items}
-    assert {"cpu-0", "cpu-1", "gpu-l4-0", "gpu-h100-0"} <= set(nodes)
-    for name, gpus, product in [("gpu-l4-0", "4", "NVIDIA-L4"), ("gpu-h100-0", "8", H100)]:
+    h100 = [f"gpu-h100-{i}" for i in range(4)]  # two 2-node groups (tests/integration/test_multi_node.py)
+    assert {"cpu-0", "cpu-1", "gpu-l4-0", *h100} <= set(nodes)
+    for name, gpus, product in [("gpu-l4-0", "4", "NVIDIA-L4"), *((n, "8", H100) for n in h100)]:
         node = nodes[name]
         assert node.status.allocatable["nvidia.com/gpu"] == gpus
         assert node.metadata.labels["nvidia.com/gpu.product"] == product
@@ -97,7 +98,7 @@ def test_a_gpu_pod_lands_on_the_h100_node_and_becomes_ready(
         return None
 
     pod = wait_until(ready_pod, timeout=60, what="a Running and Ready GPU pod")
-    assert pod.spec.node_name == "gpu-h100-0"
+    assert pod.spec.node_name.startswith("gpu-h100-")
 
     def ready_endpoints() -> list[str]:
         slices = (

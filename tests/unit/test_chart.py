@@ -21,6 +21,19 @@ from testkit.chart import CHART, HELM, REPO, set_args, template, wildcard_or_sec
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="needs .tools/bin/helm (make tools)")
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
+# The install's serving defaults as a platform team on OpenShift with a GPU pool would set them.
+SERVING_DEFAULTS = """
+imageRegistry: registry.internal:5000/dockerhub
+imagePullSecrets: [{name: mirror-pull}]
+podLabels: {sidecar.istio.io/inject: "false"}
+podAnnotations: {logs.example.com/ship: "true"}
+scheduling: {nodeSelector: {pool: llm}, priorityClassName: llm-serving}
+gpuScheduling:
+  runtimeClassName: nvidia
+  tolerations: [{key: gpu-pool, operator: Exists, effect: NoSchedule}]
+podSecurityContext: {platformAssignsIds: true}
+podMonitor: {labels: {release: kube-prometheus-stack}}
+"""
 # Value sets covering every template branch.
 MODES: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -81,6 +94,18 @@ MODES: dict[str, dict[str, Any]] = {
         ],
     },
     "probes-off": {"livenessProbe.enabled": False, "readinessProbe.enabled": False},
+    "serving-defaults": {"servingDefaults": yaml.safe_load(SERVING_DEFAULTS)},
+    "crd-template-no-rbac-helm-test": {
+        "crds.enabled": True,
+        "crds.annotations": {"argocd.argoproj.io/sync-options": "ServerSideApply=true"},
+        "rbac.create": False,
+        "tests.servedModel": {
+            "llmService": "chat",
+            "namespace": "llm-prod",
+            "model": "llama3.1:8b",
+            "apiKeySecretRef": {"name": "chat-api-key"},
+        },
+    },
     "everything-off": {
         "admissionPolicy.enabled": False,
         "admissionPolicy.tenancy": False,
@@ -336,6 +361,16 @@ def test_namespace_patterns_add_namespace_list_and_watch_only_when_needed() -> N
             {"tolerations": [{"key": "gpu", "replicaCount": 1}]},
             "additional properties 'replicaCount' not allowed",
         ),
+        ({"servingDefaults": {"imageRegistri": "r"}}, "additional properties 'imageRegistri' not allowed"),
+        ({"servingDefaults": {"gpuScheduling": {"runtimeClass": "x"}}}, "'runtimeClass' not allowed"),
+        ({"servingDefaults": {"imageRegistry": "https://r"}}, "/servingDefaults/imageRegistry"),
+        ({"servingDefaults": {"podSecurityContext": {"runAsUser": 0}}}, "/podSecurityContext/runAsUser"),
+        ({"servingDefaults": {"podLabels": {"llmstage.io/x": "y"}}}, "the prefixes app.kubernetes.io/"),
+        ({"servingDefaults": {"podMonitor": {"labels": {"app.kubernetes.io/x": "y"}}}}, "podMonitor.labels"),
+        (
+            {"servingDefaults": {"podSecurityContext": {"platformAssignsIds": True, "fsGroup": 5}}},
+            "platformAssignsIds leaves runAsUser",
+        ),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_value(values: dict[str, Any], message: str) -> None:
@@ -433,7 +468,7 @@ def test_lease_rights_are_one_lease_in_the_release_namespace_only(mode: str) -> 
         for rule in doc["rules"]
         if "coordination.k8s.io" in rule.get("apiGroups", [])
     ]
-    if mode == "one-replica-no-election":
+    if mode == "one-replica-no-election" or MODES[mode].get("rbac.create") is False:
         assert lease_rules == []
         return
     assert {doc["kind"] for doc, _ in lease_rules} == {"Role"}
@@ -779,3 +814,116 @@ def test_the_operators_network_policy_admits_the_monitoring_namespace_to_metrics
     (closed,) = of_kind(template({"networkPolicy.monitoringNamespace": ""}), "NetworkPolicy")
     assert closed["spec"]["ingress"] == []
     assert not of_kind(template({"networkPolicy.operator": False}), "NetworkPolicy")
+
+
+def test_serving_defaults_reach_the_operator_as_the_file_it_validates() -> None:
+    from llmstage.api.defaults import parse_defaults
+
+    values = yaml.safe_load(SERVING_DEFAULTS)
+    objects = template({"servingDefaults": values})
+    (config_map,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and "serving-defaults" in o["metadata"]["name"]
+    ]
+    text = config_map["data"]["serving-defaults.yaml"]
+    assert parse_defaults(text, "configmap") == parse_defaults(SERVING_DEFAULTS, "values")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert "--defaults=/etc/llmstage/serving-defaults/serving-defaults.yaml" in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "serving-defaults")
+    assert mount == {
+        "name": "serving-defaults",
+        "mountPath": "/etc/llmstage/serving-defaults",
+        "readOnly": True,
+    }
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "serving-defaults")
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    checksum = pod["metadata"]["annotations"]["checksum/serving-defaults"]
+    changed = template({"servingDefaults": {**values, "podLabels": {"team": "b"}}})
+    other = next(o for o in changed if o["kind"] == "Deployment")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert other["checksum/serving-defaults"] != checksum
+    # Without defaults nothing of it is rendered.
+    plain = next(o for o in template({}) if o["kind"] == "Deployment")["spec"]["template"]
+    assert "--defaults" not in " ".join(plain["spec"]["containers"][0]["args"])
+    assert "checksum/serving-defaults" not in plain["metadata"]["annotations"]
+
+
+def test_crds_enabled_renders_the_generated_crd_as_a_template_kept_on_uninstall() -> None:
+    generated = yaml.safe_load(
+        (REPO / "crds" / "llmservices.llmstage.io.yaml").read_text().split("---\n", 1)[1]
+    )
+    (crd,) = of_kind(template({"crds.enabled": True}, include_crds=False), "CustomResourceDefinition")
+    assert crd["spec"] == generated["spec"] and crd["metadata"]["name"] == generated["metadata"]["name"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    labels = crd["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "Helm" and labels["app.kubernetes.io/component"] == "crd"
+    # Off (the default): only crds/, which Helm installs once.
+    assert not of_kind(template({}, include_crds=False), "CustomResourceDefinition")
+
+
+def test_rbac_create_false_renders_no_roles_and_no_bindings() -> None:
+    kinds = {d["kind"] for d in template({"rbac.create": False})}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    assert "ServiceAccount" in kinds and "Deployment" in kinds
+
+
+def _served_model_pod(values: dict[str, Any]) -> dict[str, Any]:
+    (pod,) = [d for d in template(values) if d["kind"] == "Pod"]
+    return pod
+
+
+def test_the_helm_test_asks_the_served_model_for_a_chat_completion() -> None:
+    """The test pod's script, run here against a stand-in for the LLMService's Service."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, dict[str, Any], str | None]] = []
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body, self.headers.get("Authorization")))
+            ok = self.headers.get("Authorization") == "Bearer sk-test"
+            payload = {"choices": [{"message": {"content": "Blue."}}]} if ok else {"error": "no key"}
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(payload).encode())
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    values = MODES["crd-template-no-rbac-helm-test"]
+    pod = _served_model_pod(values)
+    assert pod["metadata"]["namespace"] == "llm-prod"
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "llmstage-test"  # never the operator's
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["URL"] == "http://chat.llm-prod.svc:8000" and env["MODEL"] == "llama3.1:8b"
+    api_key = next(e for e in container["env"] if e["name"] == "API_KEY")
+    assert api_key["valueFrom"]["secretKeyRef"] == {"name": "chat-api-key", "key": "api-key"}
+    script = container["command"][2]
+    server = http.server.HTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        run_env = {"URL": url, "MODEL": "llama3.1:8b", "TIMEOUT": "10", "PATH": "/usr/bin:/bin"}
+        answered = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**run_env, "API_KEY": "sk-test"},
+            capture_output=True,
+            text=True,
+        )
+        refused = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True)
+    finally:
+        server.shutdown()
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout == f"{url}/v1/chat/completions (llama3.1:8b) answered: 'Blue.'\n"
+    path, body, auth = seen[0]
+    assert path == "/v1/chat/completions" and body["model"] == "llama3.1:8b" and auth == "Bearer sk-test"
+    assert body["messages"][0]["role"] == "user"
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "401" in refused.stderr
+    assert not [d for d in template({}) if d["kind"] == "Pod"]  # no test unless a service is named

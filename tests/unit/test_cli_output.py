@@ -79,3 +79,16 @@ def test_catalog_table_names_what_vllm_serves_for_each_model(capsys: pytest.Capt
     llama = next(r for r in rows if r.startswith("llama3.1:8b "))
     assert "meta-llama/Llama-3.1-8B-Instruct (gated)" in llama and "131072" in llama
     assert len(rows) == len(builtin_catalog().entries)
+
+
+def test_the_human_readable_format_is_table_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["recommend", "--users", "50", "--stage", "production", "--gpu", "NVIDIA-L4"]
+    code, table, _ = run(capsys, *args, "-o", "table")
+    assert code == 0 and "Runtime" in table
+    assert run(capsys, *args)[1] == table  # the default
+    assert run(capsys, *args, "-o", "text")[1] == table  # the old name still works
+    code, catalog, _ = run(capsys, "catalog", "-o", "table")
+    assert code == 0 and catalog.startswith("NAME")
+    with pytest.raises(SystemExit):
+        run(capsys, *args, "-o", "wide")
+    assert "choose from 'table', 'yaml', 'json'" in capsys.readouterr().err

@@ -47,8 +47,10 @@ def test_staging_to_production_refuses_without_a_gpu(
     code, out, err = run(capsys, "-f", str(staging), "--to", "production", "--api-key-secret", "k")
     assert code == 2 and out == ""
     assert (
-        "stage production runs vLLM, which needs a GPU, but spec.resources.gpu is not set: pass --gpu" in err
+        "stage production runs vLLM, on GPUs unless told otherwise, but spec.resources.gpu is not set: "
+        "pass --gpu" in err
     )
+    assert "or pass --cpu for vLLM's CPU image on CPU nodes" in err
     assert err.count("\n") == 1
     assert staging.read_text() == before
 
@@ -73,6 +75,24 @@ def test_cpu_only_cannot_be_promoted_to_production(
     assert code == 2 and "spec.resources.gpu.count is 0 (CPU-only)" in err
 
 
+def test_cpu_promotes_to_vllm_on_cpu_nodes(staging: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "-f", str(staging), "--to", "production", "--cpu", "--api-key-secret", "k")
+    assert code == 0, err
+    after = resolve(LLMService.from_object(yaml.safe_load(staging.read_text())))
+    assert after.runtime == Runtime.VLLM and after.resources.gpu is None
+    assert after.vllm is not None and after.vllm.cpu is not None
+    assert after.vllm.image == "vllm/vllm-openai-cpu:v0.32.0-x86_64"
+    assert "spec.runtime vllm and spec.resources.gpu.count 0 set from --cpu" in err
+    assert after.resources.cpu == "4" and after.vllm.dtype == "float32"  # the CPU backend's defaults
+
+
+def test_cpu_and_gpu_are_exclusive(staging: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["promote", "-f", str(staging), "--to", "production", "--cpu", "--gpu", H100])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_staging_to_production_switches_to_vllm_with_the_same_names(
     staging: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -83,7 +103,7 @@ def test_staging_to_production_switches_to_vllm_with_the_same_names(
         str(staging),
         "--to",
         "production",
-        "-o",
+        "--output-file",
         str(out_file),
         "--gpu",
         f"{H100}:2",
@@ -181,15 +201,39 @@ def test_stdin_to_stdout(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO((REPO / "examples" / "llama31-8b-dev.yaml").read_text()))
-    code, out, err = run(capsys, "-f", "-", "--to", "staging", "-o", "-")
+    code, out, err = run(capsys, "-f", "-", "--to", "staging", "-o", "yaml")
     assert code == 0
     assert yaml.safe_load(out)["spec"]["stage"] == "staging"
     assert "+  stage: staging" in err
 
 
+def test_output_file_dash_is_stdout_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO((REPO / "examples" / "llama31-8b-dev.yaml").read_text()))
+    code, out, _ = run(capsys, "-f", "-", "--to", "staging", "--output-file", "-")
+    assert code == 0 and yaml.safe_load(out)["spec"]["stage"] == "staging"
+
+
 def test_stdin_needs_an_output(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "-f", "-", "--to", "staging")
-    assert code == 2 and "pass -o OUT" in err
+    assert code == 2 and "pass --output-file FILE, or -o yaml for stdout" in err
+
+
+def test_o_is_a_format_and_a_file_name_there_gets_the_option_it_needs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dev = REPO / "examples" / "llama31-8b-dev.yaml"
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "-f", str(dev), "--to", "staging", "-o", "staging.yaml")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "'staging.yaml' is not an output format (diff, yaml)" in err
+    assert "pass --output-file staging.yaml" in err
+    code, _, err = run(capsys, "-f", str(dev), "--to", "staging", "-o", "yaml", "--output-file", "x.yaml")
+    assert code == 2 and "-o yaml prints the manifest and writes no file" in err
 
 
 @pytest.mark.parametrize(

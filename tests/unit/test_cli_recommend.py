@@ -155,3 +155,28 @@ def test_unknown_model_is_explained_for_ollama(capsys: pytest.CaptureFixture[str
 )
 def test_names_from_models_are_valid(model: str, name: str) -> None:
     assert name_from_model(model) == name
+
+
+def test_a_model_larger_than_one_node_gets_a_multi_node_layout_whose_numbers_are_the_fit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--users", "50", "--stage", "production", "--gpu", "NVIDIA-H100-80GB-HBM3:8", "--model"]
+    code, out, _ = run(capsys, *argv, "llama3.1:405b")
+    assert code == 0
+    layout = "2 nodes x 8 NVIDIA-H100-80GB-HBM3: TP 8, PP 2"
+    assert f"Layout           {layout}; one LeaderWorkerSet group of 2 pods per replica" in out
+    assert (
+        "Per replica      2 pods (one per node) of cpu 18, memory 80Gi, 8 x NVIDIA-H100-80GB-HBM3 each" in out
+    )
+    _, text, _ = run(capsys, *argv, "llama3.1:405b", "--output", "yaml")
+    obj = yaml.safe_load(text)
+    assert obj["spec"]["resources"]["gpu"] == {"count": 8, "product": "NVIDIA-H100-80GB-HBM3", "nodes": 2}
+    # The explanation prints the operator's own fit for that manifest, numbers and all (the
+    # manifest names the nodes, so the fit no longer says it chose them).
+    resolved = resolve(LLMService.from_object({**obj, "metadata": {**obj["metadata"], "namespace": "x"}}))
+    assert resolved.memory_fit.message.startswith(f"{layout}; fits: ")
+    numbers = resolved.memory_fit.message.removeprefix(f"{layout}; fits: ")
+    chosen = "(spec.resources.gpu.nodes unset: the model does not fit on one node's 8 GPUs)"
+    assert f"Memory fit       Fits: {layout} {chosen}; fits: {numbers}" in out
+    h100 = next(line for line in out.splitlines() if line.strip().startswith("NVIDIA-H100-80GB-HBM3 "))
+    assert h100.split()[1:4] == ["2", "x", "8"]

@@ -141,3 +141,23 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["render", "--help"])
     assert "examples:\n  llmstage render -f" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [("dtype: bfloat16", "spec.vllm.dtype"), ("extraArgs: [--kv-cache-dtype=fp8]", "spec.vllm.extraArgs")],
+)
+def test_a_t4_service_with_bf16_or_an_fp8_kv_cache_fails_naming_the_field(
+    setting: str, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "t4.yaml"
+    manifest.write_text(
+        "apiVersion: llmstage.io/v1alpha1\nkind: LLMService\nmetadata: {name: chat}\nspec:\n"
+        "  stage: production\n  model: {name: llama3.1:8b}\n"
+        "  resources: {gpu: {count: 1, product: Tesla-T4}}\n"
+        f"  vllm:\n    apiKeySecretRef: {{name: key}}\n    {setting}\n"
+    )
+    code, out, err = run(capsys, "-f", str(manifest))
+    assert code == 2 and out == ""
+    assert err.startswith(f"llmstage render: error: {manifest} (LLMService chat): {field}: ")
+    assert "8.0" in err and "Tesla-T4 (compute capability 7.5)" in err and err.count("\n") == 1

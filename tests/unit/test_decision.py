@@ -88,7 +88,8 @@ def test_reasons_are_readable() -> None:
         == "stage production and 50 expected users > 4: vLLM"
     )
     assert decide_runtime(DecisionInput(DEV, 1, 0)).reason == (
-        "stage dev, no GPU (CPU-only inference) and 1 expected user: Ollama (vLLM needs a GPU)"
+        "stage dev, no GPU (CPU-only inference) and 1 expected user: Ollama "
+        "(quantized GGUF on llama.cpp's CPU kernels; runtime vllm runs vLLM's CPU backend instead)"
     )
     assert decide_runtime(DecisionInput(DEV, 2, 1)).reason == (
         "stage dev (laptop/desktop-style work) and 2 expected users <= 4: Ollama"

@@ -1,12 +1,16 @@
-"""How the operator finds out at start-up whether KEDA is installed (ClusterFacts.keda_crd)."""
+"""How the operator finds out at start-up whether KEDA is installed (ClusterFacts.keda_crd), and
+the other add-ons the same way (LeaderWorkerSet, the inference extension, Gateway API)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
-from llmstage.controller.handlers import CHILD_KINDS, _detect_keda
+import pytest
+from llmstage.controller.handlers import CHILD_KINDS, OPTIONAL_KINDS, _detect_kind
 from llmstage.controller.kube import KINDS, ApiError, Kind
+from llmstage.resolve.resolved import ClusterFacts
 
 
 class FakeKube:
@@ -32,7 +36,9 @@ SERVED = {"kind": "APIResourceList", "resources": [{"name": "scaledobjects"}, {"
 
 
 def detect(kube: FakeKube) -> bool:
-    return asyncio.run(_detect_keda(kube))  # type: ignore[arg-type]
+    return asyncio.run(
+        _detect_kind(kube, "keda.sh/v1alpha1", "ScaledObject", "scaledobjects.keda.sh")  # type: ignore[arg-type]
+    )
 
 
 def test_the_crd_decides_where_crds_are_readable() -> None:
@@ -55,3 +61,20 @@ def test_scaled_objects_are_a_watched_child_kind_the_client_knows() -> None:
     assert KINDS[("keda.sh/v1alpha1", "ScaledObject")].path("ns", "chat-vllm") == (
         "/apis/keda.sh/v1alpha1/namespaces/ns/scaledobjects/chat-vllm"
     )
+
+
+@pytest.mark.parametrize("kind", sorted(OPTIONAL_KINDS))
+def test_every_add_on_kind_is_watched_known_and_has_a_fact(kind: tuple[str, str]) -> None:
+    crd, field = OPTIONAL_KINDS[kind]
+    assert kind in CHILD_KINDS
+    assert crd == f"{KINDS[kind].plural}.{kind[0].rpartition('/')[0]}"
+    assert field in {f.name for f in dataclasses.fields(ClusterFacts)}
+
+
+def test_the_leader_worker_set_is_found_by_discovery_too() -> None:
+    served = {"resources": [{"name": "leaderworkersets"}, {"name": "leaderworkersets/scale"}]}
+    kube = FakeKube(FORBIDDEN, served)
+    crd = "leaderworkersets.leaderworkerset.x-k8s.io"
+    found = asyncio.run(_detect_kind(kube, "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", crd))  # type: ignore[arg-type]
+    assert found is True
+    assert kube.asked[-1] == "/apis/leaderworkerset.x-k8s.io/v1"

@@ -1,4 +1,4 @@
-"""llmstage.ollama_name against the cases of Ollama 0.12.10's own tests (types/model/name_test.go)."""
+"""llmstage.ollama_name against the cases of Ollama 0.17.4's own tests (types/model/name_test.go)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ PART350 = "h" * 350
         ("meta-llama/Llama-3.1-8B-Instruct", True),
         ("registry.internal:5000/library/smollm2:135m", True),
         ("chat", True),
-        ("llama3.1@sha256:0123", False),  # 0.12.10 does not parse digests
+        ("llama3.1@sha256:0123", False),  # 0.17.4 does not parse digests
     ],
 )
 def test_validity(name: str, valid: bool) -> None:

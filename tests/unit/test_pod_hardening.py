@@ -12,7 +12,7 @@ from llmstage.render import render_deployment
 from llmstage.resolve import resolve
 from llmstage.resolve.resolver import DEFAULT_EPHEMERAL_STORAGE
 
-from testkit.render_fixtures import CASES, DEV_OLLAMA
+from testkit.render_fixtures import CASES, DEV_OLLAMA, pod_specs
 
 
 def service(**spec: Any) -> LLMService:
@@ -28,16 +28,17 @@ def service(**spec: Any) -> LLMService:
 
 def test_ollamas_liveness_asks_the_process_and_readiness_the_model_store() -> None:
     server = render_deployment(DEV_OLLAMA)["spec"]["template"]["spec"]["containers"][0]
-    assert server["readinessProbe"]["httpGet"] == {"path": "/api/tags", "port": "http"}
-    assert server["livenessProbe"]["httpGet"] == {"path": "/api/version", "port": "http"}
+    # Through the gateway's port, the serving port: Ollama itself listens on loopback only.
+    assert server["readinessProbe"]["httpGet"] == {"path": "/api/tags", "port": 8000}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/api/version", "port": 8000}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_empty_dir_has_a_size_limit(case: str) -> None:
     resolved, _ = CASES[case]
-    volumes = render_deployment(resolved)["spec"]["template"]["spec"]["volumes"]
-    empty = [v for v in volumes if "emptyDir" in v]
-    assert empty and all(v["emptyDir"].get("sizeLimit") for v in empty), empty
+    for spec in pod_specs(resolved):
+        empty = [v for v in spec["volumes"] if "emptyDir" in v]
+        assert empty and all(v["emptyDir"].get("sizeLimit") for v in empty), empty
 
 
 @pytest.mark.parametrize(

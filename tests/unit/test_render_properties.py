@@ -29,7 +29,7 @@ from llmstage.resolve.resolved import ClusterFacts
 from pydantic import ValidationError
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
-OUTSIDE_KUBERNETES = ("PodMonitor", "ScaledObject")
+OUTSIDE_KUBERNETES = ("PodMonitor", "ScaledObject", "LeaderWorkerSet", "InferencePool", "HTTPRoute")
 MAX_ITEMS = 3  # lists and maps: a few entries find the same bugs as many, faster
 
 VALID_AFFINITIES: list[dict[str, Any] | None] = [
@@ -228,11 +228,22 @@ def test_any_accepted_spec_resolves_and_renders_schema_valid_objects(
         # (tests/integration/test_keda.py, against KEDA's own CRD).
         if obj["kind"] not in OUTSIDE_KUBERNETES:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        if obj["kind"] == "LeaderWorkerSet":  # its pod templates are core/v1's
+            for role, template in obj["spec"]["leaderWorkerTemplate"].items():
+                if role.endswith("Template"):
+                    pod = {
+                        "apiVersion": "v1",
+                        "kind": "PodTemplate",
+                        "metadata": {"name": "t"},
+                        "template": template,
+                    }
+                    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
         assert obj["metadata"]["namespace"] == "team-a"
         assert_plain_json(obj, obj["kind"])
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    deployment = next(o for o in objects if o["kind"] in ("Deployment", "LeaderWorkerSet"))
+    assert deployment["kind"] == ("LeaderWorkerSet" if resolved.multi_node else "Deployment")
     assert ("replicas" in deployment["spec"]) == (resolved.autoscaling is None)
-    # At most one autoscaler, and it scales this Deployment.
+    # At most one autoscaler, and it scales this workload.
     scalers = [o for o in objects if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
     assert len(scalers) == (resolved.autoscaling is not None)
     for scaler in scalers:

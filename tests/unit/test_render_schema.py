@@ -79,6 +79,20 @@ def validate(obj: dict[str, Any]) -> None:
         # KEDA's CRD is not copied here: tests/integration/test_keda.py installs the one of the
         # pinned KEDA release into the local cluster and dry-runs every rendered ScaledObject.
         assert obj["apiVersion"] == "keda.sh/v1alpha1"
+    elif obj["kind"] == "LeaderWorkerSet":
+        # The CRD is LWS's (tests/integration/test_multi_node.py applies these on the local cluster
+        # with the real controller); its two pod templates are core/v1 ones, checked strictly here.
+        assert obj["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+        templates = obj["spec"]["leaderWorkerTemplate"]
+        for role in ("leaderTemplate", "workerTemplate"):
+            pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": role.lower()}}
+            kubernetes_validate.validate(
+                {**pod_template, "template": templates[role]}, KUBERNETES_VERSION, strict=True
+            )
+    elif obj["kind"] in ("InferencePool", "HTTPRoute"):
+        # Checked against the inference extension's and Gateway API's pinned CRDs on the local
+        # cluster (tests/integration/test_routing.py).
+        assert obj["apiVersion"] in ("inference.networking.k8s.io/v1", "gateway.networking.k8s.io/v1")
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 

@@ -337,15 +337,27 @@ def test_idle_gpus_and_shared_rwo_cache_are_warned() -> None:
 
 def test_vllm_quantization_from_the_model_spec() -> None:
     r = run(**{**PROD, "model": {"name": "llama3.1:70b", "quantization": "fp8"}})
-    assert r.vllm is not None and r.vllm.quantization == "fp8"
+    # vLLM 0.32 calls online fp8 fp8_per_tensor ("--quantization fp8 is deprecated for online
+    # quantization"): the new spelling is rendered, the model keeps the user's.
+    assert r.vllm is not None and r.vllm.quantization == "fp8_per_tensor" and r.model.quantization == "fp8"
     assert r.memory_fit.fits is True  # 65.8 GiB of fp8 weights on one H100
 
 
-@pytest.mark.parametrize("method", ["fp8", "bitsandbytes", "rtn", "experts_int8"])
+@pytest.mark.parametrize(
+    "method", ["fp8_per_tensor", "fp8_per_block", "int8_per_channel_weight_only", "experts_int8"]
+)
 def test_online_quantization_is_passed_to_vllm(method: str) -> None:
-    """vLLM 0.12.0 quantizes the unquantized Hugging Face weights itself for these."""
+    """vLLM 0.32.0 quantizes the unquantized Hugging Face weights itself for these."""
     r = run(**{**PROD, "vllm": {**API_KEY, "quantization": method}})
     assert r.vllm is not None and r.vllm.quantization == method and r.model.quantization == method
+
+
+@pytest.mark.parametrize("method", ["bitsandbytes", "rtn"])
+def test_online_methods_gone_since_vllm_012_are_rejected(method: str) -> None:
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, "vllm": {**API_KEY, "quantization": method}})
+    assert err.value.field == "spec.vllm.quantization"
+    assert f"{method!r} is not a quantization method of vLLM 0.32.0" in err.value.message
 
 
 @pytest.mark.parametrize(
@@ -394,7 +406,7 @@ def test_methods_vllm_does_not_have_are_rejected(spec: dict[str, Any], field: st
     with pytest.raises(SpecError) as err:
         run(**{**PROD, **spec})
     assert err.value.field == field
-    assert "is not a quantization method of vLLM 0.12.0" in err.value.message
+    assert "is not a quantization method of vLLM 0.32.0" in err.value.message
 
 
 def test_production_keeps_vllms_batch_for_two_users() -> None:
@@ -517,7 +529,7 @@ def test_registry_pull_reference() -> None:
 def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
     r = run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["--enable-prefix-caching", "--turbo"]}})
     (finding,) = [w for w in r.warnings if w.reason == "UnknownVLLMArgument"]
-    assert "vLLM 0.12.0" in finding.message and "--turbo is not a flag" in finding.message
+    assert "vLLM 0.32.0" in finding.message and "--turbo is not a flag" in finding.message
     custom = run(**{**PROD, "vllm": {**API_KEY, "extraArgs": ["--turbo"], "image": "my/vllm:1"}})
     assert "spec.vllm.image my/vllm:1 may differ" in next(
         w.message for w in custom.warnings if w.reason == "UnknownVLLMArgument"
@@ -527,7 +539,7 @@ def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
     )
     o = run(ollama={"env": {"OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_TURBO": "1"}})
     (env,) = [w for w in o.warnings if w.reason == "UnknownOllamaVariable"]
-    assert "OLLAMA_TURBO" in env.message and "Ollama 0.12.10" in env.message
+    assert "OLLAMA_TURBO" in env.message and "Ollama 0.17.4" in env.message
     assert "OLLAMA_FLASH_ATTENTION" not in env.message
     v = run(
         **{
@@ -539,7 +551,7 @@ def test_unknown_extra_args_and_env_are_warnings_naming_the_release() -> None:
         }
     )
     (venv,) = [w for w in v.warnings if w.reason == "UnknownVLLMVariable"]
-    assert "VLLM_TURBO" in venv.message and "vLLM 0.12.0" in venv.message
+    assert "VLLM_TURBO" in venv.message and "vLLM 0.32.0" in venv.message
     assert "VLLM_LOGGING_LEVEL" not in venv.message and "NCCL_DEBUG" not in venv.message
 
 

@@ -100,8 +100,14 @@ def test_any_accepted_spec_resolves_or_names_a_field(spec: dict[str, Any]) -> No
     assert (r.ollama is None) != (r.vllm is None)
     assert r.served_model_name == spec.get("servedModelName", spec["model"]["name"])
     if r.runtime == Runtime.VLLM:
-        assert r.resources.gpu is not None and r.resources.gpu.count >= 1 and r.vllm is not None
-        assert 1 <= r.vllm.tensor_parallel_size <= r.resources.gpu.count
+        assert r.vllm is not None
+        if r.resources.gpu is not None:
+            assert r.resources.gpu.count >= 1 and r.vllm.cpu is None
+            assert 1 <= r.vllm.tensor_parallel_size <= r.resources.gpu.count
+        else:  # vLLM's CPU backend: its KV cache and threads are always set, never a GPU flag
+            assert r.vllm.cpu is not None and r.vllm.tensor_parallel_size == 1
+            assert r.vllm.cpu.kv_cache_gib >= 1 and r.vllm.cpu.omp_threads >= 1
+            assert r.vllm.dtype in ("float32", "bfloat16", "float16", "half", "float")
         assert r.model.hugging_face_id
         if r.stage == "production":
             assert r.vllm.api_key_secret_ref is not None

@@ -42,7 +42,7 @@ def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPa
     args = argparse.Namespace(
         log_format="text", log_level="info", kubeconfig=None, context=None, namespaces=None, concurrency=1,
         unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",
-        leader_elect=False,
+        leader_elect=False, defaults=None,
     )  # fmt: skip
     assert run_cmd.run(args) == 0
     host, pid, token = seen["identity"].split("/")

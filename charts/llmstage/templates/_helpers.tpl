@@ -97,6 +97,17 @@ Roles). Exact verbs, no wildcards, no Secrets: Secrets are only referenced by na
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# A replica over several nodes is a LeaderWorkerSet group (spec.resources.gpu.nodes); spec.routing
+# renders an InferencePool and an HTTPRoute. Same verbs as ScaledObjects, for the same reasons.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["inference.networking.k8s.io"]
+  resources: ["inferencepools"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Readiness comes from the pods and the EndpointSlices of the Service.
 - apiGroups: [""]
   resources: ["pods"]

@@ -45,15 +45,16 @@ MAX_NAME_LENGTH = 52
 CONCURRENCY_LIMIT = 100_000
 MAX_REPLICAS = 1000
 MAX_GPUS = 8  # one pod, one node: GPU nodes carry at most 8 devices
+MAX_NODES = 16  # nodes of one multi-node replica (a LeaderWorkerSet group)
 DEFAULT_QUEUE_METRIC = "vllm:num_requests_waiting"
 
 # Flags and variables llmstage sets from spec fields; setting them again would fight the operator.
 MANAGED_VLLM_FLAGS = (
     "model", "served-model-name", "host", "port", "tensor-parallel-size", "api-key",
     "gpu-memory-utilization", "max-model-len", "max-num-seqs", "dtype", "quantization", "revision",
-    "enable-lora", "lora-modules", "max-loras", "max-lora-rank",
+    "enable-lora", "lora-modules", "max-loras", "max-lora-rank", "enforce-eager", "shutdown-timeout",
 )  # fmt: skip
-# vLLM 0.12.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
+# vLLM 0.32.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 MAX_LORA_ADAPTERS = 16
 MANAGED_VLLM_FLAG_PATTERN = (
@@ -65,7 +66,7 @@ MANAGED_OLLAMA_ENV = (
 )  # fmt: skip
 MANAGED_VLLM_ENV = (
     "HOME", "USER", "LOGNAME", "HF_HOME", "VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "HF_TOKEN",
-    "VLLM_API_KEY",
+    "VLLM_API_KEY", "VLLM_CPU_KVCACHE_SPACE", "VLLM_ENGINE_READY_TIMEOUT_S",
 )  # fmt: skip
 # The model download and probe scripts read LLMSTAGE_* variables.
 MANAGED_ENV_PREFIX = "LLMSTAGE_"
@@ -182,6 +183,8 @@ Quantity = Annotated[
 
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A Gateway API Hostname: a DNS name, optionally with a leading wildcard label.
+HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"  # noqa: E501
@@ -828,7 +831,7 @@ class AutoscalingSpec(ApiModel):
 
 
 class GPUSpec(ApiModel):
-    """GPUs per replica. vLLM needs at least one; Ollama uses them when present."""
+    """GPUs per replica. Both runtimes use them when present; without GPUs vLLM runs on its CPU backend."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -849,6 +852,15 @@ class GPUSpec(ApiModel):
             check=lambda s: s.memory is None or s.count >= 1,
             field_path=".memory",
         ),
+        CelRule(
+            rule="!has(self.nodes) || self.nodes == 1 || self.count >= 1",
+            message=(
+                "spec.resources.gpu.nodes above 1 spreads one vLLM replica over several GPU nodes and needs "
+                "spec.resources.gpu.count >= 1 (the GPUs of each node): set count, or remove nodes"
+            ),
+            check=lambda s: s.nodes is None or s.nodes == 1 or s.count >= 1,
+            field_path=".nodes",
+        ),
     )
 
     count: int = Field(
@@ -856,7 +868,8 @@ class GPUSpec(ApiModel):
         ge=0,
         le=MAX_GPUS,
         description=(
-            "GPUs per replica; vLLM shards the model over them (tensor parallelism). 0 means CPU-only."
+            "GPUs per replica; vLLM shards the model over them (tensor parallelism). 0 means CPU-only: "
+            "Ollama, or vLLM's CPU image with runtime vllm."
         ),
     )
     product: str | None = Field(
@@ -882,6 +895,17 @@ class GPUSpec(ApiModel):
     memory: Quantity | None = Field(
         default=None,
         description="Memory of one GPU, e.g. '24Gi', for products the built-in table does not know.",
+    )
+    nodes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_NODES,
+        description=(
+            "Nodes per replica, each with `count` GPUs: above 1, vLLM runs one model over several nodes as "
+            "a LeaderWorkerSet group (tensor parallel within a node, pipeline parallel across nodes; needs "
+            "LeaderWorkerSet installed, docs/multi-node.md). Default: 1, or the fewest nodes the memory "
+            "fit needs when the model does not fit on 8 GPUs of one node."
+        ),
     )
 
 
@@ -1112,6 +1136,14 @@ class OllamaSpec(ApiModel):
             "Private or air-gapped model registry to pull from. Default: registry.ollama.ai (Ollama's own)."
         ),
     )
+    api_key_secret_ref: APIKeySecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret key with an API key clients must send as 'Authorization: Bearer <key>' (letters, digits "
+            "and ._~+/=- only), checked by the pod's gateway on every route but the probes'. Optional: "
+            "with the same key as spec.vllm.apiKeySecretRef, clients send the same header in every stage."
+        ),
+    )
 
 
 class VLLMSpec(ApiModel):
@@ -1139,13 +1171,19 @@ class VLLMSpec(ApiModel):
         default=None,
         max_length=512,
         pattern=IMAGE,
-        description="vLLM image. Default: a pinned vllm/vllm-openai release.",
+        description=(
+            "vLLM image. Default: a pinned release of vllm/vllm-openai on GPUs, of "
+            "vllm/vllm-openai-cpu without GPUs."
+        ),
     )
     gpu_memory_utilization: float = Field(
         default=0.9,
         gt=0,
         le=1,
-        description="--gpu-memory-utilization: fraction of each GPU's memory vLLM may use, in (0, 1].",
+        description=(
+            "--gpu-memory-utilization: fraction of each GPU's memory vLLM may use, in (0, 1]. GPUs only: "
+            "on CPUs the KV cache is sized from spec.resources.memory (VLLM_CPU_KVCACHE_SPACE)."
+        ),
     )
     max_model_len: int | None = Field(
         default=None,
@@ -1158,19 +1196,35 @@ class VLLMSpec(ApiModel):
         ge=1,
         le=4096,
         description=(
-            "--max-num-seqs: sequences batched at once per replica. Default: vLLM's own (256; 1024 on "
-            "GPUs of 70 GiB or more other than A100, in vLLM 0.12.0), which continuous batching needs; "
-            "set it only to cap the batch."
+            "--max-num-seqs: sequences batched at once per replica. Default: vLLM's own, which "
+            "continuous batching needs; set it only to cap the batch."
         ),
     )
     tensor_parallel_size: int | None = Field(
         default=None,
         ge=1,
         le=MAX_GPUS,
-        description="--tensor-parallel-size. Default: spec.resources.gpu.count. Must not exceed it.",
+        description=(
+            "--tensor-parallel-size. Default: spec.resources.gpu.count. Must not exceed it (1 without GPUs)."
+        ),
     )
     dtype: VLLMDtype = Field(
-        default=VLLMDtype.AUTO, description="--dtype of weights and activations; auto uses the model's."
+        default=VLLMDtype.AUTO,
+        description=(
+            "--dtype of weights and activations; auto uses the model's on GPUs (float16 where the GPU has "
+            "no bfloat16) and float32 on CPUs. bfloat16 is refused on a spec.resources.gpu.product below "
+            "compute capability 8.0 (a T4). On CPUs, bfloat16 and float16 schedule the pods only on nodes "
+            "whose CPU has them (AVX-512 BF16 or AMX; AVX-512 FP16 or AMX-FP16), by node-feature-discovery's "
+            "labels."
+        ),
+    )
+    enforce_eager: bool | None = Field(
+        default=None,
+        description=(
+            "--enforce-eager: run the model without torch.compile (and CUDA graphs on GPUs). Starts in a "
+            "fraction of the time (on CPUs about a minute instead of several) at some cost in speed. "
+            "Default: vLLM's compiled mode; the startup probe allows for the compilation."
+        ),
     )
     quantization: str | None = Field(
         default=None,
@@ -1181,7 +1235,8 @@ class VLLMSpec(ApiModel):
             "load and are passed as --quantization: fp8, bitsandbytes, rtn, experts_int8. Methods of "
             "pre-quantized checkpoints (awq, gptq, compressed-tensors, ...) need spec.model.huggingFaceId "
             "to name such a checkpoint; vLLM then reads the method from its config. Default: "
-            "spec.model.quantization when it is a vLLM method."
+            "spec.model.quantization when it is a vLLM method. fp8 is refused on a "
+            "spec.resources.gpu.product below compute capability 8.0 (a T4)."
         ),
     )
     extra_args: list[Annotated[str, Field(max_length=256, pattern=PRINTABLE)]] = Field(
@@ -1808,9 +1863,86 @@ class SchedulingSpec(ApiModel):
     )
 
 
+class GatewayRef(ApiModel):
+    """The Gateway (Gateway API) whose listener routes to the InferencePool: one the platform runs."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The Gateway's name.")
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description=(
+            "The Gateway's namespace. Default: the LLMService's. A Gateway in another namespace must allow "
+            "routes from this one (its listener's allowedRoutes)."
+        ),
+    )
+    section_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="The Gateway listener to attach to. Default: every listener that allows the route.",
+    )
+
+
+class FailureMode(StrEnum):
+    FAIL_OPEN = "FailOpen"
+    FAIL_CLOSE = "FailClose"
+
+
+class EndpointPickerRef(ApiModel):
+    """An endpoint picker (EPP) Service the platform installed, e.g. llm-d's inference scheduler."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="The endpoint picker's Service, in the LLMService's namespace.",
+    )
+    port: int = Field(default=9002, ge=1, le=65535, description="Its ext-proc gRPC port (Service port).")
+    failure_mode: FailureMode = Field(
+        default=FailureMode.FAIL_CLOSE,
+        description=(
+            "What the Gateway does when the endpoint picker does not answer: FailClose (reject the request, "
+            "the extension's default) or FailOpen (pick an endpoint itself)."
+        ),
+    )
+
+
+class RoutingSpec(ApiModel):
+    """Inference-aware routing through the Gateway API Inference Extension, beside the Service."""
+
+    gateway_ref: GatewayRef = Field(
+        description=(
+            "The Gateway an HTTPRoute attaches the InferencePool to. Clients of the Gateway get the "
+            "extension's routing; the Service keeps serving clients that call it directly."
+        )
+    )
+    endpoint_picker_ref: EndpointPickerRef | None = Field(
+        default=None,
+        description=(
+            "The endpoint picker that chooses a pod per request (prefix cache, queue, LoRA aware). Default: "
+            "none, and the Gateway implementation picks endpoints itself where it can (InferencePool's "
+            "endpointPickerRef is optional since the extension's v1.5.0)."
+        ),
+    )
+    hostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Host names the HTTPRoute matches. Default: every host name of the Gateway listener.",
+    )
+
+
 def _gpu_count(spec: LLMServiceSpec) -> int | None:
     """GPUs the user asked for explicitly, None when spec.resources.gpu is absent."""
     return spec.resources.gpu.count if spec.resources and spec.resources.gpu else None
+
+
+def _gpu_nodes(spec: LLMServiceSpec) -> int:
+    """Nodes per replica the user asked for explicitly (1 when unset)."""
+    gpu = spec.resources.gpu if spec.resources else None
+    return gpu.nodes if gpu and gpu.nodes else 1
 
 
 def _keda_has_server(s: LLMServiceSpec) -> bool:
@@ -1830,6 +1962,19 @@ def _keda_has_server(s: LLMServiceSpec) -> bool:
 
 
 _HAS_GPU = "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count >= 1"
+_MULTI_NODE = (
+    "has(self.resources) && has(self.resources.gpu) && has(self.resources.gpu.nodes) && "
+    "self.resources.gpu.nodes > 1"
+)
+# Flags llmstage sets on a multi-node replica (tensor parallel within a node, pipeline parallel and
+# vLLM's multiprocessing executor across nodes): from extraArgs they would fight the group's layout.
+MULTI_NODE_VLLM_FLAGS = (
+    "pipeline-parallel-size", "nnodes", "node-rank", "master-addr", "master-port", "headless",
+    "distributed-executor-backend",
+)  # fmt: skip
+MULTI_NODE_VLLM_FLAG_PATTERN = (
+    "^--(" + "|".join(flag.replace("-", "[-_]") for flag in MULTI_NODE_VLLM_FLAGS) + ")(=.*)?$"
+)
 
 
 class LLMServiceSpec(ApiModel):
@@ -1846,17 +1991,9 @@ class LLMServiceSpec(ApiModel):
             field_path=".replicas",
         ),
         CelRule(
-            rule=f"self.runtime != 'vllm' || ({_HAS_GPU})",
-            message=(
-                "spec.runtime vllm needs a GPU: set spec.resources.gpu.count >= 1, "
-                "or use runtime ollama (or auto) for CPU-only inference"
-            ),
-            check=lambda s: s.runtime != RuntimeChoice.VLLM or (_gpu_count(s) or 0) >= 1,
-            field_path=".runtime",
-        ),
-        CelRule(
             rule=(
                 "!has(self.vllm) || !has(self.vllm.tensorParallelSize) || "
+                "self.vllm.tensorParallelSize == 1 || "
                 "(has(self.resources) && has(self.resources.gpu) && "
                 "self.vllm.tensorParallelSize <= self.resources.gpu.count)"
             ),
@@ -1868,6 +2005,7 @@ class LLMServiceSpec(ApiModel):
             check=lambda s: (
                 s.vllm is None
                 or s.vllm.tensor_parallel_size is None
+                or s.vllm.tensor_parallel_size == 1
                 or s.vllm.tensor_parallel_size <= (_gpu_count(s) or 0)
             ),
             field_path=".vllm.tensorParallelSize",
@@ -1875,7 +2013,8 @@ class LLMServiceSpec(ApiModel):
         CelRule(
             rule=(
                 "self.stage != 'production' || self.runtime == 'ollama' || "
-                "(has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count == 0) || "
+                "(self.runtime == 'auto' && "
+                "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count == 0) || "
                 "(has(self.vllm) && has(self.vllm.apiKeySecretRef))"
             ),
             message=(
@@ -1886,7 +2025,7 @@ class LLMServiceSpec(ApiModel):
             check=lambda s: (
                 s.stage != Stage.PRODUCTION
                 or s.runtime == RuntimeChoice.OLLAMA
-                or _gpu_count(s) == 0
+                or (s.runtime == RuntimeChoice.AUTO and _gpu_count(s) == 0)
                 or (s.vllm is not None and s.vllm.api_key_secret_ref is not None)
             ),
             field_path=".vllm",
@@ -2022,6 +2161,51 @@ class LLMServiceSpec(ApiModel):
             ),
             field_path=".vllm.env",
         ),
+        CelRule(
+            rule=f"self.runtime != 'ollama' || !({_MULTI_NODE})",
+            message=(
+                "spec.resources.gpu.nodes above 1 needs vLLM, which runs one model over several nodes; "
+                "Ollama serves a model from one pod: remove nodes (or set it to 1), or set runtime vllm"
+            ),
+            check=lambda s: s.runtime != RuntimeChoice.OLLAMA or _gpu_nodes(s) == 1,
+            field_path=".resources.gpu.nodes",
+        ),
+        CelRule(
+            rule=(
+                f"!({_MULTI_NODE}) || !has(self.vllm) || !has(self.vllm.tensorParallelSize) || "
+                "self.vllm.tensorParallelSize == self.resources.gpu.count"
+            ),
+            message=(
+                "spec.vllm.tensorParallelSize must equal spec.resources.gpu.count when spec.resources.gpu."
+                "nodes is above 1: tensor parallelism stays within a node (its fast GPU links) and the "
+                "nodes are pipeline stages; remove tensorParallelSize or set it to count"
+            ),
+            check=lambda s: (
+                _gpu_nodes(s) == 1
+                or s.vllm is None
+                or s.vllm.tensor_parallel_size is None
+                or s.vllm.tensor_parallel_size == _gpu_count(s)
+            ),
+            field_path=".vllm.tensorParallelSize",
+        ),
+        CelRule(
+            rule=(
+                f"!({_MULTI_NODE}) || !has(self.vllm) || !has(self.vllm.extraArgs) || "
+                f"self.vllm.extraArgs.all(a, !a.matches('{MULTI_NODE_VLLM_FLAG_PATTERN}'))"
+            ),
+            message=(
+                "spec.vllm.extraArgs must not set "
+                + ", ".join("--" + f for f in MULTI_NODE_VLLM_FLAGS)
+                + " when spec.resources.gpu.nodes is above 1: llmstage lays the group out itself (tensor "
+                "parallel within a node, pipeline parallel across nodes, vLLM's multiprocessing executor)"
+            ),
+            check=lambda s: (
+                _gpu_nodes(s) == 1
+                or s.vllm is None
+                or not any(re.match(MULTI_NODE_VLLM_FLAG_PATTERN, a) for a in s.vllm.extra_args)
+            ),
+            field_path=".vllm.extraArgs",
+        ),
     )
 
     model: ModelSpec = Field(description="The model to serve.")
@@ -2101,6 +2285,14 @@ class LLMServiceSpec(ApiModel):
         description=(
             "LoRA adapters vLLM serves on the same URL, each under its own model name (listed in "
             "status.loraAdapters). vLLM only: rejected with runtime ollama."
+        ),
+    )
+    routing: RoutingSpec | None = Field(
+        default=None,
+        description=(
+            "Inference-aware routing through the Gateway API Inference Extension: an InferencePool of the "
+            "serving pods and an HTTPRoute from spec.routing.gatewayRef to it, beside the Service "
+            "(docs/routing.md). Needs the extension's CRDs and a Gateway implementation that supports it."
         ),
     )
     network_policy: NetworkPolicySpec | None = Field(

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from llmstage.api.manifest import llmservice_object
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.models import MAX_NODES, Runtime, Stage
 from llmstage.cli.common import (
     CliError,
     dump_yaml,
@@ -26,6 +26,7 @@ from llmstage.cli.common import (
     parser_for,
     positive_int,
 )
+from llmstage.resolve.fit import layout
 from llmstage.resolve.resolved import Resolved, ScaleMetric
 from llmstage.resolve.sizing import GPUOption, gpu_options, resolve_object
 
@@ -78,11 +79,22 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--output",
         "-o",
-        choices=["text", "yaml", "json"],
-        default="text",
-        help="text (default), or the LLMService as YAML (with the reasons as comments) or JSON",
+        type=_format,
+        default="table",
+        metavar="{table,yaml,json}",
+        help="table (default), or the LLMService as YAML (with the reasons as comments) or JSON",
     )
     p.set_defaults(func=run)
+
+
+def _format(value: str) -> str:
+    """table, yaml or json, like `status` and `catalog`; `text`, this command's old name for its
+    table, is still taken."""
+    if value == "text":
+        return "table"
+    if value in ("table", "yaml", "json"):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from 'table', 'yaml', 'json')")
 
 
 def name_from_model(model: str) -> str:
@@ -157,9 +169,27 @@ def explain(resolved: Resolved, options: list[GPUOption]) -> str:
             ("Tensor parallel", f"--tensor-parallel-size={resolved.vllm.tensor_parallel_size}"),
         ]
     gpu = resolved.resources.gpu
+    if gpu is not None and resolved.vllm is not None and gpu.nodes > 1:
+        rows.append(
+            (
+                "Layout",
+                f"{layout(gpu.nodes, gpu.count, gpu.product or 'GPU')}; one LeaderWorkerSet group of "
+                f"{gpu.nodes} pods per replica (--pipeline-parallel-size="
+                f"{resolved.vllm.pipeline_parallel_size}; needs LeaderWorkerSet in the cluster)",
+            )
+        )
     gpus = f", {gpu.count} x {gpu.product or 'GPU (product not given)'}" if gpu else ", no GPU"
+    if gpu is not None and gpu.nodes > 1:
+        gpus = f", {gpu.nodes} pods (one per node) of cpu {resolved.resources.cpu}, memory " + (
+            f"{resolved.resources.memory}, {gpu.count} x {gpu.product or 'GPU (product not given)'} each"
+        )
     rows += [
-        ("Per replica", f"cpu {resolved.resources.cpu}, memory {resolved.resources.memory}{gpus}"),
+        (
+            "Per replica",
+            gpus.removeprefix(", ")
+            if gpu is not None and gpu.nodes > 1
+            else f"cpu {resolved.resources.cpu}, memory {resolved.resources.memory}{gpus}",
+        ),
         ("Model cache", _cache_row(resolved)),
         ("Memory fit", f"{resolved.memory_fit.reason}: {resolved.memory_fit.message}"),
     ]
@@ -173,11 +203,20 @@ def explain(resolved: Resolved, options: list[GPUOption]) -> str:
         lines += ["", "Common mistakes that apply (from the article):"]
         lines += [f"  - {w.reason}: {w.message}" for w in resolved.warnings]
     if options:
-        lines += ["", "GPU products for vLLM (fewest GPUs per replica that fit these settings):", ""]
+        lines += [
+            "",
+            "GPU products for vLLM (fewest GPUs per replica that fit these settings; NODES x GPUS: one "
+            "replica over several nodes):",
+            "",
+        ]
         table = format_table(
             ["PRODUCT", "GPUS", "FIT"],
             [
-                [o.product, str(o.count) if o.count else "-", o.message if o.count else "does not fit on 8"]
+                [
+                    o.product,
+                    (f"{o.nodes} x {o.count}" if o.nodes > 1 else str(o.count)) if o.count else "-",
+                    o.message if o.count else f"does not fit on {MAX_NODES} nodes of 8",
+                ]
                 for o in options
             ],
         )
@@ -229,6 +268,10 @@ def run(args: argparse.Namespace) -> int:
                 obj["spec"]["resources"]["gpu"]["count"] = fitting[0].count
         obj = complete_for_runtime(obj, resolved)
         resolved = resolve_object(obj, "--model/--gpu/--name")
+        gpu = resolved.resources.gpu
+        if gpu is not None and gpu.nodes > 1:
+            # Chosen by the memory fit; written out, so the manifest says what it deploys.
+            obj["spec"]["resources"]["gpu"]["nodes"] = gpu.nodes
     except SpecError as err:
         raise CliError(OPTION_HINTS.get(err.field, str(err)).format(err=err, model=args.model)) from err
     if args.output == "json":

@@ -78,6 +78,12 @@ def register(subparsers: Any) -> None:
         help="auto (default): text in a terminal, JSON lines otherwise",
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    p.add_argument(
+        "--defaults",
+        metavar="FILE",
+        help="the install's serving defaults, read at start (the chart mounts its servingDefaults "
+        "value here): registry mirror, pull secrets, scheduling, labels, IDs, PodMonitor labels",
+    )
     p.add_argument("--concurrency", type=int, default=32, help="LLMServices reconciled at once")
     p.add_argument(
         "--unschedulable-grace",
@@ -264,6 +270,22 @@ def _bind_error(what: str, where: str, err: OSError) -> StartError:
     return StartError(f"llmstage run: {where} {reason}: change {PORT_HINTS[what]}")
 
 
+def _serving_defaults(path: str | None) -> Any:
+    """--defaults FILE, validated before anything starts: a bad file is one line, not a traceback."""
+    if path is None:
+        return None
+    from llmstage.api.defaults import DefaultsError, parse_defaults
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        return parse_defaults(text, path)
+    except OSError as err:
+        raise StartError(f"llmstage run: --defaults {path}: {err.strerror or err}") from None
+    except DefaultsError as err:
+        raise StartError(f"llmstage run: --defaults {err}") from None
+
+
 async def _operate(operator: Coroutine[Any, Any, None], servers: list[Any]) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
     for server in servers:
@@ -351,6 +373,7 @@ def _run(args: argparse.Namespace) -> int:
     from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
+    serving_defaults = _serving_defaults(args.defaults)
     if why := kubeconfig.problem(args.kubeconfig, context=args.context):
         raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()
@@ -378,6 +401,7 @@ def _run(args: argparse.Namespace) -> int:
         "namespaces": args.namespaces,
         "concurrency": args.concurrency,
         "unschedulable_grace": args.unschedulable_grace,
+        "serving_defaults": serving_defaults,
         "identity": identity,
         "leader_election": election,
         "tenancy": tenancy_policy(args),

@@ -76,6 +76,9 @@ def slim_child(body: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+# The kinds that run the pods: their status is kept (a LeaderWorkerSet's reads like a Deployment's,
+# in groups: replicas, readyReplicas, the Available condition).
+WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 # What a reconcile reads of a Deployment's status (observed.deployment_available, replica counts,
 # ReplicaFailure); the rest (updatedReplicas, Progressing, timestamps) changes often and is noise.
 _DEPLOYMENT_CONDITIONS = ("Available", "ReplicaFailure")
@@ -227,9 +230,9 @@ class WatchCache:
                 del self.children[owner][child]
                 self.changed = True
         elif current is None or not _older_than(body, current.uid, current.resource_version):
-            # Only a Deployment's status is read (availability, replica counts).
+            # Only a workload's status is read (availability, replica counts).
             stored = slim_child(body)
-            if body["kind"] == "Deployment":
+            if body["kind"] in WORKLOAD_KINDS:
                 stored["status"] = _deployment_status(body.get("status") or {})
             packed = Packed.pack(stored, current)
             self.children[owner][child] = packed

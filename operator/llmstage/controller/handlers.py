@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from llmstage import __version__
-from llmstage.controller import allocator, kubeconfig, metrics
+from llmstage.controller import allocator, apiserver, kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.kopfwatch import Routes
 from llmstage.controller.kube import KINDS, USER_AGENT, ApiError, Kube, RetryPolicy
@@ -32,6 +32,19 @@ from llmstage.resolve.resolved import ClusterFacts
 from llmstage.resolve.tenancy import TenancyPolicy
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+INFERENCE_POOL_API_VERSION = "inference.networking.k8s.io/v1"
+HTTP_ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
+# Kinds of optional add-ons: the CRD that serves each, and the ClusterFacts field that says it does.
+OPTIONAL_KINDS: dict[tuple[str, str], tuple[str, str]] = {
+    (KEDA_API_VERSION, "ScaledObject"): ("scaledobjects.keda.sh", "keda_crd"),
+    (LWS_API_VERSION, "LeaderWorkerSet"): ("leaderworkersets.leaderworkerset.x-k8s.io", "lws_crd"),
+    (INFERENCE_POOL_API_VERSION, "InferencePool"): (
+        "inferencepools.inference.networking.k8s.io",
+        "inference_pool_crd",
+    ),
+    (HTTP_ROUTE_API_VERSION, "HTTPRoute"): ("httproutes.gateway.networking.k8s.io", "http_route_crd"),
+}
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +57,12 @@ CHILD_KINDS = [
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     # Watched so that a ScaledObject is pruned when spec.autoscaling.autoscaler goes back to hpa.
-    # Without KEDA's CRD kopf logs one "unresolved resources" warning and watches the rest.
+    # Without KEDA's CRD kopf logs one "unresolved resources" warning and watches the rest; the
+    # same for the kinds below (LeaderWorkerSet, the inference extension's, Gateway API's).
     (KEDA_API_VERSION, "ScaledObject"),
+    (LWS_API_VERSION, "LeaderWorkerSet"),
+    (INFERENCE_POOL_API_VERSION, "InferencePool"),
+    (HTTP_ROUTE_API_VERSION, "HTTPRoute"),
 ]
 
 
@@ -82,7 +99,8 @@ async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None, 
     sources: list[tuple[str, str, str, Any]] = [
         (api_version, kind, ours, cache.put_child)
         for api_version, kind in CHILD_KINDS
-        if api_version != KEDA_API_VERSION or facts.keda_crd  # no CRD, nothing to list
+        # No CRD, nothing to list.
+        if (api_version, kind) not in OPTIONAL_KINDS or getattr(facts, OPTIONAL_KINDS[(api_version, kind)][1])
     ]
     sources += [
         ("discovery.k8s.io/v1", "EndpointSlice", ours, cache.put_slice),
@@ -102,28 +120,34 @@ async def _detect_facts(kube: Kube) -> ClusterFacts:
     except ApiError as err:  # no permission to read CRDs: assume absent, say so
         log.warning("cannot check for the PodMonitor CRD (%s); not rendering PodMonitors", err)
         found = False
+    served = {
+        field: await _detect_kind(kube, api_version, kind, crd)
+        for (api_version, kind), (crd, field) in OPTIONAL_KINDS.items()
+    }
     return ClusterFacts(
         pod_monitor_crd=found,
-        keda_crd=await _detect_keda(kube),
         monitoring_namespace=OperatorState.options.get("monitoring_namespace") or None,
+        **served,
     )
 
 
-async def _detect_keda(kube: Kube) -> bool:
-    """KEDA's ScaledObject CRD, read like the PodMonitor's; where CRDs are not readable (namespaced
-    RBAC), API discovery (readable by every authenticated user) says whether the kind is served."""
+async def _detect_kind(kube: Kube, api_version: str, kind: str, crd: str) -> bool:
+    """An add-on's CRD (KEDA's ScaledObject, LeaderWorkerSet, ...), read like the PodMonitor's;
+    where CRDs are not readable (namespaced RBAC), API discovery (readable by every authenticated
+    user) says whether the kind is served."""
     crds = KINDS[("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
     try:
-        return await kube.get(crds, None, "scaledobjects.keda.sh") is not None
+        return await kube.get(crds, None, crd) is not None
     except ApiError:
         pass
     try:
-        group = await kube.discover(f"/apis/{KEDA_API_VERSION}")
+        group = await kube.discover(f"/apis/{api_version}")
     except ApiError as err:
         if not err.not_found:
-            log.warning("cannot check whether KEDA is installed (%s); ScaledObjects are not applied", err)
+            log.warning("cannot check whether %s is served (%s); assuming it is not", kind, err)
         return False
-    return any(r.get("name") == "scaledobjects" for r in group.get("resources") or [])
+    plural = KINDS[(api_version, kind)].plural
+    return any(r.get("name") == plural for r in group.get("resources") or [])
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -208,8 +232,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         fence=OperatorState.leadership.check if election is not None else None,
     )
     OperatorState.cache = WatchCache()
-    facts = await _detect_facts(OperatorState.kube)
-    await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"), facts)
+    await _wait_for_api_server(opts)
+    try:
+        facts = await _detect_facts(OperatorState.kube)
+        await _prefill(OperatorState.kube, OperatorState.cache, opts.get("namespaces"), facts)
+    except ApiError as err:
+        # The API server went away between the wait and here: one line, and kopf tries again.
+        raise kopf.TemporaryError(f"start-up: {apiserver.cause(err)}", delay=10) from None
     reconciler = Reconciler(
         OperatorState.kube,
         OperatorState.cache,
@@ -217,6 +246,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         Settings(
             unschedulable_grace=opts.get("unschedulable_grace", 120.0),
             tenancy=opts.get("tenancy") or TenancyPolicy(),
+            serving_defaults=opts.get("serving_defaults"),
         ),
     )
     OperatorState.queue = WorkQueue(
@@ -239,6 +269,23 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     OperatorState.ready = True
     log.info("llmstage ready: %s", OperatorState.cache.counts())
+
+
+async def _wait_for_api_server(opts: dict[str, Any]) -> None:
+    """Before the first list: GET /version with one attempt per try, logged in one line each."""
+    probe_client = await Kube.connect(
+        opts.get("kubeconfig"),
+        context=opts.get("context"),
+        pool_size=1,
+        user_agent=USER_AGENT,
+        retry=RetryPolicy(attempts=1),
+    )
+    try:
+        await apiserver.wait_until_reachable(
+            lambda: probe_client.discover("/version"), log, probe_client.api.configuration.host
+        )
+    finally:
+        await probe_client.close()
 
 
 async def _start_election(election: dict[str, Any], identity: str) -> None:

@@ -73,6 +73,9 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("coordination.k8s.io/v1", "Lease", "leases"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
         Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+        Kind("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkersets"),
+        Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
+        Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
         Kind(
             "apiextensions.k8s.io/v1",
             "CustomResourceDefinition",

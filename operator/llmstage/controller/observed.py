@@ -90,6 +90,18 @@ def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime
     return None
 
 
+def surge_without_room(observed: Observed, name: str, runtime: Runtime, now: datetime) -> Pending | None:
+    """An extra pod of `runtime` (a rollout's surge, or a scale-up) that no node has the resources
+    for, while the Deployment's other pods are ready: the scheduler says "Insufficient <resource>"
+    (the NodeResourcesFit plugin), not a selector or taint that no node matches."""
+    status = (observed.get("Deployment", workload_name(name, runtime)) or {}).get("status") or {}
+    ready = status.get("readyReplicas", 0)
+    if ready < 1 or status.get("replicas", 0) <= ready:
+        return None
+    pending = unschedulable(observed, name, runtime, now)
+    return pending if pending is not None and "Insufficient" in pending.message else None
+
+
 # How the scheduler's binding step names itself in its errors (running PreBind plugin "...").
 VOLUME_BINDING = '"VolumeBinding"'
 

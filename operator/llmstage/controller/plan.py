@@ -13,6 +13,16 @@ selector says which runtime serves now:
 Nothing is deleted until the new runtime's pods are the Service's ready endpoints, so the
 Service never has zero ready endpoints during a promotion. If the new pods cannot be scheduled
 for longer than `unschedulable_grace`, the old runtime keeps serving and the service is Stalled.
+
+A runtime's pods run in a Deployment, or for a replica over several nodes in a LeaderWorkerSet
+(whose group leaders are the Service's endpoints); "the Deployment" above means either. When a
+vLLM service changes between the two (nodes 1 <-> several), both select the same Service, so
+the old workload is only kept until the new one is Available: never zero ready replicas or groups.
+
+A GPU service that may run a single pod rolls out with a surge (render/pod.py surge_first): the
+new pod starts beside the serving one. When no node has room for it for `unschedulable_grace`,
+the plan renders the rollout as a replacement instead (maxSurge 0, maxUnavailable 1) and says in
+Reconciling for how long the service will be unavailable (render/rollout.py).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from llmstage.api.models import CutoverPhase, Runtime
+from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.controller.cache import ChildKey
 from llmstage.controller.conditions import (
@@ -37,17 +48,22 @@ from llmstage.controller.conditions import (
 from llmstage.controller.observed import (
     VOLUME_BINDING,
     Observed,
+    Pending,
     container_config_error,
     deployment_available,
     ready_endpoints,
     replica_failure,
     serving_runtime,
     starting_steps,
+    surge_without_room,
     unschedulable,
 )
 from llmstage.render import runtime_objects
 from llmstage.render.desired import desired_objects
 from llmstage.render.labels import cache_claim_name, selector_string, workload_name
+from llmstage.render.leaderworkerset import KIND as LWS_KIND
+from llmstage.render.pod import surge_first
+from llmstage.render.rollout import outage_text, rollout_findings
 from llmstage.render.storage import CACHE_VOLUME
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
@@ -80,6 +96,17 @@ class Cutover:
 
 
 @dataclass(frozen=True)
+class Surge:
+    """A rollout's surge pod that no node has room for: still waiting (within the grace), or
+    blocked (the rollout replaces the serving pod instead)."""
+
+    waiting: Pending | None = None
+    blocked: Pending | None = None
+    deadline: datetime | None = None  # when waiting turns into blocked
+    requeue_after: float | None = None
+
+
+@dataclass(frozen=True)
 class Stall:
     """A Stalled=True condition, or the time to look again before the grace runs out."""
 
@@ -100,24 +127,56 @@ def plan(
     facts = facts or ClusterFacts()
     name, desired = resolved.name, resolved.runtime
     serving = serving_runtime(observed, name)
-    new_dep = observed.get("Deployment", workload_name(name, desired))
+    new_dep = observed.get(workload_kind(resolved), workload_name(name, desired))
     new_available = deployment_available(new_dep)
 
     cutover = cutover_state(resolved, observed, serving, new_available)
-    objects = render(resolved, facts, serving_runtime=desired if cutover.switch_now else cutover.old)
-    objects, autoscaler_stalled = autoscaler_step(resolved, observed, facts, objects)
-    stall = stall_state(
-        resolved, observed, new_dep, new_available, cutover.old, now, unschedulable_grace, autoscaler_stalled
+    surge = surge_state(resolved, observed, now, unschedulable_grace)
+    objects = render(
+        resolved,
+        facts,
+        serving_runtime=desired if cutover.switch_now else cutover.old,
+        surge_blocked=surge.blocked is not None,
     )
-    conditions = runtime_conditions(resolved, observed, serving, new_dep, new_available, cutover, stall)
+    objects, autoscaler_stalled = autoscaler_step(resolved, observed, facts, objects)
+    objects, addon_stalled = addons_step(resolved, facts, objects)
+    # A surging service first gets a grace to find room, then one to schedule the replacement.
+    stall_grace = unschedulable_grace * (2 if surge_first(resolved) else 1)
+    stall = stall_state(
+        resolved,
+        observed,
+        new_dep,
+        new_available,
+        cutover.old,
+        now,
+        stall_grace,
+        addon_stalled or autoscaler_stalled,
+    )
+    conditions = runtime_conditions(
+        resolved, observed, serving, new_dep, new_available, cutover, stall, surge
+    )
     conditions.extend(spec_conditions(resolved))
+    waits = [t for t in (stall.requeue_after, surge.requeue_after) if t is not None]
     return Plan(
         apply=objects,
         keep=cutover.keep,
         conditions=conditions,
         status=status_fields(resolved, new_dep, cutover),
-        requeue_after=stall.requeue_after,
+        requeue_after=min(waits) if waits else None,
     )
+
+
+def surge_state(resolved: Resolved, observed: Observed, now: datetime, grace: float) -> Surge:
+    """Whether a surge_first service's extra pod has found no room, and for how long."""
+    if not surge_first(resolved):
+        return Surge()
+    pending = surge_without_room(observed, resolved.name, resolved.runtime, now)
+    if pending is None:
+        return Surge()
+    deadline = now - timedelta(seconds=pending.waited) + timedelta(seconds=grace)
+    if pending.waited < grace:
+        return Surge(waiting=pending, deadline=deadline, requeue_after=max(0.5, grace - pending.waited))
+    return Surge(blocked=pending, deadline=deadline)
 
 
 def cutover_state(
@@ -127,13 +186,18 @@ def cutover_state(
     name, desired = resolved.name, resolved.runtime
     # The other runtime's Deployment still existing means a cutover is under way (from either
     # side): it is only deleted once the Service's endpoints are all pods of the new runtime.
-    old = next(
-        (r for r in Runtime if r != desired and observed.get("Deployment", workload_name(name, r))), None
-    )
+    old = next((r for r in Runtime if r != desired and _workloads(observed, name, r)), None)
     # Once switched, stay switched: flapping the selector back would drop live connections twice.
     switch_now = old is None or new_available or serving == desired
     if old is None:
-        return Cutover(None, None, set(), switch_now)
+        # Same runtime, other kind of workload (a Deployment becoming a LeaderWorkerSet or back):
+        # its pods serve behind the same selector until the new workload is Available.
+        layout_keep = {
+            (kind, workload_name(name, desired))
+            for kind in _workloads(observed, name, desired)
+            if kind != workload_kind(resolved) and not new_available
+        }
+        return Cutover(None, None, layout_keep, switch_now)
     keep = _runtime_children(name, old) - _runtime_children(name, desired)
     ready_new = ready_endpoints(observed, desired, name)
     if not switch_now:
@@ -143,6 +207,16 @@ def cutover_state(
     else:
         phase, keep = CutoverPhase.DRAINING, set()
     return Cutover(old, phase, keep, switch_now)
+
+
+def workload_kind(resolved: Resolved) -> str:
+    """The kind of object that runs resolved's pods."""
+    return LWS_KIND if resolved.multi_node else "Deployment"
+
+
+def _workloads(observed: Observed, name: str, runtime: Runtime) -> list[str]:
+    """The kinds of the runtime's workloads that exist (a Deployment, a LeaderWorkerSet, or both)."""
+    return [k for k in ("Deployment", LWS_KIND) if observed.get(k, workload_name(name, runtime))]
 
 
 def _runtime_children(name: str, runtime: Runtime) -> set[ChildKey]:
@@ -158,7 +232,7 @@ def stall_state(
     old: Runtime | None,
     now: datetime,
     unschedulable_grace: float,
-    autoscaler_stalled: tuple[str, str] | None = None,
+    missing_addon: tuple[str, str] | None = None,
 ) -> Stall:
     """Why the desired runtime's pods cannot start, if a human has to act; the first cause wins."""
     name, desired = resolved.name, resolved.runtime
@@ -185,8 +259,8 @@ def stall_state(
                 f"pod security level; the pods are created as soon as it allows them",
             )
         )
-    if autoscaler_stalled:
-        return Stall(Condition(STALLED, "True", *autoscaler_stalled))
+    if missing_addon:  # KEDA, LeaderWorkerSet or the inference extension (controller/addons.py)
+        return Stall(Condition(STALLED, "True", *missing_addon))
     pending = unschedulable(observed, name, desired, now)
     if not pending or new_available:
         return Stall()
@@ -279,6 +353,7 @@ def runtime_conditions(
     new_available: bool,
     cutover: Cutover,
     stall: Stall,
+    surge: Surge | None = None,
 ) -> list[Condition]:
     """Ready, Reconciling and Stalled, in that order."""
     name, desired = resolved.name, resolved.runtime
@@ -329,7 +404,33 @@ def runtime_conditions(
         "Progressing" if progressing else ("Stalled" if stalled else "Reconciled"),
         ready_condition.message if progressing else "",
     )
+    if surge is not None and stalled is None and (surge.waiting or surge.blocked):
+        reconciling = surge_condition(resolved, surge)
     return [ready_condition, reconciling, stalled or Condition(STALLED, "False", "NotStalled", "")]
+
+
+def surge_condition(resolved: Resolved, surge: Surge) -> Condition:
+    """Reconciling while a one-pod GPU service's rollout waits for room, or replaces its pod.
+    Times are stamps, never "for N s": a message that changes at every reconcile makes each status
+    write trigger the next (docs/benchmarks.md)."""
+    runtime = resolved.runtime.value
+    if surge.blocked is not None:
+        return Condition(
+            RECONCILING,
+            "True",
+            "ReplacingWithoutSurge",
+            f"no node has room for a second {runtime} pod ({surge.blocked.message}): the rollout replaces "
+            f"the serving pod, so the service is {outage_text(resolved)}",
+        )
+    assert surge.waiting is not None and surge.deadline is not None
+    return Condition(
+        RECONCILING,
+        "True",
+        "WaitingForRoom",
+        f"a new {runtime} pod waits for room beside the serving one ({surge.waiting.message}); if none "
+        f"appears by {surge.deadline.strftime('%Y-%m-%dT%H:%M:%SZ')}, the rollout replaces the serving "
+        f"pod and the service is {outage_text(resolved)}",
+    )
 
 
 def status_fields(resolved: Resolved, new_dep: dict[str, Any] | None, cutover: Cutover) -> dict[str, Any]:
@@ -364,14 +465,15 @@ def spec_conditions(resolved: Resolved) -> list[Condition]:
     """Conditions that follow from the spec alone: runtime decision, memory fit, best practices."""
     fit = resolved.memory_fit
     fit_status = "Unknown" if fit.fits is None else ("True" if fit.fits else "False")
-    advice = "; ".join(f"{w.reason}: {w.message}" for w in resolved.warnings)
+    warnings = resolved.warnings + rollout_findings(resolved)
+    advice = "; ".join(f"{w.reason}: {w.message}" for w in warnings)
     return [
         Condition(RUNTIME_SELECTED, "True", resolved.runtime.value.capitalize(), resolved.runtime_reason),
         Condition(MODEL_FITS, fit_status, fit.reason, fit.message),
         Condition(
             BEST_PRACTICES,
-            "False" if resolved.warnings else "True",
-            resolved.warnings[0].reason if resolved.warnings else "NoCommonMistakes",
+            "False" if warnings else "True",
+            warnings[0].reason if warnings else "NoCommonMistakes",
             advice,
         ),
     ]

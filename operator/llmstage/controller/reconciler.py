@@ -19,6 +19,7 @@ import pydantic
 from kubernetes.utils import parse_quantity
 
 from llmstage import logs
+from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import LLMService
 from llmstage.api.validation import validation_message
 from llmstage.controller import metrics
@@ -61,6 +62,8 @@ class Settings:
     counts_max_lag: float = 120.0
     # What spec.pod may add to the serving pods (the cluster admin's; resolve/tenancy.py).
     tenancy: TenancyPolicy = dataclasses.field(default_factory=TenancyPolicy)
+    # The install's serving defaults (`llmstage run --defaults FILE`), read once at start.
+    serving_defaults: ServingDefaults | None = None
 
 
 def only_counts_differ(current: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -168,7 +171,7 @@ class Reconciler:
             # Before anything is resolved or rendered: nothing is applied for a refused spec.
             if problem := tenancy_problem(service, self.settings.tenancy):
                 raise problem
-            resolved = resolve(service)
+            resolved = resolve(service, serving_defaults=self.settings.serving_defaults)
         except SpecError as problem:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"

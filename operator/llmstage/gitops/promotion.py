@@ -2,10 +2,10 @@
 
     promote_text(text, source, target, gpu, api_key) -> Promotion     raises PromotionRefused
 
-What changes: spec.stage, the GPU and API key Secret when given, and fields that only made sense
-for the old runtime when the promotion switches Ollama -> vLLM; metadata.name, the namespace and
-the served model name never change. The result is validated as the API server and the operator
-would (`llmstage promote` prints the diff and the notes).
+What changes: spec.stage, the GPU (or vLLM on CPU nodes) and API key Secret when given, and
+fields that only made sense for the old runtime when the promotion switches Ollama -> vLLM;
+metadata.name, the namespace and the served model name never change. The result is validated as
+the API server and the operator would (`llmstage promote` prints the diff and the notes).
 """
 
 from __future__ import annotations
@@ -123,13 +123,14 @@ def _api_key_refusal(label: str) -> str:
 
 def _gpu_refusal(label: str, problem: str) -> str:
     return (
-        f"{label}: stage production runs vLLM, which needs a GPU, but {problem}: pass --gpu PRODUCT[:COUNT] "
-        "(e.g. --gpu NVIDIA-L4 or --gpu NVIDIA-H100-80GB-HBM3:2) or set spec.resources.gpu"
+        f"{label}: stage production runs vLLM, on GPUs unless told otherwise, but {problem}: pass --gpu "
+        "PRODUCT[:COUNT] (e.g. --gpu NVIDIA-L4 or --gpu NVIDIA-H100-80GB-HBM3:2) or set spec.resources.gpu, "
+        "or pass --cpu for vLLM's CPU image on CPU nodes"
     )
 
 
 def promote_document(
-    doc: Any, label: str, target: Stage, gpu: GPUChoice | None, api_key: str | None
+    doc: Any, label: str, target: Stage, gpu: GPUChoice | None, api_key: str | None, cpu: bool = False
 ) -> Promotion:
     """Promote one LLMService document in place (a ruamel mapping). Raises PromotionRefused when refused."""
     before = _validate(doc, label)
@@ -156,23 +157,31 @@ def promote_document(
         gpu_node.update(gpu_spec(gpu))
         given = ", ".join(f"{k} {v}" for k, v in gpu_spec(gpu).items())
         out.notes.append(f"spec.resources.gpu set from --gpu: {given}")
+    if cpu:
+        _set_first(spec, "runtime", Runtime.VLLM.value)
+        gpu_node = _child(_child(spec, "resources"), "gpu")
+        gpu_node.clear()
+        gpu_node["count"] = 0
+        out.notes.append("spec.runtime vllm and spec.resources.gpu.count 0 set from --cpu: vLLM's CPU image")
     if api_key is not None:
         _child(_child(spec, "vllm"), "apiKeySecretRef")["name"] = api_key
         out.notes.append(f"spec.vllm.apiKeySecretRef.name set from --api-key-secret: {api_key}")
 
-    if target == Stage.PRODUCTION and spec.get("runtime", "auto") != Runtime.OLLAMA.value:
+    runtime = spec.get("runtime", "auto")
+    if target == Stage.PRODUCTION and runtime != Runtime.OLLAMA.value:
         gpu_node = (spec.get("resources") or {}).get("gpu")
         if gpu_node is None:
             raise PromotionRefused(_gpu_refusal(label, "spec.resources.gpu is not set"))
-        if gpu_node.get("count", 1) == 0:
+        if gpu_node.get("count", 1) == 0 and runtime != Runtime.VLLM.value:
             raise PromotionRefused(_gpu_refusal(label, "spec.resources.gpu.count is 0 (CPU-only)"))
 
     after = _validate(doc, label)
     if before.runtime == Runtime.OLLAMA and after.runtime == Runtime.VLLM:
         dropped = _drop_ollama_resources(spec)
         sized = _validate(doc, label).resources  # what the resolver gives vLLM instead
+        sizing = "GPU-sized" if after.resources.gpu else "CPU-backend"
         out.notes += [
-            f"spec.resources.{key} {value} removed: it was sized for Ollama; vLLM gets its GPU-sized "
+            f"spec.resources.{key} {value} removed: it was sized for Ollama; vLLM gets its {sizing} "
             f"default, {key} {getattr(sized, key)}"
             for key, value in dropped.items()
         ]
@@ -235,7 +244,12 @@ def _drop_ollama_only_fields(spec: Any) -> list[str]:
 
 
 def promote_text(
-    text: str, source: str, target: Stage, gpu: GPUChoice | None = None, api_key: str | None = None
+    text: str,
+    source: str,
+    target: Stage,
+    gpu: GPUChoice | None = None,
+    api_key: str | None = None,
+    cpu: bool = False,
 ) -> Promotion:
     """Promote every LLMService in a manifest file's text; other documents are kept as they are."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -263,7 +277,7 @@ def promote_text(
         label = f"{source} (LLMService {name})" if name else source
         if not isinstance(doc.get("spec"), dict):
             raise PromotionRefused(f"{label}: spec is missing: add spec.model.name")
-        one = promote_document(doc, label, target, gpu, api_key)
+        one = promote_document(doc, label, target, gpu, api_key, cpu)
         result.notes += one.notes
         result.warnings += one.warnings
     buffer = io.StringIO()

@@ -6,6 +6,7 @@ from typing import Any
 
 from llmstage.api.models import Runtime
 from llmstage.render.labels import SERVER, metadata, workload_name
+from llmstage.render.leaderworkerset import workload_ref
 from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
 
 # Servers take minutes to become ready, and until then the queue keeps growing. Adding pods one
@@ -71,7 +72,7 @@ def render_autoscaler(resolved: Resolved) -> dict[str, Any] | None:
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(resolved, name, SERVER),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "scaleTargetRef": workload_ref(resolved),
             "minReplicas": autoscaling.min_replicas,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": [metric(autoscaling)],

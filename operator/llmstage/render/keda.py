@@ -23,6 +23,7 @@ from typing import Any
 from llmstage.api.models import DEFAULT_QUEUE_METRIC
 from llmstage.render.autoscaling import BEHAVIOR
 from llmstage.render.labels import SERVER, metadata, workload_name
+from llmstage.render.leaderworkerset import workload_ref
 from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
 
 # The wake trigger must only decide between 0 and 1 pod: with a per-pod threshold this high, the
@@ -86,7 +87,7 @@ def render_scaled_object(resolved: Resolved) -> dict[str, Any] | None:
         return None
     name = workload_name(resolved.name, resolved.runtime)
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "scaleTargetRef": workload_ref(resolved),
         "minReplicaCount": autoscaling.min_replicas,
         "maxReplicaCount": autoscaling.max_replicas,
     }

@@ -5,9 +5,8 @@ One per LLMService, named like it and its Service, selecting the serving pods of
 
 - the serving port (8000) from spec.networkPolicy.allowedClients; by default from every pod of
   the LLMService's namespace, which is what "same namespace" means to most users;
-- on vLLM, the same port from the monitoring namespace the operator is configured with
-  (ClusterFacts.monitoring_namespace): vLLM serves /metrics on its API port, so Prometheus gets
-  the port, not the path (docs/security.md says what that leaves open).
+- on vLLM, the gateway's metrics port (render/gateway.py: /metrics and nothing else) from the
+  monitoring namespace the operator is configured with (ClusterFacts.monitoring_namespace).
 
 Nothing else reaches the pods: Ollama's management API (pull, push, delete) and vLLM's routes stay
 within the allowed clients. Egress is left open: the download steps need the Hub, the registry or
@@ -20,6 +19,7 @@ import copy
 from typing import Any
 
 from llmstage.api.models import Runtime
+from llmstage.render.gateway import METRICS_PORT
 from llmstage.render.labels import (
     APP_NAME,
     COMPONENT_LABEL,
@@ -52,7 +52,8 @@ def render_network_policy(resolved: Resolved, facts: ClusterFacts) -> dict[str, 
         monitoring = {
             "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: facts.monitoring_namespace}}
         }
-        ingress.append({"from": [monitoring], "ports": copy.deepcopy(port)})
+        metrics = [{"protocol": "TCP", "port": METRICS_PORT}]
+        ingress.append({"from": [monitoring], "ports": metrics})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

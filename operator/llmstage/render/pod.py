@@ -76,17 +76,31 @@ def _member(parent: dict[str, Any], key: str, empty: Any) -> Any:
     return parent[key]
 
 
-def affinity(resolved: Resolved) -> dict[str, Any] | None:
-    """The user's affinity with the GPU product requirement ANDed into every node selector term.
+def node_requirements(resolved: Resolved) -> list[list[dict[str, Any]]]:
+    """What the node must have, as alternatives (ORed) of expressions (ANDed): the GPU product, or
+    one of the CPU features vLLM's CPU backend needs for a 16-bit dtype. Empty: any node."""
+    gpu = resolved.resources.gpu
+    if gpu is not None and gpu.count >= 1 and gpu.product:
+        return [[{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]}]]
+    cpu = resolved.vllm.cpu if resolved.vllm else None
+    if cpu is not None and cpu.cpu_features:
+        return [[{"key": label, "operator": "In", "values": ["true"]}] for label in cpu.cpu_features]
+    return []
 
-    Node selector terms are ORed, so the product expression goes into each term; adding a separate
-    term would let pods land on any node that matches the user's terms, whatever its GPU. The
-    user's affinity is free-form in the CRD: parts of the wrong shape are passed through untouched
-    for the API server to reject with its own message, rather than crash the render.
+
+def affinity(resolved: Resolved) -> dict[str, Any] | None:
+    """The user's affinity with the node requirements (node_requirements) ANDed into every node
+    selector term.
+
+    Node selector terms are ORed, so each requirement goes into each term (one copy of a term per
+    alternative of the requirement); adding a separate term would let pods land on any node that
+    matches the user's terms, whatever its GPU or CPU. The user's affinity is free-form in the CRD:
+    parts of the wrong shape are passed through untouched for the API server to reject with its own
+    message, rather than crash the render.
     """
     merged: dict[str, Any] = copy.deepcopy(resolved.scheduling.affinity or {})
-    gpu = resolved.resources.gpu
-    if gpu is None or gpu.count < 1 or not gpu.product:
+    alternatives = node_requirements(resolved)
+    if not alternatives:
         return merged or None
     node_affinity = _member(merged, "nodeAffinity", {})
     required = (
@@ -98,10 +112,15 @@ def affinity(resolved: Resolved) -> dict[str, Any] | None:
     if isinstance(terms, list):
         if not terms:
             terms.append({})
+        combined = []
         for term in terms:
-            expressions = _member(term, "matchExpressions", []) if isinstance(term, dict) else None
-            if isinstance(expressions, list):
-                expressions.append({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu.product]})
+            for alternative in alternatives:
+                copied = copy.deepcopy(term)
+                expressions = _member(copied, "matchExpressions", []) if isinstance(copied, dict) else None
+                if isinstance(expressions, list):
+                    expressions.extend(copy.deepcopy(alternative))
+                combined.append(copied)
+        terms[:] = combined
     return merged
 
 
@@ -144,19 +163,42 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def update_strategy(resolved: Resolved) -> dict[str, Any]:
+def min_replicas(resolved: Resolved) -> int:
+    """The fewest pods the service runs: replicas, or the autoscaler's minimum."""
+    if resolved.autoscaling is not None:
+        return resolved.autoscaling.min_replicas
+    return resolved.replicas if resolved.replicas is not None else 1
+
+
+def surge_first(resolved: Resolved) -> bool:
+    """A GPU service that may run a single pod, whose cache lets a second pod start beside it (a
+    claim per pod, ReadWriteMany): its rollouts start the new pod first (maxSurge 1), so it keeps
+    serving, as long as the cluster has room for one more pod; the operator switches the rollout to
+    replacing (maxSurge 0, maxUnavailable 1) when the surge pod finds no room (controller/plan.py)."""
+    gpu = resolved.resources.gpu
+    return (
+        gpu is not None
+        and gpu.count > 0
+        and not resolved.cache.shared_single_attach
+        and min_replicas(resolved) == 1
+    )
+
+
+def update_strategy(resolved: Resolved, surge_blocked: bool = False) -> dict[str, Any]:
     """Recreate with a shared ReadWriteOnce(Pod) cache; otherwise a rolling update.
 
     Shared ReadWriteOnce: a new pod on another node cannot attach the volume while the old pod
     holds it (Multi-Attach error), so the old pod must go first; ReadWriteOncePod refuses even a
     pod on the same node. A claim per pod has no such conflict: each new pod brings its own. On
-    GPUs: surge 0, because a surge pod needs a spare GPU that scarce GPU pools rarely have and
-    would stay Pending. On CPU: surge 1, unavailable 0, so serving capacity never drops.
+    GPUs with two pods or more: surge 0, unavailable 1, because a surge pod needs a spare GPU that
+    scarce GPU pools rarely have and would stay Pending, while the other pods keep serving. A GPU
+    service that may run one pod surges first (surge_first) unless `surge_blocked`: the operator saw
+    its surge pod find no room. On CPU: surge 1, unavailable 0, so serving capacity never drops.
     """
     if resolved.cache.shared_single_attach:
         return {"type": "Recreate"}
     gpu = resolved.resources.gpu
-    if gpu is not None and gpu.count > 0:
+    if gpu is not None and gpu.count > 0 and (surge_blocked or not surge_first(resolved)):
         return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
@@ -183,6 +225,30 @@ def without(env: list[dict[str, str]], names: set[str]) -> list[dict[str, str]]:
 def pod_labels(resolved: Resolved, own: dict[str, str]) -> dict[str, str]:
     """spec.pod.labels under llmstage's own (the CRD keeps the user off llmstage's prefixes)."""
     return {**resolved.pod.labels, **own}
+
+
+def pod_security_context(resolved: Resolved, own_id: int) -> dict[str, Any]:
+    """Non-root with the runtime's user and group (own_id), or the IDs of the install's serving
+    defaults, or none at all where the platform assigns them (OpenShift's restricted-v2 SCC rejects
+    a pod whose IDs are outside the namespace's range, and sets them when they are left out).
+    fsGroup makes the cache volume writable; skipping the recursive chown of a cache that already
+    has the right group matters when it holds 100+ GB."""
+    asked = resolved.pod_security
+    ids = (
+        {}
+        if asked.platform_assigns_ids
+        else {
+            "runAsUser": asked.run_as_user or own_id,
+            "runAsGroup": asked.run_as_group or own_id,
+            "fsGroup": asked.fs_group or asked.run_as_group or own_id,
+        }
+    )
+    return {
+        "runAsNonRoot": True,
+        **ids,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def pod_annotations(resolved: Resolved) -> dict[str, str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
+from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.source import (
     AdapterPlacement,
@@ -16,7 +17,7 @@ from llmstage.render.source import (
     source_context,
 )
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolve.resolved import LoRA, Resolved, SecretKeyRef, VLLMSettings
+from llmstage.resolve.resolved import LoRA, Resolved, SecretKeyRef, VLLMOnCPU, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 
@@ -28,22 +29,29 @@ STARTUP_BASE_SECONDS = 600
 STARTUP_SECONDS_PER_BILLION_PARAMETERS = 10
 # A model missing from the catalog: allow a 70B-class load rather than kill a slow one.
 UNKNOWN_MODEL_STARTUP_SECONDS = 1800
+# vLLM's CPU backend: loading (and converting to float32) a billion parameters from the cache
+# volume takes about a minute, and its default compiled mode adds torch inductor's C++ build:
+# SmolLM2-135M started in 51 s eager and in 221-325 s compiled on 2 busy cores here.
+CPU_STARTUP_BASE_SECONDS = 300
+CPU_STARTUP_SECONDS_PER_BILLION_PARAMETERS = 60
+CPU_COMPILE_SECONDS = 900
 # For the progress deadline only: bf16 weights are 2 GB per billion parameters; 80 s per billion is
 # 25 MB/s, a slow link (70B: 1 h 34 min). A model missing from the catalog gets 3 hours (KubeAI's
 # allowance for a download).
 DOWNLOAD_SECONDS_PER_BILLION_PARAMETERS = 80
 UNKNOWN_MODEL_DOWNLOAD_SECONDS = 3 * 3600
-# Neither the v0.12.0 image (no USER, runs as root) nor its passwd has a user for our UID, and
-# torch 2.9 asks for the user name at import (getpass.getuser() in _inductor/codecache.py), which
-# raises KeyError without a passwd entry unless LOGNAME or USER is set. Any name works; it names
-# torch's cache directory /tmp/torchinductor_USER.
+# Neither image (no USER: root) nor its passwd has a user for our UID, and torch asks for the user
+# name at import (getpass.getuser() in _inductor/codecache.py), which raises KeyError without a
+# passwd entry unless LOGNAME or USER is set. Any name works; it names torch's cache directory
+# /tmp/torchinductor_USER.
 USER = "vllm"
 HOME = "/home/vllm"
+UID = 2000  # and GID and fsGroup: no user of the image's (see the template's top)
 # Variables the template always sets (and LLMSTAGE_*): the CRD rejects them in spec.vllm.env.
 RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
 # The download step sets this too: spec.vllm.env may set it for the server only.
 DOWNLOAD_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES"}
-VLLM_DEFAULT_MAX_LORA_RANK = 16  # vllm/config/lora.py LoRAConfig.max_lora_rank, 0.12.0
+VLLM_DEFAULT_MAX_LORA_RANK = 16  # vllm/config/lora.py LoRAConfig.max_lora_rank, 0.32.0
 # /dev/shm per tensor-parallel rank: vLLM's docs use 2Gi for one GPU and 8Gi for the AMD example;
 # the engine core process uses shared memory even without tensor parallelism.
 SHM_GIB_PER_RANK = 2
@@ -86,9 +94,21 @@ class VLLMContext:
     lora_downloads: str
     lora_modules: list[str]
     lora_default_max_rank: int
+    enforce_eager: bool
+    cpu: VLLMOnCPU | None  # no GPU: vLLM's CPU backend (no GPU flags; KV cache and threads by env)
+    shutdown_timeout_seconds: int  # --shutdown-timeout: how long in-flight requests may drain
+    runtime_port: int  # vLLM's, on loopback; the pod's serving port is the gateway's
+    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
+    gateway_volume: dict[str, Any]
 
 
-def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
+def startup_budget(
+    parameters_billion: float | None, on_cpu: bool = False, eager: bool = False
+) -> podlib.ProbeBudget:
+    if on_cpu:
+        billions = 8.0 if parameters_billion is None else parameters_billion
+        seconds = CPU_STARTUP_BASE_SECONDS + CPU_STARTUP_SECONDS_PER_BILLION_PARAMETERS * billions
+        return podlib.ProbeBudget(round(seconds + (0 if eager else CPU_COMPILE_SECONDS)))
     if parameters_billion is None:
         return podlib.ProbeBudget(UNKNOWN_MODEL_STARTUP_SECONDS)
     return podlib.ProbeBudget(
@@ -96,21 +116,33 @@ def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
     )
 
 
-def progress_deadline_seconds(parameters_billion: float | None) -> int:
+def progress_deadline_seconds(parameters_billion: float | None, startup: podlib.ProbeBudget) -> int:
     download = (
         UNKNOWN_MODEL_DOWNLOAD_SECONDS
         if parameters_billion is None
         else round(DOWNLOAD_SECONDS_PER_BILLION_PARAMETERS * parameters_billion)
     )
-    return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + download + startup_budget(parameters_billion).budget_seconds
+    return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + download + startup.budget_seconds
+
+
+# Seconds the processes need to exit after the drain (vLLM's workers get 5 s:
+# VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS), within the pod's grace period.
+EXIT_MARGIN_SECONDS = 15
+
+
+def drain_seconds() -> int:
+    """--shutdown-timeout: the grace period left after the preStop sleep, less the exit margin."""
+    return podlib.TERMINATION_GRACE_PERIOD_SECONDS - podlib.PRE_STOP_SLEEP_SECONDS - EXIT_MARGIN_SECONDS
 
 
 def shm_size_limit(tensor_parallel_size: int) -> str:
     return f"{SHM_GIB_PER_RANK * max(1, tensor_parallel_size)}Gi"
 
 
-def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
-    startup = startup_budget(resolved.model.parameters_billion)
+def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False) -> VLLMContext:
+    startup = startup_budget(
+        resolved.model.parameters_billion, settings.cpu is not None, settings.enforce_eager
+    )
     adapters = settings.lora.adapters if settings.lora else ()
     placements = adapter_placements(adapters)
     from_hub = [(a, p) for a, p in zip(adapters, placements, strict=True) if p.hub]
@@ -125,7 +157,9 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             Runtime.VLLM,
             image=settings.image,
             startup=startup,
-            deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion),
+            deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion, startup),
+            user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         source=source,
         hub_step_name="download-model" if source.hub else "download-lora",
@@ -162,8 +196,16 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             for a, p in zip(adapters, placements, strict=True)
         ],
         lora_default_max_rank=VLLM_DEFAULT_MAX_LORA_RANK,
+        enforce_eager=settings.enforce_eager,
+        cpu=settings.cpu,
+        shutdown_timeout_seconds=drain_seconds(),
+        runtime_port=gateway.RUNTIME_PORT,
+        gateway=gateway.gateway_container(resolved, Runtime.VLLM),
+        gateway_volume=gateway.gateway_volume(),
     )
 
 
-def render_deployment(resolved: Resolved, settings: VLLMSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

@@ -54,6 +54,12 @@ class CatalogEntry(BaseModel):
         ge=1,
         description="MLP hidden size; tensor parallelism must divide it. Unset: unchecked.",
     )
+    hidden_size: int | None = Field(
+        default=None, ge=1, description="hidden_size of config.json, where recorded."
+    )
+    vocab_size: int | None = Field(
+        default=None, ge=1, description="vocab_size of config.json, where recorded."
+    )
     context_length: int = Field(ge=128)
     native_format: ModelFormat = Field(
         default=ModelFormat.SAFETENSORS, description="Format of the HF weights."

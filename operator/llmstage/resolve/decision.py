@@ -12,8 +12,16 @@ The article's table, and how each row maps onto an LLMService:
 | CPU-only inference?          | Ollama | vLLM needs GPU | no GPU (spec.resources.gpu.count 0/unset) |
 
 The rows disagree on some inputs, so they are applied in this order, first decisive answer wins:
-CPU-only (vLLM cannot run at all) > production > more than 4 users > GPU cost > sub-hour setup >
-laptop/desktop (dev) > otherwise Ollama ("start simple; migrate when needed").
+CPU-only > production > more than 4 users > GPU cost > sub-hour setup > laptop/desktop (dev) >
+otherwise Ollama ("start simple; migrate when needed").
+
+CPU-only still picks Ollama, although vLLM now runs on CPUs (its CPU image; `runtime: vllm`
+without GPUs). The evidence: on CPUs Ollama serves quantized GGUF weights with llama.cpp's kernels,
+while vLLM's CPU backend serves 16- or 32-bit weights and needs AVX-512 BF16 or AMX for bf16 (on
+other CPUs it runs float32, four bytes a weight). For one user, Ollama answered SmolLM2-135M at
+25-82 tokens/s here and vLLM 0.32's CPU backend at 9-11 tokens/s (docs/decision-framework.md).
+What vLLM's continuous batching gains on CPUs with many users is not measured yet; `llmstage
+benchmark` measures it on the user's own nodes, and the explicit choice is always available.
 """
 
 from __future__ import annotations
@@ -68,8 +76,8 @@ def decide_runtime(inputs: DecisionInput) -> Decision:
         return Decision(
             Runtime.OLLAMA,
             Rule.CPU_ONLY,
-            f"stage {inputs.stage}, no GPU (CPU-only inference) and {_users(users)}: "
-            "Ollama (vLLM needs a GPU)",
+            f"stage {inputs.stage}, no GPU (CPU-only inference) and {_users(users)}: Ollama "
+            "(quantized GGUF on llama.cpp's CPU kernels; runtime vllm runs vLLM's CPU backend instead)",
         )
     if inputs.stage == Stage.PRODUCTION:
         return Decision(Runtime.VLLM, Rule.PRODUCTION, f"stage production and {users_text}: vLLM")

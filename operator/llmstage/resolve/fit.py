@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from llmstage.api.models import MAX_NODES
+from llmstage.resolve.gpu_capability import FP8_KV_CACHE_MIN, FP8_WEIGHTS_MIN, compute_capability
 from llmstage.resolve.resolved import MemoryFit
 
 GIB = 2**30
@@ -83,6 +85,14 @@ QUANTIZATION_BITS: dict[str, float] = {
     "gptq_marlin": 4.25,
     "bitsandbytes": 4.5,
     "fp8": 8,
+    # vLLM 0.32's online methods (vllm/config/quantization.py _ONLINE_SHORTHANDS).
+    "fp8_per_tensor": 8,
+    "fp8_per_channel": 8,
+    "fp8_per_block": 8,
+    "int8_per_channel_weight_only": 8,
+    "mxfp8": 8.25,
+    "mxfp4": 4.25,
+    "nvfp4_per_token": 4.5,
     "int8": 8,
     "w8a8": 8,
     "experts_int8": 8,
@@ -169,6 +179,12 @@ def bytes_per_parameter(
     return DTYPE_BYTES.get(name.lower(), 2.0)
 
 
+def layout(nodes: int, gpus_per_node: int, product: str) -> str:
+    """A multi-node replica's shape as the fit, `recommend` and the status say it:
+    '2 nodes x 8 NVIDIA-H100-80GB-HBM3: TP 8, PP 2' (tensor parallel within a node, pipeline across)."""
+    return f"{nodes} nodes x {gpus_per_node} {product}: TP {gpus_per_node}, PP {nodes}"
+
+
 def _kib(n: float) -> str:
     return f"{n / 1024:.0f} KiB"
 
@@ -197,25 +213,33 @@ def vllm_fit(
     kv_bytes_per_element: float = 2,
     kv_cache_dtype: str | None = None,
     max_num_seqs: int | None = None,
+    nodes: int = 1,
+    layout_note: str = "",
 ) -> FitReport:
-    """vLLM on `gpu_count` GPUs of one product: weights + overhead, and a KV cache for
-    `concurrent_sequences` sequences of max_model_len tokens (the expected users per replica)."""
+    """vLLM on `gpu_count` GPUs of one product on each of `nodes` nodes: weights + overhead, and a KV
+    cache for `concurrent_sequences` sequences of max_model_len tokens (the expected users per replica).
+
+    Across nodes the pipeline stages split the layers, so the weights and the KV cache are spread
+    over every GPU of the group: the sums are the same, against the memory of all of them."""
+    total_gpus = gpu_count * nodes
     weights = shape.weights_gib(bytes_per_param)
     per_token = shape.kv_bytes_per_token(kv_bytes_per_element)
     per_seq = per_token * max_model_len / GIB
     kv = per_seq * concurrent_sequences
-    overhead = VLLM_OVERHEAD_PER_GPU_GIB * gpu_count
+    overhead = VLLM_OVERHEAD_PER_GPU_GIB * total_gpus
     required = weights + kv + overhead
-    available = gpu_memory_gib_each * gpu_count * gpu_memory_utilization
+    available = gpu_memory_gib_each * total_gpus * gpu_memory_utilization
     room = available - weights - overhead
     full = max(0, math.floor(room / per_seq)) if per_seq > 0 else 0
     kv_note = f", --kv-cache-dtype={kv_cache_dtype}" if kv_cache_dtype else ""
+    where = f"{nodes} nodes x {gpu_count}" if nodes > 1 else f"{gpu_count}"
     numbers = (
         f"{weights:.1f} GiB weights + {kv:.1f} GiB KV cache ({concurrent_sequences} x {max_model_len} "
         f"tokens x {_kib(per_token)}{kv_note}) + {overhead:.1f} GiB overhead = {required:.1f} GiB "
         f"{'<=' if required <= available else '>'} {available:.1f} GiB available "
-        f"({gpu_count} x {gpu_product} {gpu_memory_gib_each:.1f} GiB x {gpu_memory_utilization:g})"
+        f"({where} x {gpu_product} {gpu_memory_gib_each:.1f} GiB x {gpu_memory_utilization:g})"
     )
+    prefix = f"{layout(nodes, gpu_count, gpu_product)}{layout_note}; " if nodes > 1 else ""
     batch = (
         f"--max-num-seqs={max_num_seqs}"
         if max_num_seqs
@@ -224,7 +248,8 @@ def vllm_fit(
     report = FitReport(
         True,
         FitReason.FITS,
-        f"fits: {numbers}; the KV cache holds {full} full-length sequences, shorter ones batch up to {batch}",
+        f"{prefix}fits: {numbers}; the KV cache holds {full} full-length sequences, shorter ones batch up "
+        f"to {batch}",
         weights_gib=weights,
         kv_cache_gib=kv,
         overhead_gib=overhead,
@@ -235,30 +260,32 @@ def vllm_fit(
     if required <= available:
         return report
 
+    def enough_for(gpus: int) -> bool:
+        need = _vllm_required(
+            shape, bytes_per_param, kv_bytes_per_element, max_model_len, concurrent_sequences, gpus
+        )
+        return need <= gpu_memory_gib_each * gpus * gpu_memory_utilization
+
     tips: list[str] = []
     bigger = [n for n in (2, 4, 8) if gpu_count < n <= MAX_GPUS_PER_POD]
-    enough = next(
-        (
-            n
-            for n in bigger
-            if _vllm_required(
-                shape, bytes_per_param, kv_bytes_per_element, max_model_len, concurrent_sequences, n
-            )
-            <= gpu_memory_gib_each * n * gpu_memory_utilization
-        ),
-        None,
-    )
+    enough = next((n for n in bigger if nodes == 1 and enough_for(n)), None)
     if enough:
         tips.append(f"spec.resources.gpu.count {enough} (tensorParallelSize {enough})")
-    if kv_bytes_per_element > 1 and room > 0:
+    elif gpu_count == MAX_GPUS_PER_POD:
+        more = next((n for n in range(nodes + 1, MAX_NODES + 1) if enough_for(gpu_count * n)), None)
+        if more:
+            tips.append(f"spec.resources.gpu.nodes {more} ({layout(more, gpu_count, gpu_product)})")
+    # Only what the product can run (gpu_capability.py): an unknown product gets every tip.
+    capability = compute_capability(gpu_product) or (99, 0)
+    if kv_bytes_per_element > 1 and room > 0 and capability >= FP8_KV_CACHE_MIN:
         tips.append("--kv-cache-dtype=fp8 in spec.vllm.extraArgs (halves the KV cache)")
     if room > 0:
         longest = int(room * GIB / (per_token * concurrent_sequences)) // 1024 * 1024
         if longest >= 1024:
             tips.append(f"spec.vllm.maxModelLen {longest}")
     if bytes_per_param > 1:
-        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, gpu_count)
-        if fp8 <= available:
+        fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, total_gpus)
+        if fp8 <= available and capability >= FP8_WEIGHTS_MIN:
             tips.append(f"spec.vllm.quantization fp8 (weights {shape.weights_gib(1):.1f} GiB)")
         else:
             tips.append(f"a 4-bit AWQ/GPTQ checkpoint (weights {shape.weights_gib(4.25 / 8):.1f} GiB)")
@@ -270,16 +297,88 @@ def vllm_fit(
             report,
             fits=False,
             reason=FitReason.KV_CACHE_LIMITS_CONCURRENCY,
-            message=f"KV cache holds only {full} of {concurrent_sequences} full-length sequences (expected "
-            f"users per replica), so long requests queue: {numbers}{try_text}",
+            message=f"{prefix}KV cache holds only {full} of {concurrent_sequences} full-length sequences "
+            f"(expected users per replica), so long requests queue: {numbers}{try_text}",
         )
     what = "the weights do not fit" if room <= 0 else f"not even one {max_model_len}-token sequence fits"
     return replace(
         report,
         fits=False,
         reason=FitReason.DOES_NOT_FIT,
-        message=f"{what}, vLLM will not start: {numbers}{try_text}",
+        message=f"{prefix}{what}, vLLM will not start: {numbers}{try_text}",
     )
+
+
+# vLLM on CPUs: the API server, engine core and worker processes with torch and the tokenizer,
+# besides weights and KV cache. SmolLM2-135M on vLLM 0.32.0's CPU backend here: 4.7-5.2 GB of
+# summed RSS of four processes, which counts shared pages several times.
+VLLM_CPU_OVERHEAD_GIB = 3.0
+VLLM_CPU_MIN_KV_GIB = 1  # VLLM_CPU_KVCACHE_SPACE is whole GiB
+VLLM_CPU_FALLBACK_MEMORY_GIB = 16  # a model of unknown size
+
+
+def vllm_cpu_kv_gib(shape: ModelShape, kv_bytes: float, max_model_len: int, sequences: int) -> int:
+    """Whole GiB of KV cache that hold `sequences` full-length sequences."""
+    need = shape.kv_bytes_per_token(kv_bytes) * max_model_len * sequences / GIB
+    return max(VLLM_CPU_MIN_KV_GIB, math.ceil(need))
+
+
+def vllm_cpu_fit(
+    shape: ModelShape,
+    *,
+    bytes_per_param: float,
+    max_model_len: int,
+    concurrent_sequences: int,
+    memory_gib: float,
+    kv_bytes_per_element: float = 4,
+) -> FitReport:
+    """vLLM's CPU backend in a container of `memory_gib`: weights + overhead, and as much of the KV
+    cache `concurrent_sequences` full-length sequences want as is left (kv_cache_gib of the report:
+    what VLLM_CPU_KVCACHE_SPACE gets)."""
+    weights = shape.weights_gib(bytes_per_param)
+    per_token = shape.kv_bytes_per_token(kv_bytes_per_element)
+    per_seq = per_token * max_model_len / GIB
+    want = vllm_cpu_kv_gib(shape, kv_bytes_per_element, max_model_len, concurrent_sequences)
+    overhead = VLLM_CPU_OVERHEAD_GIB
+    room = memory_gib - weights - overhead
+    kv = min(want, math.floor(room)) if room > 0 else 0
+    required = weights + want + overhead
+    full = math.floor(kv / per_seq) if per_seq > 0 else 0
+    numbers = (
+        f"{weights:.1f} GiB weights + {kv} GiB KV cache (VLLM_CPU_KVCACHE_SPACE; {concurrent_sequences} x "
+        f"{max_model_len} tokens x {_kib(per_token)} want {want} GiB) + {overhead:.1f} GiB overhead = "
+        f"{weights + kv + overhead:.1f} GiB of {memory_gib:.1f} GiB container memory (spec.resources.memory)"
+    )
+    report = FitReport(
+        True,
+        FitReason.FITS,
+        f"fits: {numbers}; the KV cache holds {full} full-length sequences",
+        weights_gib=weights,
+        kv_cache_gib=kv,
+        overhead_gib=overhead,
+        required_gib=required,
+        available_gib=memory_gib,
+        full_length_sequences=full,
+    )
+    enough = f"spec.resources.memory {math.ceil(required * 1.1)}Gi"
+    if kv < VLLM_CPU_MIN_KV_GIB:
+        return replace(
+            report,
+            fits=False,
+            reason=FitReason.DOES_NOT_FIT,
+            message=f"the weights and vLLM's processes leave no GiB for the KV cache, vLLM will not start: "
+            f"{numbers}; try {enough}",
+        )
+    if full < concurrent_sequences:
+        what = "not even one" if full == 0 else f"only {full} of {concurrent_sequences}"
+        return replace(
+            report,
+            fits=False,
+            reason=FitReason.DOES_NOT_FIT if full == 0 else FitReason.KV_CACHE_LIMITS_CONCURRENCY,
+            message=f"the KV cache holds {what} full-length sequences (expected users per replica): "
+            f"{numbers}; try {enough} or a lower spec.vllm.maxModelLen",
+        )
+    return report
 
 
 @dataclass(frozen=True)

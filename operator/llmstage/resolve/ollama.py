@@ -11,7 +11,7 @@ from llmstage.resolve.errors import SpecError
 from llmstage.resolve.resolved import ConfigMapKeyRef, ModelInfo, OllamaRegistry, OllamaSettings, SecretKeyRef
 
 # Pinned, so a rollout never changes the server version behind the user's back.
-DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.12.10"
+DEFAULT_OLLAMA_IMAGE = "ollama/ollama:0.17.4"
 DEFAULT_KEEP_ALIVE = "-1"  # keep the model loaded: a serving pod exists to answer quickly
 
 
@@ -27,7 +27,7 @@ def ollama_settings(
             name_field,
             f"{tag!r} is not an Ollama model name, so `ollama pull` cannot fetch it: use "
             "[host/][namespace/]model[:tag] (letters, digits, '_', '-', '.'; '@' digests are not "
-            "accepted by Ollama 0.12.10), e.g. llama3.1:8b",
+            "accepted by Ollama 0.17.4), e.g. llama3.1:8b",
         )
     if not ollama_name.is_valid(served):
         raise SpecError(
@@ -73,5 +73,10 @@ def ollama_settings(
         registry=registry,
         env_from=tuple(
             e.model_dump(by_alias=True, exclude_none=True) for e in (asked.env_from if asked else ())
+        ),
+        api_key_secret_ref=(
+            SecretKeyRef(asked.api_key_secret_ref.name, asked.api_key_secret_ref.key)
+            if asked and asked.api_key_secret_ref
+            else None
         ),
     )

@@ -45,9 +45,11 @@ class SecretKeyRef:
 
 @dataclass(frozen=True)
 class GPU:
-    count: int
+    count: int  # per pod, which is per node
     product: str | None = None  # nvidia.com/gpu.product label value, e.g. NVIDIA-H100-80GB-HBM3
     resource_name: str = "nvidia.com/gpu"
+    # Nodes of one replica: above 1, a LeaderWorkerSet group of that many pods (vLLM only).
+    nodes: int = 1
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class OllamaSettings:
     pull_ref: str | None = None
     registry: OllamaRegistry | None = None
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+    api_key_secret_ref: SecretKeyRef | None = None  # checked by the gateway (render/gateway.py)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,17 @@ class LoRA:
     adapters: tuple[LoRAAdapter, ...]
     max_loras: int
     max_rank: int | None = None  # None: vLLM's default (16)
+
+
+@dataclass(frozen=True)
+class VLLMOnCPU:
+    """What vLLM's CPU backend is told, since it cannot measure a pod's share of the node."""
+
+    kv_cache_gib: int  # VLLM_CPU_KVCACHE_SPACE: the KV cache, sized by the memory fit
+    omp_threads: int  # OMP_NUM_THREADS: the CPU request less one core for the API server and scheduler
+    # Node labels of which the node must have one (node-feature-discovery), for bf16/fp16 kernels;
+    # empty: any x86-64 node (float32).
+    cpu_features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,10 @@ class VLLMSettings:
     env: dict[str, str] = field(default_factory=dict)
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
     lora: LoRA | None = None
+    enforce_eager: bool = False
+    cpu: VLLMOnCPU | None = None  # set when the pods have no GPU: vLLM's CPU image and backend
+    # Pipeline stages, one per node of a multi-node replica (1: the whole model in one pod).
+    pipeline_parallel_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -216,6 +234,17 @@ class NetworkAccess:
     enabled: bool = True
     # NetworkPolicyPeers (namespaceSelector, podSelector); empty: the LLMService's namespace.
     clients: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodSecurity:
+    """The serving pods' user and group IDs (the install's serving defaults). None: the runtime's
+    own (render/pod.py); platform_assigns_ids: none at all, the platform assigns them."""
+
+    platform_assigns_ids: bool = False
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    fs_group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +282,19 @@ class MemoryFit:
 
 
 @dataclass(frozen=True)
+class Routing:
+    """spec.routing: an InferencePool of the serving pods, attached to a Gateway by an HTTPRoute."""
+
+    gateway_name: str
+    gateway_namespace: str  # the LLMService's namespace unless spec.routing.gatewayRef says otherwise
+    section_name: str | None = None
+    endpoint_picker: str | None = None  # the endpoint picker's Service, in the LLMService's namespace
+    endpoint_picker_port: int = 9002
+    failure_mode: str = "FailClose"
+    hostnames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Resolved:
     """Everything the renderers need. No field here is optional by accident: None means 'off'."""
 
@@ -280,6 +322,18 @@ class Resolved:
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
     pod: PodOptions = field(default_factory=PodOptions)
     network: NetworkAccess = field(default_factory=NetworkAccess)
+    routing: Routing | None = None  # None: the Service alone
+
+    pod_security: PodSecurity = field(default_factory=PodSecurity)
+    # The install's extra labels of PodMonitors: what the cluster's Prometheus selects them by.
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # The gateway's image (render/gateway.py), through the serving defaults' registry mirror.
+    gateway_image: str | None = None
+
+    @property
+    def multi_node(self) -> bool:
+        """One replica spans several nodes: a LeaderWorkerSet group instead of a Deployment's pod."""
+        return self.resources.gpu is not None and self.resources.gpu.nodes > 1
 
 
 @dataclass(frozen=True)
@@ -288,6 +342,10 @@ class ClusterFacts:
 
     pod_monitor_crd: bool = False  # monitoring.coreos.com/v1 PodMonitor exists
     keda_crd: bool = False  # keda.sh/v1alpha1 ScaledObject exists (KEDA is installed)
+    lws_crd: bool = False  # leaderworkerset.x-k8s.io/v1 LeaderWorkerSet exists (LWS is installed)
+    # inference.networking.k8s.io/v1 InferencePool and gateway.networking.k8s.io/v1 HTTPRoute exist.
+    inference_pool_crd: bool = False
+    http_route_crd: bool = False
     # Where Prometheus scrapes from (`llmstage run --monitoring-namespace`): the NetworkPolicy
     # admits it to vLLM's /metrics. None: nobody but the allowed clients.
     monitoring_namespace: str | None = None

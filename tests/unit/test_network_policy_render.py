@@ -37,9 +37,10 @@ def test_it_selects_the_pods_of_both_runtimes_so_a_cutover_keeps_them_closed() -
 
 def test_the_monitoring_namespace_reaches_vllms_metrics_port_and_never_ollamas() -> None:
     vllm = policy(PRODUCTION_VLLM)["spec"]["ingress"]
+    # The gateway's metrics port (render/gateway.py), which serves /metrics and nothing else.
     assert vllm[1] == {
         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-        "ports": [{"protocol": "TCP", "port": 8000}],
+        "ports": [{"protocol": "TCP", "port": 9090}],
     }
     assert len(policy(DEV_OLLAMA)["spec"]["ingress"]) == 1  # Ollama has no /metrics
     assert len(policy(PRODUCTION_VLLM, ClusterFacts())["spec"]["ingress"]) == 1  # none configured

@@ -312,10 +312,11 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
         assert [s.config_map_ref.name for s in container.env_from] == ["proxy"]
     assert pod.spec.containers[0].resources.requests["ephemeral-storage"] == "5Gi"
 
-    cluster.create("badvol", pod={"volumes": [{"name": "scratch", "configMap": {"name": "Not_A_Name"}}]})
+    bad = {"name": "scratch", "configMap": {"name": "mirror-ca", "defaultMode": 99999}}
+    cluster.create("badvol", pod={"volumes": [bad]})
     stalled = cluster.wait_condition("badvol", "Stalled")
     assert stalled["reason"] == "ApplyRejected", stalled
-    assert "Not_A_Name" in stalled["message"], stalled["message"]
+    assert "defaultMode" in stalled["message"], stalled["message"]
     assert "badvol-ollama" not in cluster.deployments()
 
 

@@ -39,7 +39,7 @@ CGROUP_ROOT = "llmstage"  # kubelet's cgroupRoot: pods live under /sys/fs/cgroup
 CNI_NETWORK = "llmstage"
 TOOLS = REPO / ".tools"
 SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
-# Started in this order, stopped in reverse. kube-router only with LLMSTAGE_NETPOL (netpol_enabled).
+# Started in this order, stopped in reverse; kube-router not with LLMSTAGE_NETPOL=0 (components()).
 COMPONENTS = ["registry", "containerd", "kubelet", "kube-proxy", "kube-router", "volumes.py"]
 NODE_GROUPS = ["runc", "containerd", "cni", "crictl", "coredns", "registry", "crane", "ollama"]
 DEBS = ["nftables", "iproute2", "util-linux"]

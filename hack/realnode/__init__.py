@@ -43,7 +43,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clusterlib import LOGS, fail, kubectl, log, pid_of, port_open, run, start_process, stop_process, wait_for
+from clusterlib import (
+    LOGS,
+    PIDS,
+    fail,
+    kubectl,
+    log,
+    pid_of,
+    port_open,
+    run,
+    start_process,
+    stop_process,
+    wait_for,
+)
 
 from realnode import netpol
 from realnode.config import (
@@ -232,8 +244,13 @@ def start_netpol() -> None:
     )  # fmt: skip
     start_component("kube-router")
 
+    pid = int((PIDS / "kube-router.pid").read_text())
+
     def chains_hooked() -> bool:
-        if not pid_of("kube-router"):
+        # By pid, not pid_of(): right after the fork /proc/PID/cmdline can still be Python's.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             fail(f"kube-router exited (log: {LOGS / 'kube-router.log'})")
         return netpol.hooked(netpol.filter_table())
 

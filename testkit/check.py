@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmstage.api.models import LLMService
-from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 from llmstage.render import render
 from llmstage.render.labels import INSTANCE_LABEL
 from llmstage.resolve import resolve

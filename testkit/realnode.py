@@ -117,10 +117,18 @@ class Cluster(User):
         return super().wait_ready(name, ns, runtime, timeout, interval)
 
     def run_pod(
-        self, ns: str, name: str, image: str, args: list[str], env: list[dict[str, Any]] | None = None
+        self,
+        ns: str,
+        name: str,
+        image: str,
+        args: list[str],
+        env: list[dict[str, Any]] | None = None,
+        volumes: dict[str, dict[str, Any]] | None = None,
     ) -> str:
-        """A pod on the real node that runs `args` to completion; its log."""
-        pod = {
+        """A pod on the real node that runs `args` to completion; its log. `volumes`: mount path ->
+        volume source (e.g. {"/src": {"image": {...}}}); with volumes the pod gets fsGroup 65532, so
+        it can write a claim's local volume."""
+        pod: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "namespace": ns},
@@ -148,6 +156,13 @@ class Cluster(User):
                 ],
             },
         }
+        if volumes:
+            named = {f"v{i}": (path, source) for i, (path, source) in enumerate(volumes.items())}
+            pod["spec"]["securityContext"]["fsGroup"] = 65532
+            pod["spec"]["volumes"] = [{"name": n, **source} for n, (_, source) in named.items()]
+            pod["spec"]["containers"][0]["volumeMounts"] = [
+                {"name": n, "mountPath": path} for n, (path, _) in named.items()
+            ]
         self.apply(ns, pod)
 
         def finished() -> str | None:

@@ -15,11 +15,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from testkit import wait_until
 from testkit.chart import REPO
 from testkit.realnode import Cluster, dev_service
+
+# A vLLM start on one core of the shared 2-CPU node, the image pull included the first time: the
+# waits inside allow 900 s, so the suite's 600 s per test would cut them.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def test_promotion_to_production_loses_no_request_of_a_client_that_never_pauses(
@@ -100,6 +105,9 @@ def test_promotion_to_production_loses_no_request_of_a_client_that_never_pauses(
         promote.stderr
     )
     promoted["spec"]["resources"].update(cpu="1")
+    # And one replica: production's default is 2-8, and a second vLLM does not fit beside the
+    # first (and the Ollama pod it replaces) on the 2-CPU node, so the cutover would wait for it.
+    promoted["spec"]["replicas"] = 1
     manifest.write_text(yaml.safe_dump(promoted))
     cluster.kubectl("apply", "-n", ns, "-f", str(manifest))
     cluster.wait_ready("smol", ns, "vllm", timeout=900)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from testkit import wait_until
 from testkit.realnode import MODEL, NODE, REGISTRY_IN_CLUSTER, Cluster, dev_service
 
 QUESTION = "In one sentence, what is the sky's colour?"
+# Letters and digits: the characters the gateway accepts in a key (render/gateway.py).
+OLLAMA_KEY = "ollama-test-key-0123456789"
 
 
 def ask_from_a_pod(
@@ -33,6 +36,20 @@ def ask_from_a_pod(
             QUESTION,
         ],
     )
+
+
+def route_check(
+    cluster: Cluster,
+    ns: str,
+    image: str,
+    service: str,
+    checks: dict[str, int],
+    env: list[dict[str, Any]] | None = None,
+) -> dict[str, int]:
+    """The status a client pod gets for each METHOD:PATH[:key] through the Service (route_check.py)."""
+    base = f"http://{service}.{ns}.svc:8000"
+    out = cluster.run_pod(ns, "routes", image, ["python3", "/app/route_check.py", base, MODEL, *checks], env)
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def server_pod(cluster: Cluster, ns: str, name: str) -> dict:  # type: ignore[type-arg]
@@ -83,6 +100,47 @@ def test_a_dev_service_of_a_real_model_answers_a_client_pod_through_its_service(
     assert len(answer.split()) >= 3 and "failed" not in answer, answer
     server_log = cluster.kubectl("logs", name, "-n", ns, "-c", "server")
     assert "/v1/chat/completions" in server_log, server_log[-2000:]
+
+    # Only the inference API passes the pod's gateway: Ollama's management routes, which pull,
+    # push, create, copy and delete models without authentication, get 404 through the Service.
+    checks = {
+        "POST:/v1/chat/completions": 200,
+        "POST:/api/chat": 200,
+        "GET:/api/tags": 200,
+        "POST:/api/pull": 404,
+        "POST:/api/push": 404,
+        "POST:/api/create": 404,
+        "POST:/api/copy": 404,
+        "DELETE:/api/delete": 404,
+    }
+    assert route_check(cluster, ns, images["client"], "smol", checks) == checks
+    # The delete reached nothing: the model is still there and answers.
+    again = ask_from_a_pod(cluster, ns, images["client"], "smol", MODEL, pod="after-routes")
+    assert len(again.split()) >= 3 and "failed" not in again, again
+
+
+def test_an_ollama_api_key_is_required_on_every_route_but_the_probes(
+    cluster: Cluster, new_namespace: Callable[[str], str], images: dict[str, str]
+) -> None:
+    """spec.ollama.apiKeySecretRef: the same `Authorization: Bearer KEY` as production's vLLM, checked
+    by the gateway in front of the real Ollama, so clients use one credential in every stage."""
+    ns = new_namespace("ollama-key")
+    key = f"--from-literal=api-key={OLLAMA_KEY}"
+    cluster.kubectl("create", "secret", "generic", "chat-key", "-n", ns, key)
+    cluster.apply(ns, dev_service("keyed", images, ollama={"apiKeySecretRef": {"name": "chat-key"}}))
+    cluster.wait_ready("keyed", ns, "ollama")
+    checks = {
+        "POST:/v1/chat/completions:key": 200,
+        "POST:/api/chat:key": 200,
+        "POST:/v1/chat/completions": 401,
+        "POST:/api/generate": 401,
+        "GET:/v1/models": 401,
+        "GET:/api/tags": 200,  # the probes' routes stay open: they list, never run a model
+        "POST:/api/pull:key": 404,  # the key never opens the management API
+        "DELETE:/api/delete:key": 404,
+    }
+    env = [{"name": "LLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "chat-key", "key": "api-key"}}}]
+    assert route_check(cluster, ns, images["client"], "keyed", checks, env) == checks
 
 
 def test_a_served_model_name_other_than_the_ollama_tag_answers_too(

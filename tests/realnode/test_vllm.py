@@ -18,6 +18,11 @@ import pytest
 from testkit import wait_until
 from testkit.realnode import LORA_PATH, NODE, Cluster, netpol_enforced, production_vllm
 
+# A vLLM start on one core of the shared 2-CPU node, the image pull included the first time: the
+# waits inside allow 900 s, so the suite's 600 s per test would cut them.
+pytestmark = pytest.mark.timeout(1800)
+
+
 # The gateway's port for /metrics (render/gateway.py METRICS_PORT).
 METRICS_PORT = 9090
 KEY_SECRET = "smol-api-key"

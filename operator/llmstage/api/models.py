@@ -1819,6 +1819,41 @@ def _keda_has_server(s: LLMServiceSpec) -> bool:
     return a.keda is not None and a.keda.server_address is not None
 
 
+MAX_LATENCY_MS = 3_600_000
+
+
+class LatencyTarget(ApiModel):
+    """Latency this stage must meet at its expected users, as `llmstage benchmark` measures it."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.timeToFirstTokenP99Ms) || has(self.interTokenLatencyP99Ms)",
+            message=(
+                "spec.latencyTarget needs timeToFirstTokenP99Ms, interTokenLatencyP99Ms or both: an empty "
+                "target checks nothing"
+            ),
+            check=lambda t: (
+                t.time_to_first_token_p99_ms is not None or t.inter_token_latency_p99_ms is not None
+            ),
+        ),
+    )
+
+    time_to_first_token_p99_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LATENCY_MS,
+        description="Highest acceptable p99 time to first token, in milliseconds.",
+    )
+    inter_token_latency_p99_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LATENCY_MS,
+        description=(
+            "Highest acceptable p99 inter-token latency (time between streamed tokens), in milliseconds."
+        ),
+    )
+
+
 _HAS_GPU = "has(self.resources) && has(self.resources.gpu) && self.resources.gpu.count >= 1"
 _MULTI_NODE = (
     "has(self.resources) && has(self.resources.gpu) && has(self.resources.gpu.nodes) && "
@@ -2145,6 +2180,14 @@ class LLMServiceSpec(ApiModel):
             "status.loraAdapters). vLLM only: rejected with runtime ollama."
         ),
     )
+    latency_target: LatencyTarget | None = Field(
+        default=None,
+        description=(
+            "Latency the service must meet at spec.expectedConcurrency users. Checked against the last "
+            "`llmstage benchmark` result: FollowsBestPractices reports a miss (LatencyTargetMissed), and "
+            "`llmstage promote --require-benchmark` refuses the promotion (docs/decision-framework.md)."
+        ),
+    )
     routing: RoutingSpec | None = Field(
         default=None,
         description=(
@@ -2194,6 +2237,35 @@ class CutoverStatus(ApiModel):
     last_transition_time: datetime | None = Field(default=None, description="When the phase last changed.")
 
 
+class BenchmarkSummary(ApiModel):
+    """The last `llmstage benchmark` of this service, read by the operator from the ConfigMap the
+    CLI stored it in (the table per concurrency level and the chart are there)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    config_map: str = Field(
+        max_length=253, description="ConfigMap holding the result (result.json, chart.svg)."
+    )
+    finished_at: datetime = Field(description="When the benchmark ended.")
+    stage: Stage = Field(description="Stage of the service when it was measured.")
+    runtime: Runtime = Field(description="Runtime that served the benchmark.")
+    generation: int = Field(ge=0, description="metadata.generation of the service that was measured.")
+    ready_replicas: int = Field(ge=0, description="Ready pods behind the Service while it was measured.")
+    levels: list[int] = Field(
+        max_length=64, description="Concurrency levels measured (concurrent requests in flight)."
+    )
+    knee: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Concurrency beyond which throughput stops scaling (doubling the users adds less than 25% "
+            "output tokens/s, or errors); unset when it still scaled at the highest level measured."
+        ),
+    )
+    peak_output_tokens_per_second: float = Field(ge=0, description="Highest output tokens/s of any level.")
+    message: str = Field(default="", max_length=4096, description="The knee, with the figures behind it.")
+
+
 class LLMServiceStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -2236,6 +2308,12 @@ class LLMServiceStatus(ApiModel):
     )
     cutover: CutoverStatus | None = Field(
         default=None, description="Progress of a runtime switch, when one runs."
+    )
+    benchmark: BenchmarkSummary | None = Field(
+        default=None,
+        description=(
+            "Summary of the last `llmstage benchmark` (ConfigMap NAME-benchmark), when one was stored."
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from llmstage import __version__
+from llmstage.benchmark.store import RESULT_LABEL_SELECTOR, RESULT_SELECTOR
 from llmstage.controller import allocator, kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.kopfwatch import Routes
@@ -103,6 +104,7 @@ async def _prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None, 
     sources += [
         ("discovery.k8s.io/v1", "EndpointSlice", ours, cache.put_slice),
         ("v1", "Pod", f"{NAME_LABEL}={APP_NAME}", cache.put_pod),
+        ("v1", "ConfigMap", RESULT_LABEL_SELECTOR, cache.put_benchmark),
     ]
     for ns in scopes:
         for api_version, kind, selector, put in sources:
@@ -208,6 +210,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Our handlers only feed the cache, so a short-lived worker costs nothing and frees its
     # memory sooner (peak RSS, docs/benchmarks.md).
     settings.queueing.idle_timeout = 1.0
+    # ConfigMaps are filtered by the API server, not after the fact as kopf does for the other
+    # kinds: a cluster's ConfigMaps are many and large, and only benchmark results are read.
+    settings.watching.label_selectors["v1", "configmaps"] = RESULT_LABEL_SELECTOR
     namespaces = opts.get("namespaces") or []
     if namespaces and not any(ch in n for n in namespaces for ch in "*?["):
         # Exact namespaces need no cluster-wide scan of CRDs and namespaces; skipping it is what
@@ -415,6 +420,15 @@ _watch_children(
 )
 _watch_children(
     "", "v1", "pods", {NAME_LABEL: APP_NAME}, lambda body, deleted: OperatorState.cache.put_pod(body, deleted)
+)
+# `llmstage benchmark` results: ConfigMaps the CLI writes (read for status.benchmark, never written).
+_watch_children(
+    "",
+    "v1",
+    "configmaps",
+    dict(RESULT_SELECTOR),
+    lambda body, deleted: OperatorState.cache.put_benchmark(body, deleted),
+    handler_id="benchmark-results-event",
 )
 # Claims per pod (spec.cache mode PerPod) carry our labels but not managed-by: the pod owns them.
 # kopf filters labels on its side: the PVC watch above is the only one.

@@ -22,7 +22,7 @@ the old workload is only kept until the new one is Available: never zero ready r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 from llmstage.api.models import CutoverPhase, Runtime
 from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
+from llmstage.controller.benchmark import benchmark_step
 from llmstage.controller.cache import ChildKey
 from llmstage.controller.conditions import (
     BEST_PRACTICES,
@@ -56,7 +57,7 @@ from llmstage.render.desired import desired_objects
 from llmstage.render.labels import cache_claim_name, selector_string, workload_name
 from llmstage.render.leaderworkerset import KIND as LWS_KIND
 from llmstage.render.storage import CACHE_VOLUME
-from llmstage.resolve.resolved import ClusterFacts, Resolved
+from llmstage.resolve.resolved import ClusterFacts, Finding, Resolved
 
 CUTOVER_MESSAGES = {
     CutoverPhase.STARTING: "{new} pods are starting beside {old}; the Service stays on {old}",
@@ -125,12 +126,15 @@ def plan(
         addon_stalled or autoscaler_stalled,
     )
     conditions = runtime_conditions(resolved, observed, serving, new_dep, new_available, cutover, stall)
-    conditions.extend(spec_conditions(resolved))
+    benchmark, measured = benchmark_step(resolved, observed.benchmark)
+    conditions.extend(spec_conditions(resolved, measured))
+    status = status_fields(resolved, new_dep, cutover)
+    status["benchmark"] = benchmark
     return Plan(
         apply=objects,
         keep=cutover.keep,
         conditions=conditions,
-        status=status_fields(resolved, new_dep, cutover),
+        status=status,
         requeue_after=stall.requeue_after,
     )
 
@@ -390,18 +394,20 @@ def status_fields(resolved: Resolved, new_dep: dict[str, Any] | None, cutover: C
     return status
 
 
-def spec_conditions(resolved: Resolved) -> list[Condition]:
-    """Conditions that follow from the spec alone: runtime decision, memory fit, best practices."""
+def spec_conditions(resolved: Resolved, measured: Sequence[Finding] = ()) -> list[Condition]:
+    """Conditions that follow from the spec: runtime decision, memory fit, best practices (with
+    what the stored benchmark says of the spec, `measured`)."""
     fit = resolved.memory_fit
     fit_status = "Unknown" if fit.fits is None else ("True" if fit.fits else "False")
-    advice = "; ".join(f"{w.reason}: {w.message}" for w in resolved.warnings)
+    warnings = [*resolved.warnings, *measured]
+    advice = "; ".join(f"{w.reason}: {w.message}" for w in warnings)
     return [
         Condition(RUNTIME_SELECTED, "True", resolved.runtime.value.capitalize(), resolved.runtime_reason),
         Condition(MODEL_FITS, fit_status, fit.reason, fit.message),
         Condition(
             BEST_PRACTICES,
-            "False" if resolved.warnings else "True",
-            resolved.warnings[0].reason if resolved.warnings else "NoCommonMistakes",
+            "False" if warnings else "True",
+            warnings[0].reason if warnings else "NoCommonMistakes",
             advice,
         ),
     ]

@@ -274,6 +274,14 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class LatencyTarget:
+    """spec.latencyTarget, copied without pydantic: what a stored benchmark is checked against."""
+
+    time_to_first_token_p99_ms: int | None = None
+    inter_token_latency_p99_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Resolved:
     """Everything the renderers need. No field here is optional by accident: None means 'off'."""
 
@@ -301,6 +309,7 @@ class Resolved:
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
     pod: PodOptions = field(default_factory=PodOptions)
     routing: Routing | None = None  # None: the Service alone
+    latency_target: LatencyTarget | None = None  # None: no stated target
 
     @property
     def multi_node(self) -> bool:

@@ -81,6 +81,7 @@ from llmstage.resolve.resolved import (
     Autoscaling,
     Finding,
     KedaSettings,
+    LatencyTarget,
     MemoryFit,
     ModelCache,
     ModelInfo,
@@ -300,6 +301,13 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
         warnings=tuple(findings),
         pod=_pod_options(spec),
         routing=routing_settings(spec, service.metadata.namespace),
+        latency_target=(
+            LatencyTarget(
+                spec.latency_target.time_to_first_token_p99_ms, spec.latency_target.inter_token_latency_p99_ms
+            )
+            if spec.latency_target
+            else None
+        ),
     )
 
 

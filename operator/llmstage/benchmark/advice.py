@@ -96,7 +96,7 @@ def findings(
                 "ExpectedUsersAboveKnee",
                 f"{describe(result)}; stage {stage.value} expects {users} (spec.expectedConcurrency): beyond "
                 f"{knee.concurrency} users requests queue and latency climbs ({knee.message}). "
-                f"{fix.capitalize()}, "
+                f"{fix[0].upper()}{fix[1:]}, "
                 f"or run about {replicas} replicas, then run `llmstage benchmark` again",
             )
         )

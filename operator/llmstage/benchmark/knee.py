@@ -49,10 +49,17 @@ def find_knee(levels: Sequence[Level]) -> Knee:
     highest = ordered[-1].concurrency
     first = ordered[0]
     if first.requests.completed == 0 or first.error_rate >= ERROR_CEILING:
+        unfinished = first.requests.incomplete
         raise NoCurve(
             f"{first.concurrency} concurrent user(s), the first level, already failed: "
             f"{first.requests.completed} completed, {first.requests.errored} errors"
             + (f" ({first.errors[0]})" if first.errors else "")
+            + (
+                f", {unfinished} unfinished when its {first.duration_seconds:.0f} s were up (a longer "
+                "--duration or fewer --output-tokens lets requests finish)"
+                if unfinished and not first.requests.completed
+                else ""
+            )
         )
     for a, b in pairwise(ordered):
         if b.requests.completed == 0 or b.error_rate >= ERROR_CEILING:

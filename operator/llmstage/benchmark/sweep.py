@@ -145,7 +145,8 @@ def describe(level: dict[str, Any]) -> str:
     return (
         f"{level['requestsPerSecond']:.2f} requests/s, {level['outputTokensPerSecond']:.1f} output tokens/s, "
         f"TTFT p50 {ttft['p50']:.0f} ms p99 {ttft['p99']:.0f} ms, ITL p50 {itl['p50']:.1f} ms; "
-        f"{requests['completed']} completed, {requests['errored']} errors"
+        f"{requests['completed']} completed, {requests['incomplete']} unfinished at the end, "
+        f"{requests['errored']} errors"
     )
 
 
@@ -180,7 +181,7 @@ def parse_levels(text: str) -> list[int]:
     return levels
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--target", required=True, help="the OpenAI base URL, e.g. http://NAME.NS.svc:8000/v1")
     p.add_argument("--model", required=True, help="the model name clients send")
@@ -193,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidellm", default="guidellm")
     p.add_argument("--warm-up-timeout", type=float, default=300.0)
     p.add_argument("--keep-reports", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     api_key = os.environ.get(API_KEY_ENV) or None
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     started = now()

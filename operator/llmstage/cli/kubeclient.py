@@ -40,7 +40,8 @@ def _missing(err: Exception) -> bool:
 
 
 class KubeCluster:
-    """benchmark.runner.Cluster on the kubernetes client (dicts in, dicts out)."""
+    """benchmark.runner.Cluster on the kubernetes client: dicts in, dicts out (camelCase, as
+    `kubectl get -o json` shows them)."""
 
     def __init__(self, api: Any) -> None:
         from kubernetes import client
@@ -48,54 +49,48 @@ class KubeCluster:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
 
-    def _call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
-        params = [(k, v) for k, v in query.items() if v is not None]
-        return self.api.call_api(
-            path,
-            method,
-            query_params=params,
-            body=body,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=True,
-            _request_timeout=REQUEST_TIMEOUT,
-        )
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self.api.sanitize_for_serialization(obj)
+        return out
 
-    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get(self, read: Any, *args: Any) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            job: dict[str, Any] = self._call("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
+            return self._dict(read(*args, _request_timeout=REQUEST_TIMEOUT))
         except ApiException as err:
             if _missing(err):
                 return None
             raise
-        return job
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(self.batch.read_namespaced_job, name, namespace)
 
     def create_job(self, job: dict[str, Any]) -> None:
-        self._call("POST", f"/apis/batch/v1/namespaces/{job['metadata']['namespace']}/jobs", job)
+        self.batch.create_namespaced_job(job["metadata"]["namespace"], job, _request_timeout=REQUEST_TIMEOUT)
 
     def delete_job(self, namespace: str, name: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            # Background: the pod goes with it (a Job's default orphans its pods).
-            self._call(
-                "DELETE",
-                f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
-                {"propagationPolicy": "Background"},
+            # Background: the pod goes with it (deleting a Job through the API orphans its pods).
+            self.batch.delete_namespaced_job(
+                name, namespace, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
             )
         except ApiException as err:
             if not _missing(err):
                 raise
 
     def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
-        result = self._call(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", labelSelector=f"batch.kubernetes.io/job-name={job}"
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={job}", _request_timeout=REQUEST_TIMEOUT
         )
-        return list(result.get("items") or [])
+        return [self._dict(p) for p in pods.items]
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(self.core.read_namespaced_pod, name, namespace)
 
     def follow_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
         response = self.core.read_namespaced_pod_log(
@@ -121,15 +116,7 @@ class KubeCluster:
         )
 
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            cm: dict[str, Any] = self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-        except ApiException as err:
-            if _missing(err):
-                return None
-            raise
-        return cm
+        return self._get(self.core.read_namespaced_config_map, name, namespace)
 
     def put_config_map(self, obj: dict[str, Any]) -> None:
         """Create it, or replace the previous result."""
@@ -137,18 +124,18 @@ class KubeCluster:
 
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         try:
-            self._call("POST", f"/api/v1/namespaces/{namespace}/configmaps", obj)
+            self.core.create_namespaced_config_map(namespace, obj, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as err:
             if err.status != 409:
                 raise
-            self._call("PUT", f"/api/v1/namespaces/{namespace}/configmaps/{name}", obj)
+            self.core.replace_namespaced_config_map(name, namespace, obj, _request_timeout=REQUEST_TIMEOUT)
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            obj: dict[str, Any] = self._call(
-                "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
             )
         except ApiException as err:
             if _missing(err):

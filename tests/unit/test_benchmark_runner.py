@@ -219,6 +219,7 @@ def one_line(capsys: pytest.CaptureFixture[str]) -> str:
         ("1,2,0", "level 0: a level is a number of concurrent users, from 1 to 1000"),
         ("1,x", "'1,x' is not a comma-separated list of numbers, e.g. 1,2,4"),
         ("5000", "level 5000: a level is a number of concurrent users, from 1 to 1000"),
+        (",".join(map(str, range(1, 22))), "21 levels: at most 20 in one benchmark"),
     ],
 )
 def test_bad_levels_are_one_line(value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -57,6 +57,7 @@ MANAGED_VLLM_FLAGS = (
 # vLLM 0.32.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 MAX_LORA_ADAPTERS = 16
+MAX_BENCHMARK_LEVELS = 64  # status.benchmark.levels; `llmstage benchmark` runs at most 20
 MANAGED_VLLM_FLAG_PATTERN = (
     "^--(" + "|".join(flag.replace("-", "[-_]") for flag in MANAGED_VLLM_FLAGS) + ")(=.*)?$"
 )
@@ -2252,7 +2253,8 @@ class BenchmarkSummary(ApiModel):
     generation: int = Field(ge=0, description="metadata.generation of the service that was measured.")
     ready_replicas: int = Field(ge=0, description="Ready pods behind the Service while it was measured.")
     levels: list[int] = Field(
-        max_length=64, description="Concurrency levels measured (concurrent requests in flight)."
+        max_length=MAX_BENCHMARK_LEVELS,
+        description="Concurrency levels measured (concurrent requests in flight).",
     )
     knee: int | None = Field(
         default=None,

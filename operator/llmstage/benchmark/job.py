@@ -22,6 +22,7 @@ from llmstage.benchmark.sweep import API_KEY_ENV
 DEFAULT_IMAGE = "llmstage/benchmark:0.1.0"
 DEFAULT_LEVELS = (1, 2, 4, 8, 16, 32, 50)
 MAX_LEVEL = 1000
+MAX_LEVELS = 20  # levels in one benchmark (status.benchmark.levels allows 64)
 CONTAINER = "guidellm"
 # Per level beyond its own duration: GuideLLM starting (imports, the tokenizer, 1,000 prompts),
 # its scheduler's 5 s start delay, and the requests still running when the time is up.

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from llmstage.api.models import ApiModel, Runtime, Stage
+from llmstage.api.models import MAX_BENCHMARK_LEVELS, ApiModel, Runtime, Stage
 
 FORMAT: Literal[1] = 1
 
@@ -68,7 +68,7 @@ class MeasuredService(ApiModel):
 
 
 class Settings(ApiModel):
-    levels: list[int] = Field(min_length=1)
+    levels: list[int] = Field(min_length=1, max_length=MAX_BENCHMARK_LEVELS)
     prompt_tokens: int = Field(ge=1)
     output_tokens: int = Field(ge=1)
     duration_seconds: float = Field(gt=0, description="per level")
@@ -82,7 +82,7 @@ class BenchmarkResult(ApiModel):
     settings: Settings
     started_at: datetime
     finished_at: datetime
-    levels: list[Level] = Field(min_length=1)
+    levels: list[Level] = Field(min_length=1, max_length=MAX_BENCHMARK_LEVELS)
 
     def level(self, concurrency: int) -> Level | None:
         return next((lv for lv in self.levels if lv.concurrency == concurrency), None)

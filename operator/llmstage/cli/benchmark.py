@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstage.benchmark.job import DEFAULT_IMAGE, MAX_LEVEL, Options, default_levels, job_name
+from llmstage.benchmark.job import DEFAULT_IMAGE, MAX_LEVEL, MAX_LEVELS, Options, default_levels, job_name
 from llmstage.benchmark.knee import find_knee
 from llmstage.benchmark.result import BenchmarkResult
 from llmstage.benchmark.runner import (
@@ -55,6 +55,8 @@ def levels_arg(value: str) -> tuple[int, ...]:
         ) from None
     if not levels:
         raise argparse.ArgumentTypeError("no level given, e.g. --levels 1,2,4")
+    if len(set(levels)) > MAX_LEVELS:
+        raise argparse.ArgumentTypeError(f"{len(set(levels))} levels: at most {MAX_LEVELS} in one benchmark")
     bad = [level for level in levels if level < 1 or level > MAX_LEVEL]
     if bad:
         raise argparse.ArgumentTypeError(

@@ -17,7 +17,7 @@ with --disable-console-outputs, its report never leaves the pod, and anything of
 shown on failure has the key replaced. stdout carries only lines for the CLI:
 
     llmstage-benchmark: <progress>
-    llmstage-benchmark-result: <one line of JSON: settings and the levels' figures>
+    llmstage-benchmark-result: <one line of JSON: the tool, start and end, each level's figures>
     llmstage-benchmark-error: <why it stopped>
 """
 

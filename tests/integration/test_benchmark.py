@@ -225,6 +225,13 @@ def test_promote_require_benchmark_checks_the_stored_result(
     )
 
     benchmark_in_process(api_client, namespace, "smol")
+    measured = llmstage(
+        kubeconfig, "recommend", "--users", "50", "--stage", "production", "--gpu", "NVIDIA-L4",
+        "--benchmark", "smol", "-n", namespace,
+    )  # fmt: skip
+    assert measured.returncode == 0, measured.stderr
+    assert "staging measured a knee at 1 concurrent users on ollama" in measured.stdout
+    assert "beyond the knee ollama showed (1): that is what the switch to vllm is for" in measured.stdout
     ok = llmstage(kubeconfig, *promote, "--require-benchmark")
     assert ok.returncode == 0, ok.stderr
     assert "note: benchmark: staging measured a knee at 1 concurrent users on ollama" in ok.stderr

@@ -1,6 +1,6 @@
 """`llmstage benchmark`'s flow against a fake cluster: the checks, the Job's life, what is stored,
 and the one line each bad input gets. The same flow runs against a real API server in
-tests/integration/test_benchmark.py."""
+tests/integration/test_benchmark_live.py."""
 
 from __future__ import annotations
 

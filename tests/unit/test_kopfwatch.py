@@ -151,7 +151,7 @@ def test_every_operator_handler_is_routed() -> None:
     ]
     routed = [(*key, dict(r.labels)) for key, routes in handlers.ROUTES.by_resource.items() for r in routes]
     assert sorted(map(repr, routed)) == sorted(map(repr, kopf_handlers))
-    assert len(routed) == 13  # LLMServices, 9 child kinds, slices, pods, claims per pod
+    assert len(routed) == 14  # LLMServices, 9 child kinds, slices, pods, claims per pod, benchmark results
 
 
 def test_without_the_hook_kopf_calls_the_same_handlers() -> None:

@@ -10,7 +10,7 @@ FollowsBestPractices, and the commands that read it (`status`, `benchmark --last
 What is not: kwok nodes run no container, so no GuideLLM runs and no log exists; the pod's log
 is the real benchmark pod's output of tests/unit/fixtures/benchmark/sweep.log (a real GuideLLM
 run against a real Ollama, hack/benchmark_fixture.py), handed to the CLI's flow in place of the
-log stream. tests/realnode/test_benchmark.py runs the whole of it on the real node.
+log stream. tests/realnode/test_guidellm_benchmark.py runs the whole of it on the real node.
 """
 
 from __future__ import annotations

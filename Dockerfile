@@ -7,7 +7,9 @@
 # Then the package itself without dependencies, so the image holds exactly that set; `pip check`
 # fails the build if the set is incomplete.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# By digest (the multi-architecture index of python:3.11.14-slim-bookworm), so a re-pushed tag
+# cannot change what is built. hack/images.py builds FROM a local Debian bookworm base instead.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -24,12 +26,32 @@ RUN /opt/llmstage/bin/pip install --no-deps /src \
     && /opt/llmstage/bin/pip check \
     && /opt/llmstage/bin/python -m compileall -q /opt/llmstage/lib \
     && /opt/llmstage/bin/llmstage --version
+# Nothing installs packages at run time: pip and setuptools (which venv bundles) leave the venv.
+RUN /opt/llmstage/bin/python -m pip uninstall --quiet --yes pip setuptools \
+    && ! ls /opt/llmstage/lib/python3*/site-packages | grep -E '^(pip|setuptools|_distutils_hack|pkg_resources)\b'
 
 FROM ${PYTHON_IMAGE}
+# Where the image comes from: `make image` passes the package version, the git commit and the
+# repository's address (`git remote get-url origin`; none yet: the project is not published).
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="llmstage" \
       org.opencontainers.image.description="Kubernetes operator: Ollama in dev and staging, GPU-scheduled vLLM in production" \
-      org.opencontainers.image.licenses="Apache-2.0"
-# No org.opencontainers.image.source yet: the project has no public repository address.
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"
+# Nothing installs packages at run time: the base's pip, setuptools and wheel go (python:*-slim
+# installs them in /usr/local), and so do the copies ensurepip and Debian's python3-venv keep as
+# wheels. The last line fails the build if any is left.
+RUN set -e; \
+    for py in /usr/local/bin/python3 /usr/bin/python3; do \
+      if [ -x "$py" ] && "$py" -m pip --version >/dev/null 2>&1; then "$py" -m pip uninstall --quiet --yes pip setuptools wheel; fi; \
+    done; \
+    rm -f /usr/local/lib/python3*/ensurepip/_bundled/*.whl /usr/lib/python3*/ensurepip/_bundled/*.whl \
+          /usr/share/python-wheels/pip-*.whl /usr/share/python-wheels/setuptools-*.whl /usr/share/python-wheels/wheel-*.whl; \
+    ! find / -xdev \( -name 'pip-*' -o -name 'setuptools-*' -o -name 'pip' -o -name 'setuptools' \) -print | grep .
 # No writes to the image at run time: no bytecode caches, logs on stdout, HOME and temp files
 # on /tmp (an emptyDir in the chart).
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -202,7 +202,7 @@ def promote_staging() -> None:
             "NVIDIA-H100-80GB-HBM3",
             "--api-key-secret",
             f"{NAME}-api-key",
-            "-o",
+            "--output-file",
             str(promoted),
         ],
         capture_output=True,

@@ -82,7 +82,11 @@ def _rules(node: dict[str, Any]) -> list[str]:
 
 
 def _section(
-    path: str, node: dict[str, Any], out: list[str], nested: list[tuple[str, dict[str, Any]]]
+    path: str,
+    node: dict[str, Any],
+    out: list[str],
+    nested: list[tuple[str, dict[str, Any]]],
+    enforced_by: str = "CEL, enforced by the API server",
 ) -> None:
     out.append(f"## {path}")
     out.append("")
@@ -107,7 +111,7 @@ def _section(
     out.append("")
     rules = _rules(node)
     if rules:
-        out.append("Validation rules (CEL, enforced by the API server):")
+        out.append(f"Validation rules ({enforced_by}):")
         out.append("")
         out.extend(rules)
         out.append("")
@@ -131,12 +135,37 @@ def render() -> str:
         ("spec", schema["properties"]["spec"]),
         ("status", schema["properties"]["status"]),
     ]
+    _sections(queue, out)
+    out.append(DEFAULTS_HEADER.rstrip("\n"))
+    out.append("")
+    _sections([("servingDefaults", _defaults_schema())], out, enforced_by="checked when the file is read")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _sections(queue: list[tuple[str, dict[str, Any]]], out: list[str], **kwargs: str) -> None:
     while queue:
         path, node = queue.pop(0)
         nested: list[tuple[str, dict[str, Any]]] = []
-        _section(path, node, out, nested)
+        _section(path, node, out, nested, **kwargs)
         queue = nested + queue  # depth-first: a section's children follow it
-    return "\n".join(out).rstrip("\n") + "\n"
+
+
+DEFAULTS_HEADER = """\
+# Serving defaults (the operator's `--defaults` file)
+
+Not part of the LLMService: one YAML file per installation, set by the platform team (the chart's
+`servingDefaults` value, mounted into the operator; `llmstage render --defaults FILE` applies the
+same file offline). How it merges with each LLMService: docs/install.md, "Serving defaults".
+The keys below are the file's top level.
+
+"""
+
+
+def _defaults_schema() -> dict[str, Any]:
+    from llmstage.api.crd import model_schema
+    from llmstage.api.defaults import ServingDefaults
+
+    return model_schema(ServingDefaults)
 
 
 if __name__ == "__main__":

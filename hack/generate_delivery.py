@@ -3,7 +3,9 @@
 
   charts/llmstage/crds/*.yaml                copies of crds/
   charts/llmstage/files/admission-policy.yaml  `llmstage manifests admission-policy`
+  charts/llmstage/files/tenancy-policy.yaml    gitops/tenancy_admission.py
   charts/llmstage/files/argocd-health.lua      `llmstage manifests argocd-health`
+  charts/llmstage/values.schema.json           its servingDefaults line (api/defaults.py)
   manifests/*.yaml                           `helm template` of the chart defaults, one file per kind
   docs/api.md                                hack/gen_api_docs.py
 
@@ -60,10 +62,45 @@ def chart_files() -> dict[Path, str]:
     out = {CHART / "crds" / crd.name: crd.read_text() for crd in sorted((REPO / "crds").glob("*.yaml"))}
     from llmstage.gitops.admission import admission_policy_yaml
     from llmstage.gitops.health import argocd_health_lua
+    from llmstage.gitops.tenancy_admission import tenancy_policy_yaml
 
     out[CHART / "files" / "admission-policy.yaml"] = admission_policy_yaml()
+    out[CHART / "files" / "tenancy-policy.yaml"] = tenancy_policy_yaml()
     out[CHART / "files" / "argocd-health.lua"] = argocd_health_lua()
+    out.update(values_schema())
     return out
+
+
+VALUES_SCHEMA = CHART / "values.schema.json"
+# The one line of values.schema.json that is generated: the schema of the servingDefaults value,
+# from the model the operator validates the file with (llmstage.api.defaults.ServingDefaults).
+SERVING_DEFAULTS_LINE = '    "servingDefaults": '
+
+
+def _closed(node: Any) -> Any:
+    """The structural schema with unknown keys refused (a typo in values fails the install) and
+    the API server's extensions dropped."""
+    if isinstance(node, dict):
+        out = {k: _closed(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+        if out.get("type") == "object" and "properties" in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    return node
+
+
+def values_schema() -> dict[Path, str]:
+    import json
+
+    from llmstage.api.crd import model_schema
+    from llmstage.api.defaults import ServingDefaults
+
+    generated = json.dumps(_closed(model_schema(ServingDefaults)), separators=(", ", ": "))
+    lines = VALUES_SCHEMA.read_text().splitlines(keepends=True)
+    (index,) = [i for i, line in enumerate(lines) if line.startswith(SERVING_DEFAULTS_LINE)]
+    lines[index] = f"{SERVING_DEFAULTS_LINE}{generated},\n"
+    return {VALUES_SCHEMA: "".join(lines)}
 
 
 def _dump(docs: list[dict[str, Any]]) -> str:

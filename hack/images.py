@@ -118,7 +118,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -589,12 +589,13 @@ class DockerfileImage(Image):
         base: str = "python-base",
         base_arg: str = "PYTHON_IMAGE",
         wheels: Path | None = None,
-        build_args: dict[str, str] | None = None,
+        build_args: Callable[[], dict[str, str]] | None = None,
     ):
         self.name, self.repository, self.context, self.files, self.pip = name, repository, context, files, pip
         self.dockerfile, self.base, self.base_arg, self.wheels = dockerfile, base, base_arg, wheels
-        self.build_args = dict(build_args or {})
         self.deps = (base,)
+        # --build-arg values (part of the cache key: a new commit is a new image).
+        self.build_args = build_args or dict
 
     def context_files(self) -> list[Path]:
         """The files the build reads (what its .dockerignore lets through), sorted."""
@@ -617,8 +618,8 @@ class DockerfileImage(Image):
     def inputs(self) -> Iterable[tuple[str, bytes]]:
         for f in self.context_files():
             yield f"file {f.relative_to(self.context)} {os.access(f, os.X_OK)}", f.read_bytes()
-        if self.build_args:
-            yield "build args", canonical(self.build_args)
+        for name, value in sorted(self.build_args().items()):
+            yield f"build-arg {name}", value.encode()
 
     def build(self, out: Path) -> None:
         ensure_debs("buildah")
@@ -640,9 +641,7 @@ class DockerfileImage(Image):
         base = base_layout(self.base)
         base_ref = f"localhost/llmstage/{self.base}:{key(self.base)[:12]}"
         tag = f"localhost/{self.repository}:{self.tag(key(self.name))}"
-        extra: list[str] = []
-        for arg, value in sorted(self.build_args.items()):
-            extra += ["--build-arg", f"{arg}={value}"]
+        extra: list[str] = [f"--build-arg={k}={v}" for k, v in sorted(self.build_args().items())]
         if self.wheels is not None:
             extra += ["--volume", f"{wheelhouse(self.wheels)}:/wheels:ro"]
             extra += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels"]
@@ -747,7 +746,7 @@ class BenchmarkImage(DockerfileImage):
             ],
             pip=True,
             dockerfile="images/benchmark/Dockerfile",
-            build_args={
+            build_args=lambda: {
                 "MODEL_WHEEL": MODEL_WHEEL,
                 "MODEL_WHEEL_SHA256": MODEL_WHEEL_SHA256,
                 "MODEL_GGUF": MODEL_GGUF,
@@ -794,7 +793,12 @@ class ModelImage(Image):
         models = out / "models"
         log(f"{self.name}: converting {gguf.name} to Hugging Face safetensors, and a LoRA adapter")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HOME": str(out)}
-        run([self.tools() / "bin/python", self.script, gguf, models], env=env, capture_output=True)
+        tools = self.tools()
+        try:
+            run([tools / "bin/python", self.script, gguf, models], env=env, capture_output=True)
+        finally:
+            # 5 GB (torch and its nvidia libraries) needed only here: the wheelhouse rebuilds it.
+            remove_tree(tools)
         files: list[tuple[str, Path, int, list[int]]] = [
             (f"models/{f.relative_to(models)}", f, 0o644, [])
             for f in sorted(models.rglob("*"))
@@ -834,6 +838,33 @@ def wheelhouse(lock: Path) -> Path:
             log(f"downloaded in {time.monotonic() - t0:.0f} s")
             stamp.touch()
     return WHEELHOUSE
+
+
+class GatewayImage(DebianBase):
+    """The gateway in front of the runtimes (render/gateway.py), under the name the operator
+    renders (DEFAULT_GATEWAY_IMAGE: nginxinc/nginx-unprivileged), so containerd's docker.io mirror
+    serves it. A stand-in: Debian bookworm's nginx-light (1.22) instead of nginx.org's 1.27 build;
+    the pod runs the configuration llmstage writes (core directives only, which both have) with
+    /bin/sh, as the upstream image would."""
+
+    pushed = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "gateway",
+            ["nginx-light"],
+            ["nginx", "-g", "daemon off;"],
+            "nginx from Debian bookworm by debootstrap: llmstage's local stand-in for "
+            "nginxinc/nginx-unprivileged, the gateway in front of the runtimes",
+        )
+        self.repository = self.reference().rsplit(":", 1)[0]
+
+    @staticmethod
+    def reference() -> str:
+        return pinned_image("resolve/gateway.py", "DEFAULT_GATEWAY_IMAGE")
+
+    def tag(self, key: str) -> str:
+        return self.reference().rsplit(":", 1)[1]
 
 
 class OllamaImage(Image):
@@ -999,6 +1030,27 @@ class CoreDNSImage(Image):
         )
 
 
+@functools.cache
+def provenance() -> dict[str, str]:
+    """The operator image's OCI labels (Dockerfile ARGs): package version, git commit ("-dirty"
+    when the files the build copies differ from it) and the repository's address, if it has one."""
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    version = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    files = ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"]
+    revision = git("rev-parse", "HEAD") or "unknown"
+    if revision != "unknown" and git("status", "--porcelain", "--", *files):
+        revision += "-dirty"
+    return {
+        "VERSION": version.group(1) if version else "unknown",
+        "REVISION": revision,
+        "SOURCE": git("remote", "get-url", "origin") or "unknown",
+    }
+
+
 IMAGES: dict[str, Image] = {
     img.name: img
     for img in [
@@ -1028,8 +1080,10 @@ IMAGES: dict[str, Image] = {
             REPO,
             ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"],
             pip=True,
+            build_args=provenance,
         ),
         OllamaImage(),
+        GatewayImage(),
         VLLMCPUImage(),
         ModelImage(),
         DockerfileImage(
@@ -1048,6 +1102,8 @@ IMAGES: dict[str, Image] = {
                 "requirements/client.txt",
                 "examples/client_openai.py",
                 "tests/realnode/cutover_client.py",
+                "tests/realnode/route_check.py",
+                "tests/realnode/stream_client.py",
             ],
             pip=True,
             dockerfile="tests/realnode/client/Dockerfile",

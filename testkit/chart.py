@@ -27,7 +27,7 @@ HELM = REPO / ".tools" / "bin" / "helm"
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 CHART = REPO / "charts" / "llmstage"
 # Arguments of the chart's container that make no sense for a local process (ports of this host).
-LOCAL_OVERRIDES = ("--liveness", "--metrics-port")
+LOCAL_OVERRIDES = ("--liveness", "--metrics-port", "--metrics-cert-dir")
 FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 
 

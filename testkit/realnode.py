@@ -23,6 +23,12 @@ SCHEDULING: dict[str, Any] = {
     "tolerations": [{"key": node.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
 }
 MODEL = "smollm2:135m"
+# Where hack/vllm-cpu/make_model.py puts the model and the LoRA adapter in the smollm2-hf image.
+HF_MODEL_PATH = "/models/smollm2-135m-instruct"
+LORA_PATH = "/models/smollm2-135m-lora"
+# vLLM on the 2-CPU node: eager (a start in about a minute instead of four), a context the KV
+# cache holds, one OpenMP thread (the CPU request less the API server's core).
+VLLM_ON_THE_NODE: dict[str, Any] = {"enforceEager": True, "maxModelLen": 2048}
 
 
 def images_push(*names: str) -> dict[str, dict[str, str]]:
@@ -100,8 +106,13 @@ def dev_service(name: str, images: dict[str, str], **spec: Any) -> dict[str, Any
         "resources": {"cpu": "500m", "memory": "2Gi"},
         "cache": {"storageClassName": "real-local", "size": "1Gi"},
         "scheduling": SCHEDULING,
-        # Used once promoted to production: the vLLM stand-in (no vLLM runs on CPUs).
-        "vllm": {"image": images["fake-llm"]},
+        # Used once promoted to production (vLLM's CPU image): where its weights come from (Ollama
+        # pulls the tag above) and how it runs on this node.
+        "vllm": dict(VLLM_ON_THE_NODE),
+    }
+    base["model"] = {
+        **base["model"],
+        "source": {"oci": {"image": images["smollm2-hf"], "path": HF_MODEL_PATH}},
     }
     for key, value in spec.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
@@ -111,3 +122,23 @@ def dev_service(name: str, images: dict[str, str], **spec: Any) -> dict[str, Any
         "metadata": {"name": name},
         "spec": base,
     }
+
+
+def production_vllm(name: str, images: dict[str, str], key_secret: str, **spec: Any) -> dict[str, Any]:
+    """A production LLMService on vLLM's CPU image on the real node, its API key from `key_secret`."""
+    service = dev_service(
+        name,
+        images,
+        stage="production",
+        runtime="vllm",
+        replicas=1,
+        expectedConcurrency=2,
+        vllm={"apiKeySecretRef": {"name": key_secret}},
+    )
+    # One core (the node has two, and Ollama, the operator and CoreDNS run there too); the memory
+    # is the fit's (weights, KV cache and vLLM's processes), not the Ollama-sized default above.
+    service["spec"]["resources"] = {"gpu": {"count": 0}, "cpu": "1"}
+    for key, value in spec.items():
+        base = service["spec"]
+        base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
+    return service

@@ -1,14 +1,16 @@
 """Hand-written Resolved inputs for the renderer tests: one per stage x runtime we ship goldens for.
 
 Written out in full (not produced by resolve()) so the renderer tests pin the renderer alone.
-Values follow the stage defaults of issue 3; images are pinned like the operator's settings.
+Values follow the stage defaults (resolve/resolver.py); images are pinned like the operator's settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from llmstage.api.models import Runtime, Stage
+from llmstage.render import render_deployment
 from llmstage.resolve.resolved import (
     GPU,
     Autoscaler,
@@ -22,10 +24,12 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    NetworkAccess,
     OCISource,
     OllamaRegistry,
     OllamaSettings,
     PodOptions,
+    PodSecurity,
     PVCSource,
     Resolved,
     Resources,
@@ -106,7 +110,7 @@ DEV_OLLAMA = Resolved(
     served_model_name="llama3.1:8b",
     expected_concurrency=1,
     model=LLAMA_8B,
-    resources=Resources(cpu="2", memory="8Gi"),
+    resources=Resources(cpu="2", memory="8Gi", ephemeral_storage="2Gi"),
     replicas=1,
     autoscaling=None,
     cache=ModelCache(size="20Gi"),
@@ -125,7 +129,7 @@ STAGING_OLLAMA = replace(
     stage=Stage.STAGING,
     runtime_reason="stage staging and 3 expected users <= 4: Ollama",
     expected_concurrency=3,
-    resources=Resources(cpu="4", memory="12Gi"),
+    resources=Resources(cpu="4", memory="12Gi", ephemeral_storage="2Gi"),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=1, max_replicas=2, metric=ScaleMetric.CPU, target=70),
     # Two replicas share one cache, so the claim must be ReadWriteMany.
@@ -158,7 +162,7 @@ DEV_OLLAMA_REGISTRY = replace(
     name="smol",
     served_model_name="chat",
     model=SMOLLM2,
-    resources=Resources(cpu="1", memory="4Gi"),
+    resources=Resources(cpu="1", memory="4Gi", ephemeral_storage="2Gi"),
     cache=ModelCache(size="10Gi"),
     ollama=replace(
         ollama_settings(),
@@ -175,7 +179,7 @@ DEV_OLLAMA_REGISTRY = replace(
 DEV_OLLAMA_GPU = replace(
     DEV_OLLAMA,
     name="chat-gpu",
-    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1)),
+    resources=Resources(cpu="2", memory="8Gi", gpu=GPU(count=1), ephemeral_storage="2Gi"),
     scheduling=Scheduling(runtime_class_name="nvidia"),
 )
 
@@ -190,7 +194,9 @@ PRODUCTION_VLLM = Resolved(
     served_model_name="llama3.1:8b",
     expected_concurrency=50,
     model=LLAMA_8B_VLLM,
-    resources=Resources(cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4")),
+    resources=Resources(
+        cpu="8", memory="32Gi", gpu=GPU(count=1, product="NVIDIA-L4"), ephemeral_storage="10Gi"
+    ),
     replicas=None,
     autoscaling=Autoscaling(min_replicas=2, max_replicas=8, metric=ScaleMetric.QUEUE, target=4),
     cache=ModelCache(size="50Gi", storage_class_name="shared-nfs", access_mode="ReadWriteMany"),
@@ -225,7 +231,7 @@ DEV_VLLM_GPU = replace(
     stage=Stage.DEV,
     runtime_reason="spec.runtime vllm",
     expected_concurrency=2,
-    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1)),
+    resources=Resources(cpu="4", memory="24Gi", gpu=GPU(count=1), ephemeral_storage="10Gi"),
     replicas=1,
     autoscaling=None,
     cache=ModelCache(size="40Gi"),
@@ -253,7 +259,9 @@ PRODUCTION_VLLM_70B_TP = replace(
     served_model_name="assistant",
     expected_concurrency=200,
     model=LLAMA_70B_VLLM,
-    resources=Resources(cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3")),
+    resources=Resources(
+        cpu="32", memory="256Gi", gpu=GPU(count=4, product="NVIDIA-H100-80GB-HBM3"), ephemeral_storage="10Gi"
+    ),
     autoscaling=Autoscaling(
         min_replicas=1,
         max_replicas=2,
@@ -324,6 +332,25 @@ DEV_OLLAMA_PLATFORM = replace(
     pod=replace(PLATFORM_POD, automount_service_account_token=True),
 )
 
+# The install's serving defaults on OpenShift: the platform assigns the IDs (restricted-v2), the
+# images come from a mirror, a GPU pool's scheduling (merged by resolve, shown as resolved), and
+# the label kube-prometheus-stack selects PodMonitors by.
+PRODUCTION_VLLM_OPENSHIFT = replace(
+    PRODUCTION_VLLM,
+    vllm=replace(PRODUCTION_VLLM.vllm, image=f"registry.internal:5000/{VLLM_IMAGE}"),  # type: ignore[type-var]
+    scheduling=Scheduling(
+        node_selector={"node-role.kubernetes.io/gpu": ""},
+        tolerations=({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},),
+        runtime_class_name="nvidia",
+        priority_class_name="llm-serving",
+    ),
+    pod=PodOptions(image_pull_secrets=("mirror-pull",), labels={"mesh": "on"}),
+    pod_security=PodSecurity(platform_assigns_ids=True),
+    pod_monitor_labels={"release": "kube-prometheus-stack"},
+)
+# Platform-chosen IDs instead of llmstage's 1000.
+DEV_OLLAMA_PLATFORM_IDS = replace(DEV_OLLAMA, pod_security=PodSecurity(run_as_user=1001, run_as_group=1002))
+
 # Two LoRA adapters on the production base model, one pinned to a revision, rank up to 64.
 PRODUCTION_VLLM_LORA = replace(
     PRODUCTION_VLLM,
@@ -340,11 +367,30 @@ PRODUCTION_VLLM_LORA = replace(
     ),
 )
 
-WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True)
-WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True)
+# A cluster with the Prometheus Operator, in the namespace `llmstage run` assumes by default.
+WITH_POD_MONITOR = ClusterFacts(pod_monitor_crd=True, monitoring_namespace="monitoring")
+WITH_KEDA = ClusterFacts(pod_monitor_crd=True, keda_crd=True, monitoring_namespace="monitoring")
 
-# spec.autoscaling.autoscaler keda (issue 13 item 5): vLLM on the queue from Prometheus, and Ollama
-# in staging scaled to zero, woken by requests counted at the ingress.
+# spec.networkPolicy.allowedClients: the gateway's pods in their namespace, and one app of its own.
+PRODUCTION_VLLM_CLIENTS = replace(
+    PRODUCTION_VLLM,
+    network=NetworkAccess(
+        clients=(
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}},
+            },
+            {
+                "podSelector": {
+                    "matchExpressions": [{"key": "app", "operator": "In", "values": ["chat", "rag"]}]
+                }
+            },
+        )
+    ),
+)
+
+# spec.autoscaling.autoscaler keda: vLLM on the queue from Prometheus, and Ollama in staging
+# scaled to zero, woken by requests counted at the ingress.
 PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 WAKE_QUERY = 'sum(rate(nginx_ingress_controller_requests{exported_service="chat"}[2m]))'
 PRODUCTION_VLLM_KEDA = replace(
@@ -365,7 +411,7 @@ STAGING_OLLAMA_SCALE_TO_ZERO = replace(
     ),
 )
 
-# Storage (issue 13 item 4). What production gets without spec.cache: a ReadWriteOnce claim per
+# Storage. What production gets without spec.cache: a ReadWriteOnce claim per
 # pod on the default class (a generic ephemeral volume), so a rolling update instead of Recreate.
 PRODUCTION_VLLM_PER_POD = replace(PRODUCTION_VLLM, cache=ModelCache(size="50Gi", per_pod=True))
 # spec.cache.claimName: the user's claim, pre-filled, shared by up to 2 pods; no claim rendered.
@@ -374,7 +420,7 @@ STAGING_OLLAMA_EXISTING_CLAIM = replace(
 )
 
 
-# spec.model.source (issue 13 item 2): where vLLM's weights come from. The production service with
+# spec.model.source: where vLLM's weights come from. The production service with
 # its weights from a Hugging Face mirror, a claim (no download), an S3-compatible store with keys
 # from a Secret, GCS through Workload Identity, and an OCI image volume with LoRA adapters (which
 # still come from the Hub, in the download-lora step).
@@ -431,7 +477,7 @@ PRODUCTION_VLLM_SOURCE_OCI_LORA = replace(
     ),
     vllm=PRODUCTION_VLLM_LORA.vllm,
 )
-# Adapters from every kind of source (issue 13 item 3) on the Hub's base model: one from the Hub
+# Adapters from every kind of source on the Hub's base model: one from the Hub
 # (download-model), one on a claim and one in an image (mounted, lora-source-1 and -3), one in a
 # bucket with keys from a Secret (its own step, download-lora-2).
 PRODUCTION_VLLM_LORA_SOURCES = replace(
@@ -580,6 +626,8 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm": (PRODUCTION_VLLM, WITH_POD_MONITOR),
     "production-vllm-70b-tp": (PRODUCTION_VLLM_70B_TP, ClusterFacts()),
     "production-vllm-platform": (PRODUCTION_VLLM_PLATFORM, WITH_POD_MONITOR),
+    "production-vllm-openshift": (PRODUCTION_VLLM_OPENSHIFT, WITH_POD_MONITOR),
+    "dev-ollama-platform-ids": (DEV_OLLAMA_PLATFORM_IDS, ClusterFacts()),
     "dev-ollama-platform": (DEV_OLLAMA_PLATFORM, ClusterFacts()),
     "production-vllm-lora": (PRODUCTION_VLLM_LORA, WITH_POD_MONITOR),
     "production-vllm-keda": (PRODUCTION_VLLM_KEDA, WITH_KEDA),
@@ -596,4 +644,14 @@ CASES: dict[str, tuple[Resolved, ClusterFacts]] = {
     "production-vllm-cpu-bf16": (PRODUCTION_VLLM_CPU_BF16, WITH_POD_MONITOR),
     "production-vllm-405b-multi-node": (PRODUCTION_VLLM_405B_MULTI_NODE, WITH_ADD_ONS),
     "production-vllm-routing": (PRODUCTION_VLLM_ROUTING, WITH_ADD_ONS),
+    "production-vllm-clients": (PRODUCTION_VLLM_CLIENTS, WITH_POD_MONITOR),
 }
+
+
+def pod_specs(resolved: Resolved) -> list[dict[str, Any]]:
+    """Every pod the workload runs: the Deployment's, or a LeaderWorkerSet's leader and worker."""
+    workload = render_deployment(resolved)
+    if workload["kind"] == "Deployment":
+        return [workload["spec"]["template"]["spec"]]
+    group = workload["spec"]["leaderWorkerTemplate"]
+    return [group["leaderTemplate"]["spec"], group["workerTemplate"]["spec"]]

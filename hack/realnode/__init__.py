@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from clusterlib import fail, kubectl, log, pid_of, port_open, run, start_process, stop_process, wait_for
 
@@ -188,9 +189,10 @@ def up() -> None:
 
     start_component("registry")
     wait_for("the local registry", lambda: port_open(REGISTRY_PORT, NODE_IP), 30)
-    push_images()
+    pushed = push_images()
     start_component("containerd")
     wait_for("containerd's socket", CONTAINERD_SOCK.exists, 60)
+    evict_stale_images(pushed)  # containerd keeps its images from one start to the next
     start_component("kubelet")
     start_component("kube-proxy")
     start_component("volumes.py")
@@ -207,14 +209,10 @@ def start_component(name: str) -> None:
     start_process(name, argv, env)
 
 
-def push_images() -> None:
-    """The images the node itself needs (pause, CoreDNS) and the Ollama image and model."""
-    res = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY,
-         "pause", "coredns", "ollama", "fake-llm"],
-    )  # fmt: skip
-    if res.returncode != 0:
-        fail("pushing the real node's images failed (output above)")
+def push_images() -> dict[str, dict[str, str]]:
+    """The images the node itself needs (pause, CoreDNS), the Ollama image and model, and the
+    gateway every serving pod runs. vLLM's CPU image (7 GB) is pushed by push_test_images."""
+    pushed = push(["pause", "coredns", "ollama", "gateway"], "the real node's images")
     res = subprocess.run(
         [
             sys.executable,
@@ -226,6 +224,61 @@ def push_images() -> None:
     )
     if res.returncode != 0:
         fail("pushing the model to the local registry failed (output above)")
+    return pushed
+
+
+# What tests/realnode and `make demo` run on the node besides push_images(): the operator image
+# (the chart's pod), the client pods' image, vLLM's CPU image and the model in Hugging Face format.
+TEST_IMAGES = ("llmstage", "client", "vllm-cpu", "smollm2-hf")
+
+
+def push_test_images() -> None:
+    t0 = time.monotonic()
+    evict_stale_images(push(list(TEST_IMAGES), "the real-node tier's images"))
+    log(f"the real-node tier's images are in the registry ({time.monotonic() - t0:.0f} s)")
+
+
+def push(names: list[str], what: str) -> dict[str, dict[str, str]]:
+    """hack/images.py push (builds what the cache lacks): name -> reference, digest."""
+    res = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, "--json", *names],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if res.returncode != 0:
+        fail(f"building or pushing {what} failed (output above)")
+    pushed: dict[str, dict[str, str]] = json.loads(res.stdout)
+    return pushed
+
+
+def stale_images(listing: dict[str, Any], pushed: dict[str, dict[str, str]]) -> list[str]:
+    """IDs of the node's images that carry a pushed image's name but not its digest. Images pushed
+    under the names the operator renders (ollama/ollama, vllm/vllm-openai-cpu, ...) keep their tag
+    when their content changes, and pods pull IfNotPresent: the node would run its old copy."""
+    stale = []
+    for image in listing.get("images") or []:
+        tags, digests = set(image.get("repoTags") or []), image.get("repoDigests") or []
+        for ref in pushed.values():
+            path = ref["reference"].split("/", 1)[1]  # without the registry's host
+            names = {ref["reference"], f"docker.io/{path}", f"registry.k8s.io/{path}"}
+            if tags & names and not any(d.endswith("@" + ref["digest"]) for d in digests):
+                stale.append(image["id"])
+    return stale
+
+
+def evict_stale_images(pushed: dict[str, dict[str, str]]) -> None:
+    res = crictl("images", "-o", "json")
+    if res.returncode != 0:
+        log(f"crictl images failed ({res.returncode}): {res.stderr.strip()[-300:]}")
+        return
+    for image_id in stale_images(json.loads(res.stdout), pushed):
+        done = crictl("rmi", image_id)
+        # In use by a running container: it stays until that pod goes (a warning, not a failure).
+        log(
+            f"removed the node's stale copy {image_id[:19]}"
+            if done.returncode == 0
+            else f"could not remove the node's stale copy {image_id[:19]}: {done.stderr.strip()[-200:]}"
+        )
 
 
 def node_ready() -> bool:

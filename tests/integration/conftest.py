@@ -38,6 +38,8 @@ def operator(
         UNSCHEDULABLE_GRACE,
         "--log-level",
         "info",
+        # The cluster admin's choice test_operator's platform case relies on (resolve/tenancy.py).
+        "--allowed-service-accounts=models-reader",
     ).start()
     yield proc
     code = proc.stop()

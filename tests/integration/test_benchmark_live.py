@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kubernetes import client
 from llmstage.benchmark.job import Options
-from llmstage.benchmark.runner import measured_service, run, store, target_for
+from llmstage.benchmark.runner import Pacing, measured_service, run, store, target_for
 from llmstage.cli.kubeclient import KubeCluster
 
 from testkit import OperatorProcess, wait_until
@@ -102,7 +102,7 @@ def benchmark_in_process(api: client.ApiClient, namespace: str, name: str, **opt
         measured_service(svc),
         Options(levels=(1, 2, 4, 8), duration_seconds=20, **options),
         progress.append,
-        poll=0.2,
+        pacing=Pacing(poll=0.2),
     )
     store(cluster, result, target.uid)
     return cluster, result, progress

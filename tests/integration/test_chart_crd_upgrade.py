@@ -129,3 +129,27 @@ def test_a_changed_crd_reaches_the_cluster_through_the_documented_server_side_ap
     # `helm uninstall` leaves the CRD (and with it every LLMService).
     helm(kubeconfig, "uninstall", "crdup", "--namespace", system, "--wait")
     assert _crd(kubeconfig, name)["metadata"]["name"] == name
+
+
+def test_with_crds_enabled_helm_upgrade_upgrades_the_crd_and_uninstall_keeps_it(
+    kubeconfig: Path, charts: tuple[str, Path, Path], system: str
+) -> None:
+    group, old, new = charts
+    name = f"llmservices.{group}"
+    values = ["--set", "admissionPolicy.enabled=false", "--set", "replicaCount=1"]
+    values += ["--set", "leaderElection.enabled=false", "--set", "crds.enabled=true"]
+    # --skip-crds: the template is the CRD's only source (docs/install.md).
+    helm(kubeconfig, "install", "crdup", str(old), "--namespace", system, "--skip-crds", *values)
+    kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    crd = _crd(kubeconfig, name)
+    assert not _has_new_field(crd)
+    assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == "crdup"
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    # No separate step: the upgrade brings the new field.
+    helm(kubeconfig, "upgrade", "crdup", str(new), "--namespace", system, "--reuse-values")
+    kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    assert _has_new_field(_crd(kubeconfig, name))
+
+    helm(kubeconfig, "uninstall", "crdup", "--namespace", system, "--wait")
+    assert _crd(kubeconfig, name)["metadata"]["name"] == name

@@ -275,7 +275,8 @@ def test_an_invalid_spec_stalls_with_a_message_and_others_keep_working(cluster: 
 
 def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cluster: Cluster) -> None:
     """spec.pod, env, envFrom and ephemeral storage end up in the pods the ReplicaSet creates; a
-    volume only the API server can check is rejected at apply and reported, nothing half-applied."""
+    volume only the API server can check is rejected at apply and reported, nothing half-applied.
+    The session's operator allows the ServiceAccount models-reader (tests/integration/conftest.py)."""
     cluster.core.create_namespaced_service_account(cluster.ns, {"metadata": {"name": "models-reader"}})
     cluster.create(
         "platform",
@@ -311,10 +312,10 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
         assert [s.config_map_ref.name for s in container.env_from] == ["proxy"]
     assert pod.spec.containers[0].resources.requests["ephemeral-storage"] == "5Gi"
 
-    cluster.create("badvol", pod={"volumes": [{"name": "scratch", "emptyDirr": {}}]})
+    cluster.create("badvol", pod={"volumes": [{"name": "scratch", "configMap": {"name": "Not_A_Name"}}]})
     stalled = cluster.wait_condition("badvol", "Stalled")
     assert stalled["reason"] == "ApplyRejected", stalled
-    assert "emptyDirr" in stalled["message"], stalled["message"]
+    assert "Not_A_Name" in stalled["message"], stalled["message"]
     assert "badvol-ollama" not in cluster.deployments()
 
 

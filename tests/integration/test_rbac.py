@@ -35,6 +35,7 @@ NEEDED = [
             "persistentvolumeclaims",
             "horizontalpodautoscalers.autoscaling",
             "poddisruptionbudgets.policy",
+            "networkpolicies.networking.k8s.io",
             "podmonitors.monitoring.coreos.com",
         )
         for verb in ("get", "list", "watch", "create", "patch", "delete")
@@ -129,6 +130,10 @@ def test_the_installed_cluster_role_has_no_wildcard_and_no_secret_access(
     objects = rbac_objects(cluster_release)
     assert sorted((o["kind"], o["metadata"]["name"]) for o in objects) == [
         ("ClusterRole", cluster_release.fullname),
+        ("ClusterRole", f"{cluster_release.fullname}-edit"),  # for tenants, bound by no one
+        ("ClusterRole", f"{cluster_release.fullname}-metrics-auth"),
+        ("ClusterRole", f"{cluster_release.fullname}-metrics-reader"),  # for scrapers
+        ("ClusterRole", f"{cluster_release.fullname}-view"),
         ("Role", f"{cluster_release.fullname}-leader-election"),
     ]
     for obj in objects:
@@ -165,6 +170,9 @@ def test_the_chart_identity_may_do_exactly_what_the_operator_needs_in_every_name
         assert can_i(kubeconfig, sa, verb, "customresourcedefinitions.apiextensions.k8s.io")
     assert not can_i(kubeconfig, sa, "create", "customresourcedefinitions.apiextensions.k8s.io")
     assert not can_i(kubeconfig, sa, "list", "namespaces")
+    # Secure metrics: a scrape's token and its user's right to GET /metrics, reviewed by the API server.
+    assert can_i(kubeconfig, sa, "create", "tokenreviews.authentication.k8s.io")
+    assert can_i(kubeconfig, sa, "create", "subjectaccessreviews.authorization.k8s.io")
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +196,18 @@ def test_namespaced_mode_installs_roles_only_in_the_watched_namespaces(
     kubeconfig: Path, namespaced_setup: tuple[ChartRelease, list[str]]
 ) -> None:
     release, (team_a, team_b, unwatched) = namespaced_setup
-    kinds = {d["kind"] for d in release.manifest()}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
-    roles = rbac_objects(release)
+    # Cluster-scoped: only secure metrics' token and access reviews, which have no namespace.
+    cluster_scoped = {
+        (d["kind"], d["metadata"]["name"])
+        for d in release.manifest()
+        if d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+    }
+    assert cluster_scoped == {
+        ("ClusterRole", f"{release.fullname}-metrics-auth"),
+        ("ClusterRoleBinding", f"{release.fullname}-metrics-auth"),
+        ("ClusterRole", f"{release.fullname}-metrics-reader"),
+    }
+    roles = [r for r in rbac_objects(release) if r["kind"] == "Role"]
     assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles) == sorted(
         [
             (team_a, release.fullname),

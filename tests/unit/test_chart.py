@@ -21,6 +21,19 @@ from testkit.chart import CHART, HELM, REPO, set_args, template, wildcard_or_sec
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="needs .tools/bin/helm (make tools)")
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
+# The install's serving defaults as a platform team on OpenShift with a GPU pool would set them.
+SERVING_DEFAULTS = """
+imageRegistry: registry.internal:5000/dockerhub
+imagePullSecrets: [{name: mirror-pull}]
+podLabels: {sidecar.istio.io/inject: "false"}
+podAnnotations: {logs.example.com/ship: "true"}
+scheduling: {nodeSelector: {pool: llm}, priorityClassName: llm-serving}
+gpuScheduling:
+  runtimeClassName: nvidia
+  tolerations: [{key: gpu-pool, operator: Exists, effect: NoSchedule}]
+podSecurityContext: {platformAssignsIds: true}
+podMonitor: {labels: {release: kube-prometheus-stack}}
+"""
 # Value sets covering every template branch.
 MODES: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -81,7 +94,23 @@ MODES: dict[str, dict[str, Any]] = {
         ],
     },
     "probes-off": {"livenessProbe.enabled": False, "readinessProbe.enabled": False},
-    "everything-off": {"admissionPolicy.enabled": False, "metrics.service.enabled": False},
+    "serving-defaults": {"servingDefaults": yaml.safe_load(SERVING_DEFAULTS)},
+    "crd-template-no-rbac-helm-test": {
+        "crds.enabled": True,
+        "crds.annotations": {"argocd.argoproj.io/sync-options": "ServerSideApply=true"},
+        "rbac.create": False,
+        "tests.servedModel": {
+            "llmService": "chat",
+            "namespace": "llm-prod",
+            "model": "llama3.1:8b",
+            "apiKeySecretRef": {"name": "chat-api-key"},
+        },
+    },
+    "everything-off": {
+        "admissionPolicy.enabled": False,
+        "admissionPolicy.tenancy": False,
+        "metrics.service.enabled": False,
+    },
 }
 SERVICE_MONITOR_SCHEMA = {
     "type": "object",
@@ -105,6 +134,31 @@ SERVICE_MONITOR_SCHEMA = {
                             "port": {"type": "string"},
                             "path": {"type": "string"},
                             "honorLabels": {"type": "boolean"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "bearerTokenFile": {"type": "string"},
+                            "tlsConfig": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "insecureSkipVerify": {"type": "boolean"},
+                                    "serverName": {"type": "string"},
+                                    "ca": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "secret": {
+                                                "type": "object",
+                                                "additionalProperties": False,
+                                                "required": ["key"],
+                                                "properties": {
+                                                    "name": {"type": "string"},
+                                                    "key": {"type": "string"},
+                                                },
+                                            }
+                                        },
+                                    },
+                                },
+                            },
                             "interval": {
                                 "type": "string",
                                 "pattern": "^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?$",
@@ -236,7 +290,13 @@ def test_rbac_has_no_wildcards_no_secrets_and_release_unique_cluster_names(mode:
 
 
 def test_namespaced_mode_renders_roles_per_namespace_and_nothing_cluster_scoped_for_rbac() -> None:
+    """Except secure metrics' reviews, which have no namespace (metrics.secure false drops them)."""
     docs = template(MODES["namespaced"])
+    cluster_scoped = {
+        d["metadata"]["name"] for d in of_kind(docs, "ClusterRole") + of_kind(docs, "ClusterRoleBinding")
+    }
+    assert cluster_scoped == {"llmstage-metrics-auth", "llmstage-metrics-reader"}
+    docs = template({**MODES["namespaced"], "metrics.secure": False})
     assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
     roles = [r for r in of_kind(docs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
     bindings = [
@@ -300,6 +360,16 @@ def test_namespace_patterns_add_namespace_list_and_watch_only_when_needed() -> N
         (
             {"tolerations": [{"key": "gpu", "replicaCount": 1}]},
             "additional properties 'replicaCount' not allowed",
+        ),
+        ({"servingDefaults": {"imageRegistri": "r"}}, "additional properties 'imageRegistri' not allowed"),
+        ({"servingDefaults": {"gpuScheduling": {"runtimeClass": "x"}}}, "'runtimeClass' not allowed"),
+        ({"servingDefaults": {"imageRegistry": "https://r"}}, "/servingDefaults/imageRegistry"),
+        ({"servingDefaults": {"podSecurityContext": {"runAsUser": 0}}}, "/podSecurityContext/runAsUser"),
+        ({"servingDefaults": {"podLabels": {"llmstage.io/x": "y"}}}, "the prefixes app.kubernetes.io/"),
+        ({"servingDefaults": {"podMonitor": {"labels": {"app.kubernetes.io/x": "y"}}}}, "podMonitor.labels"),
+        (
+            {"servingDefaults": {"podSecurityContext": {"platformAssignsIds": True, "fsGroup": 5}}},
+            "platformAssignsIds leaves runAsUser",
         ),
     ],
 )
@@ -396,9 +466,9 @@ def test_lease_rights_are_one_lease_in_the_release_namespace_only(mode: str) -> 
         (doc, rule)
         for doc in of_kind(docs, "Role") + of_kind(docs, "ClusterRole")
         for rule in doc["rules"]
-        if "coordination.k8s.io" in rule["apiGroups"]
+        if "coordination.k8s.io" in rule.get("apiGroups", [])
     ]
-    if mode == "one-replica-no-election":
+    if mode == "one-replica-no-election" or MODES[mode].get("rbac.create") is False:
         assert lease_rules == []
         return
     assert {doc["kind"] for doc, _ in lease_rules} == {"Role"}
@@ -427,7 +497,8 @@ def test_the_alerting_rules_and_the_dashboard_are_the_chart_files() -> None:
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     defaults = template({})
-    assert not of_kind(defaults, "PrometheusRule") and not of_kind(defaults, "ConfigMap")
+    assert not of_kind(defaults, "PrometheusRule")
+    assert [c["metadata"]["name"] for c in of_kind(defaults, "ConfigMap")] == ["llmstage-tenancy"]
 
 
 def test_every_default_value_is_described_by_the_values_schema() -> None:
@@ -458,7 +529,9 @@ def test_optional_extras_render_when_enabled() -> None:
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     (config_map,) = [
-        c for c in of_kind(docs, "ConfigMap") if not c["metadata"]["name"].endswith("-dashboard")
+        c
+        for c in of_kind(docs, "ConfigMap")
+        if not c["metadata"]["name"].endswith(("-dashboard", "-tenancy"))
     ]
     lua = config_map["data"]["resource.customizations.health.llmstage.io_LLMService"]
     assert lua.strip() == (CHART / "files" / "argocd-health.lua").read_text().strip()
@@ -470,11 +543,95 @@ def test_optional_extras_render_when_enabled() -> None:
 
 def test_admission_policy_and_binding_are_renamed_per_release_and_still_point_at_each_other() -> None:
     docs = template({}, release="rel-b")
-    (policy,) = of_kind(docs, "ValidatingAdmissionPolicy")
-    (binding,) = of_kind(docs, "ValidatingAdmissionPolicyBinding")
-    assert policy["metadata"]["name"] == binding["metadata"]["name"] == "rel-b-llmstage"
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Warn"]
+    policies = {p["metadata"]["name"]: p for p in of_kind(docs, "ValidatingAdmissionPolicy")}
+    bindings = {b["metadata"]["name"]: b for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")}
+    assert set(policies) == set(bindings) == {"rel-b-llmstage", "rel-b-llmstage-tenancy"}
+    for name, binding in bindings.items():
+        assert binding["spec"]["policyName"] == name
+    assert bindings["rel-b-llmstage"]["spec"]["validationActions"] == ["Warn"]
+    assert bindings["rel-b-llmstage-tenancy"]["spec"]["validationActions"] == ["Deny"]
+
+
+def test_the_tenancy_values_reach_the_operator_and_the_admission_policys_parameters() -> None:
+    """One set of values, two enforcers: the operator's flags and the policy's ConfigMap agree."""
+    values = {
+        "tenancy": {
+            "allowedVolumeTypes": ["configMap", "hostPath"],
+            "allowedCSIDrivers": ["secrets-store.csi.k8s.io"],
+            "allowedServiceAccounts": ["irsa", "team-a/reader"],
+            "allowServiceAccountToken": True,
+        }
+    }
+    docs = template(values, release="rel-b")
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {
+        "--allowed-volume-types=configMap,hostPath",
+        "--allowed-csi-drivers=secrets-store.csi.k8s.io",
+        "--allowed-service-accounts=irsa,team-a/reader",
+        "--allow-service-account-token",
+    } <= set(args)
+    (params,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == "rel-b-llmstage-tenancy"]
+    from llmstage.cli import build_parser
+    from llmstage.cli.run import tenancy_policy
+    from llmstage.gitops.tenancy_admission import tenancy_params
+
+    parsed = build_parser().parse_args(["run", *[a for a in args if a.startswith("--allow")]])
+    assert params["data"] == tenancy_params(tenancy_policy(parsed), "x")["data"]
+    (binding,) = [
+        b
+        for b in of_kind(docs, "ValidatingAdmissionPolicyBinding")
+        if b["metadata"]["name"].endswith("-tenancy")
+    ]
+    assert binding["spec"]["paramRef"]["name"] == params["metadata"]["name"]
+    assert binding["spec"]["paramRef"]["namespace"] == params["metadata"]["namespace"]
+
+
+def test_the_tenant_roles_manage_llmservices_only_and_aggregate_into_the_default_roles() -> None:
+    roles = {r["metadata"]["name"]: r for r in of_kind(template({}), "ClusterRole")}
+    edit, view = roles["llmstage-edit"], roles["llmstage-view"]
+    assert {r for rule in edit["rules"] + view["rules"] for r in rule["resources"]} == {
+        "llmservices",
+        "llmservices/status",
+    }
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert not any("*" in rule["verbs"] for rule in edit["rules"] + view["rules"])
+    off = template({"rbac": {"create": False, "scope": "cluster"}})
+    assert not [d for d in off if d["apiVersion"].startswith("rbac.authorization.k8s.io")]
+
+
+def test_secure_metrics_args_volume_and_service_monitor() -> None:
+    monitor_on = {"metrics.serviceMonitor.enabled": True}
+    docs = template(monitor_on)
+    (deployment,) = of_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--metrics-secure" in args and not any(a.startswith("--metrics-cert-dir") for a in args)
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+    docs = template({**monitor_on, "metrics.tls.secretName": "metrics-tls"})
+    pod = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]
+    assert "--metrics-cert-dir=/etc/llmstage/metrics-tls" in pod["containers"][0]["args"]
+    assert {"name": "metrics-tls", "mountPath": "/etc/llmstage/metrics-tls", "readOnly": True} in pod[
+        "containers"
+    ][0]["volumeMounts"]
+    assert any(v.get("secret", {}).get("secretName") == "metrics-tls" for v in pod["volumes"])
+    tls = of_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]["tlsConfig"]
+    assert tls == {
+        "ca": {"secret": {"name": "metrics-tls", "key": "ca.crt"}},
+        "serverName": "llmstage-metrics.llmstage-system.svc",
+    }
+
+    docs = template({**monitor_on, "metrics.secure": False})
+    assert (
+        "--no-metrics-secure"
+        in of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert "scheme" not in of_kind(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]
+    assert not [r for r in of_kind(docs, "ClusterRole") if "metrics" in r["metadata"]["name"]]
 
 
 def test_the_chart_crd_is_the_generated_crd() -> None:
@@ -637,3 +794,136 @@ def test_no_unpublished_project_address_is_presented_as_real() -> None:
     assert "PLACEHOLDER" in values.split(f"repository: {placeholder}")[0].rsplit("image:", 1)[1]
     assert f'eq .Values.image.repository "{placeholder}"' in (CHART / "templates" / "NOTES.txt").read_text()
     assert "github.com/llmstage" not in (REPO / "Dockerfile").read_text()
+
+
+def test_the_operators_network_policy_admits_the_monitoring_namespace_to_metrics_only() -> None:
+    docs = template({"networkPolicy.monitoringNamespace": "prometheus"})
+    (policy,) = of_kind(docs, "NetworkPolicy")
+    (deployment,) = of_kind(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}],
+            "ports": [{"protocol": "TCP", "port": "metrics"}],
+        }
+    ]
+    assert (
+        "--monitoring-namespace=prometheus" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    (closed,) = of_kind(template({"networkPolicy.monitoringNamespace": ""}), "NetworkPolicy")
+    assert closed["spec"]["ingress"] == []
+    assert not of_kind(template({"networkPolicy.operator": False}), "NetworkPolicy")
+
+
+def test_serving_defaults_reach_the_operator_as_the_file_it_validates() -> None:
+    from llmstage.api.defaults import parse_defaults
+
+    values = yaml.safe_load(SERVING_DEFAULTS)
+    objects = template({"servingDefaults": values})
+    (config_map,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and "serving-defaults" in o["metadata"]["name"]
+    ]
+    text = config_map["data"]["serving-defaults.yaml"]
+    assert parse_defaults(text, "configmap") == parse_defaults(SERVING_DEFAULTS, "values")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert "--defaults=/etc/llmstage/serving-defaults/serving-defaults.yaml" in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "serving-defaults")
+    assert mount == {
+        "name": "serving-defaults",
+        "mountPath": "/etc/llmstage/serving-defaults",
+        "readOnly": True,
+    }
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "serving-defaults")
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    checksum = pod["metadata"]["annotations"]["checksum/serving-defaults"]
+    changed = template({"servingDefaults": {**values, "podLabels": {"team": "b"}}})
+    other = next(o for o in changed if o["kind"] == "Deployment")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert other["checksum/serving-defaults"] != checksum
+    # Without defaults nothing of it is rendered.
+    plain = next(o for o in template({}) if o["kind"] == "Deployment")["spec"]["template"]
+    assert "--defaults" not in " ".join(plain["spec"]["containers"][0]["args"])
+    assert "checksum/serving-defaults" not in plain["metadata"]["annotations"]
+
+
+def test_crds_enabled_renders_the_generated_crd_as_a_template_kept_on_uninstall() -> None:
+    generated = yaml.safe_load(
+        (REPO / "crds" / "llmservices.llmstage.io.yaml").read_text().split("---\n", 1)[1]
+    )
+    (crd,) = of_kind(template({"crds.enabled": True}, include_crds=False), "CustomResourceDefinition")
+    assert crd["spec"] == generated["spec"] and crd["metadata"]["name"] == generated["metadata"]["name"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    labels = crd["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "Helm" and labels["app.kubernetes.io/component"] == "crd"
+    # Off (the default): only crds/, which Helm installs once.
+    assert not of_kind(template({}, include_crds=False), "CustomResourceDefinition")
+
+
+def test_rbac_create_false_renders_no_roles_and_no_bindings() -> None:
+    kinds = {d["kind"] for d in template({"rbac.create": False})}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    assert "ServiceAccount" in kinds and "Deployment" in kinds
+
+
+def _served_model_pod(values: dict[str, Any]) -> dict[str, Any]:
+    (pod,) = [d for d in template(values) if d["kind"] == "Pod"]
+    return pod
+
+
+def test_the_helm_test_asks_the_served_model_for_a_chat_completion() -> None:
+    """The test pod's script, run here against a stand-in for the LLMService's Service."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, dict[str, Any], str | None]] = []
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body, self.headers.get("Authorization")))
+            ok = self.headers.get("Authorization") == "Bearer sk-test"
+            payload = {"choices": [{"message": {"content": "Blue."}}]} if ok else {"error": "no key"}
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(payload).encode())
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    values = MODES["crd-template-no-rbac-helm-test"]
+    pod = _served_model_pod(values)
+    assert pod["metadata"]["namespace"] == "llm-prod"
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "llmstage-test"  # never the operator's
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["URL"] == "http://chat.llm-prod.svc:8000" and env["MODEL"] == "llama3.1:8b"
+    api_key = next(e for e in container["env"] if e["name"] == "API_KEY")
+    assert api_key["valueFrom"]["secretKeyRef"] == {"name": "chat-api-key", "key": "api-key"}
+    script = container["command"][2]
+    server = http.server.HTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        run_env = {"URL": url, "MODEL": "llama3.1:8b", "TIMEOUT": "10", "PATH": "/usr/bin:/bin"}
+        answered = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**run_env, "API_KEY": "sk-test"},
+            capture_output=True,
+            text=True,
+        )
+        refused = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True)
+    finally:
+        server.shutdown()
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout == f"{url}/v1/chat/completions (llama3.1:8b) answered: 'Blue.'\n"
+    path, body, auth = seen[0]
+    assert path == "/v1/chat/completions" and body["model"] == "llama3.1:8b" and auth == "Bearer sk-test"
+    assert body["messages"][0]["role"] == "user"
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "401" in refused.stderr
+    assert not [d for d in template({}) if d["kind"] == "Pod"]  # no test unless a service is named

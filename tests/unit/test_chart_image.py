@@ -22,9 +22,9 @@ def instructions(name: str) -> list[str]:
     return [m.group(1).strip() for m in re.finditer(rf"^{name}\s+(.+?)$", DOCKERFILE, re.MULTILINE)]
 
 
-def test_base_image_is_python_311_slim_pinned_to_a_patch_release() -> None:
+def test_base_image_is_python_311_slim_pinned_to_a_patch_release_by_digest() -> None:
     (arg,) = [a for a in instructions("ARG") if a.startswith("PYTHON_IMAGE=")]
-    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+", arg), arg
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}", arg), arg
     assert instructions("FROM") == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
 
 
@@ -44,6 +44,21 @@ def test_nothing_is_written_to_the_image_at_run_time() -> None:
     chart_pod = (CHART / "templates" / "deployment.yaml").read_text()
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["securityContext"]["readOnlyRootFilesystem"] is True and "mountPath: /tmp" in chart_pod
+
+
+def test_no_installer_stays_in_the_runtime_image_and_the_build_checks_it() -> None:
+    build, runtime = DOCKERFILE.split("\nFROM ${PYTHON_IMAGE}\n")
+    assert "pip uninstall --quiet --yes pip setuptools" in build  # the venv's own
+    assert "pip uninstall --quiet --yes pip setuptools wheel" in runtime  # the base's
+    assert "! find / -xdev" in runtime  # the build fails if any is left
+
+
+def test_the_oci_labels_say_what_source_revision_and_version_it_is() -> None:
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.\w+)="([^"]*)"', DOCKERFILE))
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.revision"] == "${REVISION}"
+    assert labels["org.opencontainers.image.source"] == "${SOURCE}"
+    assert {"VERSION=unknown", "REVISION=unknown", "SOURCE=unknown"} <= set(instructions("ARG"))
 
 
 def test_exposed_ports_are_the_charts_health_and_metrics_ports() -> None:

@@ -1,4 +1,4 @@
-"""-o yaml|json on every command that prints objects, and `llmstage catalog` (issue 13 item 7)."""
+"""-o yaml|json on every command that prints objects, and `llmstage catalog`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import yaml
 from llmstage.api.crd import crd
 from llmstage.api.models import LLMService
 from llmstage.cli import main
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 from llmstage.gitops.admission import admission_policy
 from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve
 from llmstage.resolve.catalog import builtin_catalog
+from llmstage.resolve.resolved import ClusterFacts
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = REPO / "examples" / "llama31-8b-production.yaml"
@@ -33,7 +35,8 @@ def test_render_json_is_the_same_objects_as_the_yaml(capsys: pytest.CaptureFixtu
     _, as_yaml, _ = run(capsys, "render", "-f", str(PRODUCTION))
     assert listed["items"] == [d for d in yaml.safe_load_all(as_yaml) if d]
     assert listed["items"] == desired_objects(
-        resolve(LLMService.from_object(yaml.safe_load(PRODUCTION.read_text())))
+        resolve(LLMService.from_object(yaml.safe_load(PRODUCTION.read_text()))),
+        ClusterFacts(monitoring_namespace=DEFAULT_MONITORING_NAMESPACE),
     )
 
 
@@ -76,3 +79,16 @@ def test_catalog_table_names_what_vllm_serves_for_each_model(capsys: pytest.Capt
     llama = next(r for r in rows if r.startswith("llama3.1:8b "))
     assert "meta-llama/Llama-3.1-8B-Instruct (gated)" in llama and "131072" in llama
     assert len(rows) == len(builtin_catalog().entries)
+
+
+def test_the_human_readable_format_is_table_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["recommend", "--users", "50", "--stage", "production", "--gpu", "NVIDIA-L4"]
+    code, table, _ = run(capsys, *args, "-o", "table")
+    assert code == 0 and "Runtime" in table
+    assert run(capsys, *args)[1] == table  # the default
+    assert run(capsys, *args, "-o", "text")[1] == table  # the old name still works
+    code, catalog, _ = run(capsys, "catalog", "-o", "table")
+    assert code == 0 and catalog.startswith("NAME")
+    with pytest.raises(SystemExit):
+        run(capsys, *args, "-o", "wide")
+    assert "choose from 'table', 'yaml', 'json'" in capsys.readouterr().err

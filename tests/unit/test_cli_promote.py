@@ -103,7 +103,7 @@ def test_staging_to_production_switches_to_vllm_with_the_same_names(
         str(staging),
         "--to",
         "production",
-        "-o",
+        "--output-file",
         str(out_file),
         "--gpu",
         f"{H100}:2",
@@ -201,15 +201,39 @@ def test_stdin_to_stdout(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO((REPO / "examples" / "llama31-8b-dev.yaml").read_text()))
-    code, out, err = run(capsys, "-f", "-", "--to", "staging", "-o", "-")
+    code, out, err = run(capsys, "-f", "-", "--to", "staging", "-o", "yaml")
     assert code == 0
     assert yaml.safe_load(out)["spec"]["stage"] == "staging"
     assert "+  stage: staging" in err
 
 
+def test_output_file_dash_is_stdout_too(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO((REPO / "examples" / "llama31-8b-dev.yaml").read_text()))
+    code, out, _ = run(capsys, "-f", "-", "--to", "staging", "--output-file", "-")
+    assert code == 0 and yaml.safe_load(out)["spec"]["stage"] == "staging"
+
+
 def test_stdin_needs_an_output(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "-f", "-", "--to", "staging")
-    assert code == 2 and "pass -o OUT" in err
+    assert code == 2 and "pass --output-file FILE, or -o yaml for stdout" in err
+
+
+def test_o_is_a_format_and_a_file_name_there_gets_the_option_it_needs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dev = REPO / "examples" / "llama31-8b-dev.yaml"
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "-f", str(dev), "--to", "staging", "-o", "staging.yaml")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "'staging.yaml' is not an output format (diff, yaml)" in err
+    assert "pass --output-file staging.yaml" in err
+    code, _, err = run(capsys, "-f", str(dev), "--to", "staging", "-o", "yaml", "--output-file", "x.yaml")
+    assert code == 2 and "-o yaml prints the manifest and writes no file" in err
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 from llmstage.api.models import LLMService
 from llmstage.cli import main
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve
 from llmstage.resolve.resolved import ClusterFacts
+
+# What `llmstage run` assumes unless told otherwise; `render` assumes the same.
+OPERATOR_DEFAULTS = ClusterFacts(monitoring_namespace=DEFAULT_MONITORING_NAMESPACE)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -29,7 +34,7 @@ def test_prints_exactly_what_the_operator_applies(example: Path, capsys: pytest.
     printed = [d for d in yaml.safe_load_all(out) if d]
     body = yaml.safe_load(example.read_text())
     body["metadata"].update(namespace="team-a", uid="1234")
-    assert printed == desired_objects(resolve(LLMService.from_object(body)))
+    assert printed == desired_objects(resolve(LLMService.from_object(body)), OPERATOR_DEFAULTS)
     for obj in printed:
         (owner,) = obj["metadata"]["ownerReferences"]
         assert owner["kind"] == "LLMService" and owner["uid"] == "1234" and owner["controller"] is True
@@ -43,7 +48,9 @@ def test_pod_monitor_only_when_the_cluster_has_the_crd(capsys: pytest.CaptureFix
     assert "PodMonitor" in kinds
     assert "PodMonitor" not in [d["kind"] for d in yaml.safe_load_all(without) if d]
     body = yaml.safe_load(Path(production).read_text())
-    expected = desired_objects(resolve(LLMService.from_object(body)), ClusterFacts(pod_monitor_crd=True))
+    expected = desired_objects(
+        resolve(LLMService.from_object(body)), replace(OPERATOR_DEFAULTS, pod_monitor_crd=True)
+    )
     assert [d for d in yaml.safe_load_all(with_crd) if d] == expected
 
 
@@ -134,3 +141,23 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["render", "--help"])
     assert "examples:\n  llmstage render -f" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [("dtype: bfloat16", "spec.vllm.dtype"), ("extraArgs: [--kv-cache-dtype=fp8]", "spec.vllm.extraArgs")],
+)
+def test_a_t4_service_with_bf16_or_an_fp8_kv_cache_fails_naming_the_field(
+    setting: str, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "t4.yaml"
+    manifest.write_text(
+        "apiVersion: llmstage.io/v1alpha1\nkind: LLMService\nmetadata: {name: chat}\nspec:\n"
+        "  stage: production\n  model: {name: llama3.1:8b}\n"
+        "  resources: {gpu: {count: 1, product: Tesla-T4}}\n"
+        f"  vllm:\n    apiKeySecretRef: {{name: key}}\n    {setting}\n"
+    )
+    code, out, err = run(capsys, "-f", str(manifest))
+    assert code == 2 and out == ""
+    assert err.startswith(f"llmstage render: error: {manifest} (LLMService chat): {field}: ")
+    assert "8.0" in err and "Tesla-T4 (compute capability 7.5)" in err and err.count("\n") == 1

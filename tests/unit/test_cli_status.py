@@ -91,4 +91,54 @@ def test_broken_kubeconfig_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: missing\n")
     assert main(["status", "--kubeconfig", str(kubeconfig)]) == 2
-    assert "llmstage status: error: kubeconfig: " in capsys.readouterr().err
+    assert (
+        capsys.readouterr().err == f"llmstage status: error: kubeconfig {kubeconfig} has no contexts; pass "
+        "--kubeconfig FILE or set KUBECONFIG\n"
+    )
+
+
+GOOD_PARTS = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+"""
+
+
+def contexts(cluster: str = "c", user: str = "u", current: str | None = "x") -> str:
+    text = f"contexts: [{{name: x, context: {{cluster: {cluster}, user: {user}}}}}]\n"
+    return GOOD_PARTS + text + (f"current-context: {current}\n" if current else "")
+
+
+NO_SERVER = contexts().replace('server: "https://127.0.0.1:9"', "insecure-skip-tls-verify: true")
+NOT_YAML = "not YAML (line 1, column 11: expected the node content, but found '<stream end>')"
+
+
+@pytest.mark.parametrize(
+    ("text", "argv", "expected"),
+    [
+        ("garbage: [", [], NOT_YAML),
+        ("hello", [], "not a kubeconfig (a YAML mapping with clusters, users and contexts)"),
+        ("- 1\n- 2\n", [], "not a kubeconfig"),
+        (contexts(current=None), [], "has no current-context: pass --context NAME (it has: x)"),
+        (contexts(), ["--context", "nope"], "has no context nope (it has: x): check --context"),
+        (contexts(current="y"), [], "its current-context y is not one of its contexts (it has: x)"),
+        (contexts(cluster="d"), [], "context x names cluster d, which the file does not have"),
+        (contexts(user="v"), [], "context x names user v, which the file does not have"),
+        (NO_SERVER, [], "cluster c (of context x) has no server address"),
+    ],
+    ids=[
+        "not-yaml", "a-string", "a-list", "no-current", "no-such-context", "bad-current", "no-cluster",
+        "no-user", "no-server",
+    ],
+)  # fmt: skip
+def test_every_kubeconfig_and_context_error_is_one_plain_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, argv: list[str], expected: str
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(text)
+    assert main(["status", "--kubeconfig", str(kubeconfig), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"llmstage status: error: kubeconfig {kubeconfig}") and expected in err, err
+    assert err.count("\n") == 1
+    for python in ("Traceback", "object", "Error(", "Expected object", "'str'", "NoneType"):
+        assert python not in err, err

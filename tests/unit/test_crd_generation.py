@@ -172,6 +172,7 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.vllm.gpuMemoryUtilization",
         ".spec.vllm.dtype",
         ".spec.vllm.apiKeySecretRef.key",
+        ".spec.ollama.apiKeySecretRef.key",
         ".spec.huggingFaceTokenSecretRef.key",
         ".spec.ollama.registry.insecure",
         ".spec.ollama.registry.caConfigMapRef.key",
@@ -184,4 +185,5 @@ def test_defaults_are_stage_independent() -> None:
         ".spec.lora.adapters[].source.oci.path",
         ".spec.routing.endpointPickerRef.port",  # the extension's ext-proc port, 9002
         ".spec.routing.endpointPickerRef.failureMode",  # FailClose, InferencePool's own default
+        ".spec.networkPolicy.enabled",  # on in every stage
     }

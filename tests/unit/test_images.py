@@ -145,3 +145,13 @@ def test_dockerfiles_keep_the_public_python_base_as_default(dockerfile: str) -> 
     assert all(
         line.startswith("FROM ${PYTHON_IMAGE}") for line in text.splitlines() if line.startswith("FROM")
     )
+
+
+def test_the_operator_image_is_labelled_with_its_version_and_commit(images: ModuleType) -> None:
+    """The labels are build arguments, and part of the cache key: another commit is another image."""
+    labels = images.provenance()
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    assert version is not None and labels["VERSION"] == version.group(1)
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", labels["REVISION"])
+    inputs = dict(images.IMAGES["llmstage"].inputs())
+    assert {f"build-arg {k}": v.encode() for k, v in labels.items()}.items() <= inputs.items()

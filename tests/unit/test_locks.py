@@ -57,9 +57,9 @@ def test_every_line_is_an_exact_pin_with_hashes(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(LOCKS))
 def test_each_lock_was_made_from_the_pyproject_of_this_commit(name: str) -> None:
-    assert lock.recorded_digest(LOCKS[name]) == lock.inputs_digest(PYPROJECT), (
-        f"pyproject.toml's dependencies (or the client's requirements.in, or the uv pin) changed "
-        f"since requirements/{name} was made: run make lock"
+    assert lock.recorded_digest(LOCKS[name]) == lock.inputs_digest(LOCKS[name], PYPROJECT), (
+        f"the inputs of requirements/{name} (pyproject.toml's dependencies, an .in file, the uv pin) changed "
+        "since it was made: run make lock"
     )
 
 

@@ -1,4 +1,4 @@
-"""spec.model.source (issue 13 item 2): resolve, render, and the bucket download step run for real.
+"""spec.model.source: resolve, render, and the bucket download step run for real.
 
 The S3/GCS download step (operator/llmstage/render/bucket_download.py) is run exactly as the
 Deployment renders it, against stand-ins served on 127.0.0.1: an S3-compatible store that checks
@@ -28,7 +28,7 @@ from llmstage.api.models import LLMService
 from llmstage.render import render, render_deployment
 from llmstage.render.bucket_download import sigv4_headers
 from llmstage.resolve import resolve
-from llmstage.resolve.resolved import BucketSource, OCISource, PVCSource, Resolved
+from llmstage.resolve.resolved import BucketSource, OCISource, PVCSource, Resolved, SecretKeyRef
 
 from testkit.render_fixtures import (
     PRODUCTION_VLLM,
@@ -165,8 +165,13 @@ def test_local_weights_run_offline(resolved: Resolved) -> None:
     assert "huggingface.co" not in text
 
 
-def test_the_hub_source_stays_online_and_the_mirror_reaches_both_containers() -> None:
-    assert "HF_HUB_OFFLINE" not in env_of(container(PRODUCTION_VLLM, "server"))
+def test_the_hub_server_reads_the_cache_offline_without_the_token_and_the_mirror_reaches_both() -> None:
+    """The download step gets HF_TOKEN and fetches what vLLM reads; the server runs offline."""
+    resolved = replace(PRODUCTION_VLLM, hugging_face_token_secret_ref=SecretKeyRef("hf-token", "token"))
+    server, download = env_of(container(resolved, "server")), env_of(container(resolved, "download-model"))
+    assert server["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in server
+    assert download["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
+    assert "HF_HUB_OFFLINE" not in download
     for name in ("download-model", "server"):
         env = env_of(container(PRODUCTION_VLLM_HF_MIRROR, name))
         assert env["HF_ENDPOINT"]["value"] == "https://hf-mirror.internal", name

@@ -133,8 +133,14 @@ def test_the_group_is_a_leader_with_the_api_server_and_headless_workers() -> Non
     assert "--tensor-parallel-size=8" in leader["args"] and "--tensor-parallel-size=8" in worker["args"]
     pod_ip = {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
     assert pod_ip in leader["env"] and pod_ip in worker["env"]
-    assert "readinessProbe" in leader and leader["ports"][0]["name"] == "http"
+    assert "readinessProbe" in leader and "--host=127.0.0.1" in leader["args"]
     assert not {"readinessProbe", "livenessProbe", "startupProbe", "ports"} & set(worker)
+    # The leader serves the API through its gateway; a worker serves none, so has none.
+    names = [
+        [c["name"] for c in t["spec"]["containers"]]
+        for t in (group["leaderTemplate"], group["workerTemplate"])
+    ]
+    assert names == [["server", "gateway"], ["server"]]
     # Both roles land on the product's nodes and ask for all 8 GPUs of one.
     for template in (group["leaderTemplate"], group["workerTemplate"]):
         terms = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]

@@ -25,7 +25,7 @@ def rendered_service_runtime(p: Any) -> str:
 def test_a_new_service_applies_everything_and_waits_for_endpoints() -> None:
     p = plan(resolved(), observed(), NOW)
     kinds = sorted(o["kind"] for o in p.apply)
-    assert kinds == ["Deployment", "PersistentVolumeClaim", "Service"]
+    assert kinds == ["Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Service"]
     assert rendered_service_runtime(p) == "ollama"
     c = conditions(p)
     assert (c["Ready"].status, c["Ready"].reason) == ("False", "WaitingForEndpoints")

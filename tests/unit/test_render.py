@@ -56,6 +56,7 @@ from testkit.render_fixtures import (
     STAGING_OLLAMA_SCALE_TO_ZERO,
     WAKE_QUERY,
     WITH_POD_MONITOR,
+    pod_specs,
 )
 
 ALL = [pytest.param(resolved, facts, id=case) for case, (resolved, facts) in sorted(CASES.items())]
@@ -79,13 +80,9 @@ def pod_spec(resolved: Resolved) -> dict[str, Any]:
     return spec
 
 
-def pod_specs(resolved: Resolved) -> list[dict[str, Any]]:
-    """Every pod the workload runs: the Deployment's, or a LeaderWorkerSet's leader and worker."""
-    workload = render_deployment(resolved)
-    if workload["kind"] == "Deployment":
-        return [workload["spec"]["template"]["spec"]]
-    group = workload["spec"]["leaderWorkerTemplate"]
-    return [group["leaderTemplate"]["spec"], group["workerTemplate"]["spec"]]
+def runtime_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod's containers but the gateway in front of the runtime."""
+    return [c for c in spec["containers"] if c["name"] != "gateway"]
 
 
 def server(resolved: Resolved) -> dict[str, Any]:
@@ -193,15 +190,17 @@ def test_owner_reference_points_at_the_llmservice() -> None:
 
 
 @pytest.mark.parametrize(("resolved", "facts"), ALL)
-def test_runtime_objects_lists_every_rendered_object_but_the_service(
+def test_runtime_objects_lists_every_rendered_object_but_the_shared_ones(
     resolved: Resolved, facts: ClusterFacts
 ) -> None:
+    """The Service and the NetworkPolicy serve both runtimes: they are not kept through a cutover."""
     listed = {(r.api_version, r.kind, r.name) for r in runtime_objects(resolved.name, resolved.runtime)}
     rendered = {
         (o["apiVersion"], o["kind"], o["metadata"]["name"])
         for o in render(resolved, facts)
-        # Shared by both runtimes and following the serving one: the Service and spec.routing's.
-        if o["kind"] not in ("Service", "InferencePool", "HTTPRoute")
+        # Shared by both runtimes and following the serving one: the Service, the NetworkPolicy and
+        # spec.routing's objects.
+        if o["kind"] not in ("Service", "NetworkPolicy", "InferencePool", "HTTPRoute")
     }
     assert rendered <= listed
 
@@ -227,7 +226,10 @@ def test_service_has_one_stable_port_for_both_runtimes(resolved: Resolved, facts
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
     ]
-    assert server(resolved)["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    # The port is the gateway's (render/gateway.py); the runtime listens on the pod's loopback.
+    assert "ports" not in server(resolved)
+    (gateway,) = [c for c in pod_spec(resolved)["containers"] if c["name"] == "gateway"]
+    assert gateway["ports"][0] == {"name": "http", "containerPort": 8000, "protocol": "TCP"}
 
 
 # ---------------------------------------------------------------- replicas and autoscaling
@@ -321,7 +323,7 @@ def test_pod_monitor_only_for_vllm_when_the_crd_exists(
     assert ("PodMonitor" in kinds) is expected
     if expected:
         assert kinds["PodMonitor"]["spec"]["podMetricsEndpoints"] == [
-            {"port": "http", "path": "/metrics", "interval": "30s"}
+            {"port": "metrics", "path": "/metrics", "interval": "30s"}
         ]
 
 
@@ -395,6 +397,29 @@ def test_update_strategy_follows_the_cache_access_mode_and_gpus(
     assert render_deployment(resolved)["spec"]["strategy"] == strategy
 
 
+SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+REPLACE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+@pytest.mark.parametrize(
+    "resolved",
+    [
+        PRODUCTION_VLLM_70B_TP,  # autoscaled from 1, ReadWriteMany cache
+        replace(PRODUCTION_VLLM_PER_POD, autoscaling=None, replicas=1),  # one pod, a claim per pod
+    ],
+    ids=["70b-rwx-min-1", "per-pod-1-replica"],
+)
+def test_a_gpu_service_that_may_run_one_pod_surges_unless_the_surge_found_no_room(resolved: Resolved) -> None:
+    assert render_deployment(resolved)["spec"]["strategy"] == SURGE
+    assert render_deployment(resolved, surge_blocked=True)["spec"]["strategy"] == REPLACE
+    assert by_kind(render(resolved, surge_blocked=True))["Deployment"]["spec"]["strategy"] == REPLACE
+
+
+def test_surge_blocked_changes_nothing_where_there_is_no_surge() -> None:
+    for resolved in (PRODUCTION_VLLM_PER_POD, DEV_VLLM_GPU, STAGING_OLLAMA, DEV_OLLAMA):
+        assert render(resolved, surge_blocked=True) == render(resolved)
+
+
 # ---------------------------------------------------------------- vLLM
 
 
@@ -411,16 +436,19 @@ def test_vllm_tensor_parallel_size_equals_the_gpu_count(resolved: Resolved) -> N
 def test_vllm_args() -> None:
     args = server(PRODUCTION_VLLM_70B_TP)["args"]
     assert args == [
-        # Positional, after the image's `vllm serve`: --model is deprecated in vLLM 0.12.
+        # Positional, after the image's `vllm serve`: --model is deprecated since vLLM 0.12.
         "meta-llama/Llama-3.1-70B-Instruct",
         "--revision=1605565b47bb9346c5515c34102e054115b4f98b",
         "--served-model-name=assistant",
-        "--host=0.0.0.0",
-        "--port=8000",
+        # Loopback: clients reach it through the gateway on 8000 (render/gateway.py).
+        "--host=127.0.0.1",
+        "--port=8001",
         "--tensor-parallel-size=4",
         "--gpu-memory-utilization=0.92",
         "--max-model-len=16384",
         "--dtype=bfloat16",
+        # In-flight requests drain on SIGTERM: the grace period (120) less preStop (15) and 15 s.
+        "--shutdown-timeout=90",
         "--kv-cache-dtype=fp8",  # extra args last, verbatim
         "--enable-chunked-prefill",
     ]
@@ -439,12 +467,12 @@ def test_vllm_keeps_its_own_batch_size_unless_the_spec_caps_it() -> None:
 
 @pytest.mark.parametrize("resolved", [PRODUCTION_VLLM, DEV_VLLM_GPU, PRODUCTION_VLLM_70B_TP])
 def test_vllm_containers_name_a_user_for_torch(resolved: Resolved) -> None:
-    """UID 2000 has no passwd entry in vllm/vllm-openai:v0.12.0 (no USER, no vllm user); torch 2.9's
-    import calls getpass.getuser(), which reads LOGNAME or USER before the passwd database. vLLM
-    itself needs a GPU node to start: not shown here, nor on the real node (a stand-in serves)."""
+    """UID 2000 has no passwd entry in vLLM's images (no USER, no vllm user); torch's import calls
+    getpass.getuser(), which reads LOGNAME or USER before the passwd database (the real-node tests
+    run vLLM's CPU image as this user)."""
     spec = pod_spec(resolved)
     assert spec["securityContext"]["runAsUser"] == 2000
-    for container in spec["initContainers"] + spec["containers"]:
+    for container in spec["initContainers"] + runtime_containers(spec):
         env = env_of(container)
         assert env["USER"]["value"] == env["LOGNAME"]["value"] == "vllm", container["name"]
         assert env["HOME"]["value"] == "/home/vllm"
@@ -477,24 +505,40 @@ def test_vllm_downloads_in_an_init_container_before_the_load_budget() -> None:
 FAKE_HUB = """
 import json, os
 RANKS = json.loads(os.environ["FAKE_RANKS"])
+CACHE = os.environ["FAKE_CACHE"]
+def offline():
+    if os.environ.get("FAKE_OFFLINE"):
+        raise OSError("no route to the Hub")
 class HfApi:
     def list_repo_files(self, repo, revision=None):
+        offline()
         return ["config.json", "model.safetensors"]
-def snapshot_download(repo, revision=None, local_dir=None, **kwargs):
+def snapshot_download(repo, revision=None, local_dir=None, local_files_only=False, **kwargs):
+    folder = local_dir or os.path.join(CACHE, repo, revision or "main")
+    if local_files_only:  # the cache only, as huggingface_hub does
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(folder)
+        return folder
+    offline()
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps([repo, revision, local_dir]) + "\\n")
+    os.makedirs(folder, exist_ok=True)
     if local_dir:
-        os.makedirs(local_dir, exist_ok=True)
         with open(os.path.join(local_dir, "adapter_config.json"), "w") as f:
             json.dump({"r": RANKS[repo], "peft_type": "LORA"}, f)
+        open(os.path.join(local_dir, "adapter_model.safetensors"), "w").close()
+    else:
+        for name in ("config.json", "model.safetensors"):
+            open(os.path.join(folder, name), "w").close()
+    return folder
 """
 
 
 def run_download_step(
-    resolved: Resolved, tmp_path: Path, ranks: dict[str, int]
+    resolved: Resolved, tmp_path: Path, ranks: dict[str, int], offline: bool = False
 ) -> subprocess.CompletedProcess[str]:
     (init,) = pod_spec(resolved)["initContainers"]
-    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub").mkdir(exist_ok=True)
     (tmp_path / "hub" / "huggingface_hub.py").write_text(FAKE_HUB)
     env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
     # Paths of the pod's cache volume, moved under tmp_path.
@@ -504,6 +548,8 @@ def run_download_step(
         "PYTHONPATH": str(tmp_path / "hub"),
         "FAKE_RANKS": json.dumps(ranks),
         "FAKE_LOG": str(tmp_path / "downloads.log"),
+        "FAKE_CACHE": str(tmp_path / "hf-cache"),
+        **({"FAKE_OFFLINE": "1"} if offline else {}),
     }
     return subprocess.run(
         [sys.executable, "-c", init["command"][-1]], env=env, capture_output=True, text=True, check=False
@@ -532,6 +578,24 @@ def test_lora_adapters_are_downloaded_to_the_paths_vllm_is_given(tmp_path: Path)
     assert args.count("--lora-modules") == 1  # a second flag would replace the first one's list
 
 
+def test_a_restart_with_the_cache_filled_does_not_ask_the_hub(tmp_path: Path) -> None:
+    """The step listed the repository's files on every start, so a pod restarted without a route
+    to the Hub (an outage, an air-gapped node) failed although the weights were on its volume."""
+    ranks = {"acme/llama31-8b-sql-lora": 16, "acme/llama31-8b-support-lora": 64}
+    assert run_download_step(PRODUCTION_VLLM_LORA, tmp_path, ranks).returncode == 0
+    log = tmp_path / "downloads.log"
+    first = log.read_text()
+    again = run_download_step(PRODUCTION_VLLM_LORA, tmp_path, ranks, offline=True)
+    assert again.returncode == 0, again.stderr
+    assert log.read_text() == first  # nothing downloaded, nothing listed
+    assert "is in the cache" in again.stdout and "the Hub is not asked" in again.stdout
+    # An empty cache without the Hub fails, with the Hub's error.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = run_download_step(PRODUCTION_VLLM_LORA, empty, ranks, offline=True)
+    assert failed.returncode != 0 and "no route to the Hub" in failed.stderr
+
+
 def test_with_weights_from_elsewhere_the_step_downloads_the_adapters_only(tmp_path: Path) -> None:
     """spec.model.source oci (or pvc, s3, gcs) with adapters: download-lora fetches no base model."""
     result = run_download_step(
@@ -558,7 +622,9 @@ def test_a_lora_adapter_above_the_max_rank_stops_the_download_step_with_the_fix(
 
 def test_secrets_are_rendered_only_by_reference() -> None:
     env = env_of(server(PRODUCTION_VLLM))
-    assert env["HF_TOKEN"] == {
+    assert "HF_TOKEN" not in env  # the download step's only
+    download = next(c for c in pod_spec(PRODUCTION_VLLM)["initContainers"] if c["name"] == "download-model")
+    assert env_of(download)["HF_TOKEN"] == {
         "name": "HF_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": HF_TOKEN.name, "key": HF_TOKEN.key}},
     }
@@ -581,8 +647,17 @@ def test_secrets_are_rendered_only_by_reference() -> None:
 def test_no_api_key_env_without_a_ref() -> None:
     env = env_of(server(DEV_VLLM_GPU))
     assert "VLLM_API_KEY" not in env
-    assert "HF_TOKEN" in env
-    assert "HF_TOKEN" not in env_of(server(replace(DEV_VLLM_GPU, hugging_face_token_secret_ref=None)))
+
+
+def test_the_hugging_face_token_reaches_the_download_step_only() -> None:
+    """The server reads the cache offline: a token there would only widen what a compromised (or
+    --trust-remote-code) server could read."""
+    spec = pod_spec(DEV_VLLM_GPU)
+    holders = [
+        c["name"] for c in spec.get("initContainers", []) + spec["containers"] if "HF_TOKEN" in env_of(c)
+    ]
+    assert holders == ["download-model"]
+    assert env_of(server(DEV_VLLM_GPU))["HF_HUB_OFFLINE"]["value"] == "1"
 
 
 def test_vllm_caches_live_on_the_cache_volume() -> None:
@@ -605,12 +680,19 @@ def test_dev_shm_is_a_memory_volume_sized_for_tensor_parallelism(resolved: Resol
 def test_vllm_probes_use_health_and_the_startup_budget_grows_with_the_model() -> None:
     def startup_seconds(resolved: Resolved) -> int:
         probe = server(resolved)["startupProbe"]
-        assert probe["httpGet"] == {"path": "/health", "port": "http"}
+        assert probe["httpGet"] == {"path": "/health", "port": 8000}
         return int(probe["periodSeconds"] * probe["failureThreshold"])
 
     container = server(PRODUCTION_VLLM)
-    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+    # Same endpoint (the only one that reflects the engine), different roles: readiness takes a
+    # pod out within 15 s, liveness restarts one whose engine died only after a minute of 503s.
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert (
+        readiness["periodSeconds"] * readiness["failureThreshold"]
+        < liveness["periodSeconds"] * liveness["failureThreshold"]
+    )
     small, large = startup_seconds(PRODUCTION_VLLM), startup_seconds(PRODUCTION_VLLM_70B_TP)
     assert 10 * 60 <= small < large
     assert 20 * 60 <= large <= 40 * 60  # tens of minutes for 70B
@@ -713,7 +795,7 @@ def test_gpu_resource_name_drives_limits_and_toleration() -> None:
 def test_ollama_env_is_explicit() -> None:
     env = env_of(server(STAGING_OLLAMA))
     values = {name: e.get("value") for name, e in env.items()}
-    assert values["OLLAMA_HOST"] == "0.0.0.0:8000"
+    assert values["OLLAMA_HOST"] == "127.0.0.1:8001"  # loopback: the gateway serves port 8000
     assert values["OLLAMA_NUM_PARALLEL"] == "3"
     assert values["OLLAMA_CONTEXT_LENGTH"] == "8192"
     assert values["OLLAMA_KEEP_ALIVE"] == "-1"
@@ -726,7 +808,7 @@ def test_user_env_cannot_override_what_llmstage_sets() -> None:
     container = server(replace(DEV_OLLAMA, ollama=settings))
     names = [e["name"] for e in container["env"]]
     assert len(names) == len(set(names))
-    assert env_of(container)["OLLAMA_HOST"]["value"] == "0.0.0.0:8000"
+    assert env_of(container)["OLLAMA_HOST"]["value"] == "127.0.0.1:8001"
     assert env_of(container)["OLLAMA_DEBUG"]["value"] == "1"
 
 
@@ -758,15 +840,83 @@ def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> 
     """Every `ollama serve` start deletes partial and unreferenced blobs unless OLLAMA_NOPRUNE is
     set (server/routes.go Serve), i.e. another pod's download in progress on a shared cache; and
     two pulls of one blob write the same BLOB-partial file (server/download.go). Two pods pulling
-    into one volume at once for real is the real-node tests' (issue 12, 4d); whether the ubuntu
+    into one volume at once for real is the real-node tests'; whether the ubuntu
     base of the upstream image ships flock was not checked here (the script says so if not)."""
     spec = pod_spec(resolved)
-    for container in spec["initContainers"] + spec["containers"]:
+    for container in spec["initContainers"] + runtime_containers(spec):
         assert env_of(container)["OLLAMA_NOPRUNE"]["value"] == "1", container["name"]
     script = spec["initContainers"][0]["command"][-1]
     lock, pull = script.index("flock 9"), script.index("ollama pull")
     assert '9>>"$OLLAMA_MODELS/.llmstage-pull.lock"' in script
     assert lock < script.index('ollama show "$LLMSTAGE_PULL"') < pull  # checked and pulled under the lock
+
+
+BLOB = "a" * 64
+FAKE_OLLAMA = f"""#!/bin/sh
+# Records each call; `show` finds nothing, `pull` writes the manifest and its blob as Ollama does.
+echo "$*" >> "$CALLS"
+case "$1" in
+  serve) exec sleep 30 ;;
+  show) exit 1 ;;
+  pull) manifest="$OLLAMA_MODELS/manifests/$LLMSTAGE_PULL_MANIFEST"
+        mkdir -p "$(dirname "$manifest")" "$OLLAMA_MODELS/blobs"
+        echo '{{"layers":[{{"digest":"sha256:{BLOB}"}}]}}' > "$manifest"
+        : > "$OLLAMA_MODELS/blobs/sha256-{BLOB}" ;;
+esac
+"""
+
+
+def run_pull_step(tmp_path: Path, resolved: Resolved) -> list[str]:
+    """The rendered pull-model script under /bin/sh with a fake `ollama`: the calls it made."""
+    init = pod_spec(resolved)["initContainers"][0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ollama").write_text(FAKE_OLLAMA)
+    (bin_dir / "ollama").chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    env = {k: v["value"] for k, v in env_of(init).items() if "value" in v}
+    env |= {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "OLLAMA_MODELS": str(tmp_path / "models"),
+        "HOME": str(tmp_path),
+        "CALLS": str(calls),
+    }
+    (tmp_path / "models").mkdir(exist_ok=True)
+    done = subprocess.run(init["command"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return calls.read_text().split("\n")[:-1]
+
+
+def test_a_model_already_in_the_cache_starts_no_server_in_the_pull_step(tmp_path: Path) -> None:
+    """A restart, or a new pod on a filled cache: the manifest and every blob it names are there,
+    so the step ends at once instead of starting `ollama serve` to ask (part of P7's start)."""
+    # (`serve` runs in the background: its line may come after `list`.)
+    assert sorted(run_pull_step(tmp_path, DEV_OLLAMA)) == [
+        "list",
+        "pull llama3.1:8b",
+        "serve",
+        "show llama3.1:8b",
+    ]
+    assert run_pull_step(tmp_path, DEV_OLLAMA) == []
+    # A blob missing (deleted by hand, a disk restored in part): the step pulls again.
+    (blob,) = (tmp_path / "models" / "blobs").iterdir()
+    blob.unlink()
+    assert "pull llama3.1:8b" in run_pull_step(tmp_path, DEV_OLLAMA)
+
+
+def test_a_cached_model_under_another_served_name_is_copied_before_the_step_skips(tmp_path: Path) -> None:
+    served = replace(DEV_OLLAMA, served_model_name="chat")
+    first = run_pull_step(tmp_path, served)
+    assert first[-2:] == ["pull llama3.1:8b", "cp llama3.1:8b chat"]
+    # The fake `cp` wrote no copy, so the copy still differs: the step starts the server again.
+    assert run_pull_step(tmp_path, served)[-1] == "cp llama3.1:8b chat"
+    manifests = tmp_path / "models" / "manifests"
+    env = env_of(pod_spec(served)["initContainers"][0])
+    copy = manifests / env["LLMSTAGE_MODEL_MANIFEST"]["value"]
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((manifests / env["LLMSTAGE_PULL_MANIFEST"]["value"]).read_bytes())
+    assert run_pull_step(tmp_path, served) == []
 
 
 def test_a_served_name_other_than_the_tag_is_copied_after_the_pull() -> None:
@@ -873,7 +1023,7 @@ def test_no_ollama_probe_loads_the_model_so_no_timeout_can_abort_a_load() -> Non
     assert env_of(container)["LLMSTAGE_LOADED"]["value"].startswith("/tmp/")
     budget = startup["periodSeconds"] * startup["failureThreshold"]
     assert budget >= 300 + 5 * 8  # the load budget of an 8B model: 300 s + 5 s per billion
-    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container["readinessProbe"]["httpGet"]["port"] == 8000  # the gateway's port
     script = container["command"][-1]
     assert script.rstrip().endswith("exec ollama serve")  # the server is the main process
     assert 'ollama run "$LLMSTAGE_MODEL" "$prompt"' in script
@@ -922,7 +1072,11 @@ def test_every_pod_is_locked_down(resolved: Resolved, facts: ClusterFacts) -> No
 
 def check_locked_down(resolved: Resolved, spec: dict[str, Any]) -> None:
     assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["securityContext"]["runAsUser"] != 0
+    # Never root; no IDs at all only where the platform assigns them (OpenShift's restricted-v2).
+    if resolved.pod_security.platform_assigns_ids:
+        assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(spec["securityContext"])
+    else:
+        assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     # No API token in a server unless spec.pod asks for one.
     assert spec["automountServiceAccountToken"] is resolved.pod.automount_service_account_token
@@ -937,8 +1091,10 @@ def check_locked_down(resolved: Resolved, spec: dict[str, Any]) -> None:
         assert container["securityContext"].get("readOnlyRootFilesystem", False) is not has_gpu, container[
             "name"
         ]
-        if not has_gpu:  # everything it writes is a volume: HOME, /tmp, the cache
-            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        if container["name"] == "gateway":  # nginx writes its configuration and pid under /tmp only
+            assert mounts == {"/tmp"}
+        elif not has_gpu:  # everything it writes is a volume: HOME, /tmp, the cache
             assert {"/tmp", env_of(container)["HOME"]["value"]} <= mounts, container["name"]
 
 

@@ -606,7 +606,7 @@ def test_lora_adapters_default_to_one_batch_slot_each_up_to_four() -> None:
     ],
 )
 def test_a_size_no_machine_has_is_an_error_naming_the_field(resources: dict[str, Any], field: str) -> None:
-    # Found by the property test: 1E400 passes the quantity grammar and overflowed the memory fit.
+    # 1E400 passes the quantity grammar and would overflow the memory fit.
     with pytest.raises(SpecError) as err:
         run(**{**PROD, "resources": {**GPU_H100, **resources}})
     assert err.value.field == field and "more than 1 EiB" in err.value.message

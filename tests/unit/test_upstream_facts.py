@@ -44,10 +44,9 @@ def test_the_fact_files_are_those_of_the_pinned_images() -> None:
         facts = upstream.vllm_facts(variant)
         assert facts.release == f"vLLM {upstream.VLLM_VERSION}" and facts.image["reference"] == image
         assert upstream.vllm_facts_for_image(image).image == facts.image
-    assert (
-        upstream.vllm_facts_for_image("my.registry/vllm/vllm-openai-cpu:v0.32.0-x86_64").image["reference"]
-        == DEFAULT_VLLM_IMAGE
-    )  # a mirror's name is another image: checked as the GPU release's
+    mirror = "registry.internal:5000/mirror/vllm/vllm-openai-cpu:v0.32.0-x86_64"  # serving defaults
+    assert upstream.vllm_facts_for_image(mirror).image["reference"] == DEFAULT_VLLM_CPU_IMAGE
+    assert upstream.vllm_facts_for_image("my/vllm:1").image["reference"] == DEFAULT_VLLM_IMAGE
     assert upstream.ollama_facts().release == f"Ollama {upstream.OLLAMA_VERSION}"
     assert sorted(p.name for p in DATA.glob("*.json")) == [
         f"ollama-{upstream.OLLAMA_VERSION}.json",

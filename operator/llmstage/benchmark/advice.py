@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.constants import Runtime, Stage
 from llmstage.benchmark.knee import find_knee
 from llmstage.benchmark.result import BenchmarkResult, Level
 from llmstage.resolve.resolved import Finding, LatencyTarget

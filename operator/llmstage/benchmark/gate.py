@@ -11,7 +11,7 @@ not a refusal: a promotion that switches Ollama to vLLM is how that is fixed.
 
 from __future__ import annotations
 
-from llmstage.api.models import Stage
+from llmstage.api.constants import Stage
 from llmstage.benchmark.advice import describe, latency_misses
 from llmstage.benchmark.knee import find_knee
 from llmstage.benchmark.result import BenchmarkResult

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from llmstage.api.models import MAX_BENCHMARK_LEVELS, ApiModel, Runtime, Stage
+from llmstage.api.base import ApiModel
+from llmstage.api.constants import MAX_BENCHMARK_LEVELS, Runtime, Stage
 
 FORMAT: Literal[1] = 1
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pydantic
 
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.constants import Runtime, Stage
 from llmstage.api.validation import validation_message
 from llmstage.benchmark.job import CONTAINER, Options, Target, benchmark_job, deadline_seconds, job_name
 from llmstage.benchmark.knee import NoCurve, find_knee
@@ -155,6 +156,15 @@ class _Lines:
                 self.progress(line[len(PROGRESS) :])
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """How often the pod is looked at, and the clock it is timed by (tests give their own)."""
+
+    poll: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
 def run(
     cluster: Cluster,
     target: Target,
@@ -162,9 +172,7 @@ def run(
     options: Options,
     progress: Callable[[str], None],
     *,
-    poll: float = 1.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    pacing: Pacing = Pacing(),
     keep_job: bool = False,
 ) -> BenchmarkResult:
     name = job_name(target.name)
@@ -186,7 +194,7 @@ def run(
     )
     lines = _Lines(progress)
     try:
-        pod = _wait_for_pod(cluster, target.namespace, name, progress, poll, clock, sleep)
+        pod = _wait_for_pod(cluster, target.namespace, name, progress, pacing)
         pod_name = pod["metadata"]["name"]
         if _phase(pod) == "Running":
             try:
@@ -194,7 +202,7 @@ def run(
             except Exception as err:  # a broken stream: the whole log is read again below
                 progress(f"the log stream broke ({type(err).__name__}); reading the log again")
         if lines.result is None and lines.error is None:
-            _wait_for_end(cluster, target.namespace, name, pod_name, poll, sleep)
+            _wait_for_end(cluster, target.namespace, name, pod_name, pacing)
             lines.feed(cluster.read_log(target.namespace, pod_name, CONTAINER).splitlines())
     finally:
         if not keep_job:
@@ -207,15 +215,10 @@ def run(
 
 
 def _wait_for_pod(
-    cluster: Cluster,
-    namespace: str,
-    job: str,
-    progress: Callable[[str], None],
-    poll: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    cluster: Cluster, namespace: str, job: str, progress: Callable[[str], None], pacing: Pacing
 ) -> dict[str, Any]:
     """The Job's pod once it runs (or has already finished); BenchmarkFailed when it cannot."""
+    clock = pacing.clock
     started = clock()
     said = ""
     while True:
@@ -242,18 +245,16 @@ def _wait_for_pod(
                     f"Job {job} created no pod in {PENDING_SECONDS:.0f} s: "
                     f"kubectl describe job {job} -n {namespace}"
                 )
-        sleep(poll)
+        pacing.sleep(pacing.poll)
 
 
-def _wait_for_end(
-    cluster: Cluster, namespace: str, job: str, pod: str, poll: float, sleep: Callable[[float], None]
-) -> None:
+def _wait_for_end(cluster: Cluster, namespace: str, job: str, pod: str, pacing: Pacing) -> None:
     """Until the pod is no longer running (a log stream that broke early leaves it running)."""
     while True:
         pods = [p for p in cluster.job_pods(namespace, job) if p["metadata"]["name"] == pod]
         if not pods or _phase(pods[0]) in ("Succeeded", "Failed"):
             return
-        sleep(poll)
+        pacing.sleep(pacing.poll)
 
 
 def build_result(measured: MeasuredService, options: Options, line: dict[str, Any]) -> BenchmarkResult:

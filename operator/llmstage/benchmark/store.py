@@ -17,7 +17,7 @@ from typing import Any
 
 import pydantic
 
-from llmstage.api.models import API_VERSION, KIND
+from llmstage.api.constants import API_VERSION, KIND
 from llmstage.api.validation import validation_message
 from llmstage.benchmark.chart import svg_chart
 from llmstage.benchmark.knee import NoCurve, find_knee

@@ -21,6 +21,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from llmstage.api.defaults import DefaultsError, ServingDefaults, parse_defaults
 from llmstage.api.manifest import GPUChoice, Manifest, ManifestError, parse_llmservices
 from llmstage.api.validation import validation_message
 from llmstage.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -68,7 +69,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:  # noqa: C901 - one clause per kind of error the CLI reports in one line
     """Run a command, turning every exception into one line on stderr and an exit code."""
 
     @functools.wraps(func)
@@ -78,7 +79,7 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return func(args)
         except CliError as err:
             return _fail(name, err.message, err.code)
-        except (SpecError, ManifestError, PromotionRefused) as err:
+        except (SpecError, ManifestError, PromotionRefused, DefaultsError) as err:
             return _fail(name, str(err), EXIT_USAGE)
         except pydantic.ValidationError as err:
             return _fail(name, validation_message(err), EXIT_USAGE)
@@ -125,8 +126,12 @@ def _kubernetes_message(err: Exception) -> tuple[str, int] | None:
             EXIT_USAGE,
         )
     if isinstance(err, HTTPError):
-        reason = getattr(err, "reason", None) or err
-        return f"cannot reach the API server: {_one_line(str(reason))}", EXIT_FAILURE
+        reason = str(getattr(err, "reason", None) or err)
+        # urllib3 starts with its connection object's repr: HTTPSConnection(host='...', port=1): ...
+        reason = re.sub(r"^\w*Connection(Pool)?\(host='[^']*', port=\d+\): ", "", reason)
+        pool = getattr(err, "pool", None)
+        where = f" {pool.scheme}://{pool.host}:{pool.port}" if pool is not None else ""
+        return f"cannot reach the API server{where}: {_one_line(reason)}", EXIT_FAILURE
     return None
 
 
@@ -162,6 +167,25 @@ def display_name(path: str) -> str:
 def load_llmservices(path: str) -> list[Manifest]:
     """Every LLMService in a (multi-document) YAML file or stdin; other kinds are skipped."""
     return parse_llmservices(read_text(path), display_name(path))
+
+
+def load_defaults(path: str | None) -> ServingDefaults | None:
+    """The install's serving defaults from --defaults FILE (docs/install.md); None without one."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"--defaults {path}: no such file; pass the serving-defaults YAML file")
+    return parse_defaults(p.read_text(encoding="utf-8"), path)
+
+
+def add_defaults_option(parser: Any) -> None:
+    parser.add_argument(
+        "--defaults",
+        metavar="FILE",
+        help="the install's serving defaults (registry mirror, pull secrets, scheduling, labels, IDs, "
+        "PodMonitor labels: the chart's servingDefaults), as the operator applies them",
+    )
 
 
 def dump_yaml(obj: Any) -> str:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from llmstage.api.models import GROUP, PLURAL, VERSION
+from llmstage.api.constants import GROUP, PLURAL, VERSION
 from llmstage.cli.common import CliError
 
 __all__ = ["GROUP", "PLURAL", "VERSION", "KubeCluster", "client_for"]
@@ -23,10 +23,13 @@ def client_for(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     """An API client from the kubeconfig, and the context's namespace."""
     from kubernetes import config
 
+    from llmstage.controller.kubeconfig import problem
+
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    first = path.split(os.pathsep)[0]
-    if not os.path.exists(first):
-        raise CliError(f"kubeconfig {first}: no such file; pass --kubeconfig FILE or set KUBECONFIG", 2)
+    # One line for whatever keeps the file from naming a cluster; never the client library's text.
+    why = problem(path, env={}, context=context, fix="pass --kubeconfig FILE or set KUBECONFIG")
+    if why:
+        raise CliError(why, 2)
     api = config.new_client_from_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
     contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     if context:

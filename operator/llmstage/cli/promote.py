@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstage.api.models import Stage
+from llmstage.api.constants import Stage
 from llmstage.cli.common import (
     STDIN,
     CliError,
@@ -42,13 +42,17 @@ from llmstage.gitops.promotion import promote_text
 EXAMPLES = """\
 examples:
   llmstage promote -f llmservice.yaml --to staging                 # in place, prints the diff
-  llmstage promote -f staging.yaml --to production -o production.yaml \\
+  llmstage promote -f staging.yaml --to production --output-file production.yaml \\
       --gpu NVIDIA-H100-80GB-HBM3 --api-key-secret llama31-8b-api-key
   llmstage promote -f llmservice.yaml --to production --gpu NVIDIA-L4:2 --dry-run
   llmstage promote -f llmservice.yaml --to production --cpu --api-key-secret smol-api-key
-  cat llmservice.yaml | llmstage promote -f - --to staging -o -    # manifest to stdout, diff to stderr
+  cat llmservice.yaml | llmstage promote -f - --to staging -o yaml # manifest to stdout, diff to stderr
   llmstage promote -f staging.yaml --to production --gpu NVIDIA-L4 --api-key-secret chat-key \
       --require-benchmark -n llm-staging                           # needs a current benchmark result
+
+-o is the output format, as in every llmstage command: diff (the default) writes the manifest
+(in place, or to --output-file) and prints the diff; yaml prints the promoted manifest instead
+and writes nothing.
 
 Stages only move forward (dev -> staging -> production). Exit code 2 when the promotion is
 refused (the message names the option or field to set); nothing is written then.
@@ -63,7 +67,18 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--to", required=True, choices=[Stage.STAGING.value, Stage.PRODUCTION.value], help="target stage"
     )
-    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of FILE ('-': stdout)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "-o",
+        "--output",
+        type=output_format,
+        default="diff",
+        metavar="FORMAT",
+        help="diff (default): write the manifest, print the diff; yaml: print the manifest (diff on stderr)",
+    )
+    p.add_argument(
+        "--output-file", metavar="FILE", help="write the manifest here instead of into -f FILE ('-': stdout)"
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--gpu",
@@ -91,6 +106,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kubeconfig", metavar="FILE", help="with --require-benchmark: kubeconfig file")
     p.add_argument("--context", help="with --require-benchmark: kubeconfig context")
     p.set_defaults(func=run)
+
+
+FORMATS = ("diff", "yaml")
+
+
+def output_format(value: str) -> str:
+    """-o takes a format; a file name there (what -o meant here before) gets the option it needs."""
+    if value in FORMATS:
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not an output format (diff, yaml): -o names the format, as in every llmstage "
+        f"command; to write the manifest to a file, pass --output-file {value}"
+    )
 
 
 def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
@@ -147,9 +175,13 @@ def require_benchmark(args: argparse.Namespace, promoted: str, source: str) -> l
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    if args.filename == STDIN and not args.output and not args.dry_run:
+    to_stdout = args.output == "yaml" or args.output_file == STDIN
+    if args.output == "yaml" and args.output_file not in (None, STDIN):
+        raise CliError("-o yaml prints the manifest and writes no file: drop --output-file, or -o yaml")
+    if args.filename == STDIN and not args.output_file and not to_stdout and not args.dry_run:
         raise CliError(
-            "-f - reads stdin, so there is no file to update in place: pass -o OUT (or -o - for stdout)"
+            "-f - reads stdin, so there is no file to update in place: pass --output-file FILE, or -o yaml "
+            "for stdout"
         )
     source = display_name(args.filename)
     text = read_text(args.filename)
@@ -157,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
     notes = list(result.notes)
     if args.require_benchmark:
         notes += require_benchmark(args, result.text, source)
-    target = args.output or args.filename
-    to_stdout = target == STDIN
+    target = STDIN if to_stdout else args.output_file or args.filename
     diff = unified_diff(text, result.text, source, display_name(target) if not to_stdout else "<stdout>")
     (sys.stderr if to_stdout else sys.stdout).write(diff or f"# {source}: nothing to change\n")
     for note in notes:

@@ -14,8 +14,8 @@ import re
 import sys
 from typing import Any
 
+from llmstage.api.constants import MAX_NODES, Runtime, Stage
 from llmstage.api.manifest import llmservice_object
-from llmstage.api.models import MAX_NODES, Runtime, Stage
 from llmstage.cli.common import (
     CliError,
     dump_yaml,
@@ -96,11 +96,22 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--output",
         "-o",
-        choices=["text", "yaml", "json"],
-        default="text",
-        help="text (default), or the LLMService as YAML (with the reasons as comments) or JSON",
+        type=_format,
+        default="table",
+        metavar="{table,yaml,json}",
+        help="table (default), or the LLMService as YAML (with the reasons as comments) or JSON",
     )
     p.set_defaults(func=run)
+
+
+def _format(value: str) -> str:
+    """table, yaml or json, like `status` and `catalog`; `text`, this command's old name for its
+    table, is still taken."""
+    if value == "text":
+        return "table"
+    if value in ("table", "yaml", "json"):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from 'table', 'yaml', 'json')")
 
 
 def name_from_model(model: str) -> str:

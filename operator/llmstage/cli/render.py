@@ -14,13 +14,16 @@ from typing import Any
 
 from llmstage.cli.common import (
     CliError,
+    add_defaults_option,
     add_output_option,
     format_objects,
     guarded,
+    load_defaults,
     load_llmservices,
     parser_for,
     warn,
 )
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 
 EXAMPLES = """\
 examples:
@@ -28,6 +31,7 @@ examples:
   llmstage render -f llmservice.yaml -n team-a --pod-monitor > rendered.yaml
   kubectl kustomize overlays/production | llmstage render -f -
   llmstage render -f llmservice.yaml | kubectl diff -f -      # after the LLMService exists (--uid)
+  llmstage render -f llmservice.yaml --defaults serving-defaults.yaml   # the install's defaults too
 
 The ownerReference needs the LLMService's uid, which exists only in the cluster: it is taken from
 metadata.uid or --uid, and left empty otherwise. Warnings (the article's common mistakes that
@@ -48,11 +52,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--uid", help="uid of the LLMService for the ownerReference (default: metadata.uid)")
     add_output_option(p, "yaml", "json")
+    add_defaults_option(p)
     facts = p.add_argument_group("cluster facts (what the operator detects at start-up)")
     facts.add_argument(
         "--pod-monitor",
         action="store_true",
         help="the cluster has the PodMonitor CRD (monitoring.coreos.com/v1): render vLLM's PodMonitor",
+    )
+    facts.add_argument(
+        "--monitoring-namespace",
+        default=DEFAULT_MONITORING_NAMESPACE,
+        metavar="NS",
+        help="the operator's --monitoring-namespace, admitted to vLLM's /metrics (default: %(default)s)",
     )
     p.set_defaults(func=run)
 
@@ -60,10 +71,14 @@ def register(subparsers: Any) -> None:
 @guarded
 def run(args: argparse.Namespace) -> int:
     from llmstage.render.desired import desired_objects
+    from llmstage.render.rollout import rollout_findings
     from llmstage.resolve import SpecError, resolve
     from llmstage.resolve.resolved import ClusterFacts
 
-    facts = ClusterFacts(pod_monitor_crd=args.pod_monitor)
+    facts = ClusterFacts(
+        pod_monitor_crd=args.pod_monitor, monitoring_namespace=args.monitoring_namespace or None
+    )
+    serving_defaults = load_defaults(args.defaults)
     manifests = load_llmservices(args.filename)
     if args.uid and len(manifests) > 1:
         raise CliError(f"--uid applies to one LLMService, but {args.filename} has {len(manifests)}")
@@ -80,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
         )
         label = f"{manifest.source} (LLMService {service.metadata.name})"
         try:
-            resolved = resolve(service)
+            resolved = resolve(service, serving_defaults=serving_defaults)
         except SpecError as err:
             raise CliError(f"{label}: {err}") from err
-        for finding in resolved.warnings:
+        for finding in resolved.warnings + rollout_findings(resolved):
             warn(f"{service.metadata.namespace}/{service.metadata.name}: {finding.reason}: {finding.message}")
         header = (
             f"# LLMService {resolved.namespace}/{resolved.name}: {resolved.runtime_reason}\n"

@@ -69,6 +69,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Node", "nodes", namespaced=False),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
         Kind("coordination.k8s.io/v1", "Lease", "leases"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
@@ -190,7 +191,7 @@ class Kube:
         session: dict[str, Any] = {}
         if not any(os.environ.get(v) for v in PROXY_ENV):
             # trust_env makes aiohttp look for ~/.netrc in a worker thread before every request
-            # (7% of the operator's CPU under load); it is needed only to honour proxy variables.
+            # (docs/benchmarks.md); it is needed only to honour proxy variables.
             session["trust_env"] = False
         if fence is not None:
             session["request_class"] = fenced_request_class(fence)

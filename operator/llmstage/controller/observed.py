@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.controller.cache import ChildKey
 from llmstage.render.labels import RUNTIME_LABEL, workload_name
 
@@ -91,6 +91,18 @@ def unschedulable(observed: Observed, name: str, runtime: Runtime, now: datetime
                 since = _parse_time(cond.get("lastTransitionTime")) or now
                 return Pending(message, (now - since).total_seconds(), pod["metadata"]["name"])
     return None
+
+
+def surge_without_room(observed: Observed, name: str, runtime: Runtime, now: datetime) -> Pending | None:
+    """An extra pod of `runtime` (a rollout's surge, or a scale-up) that no node has the resources
+    for, while the Deployment's other pods are ready: the scheduler says "Insufficient <resource>"
+    (the NodeResourcesFit plugin), not a selector or taint that no node matches."""
+    status = (observed.get("Deployment", workload_name(name, runtime)) or {}).get("status") or {}
+    ready = status.get("readyReplicas", 0)
+    if ready < 1 or status.get("replicas", 0) <= ready:
+        return None
+    pending = unschedulable(observed, name, runtime, now)
+    return pending if pending is not None and "Insufficient" in pending.message else None
 
 
 # How the scheduler's binding step names itself in its errors (running PreBind plugin "...").

@@ -18,6 +18,11 @@ A runtime's pods run in a Deployment, or for a replica over several nodes in a L
 (whose group leaders are the Service's endpoints); "the Deployment" above means either. When a
 vLLM service changes between the two (nodes 1 <-> several), both select the same Service, so
 the old workload is only kept until the new one is Available: never zero ready replicas or groups.
+
+A GPU service that may run a single pod rolls out with a surge (render/pod.py surge_first): the
+new pod starts beside the serving one. When no node has room for it for `unschedulable_grace`,
+the plan renders the rollout as a replacement instead (maxSurge 0, maxUnavailable 1) and says in
+Reconciling for how long the service will be unavailable (render/rollout.py).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmstage.api.models import CutoverPhase, Runtime
+from llmstage.api.constants import CutoverPhase, Runtime
 from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.controller.benchmark import benchmark_step
@@ -41,21 +46,26 @@ from llmstage.controller.conditions import (
     STALLED,
     Condition,
 )
+from llmstage.controller.config import DEFAULT_UNSCHEDULABLE_GRACE
 from llmstage.controller.observed import (
     VOLUME_BINDING,
     Observed,
+    Pending,
     container_config_error,
     deployment_available,
     ready_endpoints,
     replica_failure,
     serving_runtime,
     starting_steps,
+    surge_without_room,
     unschedulable,
 )
 from llmstage.render import runtime_objects
 from llmstage.render.desired import desired_objects
 from llmstage.render.labels import cache_claim_name, selector_string, workload_name
 from llmstage.render.leaderworkerset import KIND as LWS_KIND
+from llmstage.render.pod import surge_first
+from llmstage.render.rollout import outage_text, rollout_findings
 from llmstage.render.storage import CACHE_VOLUME
 from llmstage.resolve.resolved import ClusterFacts, Finding, Resolved
 
@@ -88,6 +98,17 @@ class Cutover:
 
 
 @dataclass(frozen=True)
+class Surge:
+    """A rollout's surge pod that no node has room for: still waiting (within the grace), or
+    blocked (the rollout replaces the serving pod instead)."""
+
+    waiting: Pending | None = None
+    blocked: Pending | None = None
+    deadline: datetime | None = None  # when waiting turns into blocked
+    requeue_after: float | None = None
+
+
+@dataclass(frozen=True)
 class Stall:
     """A Stalled=True condition, or the time to look again before the grace runs out."""
 
@@ -101,7 +122,7 @@ def plan(
     now: datetime,
     *,
     facts: ClusterFacts | None = None,
-    unschedulable_grace: float = 60.0,
+    unschedulable_grace: float = DEFAULT_UNSCHEDULABLE_GRACE,
     render: Callable[..., list[dict[str, Any]]] = desired_objects,
 ) -> Plan:
     """`render` is desired_objects or a memo of it with the same signature (RenderCache)."""
@@ -112,9 +133,17 @@ def plan(
     new_available = deployment_available(new_dep)
 
     cutover = cutover_state(resolved, observed, serving, new_available)
-    objects = render(resolved, facts, serving_runtime=desired if cutover.switch_now else cutover.old)
+    surge = surge_state(resolved, observed, now, unschedulable_grace)
+    objects = render(
+        resolved,
+        facts,
+        serving_runtime=desired if cutover.switch_now else cutover.old,
+        surge_blocked=surge.blocked is not None,
+    )
     objects, autoscaler_stalled = autoscaler_step(resolved, observed, facts, objects)
     objects, addon_stalled = addons_step(resolved, facts, objects)
+    # A surging service first gets a grace to find room, then one to schedule the replacement.
+    stall_grace = unschedulable_grace * (2 if surge_first(resolved) else 1)
     stall = stall_state(
         resolved,
         observed,
@@ -122,12 +151,15 @@ def plan(
         new_available,
         cutover.old,
         now,
-        unschedulable_grace,
+        stall_grace,
         addon_stalled or autoscaler_stalled,
     )
-    conditions = runtime_conditions(resolved, observed, serving, new_dep, new_available, cutover, stall)
+    conditions = runtime_conditions(
+        resolved, observed, serving, new_dep, new_available, cutover, stall, surge
+    )
     benchmark, measured = benchmark_step(resolved, observed.benchmark)
     conditions.extend(spec_conditions(resolved, measured))
+    waits = [t for t in (stall.requeue_after, surge.requeue_after) if t is not None]
     status = status_fields(resolved, new_dep, cutover)
     status["benchmark"] = benchmark
     return Plan(
@@ -135,8 +167,21 @@ def plan(
         keep=cutover.keep,
         conditions=conditions,
         status=status,
-        requeue_after=stall.requeue_after,
+        requeue_after=min(waits) if waits else None,
     )
+
+
+def surge_state(resolved: Resolved, observed: Observed, now: datetime, grace: float) -> Surge:
+    """Whether a surge_first service's extra pod has found no room, and for how long."""
+    if not surge_first(resolved):
+        return Surge()
+    pending = surge_without_room(observed, resolved.name, resolved.runtime, now)
+    if pending is None:
+        return Surge()
+    deadline = now - timedelta(seconds=pending.waited) + timedelta(seconds=grace)
+    if pending.waited < grace:
+        return Surge(waiting=pending, deadline=deadline, requeue_after=max(0.5, grace - pending.waited))
+    return Surge(blocked=pending, deadline=deadline)
 
 
 def cutover_state(
@@ -313,6 +358,7 @@ def runtime_conditions(
     new_available: bool,
     cutover: Cutover,
     stall: Stall,
+    surge: Surge | None = None,
 ) -> list[Condition]:
     """Ready, Reconciling and Stalled, in that order."""
     name, desired = resolved.name, resolved.runtime
@@ -363,7 +409,33 @@ def runtime_conditions(
         "Progressing" if progressing else ("Stalled" if stalled else "Reconciled"),
         ready_condition.message if progressing else "",
     )
+    if surge is not None and stalled is None and (surge.waiting or surge.blocked):
+        reconciling = surge_condition(resolved, surge)
     return [ready_condition, reconciling, stalled or Condition(STALLED, "False", "NotStalled", "")]
+
+
+def surge_condition(resolved: Resolved, surge: Surge) -> Condition:
+    """Reconciling while a one-pod GPU service's rollout waits for room, or replaces its pod.
+    Times are stamps, never "for N s": a message that changes at every reconcile makes each status
+    write trigger the next (docs/benchmarks.md)."""
+    runtime = resolved.runtime.value
+    if surge.blocked is not None:
+        return Condition(
+            RECONCILING,
+            "True",
+            "ReplacingWithoutSurge",
+            f"no node has room for a second {runtime} pod ({surge.blocked.message}): the rollout replaces "
+            f"the serving pod, so the service is {outage_text(resolved)}",
+        )
+    assert surge.waiting is not None and surge.deadline is not None
+    return Condition(
+        RECONCILING,
+        "True",
+        "WaitingForRoom",
+        f"a new {runtime} pod waits for room beside the serving one ({surge.waiting.message}); if none "
+        f"appears by {surge.deadline.strftime('%Y-%m-%dT%H:%M:%SZ')}, the rollout replaces the serving "
+        f"pod and the service is {outage_text(resolved)}",
+    )
 
 
 def status_fields(resolved: Resolved, new_dep: dict[str, Any] | None, cutover: Cutover) -> dict[str, Any]:
@@ -399,7 +471,7 @@ def spec_conditions(resolved: Resolved, measured: Sequence[Finding] = ()) -> lis
     what the stored benchmark says of the spec, `measured`)."""
     fit = resolved.memory_fit
     fit_status = "Unknown" if fit.fits is None else ("True" if fit.fits else "False")
-    warnings = [*resolved.warnings, *measured]
+    warnings = [*resolved.warnings, *rollout_findings(resolved), *measured]
     advice = "; ".join(f"{w.reason}: {w.message}" for w in warnings)
     return [
         Condition(RUNTIME_SELECTED, "True", resolved.runtime.value.capitalize(), resolved.runtime_reason),

@@ -7,6 +7,7 @@ patched only when it changed. A quiet cluster therefore sees no writes from the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -18,6 +19,7 @@ import pydantic
 from kubernetes.utils import parse_quantity
 
 from llmstage import logs
+from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import LLMService
 from llmstage.api.validation import validation_message
 from llmstage.controller import metrics
@@ -31,12 +33,14 @@ from llmstage.controller.conditions import (
     event_worthy,
     merge_conditions,
 )
+from llmstage.controller.config import DEFAULT_UNSCHEDULABLE_GRACE
 from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
 from llmstage.controller.observed import Observed
 from llmstage.controller.plan import plan
 from llmstage.controller.rendercache import RenderCache
 from llmstage.resolve import SpecError, resolve
 from llmstage.resolve.resolved import ClusterFacts, Resolved
+from llmstage.resolve.tenancy import TenancyPolicy, tenancy_problem
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +54,19 @@ PERMANENT_API_ERRORS = {400, 403, 422}
 COUNT_FIELDS = ("replicas", "readyReplicas")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    unschedulable_grace: float = 120.0  # seconds a new runtime may stay unschedulable before Stalled
+    """The reconciler's part of the OperatorConfig (controller/config.py), and its own timing."""
+
+    unschedulable_grace: float = DEFAULT_UNSCHEDULABLE_GRACE
     # While a service is Reconciling, a status write that would change only the replica counts
     # waits for the next write with news (a condition, a step) for at most this long, counted
     # from the first count it held back; checked at the next reconcile, no timer of its own.
     counts_max_lag: float = 120.0
+    # What spec.pod may add to the serving pods (the cluster admin's; resolve/tenancy.py).
+    tenancy: TenancyPolicy = dataclasses.field(default_factory=TenancyPolicy)
+    # The install's serving defaults (`llmstage run --defaults FILE`), read once at start.
+    serving_defaults: ServingDefaults | None = None
 
 
 def only_counts_differ(current: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -160,7 +170,11 @@ class Reconciler:
         log.debug("reconciling %s/%s generation %s", key[0], key[1], generation)
         now = now_utc()
         try:
-            resolved = resolve(LLMService.from_object(body))
+            service = LLMService.from_object(body)
+            # Before anything is resolved or rendered: nothing is applied for a refused spec.
+            if problem := tenancy_problem(service, self.settings.tenancy):
+                raise problem
+            resolved = resolve(service, serving_defaults=self.settings.serving_defaults)
         except SpecError as problem:
             await self._stall(body, "InvalidSpec", str(problem), now)
             return None, "stalled"
@@ -265,7 +279,7 @@ class Reconciler:
         if progressing(merged) and only_counts_differ(current, new):
             # A starting service's counts change a moment before its conditions do (pod created,
             # then ready, then behind the Service): one write with both instead of three. Ready
-            # itself is never held back (issue 16, docs/benchmarks.md).
+            # itself is never held back (docs/benchmarks.md).
             since = self.counts_held.setdefault(key, time.monotonic())
             if time.monotonic() - since < self.settings.counts_max_lag:
                 return

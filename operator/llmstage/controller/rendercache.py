@@ -16,7 +16,7 @@ import zlib
 from collections import OrderedDict
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.controller import metrics
 from llmstage.controller.cache import ServiceKey
 from llmstage.render.desired import desired_objects
@@ -30,10 +30,16 @@ class RenderCache:
         self.hits = self.misses = 0
 
     def __call__(
-        self, resolved: Resolved, facts: ClusterFacts, *, serving_runtime: Runtime | None = None
+        self,
+        resolved: Resolved,
+        facts: ClusterFacts,
+        *,
+        serving_runtime: Runtime | None = None,
+        surge_blocked: bool = False,
     ) -> list[dict[str, Any]]:
         key = resolved.namespace, resolved.name
-        digest = hashlib.blake2b(repr((resolved, facts, serving_runtime)).encode(), digest_size=16).digest()
+        inputs = (resolved, facts, serving_runtime, surge_blocked)
+        digest = hashlib.blake2b(repr(inputs).encode(), digest_size=16).digest()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == digest:
             self.hits += 1
@@ -42,7 +48,9 @@ class RenderCache:
             return objects
         self.misses += 1
         metrics.RENDERS.inc()
-        objects = desired_objects(resolved, facts, serving_runtime=serving_runtime)
+        objects = desired_objects(
+            resolved, facts, serving_runtime=serving_runtime, surge_blocked=surge_blocked
+        )
         self._entries[key] = digest, zlib.compress(marshal.dumps(objects), 1)
         self._entries.move_to_end(key)
         if len(self._entries) > self._max:

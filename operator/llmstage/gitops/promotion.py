@@ -16,8 +16,8 @@ from typing import Any
 
 import pydantic
 
+from llmstage.api.constants import Runtime, Stage
 from llmstage.api.manifest import GPUChoice, gpu_spec, is_llmservice
-from llmstage.api.models import Runtime, Stage
 from llmstage.api.validation import validation_message
 from llmstage.resolve.mistakes import is_gguf_quantization
 from llmstage.resolve.resolved import Resolved
@@ -129,7 +129,7 @@ def _gpu_refusal(label: str, problem: str) -> str:
     )
 
 
-def promote_document(
+def promote_document(  # noqa: C901, PLR0915 - the rewrite, field by field, in manifest order
     doc: Any, label: str, target: Stage, gpu: GPUChoice | None, api_key: str | None, cpu: bool = False
 ) -> Promotion:
     """Promote one LLMService document in place (a ruamel mapping). Raises PromotionRefused when refused."""

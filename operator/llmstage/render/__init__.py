@@ -10,6 +10,7 @@ Objects, in order (dependencies first):
     Deployment               NAME-RUNTIME        the runtime's server (from templates/*.j2), or
     LeaderWorkerSet          NAME-vllm           when one replica spans several nodes (leaderworkerset.py)
     Service                  NAME                port 8000 `http`, selects `serving_runtime`'s pods
+    NetworkPolicy            NAME                who may reach the pods (spec.networkPolicy, on by default)
     HorizontalPodAutoscaler  NAME-RUNTIME        when autoscaling is on (autoscaler hpa)
     ScaledObject             NAME-RUNTIME        when autoscaling is on with autoscaler keda
     PodDisruptionBudget      NAME-RUNTIME        when resolved.pod_disruption_budget
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.autoscaling import render_autoscaler
 from llmstage.render.disruption import render_disruption_budget
 from llmstage.render.keda import render_scaled_object
@@ -37,6 +38,7 @@ from llmstage.render.leaderworkerset import API_VERSION as LWS_API_VERSION
 from llmstage.render.leaderworkerset import KIND as LWS_KIND
 from llmstage.render.leaderworkerset import render_leader_worker_set
 from llmstage.render.monitoring import render_pod_monitor
+from llmstage.render.network import render_network_policy
 from llmstage.render.routing import render_routing
 from llmstage.render.service import render_service
 from llmstage.render.storage import render_cache_claim
@@ -51,6 +53,7 @@ __all__ = [
     "render_cache_claim",
     "render_deployment",
     "render_disruption_budget",
+    "render_network_policy",
     "render_pod_monitor",
     "render_scaled_object",
     "render_service",
@@ -68,19 +71,20 @@ class ObjectRef(NamedTuple):
     name: str
 
 
-def render_deployment(resolved: Resolved) -> dict[str, Any]:
+def render_deployment(resolved: Resolved, surge_blocked: bool = False) -> dict[str, Any]:
     """The workload of resolved.runtime, from that runtime's template: its Deployment, or for a
-    replica over several nodes the LeaderWorkerSet built from it."""
+    replica over several nodes the LeaderWorkerSet built from it. surge_blocked: a rollout's extra
+    pod found no room, so the rollout replaces pods instead (render/pod.py update_strategy)."""
     # Imported here: the template modules load Jinja2, which a caller of the names alone skips.
     from llmstage.render import ollama, vllm
 
     if resolved.runtime is Runtime.OLLAMA:
         if resolved.ollama is None:
             raise ValueError(f"{resolved.namespace}/{resolved.name}: runtime ollama without ollama settings")
-        return ollama.render_deployment(resolved, resolved.ollama)
+        return ollama.render_deployment(resolved, resolved.ollama, surge_blocked)
     if resolved.vllm is None:
         raise ValueError(f"{resolved.namespace}/{resolved.name}: runtime vllm without vllm settings")
-    deployment = vllm.render_deployment(resolved, resolved.vllm)
+    deployment = vllm.render_deployment(resolved, resolved.vllm, surge_blocked)
     if resolved.multi_node:
         return render_leader_worker_set(resolved, deployment)
     return deployment
@@ -91,6 +95,7 @@ def render(
     facts: ClusterFacts = ClusterFacts(),  # noqa: B008 - frozen dataclass, safe as a default
     *,
     serving_runtime: Runtime | None = None,
+    surge_blocked: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object for resolved.runtime, plus the Service selecting `serving_runtime`'s pods.
 
@@ -104,10 +109,12 @@ def render(
         render_pod_monitor(resolved, facts),
     )
     claim = render_cache_claim(resolved)
+    network_policy = render_network_policy(resolved, facts)
     return [
         *([claim] if claim is not None else []),
-        render_deployment(resolved),
+        render_deployment(resolved, surge_blocked),
         render_service(resolved, serving_runtime or resolved.runtime),
+        *([network_policy] if network_policy is not None else []),
         *(obj for obj in optional if obj is not None),
         *render_routing(resolved, serving_runtime or resolved.runtime),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render import render
 from llmstage.render.labels import owner_reference
 from llmstage.resolve.resolved import ClusterFacts, Resolved
@@ -21,10 +21,11 @@ def desired_objects(
     facts: ClusterFacts = ClusterFacts(),  # noqa: B008 - frozen dataclass, safe as a default
     *,
     serving_runtime: Runtime | None = None,
+    surge_blocked: bool = False,
 ) -> list[dict[str, Any]]:
     """render(...) with the ownerReference the garbage collector and the operator's watches follow."""
     owner = owner_reference(resolved)
-    objects = render(resolved, facts, serving_runtime=serving_runtime)
+    objects = render(resolved, facts, serving_runtime=serving_runtime, surge_blocked=surge_blocked)
     for obj in objects:
         obj["metadata"]["ownerReferences"] = [dict(owner)]
     return objects

@@ -35,7 +35,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
+from llmstage.render.gateway import CONTAINER as GATEWAY_CONTAINER
 from llmstage.render.labels import COMPONENT_LABEL, workload_name
 from llmstage.resolve.resolved import Resolved
 
@@ -74,6 +75,9 @@ def group_args(nodes: int, leader: bool) -> list[str]:
 def _pod_template(template: dict[str, Any], nodes: int, leader: bool) -> dict[str, Any]:
     pod = copy.deepcopy(template)
     spec = pod["spec"]
+    if not leader:
+        # A worker serves no API: no gateway in front of it (render/gateway.py).
+        spec["containers"] = [c for c in spec["containers"] if c["name"] != GATEWAY_CONTAINER]
     for container in spec["containers"]:
         if container["name"] != SERVER_CONTAINER:
             continue

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
-from llmstage.render.labels import SERVER, metadata, selector_labels, workload_name
+from llmstage.api.constants import Runtime
+from llmstage.render.gateway import METRICS_PORT_NAME
+from llmstage.render.labels import SERVER, labels_for, metadata, selector_labels, workload_name
 from llmstage.resolve.resolved import ClusterFacts, Resolved
 
 
@@ -17,12 +18,15 @@ def render_pod_monitor(resolved: Resolved, facts: ClusterFacts) -> dict[str, Any
     """
     if not facts.pod_monitor_crd or resolved.runtime is not Runtime.VLLM:
         return None
+    meta = metadata(resolved, workload_name(resolved.name, resolved.runtime), SERVER)
+    # The install's labels (a Prometheus' podMonitorSelector) under llmstage's own.
+    meta["labels"] = {**resolved.pod_monitor_labels, **labels_for(resolved, SERVER, resolved.runtime)}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PodMonitor",
-        "metadata": metadata(resolved, workload_name(resolved.name, resolved.runtime), SERVER),
+        "metadata": meta,
         "spec": {
             "selector": {"matchLabels": selector_labels(resolved.name, resolved.runtime)},
-            "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+            "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics", "interval": "30s"}],
         },
     }

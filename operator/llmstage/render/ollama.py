@@ -7,6 +7,7 @@ from typing import Any
 
 from llmstage import ollama_name
 from llmstage.api.models import MANAGED_OLLAMA_ENV, Runtime
+from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolve.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, SecretKeyRef
@@ -19,6 +20,7 @@ RESERVED_ENV = frozenset(MANAGED_OLLAMA_ENV)
 # The pull step sets these too: spec.ollama.env may set them for the server only.
 PULL_OWN_ENV = {"NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE"}
 HOME = "/home/ollama"
+UID = 1000  # and GID and fsGroup (see the template's top)
 # The registry's CA bundle (spec.ollama.registry.caConfigMapRef), read through SSL_CERT_FILE.
 REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
 # Written by the server container's loader once the model is in memory; the startup probe reads it.
@@ -64,6 +66,9 @@ class OllamaContext:
     # The NVIDIA container toolkit writes into a GPU container's root filesystem (below); every
     # other Ollama container runs with a read-only one.
     read_only_root: bool
+    runtime_port: int  # Ollama's, on loopback; the pod's serving port is the gateway's
+    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
+    gateway_volume: dict[str, Any]
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -84,7 +89,7 @@ def progress_deadline_seconds(parameters_billion: float | None) -> int:
     return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + pull + startup_budget(parameters_billion).budget_seconds
 
 
-def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
+def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False) -> OllamaContext:
     params = resolved.model.parameters_billion
     pull = settings.pull_ref or resolved.model.ollama_tag
     served = resolved.served_model_name
@@ -98,6 +103,8 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
             image=settings.image,
             startup=startup_budget(params),
             deadline_seconds=progress_deadline_seconds(params),
+            user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         model=served,
         pull=pull,
@@ -119,8 +126,13 @@ def context(resolved: Resolved, settings: OllamaSettings) -> OllamaContext:
         loaded_marker=LOADED_MARKER,
         pull_lock=PULL_LOCK,
         read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
+        runtime_port=gateway.RUNTIME_PORT,
+        gateway=gateway.gateway_container(resolved, Runtime.OLLAMA),
+        gateway_volume=gateway.gateway_volume(),
     )
 
 
-def render_deployment(resolved: Resolved, settings: OllamaSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

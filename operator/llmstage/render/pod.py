@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.api.models import MANAGED_ENV_PREFIX, Runtime
+from llmstage.api.constants import MANAGED_ENV_PREFIX, Runtime
 from llmstage.render.labels import selector_labels
 from llmstage.resolve.resolved import GPU, Resolved, Resources
 
@@ -29,6 +29,11 @@ TERMINATION_GRACE_PERIOD_SECONDS = 120
 # Allowance for scheduling and pulling the (multi-gigabyte) server image, on top of the model
 # download and load time, before the Deployment reports ProgressDeadlineExceeded.
 IMAGE_PULL_ALLOWANCE_SECONDS = 900
+# sizeLimit of each of llmstage's own emptyDirs (HOME, /tmp, the pull step's HOME). Ollama writes
+# little there (its key pair, logs, the runner's scratch file); vLLM's are JIT caches (Triton and
+# FlashInfer in HOME, torch's in /tmp). Past it the kubelet evicts the pod instead of letting it
+# fill the node's disk. Raise spec.resources.ephemeralStorage with them if a model needs more.
+SCRATCH_SIZE_LIMIT = {Runtime.OLLAMA: "1Gi", Runtime.VLLM: "8Gi"}
 
 
 @dataclass(frozen=True)
@@ -158,19 +163,42 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def update_strategy(resolved: Resolved) -> dict[str, Any]:
+def min_replicas(resolved: Resolved) -> int:
+    """The fewest pods the service runs: replicas, or the autoscaler's minimum."""
+    if resolved.autoscaling is not None:
+        return resolved.autoscaling.min_replicas
+    return resolved.replicas if resolved.replicas is not None else 1
+
+
+def surge_first(resolved: Resolved) -> bool:
+    """A GPU service that may run a single pod, whose cache lets a second pod start beside it (a
+    claim per pod, ReadWriteMany): its rollouts start the new pod first (maxSurge 1), so it keeps
+    serving, as long as the cluster has room for one more pod; the operator switches the rollout to
+    replacing (maxSurge 0, maxUnavailable 1) when the surge pod finds no room (controller/plan.py)."""
+    gpu = resolved.resources.gpu
+    return (
+        gpu is not None
+        and gpu.count > 0
+        and not resolved.cache.shared_single_attach
+        and min_replicas(resolved) == 1
+    )
+
+
+def update_strategy(resolved: Resolved, surge_blocked: bool = False) -> dict[str, Any]:
     """Recreate with a shared ReadWriteOnce(Pod) cache; otherwise a rolling update.
 
     Shared ReadWriteOnce: a new pod on another node cannot attach the volume while the old pod
     holds it (Multi-Attach error), so the old pod must go first; ReadWriteOncePod refuses even a
     pod on the same node. A claim per pod has no such conflict: each new pod brings its own. On
-    GPUs: surge 0, because a surge pod needs a spare GPU that scarce GPU pools rarely have and
-    would stay Pending. On CPU: surge 1, unavailable 0, so serving capacity never drops.
+    GPUs with two pods or more: surge 0, unavailable 1, because a surge pod needs a spare GPU that
+    scarce GPU pools rarely have and would stay Pending, while the other pods keep serving. A GPU
+    service that may run one pod surges first (surge_first) unless `surge_blocked`: the operator saw
+    its surge pod find no room. On CPU: surge 1, unavailable 0, so serving capacity never drops.
     """
     if resolved.cache.shared_single_attach:
         return {"type": "Recreate"}
     gpu = resolved.resources.gpu
-    if gpu is not None and gpu.count > 0:
+    if gpu is not None and gpu.count > 0 and (surge_blocked or not surge_first(resolved)):
         return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
@@ -197,6 +225,30 @@ def without(env: list[dict[str, str]], names: set[str]) -> list[dict[str, str]]:
 def pod_labels(resolved: Resolved, own: dict[str, str]) -> dict[str, str]:
     """spec.pod.labels under llmstage's own (the CRD keeps the user off llmstage's prefixes)."""
     return {**resolved.pod.labels, **own}
+
+
+def pod_security_context(resolved: Resolved, own_id: int) -> dict[str, Any]:
+    """Non-root with the runtime's user and group (own_id), or the IDs of the install's serving
+    defaults, or none at all where the platform assigns them (OpenShift's restricted-v2 SCC rejects
+    a pod whose IDs are outside the namespace's range, and sets them when they are left out).
+    fsGroup makes the cache volume writable; skipping the recursive chown of a cache that already
+    has the right group matters when it holds 100+ GB."""
+    asked = resolved.pod_security
+    ids = (
+        {}
+        if asked.platform_assigns_ids
+        else {
+            "runAsUser": asked.run_as_user or own_id,
+            "runAsGroup": asked.run_as_group or own_id,
+            "fsGroup": asked.fs_group or asked.run_as_group or own_id,
+        }
+    )
+    return {
+        "runAsNonRoot": True,
+        **ids,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def pod_annotations(resolved: Resolved) -> dict[str, str]:

@@ -5,14 +5,15 @@
 
 | source              | download step            | vLLM serves                         | offline |
 |---------------------|--------------------------|-------------------------------------|---------|
-| Hugging Face (Hub)  | huggingface_hub snapshot | the repository id (from HF_HOME)    | no      |
+| Hugging Face (Hub)  | huggingface_hub snapshot | the repository id (from HF_HOME)    | yes     |
 | pvc                 | none                     | /model-source/PATH (read-only)      | yes     |
 | oci                 | none (the kubelet pulls) | /model-source/PATH (read-only)      | yes     |
 | s3, gcs             | bucket_download.py       | /models/KIND/BUCKET/PREFIX          | yes     |
 
-Offline: the weights are a local directory, so vLLM gets HF_HUB_OFFLINE=1 (read through
-huggingface_hub.constants in vLLM 0.12.0's config, tokenizer and weight loaders) and never calls
-huggingface.co, even for a file the directory lacks.
+Offline: the weights are a local directory, or the Hugging Face cache the download step filled, so
+vLLM gets HF_HUB_OFFLINE=1 (read through huggingface_hub.constants in vLLM 0.12.0's config,
+tokenizer and weight loaders) and never calls huggingface.co, even for a file the directory lacks.
+The server then needs no HF_TOKEN: only the download step gets it.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def source_context(model: ModelInfo) -> SourceContext:
             model=model.hugging_face_id,
             hub=True,
             bucket=False,
-            offline=False,
+            offline=True,
             hugging_face_endpoint=model.hugging_face_endpoint,
             volume=None,
             mount=None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
+from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.source import (
     AdapterPlacement,
@@ -45,6 +46,7 @@ UNKNOWN_MODEL_DOWNLOAD_SECONDS = 3 * 3600
 # /tmp/torchinductor_USER.
 USER = "vllm"
 HOME = "/home/vllm"
+UID = 2000  # and GID and fsGroup: no user of the image's (see the template's top)
 # Variables the template always sets (and LLMSTAGE_*): the CRD rejects them in spec.vllm.env.
 RESERVED_ENV = frozenset(MANAGED_VLLM_ENV)
 # The download step sets this too: spec.vllm.env may set it for the server only.
@@ -94,6 +96,10 @@ class VLLMContext:
     lora_default_max_rank: int
     enforce_eager: bool
     cpu: VLLMOnCPU | None  # no GPU: vLLM's CPU backend (no GPU flags; KV cache and threads by env)
+    shutdown_timeout_seconds: int  # --shutdown-timeout: how long in-flight requests may drain
+    runtime_port: int  # vLLM's, on loopback; the pod's serving port is the gateway's
+    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
+    gateway_volume: dict[str, Any]
 
 
 def startup_budget(
@@ -119,11 +125,21 @@ def progress_deadline_seconds(parameters_billion: float | None, startup: podlib.
     return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + download + startup.budget_seconds
 
 
+# Seconds the processes need to exit after the drain (vLLM's workers get 5 s:
+# VLLM_WORKER_SHUTDOWN_TIMEOUT_SECONDS), within the pod's grace period.
+EXIT_MARGIN_SECONDS = 15
+
+
+def drain_seconds() -> int:
+    """--shutdown-timeout: the grace period left after the preStop sleep, less the exit margin."""
+    return podlib.TERMINATION_GRACE_PERIOD_SECONDS - podlib.PRE_STOP_SLEEP_SECONDS - EXIT_MARGIN_SECONDS
+
+
 def shm_size_limit(tensor_parallel_size: int) -> str:
     return f"{SHM_GIB_PER_RANK * max(1, tensor_parallel_size)}Gi"
 
 
-def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
+def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False) -> VLLMContext:
     startup = startup_budget(
         resolved.model.parameters_billion, settings.cpu is not None, settings.enforce_eager
     )
@@ -142,6 +158,8 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
             image=settings.image,
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion, startup),
+            user_id=UID,
+            surge_blocked=surge_blocked,
         ),
         source=source,
         hub_step_name="download-model" if source.hub else "download-lora",
@@ -180,8 +198,14 @@ def context(resolved: Resolved, settings: VLLMSettings) -> VLLMContext:
         lora_default_max_rank=VLLM_DEFAULT_MAX_LORA_RANK,
         enforce_eager=settings.enforce_eager,
         cpu=settings.cpu,
+        shutdown_timeout_seconds=drain_seconds(),
+        runtime_port=gateway.RUNTIME_PORT,
+        gateway=gateway.gateway_container(resolved, Runtime.VLLM),
+        gateway_volume=gateway.gateway_volume(),
     )
 
 
-def render_deployment(resolved: Resolved, settings: VLLMSettings) -> dict[str, Any]:
-    return render_template(TEMPLATE, context(resolved, settings))
+def render_deployment(
+    resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = False
+) -> dict[str, Any]:
+    return render_template(TEMPLATE, context(resolved, settings, surge_blocked))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.labels import (
     MODEL_ANNOTATION,
@@ -95,17 +95,27 @@ class PodContext:
     pre_stop_sleep_seconds: int
     termination_grace_period_seconds: int
     pod_annotations: dict[str, str]
+    security_context: dict[str, Any]  # of the pod (render/pod.py pod_security_context)
     service_account_name: str | None
     automount_service_account_token: bool
     image_pull_secrets: list[dict[str, str]]
+    scratch_size_limit: str  # of the HOME and /tmp emptyDirs
     # spec.pod.volumes and volumeMounts, after llmstage's own: the server and the download step.
     extra_volumes: list[dict[str, Any]]
     extra_volume_mounts: list[dict[str, Any]]
 
 
 def pod_context(
-    resolved: Resolved, runtime: Runtime, image: str, startup: podlib.ProbeBudget, deadline_seconds: int
+    resolved: Resolved,
+    runtime: Runtime,
+    image: str,
+    startup: podlib.ProbeBudget,
+    deadline_seconds: int,
+    user_id: int,
+    surge_blocked: bool = False,
 ) -> PodContext:
+    """user_id: the UID and GID the runtime's pods run as unless the serving defaults say otherwise;
+    surge_blocked: the operator saw a rollout's extra pod find no room (render/pod.py update_strategy)."""
     gpu = resolved.resources.gpu
     return PodContext(
         name=workload_name(resolved.name, runtime),
@@ -117,7 +127,7 @@ def pod_context(
         # selector, which is immutable.
         pod_labels=podlib.pod_labels(resolved, labels_for(resolved, SERVER, runtime)),
         replicas=None if resolved.autoscaling is not None else resolved.replicas,
-        strategy=podlib.update_strategy(resolved),
+        strategy=podlib.update_strategy(resolved, surge_blocked),
         progress_deadline_seconds=deadline_seconds,
         image=image,
         resources=podlib.container_resources(resolved.resources),
@@ -135,9 +145,11 @@ def pod_context(
         pre_stop_sleep_seconds=podlib.PRE_STOP_SLEEP_SECONDS,
         termination_grace_period_seconds=podlib.TERMINATION_GRACE_PERIOD_SECONDS,
         pod_annotations=podlib.pod_annotations(resolved),
+        security_context=podlib.pod_security_context(resolved, user_id),
         service_account_name=resolved.pod.service_account_name,
         automount_service_account_token=resolved.pod.automount_service_account_token,
         image_pull_secrets=[{"name": name} for name in resolved.pod.image_pull_secrets],
+        scratch_size_limit=podlib.SCRATCH_SIZE_LIMIT[runtime],
         extra_volumes=[dict(v) for v in resolved.pod.volumes],
         extra_volume_mounts=[dict(m) for m in resolved.pod.volume_mounts],
     )

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from llmstage.api.models import ModelFormat
+from llmstage.api.constants import ModelFormat
 
 # Quantization suffixes of Ollama tags, e.g. llama3.1:8b-instruct-q8_0, llama3.1:8b-instruct-fp16.
 _OLLAMA_QUANT = re.compile(
@@ -53,6 +53,12 @@ class CatalogEntry(BaseModel):
         default=None,
         ge=1,
         description="MLP hidden size; tensor parallelism must divide it. Unset: unchecked.",
+    )
+    hidden_size: int | None = Field(
+        default=None, ge=1, description="hidden_size of config.json, where recorded."
+    )
+    vocab_size: int | None = Field(
+        default=None, ge=1, description="vocab_size of config.json, where recorded."
     )
     context_length: int = Field(ge=128)
     native_format: ModelFormat = Field(

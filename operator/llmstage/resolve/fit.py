@@ -24,13 +24,14 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from llmstage.api.models import MAX_NODES
+from llmstage.api.constants import MAX_GPUS, MAX_NODES
+from llmstage.resolve.gpu_capability import FP8_KV_CACHE_MIN, FP8_WEIGHTS_MIN, compute_capability
 from llmstage.resolve.resolved import MemoryFit
 
 GIB = 2**30
 VLLM_OVERHEAD_PER_GPU_GIB = 1.5  # non-torch memory + activation peak vLLM profiles for; about 1-2 GiB
 OLLAMA_OVERHEAD_GIB = 1.0  # llama.cpp compute buffers and the server process
-MAX_GPUS_PER_POD = 8
+MAX_GPUS_PER_POD = MAX_GPUS
 
 # Total memory per GPU as nvidia-smi reports it (MiB), which is what vLLM's utilisation applies to.
 # Keys are the product tokens of nvidia.com/gpu.product label values (NVIDIA-H100-80GB-HBM3 -> H100).
@@ -199,7 +200,7 @@ def _vllm_required(
 VLLM_DEFAULT_MAX_NUM_SEQS = "256, or 1024 on 70+ GiB GPUs but A100"
 
 
-def vllm_fit(
+def vllm_fit(  # noqa: C901, PLR0913 - keyword-only: one argument per term of the fit
     shape: ModelShape,
     *,
     bytes_per_param: float,
@@ -274,7 +275,9 @@ def vllm_fit(
         more = next((n for n in range(nodes + 1, MAX_NODES + 1) if enough_for(gpu_count * n)), None)
         if more:
             tips.append(f"spec.resources.gpu.nodes {more} ({layout(more, gpu_count, gpu_product)})")
-    if kv_bytes_per_element > 1 and room > 0:
+    # Only what the product can run (gpu_capability.py): an unknown product gets every tip.
+    capability = compute_capability(gpu_product) or (99, 0)
+    if kv_bytes_per_element > 1 and room > 0 and capability >= FP8_KV_CACHE_MIN:
         tips.append("--kv-cache-dtype=fp8 in spec.vllm.extraArgs (halves the KV cache)")
     if room > 0:
         longest = int(room * GIB / (per_token * concurrent_sequences)) // 1024 * 1024
@@ -282,7 +285,7 @@ def vllm_fit(
             tips.append(f"spec.vllm.maxModelLen {longest}")
     if bytes_per_param > 1:
         fp8 = _vllm_required(shape, 1, kv_bytes_per_element, max_model_len, concurrent_sequences, total_gpus)
-        if fp8 <= available:
+        if fp8 <= available and capability >= FP8_WEIGHTS_MIN:
             tips.append(f"spec.vllm.quantization fp8 (weights {shape.weights_gib(1):.1f} GiB)")
         else:
             tips.append(f"a 4-bit AWQ/GPTQ checkpoint (weights {shape.weights_gib(4.25 / 8):.1f} GiB)")

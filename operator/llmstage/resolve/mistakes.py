@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from llmstage.api.models import AccessMode, LLMServiceSpec, ModelFormat, Runtime, Stage
+from llmstage.api.constants import AccessMode, ModelFormat, Runtime, Stage
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.catalog import CatalogEntry, parse_ollama_tag
 from llmstage.resolve.decision import CONCURRENCY_THRESHOLD, Decision
 from llmstage.resolve.resolved import Finding, ModelCache, ModelInfo, VLLMSettings
@@ -25,7 +26,7 @@ def is_gguf_quantization(name: str) -> bool:
     return _GGUF_QUANT.match(name) is not None
 
 
-def common_mistakes(
+def common_mistakes(  # noqa: PLR0913 - the resolved facts the mistakes read
     spec: LLMServiceSpec,
     stage: Stage,
     runtime: Runtime,

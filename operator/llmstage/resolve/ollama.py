@@ -6,7 +6,7 @@ ollama_settings(spec, per_replica, default_context, model, served) -> OllamaSett
 from __future__ import annotations
 
 from llmstage import ollama_name
-from llmstage.api.models import LLMServiceSpec
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.resolved import ConfigMapKeyRef, ModelInfo, OllamaRegistry, OllamaSettings, SecretKeyRef
 
@@ -73,5 +73,10 @@ def ollama_settings(
         registry=registry,
         env_from=tuple(
             e.model_dump(by_alias=True, exclude_none=True) for e in (asked.env_from if asked else ())
+        ),
+        api_key_secret_ref=(
+            SecretKeyRef(asked.api_key_secret_ref.name, asked.api_key_secret_ref.key)
+            if asked and asked.api_key_secret_ref
+            else None
         ),
     )

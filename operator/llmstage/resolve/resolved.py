@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.constants import Runtime, Stage
 
 
 class ScaleMetric(StrEnum):
@@ -36,7 +36,7 @@ class KedaSettings:
 
 @dataclass(frozen=True)
 class SecretKeyRef:
-    """A Secret key the rendered pods read. Not api.models.SecretKeyRef on purpose: Resolved is
+    """A Secret key the rendered pods read. Not api.base.SecretKeyRef on purpose: Resolved is
     plain frozen data with every default applied (e.g. the key), free of pydantic."""
 
     name: str
@@ -163,6 +163,7 @@ class OllamaSettings:
     pull_ref: str | None = None
     registry: OllamaRegistry | None = None
     env_from: tuple[dict[str, Any], ...] = ()  # core/v1 EnvFromSources
+    api_key_secret_ref: SecretKeyRef | None = None  # checked by the gateway (render/gateway.py)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,26 @@ class PodOptions:
     annotations: dict[str, str] = field(default_factory=dict)
     volumes: tuple[dict[str, Any], ...] = ()  # core/v1 Volumes, as the user wrote them
     volume_mounts: tuple[dict[str, Any], ...] = ()  # core/v1 VolumeMounts
+
+
+@dataclass(frozen=True)
+class NetworkAccess:
+    """spec.networkPolicy: who may call the model (render/network.py)."""
+
+    enabled: bool = True
+    # NetworkPolicyPeers (namespaceSelector, podSelector); empty: the LLMService's namespace.
+    clients: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodSecurity:
+    """The serving pods' user and group IDs (the install's serving defaults). None: the runtime's
+    own (render/pod.py); platform_assigns_ids: none at all, the platform assigns them."""
+
+    platform_assigns_ids: bool = False
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    fs_group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -308,8 +329,15 @@ class Resolved:
     memory_fit: MemoryFit
     warnings: tuple[Finding, ...] = ()  # the article's common mistakes that apply
     pod: PodOptions = field(default_factory=PodOptions)
+    network: NetworkAccess = field(default_factory=NetworkAccess)
     routing: Routing | None = None  # None: the Service alone
     latency_target: LatencyTarget | None = None  # None: no stated target
+
+    pod_security: PodSecurity = field(default_factory=PodSecurity)
+    # The install's extra labels of PodMonitors: what the cluster's Prometheus selects them by.
+    pod_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # The gateway's image (render/gateway.py), through the serving defaults' registry mirror.
+    gateway_image: str | None = None
 
     @property
     def multi_node(self) -> bool:
@@ -327,3 +355,6 @@ class ClusterFacts:
     # inference.networking.k8s.io/v1 InferencePool and gateway.networking.k8s.io/v1 HTTPRoute exist.
     inference_pool_crd: bool = False
     http_route_crd: bool = False
+    # Where Prometheus scrapes from (`llmstage run --monitoring-namespace`): the NetworkPolicy
+    # admits it to vLLM's /metrics. None: nobody but the allowed clients.
+    monitoring_namespace: str | None = None

@@ -32,7 +32,9 @@ Problems are reported in one of two ways, on purpose:
   not divide the attention heads, the key/value heads or the intermediate size; maxModelLen
   above the model's context; a vLLM quantization the served weights cannot have (a method vLLM
   0.12.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
-  repository); on Ollama, a model or served name that cannot be an Ollama name, or
+  repository); bfloat16 or fp8 (weights, KV cache) on a GPU product whose compute capability
+  cannot run them (resolve/gpu_capability.py); on Ollama, a model or served name that cannot be
+  an Ollama name, or
   spec.ollama.registry next to a model name with a host.
   These make vLLM, Ollama or the autoscaler fail, so rendering them would only move the error
   somewhere harder to find.
@@ -52,26 +54,28 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
-from llmstage.api.models import (
+from llmstage.api.constants import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
     AutoscalerChoice,
-    AutoscalingSpec,
     CacheMode,
-    CacheSpec,
-    KedaSpec,
-    LLMService,
-    LLMServiceSpec,
     ModelFormat,
     Runtime,
     ScaleMetricChoice,
     Stage,
 )
+from llmstage.api.defaults import ServingDefaults
+from llmstage.api.models import LLMService
 from llmstage.api.quantity import gib, parse_quantity
-from llmstage.resolve import fit
+from llmstage.api.spec import LLMServiceSpec
+from llmstage.api.spec_parts import AutoscalingSpec, CacheSpec, KedaSpec, LabelSelector
+from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
+from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
+from llmstage.resolve.gpu_capability import unsupported_precision
+from llmstage.resolve.hardening import hardening_findings
 from llmstage.resolve.mistakes import common_mistakes
 from llmstage.resolve.multinode import asked_nodes, check_layout, fewest_nodes, may_choose_nodes
 from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE, ollama_settings
@@ -85,12 +89,11 @@ from llmstage.resolve.resolved import (
     MemoryFit,
     ModelCache,
     ModelInfo,
+    NetworkAccess,
     OllamaSettings,
-    PodOptions,
     Resolved,
     Resources,
     ScaleMetric,
-    Scheduling,
     SecretKeyRef,
     VLLMOnCPU,
     VLLMSettings,
@@ -111,6 +114,10 @@ DEFAULT_CONTEXT_CAP = 8192  # same on both runtimes; vLLM's own default (the ful
 QUEUE_TARGET = 3  # waiting requests per pod before the autoscaler adds one
 CPU_TARGET = 70  # percent of the CPU request
 CACHE_FALLBACK_GIB = {Runtime.OLLAMA: 20, Runtime.VLLM: 50}  # when the model's size is unknown
+# The ephemeral-storage request when spec.resources.ephemeralStorage is unset: the node's disk the
+# HOME and /tmp emptyDirs (render/pod.py SCRATCH_SIZE_LIMIT), logs and the container's writable
+# layer use, so the scheduler counts it and a full disk evicts pods that exceed their request first.
+DEFAULT_EPHEMERAL_STORAGE = {Runtime.OLLAMA: "2Gi", Runtime.VLLM: "10Gi"}
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,7 @@ MAX_SIZE_BYTES = 2**60
 
 
 def _check_sizes(spec: LLMServiceSpec) -> None:
-    """Sizes no machine has (found by the property test: 1E400 overflowed the memory fit)."""
+    """Sizes no machine has: the quantity grammar admits 1E400, which would overflow the memory fit."""
     resources, cache = spec.resources, spec.cache
     sizes = {
         "spec.resources.memory": resources.memory if resources else None,
@@ -153,8 +160,13 @@ def _check_sizes(spec: LLMServiceSpec) -> None:
             )
 
 
-def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
-    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError."""
+def resolve(  # noqa: PLR0915 - the resolve step in order, each part a function of its own
+    service: LLMService, catalog: Catalog | None = None, *, serving_defaults: ServingDefaults | None = None
+) -> Resolved:
+    """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError.
+
+    `serving_defaults`: the installation's defaults of the serving pods (api/defaults.py), merged
+    with the spec by platform.py."""
     catalog = catalog if catalog is not None else builtin_catalog()
     spec = service.spec
     stage = spec.stage
@@ -199,10 +211,17 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     served_model_name = spec.served_model_name or spec.model.name
     findings: list[Finding] = []
     ollama = vllm = None
+    registry = serving_defaults.image_registry if serving_defaults else None
     if runtime == Runtime.OLLAMA:
         ollama = ollama_settings(spec, per_replica, _default_context(context), model, served_model_name)
+        if registry and not (spec.ollama and spec.ollama.image):
+            ollama = replace(ollama, image=platform.mirrored(ollama.image, registry))
     else:
         vllm = vllm_settings(spec, stage, context, _default_context(context), gpu_count, split, entry, model)
+        if gpu is not None and gpu.product:
+            _check_gpu_precision(spec, vllm, gpu.product)
+        if registry and not (spec.vllm and spec.vllm.image):
+            vllm = replace(vllm, image=platform.mirrored(vllm.image, registry))
     vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
 
     cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(
@@ -255,8 +274,8 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     )
     findings.extend(_unknown_to_pinned_release(spec, runtime, ollama, vllm))
     findings.extend(source_findings(spec, runtime))
+    findings.extend(hardening_findings(spec, runtime, model))
 
-    scheduling = spec.scheduling
     return Resolved(
         name=service.metadata.name,
         namespace=service.metadata.namespace,
@@ -272,7 +291,8 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             cpu=cpu,
             memory=memory,
             gpu=gpu,
-            ephemeral_storage=spec.resources.ephemeral_storage if spec.resources else None,
+            ephemeral_storage=(spec.resources.ephemeral_storage if spec.resources else None)
+            or DEFAULT_EPHEMERAL_STORAGE[runtime],
         ),
         replicas=replicas,
         autoscaling=autoscaling,
@@ -282,25 +302,21 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
             if spec.hugging_face_token_secret_ref
             else None
         ),
-        scheduling=Scheduling(
-            node_selector=dict(scheduling.node_selector),
-            tolerations=tuple(
-                t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in scheduling.tolerations
-            ),
-            affinity=scheduling.affinity,
-            runtime_class_name=scheduling.runtime_class_name,
-            priority_class_name=scheduling.priority_class_name,
-        )
-        if scheduling
-        else Scheduling(),
+        scheduling=platform.scheduling(spec, serving_defaults, gpus=gpu is not None),
         ollama=ollama,
         vllm=vllm,
         pod_disruption_budget=defaults.pod_disruption_budget,
         topology_spread=defaults.topology_spread,
         memory_fit=memory_fit,
         warnings=tuple(findings),
-        pod=_pod_options(spec),
+        pod=platform.pod_options(spec, serving_defaults),
+        pod_security=platform.pod_security(serving_defaults),
+        pod_monitor_labels=dict(serving_defaults.pod_monitor.labels) if serving_defaults else {},
+        gateway_image=platform.mirrored(DEFAULT_GATEWAY_IMAGE, registry)
+        if registry
+        else DEFAULT_GATEWAY_IMAGE,
         routing=routing_settings(spec, service.metadata.namespace),
+        network=_network_access(spec),
         latency_target=(
             LatencyTarget(
                 spec.latency_target.time_to_first_token_p99_ms, spec.latency_target.inter_token_latency_p99_ms
@@ -311,19 +327,52 @@ def resolve(service: LLMService, catalog: Catalog | None = None) -> Resolved:
     )
 
 
-def _pod_options(spec: LLMServiceSpec) -> PodOptions:
-    pod = spec.pod
-    if pod is None:
-        return PodOptions()
-    return PodOptions(
-        service_account_name=pod.service_account_name,
-        automount_service_account_token=pod.automount_service_account_token,
-        image_pull_secrets=tuple(ref.name for ref in pod.image_pull_secrets),
-        labels=dict(pod.labels),
-        annotations=dict(pod.annotations),
-        volumes=tuple(pod.volumes),
-        volume_mounts=tuple(m.model_dump(by_alias=True, exclude_none=True) for m in pod.volume_mounts),
+def _check_gpu_precision(spec: LLMServiceSpec, vllm: VLLMSettings, product: str) -> None:
+    """bf16 and fp8 where the GPU product cannot run them (resolve/gpu_capability.py): vLLM would
+    stop at start, over and over, instead of the spec being refused here."""
+    problems = unsupported_precision(
+        product,
+        dtype=vllm.dtype,
+        dtype_field="spec.vllm.dtype",
+        quantization=vllm.quantization,
+        quantization_field=(
+            "spec.vllm.quantization" if spec.vllm and spec.vllm.quantization else "spec.model.quantization"
+        ),
+        kv_cache_dtype=vllm.kv_cache_dtype,
     )
+    if problems:
+        raise SpecError(*problems[0])
+
+
+def _selector(selector: LabelSelector) -> dict[str, Any]:
+    """A metav1.LabelSelector without empty members ({} selects everything)."""
+    out: dict[str, Any] = {}
+    if selector.match_labels:
+        out["matchLabels"] = dict(selector.match_labels)
+    if selector.match_expressions:
+        out["matchExpressions"] = [
+            e.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+            for e in selector.match_expressions
+        ]
+    return out
+
+
+def _network_access(spec: LLMServiceSpec) -> NetworkAccess:
+    asked = spec.network_policy
+    if asked is None:
+        return NetworkAccess()
+    clients = tuple(
+        {
+            key: _selector(selector)
+            for key, selector in (
+                ("namespaceSelector", c.namespace_selector),
+                ("podSelector", c.pod_selector),
+            )
+            if selector is not None
+        }
+        for c in asked.allowed_clients
+    )
+    return NetworkAccess(enabled=asked.enabled, clients=clients)
 
 
 # ---------------------------------------------------------------- replicas and autoscaling
@@ -525,7 +574,7 @@ def _fit_or_unknown(
     return compute(shape, bpp)
 
 
-def _resources_and_fit(
+def _resources_and_fit(  # noqa: PLR0913 - what the sizing reads from the resolved spec
     spec: LLMServiceSpec,
     defaults: StageDefaults,
     runtime: Runtime,

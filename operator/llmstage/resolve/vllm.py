@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmstage import upstream
-from llmstage.api.models import LLMServiceSpec, Stage
+from llmstage.api.constants import Stage
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.catalog import CatalogEntry
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.mistakes import FULL_PRECISION, is_gguf_quantization

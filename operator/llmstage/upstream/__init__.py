@@ -112,14 +112,12 @@ def vllm_facts(variant: str = VLLM_GPU, version: str = VLLM_VERSION) -> VLLMFact
 
 def vllm_facts_for_image(image: str) -> VLLMFacts:
     """The facts of the pinned release a rendered image runs: the CPU image's for
-    vllm/vllm-openai-cpu, the GPU image's for anything else (a custom image is checked against
-    the release it most likely extends)."""
+    vllm/vllm-openai-cpu (from Docker Hub or a mirror of it), the GPU image's for anything else (a
+    custom image is checked against the release it most likely extends)."""
     cpu = vllm_facts(VLLM_CPU)
-    return (
-        cpu
-        if image.split("@")[0].rsplit(":", 1)[0] == cpu.image["reference"].rsplit(":", 1)[0]
-        else vllm_facts()
-    )
+    repository = image.split("@")[0].rsplit(":", 1)[0]
+    cpu_repository = cpu.image["reference"].rsplit(":", 1)[0]
+    return cpu if repository == cpu_repository or repository.endswith("/" + cpu_repository) else vllm_facts()
 
 
 @cache
@@ -143,7 +141,7 @@ def _normalise(flag: str) -> str:
     return "--" + head.replace("_", "-") + dot + tail + eq + value
 
 
-def check_vllm_args(args: Sequence[str], facts: VLLMFacts | None = None) -> list[str]:
+def check_vllm_args(args: Sequence[str], facts: VLLMFacts | None = None) -> list[str]:  # noqa: C901, PLR0915 - one check per kind of vllm serve argument
     """Problems `vllm serve` of the pinned release would have with these arguments (after the
     image's `vllm serve` entrypoint). A leading model positional is allowed; flags may be
     --x=v or --x v. Empty means: every flag exists, every value is one of its choices."""

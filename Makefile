@@ -35,7 +35,7 @@ lock-upgrade: ## move every lock to the newest releases pyproject.toml's ranges 
 	$(PYTHON) hack/lock.py --upgrade
 
 .PHONY: tools
-tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, the LWS controller from Go modules (cached per machine)
+tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, kube-score, the LWS controller from Go modules (cached per machine)
 	@hack/tools/build.sh
 
 # ------------------------------------------------------------------ the operator image

@@ -81,13 +81,14 @@ VALIDATIONS = [
         ),
     },
     {
-        # "Ollama handles GGUF quantized models well. vLLM prefers FP16/BF16 weights."
+        # "Ollama handles GGUF quantized models well. vLLM prefers FP16/BF16 weights." (0.32: only them.)
         "expression": "!(!variables.ollama && variables.gguf)",
         "messageExpression": (
-            "'GGUFOnVLLM: the runtime is vLLM but spec.model.format or quantization is GGUF: vLLM "
-            "prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and its GGUF support is experimental and "
-            "slower; remove spec.model.format gguf and the GGUF spec.model.quantization "
-            "(set spec.vllm.quantization awq, gptq or fp8 to quantize on vLLM)'"
+            "'GGUFOnVLLM: the runtime is vLLM but spec.model.format or quantization is GGUF: the pinned "
+            "vLLM loads no GGUF weights (the operator stops a gguf format as InvalidSpec and serves the "
+            "Hugging Face weights for a GGUF quantization level); remove spec.model.format gguf and the "
+            "GGUF spec.model.quantization (set spec.vllm.quantization awq, gptq or fp8 to quantize on "
+            "vLLM)'"
         ),
     },
 ]

@@ -89,15 +89,8 @@ def common_mistakes(  # noqa: PLR0913 - the resolved facts the mistakes read
     else:
         assert vllm is not None
         asked_quant = spec.model.quantization
-        if model.format == ModelFormat.GGUF or (model.quantization or "").lower() == "gguf":
-            out.append(
-                Finding(
-                    "GGUFOnVLLM",
-                    "GGUF weights on vLLM: vLLM prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and "
-                    "its GGUF support is experimental and slower; set spec.model.format safetensors",
-                )
-            )
-        elif asked_quant and is_gguf_quantization(asked_quant):
+        # GGUF weights on vLLM are refused in resolve/vllm.py (the pinned vLLM has no GGUF loader).
+        if asked_quant and is_gguf_quantization(asked_quant):
             out.append(
                 Finding(
                     "GGUFOnVLLM",

@@ -15,6 +15,7 @@ from llmstage.benchmark.runner import (
     BenchmarkRefused,
     Pacing,
     measured_service,
+    network_policy_note,
     run,
     store,
     target_for,
@@ -202,6 +203,29 @@ def test_production_needs_a_key_and_vllm_sends_its_own() -> None:
         status__runtime="vllm",
     )
     assert target_for(prod_vllm, None).api_key == ("chat-key", "api-key")
+
+
+def test_the_key_of_the_runtime_that_serves_is_sent() -> None:
+    # Ollama's key is checked by the pod's gateway: without it every request would be a 401.
+    both = {
+        "vllm": {"apiKeySecretRef": {"name": "vllm-key"}},
+        "ollama": {"apiKeySecretRef": {"name": "gw", "key": "k"}},
+    }
+    assert target_for(service(spec__vllm=both["vllm"], spec__ollama=both["ollama"]), None).api_key == (
+        "gw",
+        "k",
+    )
+    vllm = service(spec__vllm=both["vllm"], spec__ollama=both["ollama"], status__runtime="vllm")
+    assert target_for(vllm, None).api_key == ("vllm-key", "api-key")
+    # A stage that serves without a key: nothing sent, even with the other runtime's key set.
+    assert target_for(service(spec__vllm=both["vllm"]), None).api_key is None
+
+
+def test_restricted_clients_get_a_note_naming_the_benchmark_pods_label() -> None:
+    assert network_policy_note(SERVICE) is None
+    clients = [{"podSelector": {"matchLabels": {"app": "web"}}}]
+    note = network_policy_note(service(spec__networkPolicy={"allowedClients": clients}))
+    assert note is not None and "matchLabels app.kubernetes.io/name: llmstage-benchmark" in note
 
 
 # ---------------------------------------------------------------- the command's one-line errors

@@ -27,7 +27,7 @@ from llmstage.api.validation import validation_message
 from llmstage.benchmark.job import CONTAINER, Options, Target, benchmark_job, deadline_seconds, job_name
 from llmstage.benchmark.knee import NoCurve, find_knee
 from llmstage.benchmark.result import BenchmarkResult, Level, MeasuredService, Settings
-from llmstage.benchmark.store import config_map
+from llmstage.benchmark.store import APP_NAME, NAME_LABEL, config_map
 from llmstage.benchmark.sweep import ERROR, PROGRESS, RESULT
 
 # How long the pod may wait for a node or an image before the benchmark gives up on it.
@@ -63,12 +63,30 @@ def _condition(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
 
 def api_key_ref(service: dict[str, Any]) -> tuple[str, str] | None:
     """The Secret key the service's clients send, when the runtime serving it checks one: vLLM's
-    spec.vllm.apiKeySecretRef (Ollama checks none)."""
+    spec.vllm.apiKeySecretRef, or spec.ollama.apiKeySecretRef, which the pod's gateway checks in
+    front of Ollama (render/gateway.py)."""
     status, spec = service.get("status") or {}, service.get("spec") or {}
-    ref = (spec.get("vllm") or {}).get("apiKeySecretRef")
-    if status.get("runtime") == Runtime.VLLM.value and ref:
+    runtime = status.get("runtime")
+    section = runtime if runtime in (Runtime.VLLM.value, Runtime.OLLAMA.value) else None
+    ref = (spec.get(section) or {}).get("apiKeySecretRef") if section else None
+    if ref:
         return str(ref["name"]), str(ref.get("key") or "api-key")
     return None
+
+
+def network_policy_note(service: dict[str, Any]) -> str | None:
+    """A warning when spec.networkPolicy.allowedClients restricts who reaches the serving port:
+    the benchmark pod (app.kubernetes.io/name=llmstage-benchmark, in the service's namespace)
+    is refused unless one of them admits it. By default every pod of the namespace is admitted
+    (render/network.py)."""
+    policy = (service.get("spec") or {}).get("networkPolicy") or {}
+    if policy.get("enabled", True) is False or not policy.get("allowedClients"):
+        return None
+    return (
+        f"spec.networkPolicy.allowedClients restricts the serving port: where NetworkPolicies are "
+        f"enforced the benchmark pod is refused unless one admits it, e.g. a podSelector with "
+        f"matchLabels {NAME_LABEL}: {APP_NAME}"
+    )
 
 
 def target_for(service: dict[str, Any], api_key_secret: tuple[str, str] | None) -> Target:

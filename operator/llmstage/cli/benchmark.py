@@ -8,8 +8,9 @@ operator reports it in status.benchmark and FollowsBestPractices, `llmstage stat
 `promote --require-benchmark` checks it. The Job and its pod are deleted when it ends.
 
 Default levels: 1, 2, 4, 8, 16, 32, 50 up to the first at least twice spec.expectedConcurrency
-(one step beyond what the stage expects). With an API key (production vLLM), the pod reads it
-from the service's Secret by reference; this command never reads the Secret.
+(one step beyond what the stage expects). With an API key (spec.vllm.apiKeySecretRef, or
+spec.ollama.apiKeySecretRef checked by the gateway), the pod reads it from the service's Secret
+by reference; this command never reads the Secret.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from llmstage.benchmark.runner import (
     BenchmarkFailed,
     BenchmarkRefused,
     measured_service,
+    network_policy_note,
     run,
     store,
     target_for,
@@ -127,7 +129,7 @@ def register(subparsers: Any) -> None:
         "--api-key-secret",
         type=secret_arg,
         metavar="NAME[:KEY]",
-        help="Secret with the key to send (default: spec.vllm.apiKeySecretRef when vLLM serves)",
+        help="Secret with the key to send (default: the serving runtime's spec.*.apiKeySecretRef)",
     )
     p.add_argument(
         "--node-selector",
@@ -278,6 +280,9 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         target = target_for(service, args.api_key_secret)
         options = _options(args, service)
+        note = network_policy_note(service)
+        if note:
+            _progress(f"note: {note}")
         result = run(cluster, target, measured_service(service), options, _progress, keep_job=args.keep_job)
     except BenchmarkRefused as err:
         raise CliError(str(err)) from err

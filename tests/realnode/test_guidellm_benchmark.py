@@ -19,15 +19,21 @@ from testkit import wait_until
 from testkit.realnode import SCHEDULING, Cluster, dev_service, images_push
 
 LEVELS = "1,2"
+# The Job's own deadline for these options (benchmark/job.py deadline_seconds: 300 s to start,
+# then 10 + 60 s per level) and a minute for the CLI around it.
+BENCHMARK_SECONDS = 300 + 2 * (10 + 60) + 60
 
 
 @pytest.fixture(scope="module")
 def benchmark_image(real_node: str) -> str:
+    # Pushed before the tests by `hack/cluster.py images` (hack/realnode TEST_IMAGES): a cache hit.
     reference: str = images_push("benchmark")["benchmark"]["reference"]
     return reference
 
 
-def llmstage(kubeconfig: Path, *argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def llmstage(
+    kubeconfig: Path, *argv: str, timeout: float = BENCHMARK_SECONDS
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llmstage.cli", *argv, "--kubeconfig", str(kubeconfig)],
         capture_output=True,
@@ -36,6 +42,8 @@ def llmstage(kubeconfig: Path, *argv: str, timeout: float = 900) -> subprocess.C
     )
 
 
+# Ollama Ready (its 300 s wait), the benchmark, the status and the cleanup waits below.
+@pytest.mark.timeout(300 + BENCHMARK_SECONDS + 60 + 60 + 120)
 def test_a_short_benchmark_of_the_real_ollama_is_stored_and_reported(
     cluster: Cluster,
     kubeconfig: Path,

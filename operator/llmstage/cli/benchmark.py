@@ -208,6 +208,15 @@ def _progress(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
 
+def result_document(result: BenchmarkResult, stored_as: str) -> dict[str, Any]:
+    """What `-o json|yaml` prints: the stored result, with the knee and where it is stored."""
+    return {
+        "configMap": stored_as,
+        "knee": find_knee(result.levels).concurrency,
+        **result.model_dump(mode="json"),
+    }
+
+
 def _output(
     result: BenchmarkResult, stored_as: str, output: str, chart: str, chart_file: Path | None
 ) -> None:
@@ -217,11 +226,7 @@ def _output(
     if output == "table":
         sys.stdout.write(report(result, stored_as))
         return
-    doc = {
-        "configMap": stored_as,
-        "knee": find_knee(result.levels).concurrency,
-        **result.model_dump(mode="json"),
-    }
+    doc = result_document(result, stored_as)
     if output == "json":
         import json
 

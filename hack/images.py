@@ -41,7 +41,7 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 baseline one linked into the binary; see hack/tools/ollama/group.sh).
                 Pushed under the name the operator renders, so containerd's docker.io mirror
                 (the local registry) serves it.
-  fake-llm      llmstage/fake-llm:<key>      the vLLM stand-in, e2e/fake-llm/Dockerfile FROM
+  fake-llm      llmstage/fake-llm:<key>      a stand-in runtime for the kind e2e, e2e/fake-llm/Dockerfile FROM
                 python-base: there is no vLLM for CPUs.
   benchmark     llmstage/benchmark:<version>  the benchmark Job's image (`llmstage benchmark`):
                 images/benchmark/Dockerfile FROM python-base, GuideLLM from

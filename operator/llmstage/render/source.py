@@ -11,7 +11,7 @@
 | s3, gcs             | bucket_download.py       | /models/KIND/BUCKET/PREFIX          | yes     |
 
 Offline: the weights are a local directory, or the Hugging Face cache the download step filled, so
-vLLM gets HF_HUB_OFFLINE=1 (read through huggingface_hub.constants in vLLM 0.12.0's config,
+vLLM gets HF_HUB_OFFLINE=1 (read through huggingface_hub.constants in vLLM 0.32.0's config,
 tokenizer and weight loaders) and never calls huggingface.co, even for a file the directory lacks.
 The server then needs no HF_TOKEN: only the download step gets it.
 """

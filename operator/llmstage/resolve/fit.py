@@ -5,8 +5,8 @@
     overhead  = CUDA context, activations, CUDA graphs: a fixed reserve per GPU (vLLM) or per process (Ollama)
     available = GPU memory (per product, as nvidia-smi reports it) x count x gpuMemoryUtilization
 
-vLLM's KV cache is paged and shared by the running sequences; its batch (--max-num-seqs, 256 by
-default in vLLM 0.12.0) is not preallocated. So the vLLM fit asks whether the memory left after the
+vLLM's KV cache is paged and shared by the running sequences; its batch (--max-num-seqs, 256 on most
+GPUs by default in vLLM 0.32.0) is not preallocated. So the vLLM fit asks whether the memory left after the
 weights holds the expected concurrent users of a replica at full context length; fewer short
 requests, or many more, batch in the same pages. Bytes per KV element follow --kv-cache-dtype
 (fp8: 1) and otherwise the model's dtype.
@@ -196,7 +196,7 @@ def _vllm_required(
     return shape.weights_gib(bpp) + kv + VLLM_OVERHEAD_PER_GPU_GIB * gpus
 
 
-# vLLM 0.12.0 EngineArgs._set_default_max_num_seqs_and_batched_tokens_args, OpenAI server.
+# vLLM 0.32.0 EngineArgs.get_batch_defaults, OpenAI server (on CPU: 128 per worker).
 VLLM_DEFAULT_MAX_NUM_SEQS = "256, or 1024 on 70+ GiB GPUs but A100"
 
 

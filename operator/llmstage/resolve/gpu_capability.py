@@ -15,7 +15,7 @@ What vLLM 0.32.0 (the pinned release) refuses below a capability, read from its 
 - fp8 weights (--quantization fp8 and the online fp8_per_* methods):
   model_executor/layers/quantization/fp8.py Fp8Config.get_min_capability() and
   online/base.py OnlineQuantizationConfig.get_min_capability() are 75; config/vllm.py stops the
-  start below it ("... Minimum capability: 75"). (vLLM 0.12.0 asked for 80.)
+  start below it ("... Minimum capability: 75").
 - an fp8 KV cache (--kv-cache-dtype fp8*): no start-up check; the attention backend that takes it
   is FlashInfer, whose floor 0.32 raised to 8.0 (v1/attention/backends/flashinfer.py
   supports_compute_capability: "broken on SM75", flashinfer-ai/flashinfer#3620). Below it only

@@ -12,7 +12,7 @@ from llmstage.api.constants import Runtime
 from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.resolved import Finding, ModelInfo
 
-# vLLM 0.12.0's flag (EngineArgs.trust_remote_code); argparse also accepts the underscore spelling.
+# vLLM 0.32.0's flag (EngineArgs.trust_remote_code); argparse also accepts the underscore spelling.
 TRUST_REMOTE_CODE = ("--trust-remote-code", "--trust_remote_code")
 
 

@@ -31,7 +31,7 @@ Problems are reported in one of two ways, on purpose:
   the API server); autoscaling on queue depth with Ollama; a tensor-parallel size that does
   not divide the attention heads, the key/value heads or the intermediate size; maxModelLen
   above the model's context; a vLLM quantization the served weights cannot have (a method vLLM
-  0.12.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
+  0.32.0 lacks, or a method of pre-quantized checkpoints on the catalog's unquantized
   repository); bfloat16 or fp8 (weights, KV cache) on a GPU product whose compute capability
   cannot run them (resolve/gpu_capability.py); on Ollama, a model or served name that cannot be
   an Ollama name, or

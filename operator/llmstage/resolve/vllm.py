@@ -30,7 +30,7 @@ DEFAULT_VLLM_CPU_IMAGE = "vllm/vllm-openai-cpu:v0.32.0-x86_64"
 # builds their config without a file of the checkpoint (the online shorthands of
 # vllm/config/quantization.py _ONLINE_SHORTHANDS, fp8, and experts_int8, whose config needs no
 # file). Every other method needs a checkpoint quantized with it: on an unquantized repo the load
-# stops with "Cannot find the config file for awq". bitsandbytes and rtn are gone since 0.12.
+# stops with "Cannot find the config file for awq". bitsandbytes and rtn are not in 0.32.0.
 ONLINE_QUANTIZATION = (
     "fp8", "fp8_per_tensor", "fp8_per_channel", "fp8_per_block", "int8_per_channel_weight_only",
     "mxfp8", "mxfp4", "nvfp4_per_token", "experts_int8",

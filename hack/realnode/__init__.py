@@ -276,8 +276,9 @@ def push_images() -> dict[str, dict[str, str]]:
 
 
 # What tests/realnode and `make demo` run on the node besides push_images(): the operator image
-# (the chart's pod), the client pods' image, vLLM's CPU image and the model in Hugging Face format.
-TEST_IMAGES = ("llmstage", "client", "vllm-cpu", "smollm2-hf")
+# (the chart's pod), the client pods' image, vLLM's CPU image, the model in Hugging Face format
+# and the benchmark Job's image (GuideLLM: a cold build takes longer than its test may).
+TEST_IMAGES = ("llmstage", "client", "vllm-cpu", "smollm2-hf", "benchmark")
 
 
 def push_test_images() -> None:

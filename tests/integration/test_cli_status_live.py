@@ -61,7 +61,7 @@ def test_table_shows_ready_services_and_the_problems_of_others(
 
     out = wait_until(settled, timeout=60, interval=0.5, what="chat Ready and broken Stalled in the table")
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "STAGE", "RUNTIME", "READY", "ENDPOINT", "PROBLEMS"]
+    assert lines[0].split() == ["NAME", "STAGE", "RUNTIME", "READY", "ENDPOINT", "BENCHMARK", "PROBLEMS"]
     chat = next(line for line in lines if line.startswith("chat "))
     assert chat.split()[1:3] == ["dev", "ollama"]
     assert f"http://chat.{namespace}.svc:8000/v1" in chat and chat.rstrip().endswith(" -")

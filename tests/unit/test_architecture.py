@@ -86,9 +86,10 @@ MAY_IMPORT = {
     "upstream": set(),
     "resolve": {"api", "upstream"},
     "render": {"api", "resolve", "upstream"},
-    "controller": {"api", "resolve", "render", "upstream"},
+    "controller": {"api", "resolve", "render", "upstream", "benchmark"},
     "gitops": {"api", "resolve"},
-    "cli": {"api", "resolve", "render", "controller", "gitops", "upstream"},
+    "benchmark": {"api", "resolve"},
+    "cli": {"api", "resolve", "render", "controller", "gitops", "upstream", "benchmark"},
 }
 
 

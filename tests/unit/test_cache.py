@@ -83,6 +83,7 @@ def test_endpoint_slices_and_pods_are_found_by_labels() -> None:
         "endpointslices": 1,
         "pods": 1,
         "podclaims": 0,
+        "benchmarks": 0,
     }
 
 

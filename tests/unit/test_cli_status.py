@@ -47,7 +47,16 @@ def test_table_has_one_row_per_service_and_a_namespace_column_with_all_namespace
     items = [fixture("ready"), fixture("stalled-invalid-spec")]
     out = table(items, with_namespace=True)
     lines = out.splitlines()
-    assert lines[0].split() == ["NAMESPACE", "NAME", "STAGE", "RUNTIME", "READY", "ENDPOINT", "PROBLEMS"]
+    assert lines[0].split() == [
+        "NAMESPACE",
+        "NAME",
+        "STAGE",
+        "RUNTIME",
+        "READY",
+        "ENDPOINT",
+        "BENCHMARK",
+        "PROBLEMS",
+    ]
     ready = next(line for line in lines if " ready " in line)
     assert "True 1/1" in ready and "http://ready." in ready
     invalid = next(line for line in lines if " invalid " in line)

@@ -154,7 +154,7 @@ def test_every_operator_handler_is_routed() -> None:
     operator_routes = Operator(OperatorConfig()).routes
     routed = [(*key, dict(r.labels)) for key, routes in operator_routes.by_resource.items() for r in routes]
     assert sorted(map(repr, routed)) == sorted(map(repr, kopf_handlers))
-    assert len(routed) == 14  # LLMServices, 10 child kinds, slices, pods, claims per pod
+    assert len(routed) == 15  # LLMServices, 10 child kinds, slices, pods, claims per pod, benchmark results
 
 
 def test_without_the_hook_kopf_calls_the_same_handlers() -> None:

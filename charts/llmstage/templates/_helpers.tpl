@@ -115,6 +115,11 @@ Roles). Exact verbs, no wildcards, no Secrets: Secrets are only referenced by na
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["get", "list", "watch"]
+# `llmstage benchmark` results (ConfigMaps NAME-benchmark the CLI writes): read for status.benchmark,
+# never written. Watched with a label selector, so only those reach the operator.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "watch"]
 # Events on LLMServices when a condition changes.
 - apiGroups: [""]
   resources: ["events"]

@@ -39,6 +39,8 @@ MANAGED_VLLM_FLAGS = (
 # vLLM 0.32.0's MaxLoRARanks (vllm/config/lora.py): --max-lora-rank accepts these only.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 MAX_LORA_ADAPTERS = 16
+MAX_BENCHMARK_LEVELS = 64  # status.benchmark.levels; `llmstage benchmark` runs at most 20
+MAX_LATENCY_MS = 3_600_000  # spec.latencyTarget's bounds
 MANAGED_VLLM_FLAG_PATTERN = flag_pattern(MANAGED_VLLM_FLAGS)
 MANAGED_OLLAMA_ENV = (
     "OLLAMA_HOST", "OLLAMA_MODELS", "OLLAMA_NUM_PARALLEL", "OLLAMA_KEEP_ALIVE", "OLLAMA_CONTEXT_LENGTH",

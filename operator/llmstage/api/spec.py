@@ -23,6 +23,7 @@ from llmstage.api.spec_parts import (
     AutoscalingSpec,
     CacheSpec,
     HuggingFaceTokenSecretRef,
+    LatencyTarget,
     LoRASpec,
     ModelSpec,
     NetworkPolicySpec,
@@ -377,6 +378,14 @@ class LLMServiceSpec(ApiModel):
         description=(
             "LoRA adapters vLLM serves on the same URL, each under its own model name (listed in "
             "status.loraAdapters). vLLM only: rejected with runtime ollama."
+        ),
+    )
+    latency_target: LatencyTarget | None = Field(
+        default=None,
+        description=(
+            "Latency the service must meet at spec.expectedConcurrency users. Checked against the last "
+            "`llmstage benchmark` result: FollowsBestPractices reports a miss (LatencyTargetMissed), and "
+            "`llmstage promote --require-benchmark` refuses the promotion (docs/decision-framework.md)."
         ),
     )
     routing: RoutingSpec | None = Field(

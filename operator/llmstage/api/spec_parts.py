@@ -42,6 +42,7 @@ from llmstage.api.constants import (
     MANAGED_VOLUME_PREFIX,
     MANAGED_VOLUMES,
     MAX_GPUS,
+    MAX_LATENCY_MS,
     MAX_LORA_ADAPTERS,
     MAX_NODES,
     MAX_REPLICAS,
@@ -1713,4 +1714,36 @@ class RoutingSpec(ApiModel):
         default_factory=list,
         max_length=16,
         description="Host names the HTTPRoute matches. Default: every host name of the Gateway listener.",
+    )
+
+
+class LatencyTarget(ApiModel):
+    """Latency this stage must meet at its expected users, as `llmstage benchmark` measures it."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.timeToFirstTokenP99Ms) || has(self.interTokenLatencyP99Ms)",
+            message=(
+                "spec.latencyTarget needs timeToFirstTokenP99Ms, interTokenLatencyP99Ms or both: an empty "
+                "target checks nothing"
+            ),
+            check=lambda t: (
+                t.time_to_first_token_p99_ms is not None or t.inter_token_latency_p99_ms is not None
+            ),
+        ),
+    )
+
+    time_to_first_token_p99_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LATENCY_MS,
+        description="Highest acceptable p99 time to first token, in milliseconds.",
+    )
+    inter_token_latency_p99_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LATENCY_MS,
+        description=(
+            "Highest acceptable p99 inter-token latency (time between streamed tokens), in milliseconds."
+        ),
     )

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from llmstage.api.base import ApiModel
-from llmstage.api.constants import MAX_LORA_ADAPTERS, ConditionStatus, CutoverPhase, Runtime, Stage
+from llmstage.api.constants import (
+    MAX_BENCHMARK_LEVELS,
+    MAX_LORA_ADAPTERS,
+    ConditionStatus,
+    CutoverPhase,
+    Runtime,
+    Stage,
+)
 from pydantic import ConfigDict, Field
 
 
@@ -43,6 +50,36 @@ class CutoverStatus(ApiModel):
     to: Runtime = Field(description="Runtime taking over.")
     message: str = Field(default="", max_length=32768, description="Human-readable progress.")
     last_transition_time: datetime | None = Field(default=None, description="When the phase last changed.")
+
+
+class BenchmarkSummary(ApiModel):
+    """The last `llmstage benchmark` of this service, read by the operator from the ConfigMap the
+    CLI stored it in (the table per concurrency level and the chart are there)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    config_map: str = Field(
+        max_length=253, description="ConfigMap holding the result (result.json, chart.svg)."
+    )
+    finished_at: datetime = Field(description="When the benchmark ended.")
+    stage: Stage = Field(description="Stage of the service when it was measured.")
+    runtime: Runtime = Field(description="Runtime that served the benchmark.")
+    generation: int = Field(ge=0, description="metadata.generation of the service that was measured.")
+    ready_replicas: int = Field(ge=0, description="Ready pods behind the Service while it was measured.")
+    levels: list[int] = Field(
+        max_length=MAX_BENCHMARK_LEVELS,
+        description="Concurrency levels measured (concurrent requests in flight).",
+    )
+    knee: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Concurrency beyond which throughput stops scaling (doubling the users adds less than 25% "
+            "output tokens/s, or errors); unset when it still scaled at the highest level measured."
+        ),
+    )
+    peak_output_tokens_per_second: float = Field(ge=0, description="Highest output tokens/s of any level.")
+    message: str = Field(default="", max_length=4096, description="The knee, with the figures behind it.")
 
 
 class LLMServiceStatus(ApiModel):
@@ -87,4 +124,10 @@ class LLMServiceStatus(ApiModel):
     )
     cutover: CutoverStatus | None = Field(
         default=None, description="Progress of a runtime switch, when one runs."
+    )
+    benchmark: BenchmarkSummary | None = Field(
+        default=None,
+        description=(
+            "Summary of the last `llmstage benchmark` (ConfigMap NAME-benchmark), when one was stored."
+        ),
     )

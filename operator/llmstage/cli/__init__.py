@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "promote",
     "pipeline",
     "status",
+    "benchmark",
     "manifests",
     "catalog",
 ]

@@ -10,6 +10,12 @@ The result goes through the same validation as the API server (the CRD's rules) 
 operator (resolve); the promotion is refused, with the option that fixes it, when the target
 stage lacks something it needs: a GPU for vLLM, an API key Secret in production. Comments and
 formatting of the file are kept.
+
+--require-benchmark also asks the cluster for the service's stored `llmstage benchmark` result
+(the LLMService named in the file, in -n NAMESPACE, default the file's metadata.namespace, else
+the context's) and refuses the promotion when there is none, when it measured an older
+generation of the service, or when it misses the promoted file's spec.latencyTarget at the
+users the target stage expects (docs/decision-framework.md).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ examples:
   llmstage promote -f llmservice.yaml --to production --gpu NVIDIA-L4:2 --dry-run
   llmstage promote -f llmservice.yaml --to production --cpu --api-key-secret smol-api-key
   cat llmservice.yaml | llmstage promote -f - --to staging -o yaml # manifest to stdout, diff to stderr
+  llmstage promote -f staging.yaml --to production --gpu NVIDIA-L4 --api-key-secret chat-key \
+      --require-benchmark -n llm-staging                           # needs a current benchmark result
 
 -o is the output format, as in every llmstage command: diff (the default) writes the manifest
 (in place, or to --output-file) and prints the diff; yaml prints the promoted manifest instead
@@ -89,6 +97,14 @@ def register(subparsers: Any) -> None:
         help="set spec.vllm.apiKeySecretRef.name: a Secret with key 'api-key' (production vLLM needs one)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    p.add_argument(
+        "--require-benchmark",
+        action="store_true",
+        help="refuse without a current stored benchmark that meets the promoted spec.latencyTarget",
+    )
+    p.add_argument("-n", "--namespace", metavar="NS", help="with --require-benchmark: where the service runs")
+    p.add_argument("--kubeconfig", metavar="FILE", help="with --require-benchmark: kubeconfig file")
+    p.add_argument("--context", help="with --require-benchmark: kubeconfig context")
     p.set_defaults(func=run)
 
 
@@ -111,6 +127,52 @@ def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
     )
 
 
+def require_benchmark(args: argparse.Namespace, promoted: str, source: str) -> list[str]:
+    """The gate (benchmark/gate.py) for every LLMService of the promoted file; its notes."""
+    from llmstage.api.manifest import parse_llmservices
+    from llmstage.benchmark.gate import GateRefused, check
+    from llmstage.benchmark.store import StoredResultError, config_map_name, read_result
+    from llmstage.cli.kubeclient import KubeCluster, client_for
+    from llmstage.resolve import resolve
+
+    api, context_namespace = client_for(args.kubeconfig, args.context)
+    cluster = KubeCluster(api)
+    notes: list[str] = []
+    for manifest in parse_llmservices(promoted, source):
+        body_ns = manifest.body.get("metadata", {}).get("namespace")
+        namespace = args.namespace or body_ns or context_namespace
+        name = manifest.service.metadata.name
+        where = f"{namespace}/{name}"
+        live = cluster.get_service(namespace, name)
+        if live is None:
+            raise CliError(
+                f"--require-benchmark: no LLMService {where} in the cluster to take a benchmark from; pass "
+                "-n NAMESPACE where it runs"
+            )
+        cm = cluster.get_config_map(namespace, config_map_name(name))
+        resolved = resolve(manifest.service)
+        try:
+            stored = read_result(cm) if cm is not None else None
+        except StoredResultError as err:
+            raise CliError(
+                f"--require-benchmark: {err}; run `llmstage benchmark {name} -n {namespace}`"
+            ) from err
+        try:
+            notes += check(
+                stored,
+                where=where,
+                name=name,
+                namespace=namespace,
+                live_generation=int(live["metadata"].get("generation", 0)),
+                stage=resolved.stage,
+                users=resolved.expected_concurrency,
+                target=resolved.latency_target,
+            )
+        except GateRefused as err:
+            raise CliError(str(err)) from err
+    return notes
+
+
 @guarded
 def run(args: argparse.Namespace) -> int:
     to_stdout = args.output == "yaml" or args.output_file == STDIN
@@ -124,10 +186,13 @@ def run(args: argparse.Namespace) -> int:
     source = display_name(args.filename)
     text = read_text(args.filename)
     result = promote_text(text, source, Stage(args.to), args.gpu, args.api_key_secret, cpu=args.cpu)
+    notes = list(result.notes)
+    if args.require_benchmark:
+        notes += require_benchmark(args, result.text, source)
     target = STDIN if to_stdout else args.output_file or args.filename
     diff = unified_diff(text, result.text, source, display_name(target) if not to_stdout else "<stdout>")
     (sys.stderr if to_stdout else sys.stdout).write(diff or f"# {source}: nothing to change\n")
-    for note in result.notes:
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
     for warning in result.warnings:
         warn(warning)

@@ -40,6 +40,11 @@ examples:
 The decision (first matching row wins): no GPU -> Ollama; production -> vLLM; more than 4 users ->
 vLLM; otherwise Ollama. Without --gpu, dev and staging are CPU-only and production gets one GPU
 of unknown product (pass --gpu for the memory-fit check).
+
+With --benchmark NAME (a served LLMService, -n its namespace) or --benchmark-file FILE (what
+`llmstage benchmark -o json` printed), the answer also compares the users with the knee that
+benchmark measured, e.g. "staging measured a knee at 4 concurrent users on ollama; stage
+production expects 50".
 """
 
 DEFAULT_MODEL = "llama3.1:8b"
@@ -76,6 +81,18 @@ def register(subparsers: Any) -> None:
         "--hugging-face-id", metavar="ORG/MODEL", help="what vLLM serves, for models outside the catalog"
     )
     p.add_argument("--name", help="metadata.name of the LLMService (default: from the model)")
+    measured = p.add_mutually_exclusive_group()
+    measured.add_argument(
+        "--benchmark",
+        metavar="SERVICE",
+        help="compare with the stored benchmark of this LLMService (cluster)",
+    )
+    measured.add_argument(
+        "--benchmark-file", metavar="FILE", help="compare with a saved `llmstage benchmark -o json` result"
+    )
+    p.add_argument("-n", "--namespace", metavar="NS", help="with --benchmark: its namespace")
+    p.add_argument("--kubeconfig", metavar="FILE", help="with --benchmark: kubeconfig file")
+    p.add_argument("--context", help="with --benchmark: kubeconfig context")
     p.add_argument(
         "--output",
         "-o",
@@ -284,5 +301,55 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml_output(obj, resolved, hint))
         return 0
     options = gpu_options(obj) if resolved.runtime == Runtime.VLLM else []
-    sys.stdout.write(explain(resolved, options))
+    text = explain(resolved, options)
+    measured = measured_result(args)
+    if measured is not None:
+        from llmstage.benchmark.advice import recommendation_notes
+
+        notes = recommendation_notes(
+            measured, resolved.runtime, resolved.stage, resolved.expected_concurrency
+        )
+        text += "\nMeasured (llmstage benchmark):\n" + "".join(f"  {line}\n" for line in notes)
+    sys.stdout.write(text)
     return 0
+
+
+def measured_result(args: argparse.Namespace) -> Any:
+    """The BenchmarkResult of --benchmark (from the cluster) or --benchmark-file, or None."""
+    import json
+
+    import pydantic
+
+    from llmstage.api.validation import validation_message
+    from llmstage.benchmark.result import BenchmarkResult
+    from llmstage.benchmark.store import StoredResultError, config_map_name, read_result
+
+    if args.benchmark_file:
+        from llmstage.cli.common import read_text
+
+        try:
+            doc = json.loads(read_text(args.benchmark_file))
+            doc = {k: v for k, v in doc.items() if k not in ("configMap", "knee")}
+            return BenchmarkResult.model_validate(doc)
+        except (ValueError, AttributeError) as err:
+            detail = validation_message(err) if isinstance(err, pydantic.ValidationError) else str(err)
+            raise CliError(
+                f"{args.benchmark_file}: not a result of `llmstage benchmark -o json`: {detail}"
+            ) from err
+    if not args.benchmark:
+        return None
+    from llmstage.cli.kubeclient import KubeCluster, client_for
+
+    api, context_namespace = client_for(args.kubeconfig, args.context)
+    namespace = args.namespace or context_namespace
+    cm = KubeCluster(api).get_config_map(namespace, config_map_name(args.benchmark))
+    if cm is None:
+        raise CliError(
+            f"--benchmark: {namespace}/{args.benchmark} has no stored benchmark (ConfigMap "
+            f"{config_map_name(args.benchmark)}): run `llmstage benchmark {args.benchmark} -n {namespace}`",
+            1,
+        )
+    try:
+        return read_result(cm)
+    except StoredResultError as err:
+        raise CliError(f"--benchmark: {err}", 1) from err

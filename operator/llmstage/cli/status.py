@@ -1,7 +1,9 @@
 """`llmstage status`: a table of LLMServices and what, if anything, is wrong with each.
 
 Columns: namespace (with -A), name, stage, runtime, ready (the Ready condition and ready/desired
-pods), endpoint, and the message of every condition that is not as it should be (Ready not True,
+pods), endpoint, the last benchmark (status.benchmark: its knee, the runtime and stage it measured,
+its date; `llmstage benchmark NAME --last` shows it whole), and the message of every condition
+that is not as it should be (Ready not True,
 Stalled or Reconciling True, RuntimeSelected / ModelFits / FollowsBestPractices False), or that
 the operator has not yet observed the latest generation.
 """
@@ -13,6 +15,7 @@ import sys
 from typing import Any
 
 from llmstage.cli.common import CliError, add_output_option, format_objects, format_table, guarded, parser_for
+from llmstage.cli.kubeclient import client_for
 
 EXAMPLES = """\
 examples:
@@ -79,6 +82,17 @@ def problems(obj: dict[str, Any]) -> list[str]:
     return out
 
 
+def benchmark_cell(status: dict[str, Any]) -> str:
+    """status.benchmark in a few words: 'knee 4 on ollama/staging 2026-12-07'."""
+    bench = status.get("benchmark")
+    if not bench:
+        return "-"
+    levels = bench.get("levels") or []
+    knee = f"knee {bench['knee']}" if bench.get("knee") else f"no knee to {max(levels, default='?')}"
+    day = str(bench.get("finishedAt", ""))[:10]
+    return f"{knee} on {bench.get('runtime', '?')}/{bench.get('stage', '?')} {day}".rstrip()
+
+
 def row(obj: dict[str, Any], with_namespace: bool) -> list[str]:
     meta, status = obj.get("metadata", {}), obj.get("status") or {}
     spec = obj.get("spec") or {}
@@ -91,38 +105,18 @@ def row(obj: dict[str, Any], with_namespace: bool) -> list[str]:
         status.get("runtime") or "-",
         f"{ready} {pods}",
         status.get("endpoint") or "-",
+        benchmark_cell(status),
         "\n".join(problems(obj)) or "-",
     ]
     return [meta.get("namespace", ""), *cells] if with_namespace else cells
 
 
 def table(items: list[dict[str, Any]], with_namespace: bool) -> str:
-    headers = ["NAME", "STAGE", "RUNTIME", "READY", "ENDPOINT", "PROBLEMS"]
+    headers = ["NAME", "STAGE", "RUNTIME", "READY", "ENDPOINT", "BENCHMARK", "PROBLEMS"]
     if with_namespace:
         headers = ["NAMESPACE", *headers]
     ordered = sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
     return format_table(headers, [row(o, with_namespace) for o in ordered])
-
-
-def _client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
-    """An API client from the kubeconfig, and the context's namespace."""
-    import os
-
-    from kubernetes import config
-
-    from llmstage.controller.kubeconfig import problem
-
-    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    # One line for whatever keeps the file from naming a cluster; never the client library's text.
-    why = problem(path, env={}, context=context, fix="pass --kubeconfig FILE or set KUBECONFIG")
-    if why:
-        raise CliError(why, 2)
-    api = config.new_client_from_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
-    contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-    if context:
-        current = next((c for c in contexts if c["name"] == context), current)
-    namespace = (current or {}).get("context", {}).get("namespace") or "default"
-    return api, namespace
 
 
 @guarded
@@ -130,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    api, context_namespace = _client(args.kubeconfig, args.context)
+    api, context_namespace = client_for(args.kubeconfig, args.context)
     custom = client.CustomObjectsApi(api)
     namespace = None if args.all_namespaces else (args.namespace or context_namespace)
     result: Any

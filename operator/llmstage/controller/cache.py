@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage.benchmark.store import INSTANCE_LABEL as STORE_INSTANCE
+from llmstage.benchmark.store import RESULT_KEY, RESULT_SELECTOR
 from llmstage.render.labels import (
     APP_NAME,
     CACHE,
@@ -194,6 +196,8 @@ class WatchCache:
         self.slices: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.pods: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.pod_claims: dict[ServiceKey, dict[str, dict[str, Any]]] = defaultdict(dict)
+        # `llmstage benchmark` results: ConfigMap NAME-benchmark's result.json, by its service.
+        self.benchmarks: dict[ServiceKey, tuple[str, str]] = {}
 
     # LLMServices -------------------------------------------------------------------------------
     def put_service(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey:
@@ -337,6 +341,25 @@ class WatchCache:
         self.pod_claims[owner][name] = stored
         return owner
 
+    # Benchmark results (ConfigMaps the CLI writes, labelled by store.RESULT_SELECTOR) -------------
+    def put_benchmark(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
+        """Only the result's text (no chart): status.benchmark is read from it."""
+        labels = body.get("metadata", {}).get("labels") or {}
+        if any(labels.get(k) != v for k, v in RESULT_SELECTOR.items()) or STORE_INSTANCE not in labels:
+            return None
+        owner = body["metadata"]["namespace"], labels[STORE_INSTANCE]
+        name = body["metadata"]["name"]
+        before = self.benchmarks.get(owner)
+        if deleted:
+            if before is not None and before[0] == name:
+                del self.benchmarks[owner]
+            self.changed = before is not None
+            return owner
+        stored = (name, str((body.get("data") or {}).get(RESULT_KEY, "")))
+        self.benchmarks[owner] = stored
+        self.changed = stored != before
+        return owner
+
     def forget(self, key: ServiceKey) -> None:
         """After the LLMService is gone and its children collected."""
         for index in (self.children, self.slices, self.pods, self.pod_claims):
@@ -350,4 +373,5 @@ class WatchCache:
             "endpointslices": sum(len(s) for s in self.slices.values()),
             "pods": sum(len(p) for p in self.pods.values()),
             "podclaims": sum(len(c) for c in self.pod_claims.values()),
+            "benchmarks": len(self.benchmarks),
         }

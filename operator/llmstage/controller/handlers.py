@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
+from llmstage.benchmark.store import RESULT_LABEL_SELECTOR
 from llmstage.controller.watches import WATCHES, Watch
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # Our handlers only feed the cache, so a short-lived worker costs nothing and frees its
     # memory sooner (peak RSS, docs/benchmarks.md).
     settings.queueing.idle_timeout = 1.0
+    # ConfigMaps are filtered by the API server, not after the fact as kopf does for the other
+    # kinds: a cluster's ConfigMaps are many and large, and only benchmark results are read.
+    settings.watching.label_selectors["v1", "configmaps"] = RESULT_LABEL_SELECTOR
     namespaces = operator.config.namespaces
     if namespaces and not any(ch in n for n in namespaces for ch in "*?["):
         # Exact namespaces need no cluster-wide scan of CRDs and namespaces; skipping it is what

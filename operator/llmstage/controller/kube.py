@@ -64,6 +64,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Service", "services"),
         Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
         Kind("v1", "Pod", "pods"),
+        Kind("v1", "ConfigMap", "configmaps"),
         Kind("v1", "Event", "events"),
         Kind("v1", "Node", "nodes", namespaced=False),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),

@@ -1,6 +1,7 @@
 """Readers of the observed cluster: what the watch caches saw of one LLMService's children.
 
-Observed(children, endpoint_slices, pods, pod_claims)    filled by the reconciler from controller/cache.py
+Observed(children, endpoint_slices, pods, pod_claims, benchmark)
+                                             filled by the reconciler from controller/cache.py
 ready_endpoints, unschedulable, ...          pure questions the plan asks of it
 """
 
@@ -24,6 +25,8 @@ class Observed:
     pods: list[dict[str, Any]] = field(default_factory=list)
     # Claims per pod (spec.cache mode PerPod) by name, POD-model-cache: class, modes, phase.
     pod_claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The stored `llmstage benchmark` result: (ConfigMap name, its result.json), if any.
+    benchmark: tuple[str, str] | None = None
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         return self.children.get((kind, name))

@@ -22,6 +22,7 @@ from typing import Any
 import kopf
 
 from llmstage import __version__
+from llmstage.benchmark.store import RESULT_LABEL_SELECTOR
 from llmstage.controller import allocator, apiserver, kubeconfig, metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
 from llmstage.controller.config import OperatorConfig
@@ -257,6 +258,7 @@ async def prefill(kube: Kube, cache: WatchCache, namespaces: list[str] | None, f
     sources += [
         ("discovery.k8s.io/v1", "EndpointSlice", ours, cache.put_slice),
         ("v1", "Pod", f"{NAME_LABEL}={APP_NAME}", cache.put_pod),
+        ("v1", "ConfigMap", RESULT_LABEL_SELECTOR, cache.put_benchmark),
     ]
     for ns in scopes:
         for api_version, kind, selector, put in sources:

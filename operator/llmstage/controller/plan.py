@@ -27,7 +27,7 @@ Reconciling for how long the service will be unavailable (render/rollout.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 from llmstage.api.constants import CutoverPhase, Runtime
 from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
+from llmstage.controller.benchmark import benchmark_step
 from llmstage.controller.cache import ChildKey
 from llmstage.controller.conditions import (
     BEST_PRACTICES,
@@ -66,7 +67,7 @@ from llmstage.render.leaderworkerset import KIND as LWS_KIND
 from llmstage.render.pod import surge_first
 from llmstage.render.rollout import outage_text, rollout_findings
 from llmstage.render.storage import CACHE_VOLUME
-from llmstage.resolve.resolved import ClusterFacts, Resolved
+from llmstage.resolve.resolved import ClusterFacts, Finding, Resolved
 
 CUTOVER_MESSAGES = {
     CutoverPhase.STARTING: "{new} pods are starting beside {old}; the Service stays on {old}",
@@ -156,13 +157,16 @@ def plan(
     conditions = runtime_conditions(
         resolved, observed, serving, new_dep, new_available, cutover, stall, surge
     )
-    conditions.extend(spec_conditions(resolved))
+    benchmark, measured = benchmark_step(resolved, observed.benchmark)
+    conditions.extend(spec_conditions(resolved, measured))
     waits = [t for t in (stall.requeue_after, surge.requeue_after) if t is not None]
+    status = status_fields(resolved, new_dep, cutover)
+    status["benchmark"] = benchmark
     return Plan(
         apply=objects,
         keep=cutover.keep,
         conditions=conditions,
-        status=status_fields(resolved, new_dep, cutover),
+        status=status,
         requeue_after=min(waits) if waits else None,
     )
 
@@ -462,11 +466,12 @@ def status_fields(resolved: Resolved, new_dep: dict[str, Any] | None, cutover: C
     return status
 
 
-def spec_conditions(resolved: Resolved) -> list[Condition]:
-    """Conditions that follow from the spec alone: runtime decision, memory fit, best practices."""
+def spec_conditions(resolved: Resolved, measured: Sequence[Finding] = ()) -> list[Condition]:
+    """Conditions that follow from the spec: runtime decision, memory fit, best practices (with
+    what the stored benchmark says of the spec, `measured`)."""
     fit = resolved.memory_fit
     fit_status = "Unknown" if fit.fits is None else ("True" if fit.fits else "False")
-    warnings = resolved.warnings + rollout_findings(resolved)
+    warnings = [*resolved.warnings, *rollout_findings(resolved), *measured]
     advice = "; ".join(f"{w.reason}: {w.message}" for w in warnings)
     return [
         Condition(RUNTIME_SELECTED, "True", resolved.runtime.value.capitalize(), resolved.runtime_reason),

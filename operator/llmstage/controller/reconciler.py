@@ -187,6 +187,7 @@ class Reconciler:
             endpoint_slices=list(self.cache.slices.get(key, {}).values()),
             pods=list(self.cache.pods.get(key, {}).values()),
             pod_claims=dict(self.cache.pod_claims.get(key, {})),
+            benchmark=self.cache.benchmarks.get(key),
         )
         p = plan(
             resolved,

@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from llmstage.benchmark.store import RESULT_SELECTOR
 from llmstage.controller.kube import KINDS
 from llmstage.render.labels import APP_NAME, CACHE, COMPONENT_LABEL, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
 
@@ -86,4 +87,8 @@ WATCHES: tuple[Watch, ...] = (
         "put_pod_claim",
         "pod-claims-event",
     ),
+    # `llmstage benchmark` results: ConfigMaps the CLI writes, read for status.benchmark (never
+    # written). Unlike the kinds above they are filtered by the API server (RESULT_LABEL_SELECTOR,
+    # set in handlers.startup): a cluster's ConfigMaps are many and large.
+    Watch("", "v1", "configmaps", dict(RESULT_SELECTOR), "put_benchmark", "benchmark-results-event"),
 )

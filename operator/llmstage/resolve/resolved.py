@@ -295,6 +295,14 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class LatencyTarget:
+    """spec.latencyTarget, copied without pydantic: what a stored benchmark is checked against."""
+
+    time_to_first_token_p99_ms: int | None = None
+    inter_token_latency_p99_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Resolved:
     """Everything the renderers need. No field here is optional by accident: None means 'off'."""
 
@@ -323,6 +331,7 @@ class Resolved:
     pod: PodOptions = field(default_factory=PodOptions)
     network: NetworkAccess = field(default_factory=NetworkAccess)
     routing: Routing | None = None  # None: the Service alone
+    latency_target: LatencyTarget | None = None  # None: no stated target
 
     pod_security: PodSecurity = field(default_factory=PodSecurity)
     # The install's extra labels of PodMonitors: what the cluster's Prometheus selects them by.

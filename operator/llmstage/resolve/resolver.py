@@ -85,6 +85,7 @@ from llmstage.resolve.resolved import (
     Autoscaling,
     Finding,
     KedaSettings,
+    LatencyTarget,
     MemoryFit,
     ModelCache,
     ModelInfo,
@@ -316,6 +317,13 @@ def resolve(  # noqa: PLR0915 - the resolve step in order, each part a function 
         else DEFAULT_GATEWAY_IMAGE,
         routing=routing_settings(spec, service.metadata.namespace),
         network=_network_access(spec),
+        latency_target=(
+            LatencyTarget(
+                spec.latency_target.time_to_first_token_p99_ms, spec.latency_target.inter_token_latency_p99_ms
+            )
+            if spec.latency_target
+            else None
+        ),
     )
 
 

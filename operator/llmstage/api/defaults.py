@@ -19,6 +19,7 @@ import pydantic
 import yaml
 from llmstage.api.models import (
     DNS_SUBDOMAIN,
+    IMAGE,
     LABEL_VALUE,
     MANAGED_ANNOTATIONS,
     MANAGED_LABEL_PREFIXES,
@@ -165,6 +166,16 @@ class ServingDefaults(ApiModel):
     pod_security_context: PodSecurityDefaults = Field(
         default_factory=PodSecurityDefaults,
         description="User and group IDs of the serving pods; not per LLMService (a platform property).",
+    )
+    download_image: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=IMAGE,
+        description=(
+            "Image of the s3 and gcs model download steps: llmstage's own image, which holds the download "
+            "code. Default: the operator's image (the chart passes it to the operator); a mirror of it for "
+            "an air-gapped registry. An LLMService's spec.vllm.download.image wins."
+        ),
     )
 
     @pydantic.field_validator("pod_labels", "pod_annotations")

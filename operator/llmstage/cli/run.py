@@ -84,6 +84,12 @@ def register(subparsers: Any) -> None:
         help="the install's serving defaults, read at start (the chart mounts its servingDefaults "
         "value here): registry mirror, pull secrets, scheduling, labels, IDs, PodMonitor labels",
     )
+    p.add_argument(
+        "--download-image",
+        metavar="IMAGE",
+        help="image of the s3 and gcs model download steps, llmstage's own (the chart passes the "
+        "operator's image); servingDefaults.downloadImage wins where the defaults file sets it",
+    )
     p.add_argument("--concurrency", type=int, default=32, help="LLMServices reconciled at once")
     p.add_argument(
         "--unschedulable-grace",
@@ -286,6 +292,21 @@ def _serving_defaults(path: str | None) -> Any:
         raise StartError(f"llmstage run: --defaults {err}") from None
 
 
+def _with_download_image(defaults: Any, image: str | None) -> Any:
+    """--download-image under the defaults file's downloadImage."""
+    if image is None or (defaults is not None and defaults.download_image):
+        return defaults
+    import pydantic
+
+    from llmstage.api.defaults import ServingDefaults
+
+    try:
+        alone = ServingDefaults(download_image=image)
+    except pydantic.ValidationError:
+        raise StartError(f"llmstage run: --download-image {image!r} is not an image reference") from None
+    return alone if defaults is None else defaults.model_copy(update={"download_image": alone.download_image})
+
+
 async def _operate(operator: Coroutine[Any, Any, None], servers: list[Any]) -> None:
     asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
     for server in servers:
@@ -373,7 +394,9 @@ def _run(args: argparse.Namespace) -> int:
     from llmstage.controller.tls import shrink_read_buffers
 
     configure_logging(args.log_format, args.log_level)
-    serving_defaults = _serving_defaults(args.defaults)
+    serving_defaults = _with_download_image(
+        _serving_defaults(args.defaults), getattr(args, "download_image", None)
+    )
     if why := kubeconfig.problem(args.kubeconfig, context=args.context):
         raise StartError(f"llmstage run: {why}")
     shrink_read_buffers()

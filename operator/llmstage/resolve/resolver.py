@@ -75,6 +75,7 @@ from llmstage.api.quantity import gib, parse_quantity
 from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
+from llmstage.resolve.download import download_settings
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
 from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
 from llmstage.resolve.gpu_capability import unsupported_precision
@@ -224,6 +225,7 @@ def resolve(
             _check_gpu_precision(spec, vllm, gpu.product)
         if registry and not (spec.vllm and spec.vllm.image):
             vllm = replace(vllm, image=platform.mirrored(vllm.image, registry))
+        vllm = replace(vllm, download=download_settings(spec, serving_defaults))
     vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
 
     cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(

@@ -1,10 +1,10 @@
-"""The gcs download step (llmstage.fetch, run as the Deployment renders it) through google-auth's
-credential chain, against a stand-in on 127.0.0.1 for GKE's metadata server and GCS's JSON API
-(objects.list and objects.get with alt=media, Range and ifGenerationMatch). Not against GCS:
-no GCS-compatible server is built here.
+"""The gcs download step (llmstage.fetch, run as the Deployment renders it) with Workload Identity,
+against a stand-in on 127.0.0.1 for GKE's metadata server and GCS's JSON API (objects.list and
+objects.get with alt=media, Range and ifGenerationMatch). Not against GCS: no GCS-compatible
+server is built here.
 
-The stand-in hands out access tokens that live 60 s, inside google-auth's refresh margin, and
-accepts only the newest: the step works only if google-auth refreshes the token before requests.
+The stand-in hands out access tokens that live 60 s, inside the step's refresh margin, and accepts
+only the newest: the step works only if it fetches a new token before each request.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Metadata-Flavor") != "Google":
             return self.reply(403, b"", flavor)
         if path in ("/", ""):
-            return self.reply(200, b"", flavor)  # google-auth's ping
+            return self.reply(200, b"", flavor)  # a ping of the server
         if path.endswith("/project/project-id"):
             return self.reply(200, b"acme", flavor)
         if "/service-accounts/" in path and path.endswith("/"):  # by alias (default) or email
@@ -153,17 +153,15 @@ def resolved() -> Resolved:
 def env_for(gcs: GCS, root: Path) -> dict[str, str]:
     host = f"127.0.0.1:{gcs.server_address[1]}"
     env = step_env(resolved(), "download-model", root, f"http://{host}")
-    # google-auth's own variables for where the metadata server is (GKE: the node's).
-    return env | {"GCE_METADATA_HOST": host, "GCE_METADATA_IP": host}
+    # Where the metadata server is (Google's libraries read the same variable).
+    return env | {"GCE_METADATA_HOST": host}
 
 
 def test_workload_identity_tokens_are_refreshed_and_each_file_checked(gcs: GCS, tmp_path: Path) -> None:
     gcs.cut_after = 1 << 20
     result = run_step(env_for(gcs, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (
-        "authorizing requests with the pod's Google credentials (google.auth.compute_engine" in result.stdout
-    )
+    assert "authorizing requests with the pod's token from the GKE metadata server" in result.stdout
     folder = tmp_path / "models" / "gcs" / BUCKET / "llama"
     for name, body in OBJECTS.items():
         assert (folder / name.removeprefix("llama/")).read_bytes() == body
@@ -171,6 +169,16 @@ def test_workload_identity_tokens_are_refreshed_and_each_file_checked(gcs: GCS, 
     # The body cut at 1 MiB was asked for again from there, with a fresh token.
     assert gcs.ranges == [f"bytes={1 << 20}-"]
     assert gcs.refused == [] and len(gcs.tokens) >= 4
+
+
+def test_without_a_metadata_server_requests_are_anonymous_and_a_private_bucket_says_so(
+    gcs: GCS, tmp_path: Path
+) -> None:
+    env = env_for(gcs, tmp_path) | {"GCE_METADATA_HOST": "127.0.0.1:9"}  # nothing answers there
+    result = run_step(env)
+    assert result.returncode == 1
+    assert "no GKE metadata server answered: anonymous requests" in result.stdout
+    assert "the bucket is not public and the pod has no Google identity" in result.stderr
 
 
 def test_a_wrong_md5_stops_the_step(gcs: GCS, tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
-"""Google Cloud Storage through its JSON API, with google-auth's credentials.
+"""Google Cloud Storage through its JSON API, with the pod's Workload Identity.
 
-google.auth.default() is the chain Google's libraries use: GOOGLE_APPLICATION_CREDENTIALS (a key
-file, or an external-account file for workload identity federation from another cloud's
-cluster), then the metadata server (GKE Workload Identity: the pod's Kubernetes ServiceAccount is
-bound to a Google service account; GCE_METADATA_HOST moves it). AuthorizedSession refreshes the
-access token before it expires and once more on a 401. Without any credentials the requests are
-anonymous, as for a public bucket.
+On GKE with Workload Identity the metadata server (GCE_METADATA_HOST, default
+metadata.google.internal) hands the pod an access token of the Google service account its
+Kubernetes ServiceAccount is bound to: GET /computeMetadata/v1/instance/service-accounts/default/token
+with `Metadata-Flavor: Google` gives {access_token, expires_in}, the call google-auth's
+compute_engine credentials make. The token is fetched again five minutes before it expires
+(google-auth refreshes 3 min 45 s ahead) and once more on a 401. Where no metadata server answers,
+the requests are anonymous, as for a public bucket.
 
 The listing carries each object's size, generation and md5Hash (none for composite objects), so
 no request per object is needed before its download; the download is pinned to the generation.
@@ -13,31 +14,72 @@ no request per object is needed before its download; the download is pinned to t
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import google.auth
-import google.auth.exceptions
 import requests
 import requests.exceptions
-from google.auth.transport.requests import AuthorizedSession
 
 from llmstage.fetch.settings import Source
 from llmstage.fetch.transfer import CHUNK, Changed, FetchError, RemoteObject, Transient, Unreachable
 from llmstage.fetch.verify import md5_from_base64
 
-SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
+METADATA_TOKEN = "/computeMetadata/v1/instance/service-accounts/default/token"
+REFRESH_MARGIN_SECONDS = 300
 TIMEOUT = (10, 60)  # connect, read (seconds)
+METADATA_TIMEOUT = 3  # google-auth's default for the metadata server
+METADATA_ATTEMPTS = 3
 LIST_ATTEMPTS = 4
 TRANSIENT: tuple[type[BaseException], ...] = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,  # the body broke mid-stream
-    google.auth.exceptions.TransportError,  # the metadata server did not answer
     OSError,
 )
+
+
+class MetadataToken:
+    """The pod's access token from the GKE metadata server, fetched again before it expires."""
+
+    def __init__(self, http: requests.Session, host: str) -> None:
+        self.http = http
+        self.url = f"http://{host}{METADATA_TOKEN}"
+        self.token = ""
+        self.expires = 0.0
+
+    def fetch(self) -> None:
+        for attempt in range(1, METADATA_ATTEMPTS + 1):
+            try:
+                response = self.http.get(
+                    self.url, headers={"Metadata-Flavor": "Google"}, timeout=METADATA_TIMEOUT
+                )
+                break
+            except TRANSIENT:
+                if attempt == METADATA_ATTEMPTS:
+                    raise
+        if response.status_code != 200:
+            raise FetchError(
+                f"the GKE metadata server gave no access token (HTTP {response.status_code}): bind the "
+                "Kubernetes ServiceAccount of spec.pod.serviceAccountName to a Google service account "
+                "(Workload Identity)\n" + response.text[:2000]
+            )
+        body = response.json()
+        self.token = str(body["access_token"])
+        self.expires = time.monotonic() + float(body.get("expires_in", 0))
+
+    def header(self) -> str:
+        if not self.token or time.monotonic() > self.expires - REFRESH_MARGIN_SECONDS:
+            try:
+                self.fetch()
+            except TRANSIENT as err:
+                raise Transient(f"the GKE metadata server: {err}") from None
+        return f"Bearer {self.token}"
+
+    def invalidate(self) -> None:
+        self.token = ""
 
 
 class GCSStore:
@@ -46,20 +88,16 @@ class GCSStore:
         self.url = source.url
         self.prefix = source.prefix
         self.objects_url = f"{source.endpoint}/storage/v1/b/{urllib.parse.quote(source.bucket, safe='')}/o"
+        self.http = requests.Session()
+        self.token: MetadataToken | None = MetadataToken(
+            self.http, os.environ.get("GCE_METADATA_HOST") or "metadata.google.internal"
+        )
         try:
-            credentials, _ = google.auth.default(scopes=[SCOPE])
-        except google.auth.exceptions.DefaultCredentialsError:
-            credentials = None
-        except google.auth.exceptions.GoogleAuthError as err:
-            raise FetchError(f"{self.url}: the pod's Google credentials: {err}") from None
-        if credentials is None:
-            self.identity = ""
-            self.http: requests.Session = requests.Session()
-            log("no Google credentials found: anonymous requests")
-        else:
-            self.identity = f"the pod's Google credentials ({type(credentials).__module__})"
-            self.http = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
-            log(f"authorizing requests with {self.identity}")
+            self.token.fetch()
+            log("authorizing requests with the pod's token from the GKE metadata server (Workload Identity)")
+        except TRANSIENT:
+            self.token = None
+            log("no GKE metadata server answered: anonymous requests")
 
     def _failure(self, response: requests.Response, what: str) -> Exception:
         detail = f"{what}: HTTP {response.status_code}"
@@ -67,23 +105,31 @@ class GCSStore:
             return Transient(detail)
         if response.status_code in (401, 403):
             hint = (
-                f"check {self.identity}: the Google service account that spec.pod.serviceAccountName is "
-                "bound to (Workload Identity) and its access to the bucket (roles/storage.objectViewer)"
-                if self.identity
-                else "the bucket is not public and the pod has no Google credentials: set "
+                "check the Google service account that spec.pod.serviceAccountName is bound to (Workload "
+                "Identity) and its access to the bucket (roles/storage.objectViewer)"
+                if self.token
+                else "the bucket is not public and the pod has no Google identity: set "
                 "spec.pod.serviceAccountName to a ServiceAccount with Workload Identity, or "
                 f"{self.source.field}.gcs.credentialsSecretRef (an HMAC key)"
             )
             return FetchError(f"{detail}: {hint}\n{response.text[:2000]}")
         return FetchError(f"{detail}: check {self.source.field}'s url\n{response.text[:2000]}")
 
-    def _get(self, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            return self.http.get(url, timeout=TIMEOUT, **kwargs)
-        except google.auth.exceptions.RefreshError as err:
-            raise FetchError(f"{self.url}: no access token from {self.identity}: {err}") from None
-        except TRANSIENT as err:
-            raise Transient(str(err)) from None
+    def _get(self, url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        for attempt in (1, 2):
+            sent = dict(headers or {})
+            if self.token:
+                sent["Authorization"] = self.token.header()
+            try:
+                response = self.http.get(url, headers=sent, timeout=TIMEOUT, **kwargs)
+            except TRANSIENT as err:
+                raise Transient(str(err)) from None
+            if response.status_code == 401 and self.token and attempt == 1:
+                response.close()
+                self.token.invalidate()  # revoked or expired early: once more with a new one
+                continue
+            return response
+        raise AssertionError("unreachable")
 
     def objects(self) -> Iterator[RemoteObject]:
         token = ""
@@ -131,7 +177,7 @@ class GCSStore:
         if obj.version:
             params["ifGenerationMatch"] = obj.version
         headers = {"Range": f"bytes={start}-"} if start else {}
-        response = self._get(url, params=params, headers=headers, stream=True)
+        response = self._get(url, headers, params=params, stream=True)
         try:
             if response.status_code in (404, 412):
                 raise Changed(f"HTTP {response.status_code}: the generation was {obj.version}")

@@ -4,7 +4,7 @@ Xet backend.
     download_settings(spec, serving_defaults) -> DownloadSettings
     default_download() -> DownloadSettings          what a Resolved without settings renders
 
-The s3 and gcs steps run llmstage's own image (llmstage.fetch: botocore and google-auth from the
+The s3 and gcs steps run llmstage's own image (llmstage.fetch: botocore and requests from the
 operator's lock); the Hugging Face step runs the vLLM image's huggingface_hub.
 
 Xet: huggingface_hub downloads Xet-backed repositories through hf_xet, whose download buffers

@@ -13,6 +13,7 @@ library only: runs before the virtualenv exists.
     python3 hack/cluster.py up       # idempotent; prints how long it took
     python3 hack/cluster.py down     # stops every process it started, frees every port
     python3 hack/cluster.py status
+    python3 hack/cluster.py images   # the real-node tier's images (vLLM's CPU image: 18 min cold)
     python3 hack/cluster.py restart-apiserver   # reliability soak only: everyone's clients reconnect
 """
 
@@ -413,7 +414,7 @@ def status() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["up", "down", "status", "restart-apiserver"])
+    ap.add_argument("action", choices=["up", "down", "status", "images", "restart-apiserver"])
     a = ap.parse_args()
     if a.action == "up":
         up()
@@ -421,6 +422,13 @@ def main() -> int:
         down()
     elif a.action == "restart-apiserver":
         restart_apiserver()
+    elif a.action == "images":
+        # Before the tests, not inside them: a cold build of vLLM's CPU image takes longer than
+        # a test's timeout. Nothing to do on a kwok-only cluster.
+        if realnode.present():
+            realnode.push_test_images()
+        else:
+            print("no real node in this cluster: no images to push")
     else:
         return status()
     return 0

@@ -840,7 +840,7 @@ def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> 
     """Every `ollama serve` start deletes partial and unreferenced blobs unless OLLAMA_NOPRUNE is
     set (server/routes.go Serve), i.e. another pod's download in progress on a shared cache; and
     two pulls of one blob write the same BLOB-partial file (server/download.go). Two pods pulling
-    into one volume at once for real is the real-node tests' (issue 12, 4d); whether the ubuntu
+    into one volume at once for real is the real-node tests'; whether the ubuntu
     base of the upstream image ships flock was not checked here (the script says so if not)."""
     spec = pod_spec(resolved)
     for container in spec["initContainers"] + runtime_containers(spec):
@@ -849,6 +849,69 @@ def test_ollama_never_prunes_and_pulls_one_pod_at_a_time(resolved: Resolved) -> 
     lock, pull = script.index("flock 9"), script.index("ollama pull")
     assert '9>>"$OLLAMA_MODELS/.llmstage-pull.lock"' in script
     assert lock < script.index('ollama show "$LLMSTAGE_PULL"') < pull  # checked and pulled under the lock
+
+
+BLOB = "a" * 64
+FAKE_OLLAMA = f"""#!/bin/sh
+# Records each foreground call (`serve` runs in the background: its start is what `list`, the wait
+# for it, shows); `show` finds nothing, `pull` writes the manifest and its blob as Ollama does.
+[ "$1" = serve ] && exec sleep 30
+echo "$*" >> "$CALLS"
+case "$1" in
+  show) exit 1 ;;
+  pull) manifest="$OLLAMA_MODELS/manifests/$LLMSTAGE_PULL_MANIFEST"
+        mkdir -p "$(dirname "$manifest")" "$OLLAMA_MODELS/blobs"
+        echo '{{"layers":[{{"digest":"sha256:{BLOB}"}}]}}' > "$manifest"
+        : > "$OLLAMA_MODELS/blobs/sha256-{BLOB}" ;;
+esac
+"""
+
+
+def run_pull_step(tmp_path: Path, resolved: Resolved) -> list[str]:
+    """The rendered pull-model script under /bin/sh with a fake `ollama`: the calls it made."""
+    init = pod_spec(resolved)["initContainers"][0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ollama").write_text(FAKE_OLLAMA)
+    (bin_dir / "ollama").chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    env = {k: v["value"] for k, v in env_of(init).items() if "value" in v}
+    env |= {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "OLLAMA_MODELS": str(tmp_path / "models"),
+        "HOME": str(tmp_path),
+        "CALLS": str(calls),
+    }
+    (tmp_path / "models").mkdir(exist_ok=True)
+    done = subprocess.run(init["command"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return calls.read_text().split("\n")[:-1]
+
+
+def test_a_model_already_in_the_cache_starts_no_server_in_the_pull_step(tmp_path: Path) -> None:
+    """A restart, or a new pod on a filled cache: the manifest and every blob it names are there,
+    so the step ends at once instead of starting `ollama serve` to ask (part of P7's start)."""
+    assert run_pull_step(tmp_path, DEV_OLLAMA) == ["list", "show llama3.1:8b", "pull llama3.1:8b"]
+    assert run_pull_step(tmp_path, DEV_OLLAMA) == []
+    # A blob missing (deleted by hand, a disk restored in part): the step pulls again.
+    (blob,) = (tmp_path / "models" / "blobs").iterdir()
+    blob.unlink()
+    assert "pull llama3.1:8b" in run_pull_step(tmp_path, DEV_OLLAMA)
+
+
+def test_a_cached_model_under_another_served_name_is_copied_before_the_step_skips(tmp_path: Path) -> None:
+    served = replace(DEV_OLLAMA, served_model_name="chat")
+    first = run_pull_step(tmp_path, served)
+    assert first[-2:] == ["pull llama3.1:8b", "cp llama3.1:8b chat"]
+    # The fake `cp` wrote no copy, so the copy still differs: the step starts the server again.
+    assert run_pull_step(tmp_path, served)[0] == "list"
+    manifests = tmp_path / "models" / "manifests"
+    env = env_of(pod_spec(served)["initContainers"][0])
+    copy = manifests / env["LLMSTAGE_MODEL_MANIFEST"]["value"]
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((manifests / env["LLMSTAGE_PULL_MANIFEST"]["value"]).read_bytes())
+    assert run_pull_step(tmp_path, served) == []
 
 
 def test_a_served_name_other_than_the_tag_is_copied_after_the_pull() -> None:

@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -189,11 +189,16 @@ def remove(root: Path) -> None:
 class CutOnce:
     """A TCP relay in front of a server that cuts one response mid-body: the first connection whose
     bytes to the client pass `after` is closed right there (both ways), once; every other connection
-    is passed through. `requests` holds what clients sent, to see the Range requests that follow."""
+    is passed through. `requests` holds what clients sent, to see the Range requests that follow.
+    `on_cut` runs in the relay before the client sees the connection end (what happens meanwhile,
+    e.g. credentials expiring, is in place for the request that resumes)."""
 
-    def __init__(self, upstream: tuple[str, int], after: int) -> None:
+    def __init__(
+        self, upstream: tuple[str, int], after: int, on_cut: Callable[[], None] | None = None
+    ) -> None:
         self.upstream = upstream
         self.after = after
+        self.on_cut = on_cut
         self.armed = True
         self.cuts = 0
         self.sent: list[bytes] = []
@@ -232,6 +237,8 @@ class CutOnce:
                         self.cuts += 1
                 if cut:
                     client.sendall(data[: self.after - passed])
+                    if self.on_cut is not None:
+                        self.on_cut()
                     break
                 client.sendall(data)
                 passed += len(data)

@@ -333,11 +333,19 @@ def test_an_adapter_from_a_bucket_lands_where_vllm_is_told(s3: S3Server, tmp_pat
 class CredentialEndpoint(ThreadingHTTPServer):
     """Hands out accounts of the S3 server, a new one on every call, and revokes the one before."""
 
-    def __init__(self, s3: S3Server, token: str, handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self,
+        s3: S3Server,
+        token: str,
+        handler: type[BaseHTTPRequestHandler],
+        lifetime: datetime.timedelta = datetime.timedelta(minutes=11),
+    ) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         self.s3 = s3
         self.token = token
+        self.lifetime = lifetime  # the Expiration handed out with each account
         self.issued: list[str] = []
+        self.revoked: set[str] = set()
         self.refused = 0
         self.seen: list[dict[str, Any]] = []
 
@@ -345,9 +353,15 @@ class CredentialEndpoint(ThreadingHTTPServer):
         access, secret = f"gen{len(self.issued)}{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
         self.s3.create_user(access, secret)
         if self.issued:
-            self.s3.delete_user(self.issued[-1])  # expired: the server refuses it from now on
+            self.expire_current()
         self.issued.append(access)
         return access, secret
+
+    def expire_current(self) -> None:
+        """The last account handed out is expired: the server refuses it from now on."""
+        if self.issued[-1] not in self.revoked:
+            self.s3.delete_user(self.issued[-1])
+            self.revoked.add(self.issued[-1])
 
     @property
     def url(self) -> str:
@@ -376,9 +390,9 @@ class PodIdentityAgent(BaseHTTPRequestHandler):
             self.end_headers()
             return
         access, secret = self.server.next_account()
-        # 11 minutes: inside botocore's 15-minute advisory window, so it refreshes before each
-        # request it signs (RefreshableCredentials), and outside the 10-minute mandatory one.
-        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=11)
+        # 11 minutes by default: inside botocore's 15-minute advisory window, so it refreshes before
+        # each request it signs (RefreshableCredentials), and outside the 10-minute mandatory one.
+        expiry = datetime.datetime.now(datetime.UTC) + self.server.lifetime
         body = json.dumps(
             {
                 "AccessKeyId": access,
@@ -420,6 +434,86 @@ def test_expiring_pod_identity_credentials_are_refreshed_before_each_request(
     assert len(agent.issued) >= 1 + 2 * 5, agent.issued
     with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId"):
         s3.client(agent.issued[0], "revoked").list_objects(Bucket=bucket)
+
+
+def test_credentials_that_expire_mid_file_are_fetched_anew_and_the_body_resumes(
+    s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    """The pod's credentials expire at the store in the middle of a file while botocore still holds
+    them for valid (their Expiration is an hour ahead: a clock skew, a session revoked early): the
+    request that resumes the broken body is refused, the step asks the pod's chain once for new
+    credentials and goes on from the byte where the body broke."""
+    token_file = tmp_path / "eks-pod-identity-token"
+    token_file.write_text("projected-service-account-token")
+    agent = CredentialEndpoint(
+        s3, "projected-service-account-token", PodIdentityAgent, lifetime=datetime.timedelta(hours=1)
+    )
+    serving(agent)
+    # The body breaks in the first big file, and its credentials expire at the server right then.
+    relay = CutOnce((s3.host, s3.port), after=MiB, on_cut=agent.expire_current)
+    try:
+        env = env_for(s3, resolved_for(bucket, secret=None), tmp_path, endpoint=relay.endpoint) | {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{agent.url}/v1/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+        }
+        result = run_step(env)
+    finally:
+        relay.close()
+        agent.shutdown()
+        agent.server_close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert relay.cuts == 1 and agent.refused == 0
+    assert len(agent.issued) == 2, agent.issued  # at the start, and once after the refusal
+    assert (
+        "the store refused the pod's credentials (container-role) (InvalidAccessKeyId): asking the "
+        "pod's credential chain again"
+    ) in result.stdout
+    # Both tries after the cut (refused, then with the new credentials) resume at the same byte.
+    resumed = {
+        line.split("resuming at byte ")[1].split()[0]
+        for line in result.stdout.splitlines()
+        if "resuming at byte" in line
+    }
+    assert len(resumed) == 1 and 0 < int(resumed.pop()) < 3 * MiB, result.stdout
+    assert files_under(target(tmp_path, bucket)) == model_files()
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId"):
+        s3.client(agent.issued[0], "expired").list_objects(Bucket=bucket)
+
+
+def test_credentials_refused_again_after_a_renewal_stop_the_step_with_what_to_check(
+    s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    """New credentials that the store refuses too are not an expiry: the step stops once, naming the
+    role to check, instead of asking the chain in a loop."""
+    token_file = tmp_path / "eks-pod-identity-token"
+    token_file.write_text("projected-service-account-token")
+    agent = CredentialEndpoint(
+        s3, "projected-service-account-token", PodIdentityAgent, lifetime=datetime.timedelta(hours=1)
+    )
+    # Every account is gone at the server as soon as it was handed out: a role that lost its keys.
+    issue = agent.next_account
+
+    def issue_revoked() -> tuple[str, str]:
+        account = issue()
+        agent.expire_current()
+        return account
+
+    agent.next_account = issue_revoked  # type: ignore[method-assign]
+    serving(agent)
+    try:
+        env = env_for(s3, resolved_for(bucket, secret=None), tmp_path) | {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{agent.url}/v1/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token_file),
+        }
+        result = run_step(env)
+    finally:
+        agent.shutdown()
+        agent.server_close()
+    assert result.returncode == 1, result.stdout
+    assert len(agent.issued) == 2, agent.issued  # asked again once, not in a loop
+    assert "HTTP 403 InvalidAccessKeyId" in result.stderr
+    hint = "check the pod's credentials (container-role): the role of spec.pod.serviceAccountName"
+    assert hint in result.stderr
 
 
 class WebIdentitySTS(BaseHTTPRequestHandler):

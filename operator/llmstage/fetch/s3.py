@@ -8,8 +8,10 @@ of a pod whose ServiceAccount is annotated with eks.amazonaws.com/role-arn), the
 from AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (EKS Pod
 Identity's agent), then the instance's role (IMDS). Temporary credentials are refreshed by botocore
 before they expire (15 minutes ahead; RefreshableCredentials), and every request, a resumed Range
-request too, is signed with the current ones. When the chain finds nothing the requests go unsigned,
-as for a public bucket.
+request too, is signed with the current ones. Where the store still refuses them as expired or
+unknown before botocore's clock says so (a clock skew, a session revoked or rotated early), the
+chain is asked once for new ones and the request made again; a body resumes where it broke. When
+the chain finds nothing the requests go unsigned, as for a public bucket.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 # Full-object checksums S3 returns with ChecksumMode ENABLED that the standard library computes.
 CHECKSUMS = (("ChecksumSHA256", "sha256"), ("ChecksumSHA1", "sha1"), ("ChecksumCRC32", "crc32"))
 KMS = ("aws:kms", "aws:kms:dsse")
+# What S3 answers for credentials that are no longer valid: an expired or malformed session token
+# (400 ExpiredToken, InvalidToken; botocore's TokenRefreshRequired), a key that was revoked or
+# rotated out (403 InvalidAccessKeyId). Error codes from S3's ErrorResponses reference.
+EXPIRED = ("ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidAccessKeyId")
 
 
 class S3Store:
@@ -47,33 +53,37 @@ class S3Store:
         self.source = source
         self.url = source.url
         self.prefix = source.prefix
-        session = session or botocore.session.Session()
+        self.log = log
+        self.identity = ""
+        # Set when new credentials were fetched after a refusal, until a request with them succeeds:
+        # a second refusal in a row is the role's or the bucket's doing, not an expiry.
+        self._renewed = False
+        self.client = self._connect(session or botocore.session.Session())
+        signed = bool(self.identity)
+        log(f"signing requests with {self.identity}" if signed else "no credentials found: unsigned requests")
+
+    def _connect(self, session: Any) -> Any:
+        """A client with the Secret's keys or the credentials the session's chain finds now."""
         if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-            session.set_config_variable("region", source.region)  # STS's regional endpoint (IRSA)
+            session.set_config_variable("region", self.source.region)  # STS's regional endpoint (IRSA)
         keys: dict[str, str | None] = {}
-        signed = True
-        if source.keys is not None:
+        if self.source.keys is not None:
             self.identity = "the Secret of credentialsSecretRef"
             keys = {
-                "aws_access_key_id": source.keys.access_key,
-                "aws_secret_access_key": source.keys.secret_key,
-                "aws_session_token": source.keys.session_token,
+                "aws_access_key_id": self.source.keys.access_key,
+                "aws_secret_access_key": self.source.keys.secret_key,
+                "aws_session_token": self.source.keys.session_token,
             }
         else:
             try:
                 credentials = session.get_credentials()
             except botocore.exceptions.BotoCoreError as err:
                 raise FetchError(f"{self.url}: the pod's credentials: {err}") from None
-            if credentials is None:
-                self.identity = ""
-                signed = False
-            else:
-                self.identity = f"the pod's credentials ({credentials.method})"
-        log(f"signing requests with {self.identity}" if signed else "no credentials found: unsigned requests")
+            self.identity = "" if credentials is None else f"the pod's credentials ({credentials.method})"
         config = Config(
-            region_name=source.region,
-            signature_version=None if signed else UNSIGNED,
-            s3={"addressing_style": "virtual" if source.virtual_host else "path"},
+            region_name=self.source.region,
+            signature_version=None if self.identity else UNSIGNED,
+            s3={"addressing_style": "virtual" if self.source.virtual_host else "path"},
             retries=RETRIES,
             connect_timeout=10,
             read_timeout=60,
@@ -83,7 +93,20 @@ class S3Store:
             response_checksum_validation="when_required",
             user_agent_extra="llmstage-fetch",
         )
-        self.client = session.create_client("s3", endpoint_url=source.endpoint, config=config, **keys)
+        return session.create_client("s3", endpoint_url=self.source.endpoint, config=config, **keys)
+
+    def _renew(self, err: botocore.exceptions.ClientError) -> bool:
+        """New credentials from the pod's chain where the store refused the current ones as expired;
+        False where that cannot help (the Secret's keys, no credentials, refused right after a renewal)."""
+        code = err.response.get("Error", {}).get("Code", "")
+        if code not in EXPIRED or self.source.keys is not None or not self.identity or self._renewed:
+            return False
+        self.log(f"the store refused {self.identity} ({code}): asking the pod's credential chain again")
+        # A new session: botocore's keeps the credentials it resolved, so only a new one asks again
+        # (the web identity token file is read anew, the container endpoint called again).
+        self.client = self._connect(botocore.session.Session())
+        self._renewed = True
+        return True
 
     def _failure(self, err: botocore.exceptions.ClientError, what: str) -> Exception:
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
@@ -117,28 +140,40 @@ class S3Store:
         return FetchError(f"{detail}: check {self.source.field}")
 
     def objects(self) -> Iterator[RemoteObject]:
-        # ListObjects version 1, which S3, S3-compatible stores and GCS's XML API all serve.
-        pages = self.client.get_paginator("list_objects").paginate(
-            Bucket=self.source.bucket, Prefix=self.prefix
-        )
         try:
-            for page in pages:
-                for item in page.get("Contents", []):
-                    yield RemoteObject(item["Key"], int(item.get("Size", 0)), item.get("ETag", ""))
+            listed = self._list()
         except botocore.exceptions.ClientError as err:
-            failure = self._failure(err, f"the list of {self.url}")
-            raise (Unreachable(str(failure)) if isinstance(failure, Transient) else failure) from None
+            if not self._renew(err):
+                failure = self._failure(err, f"the list of {self.url}")
+                raise (Unreachable(str(failure)) if isinstance(failure, Transient) else failure) from None
+            return self.objects()
         except TRANSIENT as err:
             raise Unreachable(
                 f"the list of {self.url}: {err}: check the endpoint and the network (proxy, NO_PROXY)"
             ) from None
+        self._renewed = False
+        return iter(listed)
+
+    def _list(self) -> list[RemoteObject]:
+        # ListObjects version 1, which S3, S3-compatible stores and GCS's XML API all serve.
+        pages = self.client.get_paginator("list_objects").paginate(
+            Bucket=self.source.bucket, Prefix=self.prefix
+        )
+        return [
+            RemoteObject(item["Key"], int(item.get("Size", 0)), item.get("ETag", ""))
+            for page in pages
+            for item in page.get("Contents", [])
+        ]
 
     def _head(self, key: str, **extra: Any) -> dict[str, Any]:
         try:
             head: dict[str, Any] = self.client.head_object(Bucket=self.source.bucket, Key=key, **extra)
-            return head
         except botocore.exceptions.ClientError as err:
+            if self._renew(err):
+                return self._head(key, **extra)
             raise self._failure(err, f"{self.source.url}{key[len(self.prefix) :]}") from None
+        self._renewed = False
+        return head
 
     def expected(self, obj: RemoteObject) -> Expected | None:
         if self.source.kind == "gcs":
@@ -186,9 +221,12 @@ class S3Store:
             code = err.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "NoSuchKey", "412"):
                 raise Changed(f"{code}: the version was {obj.version}") from None
+            if self._renew(err):
+                raise Transient(f"{code}: asking again with new credentials") from None
             raise self._failure(err, what) from None
         except TRANSIENT as err:
             raise Transient(str(err)) from None
+        self._renewed = False
         body = response["Body"]
         if start and not response.get("ContentRange"):
             body.close()

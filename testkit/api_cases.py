@@ -434,6 +434,18 @@ INVALID: list[Invalid] = [
         "quantity",
     ),
     Invalid(
+        "download-memory-not-a-quantity",
+        service(vllm={"download": {"memory": "4GB"}}),
+        "spec.vllm.download.memory",
+        "quantity",
+    ),
+    Invalid(
+        "download-image-with-a-space",
+        service(vllm={"download": {"image": "registry.internal/llmstage 0.1.0"}}),
+        "spec.vllm.download.image",
+        "pattern",
+    ),
+    Invalid(
         "gpu-memory-utilization-above-1",
         service(vllm={"gpuMemoryUtilization": 1.5}),
         "spec.vllm.gpuMemoryUtilization",
@@ -1060,6 +1072,13 @@ VALID: dict[str, dict[str, Any]] = {
             "volumes": [{"name": "mirror-ca", "configMap": {"name": "hf-mirror-ca"}}],
             "volumeMounts": [{"name": "mirror-ca", "mountPath": "/etc/ssl/mirror", "readOnly": True}],
         },
+    ),
+    "s3-with-the-pods-identity-and-download-settings": service(
+        runtime="vllm",
+        resources=GPU_H100,
+        model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL, "region": "eu-west-1"}}},
+        vllm={"download": {"memory": "8Gi", "xet": False, "image": "registry.internal/llmstage:0.1.0"}},
+        pod={"serviceAccountName": "models-reader"},
     ),
     "production-lora": service(
         stage="production",

@@ -27,7 +27,7 @@ command -v go >/dev/null || { echo "error: Go is not installed (need Go >= 1.26)
 
 # Groups in build order: the default set, then the real node's (built when asked for by name
 # or with --all; hack/cluster.py asks for them where the machine can run containers).
-default_groups=(etcd kwok helm kubernetes lws lwepp kube-score)
+default_groups=(etcd kwok helm kubernetes lws lwepp kube-score versitygw)
 all_groups=("${default_groups[@]}")
 for d in "$here"/*/; do
   g=$(basename "$d")

@@ -402,7 +402,9 @@ def test_weights_from_s3_are_downloaded_with_the_secret_by_reference(cluster: Cl
         cluster.ns, label_selector="app.kubernetes.io/instance=bucket"
     ).items
     (init,) = pod.spec.init_containers
-    assert init.name == "download-model" and init.command[:2] == ["python3", "-c"]
+    # llmstage's own image runs the step (the session's operator has no --download-image: the default).
+    assert init.name == "download-model" and init.command == ["python", "-m", "llmstage.fetch"]
+    assert init.image.startswith("ghcr.io/llmstage/llmstage:")
     env = {e.name: e for e in init.env}
     assert env["LLMSTAGE_SOURCE_ENDPOINT"].value == "http://minio.storage.svc:9000"
     secret_ref = env["LLMSTAGE_SOURCE_SECRET_ACCESS_KEY"].value_from.secret_key_ref

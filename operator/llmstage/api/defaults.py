@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import pydantic
 import yaml
-from llmstage.api.base import DNS_SUBDOMAIN, LABEL_VALUE, QUALIFIED_NAME, ApiModel
+from llmstage.api.base import DNS_SUBDOMAIN, IMAGE, LABEL_VALUE, QUALIFIED_NAME, ApiModel
 from llmstage.api.constants import MANAGED_ANNOTATIONS, MANAGED_LABEL_PREFIXES
 from llmstage.api.spec_parts import LocalObjectReference, Toleration
 from llmstage.api.validation import validation_message
@@ -158,6 +158,16 @@ class ServingDefaults(ApiModel):
     pod_security_context: PodSecurityDefaults = Field(
         default_factory=PodSecurityDefaults,
         description="User and group IDs of the serving pods; not per LLMService (a platform property).",
+    )
+    download_image: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=IMAGE,
+        description=(
+            "Image of the s3 and gcs model download steps: llmstage's own image, which holds the download "
+            "code. Default: the operator's image (the chart passes it to the operator); a mirror of it for "
+            "an air-gapped registry. An LLMService's spec.vllm.download.image wins."
+        ),
     )
 
     @pydantic.field_validator("pod_labels", "pod_annotations")

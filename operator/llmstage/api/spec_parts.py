@@ -1205,6 +1205,38 @@ class OllamaSpec(ApiModel):
     )
 
 
+class DownloadSpec(ApiModel):
+    """The model download steps of a vLLM pod: the init containers that fill the model cache before
+    the server starts (download-model, download-lora, download-lora-N)."""
+
+    memory: Quantity | None = Field(
+        default=None,
+        description=(
+            "Memory limit of each download step, e.g. '8Gi' (the request stays 512Mi or the limit, if "
+            "lower). Default: 4Gi. Hugging Face's Xet backend sizes its download buffers from it (a "
+            "sixteenth, a sixty-fourth per file, at most a quarter)."
+        ),
+    )
+    xet: bool | None = Field(
+        default=None,
+        description=(
+            "Hugging Face's Xet transfer backend (the hf_xet package huggingface_hub uses for Xet-backed "
+            "repositories). false sets HF_HUB_DISABLE_XET=1: those files come over plain HTTP, with "
+            "less memory and less speed. Default: true."
+        ),
+    )
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=IMAGE,
+        description=(
+            "Image of the s3 and gcs download steps: llmstage's own image, which holds the download code "
+            "(python -m llmstage.fetch). Default: the operator's image (the chart's image.repository and "
+            "tag), or the install's servingDefaults.downloadImage."
+        ),
+    )
+
+
 class VLLMSpec(ApiModel):
     """Settings used when the runtime is vLLM (production by default)."""
 
@@ -1308,6 +1340,13 @@ class VLLMSpec(ApiModel):
     api_key_secret_ref: APIKeySecretRef | None = Field(
         default=None,
         description="Secret key with the API key clients must send. Required in production.",
+    )
+    download: DownloadSpec | None = Field(
+        default=None,
+        description=(
+            "The model download steps (init containers): memory, the Hub's Xet backend, the bucket "
+            "step's image."
+        ),
     )
     env: dict[str, EnvValue] = _env_field(
         "Extra environment variables for the model download step and the vLLM server, e.g. "

@@ -102,6 +102,12 @@ def register(subparsers: Any) -> None:
         "value here): registry mirror, pull secrets, scheduling, labels, IDs, PodMonitor labels",
     )
     p.add_argument(
+        "--download-image",
+        metavar="IMAGE",
+        help="image of the s3 and gcs model download steps, llmstage's own (the chart passes the "
+        "operator's image); servingDefaults.downloadImage wins where the defaults file sets it",
+    )
+    p.add_argument(
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="LLMServices reconciled at once"
     )
     p.add_argument(
@@ -284,6 +290,21 @@ def _serving_defaults(path: str | None) -> ServingDefaults | None:
         raise StartError(f"llmstage run: --defaults {err}") from None
 
 
+def _with_download_image(defaults: ServingDefaults | None, image: str | None) -> ServingDefaults | None:
+    """--download-image under the defaults file's downloadImage."""
+    if image is None or (defaults is not None and defaults.download_image):
+        return defaults
+    import pydantic
+
+    from llmstage.api.defaults import ServingDefaults
+
+    try:
+        alone = ServingDefaults(download_image=image)
+    except pydantic.ValidationError:
+        raise StartError(f"llmstage run: --download-image {image!r} is not an image reference") from None
+    return alone if defaults is None else defaults.model_copy(update={"download_image": alone.download_image})
+
+
 def _loopback(address: str) -> bool:
     import ipaddress
 
@@ -332,7 +353,7 @@ def operator_config(args: argparse.Namespace, environ: Mapping[str, str] = os.en
     is a StartError naming the flag."""
     from llmstage.controller import kubeconfig
 
-    serving_defaults = _serving_defaults(args.defaults)
+    serving_defaults = _with_download_image(_serving_defaults(args.defaults), args.download_image)
     if why := kubeconfig.problem(args.kubeconfig, context=args.context):
         raise StartError(f"llmstage run: {why}")
     leader_election = _leader_election(args)

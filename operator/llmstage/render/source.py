@@ -8,7 +8,7 @@
 | Hugging Face (Hub)  | huggingface_hub snapshot | the repository id (from HF_HOME)    | yes     |
 | pvc                 | none                     | /model-source/PATH (read-only)      | yes     |
 | oci                 | none (the kubelet pulls) | /model-source/PATH (read-only)      | yes     |
-| s3, gcs             | bucket_download.py       | /models/KIND/BUCKET/PREFIX          | yes     |
+| s3, gcs             | llmstage.fetch           | /models/KIND/BUCKET/PREFIX          | yes     |
 
 Offline: the weights are a local directory, or the Hugging Face cache the download step filled, so
 vLLM gets HF_HUB_OFFLINE=1 (read through huggingface_hub.constants in vLLM 0.32.0's config,
@@ -18,10 +18,8 @@ The server then needs no HF_TOKEN: only the download step gets it.
 
 from __future__ import annotations
 
-import functools
 import posixpath
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from llmstage.api.models import MANAGED_VOLUME_PREFIX, MODEL_SOURCE_MOUNT_PATH
@@ -51,16 +49,15 @@ CREDENTIAL_KEYS = (
 )
 
 
-@functools.cache
-def bucket_script() -> str:
-    return resources.files("llmstage.render").joinpath("bucket_download.py").read_text()
+# The s3 and gcs download step, in llmstage's own image (resolve/download.py): llmstage/fetch/.
+FETCH_COMMAND = ("python", "-m", "llmstage.fetch")
 
 
 @dataclass(frozen=True)
 class SourceContext:
     model: str  # vLLM's positional model argument: a repository id or a local directory
     hub: bool  # from Hugging Face: the download step fetches the repository
-    bucket: bool  # from S3 or GCS: the download step runs bucket_download.py
+    bucket: bool  # from S3 or GCS: the download step runs llmstage.fetch in llmstage's image
     offline: bool  # HF_HUB_OFFLINE=1 for vLLM
     hugging_face_endpoint: str | None
     volume: dict[str, Any] | None  # the model-source volume (pvc, oci)

@@ -10,14 +10,15 @@ from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
 from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.source import (
+    FETCH_COMMAND,
     AdapterPlacement,
     SourceContext,
     adapter_placements,
-    bucket_script,
     source_context,
 )
 from llmstage.render.workload import PodContext, pod_context, render_template
-from llmstage.resolve.resolved import LoRA, Resolved, SecretKeyRef, VLLMOnCPU, VLLMSettings
+from llmstage.resolve.download import default_download
+from llmstage.resolve.resolved import DownloadSettings, LoRA, Resolved, SecretKeyRef, VLLMOnCPU, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 
@@ -62,7 +63,9 @@ class VLLMContext:
     pod: PodContext
     source: SourceContext  # spec.model.source: the model argument, its volume, the download
     hub_step_name: str  # download-model, or download-lora when the weights come from elsewhere
-    bucket_script: str  # render/bucket_download.py, for the s3 and gcs steps
+    download: DownloadSettings  # the download steps' image (s3, gcs) and memory
+    fetch_command: list[str]  # the s3 and gcs step, in llmstage's image
+    hub_download_env: list[dict[str, str]]  # the Hugging Face step's Xet settings
     revision: str | None
     served_model_name: str
     tensor_parallel_size: int
@@ -100,6 +103,13 @@ class VLLMContext:
     runtime_port: int  # vLLM's, on loopback; the pod's serving port is the gateway's
     gateway: dict[str, Any]  # the gateway container (render/gateway.py)
     gateway_volume: dict[str, Any]
+
+
+def hub_download_env(download: DownloadSettings, user_env: frozenset[str]) -> list[dict[str, str]]:
+    """HF_HUB_DISABLE_XET=1 (huggingface_hub 2.4.0 constants.py), or Xet's buffers sized from the
+    step's memory limit (resolve/download.py); what spec.vllm.env sets itself is left to it."""
+    pairs = download.xet_env if download.xet else (("HF_HUB_DISABLE_XET", "1"),)
+    return [{"name": name, "value": value} for name, value in pairs if name not in user_env]
 
 
 def startup_budget(
@@ -151,6 +161,7 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
     typed = {"HF_HUB_OFFLINE"} if source.offline else set()
     typed |= {"HF_ENDPOINT"} if source.hugging_face_endpoint else set()
     extra_env = podlib.without(podlib.extra_env(settings.env, RESERVED_ENV), typed)
+    download = settings.download or default_download()
     return VLLMContext(
         pod=pod_context(
             resolved,
@@ -163,7 +174,9 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         ),
         source=source,
         hub_step_name="download-model" if source.hub else "download-lora",
-        bucket_script=bucket_script(),
+        download=download,
+        fetch_command=list(FETCH_COMMAND),
+        hub_download_env=hub_download_env(download, frozenset(settings.env)),
         revision=resolved.model.revision,
         served_model_name=resolved.served_model_name,
         tensor_parallel_size=settings.tensor_parallel_size,

@@ -185,6 +185,18 @@ class VLLMOnCPU:
 
 
 @dataclass(frozen=True)
+class DownloadSettings:
+    """The model download steps of a vLLM pod (spec.vllm.download, with the defaults applied)."""
+
+    image: str  # of the s3 and gcs steps: llmstage's own image (python -m llmstage.fetch)
+    memory_request: str
+    memory_limit: str
+    xet: bool  # False: HF_HUB_DISABLE_XET=1 in the Hugging Face step
+    # HF_XET_* variables of the Hugging Face step: Xet's download buffers sized from the limit.
+    xet_env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class VLLMSettings:
     image: str
     gpu_memory_utilization: float
@@ -203,6 +215,7 @@ class VLLMSettings:
     cpu: VLLMOnCPU | None = None  # set when the pods have no GPU: vLLM's CPU image and backend
     # Pipeline stages, one per node of a multi-node replica (1: the whole model in one pod).
     pipeline_parallel_size: int = 1
+    download: DownloadSettings | None = None  # None: the defaults (resolve/download.py)
 
 
 @dataclass(frozen=True)

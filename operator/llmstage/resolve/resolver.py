@@ -72,6 +72,7 @@ from llmstage.api.spec_parts import AutoscalingSpec, CacheSpec, KedaSpec, LabelS
 from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
+from llmstage.resolve.download import download_settings
 from llmstage.resolve.errors import SpecError as SpecError  # re-exported: resolve()'s error
 from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
 from llmstage.resolve.gpu_capability import unsupported_precision
@@ -222,6 +223,7 @@ def resolve(  # noqa: PLR0915 - the resolve step in order, each part a function 
             _check_gpu_precision(spec, vllm, gpu.product)
         if registry and not (spec.vllm and spec.vllm.image):
             vllm = replace(vllm, image=platform.mirrored(vllm.image, registry))
+        vllm = replace(vllm, download=download_settings(spec, serving_defaults))
     vllm = check_layout(spec, runtime, decision.reason, gpu, vllm)
 
     cpu, memory, memory_fit, weights_gib, vllm = _resources_and_fit(

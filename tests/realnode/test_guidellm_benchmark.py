@@ -1,7 +1,8 @@
 """`llmstage benchmark` against a real Ollama on the real node: GuideLLM really runs in the
 benchmark Job's pod (images/benchmark, pushed to the local registry), drives the service through
 its Service's DNS name, and the result is stored and reported. Short on purpose (two levels of
-10 s, small prompts): it checks the plumbing end to end, not the speed of a 2-CPU node.
+30 s, small prompts): it checks the plumbing end to end, not the speed of a 2-CPU node, so it
+asks for answers at the first level only: on a busy node a level can end before a request does.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from testkit import wait_until
 from testkit.realnode import SCHEDULING, Cluster, dev_service, images_push
 
 LEVELS = "1,2"
+DURATION = 30
 # The Job's own deadline for these options (benchmark/job.py deadline_seconds: 300 s to start,
-# then 10 + 60 s per level) and a minute for the CLI around it.
-BENCHMARK_SECONDS = 300 + 2 * (10 + 60) + 60
+# then DURATION + 60 s per level) and a minute for the CLI around it.
+BENCHMARK_SECONDS = 300 + 2 * (DURATION + 60) + 60
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +61,8 @@ def test_a_short_benchmark_of_the_real_ollama_is_stored_and_reported(
     chart = tmp_path / "smol.svg"
     res = llmstage(
         kubeconfig,
-        "benchmark", "smol", "-n", ns, "--levels", LEVELS, "--duration", "10",
-        "--prompt-tokens", "32", "--output-tokens", "16", "--image", benchmark_image,
+        "benchmark", "smol", "-n", ns, "--levels", LEVELS, "--duration", str(DURATION),
+        "--prompt-tokens", "32", "--output-tokens", "8", "--image", benchmark_image,
         "--node-selector", f"{label}={value}", "--toleration", SCHEDULING["tolerations"][0]["key"],
         "--chart", str(chart),
     )  # fmt: skip
@@ -69,11 +71,12 @@ def test_a_short_benchmark_of_the_real_ollama_is_stored_and_reported(
     assert res.returncode == 0, res.stderr
 
     # Progress while it ran, then a row per level and the knee.
-    assert "level 1/2: 1 concurrent user(s) for 10 s" in res.stderr
+    assert f"level 1/2: 1 concurrent user(s) for {DURATION} s" in res.stderr
     assert "level 2/2: 2 user(s): " in res.stderr
     rows = {line.split()[0]: line.split() for line in res.stdout.splitlines() if line[:1].isdigit()}
     assert set(rows) == {"1", "2"}
-    assert all(float(row[2]) > 0 for row in rows.values()), "output tokens/s at each level"
+    assert float(rows["1"][2]) > 0, "output tokens/s with one user"
+    assert all(row[-1] == "0" for row in rows.values()), "no errors at any level"
     assert any(line.startswith(("knee at ", "no knee up to ")) for line in res.stdout.splitlines())
     assert ET.parse(chart).getroot().tag == "{http://www.w3.org/2000/svg}svg"
 
@@ -82,7 +85,7 @@ def test_a_short_benchmark_of_the_real_ollama_is_stored_and_reported(
     result = json.loads(cm["data"]["result.json"])
     assert [lv["concurrency"] for lv in result["levels"]] == [1, 2]
     assert result["service"]["runtime"] == "ollama" and result["settings"]["tool"] == "guidellm 0.3.1"
-    assert all(lv["requests"]["completed"] > 0 for lv in result["levels"])
+    assert result["levels"][0]["requests"]["completed"] > 0
 
     def reported() -> dict | None:  # type: ignore[type-arg]
         return cluster.get("llmservice", "smol", ns).get("status", {}).get("benchmark")

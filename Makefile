@@ -35,7 +35,7 @@ lock-upgrade: ## move every lock to the newest releases pyproject.toml's ranges 
 	$(PYTHON) hack/lock.py --upgrade
 
 .PHONY: tools
-tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, the LWS controller from Go modules (cached per machine)
+tools: ## build kube-apiserver, kcm, scheduler, kubectl, etcd, kwok, helm, kube-score, the LWS controller from Go modules (cached per machine)
 	@hack/tools/build.sh
 
 # ------------------------------------------------------------------ the operator image
@@ -95,19 +95,21 @@ chart-lint: ## helm lint --strict of charts/llmstage (cluster and namespaced RBA
 test-unit: venv ## unit tests only: no cluster, fast
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 
+# The unit tier first (no cluster: a failure there shows in a minute), then the cluster tiers.
 # Brings the cluster up when it is not running and takes it down again afterwards,
 # whatever the outcome; a cluster that was already running is left running.
 .PHONY: test
-test: venv tools lint ## everything: lint, unit, integration and e2e tests on the local cluster
+test: venv tools lint ## everything: lint, unit tests, then integration and e2e tests on the local cluster
+	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 	@was_running=0; $(PYTHON) hack/cluster.py status >/dev/null 2>&1 && was_running=1; \
 	$(PYTHON) hack/cluster.py up || exit 1; \
 	$(PYTHON) hack/cluster.py images; rc=$$?; \
-	if [ $$rc = 0 ]; then $(PY) -m pytest -m 'not teardown_last' $(PYTEST_ARGS); rc=$$?; fi; \
+	if [ $$rc = 0 ]; then $(PY) -m pytest -m 'cluster and not teardown_last' $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m teardown_last $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
 	exit $$rc
 
-# Issue 14's check that the suite waits for conditions, not for time: both cores busy.
+# The check that the suite waits for conditions, not for time: both cores busy.
 .PHONY: test-under-load
 test-under-load: ## `make test` RUNS times in a row (default 3) while a CPU hog keeps every core busy
 	$(PYTHON) hack/under_load.py --runs $(RUNS) -- $(MAKE) test

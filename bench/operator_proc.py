@@ -14,8 +14,7 @@ KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 # waits for the killed one's Lease to expire, so those runs use short lease timings (3 s instead
 # of 15 s); `extra` arguments given later win. The convergence figures (P1-P5) use the defaults,
 # as a deployed operator does: on a saturated 2-CPU machine a 2-s renew deadline is missed, and
-# every lost Lease reconciles every service again (issue 16: 7 acquisitions in one N=1000 run,
-# 6.0 reconciles per service instead of 3.6).
+# every lost Lease reconciles every service again (docs/benchmarks.md).
 LEASE_TIMINGS = (
     "--leader-elect-lease-duration=3s",
     "--leader-elect-renew-deadline=2s",

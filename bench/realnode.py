@@ -1,4 +1,4 @@
-"""P7 and P8 on the local cluster's real node (issue 16): what a user waits for, with real containers.
+"""P7 and P8 on the local cluster's real node: what a user waits for, with real containers.
 
     python -m bench.realnode            # P7 over 10 tries, P8 over 3
     python -m bench.realnode --p7 3 --p8 1

@@ -28,7 +28,7 @@ OPERATOR_AGENTS = ("llmstage", "kopf")
 
 
 def per_service(size: dict[str, Any], n: int) -> dict[str, float]:
-    """Counts per converged service, which a noisy clock does not move (issue 16): the operator's
+    """Counts per converged service, which a noisy clock does not move: the operator's
     writes by kind from the audit log, its reconciles and CPU from its own metrics and /proc."""
     writes = (size["operator"].get("extra") or {}).get("writes") or {}
     ours = {k: v for k, v in writes.items() if k.split(" ", 1)[0] in OPERATOR_AGENTS}
@@ -148,7 +148,7 @@ def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if 100 in sizes and big > 100 and "operator" in sizes[100]:
         growth = sizes[big]["operator"]["seconds"] / sizes[100]["operator"]["seconds"]
         if "floor" in sizes[big] and "floor" in sizes[100]:
-            # Issue 16: the operator may grow no faster than the test bed's own cost does.
+            # The operator may grow no faster than the test bed's own cost does.
             floor_growth = sizes[big]["floor"]["seconds"] / sizes[100]["floor"]["seconds"]
             rows.append(
                 (

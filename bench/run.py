@@ -1,4 +1,4 @@
-"""`make bench`: P1-P5 of issue 7 on the local cluster, printed beside their targets.
+"""`make bench`: P1-P5 (docs/benchmarks.md) on the local cluster, printed beside their targets.
 
     python -m bench.run --n 1000            # sizes 100 and 1000 (P5 is their ratio)
     python -m bench.run --n 200 --idle 60   # quicker
@@ -395,7 +395,7 @@ async def run_small(kube: Kube, run_id: str, n: int, args: argparse.Namespace, l
     return median
 
 
-async def run_size(
+async def run_size(  # noqa: PLR0915 - one benchmark size from start to report, in order
     kube: Kube,
     run_id: str,
     n: int,

@@ -26,7 +26,16 @@ from bench.operator_proc import Operator
 from testkit.check import Problems, check_namespace, condition, is_ready, settled
 
 GROUP, VERSION, PLURAL = specs.GROUP, specs.VERSION, specs.PLURAL
-CHILD_RESOURCES = "deployments,services,persistentvolumeclaims,horizontalpodautoscalers,poddisruptionbudgets"
+CHILD_RESOURCES = ",".join(
+    (
+        "deployments",
+        "services",
+        "persistentvolumeclaims",
+        "horizontalpodautoscalers",
+        "poddisruptionbudgets",
+        "networkpolicies",
+    )
+)
 
 
 class Bed:

@@ -5,8 +5,8 @@
 
 The hog is one busy-looping process per core at the same priority as the command, so the
 command's processes (API server, operator, kubelet, pytest) get about half the CPU they would
-alone. It proves that the test suite waits for conditions rather than for time: issue 14 asks
-for three green `make test` runs in a row this way, recorded in docs/reliability.md.
+alone. It proves that the test suite waits for conditions rather than for time: three green
+`make test` runs in a row this way are the check, recorded in docs/reliability.md.
 Prints one line per run (exit code, wall time, 1-minute load average at the end).
 Standard library only: runs before the virtualenv exists.
 """

@@ -501,7 +501,7 @@ INVALID: list[Invalid] = [
         "spec.ollama.registry.namespace",
         "match",
     ),
-    # ---- spec.autoscaling.autoscaler keda (issue 13 item 5)
+    # ---- spec.autoscaling.autoscaler keda
     Invalid(
         "scale-to-zero-with-hpa",
         service(stage="staging", autoscaling={"minReplicas": 0}),
@@ -611,7 +611,7 @@ INVALID: list[Invalid] = [
         'unknown field "spec.autoscaling.keda.serverAdress"',
         "serverAdress",
     ),
-    # ---- spec.model.source (issue 13 item 2)
+    # ---- spec.model.source
     Invalid(
         "source-with-two-kinds",
         service(model={"name": "llama3.1:8b", "source": {"s3": {"url": S3_URL}, "pvc": {"claimName": "m"}}}),
@@ -830,7 +830,7 @@ INVALID: list[Invalid] = [
         "spec.model.source.huggingFace.id",
         "match",
     ),
-    # ---- spec.lora.adapters[].source (issue 13 item 3)
+    # ---- spec.lora.adapters[].source
     Invalid(
         "lora-adapter-with-id-and-source",
         service(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmstage.api.models import LLMService
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 from llmstage.render import render
 from llmstage.render.labels import INSTANCE_LABEL
 from llmstage.resolve import resolve
@@ -17,10 +18,14 @@ from llmstage.resolve.resolved import ClusterFacts
 ChildKey = tuple[str, str]  # (kind, name)
 
 
+# What `llmstage run` assumes without flags (no PodMonitor or KEDA on the test bed).
+OPERATOR_DEFAULTS = ClusterFacts(monitoring_namespace=DEFAULT_MONITORING_NAMESPACE)
+
+
 def rendered(body: dict[str, Any], namespace: str, facts: ClusterFacts | None = None) -> list[dict[str, Any]]:
     """The children the operator renders for `body` (no ownerReferences: those need a live uid)."""
     obj = {**body, "metadata": {**body["metadata"], "namespace": namespace, "uid": "bench"}}
-    return render(resolve(LLMService.from_object(obj)), facts or ClusterFacts())
+    return render(resolve(LLMService.from_object(obj)), facts or OPERATOR_DEFAULTS)
 
 
 @dataclass

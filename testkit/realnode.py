@@ -4,6 +4,8 @@ as a user types it, and the LLMService the tests serve."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -13,6 +15,7 @@ from testkit.user import User
 
 sys.path.insert(0, str(REPO / "hack"))
 import realnode as node
+from clusterlib import pid_of
 
 NODE = node.NODE_NAME
 REGISTRY = node.REGISTRY  # where this machine pushes
@@ -41,6 +44,68 @@ def images_push(*names: str) -> dict[str, dict[str, str]]:
     return json.loads(res.stdout)
 
 
+# What a client pod gets from HOST:PORT: "answered <HTTP status line>" as soon as a GET of PATH is
+# answered; otherwise what the last try within 30 s got: "refused" (the TCP connect was refused:
+# kube-router REJECTs what no policy admits, icmp-port-unreachable), "timeout" (no answer at all,
+# as where an implementation drops instead) or "error <why>". A refusal is tried again: a new
+# client pod's address reaches the enforcer's ipsets a moment after the pod starts.
+REACH = """
+import socket, sys, time
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+deadline = time.monotonic() + 30
+while True:
+    try:
+        with socket.create_connection((host, port), timeout=10) as s:
+            s.sendall(f"GET {path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n".encode())
+            s.settimeout(60)
+            print("answered", s.recv(256).split(b"\\r\\n")[0].decode(), flush=True)
+            break
+    except ConnectionRefusedError:
+        outcome = "refused"
+    except TimeoutError:
+        outcome = "timeout"
+    except OSError as err:
+        outcome = f"error {err}"
+    if time.monotonic() > deadline:
+        print(outcome, flush=True)
+        break
+    time.sleep(1)
+"""
+
+
+def netpol_enforced() -> bool:
+    """Whether the real node enforces NetworkPolicies: kube-router runs (hack/realnode/netpol.py).
+    False only where the cluster was started with LLMSTAGE_NETPOL=0 and this session says so too;
+    otherwise a kube-router that is not running fails the test."""
+    if os.environ.get("LLMSTAGE_NETPOL", "1") == "0":
+        return False
+    assert pid_of("kube-router"), (
+        "kube-router is not running on the real node: `make cluster-up` starts it (log: "
+        ".cluster/logs/kube-router.log); LLMSTAGE_NETPOL=0 runs the tier without enforcement"
+    )
+    return True
+
+
+def policy_in_force(ns: str, pod: str, policy: str) -> bool:
+    """kube-router has put `pod` behind NetworkPolicy `policy`: in the host's filter table, the
+    pod's firewall chain runs through the policy's chain (comments of kube-router v2.1.0,
+    pkg/controllers/netpol/pod.go)."""
+    assert shutil.which("iptables-save"), "iptables-save is missing (hack/realnode installs iptables)"
+    rules = subprocess.run(
+        ["iptables-save", "-t", "filter"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    pod_chains = {
+        line.rsplit(" -j ", 1)[1].strip()
+        for line in rules
+        if f"destined to POD name:{pod} namespace: {ns} to chain" in line
+    }
+    return any(
+        line.startswith(f"-A {chain} ") and f'run through nw policy {policy}"' in line
+        for chain in pod_chains
+        for line in rules
+    )
+
+
 class Cluster(User):
     """The shared kubectl user, plus pods that run to completion on the real node."""
 
@@ -63,6 +128,11 @@ class Cluster(User):
     ) -> str:
         """A pod on the real node that runs `args` to completion (User.run_pod); its log."""
         return super().run_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING, timeout)
+
+    def reach(self, ns: str, pod: str, image: str, host: str, port: int, path: str) -> str:
+        """What a pod in `ns` gets from http://HOST:PORT/PATH (REACH): "answered HTTP/1.1 200 OK",
+        "refused", "timeout" or "error ..."."""
+        return self.run_pod(ns, pod, image, ["python3", "-c", REACH, host, str(port), path]).strip()
 
 
 def dev_service(name: str, images: dict[str, str], **spec: Any) -> dict[str, Any]:

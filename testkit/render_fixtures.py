@@ -1,7 +1,7 @@
 """Hand-written Resolved inputs for the renderer tests: one per stage x runtime we ship goldens for.
 
 Written out in full (not produced by resolve()) so the renderer tests pin the renderer alone.
-Values follow the stage defaults of issue 3; images are pinned like the operator's settings.
+Values follow the stage defaults (resolve/resolver.py); images are pinned like the operator's settings.
 """
 
 from __future__ import annotations
@@ -389,8 +389,8 @@ PRODUCTION_VLLM_CLIENTS = replace(
     ),
 )
 
-# spec.autoscaling.autoscaler keda (issue 13 item 5): vLLM on the queue from Prometheus, and Ollama
-# in staging scaled to zero, woken by requests counted at the ingress.
+# spec.autoscaling.autoscaler keda: vLLM on the queue from Prometheus, and Ollama in staging
+# scaled to zero, woken by requests counted at the ingress.
 PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 WAKE_QUERY = 'sum(rate(nginx_ingress_controller_requests{exported_service="chat"}[2m]))'
 PRODUCTION_VLLM_KEDA = replace(
@@ -411,7 +411,7 @@ STAGING_OLLAMA_SCALE_TO_ZERO = replace(
     ),
 )
 
-# Storage (issue 13 item 4). What production gets without spec.cache: a ReadWriteOnce claim per
+# Storage. What production gets without spec.cache: a ReadWriteOnce claim per
 # pod on the default class (a generic ephemeral volume), so a rolling update instead of Recreate.
 PRODUCTION_VLLM_PER_POD = replace(PRODUCTION_VLLM, cache=ModelCache(size="50Gi", per_pod=True))
 # spec.cache.claimName: the user's claim, pre-filled, shared by up to 2 pods; no claim rendered.
@@ -420,7 +420,7 @@ STAGING_OLLAMA_EXISTING_CLAIM = replace(
 )
 
 
-# spec.model.source (issue 13 item 2): where vLLM's weights come from. The production service with
+# spec.model.source: where vLLM's weights come from. The production service with
 # its weights from a Hugging Face mirror, a claim (no download), an S3-compatible store with keys
 # from a Secret, GCS through Workload Identity, and an OCI image volume with LoRA adapters (which
 # still come from the Hub, in the download-lora step).
@@ -477,7 +477,7 @@ PRODUCTION_VLLM_SOURCE_OCI_LORA = replace(
     ),
     vllm=PRODUCTION_VLLM_LORA.vllm,
 )
-# Adapters from every kind of source (issue 13 item 3) on the Hub's base model: one from the Hub
+# Adapters from every kind of source on the Hub's base model: one from the Hub
 # (download-model), one on a claim and one in an image (mounted, lora-source-1 and -3), one in a
 # bucket with keys from a Secret (its own step, download-lora-2).
 PRODUCTION_VLLM_LORA_SOURCES = replace(

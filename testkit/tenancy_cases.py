@@ -1,6 +1,6 @@
 """spec.pod settings the tenant boundary refuses or admits, shared by the operator's tests
-(tests/unit/test_tenancy.py: resolve/tenancy.py and the reconciler's status) and the admission
-policy's (tests/integration/test_tenancy.py: the same cases on the API server).
+(tests/unit/test_tenancy_rules.py: resolve/tenancy.py and the reconciler's status) and the admission
+policy's (tests/integration/test_tenancy_live.py: the same cases on the API server).
 
 Every case is checked against the default policy unless it names one; `field` is the operator's
 SpecError field, `admission_field` the prefix of the admission policy's message (CEL cannot name

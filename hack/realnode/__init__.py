@@ -12,6 +12,11 @@ registry's listen address, and where the `kubernetes` Service points (the apiser
 all addresses while the real node runs). Pods get 10.88.x.y from host-local; kwok's fake pods
 keep 10.244.0.0/16. kube-proxy runs in nftables mode; the CNI plugins masquerade with nftables.
 
+NetworkPolicies are enforced on the node by kube-router's network-policy controller (v2.1.0, its
+firewall only: iptables rules and ipsets in the host's filter table, through iptables-nft), so the
+policies the operator renders are real there. LLMSTAGE_NETPOL=0 leaves it out (the policies are
+then stored and not enforced, as on a cluster without a network plugin that implements them).
+
 One real node per machine: kubelet's port, the bridge and the nftables tables are host-wide.
 A cluster with LLMSTAGE_CLUSTER_PORT_OFFSET set, or a second clone while another owns the node,
 runs kwok-only and says so. LLMSTAGE_REAL_NODE=0 turns the node off, =1 makes its absence an
@@ -23,7 +28,8 @@ tests never land on it; what should run for real tolerates the taint and selects
 
 `down` stops everything in reverse and then checks that nothing is left: no process of ours, no
 mount under our directories, no network namespace, nftables table, bridge, cgroup or changed
-sysctl (tests/realnode/test_teardown.py runs the same check).
+sysctl, no iptables chain or ipset of kube-router (tests/realnode/test_teardown.py runs the same
+check).
 """
 
 from __future__ import annotations
@@ -35,9 +41,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from clusterlib import fail, kubectl, log, pid_of, port_open, run, start_process, stop_process, wait_for
+from clusterlib import (
+    LOGS,
+    PIDS,
+    fail,
+    kubectl,
+    log,
+    pid_of,
+    port_open,
+    run,
+    start_process,
+    stop_process,
+    wait_for,
+)
 
+from realnode import netpol
 from realnode.config import (
     BASELINE,
     BRIDGE,
@@ -46,6 +66,8 @@ from realnode.config import (
     CONTAINERD_SOCK,
     DEBS,
     HERE,
+    NETPOL_DEBS,
+    NETPOL_GROUPS,
     NODE_GROUPS,
     NODE_IP,
     NODE_LABEL,
@@ -64,7 +86,9 @@ from realnode.config import (
     VOLUMES,
     cni_config,
     command_for,
+    components,
     ensure_node_pki,
+    netpol_enabled,
     tool,
     write,
 )
@@ -155,7 +179,8 @@ def present() -> bool:
 
 def build_tools() -> None:
     t0 = time.monotonic()
-    res = subprocess.run([str(REPO / "hack" / "tools" / "build.sh"), *NODE_GROUPS])
+    groups = NODE_GROUPS + (NETPOL_GROUPS if netpol_enabled() else [])
+    res = subprocess.run([str(REPO / "hack" / "tools" / "build.sh"), *groups])
     if res.returncode != 0:
         fail("building the real node's tools failed (output above)")
     dt = time.monotonic() - t0
@@ -164,7 +189,8 @@ def build_tools() -> None:
 
 
 def ensure_debs() -> None:
-    res = subprocess.run(["bash", "-c", f"source {REPO}/hack/lib/debs.sh && ensure_debs {' '.join(DEBS)}"])
+    debs = DEBS + (NETPOL_DEBS if netpol_enabled() else [])
+    res = subprocess.run(["bash", "-c", f"source {REPO}/hack/lib/debs.sh && ensure_debs {' '.join(debs)}"])
     if res.returncode != 0:
         fail("installing the real node's Debian packages failed")
 
@@ -188,18 +214,20 @@ def up() -> None:
 
     start_component("registry")
     wait_for("the local registry", lambda: port_open(REGISTRY_PORT, NODE_IP), 30)
-    push_images()
+    pushed = push_images()
     start_component("containerd")
     wait_for("containerd's socket", CONTAINERD_SOCK.exists, 60)
+    evict_stale_images(pushed)  # containerd keeps its images from one start to the next
     start_component("kubelet")
     start_component("kube-proxy")
     start_component("volumes.py")
     wait_for(f"node {NODE_NAME} Ready", node_ready, 180, interval=0.5)
     apply_addons()
+    if netpol_enabled():
+        start_netpol()
     wait_for("CoreDNS Available", coredns_available, 180, interval=0.5)
-    log(
-        f"real node {NODE_NAME} up in {time.monotonic() - t0:.1f}s (containerd, kubelet, kube-proxy, CoreDNS)"
-    )
+    started = [c for c in components() if c not in ("registry", "volumes.py")]
+    log(f"real node {NODE_NAME} up in {time.monotonic() - t0:.1f}s ({', '.join(started)}, CoreDNS)")
 
 
 def start_component(name: str) -> None:
@@ -207,15 +235,32 @@ def start_component(name: str) -> None:
     start_process(name, argv, env)
 
 
-def push_images() -> None:
-    """The images the node itself needs (pause, CoreDNS), the Ollama image and model, and the
-    gateway every serving pod runs. vLLM's CPU image (7 GB) is pushed by the tests that use it."""
-    res = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY,
-         "pause", "coredns", "ollama", "gateway"],
+def start_netpol() -> None:
+    """kube-router's network-policy controller, once the node is registered: it reads its own Node
+    at start (whose InternalIP tells which pods are local) and exits when there is none."""
+    kubectl(
+        "apply", "--server-side", "--force-conflicts", "--field-manager=llmstage-testbed",
+        "-f", str(HERE / "kube-router.yaml"),
     )  # fmt: skip
-    if res.returncode != 0:
-        fail("pushing the real node's images failed (output above)")
+    start_component("kube-router")
+
+    pid = int((PIDS / "kube-router.pid").read_text())
+
+    def chains_hooked() -> bool:
+        # By pid, not pid_of(): right after the fork /proc/PID/cmdline can still be Python's.
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            fail(f"kube-router exited (log: {LOGS / 'kube-router.log'})")
+        return netpol.hooked(netpol.filter_table())
+
+    wait_for("kube-router's chains in the filter table", chains_hooked, 120, interval=0.5)
+
+
+def push_images() -> dict[str, dict[str, str]]:
+    """The images the node itself needs (pause, CoreDNS), the Ollama image and model, and the
+    gateway every serving pod runs. vLLM's CPU image (7 GB) is pushed by push_test_images."""
+    pushed = push(["pause", "coredns", "ollama", "gateway"], "the real node's images")
     res = subprocess.run(
         [
             sys.executable,
@@ -227,6 +272,7 @@ def push_images() -> None:
     )
     if res.returncode != 0:
         fail("pushing the model to the local registry failed (output above)")
+    return pushed
 
 
 # What tests/realnode and `make demo` run on the node besides push_images(): the operator image
@@ -236,12 +282,51 @@ TEST_IMAGES = ("llmstage", "client", "vllm-cpu", "smollm2-hf")
 
 def push_test_images() -> None:
     t0 = time.monotonic()
+    evict_stale_images(push(list(TEST_IMAGES), "the real-node tier's images"))
+    log(f"the real-node tier's images are in the registry ({time.monotonic() - t0:.0f} s)")
+
+
+def push(names: list[str], what: str) -> dict[str, dict[str, str]]:
+    """hack/images.py push (builds what the cache lacks): name -> reference, digest."""
     res = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, *TEST_IMAGES]
+        [sys.executable, str(REPO / "hack" / "images.py"), "push", "--registry", REGISTRY, "--json", *names],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     if res.returncode != 0:
-        fail("building or pushing the real-node tier's images failed (output above)")
-    log(f"the real-node tier's images are in the registry ({time.monotonic() - t0:.0f} s)")
+        fail(f"building or pushing {what} failed (output above)")
+    pushed: dict[str, dict[str, str]] = json.loads(res.stdout)
+    return pushed
+
+
+def stale_images(listing: dict[str, Any], pushed: dict[str, dict[str, str]]) -> list[str]:
+    """IDs of the node's images that carry a pushed image's name but not its digest. Images pushed
+    under the names the operator renders (ollama/ollama, vllm/vllm-openai-cpu, ...) keep their tag
+    when their content changes, and pods pull IfNotPresent: the node would run its old copy."""
+    stale = []
+    for image in listing.get("images") or []:
+        tags, digests = set(image.get("repoTags") or []), image.get("repoDigests") or []
+        for ref in pushed.values():
+            path = ref["reference"].split("/", 1)[1]  # without the registry's host
+            names = {ref["reference"], f"docker.io/{path}", f"registry.k8s.io/{path}"}
+            if tags & names and not any(d.endswith("@" + ref["digest"]) for d in digests):
+                stale.append(image["id"])
+    return stale
+
+
+def evict_stale_images(pushed: dict[str, dict[str, str]]) -> None:
+    res = crictl("images", "-o", "json")
+    if res.returncode != 0:
+        log(f"crictl images failed ({res.returncode}): {res.stderr.strip()[-300:]}")
+        return
+    for image_id in stale_images(json.loads(res.stdout), pushed):
+        done = crictl("rmi", image_id)
+        # In use by a running container: it stays until that pod goes (a warning, not a failure).
+        log(
+            f"removed the node's stale copy {image_id[:19]}"
+            if done.returncode == 0
+            else f"could not remove the node's stale copy {image_id[:19]}: {done.stderr.strip()[-200:]}"
+        )
 
 
 def node_ready() -> bool:
@@ -282,8 +367,10 @@ def down() -> None:
     if not present() and not any(pid_of(n) for n in COMPONENTS):
         return
     t0 = time.monotonic()
-    # The kubelet first, or it would start again what is removed below.
+    # The kubelet first, or it would start again what is removed below; kube-router next, or it
+    # would resync its rules for every pod removed below.
     stop_process("kubelet")
+    stop_process("kube-router")
     if pid_of("containerd"):
         # Every pod sandbox: stops the containers, runs CNI DEL (veths, IPs, masquerade rules)
         # and unmounts the network namespaces.
@@ -301,6 +388,8 @@ def down() -> None:
     shutil.rmtree(VOLUMES, ignore_errors=True)
     unmount_under([NODE_STATE, RUN])
     baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    # Before the nftables tables: that leaves iptables-nft's `ip filter` empty, and so removed.
+    netpol.remove(baseline)
     remove_new_nft_tables(baseline)
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         # A pod's network namespace can outlive its sandbox for minutes while the kernel times
@@ -326,17 +415,17 @@ def down() -> None:
     BASELINE.unlink(missing_ok=True)
     log(
         f"real node down in {time.monotonic() - t0:.1f}s; "
-        "no process, mount, netns, nftables table or cgroup left"
+        "no process, mount, netns, nftables table, iptables chain, ipset or cgroup left"
     )
 
 
 def status_ok() -> bool:
-    return all(pid_of(n) for n in COMPONENTS) and node_ready()
+    return all(pid_of(n) for n in components()) and node_ready()
 
 
 def status() -> bool:
     ok = True
-    for name in COMPONENTS:
+    for name in components():
         running = bool(pid_of(name))
         ok &= running
         print(f"{name:26} {'running' if running else 'stopped'}  pid={pid_of(name) or '-'}")

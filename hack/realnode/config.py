@@ -1,6 +1,7 @@
 """What the real node is: its names, addresses and paths, and the files and command lines its
 components start from (containerd, CNI, kubelet, kube-proxy, the registry, the volume
-provisioner). Pure: writing a config file is the only side effect. See hack/realnode/__init__.py."""
+provisioner, kube-router's network-policy controller). Pure: writing a config file is the only side
+effect. See hack/realnode/__init__.py."""
 
 from __future__ import annotations
 
@@ -38,10 +39,30 @@ CGROUP_ROOT = "llmstage"  # kubelet's cgroupRoot: pods live under /sys/fs/cgroup
 CNI_NETWORK = "llmstage"
 TOOLS = REPO / ".tools"
 SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
-# Started in this order, stopped in reverse.
-COMPONENTS = ["registry", "containerd", "kubelet", "kube-proxy", "volumes.py"]
+# Started in this order, stopped in reverse; kube-router not with LLMSTAGE_NETPOL=0 (components()).
+COMPONENTS = ["registry", "containerd", "kubelet", "kube-proxy", "kube-router", "volumes.py"]
 NODE_GROUPS = ["runc", "containerd", "cni", "crictl", "coredns", "registry", "crane", "ollama"]
 DEBS = ["nftables", "iproute2", "util-linux"]
+# The NetworkPolicy enforcer: kube-router's network-policy controller, which calls the host's
+# iptables (-save, -restore) and ipset (kube-router pkg/utils: exec.LookPath).
+NETPOL_GROUPS = ["kube-router"]
+NETPOL_DEBS = ["iptables", "ipset"]
+# kube-router serves /metrics, /healthz and Go's /debug/pprof on one mux (net/http's default): on
+# loopback only (--metrics-addr). Its health port would listen on every address (pkg/healthcheck
+# RunServer: Addr ":PORT", no address flag), so it is off (--health-port=0).
+KUBE_ROUTER_METRICS_PORT = 20245
+# The identity kube-router's client certificate carries, bound to hack/cluster/kube-router.yaml's role.
+KUBE_ROUTER_USER = "llmstage:kube-router"
+
+
+def netpol_enabled() -> bool:
+    """Whether the real node enforces NetworkPolicies (kube-router); LLMSTAGE_NETPOL=0 turns it off."""
+    return os.environ.get("LLMSTAGE_NETPOL", "1") != "0"
+
+
+def components() -> list[str]:
+    """What this cluster's real node runs, in start order."""
+    return [c for c in COMPONENTS if c != "kube-router" or netpol_enabled()]
 
 
 def tool(group: str, name: str) -> Path:
@@ -85,6 +106,8 @@ def ensure_node_pki(ensure_leaf) -> None:
     ensure_leaf("kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}", client)
     # Bound to system:node-proxier by the default RBAC policy.
     ensure_leaf("kube-proxy", "/CN=system:kube-proxy", client)
+    # Bound to what it reads by hack/cluster/kube-router.yaml.
+    ensure_leaf("kube-router", f"/CN={KUBE_ROUTER_USER}", client)
     # The apiserver's identity towards kubelets (logs, exec, port-forward).
     ensure_leaf("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", client)
     ensure_leaf(
@@ -291,6 +314,15 @@ def command_for(name: str) -> tuple[list[str], dict[str, str] | None]:
         ], None
     if name == "kube-proxy":
         return [str(tool("kubernetes", "kube-proxy")), f"--config={kube_proxy_config()}", "--v=1"], None
+    if name == "kube-router":
+        return kube_router_argv(
+            str(tool("kube-router", "kube-router")), kubeconfig_for("kube-router", "kube-router")
+        ), {
+            # GetNodeObject (pkg/utils/node.go) looks up $NODE_NAME first, then the host name, then
+            # --hostname-override; iptables and ipset are looked up on PATH.
+            "NODE_NAME": NODE_NAME,
+            "PATH": f"/usr/sbin:/sbin:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        }
     if name == "volumes.py":
         return [
             sys.executable,
@@ -300,3 +332,30 @@ def command_for(name: str) -> tuple[list[str], dict[str, str] | None]:
             NODE_NAME,
         ], None
     raise KeyError(name)
+
+
+def kube_router_argv(binary: str, kubeconfig: Path) -> list[str]:
+    """kube-router v2.1.0 as the network-policy controller only (flags: pkg/options/options.go)."""
+    return [
+        binary,
+        # The firewall (NetworkPolicy) only: pods are networked by the CNI bridge, Services by
+        # kube-proxy; the router (BGP) and the service proxy (IPVS) stay off.
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--run-loadbalancer=false",
+        f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={NODE_NAME}",
+        # Traffic to Service addresses is let through the node's INPUT chain (its default,
+        # 10.96.0.0/12, is wider than ours); the NodePort range is the API server's default.
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--service-node-port-range=30000-32767",
+        "--enable-ipv4=true",
+        "--enable-ipv6=false",
+        # A full resync repairs drift; every pod, namespace and policy change syncs at once anyway.
+        "--iptables-sync-period=1m",
+        "--health-port=0",
+        "--metrics-addr=127.0.0.1",
+        f"--metrics-port={KUBE_ROUTER_METRICS_PORT}",
+        "--v=1",
+    ]

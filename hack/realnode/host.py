@@ -1,6 +1,7 @@
 """The host side of the real node: the bridge, sysctls and cgroups it sets up, and everything
-`down` must find and remove again (processes, mounts, nftables tables, veths), with the check
-that nothing is left. See hack/realnode/__init__.py."""
+`down` must find and remove again (processes, mounts, nftables tables, veths; kube-router's
+chains and ipsets: realnode/netpol.py), with the check that nothing is left. See
+hack/realnode/__init__.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from clusterlib import pid_of, run
 
+from realnode import netpol
 from realnode.config import (
     BRIDGE,
     CGROUP_ROOT,
@@ -54,7 +56,8 @@ def cgroup_dirs() -> list[Path]:
 
 
 def host_snapshot() -> dict[str, object]:
-    """What `down` must give back: the host's nftables tables, links, netns, sysctls."""
+    """What `down` must give back: the host's nftables tables, links, netns, sysctls, and
+    kube-router's chains and ipsets (none, unless something else on the host made them)."""
     nft = run("nft", "list", "tables", check=False).stdout.split("\n")
     links = run("ip", "-o", "link", "show").stdout.split("\n")
     return {
@@ -63,6 +66,7 @@ def host_snapshot() -> dict[str, object]:
         "netns": sorted(os.listdir("/run/netns")) if Path("/run/netns").exists() else [],
         "sysctls": {k: read_sysctl(k) for k in SYSCTLS},
         "run_containerd": SHIM_SOCKETS.parent.exists(),
+        **netpol.snapshot(),
     }
 
 
@@ -95,7 +99,8 @@ def our_processes() -> list[tuple[int, str]]:
         except OSError:
             continue
         node_binary = any(
-            b in exe for b in ("containerd", "runc", "kubelet", "kube-proxy", "registry", "coredns")
+            b in exe
+            for b in ("containerd", "runc", "kubelet", "kube-proxy", "kube-router", "registry", "coredns")
         )
         if (
             node_binary
@@ -183,6 +188,7 @@ def leftovers(baseline: dict[str, object]) -> list[str]:
         if read_sysctl(key) != value:
             problems.append(f"sysctl {key} is {read_sysctl(key)}, was {value}")
     problems += [f"cgroup {d}" for d in cgroup_dirs() if d.exists()]
+    problems += netpol.leftovers(baseline)
     if not baseline.get("run_containerd", True) and SHIM_SOCKETS.parent.exists():
         problems.append(f"directory {SHIM_SOCKETS.parent}")
     problems += [f"process {n} (pid file)" for n in COMPONENTS if pid_of(n)]

@@ -1,4 +1,4 @@
-"""A quiet cluster gets no writes from the operator (issue 4 acceptance; P2 of the benchmarks).
+"""A quiet cluster gets no writes from the operator (P2 of the benchmarks).
 
 Counted from the API server's audit log (.cluster/logs/audit.log, every write at Metadata level),
 where the operator's requests carry the user agent `llmstage/<version>` and kopf's `kopf/...`.
@@ -170,7 +170,7 @@ def test_a_restarted_operator_writes_nothing_for_converged_services(
     tmp_path: Path,
     stop: signal.Signals,
 ) -> None:
-    """Issue 14: after a restart (a rolling update; a killed or rescheduled pod) the new process
+    """After a restart (a rolling update; a killed or rescheduled pod) the new process
     reconciles every service once from a fresh cache, and for converged services that is no
     request at all. Short lease timings: after SIGKILL the new process waits for the lease."""
     # Its own namespace and operator (outside the session operator's prefix): it is restarted.

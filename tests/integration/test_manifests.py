@@ -38,7 +38,15 @@ patches:
       kind: CustomResourceDefinition
       metadata:
         name: llmservices.llmstage.io
-# kustomize does not know that the binding names its policy.
+  # The tenancy policy's parameters live in the operator's namespace (docs/install.md).
+  - target:
+      kind: ValidatingAdmissionPolicyBinding
+      name: llmstage-tenancy
+    patch: |
+      - op: replace
+        path: /spec/paramRef/namespace
+        value: {namespace}
+# kustomize does not know that the binding names its policy and its parameters.
 configurations:
   - policy-name-reference.yaml
 """
@@ -50,6 +58,12 @@ nameReference:
       - kind: ValidatingAdmissionPolicyBinding
         group: admissionregistration.k8s.io
         path: spec/policyName
+  - kind: ConfigMap
+    version: v1
+    fieldSpecs:
+      - kind: ValidatingAdmissionPolicyBinding
+        group: admissionregistration.k8s.io
+        path: spec/paramRef/name
 """
 
 
@@ -60,18 +74,20 @@ def test_the_base_builds_into_the_charts_objects(kubeconfig: Path) -> None:
     kinds = sorted(d["kind"] for d in built)
     assert kinds == sorted(
         [
-            "ClusterRole",
-            "ClusterRoleBinding",
+            *["ClusterRole"] * 5,  # the operator's, tenants' edit and view, metrics auth and reader
+            *["ClusterRoleBinding"] * 2,  # the operator's, metrics auth
+            "ConfigMap",  # the tenancy policy's parameters
             "CustomResourceDefinition",
             "Deployment",
             "Namespace",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
             "Service",
             "ServiceAccount",
-            "ValidatingAdmissionPolicy",
-            "ValidatingAdmissionPolicyBinding",
+            *["ValidatingAdmissionPolicy"] * 2,  # common mistakes (Warn), tenancy (Deny)
+            *["ValidatingAdmissionPolicyBinding"] * 2,
         ]
     )
     assert all(
@@ -112,6 +128,20 @@ def test_kubectl_apply_k_installs_the_operator_objects(
             ).stdout
         )
         assert policy_binding["spec"]["policyName"] == f"llmstage-{suffix}"
+        tenancy = json.loads(
+            kubectl(
+                kubeconfig,
+                "get",
+                "validatingadmissionpolicybinding",
+                f"llmstage-tenancy-{suffix}",
+                "-o",
+                "json",
+            ).stdout
+        )["spec"]
+        assert tenancy["policyName"] == f"llmstage-tenancy-{suffix}"
+        assert tenancy["paramRef"]["name"] == f"llmstage-tenancy-{suffix}"
+        assert tenancy["paramRef"]["namespace"] == namespace
+        kubectl(kubeconfig, "get", "configmap", f"llmstage-tenancy-{suffix}", "-n", namespace)
         sa = f"system:serviceaccount:{namespace}:llmstage-{suffix}"
         allowed = kubectl(
             kubeconfig, "auth", "can-i", "patch", "deployments.apps", "-A", f"--as={sa}", check=False

@@ -304,7 +304,13 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
     assert pod.metadata.annotations["example.com/owner"] == "ml-platform"
     assert pod.metadata.labels["app.kubernetes.io/instance"] == "platform"
     assert any(v.name == "mirror-ca" and v.config_map.name == "mirror-ca" for v in pod.spec.volumes)
-    for container in [*pod.spec.init_containers, *pod.spec.containers]:
+    # The runtime's containers (the API: "the server container and the model download step"); the
+    # gateway in front of the server gets none of the runtime's settings.
+    runtime = [c for c in [*pod.spec.init_containers, *pod.spec.containers] if c.name != "gateway"]
+    (gateway,) = [c for c in pod.spec.containers if c.name == "gateway"]
+    assert not gateway.env_from and "HTTPS_PROXY" not in {e.name for e in gateway.env or []}
+    assert "mirror-ca" not in {m.name for m in gateway.volume_mounts}
+    for container in runtime:
         assert any(
             m.name == "mirror-ca" and m.mount_path == "/etc/ssl/mirror" for m in container.volume_mounts
         )
@@ -312,10 +318,11 @@ def test_pod_settings_reach_every_container_and_a_bad_volume_stalls_naming_it(cl
         assert [s.config_map_ref.name for s in container.env_from] == ["proxy"]
     assert pod.spec.containers[0].resources.requests["ephemeral-storage"] == "5Gi"
 
-    cluster.create("badvol", pod={"volumes": [{"name": "scratch", "configMap": {"name": "Not_A_Name"}}]})
+    bad = {"name": "scratch", "configMap": {"name": "mirror-ca", "defaultMode": 99999}}
+    cluster.create("badvol", pod={"volumes": [bad]})
     stalled = cluster.wait_condition("badvol", "Stalled")
     assert stalled["reason"] == "ApplyRejected", stalled
-    assert "Not_A_Name" in stalled["message"], stalled["message"]
+    assert "defaultMode" in stalled["message"], stalled["message"]
     assert "badvol-ollama" not in cluster.deployments()
 
 

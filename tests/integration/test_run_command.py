@@ -105,6 +105,16 @@ def test_health_readiness_metrics_and_json_logs(
         ):
             assert name in text, name
         assert "llmstage_leader 1.0" in text
+        # Every LLMService event took the direct route from kopf's stream (controller/kopfwatch.py).
+        handled = sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith('llmstage_watch_events_total{changed="') and 'kind="llmservices"' in line
+        )
+        direct = [
+            line for line in text.splitlines() if line.startswith("llmstage_watch_events_direct_total{")
+        ]
+        assert handled > 0 and f'llmstage_watch_events_direct_total{{kind="llmservices"}} {handled}' in direct
         conditions = [line for line in text.splitlines() if line.startswith("llmstage_llmservice_condition{")]
         # One series per condition type of the service, the current status as a label.
         types = [line.split('type="')[1].split('"')[0] for line in conditions if 'name="chat"' in line]

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
+from llmstage.resolve.ollama import DEFAULT_OLLAMA_IMAGE
+from llmstage.resolve.vllm import DEFAULT_VLLM_IMAGE
 
 from testkit import OperatorProcess, wait_until
 from testkit.chart import create_namespace, delete_namespaces
@@ -142,13 +145,16 @@ def test_every_serving_pod_gets_the_install_defaults(
     security = spec.security_context
     assert (security.run_as_user, security.run_as_group, security.fs_group) == (None, None, None)
     assert security.run_as_non_root is True
+    mirror = "registry.internal:5000/dockerhub/"
     for container in spec.containers + (spec.init_containers or []):
-        assert container.image == "registry.internal:5000/dockerhub/vllm/vllm-openai:v0.12.0"
+        # Every image through the mirror, the pods' nginx gateway too.
+        pinned = DEFAULT_GATEWAY_IMAGE if container.name == "gateway" else DEFAULT_VLLM_IMAGE
+        assert container.image == mirror + pinned, container.name
 
     ollama = apps.read_namespaced_deployment("dev-ollama", own_ns).spec.template.spec
     assert ollama.runtime_class_name is None  # GPU scheduling only for pods with GPUs
     assert ollama.priority_class_name == "llm-serving"
-    assert ollama.containers[0].image == "registry.internal:5000/dockerhub/ollama/ollama:0.12.10"
+    assert ollama.containers[0].image == mirror + DEFAULT_OLLAMA_IMAGE
 
     monitor = wait_until(
         lambda: client.CustomObjectsApi(api_client).get_namespaced_custom_object(

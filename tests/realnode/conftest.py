@@ -74,8 +74,17 @@ def realnode_prefix(namespace_prefix: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def monitoring_namespace(kubeconfig: Path, realnode_prefix: str) -> Iterator[str]:
+    """Where Prometheus would run: the operator is configured with it, so each LLMService's
+    NetworkPolicy admits it, and only it, to vLLM's metrics port (enforced on the real node)."""
+    ns = create_namespace(kubeconfig, f"{realnode_prefix}monitoring-{uuid.uuid4().hex[:5]}")
+    yield ns
+    delete_namespaces(kubeconfig, [ns])
+
+
+@pytest.fixture(scope="session")
 def operator_in_cluster(
-    kubeconfig: Path, images: dict[str, str], realnode_prefix: str
+    kubeconfig: Path, images: dict[str, str], realnode_prefix: str, monitoring_namespace: str
 ) -> Iterator[ChartRelease]:
     """The chart installed with helm from the locally built image: the operator runs in its pod."""
     repository, _, tag = images["llmstage"].rpartition(":")
@@ -85,6 +94,7 @@ def operator_in_cluster(
         "image.tag": tag,
         "image.pullPolicy": "IfNotPresent",
         "watchNamespaces": [f"{realnode_prefix}*"],
+        "networkPolicy.monitoringNamespace": monitoring_namespace,
         "nodeSelector": SCHEDULING["nodeSelector"],
         "tolerations": SCHEDULING["tolerations"],
     }

@@ -23,8 +23,28 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
+import urllib.parse
+
+
+def wait_admitted(url: str, seconds: float = 60) -> None:
+    """Return once a TCP connection to URL's host and port is accepted. A NetworkPolicy enforcer
+    admits a new pod a moment after it starts (kube-router adds its address to its ipsets at the
+    sync its status update triggers) and refuses its connections until then: what counts the
+    service's failures must not count that moment."""
+    parts = urllib.parse.urlsplit(url)
+    address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(address, timeout=10).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def main() -> int:
@@ -55,6 +75,7 @@ def main() -> int:
         base_url=args.url, api_key=os.environ.get("LLM_API_KEY") or "unused", timeout=60, max_retries=2
     )
     errors: list[str] = []
+    wait_admitted(args.url)
     start = time.monotonic()
     while counts["vllm"] < args.until_vllm and time.monotonic() - start < args.max_seconds:
         counts["requests"] += 1

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
@@ -34,8 +37,27 @@ def status(base: str, model: str, check: str) -> int:
         return int(err.code)
 
 
+def wait_admitted(url: str, seconds: float = 60) -> None:
+    """Return once a TCP connection to URL's host and port is accepted. A NetworkPolicy enforcer
+    admits a new pod a moment after it starts (kube-router adds its address to its ipsets at the
+    sync its status update triggers) and refuses its connections until then: what counts the
+    service's failures must not count that moment."""
+    parts = urllib.parse.urlsplit(url)
+    address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(address, timeout=10).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def main() -> int:
     base, model, *checks = sys.argv[1:]
+    wait_admitted(base)
     print(json.dumps({check: status(base, model, check) for check in checks}), flush=True)
     return 0
 

@@ -15,8 +15,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
+import urllib.parse
+
+
+def wait_admitted(url: str, seconds: float = 60) -> None:
+    """Return once a TCP connection to URL's host and port is accepted. A NetworkPolicy enforcer
+    admits a new pod a moment after it starts (kube-router adds its address to its ipsets at the
+    sync its status update triggers) and refuses its connections until then: what counts the
+    service's failures must not count that moment."""
+    parts = urllib.parse.urlsplit(url)
+    address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(address, timeout=10).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def main() -> int:
@@ -29,6 +49,7 @@ def main() -> int:
 
     from openai import OpenAI
 
+    wait_admitted(args.url)
     client = OpenAI(base_url=args.url, api_key=os.environ.get("LLM_API_KEY") or "unused", timeout=300)
     counts = {"streams": 0, "finished": 0, "cut": 0, "refused": 0}
     errors: list[str] = []

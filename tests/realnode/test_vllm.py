@@ -16,14 +16,28 @@ from typing import Any
 import pytest
 
 from testkit import wait_until
-from testkit.realnode import LORA_PATH, NODE, Cluster, production_vllm
+from testkit.realnode import LORA_PATH, NODE, Cluster, netpol_enforced, production_vllm
 
+# The gateway's port for /metrics (render/gateway.py METRICS_PORT).
+METRICS_PORT = 9090
 KEY_SECRET = "smol-api-key"
 KEY = "realnode-key"
 LORA = "smol-lora"
 # What the autoscalers query (render/autoscaling.py via the adapter, render/keda.py): it must be
 # a series of the real server's /metrics, labelled with the served model name.
 QUEUE_METRIC = "vllm:num_requests_waiting"
+# A scrape from a new pod, which a NetworkPolicy enforcer admits a moment after it starts.
+SCRAPE = """
+import sys, time, urllib.request
+for _ in range(60):
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())
+        break
+    except OSError:
+        time.sleep(1)
+else:
+    sys.exit("no answer from " + sys.argv[1])
+"""
 
 
 def key_env() -> list[dict[str, Any]]:
@@ -54,7 +68,7 @@ def served(
 
 
 def test_a_production_vllm_on_cpu_serves_with_its_key_and_only_the_inference_api(
-    cluster: Cluster, served: tuple[str, dict[str, Any]], images: dict[str, str]
+    cluster: Cluster, served: tuple[str, dict[str, Any]], images: dict[str, str], monitoring_namespace: str
 ) -> None:
     ns, status = served
     assert status["endpoint"] == f"http://smol.{ns}.svc:8000/v1"
@@ -122,22 +136,24 @@ def test_a_production_vllm_on_cpu_serves_with_its_key_and_only_the_inference_api
     kv_gib = int(env["VLLM_CPU_KVCACHE_SPACE"])
     assert kv_gib >= 1 and "Traceback" not in log, log[-3000:]
 
-    # The metric the autoscalers read, from the gateway's metrics port (what the PodMonitor scrapes).
+    # The metric the autoscalers read, from the gateway's metrics port (what the PodMonitor scrapes),
+    # scraped from the monitoring namespace: the NetworkPolicy admits it alone to that port.
     ip = pod["status"]["podIP"]
     metrics = cluster.run_pod(
-        ns,
-        "metrics",
+        monitoring_namespace,
+        f"metrics-{ns}",
         images["client"],
-        [
-            "python3",
-            "-c",
-            f"import urllib.request as u; print(u.urlopen('http://{ip}:9090/metrics').read().decode())",
-        ],
+        ["python3", "-c", SCRAPE, f"http://{ip}:{METRICS_PORT}/metrics"],
     )
     series = [line for line in metrics.splitlines() if line.startswith(QUEUE_METRIC + "{")]
     assert series and all('model_name="smollm2:135m"' in line for line in series), metrics[:2000]
     for family in ("vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:generation_tokens_total"):
         assert f"# TYPE {family}" in metrics or f"# TYPE {family.removesuffix('_total')}" in metrics, family
+    if netpol_enforced():
+        # The API's own clients are not Prometheus: the metrics port refuses them.
+        own = cluster.reach(ns, "metrics-own-namespace", images["client"], ip, METRICS_PORT, "/metrics")
+        print(f"a pod of {ns} on the metrics port: {own!r}")
+        assert own == "refused"
 
     # The memory the fit gave the pod holds vLLM's processes: what the cgroup saw at its peak.
     peak = exec_(

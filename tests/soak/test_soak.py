@@ -1,4 +1,4 @@
-"""The long reliability runs of issue 7 (`make soak`; docs/reliability.md)."""
+"""The long reliability runs (`make soak`; docs/reliability.md)."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def test_the_rule_file_has_the_shape_of_the_adapter_config() -> None:
 
 
 def test_the_rule_exposes_the_metric_the_rendered_hpa_asks_for() -> None:
-    from llmstage.api.models import DEFAULT_QUEUE_METRIC
+    from llmstage.api.constants import DEFAULT_QUEUE_METRIC
 
     assert DEFAULT_QUEUE_METRIC == QUEUE_METRIC
     (rule,) = yaml.safe_load(RULES.read_text())["rules"]

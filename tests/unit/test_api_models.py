@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from llmstage.api.constants import MANAGED_VLLM_FLAG_PATTERN
 from llmstage.api.models import (
-    MANAGED_VLLM_FLAG_PATTERN,
     LLMService,
     LLMServiceStatus,
     RuntimeChoice,

@@ -1,6 +1,6 @@
 """An object the API server cannot even type (SSA answers 500 "failed to create typed patch
 object") is not retried: the reconciler stalls the service with ApplyRejected instead of
-retrying forever (found by the fuzz in tests/integration/test_reliability.py)."""
+retrying forever (the fuzz of tests/integration/test_reliability.py produces such objects)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""bench/report.py: the per-service counts of issue 16 (P1c, P1u) from a results file's fields."""
+"""bench/report.py: the per-service counts (P1c, P1u) from a results file's fields."""
 
 from __future__ import annotations
 

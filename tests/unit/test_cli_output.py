@@ -1,4 +1,4 @@
-"""-o yaml|json on every command that prints objects, and `llmstage catalog` (issue 13 item 7)."""
+"""-o yaml|json on every command that prints objects, and `llmstage catalog`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 from llmstage.api.crd import crd
 from llmstage.api.models import LLMService
 from llmstage.cli import main
-from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 from llmstage.gitops.admission import admission_policy
 from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from llmstage.api.models import LLMService
 from llmstage.cli import main
-from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 from llmstage.render.desired import desired_objects
 from llmstage.resolve import resolve
 from llmstage.resolve.resolved import ClusterFacts

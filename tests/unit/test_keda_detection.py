@@ -8,8 +8,9 @@ import dataclasses
 from typing import Any
 
 import pytest
-from llmstage.controller.handlers import CHILD_KINDS, OPTIONAL_KINDS, _detect_kind
 from llmstage.controller.kube import KINDS, ApiError, Kind
+from llmstage.controller.operator import detect_kind
+from llmstage.controller.watches import CHILD_KINDS, OPTIONAL_KINDS
 from llmstage.resolve.resolved import ClusterFacts
 
 
@@ -37,7 +38,7 @@ SERVED = {"kind": "APIResourceList", "resources": [{"name": "scaledobjects"}, {"
 
 def detect(kube: FakeKube) -> bool:
     return asyncio.run(
-        _detect_kind(kube, "keda.sh/v1alpha1", "ScaledObject", "scaledobjects.keda.sh")  # type: ignore[arg-type]
+        detect_kind(kube, "keda.sh/v1alpha1", "ScaledObject", "scaledobjects.keda.sh")  # type: ignore[arg-type]
     )
 
 
@@ -75,6 +76,6 @@ def test_the_leader_worker_set_is_found_by_discovery_too() -> None:
     served = {"resources": [{"name": "leaderworkersets"}, {"name": "leaderworkersets/scale"}]}
     kube = FakeKube(FORBIDDEN, served)
     crd = "leaderworkersets.leaderworkerset.x-k8s.io"
-    found = asyncio.run(_detect_kind(kube, "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", crd))  # type: ignore[arg-type]
+    found = asyncio.run(detect_kind(kube, "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", crd))  # type: ignore[arg-type]
     assert found is True
     assert kube.asked[-1] == "/apis/leaderworkerset.x-k8s.io/v1"

@@ -142,14 +142,17 @@ def test_kopf_reconnects_through_the_wrapped_name() -> None:
 
 def test_every_operator_handler_is_routed() -> None:
     """The kinds the operator's kopf handlers watch are the kinds routed, one route per handler."""
-    from llmstage.controller import handlers
+    from llmstage.controller import handlers  # noqa: F401 (registers the kopf handlers)
+    from llmstage.controller.config import OperatorConfig
+    from llmstage.controller.operator import Operator
 
     registry = kopf.get_default_registry()
     kopf_handlers = [
         (h.selector.group or "", h.selector.version, h.selector.any_name, dict(h.labels or {}))
         for h in registry._watching.get_all_handlers()  # kopf keeps its registry private
     ]
-    routed = [(*key, dict(r.labels)) for key, routes in handlers.ROUTES.by_resource.items() for r in routes]
+    operator_routes = Operator(OperatorConfig()).routes
+    routed = [(*key, dict(r.labels)) for key, routes in operator_routes.by_resource.items() for r in routes]
     assert sorted(map(repr, routed)) == sorted(map(repr, kopf_handlers))
     assert len(routed) == 14  # LLMServices, 10 child kinds, slices, pods, claims per pod
 
@@ -158,6 +161,8 @@ def test_without_the_hook_kopf_calls_the_same_handlers() -> None:
     """The handlers registered with kopf deliver to the same functions as the routes do."""
     from llmstage.controller import handlers
     from llmstage.controller.cache import WatchCache
+    from llmstage.controller.config import OperatorConfig
+    from llmstage.controller.operator import Operator
 
     class Queue:
         added: list[Any] = []
@@ -166,18 +171,53 @@ def test_without_the_hook_kopf_calls_the_same_handlers() -> None:
             self.added.append(key)
 
     cache, queue = WatchCache(), Queue()
-    saved = {k: getattr(handlers.OperatorState, k, None) for k in ("cache", "queue")}
-    handlers.OperatorState.cache, handlers.OperatorState.queue = cache, queue  # type: ignore[assignment]
-    try:
-        by_id = {str(h.id): h for h in kopf.get_default_registry()._watching.get_all_handlers()}
-        service: dict[str, Any] = {
-            "apiVersion": "llmstage.io/v1alpha1",
-            "kind": "LLMService",
-            "metadata": {"namespace": "team", "name": "chat", "uid": "u1", "resourceVersion": "1"},
-        }
-        via_kopf: Any = by_id["llmservice_event"].fn  # kopf passes many more keyword arguments
-        asyncio.run(via_kopf(event={"type": "ADDED", "object": service}))
-        assert ("team", "chat") in cache.services and queue.added == [("team", "chat")]
-    finally:
-        for k, v in saved.items():
-            setattr(handlers.OperatorState, k, v)
+    operator = Operator(OperatorConfig())
+    operator.cache, operator.queue = cache, queue  # type: ignore[assignment]
+    by_id = {str(h.id): h for h in kopf.get_default_registry()._watching.get_all_handlers()}
+    service: dict[str, Any] = {
+        "apiVersion": "llmstage.io/v1alpha1",
+        "kind": "LLMService",
+        "metadata": {"namespace": "team", "name": "chat", "uid": "u1", "resourceVersion": "1"},
+    }
+    via_kopf: Any = by_id["llmservice_event"].fn  # kopf passes many more keyword arguments
+    asyncio.run(via_kopf(event={"type": "ADDED", "object": service}, memo=handlers.memo_for(operator)))
+    assert ("team", "chat") in cache.services and queue.added == [("team", "chat")]
+
+
+def test_kopf_passes_the_keywords_the_hook_reads() -> None:
+    """The hook finds the routes by `resource=` and names the namespace by `namespace=`: if a kopf
+    upgrade passed them positionally or renamed them, every event would silently take kopf's path."""
+    import ast
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(watching.infinite_watch)))
+    (call,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "continuous_watch"
+    ]
+    assert not call.args
+    assert {"resource", "namespace"} <= {k.arg for k in call.keywords}
+
+
+def test_events_on_the_direct_route_are_counted_and_a_stream_it_cannot_route_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from llmstage.controller import metrics
+
+    seen: list[str] = []
+    routes = Routes()
+    routes.add("", "v1", "pods", {}, lambda e: seen.append(e["object"]["metadata"]["name"]))
+    counter = metrics.DIRECT_EVENTS.labels(kind="pods")
+    before = counter._value.get()  # prometheus_client keeps the value private
+    events = [pod("a"), {"type": "BOOKMARK", "object": {}}, pod("b", kind="DELETED")]
+    passed = asyncio.run(drain(kopfwatch.hooked(source(events), routes)(resource=PODS, namespace=None)))
+    assert seen == ["a", "b"] and passed == [events[1]]
+    assert counter._value.get() - before == 2
+
+    with caplog.at_level(logging.WARNING, logger=kopfwatch.__name__):
+        passed = asyncio.run(drain(kopfwatch.hooked(source(events), routes)()))
+    assert passed == events and seen == ["a", "b"]
+    assert "without resource=" in caplog.text

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from llmstage.controller.config import LeaderElection, Timing
 from llmstage.controller.kube import ApiError, Kube
-from llmstage.controller.leader import LeaderElector, Leadership, NotLeaderError, Timing, lease_name_for
+from llmstage.controller.leader import Campaign, LeaderElector, Leadership, NotLeaderError, lease_name_for
 
 # Whole seconds: a Lease records its duration in seconds.
 FAST = Timing(lease_duration=2.0, renew_deadline=1.0, retry_period=0.2)
@@ -95,12 +96,12 @@ class Replica:
         self.elector = LeaderElector(
             self.kube,  # type: ignore[arg-type]
             self.leadership,
-            namespace="ops",
-            name="lease",
-            identity=identity,
-            timing=FAST,
-            on_started=lambda: self.started.append(time.monotonic()),
-            on_stopped=lambda: self.stopped.append(time.monotonic()),
+            Campaign(
+                LeaderElection("ops", "lease", FAST),
+                identity,
+                on_started=lambda: self.started.append(time.monotonic()),
+                on_stopped=lambda: self.stopped.append(time.monotonic()),
+            ),
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -278,12 +279,12 @@ def test_the_election_thread_leads_and_hands_over_through_the_operators_loop() -
         election = ElectionThread(
             connect,
             leadership,
-            namespace="ops",
-            name="lease",
-            identity="a",
-            timing=FAST,
-            on_started=lambda: calls.append(("started", threading.get_ident())),
-            on_stopped=stopped,
+            Campaign(
+                LeaderElection("ops", "lease", FAST),
+                "a",
+                on_started=lambda: calls.append(("started", threading.get_ident())),
+                on_stopped=stopped,
+            ),
         )
         election.start()
         await wait_for(lambda: leadership.may_write())

@@ -1,4 +1,4 @@
-"""spec.model.source (issue 13 item 2): resolve, render, and the bucket download step run for real.
+"""spec.model.source: resolve, render, and the bucket download step run for real.
 
 The S3/GCS download step (operator/llmstage/render/bucket_download.py) is run exactly as the
 Deployment renders it, against stand-ins served on 127.0.0.1: an S3-compatible store that checks

@@ -1,6 +1,6 @@
 """The chart's alerting rules and Grafana dashboard: valid PromQL (parsed by promql-parser, the
-Rust parser GreptimeDB uses, the closest to `promtool check rules` on PyPI), the alerts issue 14
-asks for, and every metric they name exported by the operator."""
+Rust parser GreptimeDB uses, the closest to `promtool check rules` on PyPI), the alerts the
+chart must ship (docs/operator.md), and every metric they name exported by the operator."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_every_metric_the_rules_and_the_dashboard_name_is_exported() -> None:
     assert named, "no metric found: the walk is broken"
     missing = named - exported()
     assert not missing, f"named but not exported by the operator: {sorted(missing)}"
-    # And the new series of issue 14 are among them.
+    # And the operator's own health series are among them.
     for name in (
         "llmstage_workqueue_depth",
         "llmstage_workqueue_queue_duration_seconds_bucket",

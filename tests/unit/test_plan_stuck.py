@@ -1,5 +1,5 @@
-"""Statuses that used to stay Reconciling forever (found by the fuzz in tests/integration/
-test_reliability.py): a service scaled to zero, and pods the API server refuses to create.
+"""Statuses that must not stay Reconciling forever: a service scaled to zero, and pods the API
+server refuses to create (both come up in the fuzz of tests/integration/test_reliability.py).
 And which condition changes become Events."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How many status writes and Events a starting service costs (issue 16): its replica counts
+"""How many status writes and Events a starting service costs: its replica counts
 wait for the next write with news while it is Reconciling, and a healthy start records no Event."""
 
 from __future__ import annotations

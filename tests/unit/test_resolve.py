@@ -295,9 +295,16 @@ def test_ollama_above_four_users_is_warned() -> None:
     )
 
 
-def test_gguf_on_vllm_is_warned() -> None:
-    r = run(**{**PROD, "model": {"name": "llama3.1:8b", "format": "gguf"}})
-    assert "GGUFOnVLLM" in reasons(r)
+def test_gguf_weights_on_vllm_are_refused_and_a_gguf_level_is_warned() -> None:
+    """vLLM 0.32.0 has no GGUF loader and no gguf quantization (the wheel's model_loader and
+    QUANTIZATION_METHODS): a gguf format would crash at load, so it is InvalidSpec; an Ollama
+    quantization level on vLLM is ignored and warned about."""
+    with pytest.raises(SpecError) as err:
+        run(**{**PROD, "model": {"name": "llama3.1:8b", "format": "gguf"}})
+    assert err.value.field == "spec.model.format" and "no GGUF loader" in err.value.message
+    assert "spec.runtime ollama" in err.value.message
+    # The same spec in dev, where auto picks Ollama, serves the GGUF.
+    assert run(model={"name": "llama3.1:8b", "format": "gguf"}).runtime == Runtime.OLLAMA
     quant = run(**{**PROD, "model": {"name": "llama3.1:8b", "quantization": "q4_K_M"}})
     assert "GGUFOnVLLM" in reasons(quant)
     assert quant.vllm is not None and quant.vllm.quantization is None  # not passed to vLLM
@@ -606,7 +613,7 @@ def test_lora_adapters_default_to_one_batch_slot_each_up_to_four() -> None:
     ],
 )
 def test_a_size_no_machine_has_is_an_error_naming_the_field(resources: dict[str, Any], field: str) -> None:
-    # Found by the property test: 1E400 passes the quantity grammar and overflowed the memory fit.
+    # 1E400 passes the quantity grammar and would overflow the memory fit.
     with pytest.raises(SpecError) as err:
         run(**{**PROD, "resources": {**GPU_H100, **resources}})
     assert err.value.field == field and "more than 1 EiB" in err.value.message

@@ -27,7 +27,7 @@ ACCESS_MODES = ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]
 
 
 @st.composite
-def specs(draw: st.DrawFn) -> dict[str, Any]:
+def specs(draw: st.DrawFn) -> dict[str, Any]:  # noqa: C901 - a strategy: one branch per optional part of the spec
     spec: dict[str, Any] = {"model": {"name": draw(st.sampled_from(MODELS))}}
     fields: dict[str, Any] = {
         "stage": optional(st.sampled_from(["dev", "staging", "production"])),

@@ -1,10 +1,9 @@
 """`llmstage run` starts under a UID that has no passwd entry (the image's 65532, OpenShift's
 random UIDs): kopf's default identity calls getpass.getuser(), which raises KeyError there, so
-the operator passes its own. Seen first when the image ran on the real node (tests/realnode)."""
+the operator passes its own."""
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import socket
@@ -12,8 +11,8 @@ from typing import Any
 
 import kopf
 import pytest
+from llmstage.cli import build_parser
 from llmstage.cli import run as run_cmd
-from llmstage.controller import handlers
 
 
 def no_passwd_entry() -> str:
@@ -36,13 +35,9 @@ def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(kopf, "operator", fake_operator)
     monkeypatch.setattr(run_cmd, "configure_logging", lambda *a: None)
-    monkeypatch.setattr(
-        handlers.OperatorState, "options", dict(getattr(handlers.OperatorState, "options", {}))
-    )
-    args = argparse.Namespace(
-        log_format="text", log_level="info", kubeconfig=None, context=None, namespaces=None, concurrency=1,
-        unschedulable_grace=1.0, metrics_port=0, metrics_address="127.0.0.1", liveness="off",
-        leader_elect=False, defaults=None,
+    args = build_parser().parse_args(
+        ["run", "--log-format=text", "--concurrency=1", "--unschedulable-grace=1", "--metrics-port=0",
+         "--metrics-address=127.0.0.1", "--liveness=off", "--no-leader-elect"]
     )  # fmt: skip
     assert run_cmd.run(args) == 0
     host, pid, token = seen["identity"].split("/")

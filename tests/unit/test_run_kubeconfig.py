@@ -1,4 +1,4 @@
-"""`llmstage run` with credentials it cannot use ends at once with one line (issue 13 item 7)."""
+"""`llmstage run` with credentials it cannot use ends at once with one line."""
 
 from __future__ import annotations
 

@@ -106,7 +106,7 @@ def test_the_params_carry_the_policy_and_the_binding_reads_them() -> None:
     assert binding["spec"]["paramRef"] == {
         "name": params["metadata"]["name"],
         "namespace": "llmstage-system",
-        "parameterNotFoundAction": "Deny",
+        "parameterNotFoundAction": "Allow",  # the operator refuses on its own (docs/security.md)
     }
     assert binding["spec"]["validationActions"] == ["Deny"] and vap["spec"]["failurePolicy"] == "Fail"
 

@@ -12,16 +12,10 @@ import copy
 from typing import Any
 
 import yaml
-from llmstage.api.models import (
-    GROUP,
-    KIND,
-    MAX_NAME_LENGTH,
-    PLURAL,
-    VERSION,
-    LLMService,
-    LLMServiceSpec,
-    LLMServiceStatus,
-)
+from llmstage.api.constants import GROUP, KIND, MAX_NAME_LENGTH, PLURAL, VERSION
+from llmstage.api.models import LLMService
+from llmstage.api.spec import LLMServiceSpec
+from llmstage.api.status import LLMServiceStatus
 from pydantic import BaseModel
 
 SHORT_NAMES = ["llms", "llmsvc"]
@@ -64,7 +58,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
-def _structural(node: Any, defs: dict[str, Any]) -> Any:
+def _structural(node: Any, defs: dict[str, Any]) -> Any:  # noqa: C901 - one branch per JSON Schema keyword it translates
     """Translate one JSON Schema node (recursively) into its structural OpenAPI v3 form."""
     if not isinstance(node, dict):
         return node

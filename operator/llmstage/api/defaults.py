@@ -17,16 +17,9 @@ from typing import Annotated, Any
 
 import pydantic
 import yaml
-from llmstage.api.models import (
-    DNS_SUBDOMAIN,
-    LABEL_VALUE,
-    MANAGED_ANNOTATIONS,
-    MANAGED_LABEL_PREFIXES,
-    QUALIFIED_NAME,
-    ApiModel,
-    LocalObjectReference,
-    Toleration,
-)
+from llmstage.api.base import DNS_SUBDOMAIN, LABEL_VALUE, QUALIFIED_NAME, ApiModel
+from llmstage.api.constants import MANAGED_ANNOTATIONS, MANAGED_LABEL_PREFIXES
+from llmstage.api.spec_parts import LocalObjectReference, Toleration
 from llmstage.api.validation import validation_message
 from pydantic import Field
 

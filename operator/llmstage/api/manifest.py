@@ -12,7 +12,8 @@ from typing import Any
 
 import pydantic
 import yaml
-from llmstage.api.models import API_VERSION, KIND, LLMService
+from llmstage.api.constants import API_VERSION, KIND
+from llmstage.api.models import LLMService
 from llmstage.api.validation import validation_message
 
 
@@ -85,7 +86,7 @@ def gpu_spec(choice: GPUChoice) -> dict[str, Any]:
     return out
 
 
-def llmservice_object(
+def llmservice_object(  # noqa: PLR0913 - keyword-only: one argument per field the CLI sets
     *,
     name: str,
     stage: str,

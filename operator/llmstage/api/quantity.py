@@ -45,7 +45,7 @@ def parse_quantity(value: str | int) -> Decimal:
     number, suffix, exponent = Decimal(match["number"]), match["suffix"] or "", match["exponent"]
     # The grammar admits "1e999999", exponents beyond any Decimal's ("1e1000000000000000000") and
     # fractional ones ("0E.0"): a result too large is Infinity (never within a size limit), one too
-    # small is 0, instead of decimal.Overflow (found by the property test).
+    # small is 0, instead of decimal.Overflow.
     with localcontext(
         Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation, DivisionByZero])
     ):

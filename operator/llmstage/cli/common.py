@@ -30,10 +30,6 @@ from llmstage.resolve import SpecError
 
 STDIN = "-"
 
-# Where Prometheus runs (kube-prometheus-stack's usual namespace): `run` and `render` admit it to
-# vLLM's /metrics through the NetworkPolicy (render/network.py).
-DEFAULT_MONITORING_NAMESPACE = "monitoring"
-
 
 class CliError(Exception):
     """A problem the user can fix, reported as one line: `llmstage CMD: error: MESSAGE`."""
@@ -73,7 +69,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:  # noqa: C901 - one clause per kind of error the CLI reports in one line
     """Run a command, turning every exception into one line on stderr and an exit code."""
 
     @functools.wraps(func)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from llmstage.api.constants import Stage
 from llmstage.api.manifest import GPUChoice, parse_llmservice
-from llmstage.api.models import Stage
 from llmstage.cli.common import (
     CliError,
     guarded,

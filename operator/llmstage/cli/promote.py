@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmstage.api.models import Stage
+from llmstage.api.constants import Stage
 from llmstage.cli.common import (
     STDIN,
     CliError,

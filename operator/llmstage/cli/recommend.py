@@ -14,8 +14,8 @@ import re
 import sys
 from typing import Any
 
+from llmstage.api.constants import MAX_NODES, Runtime, Stage
 from llmstage.api.manifest import llmservice_object
-from llmstage.api.models import MAX_NODES, Runtime, Stage
 from llmstage.cli.common import (
     CliError,
     dump_yaml,

@@ -13,7 +13,6 @@ import sys
 from typing import Any
 
 from llmstage.cli.common import (
-    DEFAULT_MONITORING_NAMESPACE,
     CliError,
     add_defaults_option,
     add_output_option,
@@ -24,6 +23,7 @@ from llmstage.cli.common import (
     parser_for,
     warn,
 )
+from llmstage.controller.config import DEFAULT_MONITORING_NAMESPACE
 
 EXAMPLES = """\
 examples:

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import logging
 import os
 import secrets
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmstage import __version__
-from llmstage.cli.common import DEFAULT_MONITORING_NAMESPACE, parser_for
+from llmstage.cli.common import parser_for
+from llmstage.controller.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LIVENESS_URL,
+    DEFAULT_METRICS_ADDRESS,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_MONITORING_NAMESPACE,
+    DEFAULT_UNSCHEDULABLE_GRACE,
+    Endpoint,
+    LeaderElection,
+    MetricsEndpoint,
+    OperatorConfig,
+    Timing,
+)
 
 if TYPE_CHECKING:
+    from llmstage.api.defaults import ServingDefaults
     from llmstage.resolve.tenancy import TenancyPolicy
 
 EXAMPLES = """\
@@ -53,12 +66,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--context", help="kubeconfig context (default: the current one)")
     p.add_argument(
         "--liveness",
-        default="http://0.0.0.0:8080/healthz",
+        default=DEFAULT_LIVENESS_URL,
         metavar="URL",
         help="where /healthz is served, with /readyz beside it (default: %(default)s; 'off' disables both)",
     )
-    p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)")
-    p.add_argument("--metrics-address", default="0.0.0.0", help="address for the metrics endpoint")
+    p.add_argument(
+        "--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Prometheus metrics port (0: off)"
+    )
+    p.add_argument(
+        "--metrics-address", default=DEFAULT_METRICS_ADDRESS, help="address for the metrics endpoint"
+    )
     p.add_argument(
         "--metrics-secure",
         action=argparse.BooleanOptionalAction,
@@ -84,11 +101,13 @@ def register(subparsers: Any) -> None:
         help="the install's serving defaults, read at start (the chart mounts its servingDefaults "
         "value here): registry mirror, pull secrets, scheduling, labels, IDs, PodMonitor labels",
     )
-    p.add_argument("--concurrency", type=int, default=32, help="LLMServices reconciled at once")
+    p.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="LLMServices reconciled at once"
+    )
     p.add_argument(
         "--unschedulable-grace",
         type=float,
-        default=120.0,
+        default=DEFAULT_UNSCHEDULABLE_GRACE,
         metavar="SECONDS",
         help="how long new pods may stay unschedulable before the service is Stalled",
     )
@@ -149,27 +168,18 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="name of the Lease (default: llmstage, or llmstage-HASH of the watched namespaces)",
     )
-    election.add_argument(
-        "--leader-elect-lease-duration",
-        type=duration,
-        default=15.0,
-        metavar="DURATION",
-        help="how long standbys wait after the last renewal before taking over (default: 15s)",
-    )
-    election.add_argument(
-        "--leader-elect-renew-deadline",
-        type=duration,
-        default=10.0,
-        metavar="DURATION",
-        help="how long the leader retries renewing before it stops writing and steps down (default: 10s)",
-    )
-    election.add_argument(
-        "--leader-elect-retry-period",
-        type=duration,
-        default=2.0,
-        metavar="DURATION",
-        help="time between renewals and between attempts to acquire (default: 2s)",
-    )
+    for field, what in (
+        ("lease_duration", "how long standbys wait after the last renewal before taking over (default: 15s)"),
+        (
+            "renew_deadline",
+            "how long the leader retries renewing before it stops writing and steps down (default: 10s)",
+        ),
+        ("retry_period", "time between renewals and between attempts to acquire (default: 2s)"),
+    ):
+        flag = "--leader-elect-" + field.replace("_", "-")
+        election.add_argument(
+            flag, type=duration, default=getattr(Timing, field), metavar="DURATION", help=what
+        )
     p.set_defaults(func=run)
 
 
@@ -185,12 +195,12 @@ DEFAULT_VOLUME_TYPES = "configMap,secret,projected,downwardAPI,emptyDir,persiste
 def tenancy_policy(args: argparse.Namespace) -> TenancyPolicy:
     from llmstage.resolve.tenancy import SAFE_VOLUME_TYPES, TenancyPolicy
 
-    volume_types = getattr(args, "allowed_volume_types", None)
+    volume_types = args.allowed_volume_types
     return TenancyPolicy(
         volume_types=SAFE_VOLUME_TYPES if volume_types is None else volume_types,
-        csi_drivers=getattr(args, "allowed_csi_drivers", ()),
-        service_accounts=getattr(args, "allowed_service_accounts", ()),
-        token_automount=getattr(args, "allow_service_account_token", False),
+        csi_drivers=args.allowed_csi_drivers,
+        service_accounts=args.allowed_service_accounts,
+        token_automount=args.allow_service_account_token,
     )
 
 
@@ -213,25 +223,13 @@ def configure_logging(fmt: str, level: str) -> None:
     logs.configure(fmt, level)
 
 
-def _quiet_shutdown_noise(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """kopf's watch generators can fail to close cleanly when the loop stops on SIGTERM; that
-    is shutdown noise (nothing is lost), so it is logged at debug instead of as a traceback."""
-    if str(context.get("message", "")).startswith(
-        "an error occurred during closing of asynchronous generator"
-    ):
-        logging.getLogger("llmstage.run").debug("at shutdown: %s", context.get("exception"))
-        return
-    loop.default_exception_handler(context)
-
-
 def operator_identity() -> str:
     """Who this operator is, for kopf, the Lease and the user agent of its requests: the pod's
     name ($POD_NAME from the downward API, else the host name), the pid and a random part (two
     processes never share an identity, not even a restarted container in the same pod).
 
     Passed explicitly because kopf's own default calls getpass.getuser(), which raises KeyError
-    for a UID without a passwd entry: the image's 65532, or the random UID OpenShift assigns.
-    Found when the image first ran on a real node."""
+    for a UID without a passwd entry: the image's 65532, or the random UID OpenShift assigns."""
     name = os.environ.get("POD_NAME") or socket.gethostname()
     return f"{name}/{os.getpid()}/{secrets.token_hex(3)}"
 
@@ -270,7 +268,7 @@ def _bind_error(what: str, where: str, err: OSError) -> StartError:
     return StartError(f"llmstage run: {where} {reason}: change {PORT_HINTS[what]}")
 
 
-def _serving_defaults(path: str | None) -> Any:
+def _serving_defaults(path: str | None) -> ServingDefaults | None:
     """--defaults FILE, validated before anything starts: a bad file is one line, not a traceback."""
     if path is None:
         return None
@@ -286,17 +284,6 @@ def _serving_defaults(path: str | None) -> Any:
         raise StartError(f"llmstage run: --defaults {err}") from None
 
 
-async def _operate(operator: Coroutine[Any, Any, None], servers: list[Any]) -> None:
-    asyncio.get_running_loop().set_exception_handler(_quiet_shutdown_noise)
-    for server in servers:
-        await server.start()
-    try:
-        await operator
-    finally:
-        for server in servers:
-            await server.stop()
-
-
 def _loopback(address: str) -> bool:
     import ipaddress
 
@@ -308,25 +295,88 @@ def _loopback(address: str) -> bool:
 
 def metrics_secure(args: argparse.Namespace) -> bool:
     """--metrics-secure, or by default: on unless only this host can connect."""
-    chosen: bool | None = getattr(args, "metrics_secure", None)
+    chosen: bool | None = args.metrics_secure
     if chosen is not None:
         return chosen
     return not _loopback(str(args.metrics_address))
 
 
-def metrics_server(args: argparse.Namespace, identity: str) -> Any:
+def _leader_election(args: argparse.Namespace) -> LeaderElection | None:
+    if not args.leader_elect:
+        return None
+    from llmstage.controller.leader import lease_name_for
+
+    timing = Timing(
+        args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period
+    )
+    if timing.problems():
+        raise StartError("llmstage run: " + "; ".join(timing.problems()))
+    return LeaderElection(
+        namespace=args.leader_elect_namespace or lease_namespace(args.kubeconfig, args.context),
+        name=args.leader_elect_lease_name or lease_name_for(args.namespaces),
+        timing=timing,
+    )
+
+
+def _liveness(url: str) -> Endpoint | None:
+    if url == "off":
+        return None
+    try:
+        return Endpoint.from_url(url)
+    except ValueError as err:
+        raise StartError(f"llmstage run: --liveness: {err}") from None
+
+
+def operator_config(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> OperatorConfig:
+    """The flags of `llmstage run` and its environment as one OperatorConfig, checked: a problem
+    is a StartError naming the flag."""
+    from llmstage.controller import kubeconfig
+
+    serving_defaults = _serving_defaults(args.defaults)
+    if why := kubeconfig.problem(args.kubeconfig, context=args.context):
+        raise StartError(f"llmstage run: {why}")
+    leader_election = _leader_election(args)
+    return OperatorConfig(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        in_cluster=bool(environ.get("KUBERNETES_SERVICE_HOST")),
+        namespaces=tuple(args.namespaces or ()),
+        identity=operator_identity(),
+        concurrency=args.concurrency,
+        unschedulable_grace=args.unschedulable_grace,
+        monitoring_namespace=args.monitoring_namespace or None,
+        leader_election=leader_election,
+        tenancy=tenancy_policy(args),
+        serving_defaults=serving_defaults,
+        liveness=_liveness(args.liveness),
+        metrics=_metrics(args),
+    )
+
+
+def _metrics(args: argparse.Namespace) -> MetricsEndpoint | None:
+    if not args.metrics_port:
+        return None
+    return MetricsEndpoint(
+        args.metrics_address, args.metrics_port, secure=metrics_secure(args), cert_dir=args.metrics_cert_dir
+    )
+
+
+def metrics_server(config: OperatorConfig) -> Any:
     """The metrics endpoint on its bound socket (raises StartError for a port that is taken)."""
     from llmstage.controller import health
     from llmstage.controller.kube import USER_AGENT, Kube, RetryPolicy
     from llmstage.controller.metrics_server import MetricsServer, Reviewer
+    from llmstage.controller.operator import connect as connect_with
 
-    where = f"{args.metrics_address}:{args.metrics_port} (--metrics-port)"
+    metrics = config.metrics
+    assert metrics is not None
+    where = f"{metrics.address}:{metrics.port} (--metrics-port)"
     try:
-        sock = health.bind(args.metrics_address, args.metrics_port)
+        sock = health.bind(metrics.address, metrics.port)
     except OSError as err:
         raise _bind_error("metrics", where, err) from None
-    if not metrics_secure(args):
-        if not _loopback(args.metrics_address):
+    if not metrics.secure:
+        if not _loopback(metrics.address):
             logging.getLogger("llmstage.run").warning(
                 "metrics on %s are served over plain HTTP to anyone who reaches the port "
                 "(--no-metrics-secure); put an authenticating proxy in front",
@@ -335,24 +385,41 @@ def metrics_server(args: argparse.Namespace, identity: str) -> Any:
         return MetricsServer(sock, None, None)
     from llmstage.controller.selfsigned import server_context
 
-    cert_dir = getattr(args, "metrics_cert_dir", None)
     try:
-        context = server_context(cert_dir, [socket.gethostname(), "localhost"])
+        context = server_context(metrics.cert_dir, [socket.gethostname(), "localhost"])
     except OSError as err:
         sock.close()
-        raise StartError(f"llmstage run: --metrics-cert-dir {cert_dir}: {err.strerror or err}") from None
+        why = err.strerror or err
+        raise StartError(f"llmstage run: --metrics-cert-dir {metrics.cert_dir}: {why}") from None
 
     async def connect() -> Kube:
         # A client of its own, without the leader's write fence: standbys are scraped too.
-        return await Kube.connect(
-            args.kubeconfig,
-            context=args.context,
-            pool_size=2,
-            user_agent=f"{USER_AGENT} metrics-auth ({identity})",
-            retry=RetryPolicy(attempts=3),
-        )
+        agent = f"{USER_AGENT} metrics-auth ({config.identity})"
+        return await connect_with(config, 2, agent, retry=RetryPolicy(attempts=3))
 
     return MetricsServer(sock, context, Reviewer(connect))
+
+
+def bind_servers(config: OperatorConfig, health_state: Any) -> list[Any]:
+    """Both ports are taken before anything else starts: a port in use is one line, not a traceback."""
+    from llmstage.controller import health
+
+    servers: list[Any] = []
+    if config.liveness is not None:
+        live = config.liveness
+        try:
+            sock = health.bind(live.host, live.port)
+        except OSError as err:
+            raise _bind_error("health", f"{live.host}:{live.port} (--liveness {live.url})", err) from None
+        servers.append(health.HealthServer(sock, live.path, health_state))
+    if config.metrics is not None:
+        try:
+            servers.append(metrics_server(config))
+        except StartError:
+            for server in servers:
+                server.sock.close()
+            raise
+    return servers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -364,87 +431,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import kopf
-
-    from llmstage.controller import handlers, health, kubeconfig
-    from llmstage.controller.fastjson import use_for_kopf_watches
-    from llmstage.controller.kopfwatch import hook_watch_streams
-    from llmstage.controller.leader import Timing, lease_name_for
-    from llmstage.controller.tls import shrink_read_buffers
+    from llmstage.controller.operator import Operator
+    from llmstage.controller.operator import run as run_operator
 
     configure_logging(args.log_format, args.log_level)
-    serving_defaults = _serving_defaults(args.defaults)
-    if why := kubeconfig.problem(args.kubeconfig, context=args.context):
-        raise StartError(f"llmstage run: {why}")
-    shrink_read_buffers()
-    use_for_kopf_watches()
-    hook_watch_streams(handlers.ROUTES)
-    if args.kubeconfig:
-        # kopf's own login reads the same kubeconfig as our client.
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    identity = operator_identity()
-    election: dict[str, Any] | None = None
-    if getattr(args, "leader_elect", False):
-        timing = Timing(
-            args.leader_elect_lease_duration, args.leader_elect_renew_deadline, args.leader_elect_retry_period
-        )
-        if timing.problems():
-            raise StartError("llmstage run: " + "; ".join(timing.problems()))
-        election = {
-            "namespace": args.leader_elect_namespace or lease_namespace(args.kubeconfig, args.context),
-            "name": args.leader_elect_lease_name or lease_name_for(args.namespaces),
-            "timing": timing,
-        }
-    handlers.OperatorState.options = {
-        "kubeconfig": args.kubeconfig,
-        "context": args.context,
-        "namespaces": args.namespaces,
-        "concurrency": args.concurrency,
-        "unschedulable_grace": args.unschedulable_grace,
-        "serving_defaults": serving_defaults,
-        "identity": identity,
-        "leader_election": election,
-        "tenancy": tenancy_policy(args),
-        "monitoring_namespace": getattr(args, "monitoring_namespace", DEFAULT_MONITORING_NAMESPACE),
-    }
-    # Both ports are taken before anything else starts: a port in use is one line, not a traceback.
-    servers: list[Any] = []
-    if args.liveness != "off":
-        try:
-            host, port, path = health.parse(args.liveness)
-        except ValueError as err:
-            raise StartError(f"llmstage run: --liveness: {err}") from None
-        try:
-            sock = health.bind(host, port)
-        except OSError as err:
-            raise _bind_error("health", f"{host}:{port} (--liveness {args.liveness})", err) from None
-        servers.append(health.HealthServer(sock, path, handlers.health))
-    if args.metrics_port:
-        try:
-            servers.append(metrics_server(args, identity))
-        except StartError:
-            for server in servers:
-                server.sock.close()
-            raise
+    config = operator_config(args)
+    operator = Operator(config)
+    servers = bind_servers(config, operator.health)
+    election = config.leader_election
     logging.getLogger("llmstage.run").info(
         "llmstage %s starting as %s%s",
         __version__,
-        identity,
-        f"; leader election on lease {election['namespace']}/{election['name']}" if election else "",
+        config.identity,
+        f"; leader election on lease {election.namespace}/{election.name}" if election else "",
     )
     try:
-        asyncio.run(
-            _operate(
-                kopf.operator(
-                    standalone=True,
-                    clusterwide=not args.namespaces,
-                    namespaces=args.namespaces or [],
-                    liveness_endpoint=None,  # ours: /healthz and /readyz (llmstage.controller.health)
-                    identity=identity,  # type: ignore[arg-type]
-                ),
-                servers,
-            )
-        )
+        run_operator(operator, servers)
     except KeyboardInterrupt:
         return 0
     return 0

@@ -4,10 +4,9 @@ Most of what the operator allocates lives for one watch event: decoded, slimmed 
 cache, dropped. The C library keeps freed pages for reuse, and while a thousand services
 converge they pile up. `malloc_trim(0)` returns free pages, also those in the middle of the
 heap. It reaches what Python takes from malloc (objects over 512 bytes: long strings of decoded
-events, dict tables, packed cache entries, buffers), which is most of what a convergence frees:
-`bench.memory --n 1000` peaked at 101.5 MiB with this trim against 131.4 MiB without (the
-condition-series change came in between). PYTHONMALLOC=malloc on top measured 104.4 MiB and cost
-about a third more CPU per service, so Python keeps its own allocator (docs/benchmarks.md).
+events, dict tables, packed cache entries, buffers), which is most of what a convergence frees.
+Python keeps its own allocator for the rest: PYTHONMALLOC=malloc lowered the peak no further and
+cost more CPU per service (the figures of both: docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def slim(body: dict[str, Any], *, keep_status: bool = True) -> dict[str, Any]:
 # Annotations on our children that a reconcile compares: the ones we render. Others are written
 # by Kubernetes' controllers once each (deployment.kubernetes.io/revision, the claim binder's
 # pv.kubernetes.io/bind-completed and volume.kubernetes.io/selected-node, ...) and cost a no-op
-# reconcile per object if they reach the digest (issue 16: 1.7 per service on claims alone).
+# reconcile per object if they reach the digest (docs/benchmarks.md).
 OUR_ANNOTATION_PREFIX = "llmstage.io/"
 # Fields other controllers set on our children and a reconcile never reads: the claim's bound
 # volume (the binder) and the protection finalizers.
@@ -312,8 +312,8 @@ class WatchCache:
     def put_pod_claim(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
         """Only what names a claim that stays Pending: its class (the default class filled in by
         the API server), access modes and phase. Read only when a pod cannot be scheduled, and
-        that pod's own event brings the reconcile: a claim's event alone never does (issue 16:
-        two reconciles per pod claim, created and bound, that changed nothing)."""
+        that pod's own event brings the reconcile: a claim's event alone never does (a claim is
+        created and then bound, two events that change nothing a reconcile decides)."""
         labels = body.get("metadata", {}).get("labels") or {}
         if labels.get(NAME_LABEL) != APP_NAME or labels.get(COMPONENT_LABEL) != CACHE:
             return None

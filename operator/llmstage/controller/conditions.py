@@ -20,7 +20,7 @@ RUNTIME_SELECTED, MODEL_FITS, BEST_PRACTICES = "RuntimeSelected", "ModelFits", "
 @dataclass(frozen=True)
 class Condition:
     """A condition the plan wants. merge_conditions turns it into the stored metav1.Condition
-    (api.models.Condition, with observedGeneration and lastTransitionTime)."""
+    (api.status.Condition, with observedGeneration and lastTransitionTime)."""
 
     type: str
     status: str  # "True" | "False" | "Unknown"
@@ -100,7 +100,7 @@ def event_worthy(current: list[dict[str, Any]], merged: list[dict[str, Any]]) ->
     running service (a new runtime, Ready again after an outage or a cutover) as Normal. Not
     Reconciling (it changes exactly when Ready or Stalled does), not a condition's first
     appearance in its usual state, and not a new service becoming Ready: a healthy start is in
-    the status and costs no Event (issue 16: the writes per service; docs/benchmarks.md)."""
+    the status and costs no Event (the writes per service: docs/benchmarks.md)."""
     previous = {c.get("type"): c for c in current or []}
     changes = transitions(current, merged)
     # Stalled and Ready turn False together with the same reason and message: one Event says it.

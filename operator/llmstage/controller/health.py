@@ -13,21 +13,12 @@ at once with one line (see llmstage.cli.run).
 from __future__ import annotations
 
 import socket
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 READY_PATH = "/readyz"
-
-
-def parse(url: str) -> tuple[str, int, str]:
-    """`http://0.0.0.0:8080/healthz` -> ("0.0.0.0", 8080, "/healthz")."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http":
-        raise ValueError(f"only http:// health endpoints are served, not {url!r}")
-    return parts.hostname or "localhost", parts.port or 80, parts.path or "/healthz"
 
 
 def bind(host: str, port: int) -> socket.socket:

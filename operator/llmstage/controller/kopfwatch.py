@@ -4,26 +4,27 @@ handlers, and a watched kind whose CRD goes away does not stop the operator.
 kopf stays the watch layer: it lists, watches, keeps the resourceVersion, reconnects, restarts
 on 410 Gone, pauses and follows namespaces and CRDs. Both hooks wrap the one generator kopf
 reconnects through (`continuous_watch`); kopf is pinned, and tests/unit/test_kopfwatch.py fails
-if a new kopf no longer calls it by that name.
+if a new kopf no longer calls it by that name or without the keywords read here (`resource`,
+`namespace`). Events delivered this way are counted in llmstage_watch_events_direct_total, and a
+stream kopf opens without `resource=` logs a warning: its events would otherwise take kopf's
+slower path unnoticed.
 
 Direct delivery (`Routes`). Every handler of ours only feeds the watch cache and marks an
 LLMService dirty: microseconds, no I/O. kopf's path to a handler is a worker task per object, a
 queue, a batching window, cause detection and handler invocation: in the N=1000 profile about a
-quarter of the operator's CPU and a worker's memory per busy object (issue 16,
-docs/benchmarks.md). A routed event is handed to its handlers in stream order, inside the
-watcher's task, and never reaches kopf's per-object machinery. The same functions stay
-registered with kopf (that is what makes kopf watch the kind), so without the hook they are
-still called, through kopf.
+quarter of the operator's CPU and a worker's memory per busy object (docs/benchmarks.md). A routed
+event is handed to its handlers in stream order, inside the watcher's task, and never reaches
+kopf's per-object machinery. The same functions stay registered with kopf (that is what makes kopf
+watch the kind), so without the hook they are still called, through kopf.
 
 Vanished kinds. The operator watches KEDA's ScaledObjects when KEDA is installed. When someone
 uninstalls KEDA (or its CRD is deleted), the API server ends the ScaledObject watch and kopf
 reconnects after `settings.watching.reconnect_backoff`; the new request gets 404, and kopf 1.45
 treats any error of a watcher as fatal: the whole operator exits, unless kopf's CRD observation
-cancelled that watcher first. That is a race (found by tests/integration/test_keda.py in CI,
-where the operator lost it), and with exact namespaces kopf does not observe CRDs at all. A 404
-now ends that stream quietly after a pause, and kopf's own loop tries again later. If the CRD
-comes back, the watch resumes; if kopf's observation drops the kind, the watcher is cancelled as
-before.
+cancelled that watcher first. That is a race the operator can lose, and with exact namespaces kopf
+does not observe CRDs at all. A 404 ends that stream quietly after a pause, and kopf's own loop
+tries again later. If the CRD comes back, the watch resumes; if kopf's observation drops the kind,
+the watcher is cancelled as before.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+
+from llmstage.controller import metrics
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +115,23 @@ def hooked(
     """kopf's `continuous_watch` with both hooks (module docstring)."""
     from kopf._cogs.clients.errors import APINotFoundError
 
-    async def continuous_watch_llmstage(**kwargs: Any) -> AsyncIterator[Any]:
-        resource_routes = routes.of(kwargs["resource"]) if "resource" in kwargs else None
+    async def continuous_watch_llmstage(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        resource: Any = kwargs.get("resource")
+        resource_routes = routes.of(resource) if resource is not None else None
+        # The routes and the counter of what they deliver, for a kind we route.
+        routed = (
+            (resource_routes, metrics.DIRECT_EVENTS.labels(kind=resource.plural)) if resource_routes else None
+        )
+        if resource is None and routes.by_resource:
+            log.warning(
+                "kopf opened a watch stream without resource=...: its events go through kopf's "
+                "workers, not the direct route (a kopf upgrade changed continuous_watch's call?)"
+            )
         try:
-            async for event in continuous_watch(**kwargs):
-                if (
-                    resource_routes is not None
-                    and isinstance(event, dict)
-                    and event.get("type") in _OBJECT_EVENTS
-                ):
-                    Routes.deliver(resource_routes, event)
+            async for event in continuous_watch(*args, **kwargs):
+                if routed is not None and isinstance(event, dict) and event.get("type") in _OBJECT_EVENTS:
+                    Routes.deliver(routed[0], event)
+                    routed[1].inc()
                     continue
                 yield event  # kopf's bookmarks, and kinds we do not route (kopf's own peering, ...)
         except APINotFoundError:

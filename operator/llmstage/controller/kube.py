@@ -190,7 +190,7 @@ class Kube:
         session: dict[str, Any] = {}
         if not any(os.environ.get(v) for v in PROXY_ENV):
             # trust_env makes aiohttp look for ~/.netrc in a worker thread before every request
-            # (7% of the operator's CPU under load); it is needed only to honour proxy variables.
+            # (docs/benchmarks.md); it is needed only to honour proxy variables.
             session["trust_env"] = False
         if fence is not None:
             session["request_class"] = fenced_request_class(fence)

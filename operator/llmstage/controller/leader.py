@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -42,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmstage.controller import metrics
+from llmstage.controller.config import LeaderElection
 from llmstage.controller.kube import KINDS, ApiError, Kube
 
 log = logging.getLogger(__name__)
@@ -54,26 +56,17 @@ class NotLeaderError(Exception):
     """A write was about to be sent while this replica may not write (standby, or lease lost)."""
 
 
+Callback = Callable[[], Awaitable[None] | None]
+
+
 @dataclass(frozen=True)
-class Timing:
-    """controller-runtime's defaults: LeaseDuration 15 s, RenewDeadline 10 s, RetryPeriod 2 s."""
+class Campaign:
+    """Who campaigns for which Lease, and what runs when it starts and when it stops leading."""
 
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-
-    def problems(self) -> list[str]:
-        """client-go's checks (leaderelection.NewLeaderElector), as messages naming the flags."""
-        out = []
-        if not self.lease_duration > self.renew_deadline:
-            out.append("--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline")
-        if not self.renew_deadline > 1.2 * self.retry_period:
-            out.append("--leader-elect-renew-deadline must be greater than 1.2 x --leader-elect-retry-period")
-        if not self.retry_period > 0:
-            out.append("--leader-elect-retry-period must be positive")
-        if self.lease_duration < 1:
-            out.append("--leader-elect-lease-duration must be at least 1 second")
-        return out
+    lease: LeaderElection
+    identity: str
+    on_started: Callback
+    on_stopped: Callback
 
 
 class Leadership:
@@ -124,21 +117,12 @@ class LeaderElector:
     """Campaigns for the Lease `namespace/name` as `identity`; calls `on_started` when it becomes
     the leader and `on_stopped` when it stops being one. `run()` never returns on its own."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        leadership: Leadership,
-        *,
-        namespace: str,
-        name: str,
-        identity: str,
-        timing: Timing,
-        on_started: Callable[[], Awaitable[None] | None],
-        on_stopped: Callable[[], Awaitable[None] | None],
-    ) -> None:
+    def __init__(self, kube: Kube, leadership: Leadership, campaign: Campaign) -> None:
         self.kube, self.leadership = kube, leadership
-        self.namespace, self.name, self.identity, self.timing = namespace, name, identity, timing
-        self._on_started, self._on_stopped = on_started, on_stopped
+        lease = campaign.lease
+        self.namespace, self.name, self.timing = lease.namespace, lease.name, lease.timing
+        self.identity = campaign.identity
+        self._on_started, self._on_stopped = campaign.on_started, campaign.on_stopped
         self._observed: _Observed | None = None
         self._changed = asyncio.Event()
         self.is_leader = False
@@ -365,35 +349,20 @@ async def _call(fn: Callable[[], Awaitable[None] | None]) -> None:
 
 class ElectionThread:
     """A LeaderElector on its own event loop in its own thread, so that renewals never wait
-    behind the reconciles on the operator's loop. Found with a CPU hog on both cores: a busy
-    operator's loop delayed its own renewals past a 2 s renew deadline, and the leader kept
-    stepping down. A thread gets the interpreter every few milliseconds whatever the loop does
-    (controller-runtime's elector is a goroutine for the same reason).
+    behind the reconciles on the operator's loop: on a busy loop (both cores loaded) renewals
+    can miss the renew deadline and the leader steps down (docs/operator.md). A thread gets the
+    interpreter every few milliseconds whatever the loop does (controller-runtime's elector is a
+    goroutine for the same reason).
 
     `on_started` and `on_stopped` run on the operator's loop, and the elector waits for them:
     it cannot lead again before the work queue has finished stopping."""
 
     def __init__(
-        self,
-        connect: Callable[[], Awaitable[Kube]],
-        leadership: Leadership,
-        *,
-        namespace: str,
-        name: str,
-        identity: str,
-        timing: Timing,
-        on_started: Callable[[], Awaitable[None] | None],
-        on_stopped: Callable[[], Awaitable[None] | None],
+        self, connect: Callable[[], Awaitable[Kube]], leadership: Leadership, campaign: Campaign
     ) -> None:
         self._connect = connect
-        self._args: dict[str, Any] = {
-            "namespace": namespace,
-            "name": name,
-            "identity": identity,
-            "timing": timing,
-        }
         self.leadership = leadership
-        self._on_started, self._on_stopped = on_started, on_stopped
+        self.campaign = campaign
         self._operator_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -430,9 +399,9 @@ class ElectionThread:
         self._stopping = asyncio.Event()
         kube = await self._connect()
         try:
-            self.elector = LeaderElector(
-                kube, self.leadership, on_started=self._started, on_stopped=self._stopped, **self._args
-            )
+            # Both callbacks run on the operator's loop; the elector waits for them.
+            on_loop = dataclasses.replace(self.campaign, on_started=self._started, on_stopped=self._stopped)
+            self.elector = LeaderElector(kube, self.leadership, on_loop)
             task = asyncio.create_task(self.elector.run(), name="leader election")
             self._running.set()
             await self._stopping.wait()
@@ -452,10 +421,10 @@ class ElectionThread:
         await asyncio.wrap_future(future)
 
     async def _started(self) -> None:
-        await self._on_operator_loop(self._on_started)
+        await self._on_operator_loop(self.campaign.on_started)
 
     async def _stopped(self) -> None:
-        await self._on_operator_loop(self._on_stopped)
+        await self._on_operator_loop(self.campaign.on_stopped)
 
 
 def describe(elector: LeaderElector) -> dict[str, Any]:

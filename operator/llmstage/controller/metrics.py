@@ -40,6 +40,12 @@ WATCH_EVENTS = Counter(
     "Watch events the handlers processed, by kind and whether they changed what a reconcile reads",
     ["kind", "changed"],
 )
+DIRECT_EVENTS = Counter(
+    "llmstage_watch_events_direct_total",
+    "Watch events handed to the handlers straight from kopf's stream (controller/kopfwatch.py), by kind; "
+    "llmstage_watch_events_total minus these went through kopf's own workers",
+    ["kind"],
+)
 MANAGED = Gauge("llmstage_managed_objects", "Objects in the operator's watch cache", ["kind"])
 
 # The work queue (controller-runtime's workqueue_* metrics, for one queue).
@@ -90,8 +96,8 @@ class ConditionSeries(Collector):
     a deleted service removes all of its series.
 
     A collector, not a labelled Gauge: the series are made at scrape time from one small tuple per
-    service. A Gauge child per series (a lock, a value, label tuples) was 4.4 KB per service at
-    N=1000, a quarter of the operator's live state (issue 16, docs/benchmarks.md)."""
+    service, where a Gauge child per series holds a lock, a value and label tuples per series
+    (what that costs per service: docs/benchmarks.md)."""
 
     NAME = "llmstage_llmservice_condition"
     HELP = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.controller.cache import ChildKey
 from llmstage.render.labels import RUNTIME_LABEL, workload_name
 

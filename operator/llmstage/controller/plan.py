@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmstage.api.models import CutoverPhase, Runtime
+from llmstage.api.constants import CutoverPhase, Runtime
 from llmstage.controller.addons import addons_step
 from llmstage.controller.autoscaling import autoscaler_step, scaled_to_zero_message
 from llmstage.controller.cache import ChildKey
@@ -45,6 +45,7 @@ from llmstage.controller.conditions import (
     STALLED,
     Condition,
 )
+from llmstage.controller.config import DEFAULT_UNSCHEDULABLE_GRACE
 from llmstage.controller.observed import (
     VOLUME_BINDING,
     Observed,
@@ -120,7 +121,7 @@ def plan(
     now: datetime,
     *,
     facts: ClusterFacts | None = None,
-    unschedulable_grace: float = 60.0,
+    unschedulable_grace: float = DEFAULT_UNSCHEDULABLE_GRACE,
     render: Callable[..., list[dict[str, Any]]] = desired_objects,
 ) -> Plan:
     """`render` is desired_objects or a memo of it with the same signature (RenderCache)."""

@@ -33,6 +33,7 @@ from llmstage.controller.conditions import (
     event_worthy,
     merge_conditions,
 )
+from llmstage.controller.config import DEFAULT_UNSCHEDULABLE_GRACE
 from llmstage.controller.kube import KINDS, ApiError, Kube, kind_of
 from llmstage.controller.observed import Observed
 from llmstage.controller.plan import plan
@@ -53,9 +54,11 @@ PERMANENT_API_ERRORS = {400, 403, 422}
 COUNT_FIELDS = ("replicas", "readyReplicas")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    unschedulable_grace: float = 120.0  # seconds a new runtime may stay unschedulable before Stalled
+    """The reconciler's part of the OperatorConfig (controller/config.py), and its own timing."""
+
+    unschedulable_grace: float = DEFAULT_UNSCHEDULABLE_GRACE
     # While a service is Reconciling, a status write that would change only the replica counts
     # waits for the next write with news (a condition, a step) for at most this long, counted
     # from the first count it held back; checked at the next reconcile, no timer of its own.
@@ -275,7 +278,7 @@ class Reconciler:
         if progressing(merged) and only_counts_differ(current, new):
             # A starting service's counts change a moment before its conditions do (pod created,
             # then ready, then behind the Service): one write with both instead of three. Ready
-            # itself is never held back (issue 16, docs/benchmarks.md).
+            # itself is never held back (docs/benchmarks.md).
             since = self.counts_held.setdefault(key, time.monotonic())
             if time.monotonic() - since < self.settings.counts_max_lag:
                 return

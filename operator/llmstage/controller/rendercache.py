@@ -16,7 +16,7 @@ import zlib
 from collections import OrderedDict
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.controller import metrics
 from llmstage.controller.cache import ServiceKey
 from llmstage.render.desired import desired_objects

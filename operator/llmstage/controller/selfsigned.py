@@ -4,8 +4,8 @@ What controller-runtime's secure metrics server does without a CertDir: the scra
 it (the ServiceMonitor then skips verification), but the token it sends is encrypted, which is the
 point. A certificate of your own (cert-manager, `--metrics-cert-dir`) lets Prometheus verify it.
 The certificate is made in a child process (`python -m llmstage.controller.selfsigned DIR HOST...`):
-importing `cryptography` costs about 11 MiB of resident memory that the operator would otherwise
-keep for its whole life (measured here: 70.7 -> 81.5 MiB) to use it once.
+importing `cryptography` costs resident memory that the operator would otherwise keep for its
+whole life to use it once (docs/benchmarks.md).
 """
 
 from __future__ import annotations

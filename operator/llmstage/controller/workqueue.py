@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from llmstage.controller import metrics
+from llmstage.controller.config import DEFAULT_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class WorkQueue(Generic[K]):
         self,
         handler: Handler[K],
         *,
-        concurrency: int = 32,
+        concurrency: int = DEFAULT_CONCURRENCY,
         max_backoff: float = 300.0,
         expected_errors: tuple[type[Exception], ...] = (),
         abandon_errors: tuple[type[Exception], ...] = (),

@@ -13,11 +13,12 @@ OllamaInProduction, TooManyUsersForOllama and GGUFOnVLLM (a cluster test compare
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
 
-from llmstage.api.models import GROUP, PLURAL, VERSION
+from llmstage.api.constants import GROUP, PLURAL, VERSION
 from llmstage.resolve.decision import CONCURRENCY_THRESHOLD
 
 POLICY_NAME = "llmstage-common-mistakes"
@@ -80,48 +81,63 @@ VALIDATIONS = [
         ),
     },
     {
-        # "Ollama handles GGUF quantized models well. vLLM prefers FP16/BF16 weights."
+        # "Ollama handles GGUF quantized models well. vLLM prefers FP16/BF16 weights." (0.32: only them.)
         "expression": "!(!variables.ollama && variables.gguf)",
         "messageExpression": (
-            "'GGUFOnVLLM: the runtime is vLLM but spec.model.format or quantization is GGUF: vLLM "
-            "prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and its GGUF support is experimental and "
-            "slower; remove spec.model.format gguf and the GGUF spec.model.quantization "
-            "(set spec.vllm.quantization awq, gptq or fp8 to quantize on vLLM)'"
+            "'GGUFOnVLLM: the runtime is vLLM but spec.model.format or quantization is GGUF: the pinned "
+            "vLLM loads no GGUF weights (the operator stops a gguf format as InvalidSpec and serves the "
+            "Hugging Face weights for a GGUF quantization level); remove spec.model.format gguf and the "
+            "GGUF spec.model.quantization (set spec.vllm.quantization awq, gptq or fp8 to quantize on "
+            "vLLM)'"
         ),
     },
 ]
 
 
+# Creates and updates of LLMServices: what both policies (this one, tenancy_admission.py) match.
+MATCH_LLMSERVICES = {
+    "resourceRules": [
+        {
+            "apiGroups": [GROUP],
+            "apiVersions": [VERSION],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": [PLURAL],
+        }
+    ]
+}
+
+
+def policy_and_binding(
+    name: str, labels: dict[str, str], spec: dict[str, Any], binding_spec: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding (both cluster-scoped, both named `name`)."""
+    metadata = {"name": name, "labels": dict(labels)}
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": metadata,
+            "spec": spec,
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": dict(metadata, labels=dict(labels)),
+            "spec": {"policyName": name, **binding_spec},
+        },
+    ]
+
+
 def admission_policy() -> list[dict[str, Any]]:
     """The ValidatingAdmissionPolicy and its binding (both cluster-scoped)."""
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": POLICY_NAME, "labels": dict(LABELS)},
-        "spec": {
-            # Warnings only: a policy that cannot be evaluated must never block an apply.
-            "failurePolicy": "Ignore",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": [PLURAL],
-                    }
-                ]
-            },
-            "variables": [{"name": name, "expression": expr} for name, expr in VARIABLES],
-            "validations": [dict(v) for v in VALIDATIONS],
-        },
+    spec = {
+        # Warnings only: a policy that cannot be evaluated must never block an apply.
+        "failurePolicy": "Ignore",
+        "matchConstraints": copy.deepcopy(MATCH_LLMSERVICES),
+        "variables": [{"name": name, "expression": expr} for name, expr in VARIABLES],
+        "validations": [dict(v) for v in VALIDATIONS],
     }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY_NAME, "labels": dict(LABELS)},
-        "spec": {"policyName": POLICY_NAME, "validationActions": ["Warn"]},
-    }
-    return [policy, binding]
+    return policy_and_binding(POLICY_NAME, LABELS, spec, {"validationActions": ["Warn"]})
 
 
 def admission_policy_yaml() -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmstage.api.constants import Stage
 from llmstage.api.manifest import GPUChoice, llmservice_object
-from llmstage.api.models import Stage
 
 TEMPLATES = "gitops/templates"
 

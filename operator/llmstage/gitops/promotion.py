@@ -10,14 +10,15 @@ the API server and the operator would (`llmstage promote` prints the diff and th
 
 from __future__ import annotations
 
+import copy
 import io
 from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
 
+from llmstage.api.constants import Runtime, Stage
 from llmstage.api.manifest import GPUChoice, gpu_spec, is_llmservice
-from llmstage.api.models import Runtime, Stage
 from llmstage.api.validation import validation_message
 from llmstage.resolve.mistakes import is_gguf_quantization
 from llmstage.resolve.resolved import Resolved
@@ -129,7 +130,7 @@ def _gpu_refusal(label: str, problem: str) -> str:
     )
 
 
-def promote_document(
+def promote_document(  # noqa: C901, PLR0915 - the rewrite, field by field, in manifest order
     doc: Any, label: str, target: Stage, gpu: GPUChoice | None, api_key: str | None, cpu: bool = False
 ) -> Promotion:
     """Promote one LLMService document in place (a ruamel mapping). Raises PromotionRefused when refused."""
@@ -175,9 +176,14 @@ def promote_document(
         if gpu_node.get("count", 1) == 0 and runtime != Runtime.VLLM.value:
             raise PromotionRefused(_gpu_refusal(label, "spec.resources.gpu.count is 0 (CPU-only)"))
 
-    after = _validate(doc, label)
+    # The runtime after the promotion, from a copy without the fields only Ollama can serve: vLLM
+    # refuses a GGUF format (SpecError), and the runtime choice does not read those fields.
+    probe = copy.deepcopy(doc)
+    _drop_ollama_only_fields(probe["spec"])
+    after = _validate(probe, label)
     if before.runtime == Runtime.OLLAMA and after.runtime == Runtime.VLLM:
         dropped = _drop_ollama_resources(spec)
+        only_ollama = _drop_ollama_only_fields(spec)
         sized = _validate(doc, label).resources  # what the resolver gives vLLM instead
         sizing = "GPU-sized" if after.resources.gpu else "CPU-backend"
         out.notes += [
@@ -185,7 +191,7 @@ def promote_document(
             f"default, {key} {getattr(sized, key)}"
             for key, value in dropped.items()
         ]
-        out.notes += _drop_ollama_only_fields(spec)
+        out.notes += only_ollama
     replicas = spec.get("replicas")
     if target == Stage.PRODUCTION and isinstance(replicas, int) and replicas <= 1:
         del spec["replicas"]
@@ -233,7 +239,7 @@ def _drop_ollama_only_fields(spec: Any) -> list[str]:
     model = spec["model"]
     if model.get("format") == "gguf":
         del model["format"]
-        notes.append("spec.model.format gguf removed: vLLM serves safetensors weights (GGUF on vLLM is slow)")
+        notes.append("spec.model.format gguf removed: vLLM serves safetensors weights (no GGUF loader)")
     quant = model.get("quantization")
     if isinstance(quant, str) and is_gguf_quantization(quant):
         del model["quantization"]

@@ -4,22 +4,25 @@ of an InvalidSpec condition later.
 
 The policy is fixed; the cluster admin's choices are its parameters, a ConfigMap the chart writes
 from the same `tenancy` values it passes to the operator (`tenancy_params`), in the release
-namespace. The binding denies when that ConfigMap is missing (parameterNotFoundAction Deny), and
-the policy fails closed (failurePolicy Fail): a boundary that cannot be evaluated is no boundary.
-The operator checks the same rules on every reconcile, so an object admitted while the policy was
-absent (or created before it) is still refused there. tests/integration/test_tenancy.py runs the
-cases of testkit/tenancy_cases.py through both.
+namespace. Without that ConfigMap the binding admits (parameterNotFoundAction Allow): the policy
+does not know the admin's choices then, and a Deny there blocked every LLMService write while
+`helm uninstall` removed the ConfigMap before the binding (seen in the test suite). A policy whose
+parameters are there but cannot be evaluated fails closed (failurePolicy Fail). Either way the
+operator checks the same rules on every reconcile, from its own flags, so an object admitted
+without the policy (or created before it) is still refused there.
+tests/integration/test_tenancy_live.py runs the cases of testkit/tenancy_cases.py through both.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
 
 import yaml
 
-from llmstage.api.models import GROUP, PLURAL, VERSION
+from llmstage.gitops.admission import MATCH_LLMSERVICES, policy_and_binding
 from llmstage.resolve.tenancy import (
     ANY,
     AUTOMOUNT_MESSAGE,
@@ -144,42 +147,19 @@ def tenancy_params(policy: TenancyPolicy, namespace: str) -> dict[str, Any]:
 def tenancy_policy(params_namespace: str) -> list[dict[str, Any]]:
     """The ValidatingAdmissionPolicy and its binding (cluster-scoped), reading the ConfigMap
     PARAMS_NAME in `params_namespace`."""
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": POLICY_NAME, "labels": dict(LABELS)},
-        "spec": {
-            "failurePolicy": "Fail",
-            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": [PLURAL],
-                    }
-                ]
-            },
-            "variables": [{"name": name, "expression": expr} for name, expr in VARIABLES],
-            "validations": [dict(v) for v in VALIDATIONS],
-        },
+    spec = {
+        "failurePolicy": "Fail",
+        "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+        "matchConstraints": copy.deepcopy(MATCH_LLMSERVICES),
+        "variables": [{"name": name, "expression": expr} for name, expr in VARIABLES],
+        "validations": [dict(v) for v in VALIDATIONS],
     }
     binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": POLICY_NAME, "labels": dict(LABELS)},
-        "spec": {
-            "policyName": POLICY_NAME,
-            "validationActions": ["Deny"],
-            "paramRef": {
-                "name": PARAMS_NAME,
-                "namespace": params_namespace,
-                "parameterNotFoundAction": "Deny",
-            },
-        },
+        "validationActions": ["Deny"],
+        # Allow without the ConfigMap: the module docstring says why.
+        "paramRef": {"name": PARAMS_NAME, "namespace": params_namespace, "parameterNotFoundAction": "Allow"},
     }
-    return [policy, binding]
+    return policy_and_binding(POLICY_NAME, LABELS, spec, binding)
 
 
 def tenancy_policy_yaml(params_namespace: str = "llmstage-system") -> str:

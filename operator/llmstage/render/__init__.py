@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.autoscaling import render_autoscaler
 from llmstage.render.disruption import render_disruption_budget
 from llmstage.render.keda import render_scaled_object

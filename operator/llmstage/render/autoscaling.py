@@ -4,39 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.labels import SERVER, metadata, workload_name
 from llmstage.render.leaderworkerset import workload_ref
 from llmstage.resolve.resolved import Autoscaler, Autoscaling, Resolved, ScaleMetric
+
+
+def _one_pod_at_a_time(window: int, period: int) -> dict[str, Any]:
+    """A scaling direction that moves one pod per `period` seconds after `window` seconds."""
+    return {
+        "stabilizationWindowSeconds": window,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": period}],
+    }
+
 
 # Servers take minutes to become ready, and until then the queue keeps growing. Adding pods one
 # at a time, no faster than a new one can start, avoids buying several GPUs for one burst; a long
 # scale-down window avoids unloading a model that the next burst needs again.
 BEHAVIOR: dict[Runtime, dict[str, Any]] = {
-    Runtime.VLLM: {
-        "scaleUp": {
-            "stabilizationWindowSeconds": 60,
-            "selectPolicy": "Max",
-            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 180}],
-        },
-        "scaleDown": {
-            "stabilizationWindowSeconds": 900,
-            "selectPolicy": "Max",
-            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
-        },
-    },
-    Runtime.OLLAMA: {
-        "scaleUp": {
-            "stabilizationWindowSeconds": 30,
-            "selectPolicy": "Max",
-            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-        },
-        "scaleDown": {
-            "stabilizationWindowSeconds": 600,
-            "selectPolicy": "Max",
-            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
-        },
-    },
+    Runtime.VLLM: {"scaleUp": _one_pod_at_a_time(60, 180), "scaleDown": _one_pod_at_a_time(900, 300)},
+    Runtime.OLLAMA: {"scaleUp": _one_pod_at_a_time(30, 60), "scaleDown": _one_pod_at_a_time(600, 300)},
 }
 
 

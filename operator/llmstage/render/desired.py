@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render import render
 from llmstage.render.labels import owner_reference
 from llmstage.resolve.resolved import ClusterFacts, Resolved

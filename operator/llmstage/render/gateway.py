@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.pod import HTTP_PORT, PRE_STOP_SLEEP_SECONDS
 from llmstage.resolve.gateway import DEFAULT_GATEWAY_IMAGE
 from llmstage.resolve.resolved import Resolved, SecretKeyRef

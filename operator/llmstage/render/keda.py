@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import DEFAULT_QUEUE_METRIC
+from llmstage.api.constants import DEFAULT_QUEUE_METRIC
 from llmstage.render.autoscaling import BEHAVIOR
 from llmstage.render.labels import SERVER, metadata, workload_name
 from llmstage.render.leaderworkerset import workload_ref

@@ -20,7 +20,7 @@ during a cutover while the Service selects exactly one of them.
 
 from __future__ import annotations
 
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.constants import Runtime, Stage
 from llmstage.resolve.resolved import Resolved
 
 API_GROUP = "llmstage.io"

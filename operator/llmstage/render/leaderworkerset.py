@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.gateway import CONTAINER as GATEWAY_CONTAINER
 from llmstage.render.labels import COMPONENT_LABEL, workload_name
 from llmstage.resolve.resolved import Resolved

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.gateway import METRICS_PORT_NAME
 from llmstage.render.labels import SERVER, labels_for, metadata, selector_labels, workload_name
 from llmstage.resolve.resolved import ClusterFacts, Resolved

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.gateway import METRICS_PORT
 from llmstage.render.labels import (
     APP_NAME,

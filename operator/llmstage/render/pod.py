@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llmstage.api.models import MANAGED_ENV_PREFIX, Runtime
+from llmstage.api.constants import MANAGED_ENV_PREFIX, Runtime
 from llmstage.render.labels import selector_labels
 from llmstage.resolve.resolved import GPU, Resolved, Resources
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.constants import Runtime, Stage
 from llmstage.render import ollama, vllm
 from llmstage.render.pod import min_replicas
 from llmstage.resolve.resolved import Finding, Resolved

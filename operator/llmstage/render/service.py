@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.labels import SERVER, metadata, selector_labels, service_name
 from llmstage.render.pod import HTTP_PORT
 from llmstage.resolve.resolved import Resolved

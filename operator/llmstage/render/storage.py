@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render.labels import CACHE, COMPONENT_LABEL, cache_claim_name, metadata, selector_labels
 from llmstage.resolve.resolved import Resolved
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
-from llmstage.api.models import Runtime
+from llmstage.api.constants import Runtime
 from llmstage.render import pod as podlib
 from llmstage.render.labels import (
     MODEL_ANNOTATION,

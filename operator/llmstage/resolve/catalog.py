@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from llmstage.api.models import ModelFormat
+from llmstage.api.constants import ModelFormat
 
 # Quantization suffixes of Ollama tags, e.g. llama3.1:8b-instruct-q8_0, llama3.1:8b-instruct-fp16.
 _OLLAMA_QUANT = re.compile(

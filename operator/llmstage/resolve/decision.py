@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llmstage.api.models import OptimizeFor, Runtime, RuntimeChoice, Stage
+from llmstage.api.constants import OptimizeFor, Runtime, RuntimeChoice, Stage
 
 # "The inflection point is concurrent users. Below 4, Ollama's simplicity wins."
 CONCURRENCY_THRESHOLD = 4

@@ -24,14 +24,14 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from llmstage.api.models import MAX_NODES
+from llmstage.api.constants import MAX_GPUS, MAX_NODES
 from llmstage.resolve.gpu_capability import FP8_KV_CACHE_MIN, FP8_WEIGHTS_MIN, compute_capability
 from llmstage.resolve.resolved import MemoryFit
 
 GIB = 2**30
 VLLM_OVERHEAD_PER_GPU_GIB = 1.5  # non-torch memory + activation peak vLLM profiles for; about 1-2 GiB
 OLLAMA_OVERHEAD_GIB = 1.0  # llama.cpp compute buffers and the server process
-MAX_GPUS_PER_POD = 8
+MAX_GPUS_PER_POD = MAX_GPUS
 
 # Total memory per GPU as nvidia-smi reports it (MiB), which is what vLLM's utilisation applies to.
 # Keys are the product tokens of nvidia.com/gpu.product label values (NVIDIA-H100-80GB-HBM3 -> H100).
@@ -200,7 +200,7 @@ def _vllm_required(
 VLLM_DEFAULT_MAX_NUM_SEQS = "256, or 1024 on 70+ GiB GPUs but A100"
 
 
-def vllm_fit(
+def vllm_fit(  # noqa: C901, PLR0913 - keyword-only: one argument per term of the fit
     shape: ModelShape,
     *,
     bytes_per_param: float,

@@ -8,7 +8,8 @@ the user may have good reasons, so nothing is refused.
 
 from __future__ import annotations
 
-from llmstage.api.models import LLMServiceSpec, Runtime
+from llmstage.api.constants import Runtime
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.resolved import Finding, ModelInfo
 
 # vLLM 0.12.0's flag (EngineArgs.trust_remote_code); argparse also accepts the underscore spelling.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from llmstage.api.models import AccessMode, LLMServiceSpec, ModelFormat, Runtime, Stage
+from llmstage.api.constants import AccessMode, ModelFormat, Runtime, Stage
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.catalog import CatalogEntry, parse_ollama_tag
 from llmstage.resolve.decision import CONCURRENCY_THRESHOLD, Decision
 from llmstage.resolve.resolved import Finding, ModelCache, ModelInfo, VLLMSettings
@@ -25,7 +26,7 @@ def is_gguf_quantization(name: str) -> bool:
     return _GGUF_QUANT.match(name) is not None
 
 
-def common_mistakes(
+def common_mistakes(  # noqa: PLR0913 - the resolved facts the mistakes read
     spec: LLMServiceSpec,
     stage: Stage,
     runtime: Runtime,
@@ -88,15 +89,8 @@ def common_mistakes(
     else:
         assert vllm is not None
         asked_quant = spec.model.quantization
-        if model.format == ModelFormat.GGUF or (model.quantization or "").lower() == "gguf":
-            out.append(
-                Finding(
-                    "GGUFOnVLLM",
-                    "GGUF weights on vLLM: vLLM prefers FP16/BF16 (or AWQ/GPTQ/FP8) safetensors and "
-                    "its GGUF support is experimental and slower; set spec.model.format safetensors",
-                )
-            )
-        elif asked_quant and is_gguf_quantization(asked_quant):
+        # GGUF weights on vLLM are refused in resolve/vllm.py (the pinned vLLM has no GGUF loader).
+        if asked_quant and is_gguf_quantization(asked_quant):
             out.append(
                 Finding(
                     "GGUFOnVLLM",

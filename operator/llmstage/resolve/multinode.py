@@ -17,13 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from llmstage.api.models import (
-    MAX_NODES,
-    MULTI_NODE_VLLM_FLAG_PATTERN,
-    MULTI_NODE_VLLM_FLAGS,
-    LLMServiceSpec,
-    Runtime,
-)
+from llmstage.api.constants import MAX_NODES, MULTI_NODE_VLLM_FLAG_PATTERN, MULTI_NODE_VLLM_FLAGS, Runtime
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.fit import MAX_GPUS_PER_POD, FitReason, FitReport
 from llmstage.resolve.resolved import GPU, VLLMSettings

@@ -6,7 +6,7 @@ ollama_settings(spec, per_replica, default_context, model, served) -> OllamaSett
 from __future__ import annotations
 
 from llmstage import ollama_name
-from llmstage.api.models import LLMServiceSpec
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.resolved import ConfigMapKeyRef, ModelInfo, OllamaRegistry, OllamaSettings, SecretKeyRef
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmstage.api.defaults import SchedulingDefaults, ServingDefaults
-from llmstage.api.models import LLMServiceSpec
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.resolved import PodOptions, PodSecurity, Scheduling
 
 DOCKER_HUB = "docker.io"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from llmstage.api.models import Runtime, Stage
+from llmstage.api.constants import Runtime, Stage
 
 
 class ScaleMetric(StrEnum):
@@ -36,7 +36,7 @@ class KedaSettings:
 
 @dataclass(frozen=True)
 class SecretKeyRef:
-    """A Secret key the rendered pods read. Not api.models.SecretKeyRef on purpose: Resolved is
+    """A Secret key the rendered pods read. Not api.base.SecretKeyRef on purpose: Resolved is
     plain frozen data with every default applied (e.g. the key), free of pydantic."""
 
     name: str

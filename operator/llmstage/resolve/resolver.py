@@ -54,24 +54,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmstage import upstream
-from llmstage.api.defaults import ServingDefaults
-from llmstage.api.models import (
+from llmstage.api.constants import (
     DEFAULT_QUEUE_METRIC,
     AccessMode,
     AutoscalerChoice,
-    AutoscalingSpec,
     CacheMode,
-    CacheSpec,
-    KedaSpec,
-    LabelSelector,
-    LLMService,
-    LLMServiceSpec,
     ModelFormat,
     Runtime,
     ScaleMetricChoice,
     Stage,
 )
+from llmstage.api.defaults import ServingDefaults
+from llmstage.api.models import LLMService
 from llmstage.api.quantity import gib, parse_quantity
+from llmstage.api.spec import LLMServiceSpec
+from llmstage.api.spec_parts import AutoscalingSpec, CacheSpec, KedaSpec, LabelSelector
 from llmstage.resolve import fit, platform
 from llmstage.resolve.catalog import Catalog, CatalogEntry, builtin_catalog, parse_ollama_tag
 from llmstage.resolve.decision import DecisionInput, choose_runtime
@@ -147,7 +144,7 @@ MAX_SIZE_BYTES = 2**60
 
 
 def _check_sizes(spec: LLMServiceSpec) -> None:
-    """Sizes no machine has (found by the property test: 1E400 overflowed the memory fit)."""
+    """Sizes no machine has: the quantity grammar admits 1E400, which would overflow the memory fit."""
     resources, cache = spec.resources, spec.cache
     sizes = {
         "spec.resources.memory": resources.memory if resources else None,
@@ -162,7 +159,7 @@ def _check_sizes(spec: LLMServiceSpec) -> None:
             )
 
 
-def resolve(
+def resolve(  # noqa: PLR0915 - the resolve step in order, each part a function of its own
     service: LLMService, catalog: Catalog | None = None, *, serving_defaults: ServingDefaults | None = None
 ) -> Resolved:
     """Apply stage defaults, the runtime decision, the catalog and the checks. Pure; raises SpecError.
@@ -569,7 +566,7 @@ def _fit_or_unknown(
     return compute(shape, bpp)
 
 
-def _resources_and_fit(
+def _resources_and_fit(  # noqa: PLR0913 - what the sizing reads from the resolved spec
     spec: LLMServiceSpec,
     defaults: StageDefaults,
     runtime: Runtime,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmstage.api.models import LLMServiceSpec
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.resolved import Routing
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmstage.api.models import VLLM_ONLY_SOURCE_KINDS, LLMServiceSpec, ModelSource, Runtime
+from llmstage.api.constants import VLLM_ONLY_SOURCE_KINDS, Runtime
+from llmstage.api.spec import LLMServiceSpec
+from llmstage.api.spec_parts import ModelSource
 from llmstage.resolve.resolved import BucketSource, Finding, OCISource, PVCSource, WeightsSource
 
 DEFAULT_S3_REGION = "us-east-1"

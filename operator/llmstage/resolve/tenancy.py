@@ -8,9 +8,9 @@ on the node, where the namespace enforces no Pod Security level), the identity o
 ServiceAccount of the namespace, or an API token. llmstage's own pod settings never do that (no
 host namespaces, no privileges, non-root, no token); the free-form parts of spec.pod are checked
 here against the cluster admin's policy (`llmstage run --allowed-*`, the chart's `tenancy`
-values), which the chart also hands to a ValidatingAdmissionPolicy (gitops/admission.py) so that
+values), which the chart also hands to a ValidatingAdmissionPolicy (gitops/tenancy_admission.py) so that
 most refusals come at `kubectl apply` time. The admission policy and this module must agree:
-tests/integration/test_tenancy.py runs the same cases through both.
+tests/integration/test_tenancy_live.py runs the same cases through both.
 
 Checked:
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmstage import upstream
-from llmstage.api.models import LLMServiceSpec, Stage
+from llmstage.api.constants import ModelFormat, Stage
+from llmstage.api.spec import LLMServiceSpec
 from llmstage.resolve.catalog import CatalogEntry
 from llmstage.resolve.errors import SpecError
 from llmstage.resolve.mistakes import FULL_PRECISION, is_gguf_quantization
@@ -139,6 +140,13 @@ def vllm_settings(
 ) -> VLLMSettings:
     """spec.vllm with its defaults; raises SpecError for what vLLM would refuse at start. Without
     GPUs it is vLLM's CPU image and backend; its memory and threads are set by the resolver."""
+    if model.format == ModelFormat.GGUF:
+        raise SpecError(
+            "spec.model.format",
+            f"gguf weights cannot be served by {upstream.vllm_facts().release}, which has no GGUF loader: "
+            "remove spec.model.format (vLLM then serves the Hugging Face safetensors weights), or set "
+            "spec.runtime ollama to serve the GGUF",
+        )
     asked = spec.vllm
     on_cpu = gpu_count < 1
     tp = (asked.tensor_parallel_size if asked else None) or max(1, gpu_count)

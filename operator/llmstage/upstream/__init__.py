@@ -141,7 +141,7 @@ def _normalise(flag: str) -> str:
     return "--" + head.replace("_", "-") + dot + tail + eq + value
 
 
-def check_vllm_args(args: Sequence[str], facts: VLLMFacts | None = None) -> list[str]:
+def check_vllm_args(args: Sequence[str], facts: VLLMFacts | None = None) -> list[str]:  # noqa: C901, PLR0915 - one check per kind of vllm serve argument
     """Problems `vllm serve` of the pinned release would have with these arguments (after the
     image's `vllm serve` entrypoint). A leading model positional is allowed; flags may be
     --x=v or --x v. Empty means: every flag exists, every value is one of its choices."""

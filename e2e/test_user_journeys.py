@@ -189,22 +189,25 @@ def test_promotion_in_place_keeps_the_url_and_never_empties_the_service(
 def start_cutover_client(user: User, ns: str, status: dict[str, Any]) -> None:
     """tests/realnode/cutover_client.py in a pod: requests back to back through the Service, with
     the OpenAI SDK's default retries, until 20 answers came from vLLM; once it has Ollama's first."""
+    args = ["python3", "/app/cutover_client.py", status["endpoint"], status["servedModelName"],
+            "--max-seconds", "600"]  # fmt: skip
+    key = {"secretKeyRef": {"name": "llama31-8b-api-key", "key": "api-key"}}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "cutover-client", "namespace": ns},
         "spec": {
             "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}
+            },
             "containers": [
                 {
                     "name": "client",
                     "image": CLIENT_IMAGE,
                     "imagePullPolicy": "IfNotPresent",
-                    "args": ["python3", "/app/cutover_client.py", status["endpoint"], status["servedModelName"],
-                             "--max-seconds", "600"],
-                    "env": [{"name": "LLM_API_KEY",
-                             "valueFrom": {"secretKeyRef": {"name": "llama31-8b-api-key", "key": "api-key"}}}],
+                    "args": args,
+                    "env": [{"name": "LLM_API_KEY", "valueFrom": key}],
                     "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}},
                 }
@@ -324,9 +327,6 @@ def test_a_client_pod_gets_answers_from_every_stage_at_its_endpoint(
     print(f"production ({production}): the stand-in for vLLM answered: {answer!r}")
     assert answer == f"fake vllm reply to: {question}", answer
     # Without the key the gateway refuses, as vLLM would.
-    refused = user.run_pod(
-        production, "no-key", CLIENT_IMAGE,
-        ["sh", "-c", f"python3 /app/client_openai.py --namespace {production} --service {NAME} --model {MODEL} hi"
-                     " 2>&1; echo rc=$?"],
-    )  # fmt: skip
+    ask = f"python3 /app/client_openai.py --namespace {production} --service {NAME} --model {MODEL} hi"
+    refused = user.run_pod(production, "no-key", CLIENT_IMAGE, ["sh", "-c", f"{ask} 2>&1; echo rc=$?"])
     assert "rc=1" in refused and "401" in refused, refused

@@ -75,7 +75,13 @@ def machine() -> config.Machine:
     answers change in between."""
     if MACHINE_FILE.exists():
         d = json.loads(MACHINE_FILE.read_text())
-        return config.Machine(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return config.Machine(
+            missing_caps=tuple(d["missing_caps"]),
+            cgroup_v1=bool(d["cgroup_v1"]),
+            public_registry=bool(d["public_registry"]),
+            host_docker=bool(d["host_docker"]),
+            notes=tuple(d.get("notes") or ()),
+        )
     m = config.detect()
     STATE.mkdir(parents=True, exist_ok=True)
     MACHINE_FILE.write_text(json.dumps(m.__dict__, indent=2) + "\n")
@@ -154,7 +160,7 @@ def create_cluster(eng: engine.Engine, m: config.Machine, node_image: str | None
         argv += ["--image", node_image]
     procs.log(f"kind create cluster {CLUSTER} ({node_image or 'kind v0.33.0 default node image'})")
     res = eng.run(*argv, check=False, timeout=900)
-    (procs.LOGS / "kind-create.log").write_text(res.stdout + res.stderr)
+    (config.LOGS / "kind-create.log").write_text(res.stdout + res.stderr)
     if res.returncode != 0:
         raise procs.Fail(f"kind create cluster failed:\n{(res.stdout + res.stderr)[-3000:]}")
     phase("cluster", t0)
@@ -307,7 +313,8 @@ def install_chart(eng: engine.Engine, operator_ref: str) -> None:
     eng.run(*helm, "install", config.RELEASE, str(REPO / "charts/llmstage"), "--namespace",
             config.RELEASE_NAMESPACE, "--create-namespace", "--wait", "--timeout", "300s",
             "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-            "--set", "image.pullPolicy=Never", "--set", "operator.unschedulableGraceSeconds=8", timeout=400)  # fmt: skip
+            "--set", "image.pullPolicy=Never", "--set", "operator.unschedulableGraceSeconds=8",
+            timeout=400)  # fmt: skip
     kubectl(
         eng,
         "-n",

@@ -27,6 +27,7 @@ from kindcluster.config import (
     DOCKER_DATA,
     DOCKER_EXEC_ROOT,
     DOCKER_SOCK,
+    LOGS,
     REPO,
     STATE,
     Machine,
@@ -129,7 +130,7 @@ def start(machine: Machine) -> Engine:
 
     def holding() -> bool:
         if not procs.pid_of(HOLDER):
-            raise procs.Fail(f"the namespace holder exited: {(procs.LOGS / 'netns.log').read_text()[-500:]}")
+            raise procs.Fail(f"the namespace holder exited: {(LOGS / 'netns.log').read_text()[-500:]}")
         return Path(f"/proc/{holder}/cmdline").read_bytes().startswith(b"sleep")
 
     procs.wait_for("the private network and mount namespaces", holding, 30, 0.1)
@@ -144,7 +145,7 @@ def start(machine: Machine) -> Engine:
 
     def answers() -> bool:
         if not procs.pid_of(DOCKERD):
-            raise procs.Fail(f"dockerd exited: {(procs.LOGS / 'dockerd.log').read_text()[-1500:]}")
+            raise procs.Fail(f"dockerd exited: {(LOGS / 'dockerd.log').read_text()[-1500:]}")
         return DOCKER_SOCK.exists() and engine.docker("info", check=False).returncode == 0
 
     procs.wait_for("dockerd", answers, 60)

@@ -25,7 +25,7 @@ import images
 from kindcluster import archive, procs
 from kindcluster.base_image import binary
 from kindcluster.component_images import kubernetes_version, node_archives
-from kindcluster.config import STATE
+from kindcluster.config import LOGS, STATE
 from kindcluster.engine import Engine
 
 # Bump when the way the node image is made changes in a way its inputs do not show.
@@ -129,7 +129,7 @@ def build(engine: Engine, ref: str) -> None:
                          "--image", ref, str(tarball)]),
             env=env, capture_output=True, text=True,
         )  # fmt: skip
-        (procs.LOGS / "kind-build-node-image.log").write_text(res.stdout + res.stderr)
+        (LOGS / "kind-build-node-image.log").write_text(res.stdout + res.stderr)
         if res.returncode != 0:
             raise procs.Fail(f"kind build node-image failed:\n{(res.stdout + res.stderr)[-3000:]}")
         procs.log(f"kind build node-image took {time.monotonic() - t1:.0f} s")

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kindcluster.config import LOGS, PIDS, STATE
@@ -34,10 +34,10 @@ def run(*args: str | Path, check: bool = True, **kw: object) -> subprocess.Compl
     return res  # type: ignore[no-any-return]
 
 
-def wait_for(what: str, check: object, timeout: float, interval: float = 0.5) -> None:
+def wait_for(what: str, check: Callable[[], object], timeout: float, interval: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(interval)
     raise Fail(f"timed out after {timeout:.0f} s waiting for {what} (logs in {LOGS})")

@@ -16,7 +16,7 @@ import pytest
 from testkit.chart import REPO
 
 sys.path.insert(0, str(REPO / "hack"))
-from kindcluster import config, engine, host  # noqa: E402
+from kindcluster import config, engine, host
 
 
 @pytest.mark.kind_teardown

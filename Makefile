@@ -126,7 +126,7 @@ e2e-kind: venv ## e2e suite on a new kind cluster: chart-installed operator imag
 	$(PYTHON) hack/e2e_kind.py run
 
 .PHONY: e2e-kind-down
-e2e-kind-down: ## delete the kind cluster of e2e-kind (after KEEP or a crash) and check nothing is left
+e2e-kind-down: ## delete the kind cluster of e2e-kind (after `hack/e2e_kind.py up` or a crash) and check nothing is left
 	$(PYTHON) hack/e2e_kind.py down
 
 # ------------------------------------------------------------------ the main job

@@ -21,19 +21,21 @@ namespace. Machine-specific settings apply only where detected (hack/kindcluster
 a runc wrapper and restrict_oom_score_adj without CAP_SYS_RESOURCE, failCgroupV1: false on
 cgroup v1.
 
-The cluster (one node, kind-llmstage-e2e, kubeconfig in .kind/kubeconfig) carries the GPU
-labels GPU feature discovery would set (H100) and 8 fake nvidia.com/gpu (a node status patch):
-production services schedule as on a GPU node, and run e2e/fake-llm, the stand-in for vLLM's
-GPU image (there is no GPU here). Dev and staging run the real Ollama with SmolLM2-135M.
+The cluster (kind-llmstage-e2e, kubeconfig in .kind/kubeconfig) has a control plane and one
+worker, where every workload runs. The worker carries the GPU labels GPU feature discovery would
+set (H100) and 8 fake nvidia.com/gpu (a node status patch): production services schedule as on a
+GPU node, and run e2e/fake-llm, the stand-in for vLLM's GPU image (there is no GPU here; why not
+vLLM's CPU image instead: docs/e2e-kind.md). Dev and staging run the real Ollama with SmolLM2-135M.
 
 `down` deletes the cluster, stops what `up` started, restores the host (sysctls, cgroups,
-/lib/modules) and fails naming anything left (tests/kind/test_teardown.py checks the same).
+/lib/modules) and fails naming anything left (tests/kind/test_kind_teardown.py checks the same).
 Standard library only: runs before the virtualenv exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -96,7 +98,9 @@ def current_engine(m: config.Machine) -> engine.Engine:
 TOOL_GROUPS = {"kind": "kind", "kubectl": "kubernetes", "helm": "helm", "registry": "registry"}
 
 
+@functools.cache
 def tool(name: str) -> str:
+    """Built (or found in the tool cache) once per run: each look-up runs hack/tools/build.sh."""
     return str(images.tool(name, TOOL_GROUPS[name]))
 
 
@@ -401,6 +405,9 @@ def down() -> None:
         else:
             for ref in ("llmstage/llmstage:e2e", "llmstage/fake-llm:e2e", "llmstage/client:e2e"):
                 eng.docker("rmi", ref, check=False)
+            # `kind delete cluster` keeps its network (and the host bridge); Docker refuses to
+            # remove it while another kind cluster still uses it.
+            eng.docker("network", "rm", config.KIND_NETWORK, check=False)
     procs.stop(REGISTRY)
     engine.stop(eng)
     host.restore(baseline)

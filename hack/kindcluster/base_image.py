@@ -13,7 +13,7 @@ of kind's own builds:
 
 The files (systemd units, kubelet drop-ins, containerd's config, the entrypoint, /kind/bin) are
 kind's own, from the module the kind tool group pins. One layer, like kind's squashed image.
-Registered in hack/images.py's image table (cache, keys) by hack/kindcluster/images.py."""
+Registered in hack/images.py's image table (cache, keys) by kindcluster.register_images()."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The host before `up` and after `down`: what the kind cluster could change outside its private
 namespaces, what `down` puts back, and the check that nothing of it is left (tests/kind/
-test_teardown.py runs the same check). Standard library only.
+test_kind_teardown.py runs the same check). Standard library only.
 
 What can leak out of the private namespaces, and how each is handled:
   - host-wide sysctls the nodes' kubelets set (config.HOST_SYSCTLS): put back;
@@ -58,13 +58,21 @@ def host_links() -> list[str]:
 
 
 def snapshot() -> dict[str, object]:
-    """The host as `down` must leave it."""
+    """The host as `down` must leave it. With the machine's own Docker engine its bridge and
+    chains are there before `up`: only new ones count."""
     return {
         "sysctls": {k: read_sysctl(k) for k in HOST_SYSCTLS},
         "lib_modules": LIB_MODULES.exists(),
         "links": host_links(),
+        "chains": kind_chains(),
         "netns_inode": os.stat("/proc/self/ns/net").st_ino,
     }
+
+
+def can_restore_sysctls() -> bool:
+    """Only root writes /proc/sys. A CI runner's user with the machine's Docker engine is not root:
+    there the nodes' sysctls stay, as with any kind cluster, on a machine that is thrown away."""
+    return os.geteuid() == 0
 
 
 def record_baseline() -> dict[str, object]:
@@ -98,6 +106,9 @@ def restore(baseline: dict[str, object]) -> None:
     """Put back what the nodes changed on the host, remove what Docker left."""
     for key, value in dict(baseline.get("sysctls", {})).items():  # type: ignore[call-overload]
         if value is not None and read_sysctl(key) != value:
+            if not can_restore_sysctls():
+                procs.log(f"host sysctl {key.replace('/', '.')} is {read_sysctl(key)}, was {value}: not root")
+                continue
             procs.log(f"restoring host sysctl {key.replace('/', '.')} = {value} (was {read_sysctl(key)})")
             Path("/proc/sys", key).write_text(f"{value}\n")
     if not baseline.get("lib_modules", True) and LIB_MODULES.is_dir() and not any(LIB_MODULES.iterdir()):
@@ -129,7 +140,7 @@ def leftovers(baseline: dict[str, object], netns_inode: int | None) -> list[str]
                      processes_in_namespace(netns_inode)]  # fmt: skip
     problems += [f"mount {m}" for m in mounts_under(STATE)]
     for key, value in dict(baseline.get("sysctls", {})).items():  # type: ignore[call-overload]
-        if value is not None and read_sysctl(key) != value:
+        if value is not None and read_sysctl(key) != value and can_restore_sysctls():
             problems.append(f"sysctl {key} is {read_sysctl(key)}, was {value}")
     problems += [f"cgroup {d}" for d in cgroup_dirs() if d.exists()]
     if not baseline.get("lib_modules", True) and LIB_MODULES.exists():
@@ -138,6 +149,7 @@ def leftovers(baseline: dict[str, object], netns_inode: int | None) -> list[str]
     problems += [
         f"link {x}" for x in host_links() if x not in before and re.match(r"^(docker0|br-[0-9a-f]{12})$", x)
     ]
-    problems += [f"firewall chain {c}" for c in kind_chains()]
+    chains_before = set(baseline.get("chains", []))  # type: ignore[call-overload]
+    problems += [f"firewall chain {c}" for c in kind_chains() if c not in chains_before]
     problems += [f"file {p}" for p in (DOCKER_DATA, DOCKER_SOCK) if p.exists()]
     return problems

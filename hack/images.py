@@ -41,8 +41,9 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 baseline one linked into the binary; see hack/tools/ollama/group.sh).
                 Pushed under the name the operator renders, so containerd's docker.io mirror
                 (the local registry) serves it.
-  fake-llm      llmstage/fake-llm:<key>      the vLLM stand-in, e2e/fake-llm/Dockerfile FROM
-                python-base: there is no vLLM for CPUs.
+  fake-llm      llmstage/fake-llm:<key>      the vLLM stand-in of the kind e2e, e2e/fake-llm/Dockerfile
+                FROM python-base: the production examples ask for vLLM's GPU image, and
+                its CPU image does not fit beside the kind cluster here (docs/e2e-kind.md).
   pause         pause:<version>              the pod sandbox image, from Kubernetes' own
                 build/pause/linux/pause.c in the pinned k8s.io/kubernetes module (static gcc
                 build, as its Makefile: -Os -Wall -Werror -static), version = the Makefile's TAG;

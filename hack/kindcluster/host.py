@@ -11,7 +11,7 @@ What can leak out of the private namespaces, and how each is handled:
   - the engine's files (.kind/docker, the socket): removed.
 Processes, mounts, links, routes and firewall rules never leave the namespaces; `leftovers()`
 checks that too: no process in the private network namespace, no mount under .kind on the host,
-no Docker bridge or kind chain on the host."""
+no Docker bridge, chain or rule on the host that was not there before."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def snapshot() -> dict[str, object]:
         "lib_modules": LIB_MODULES.exists(),
         "links": host_links(),
         "chains": kind_chains(),
+        "rules": docker_rules(),
         "netns_inode": os.stat("/proc/self/ns/net").st_ino,
     }
 
@@ -126,10 +127,34 @@ def mounts_under(root: Path) -> list[str]:
     return found
 
 
+def _run_out(*argv: str) -> str:
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True).stdout
+    except OSError:  # the tool is not installed
+        return ""
+
+
 def kind_chains() -> list[str]:
-    """Chains Docker or kind would add to the host's firewall (none may exist there)."""
-    out = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    return sorted(set(re.findall(r"chain ((?:DOCKER|KIND|KUBE-KIND)[\w-]*)", out)))
+    """Chains Docker or kind would add to the host's firewall (none may exist there), in nftables
+    and in iptables (its nf_tables and its legacy backend)."""
+    out = _run_out("nft", "list", "ruleset")
+    found = set(re.findall(r"chain ((?:DOCKER|KIND|KUBE-KIND)[\w-]*)", out))
+    for save in ("iptables-save", "iptables-legacy-save"):
+        found.update(re.findall(r"^:((?:DOCKER|KIND|KUBE-KIND)[\w-]*)", _run_out(save), re.MULTILINE))
+    return sorted(found)
+
+
+def docker_rules() -> list[str]:
+    """iptables rules that name a Docker bridge or Docker's chains, wherever they are (a rule
+    Docker adds to a chain of the host's own, such as POSTROUTING, adds no chain)."""
+    lines: set[str] = set()
+    for save in ("iptables-save", "iptables-legacy-save"):
+        lines.update(
+            line
+            for line in _run_out(save).splitlines()
+            if line.startswith("-A ") and re.search(r"DOCKER|KIND-|docker0|br-[0-9a-f]{12}", line)
+        )
+    return sorted(lines)
 
 
 def leftovers(baseline: dict[str, object], netns_inode: int | None) -> list[str]:
@@ -151,5 +176,7 @@ def leftovers(baseline: dict[str, object], netns_inode: int | None) -> list[str]
     ]
     chains_before = set(baseline.get("chains", []))  # type: ignore[call-overload]
     problems += [f"firewall chain {c}" for c in kind_chains() if c not in chains_before]
+    rules_before = set(baseline.get("rules", []))  # type: ignore[call-overload]
+    problems += [f"firewall rule {r}" for r in docker_rules() if r not in rules_before]
     problems += [f"file {p}" for p in (DOCKER_DATA, DOCKER_SOCK) if p.exists()]
     return problems

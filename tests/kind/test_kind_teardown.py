@@ -1,5 +1,5 @@
 """`hack/e2e_kind.py down` (the end of `make e2e-kind`) leaves nothing behind: no process of the
-private engine or in its network namespace, no mount, no Docker link or firewall chain on the host,
+private engine or in its network namespace, no mount, no Docker link, firewall chain or rule on the host,
 no cgroup, no host sysctl changed, no /lib/modules it created, none of the engine's files. Checked
 here independently of the check `down` makes itself, against the host as `up` recorded it."""
 
@@ -46,5 +46,6 @@ def test_down_leaves_no_process_mount_link_rule_cgroup_or_sysctl() -> None:
     # No Docker or kind chain on the host that was not there before `up` (with a private engine,
     # none at all: it never touches the host's firewall).
     assert [c for c in host.kind_chains() if c not in baseline.get("chains", [])] == []
+    assert [r for r in host.docker_rules() if r not in baseline.get("rules", [])] == []
     assert not config.DOCKER_DATA.exists() and not config.DOCKER_SOCK.exists()
     assert not config.BASELINE.exists()

@@ -97,9 +97,11 @@ test-unit: venv ## unit tests only: no cluster, fast
 
 # The unit tier first (no cluster: a failure there shows in a minute), then the cluster tiers.
 # Brings the cluster up when it is not running and takes it down again afterwards,
-# whatever the outcome; a cluster that was already running is left running.
+# whatever the outcome; a cluster that was already running is left running. Last, the e2e suite
+# on a new kind cluster (make e2e-kind), where the machine can run one (it says why not, else);
+# LLMSTAGE_E2E_KIND=0 leaves it out.
 .PHONY: test
-test: venv tools lint ## everything: lint, unit tests, then integration and e2e tests on the local cluster
+test: venv tools lint ## everything: lint, unit tests, integration, real-node and e2e tests on the local cluster, then e2e on kind
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 	@was_running=0; $(PYTHON) hack/cluster.py status >/dev/null 2>&1 && was_running=1; \
 	$(PYTHON) hack/cluster.py up || exit 1; \
@@ -107,6 +109,7 @@ test: venv tools lint ## everything: lint, unit tests, then integration and e2e 
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m 'cluster and not teardown_last' $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m teardown_last $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
+	if [ $$rc = 0 ]; then $(PYTHON) hack/e2e_kind.py tier; rc=$$?; fi; \
 	exit $$rc
 
 # The check that the suite waits for conditions, not for time: both cores busy.
@@ -118,9 +121,16 @@ test-under-load: ## `make test` RUNS times in a row (default 3) while a CPU hog 
 e2e: venv tools ## e2e suite: chart installed, operator under its ServiceAccount (local cluster or LLMSTAGE_TEST_KUBECONFIG)
 	$(PY) -m pytest e2e $(PYTEST_ARGS)
 
+# hack/e2e_kind.py: the machine's Docker engine and kind's stock node image where they are (a CI
+# runner), else a private dockerd and a node image built here (docs/e2e-kind.md). Always deletes
+# the cluster and checks that nothing is left, whatever the outcome.
 .PHONY: e2e-kind
-e2e-kind: venv ## e2e suite on a new kind cluster with the operator image (needs Docker and kind)
-	@hack/e2e-kind.sh
+e2e-kind: venv ## e2e suite on a new kind cluster: chart-installed operator image, real Ollama (docs/e2e-kind.md)
+	$(PYTHON) hack/e2e_kind.py run
+
+.PHONY: e2e-kind-down
+e2e-kind-down: ## delete the kind cluster of e2e-kind (after `hack/e2e_kind.py up` or a crash) and check nothing is left
+	$(PYTHON) hack/e2e_kind.py down
 
 # ------------------------------------------------------------------ the main job
 

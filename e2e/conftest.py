@@ -8,10 +8,10 @@ Two modes (LLMSTAGE_E2E_OPERATOR):
                    nodes are kwok nodes: they run no container, so the chart's own pod never
                    starts a process there.
   in-cluster       the chart is already installed and its pod runs the operator image
-                   (hack/e2e-kind.sh does that on kind); the suite only checks it is available.
+                   (hack/e2e_kind.py does that on kind); the suite only checks it is available.
 
-LLMSTAGE_E2E_RUNTIME_IMAGE (kind only, read by the scenarios): an image that stands in for
-Ollama and vLLM (e2e/fake-llm), so pods become Ready without downloading models or GPUs.
+On kind, what the scenarios run is set by the environment hack/e2e_kind.py writes (runtimes.py):
+the real Ollama with a small model, and e2e/fake-llm in place of vLLM's GPU image.
 """
 
 from __future__ import annotations
@@ -28,11 +28,16 @@ from testkit import OperatorProcess
 from testkit.chart import ChartRelease, create_namespace, delete_namespaces, forbidden_lines, kubectl
 
 MODE = os.environ.get("LLMSTAGE_E2E_OPERATOR", "local")
-# How the kind script names its release (hack/e2e-kind.sh).
+# How the kind script names its release (hack/e2e_kind.py).
 IN_CLUSTER_RELEASE = os.environ.get("LLMSTAGE_E2E_RELEASE", "llmstage")
 IN_CLUSTER_NAMESPACE = os.environ.get("LLMSTAGE_E2E_RELEASE_NAMESPACE", "llmstage-system")
 # Short, so the Unschedulable scenario does not wait two minutes (a chart value, passed through).
 UNSCHEDULABLE_GRACE = 8
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The uninstall check takes the operator away: after every other test (a stable sort).
+    items.sort(key=lambda item: item.get_closest_marker("uninstall_last") is not None)
 
 
 @pytest.fixture(scope="session")

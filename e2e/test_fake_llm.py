@@ -15,6 +15,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+import yaml
 
 from testkit import wait_until
 
@@ -142,3 +143,34 @@ def test_the_client_example_talks_to_both_runtimes_with_the_same_code(
         )
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == f"fake {runtime} reply to: hello"
+
+
+def test_the_download_step_of_the_production_example_finishes_with_the_stand_ins_hub(tmp_path: Path) -> None:
+    """On kind the stand-in is vLLM's image, so its download-model init container runs llmstage's
+    script against the stand-in's huggingface_hub: it must end with the model "in the cache", and
+    a second start must find it there without asking the Hub."""
+    rendered = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmstage.cli",
+            "render",
+            "-f",
+            str(EXAMPLE.parent / "llama31-8b-production.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
+    step = next(
+        c for c in deployment["spec"]["template"]["spec"]["initContainers"] if c["name"] == "download-model"
+    )
+    env = {e["name"]: e.get("value", "") for e in step["env"] if "value" in e}
+    env.update(HF_HOME=str(tmp_path / "hf"), HOME=str(tmp_path), PYTHONPATH=str(HERE / "fake-llm"))
+    for expected in ("is in the cache", "the Hub is not asked"):
+        res = subprocess.run(
+            step["command"], capture_output=True, text=True, env={"PATH": os.environ["PATH"], **env}
+        )
+        assert res.returncode == 0, res.stderr
+        assert expected in res.stdout, res.stdout

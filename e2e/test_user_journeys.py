@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,27 +20,30 @@ import pytest
 import yaml
 
 import testkit.user
+from e2e.runtimes import CLIENT_IMAGE, CONTAINERS_RUN, WHY_NOT, for_this_cluster
 from testkit import wait_until
 from testkit.chart import REPO, ChartRelease, kubectl
 
 EXAMPLES = REPO / "examples"
 NAME, MODEL = "llama31-8b", "llama3.1:8b"
-# On kind: an image standing in for Ollama and vLLM (see conftest.py).
-RUNTIME_IMAGE = os.environ.get("LLMSTAGE_E2E_RUNTIME_IMAGE", "")
 
 
 class User(testkit.user.User):
     """The e2e user: the shared kubectl user plus the repository's examples."""
 
+    def wait_ready(
+        self, name: str, ns: str, runtime: str, timeout: float = 0, interval: float = 0.5
+    ) -> dict[str, Any]:
+        # Real pods pull a model and load it: a longer wait than for kwok's instant pods.
+        return super().wait_ready(name, ns, runtime, timeout or (300 if CONTAINERS_RUN else 120), interval)
+
     def apply_example(self, file: str, ns: str) -> str:
-        """`kubectl apply -n NS -f examples/FILE` (on kind with a stand-in runtime image)."""
-        doc = yaml.safe_load((EXAMPLES / file).read_text())
-        if RUNTIME_IMAGE:
-            doc["spec"].setdefault("ollama", {})["image"] = RUNTIME_IMAGE
-            doc["spec"].setdefault("vllm", {})["image"] = RUNTIME_IMAGE
-            res = kubectl(self.kubeconfig, "apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
-        else:
+        """`kubectl apply -n NS -f examples/FILE`, with what this cluster can run (runtimes.py)."""
+        if not CONTAINERS_RUN:
             res = kubectl(self.kubeconfig, "apply", "-n", ns, "-f", str(EXAMPLES / file))
+        else:
+            doc = for_this_cluster(yaml.safe_load((EXAMPLES / file).read_text()))
+            res = kubectl(self.kubeconfig, "apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(doc))
         return res.stdout + res.stderr
 
     def create_secrets_for_production(self, ns: str, api_key_secret: str) -> None:
@@ -133,8 +135,10 @@ def test_promotion_in_place_keeps_the_url_and_never_empties_the_service(
     ns = new_namespace("promote")
     user.create_secrets_for_production(ns, "llama31-8b-api-key")
     user.apply_example("llama31-8b-dev.yaml", ns)
-    user.wait_ready(NAME, ns, "ollama")
+    status = user.wait_ready(NAME, ns, "ollama")
     cluster_ip = user.get("service", NAME, ns)["spec"]["clusterIP"]
+    if CONTAINERS_RUN:
+        start_cutover_client(user, ns, status)
 
     empty: list[float] = []
     polls = 0
@@ -176,6 +180,63 @@ def test_promotion_in_place_keeps_the_url_and_never_empties_the_service(
     assert empty == [], f"the Service had no ready endpoint {len(empty)} times during the promotion"
     check_service_endpoint(user, ns, "vllm")
     assert user.get("service", NAME, ns)["spec"]["clusterIP"] == cluster_ip
+    if CONTAINERS_RUN:
+        counts = cutover_client_summary(user, ns)
+        assert counts["failed"] == 0, counts
+        assert counts["ollama"] > 0 and counts["vllm"] >= 20, counts
+
+
+def start_cutover_client(user: User, ns: str, status: dict[str, Any]) -> None:
+    """tests/realnode/cutover_client.py in a pod: requests back to back through the Service, with
+    the OpenAI SDK's default retries, until 20 answers came from vLLM; once it has Ollama's first."""
+    args = ["python3", "/app/cutover_client.py", status["endpoint"], status["servedModelName"],
+            "--max-seconds", "600"]  # fmt: skip
+    key = {"secretKeyRef": {"name": "llama31-8b-api-key", "key": "api-key"}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "cutover-client", "namespace": ns},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {
+                "runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}
+            },
+            "containers": [
+                {
+                    "name": "client",
+                    "image": CLIENT_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": args,
+                    "env": [{"name": "LLM_API_KEY", "valueFrom": key}],
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+        },
+    }  # fmt: skip
+    user.apply(ns, pod)
+    wait_until(
+        lambda: '"runtime": "ollama"' in user.kubectl("logs", "cutover-client", "-n", ns, check=False),
+        timeout=180,
+        interval=1,
+        what="the client's first answer from Ollama",
+    )
+
+
+def cutover_client_summary(user: User, ns: str) -> dict[str, Any]:
+    def done() -> str | None:
+        phase = user.get("pod", "cutover-client", ns)["status"].get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    assert wait_until(done, timeout=600, interval=1, what="the client to finish") == "Succeeded"
+    summary = json.loads(user.kubectl("logs", "cutover-client", "-n", ns).strip().splitlines()[-1])
+    counts: dict[str, Any] = summary["summary"]
+    print(
+        f"cutover: {counts['requests']} requests in {counts['seconds']} s through the Service, "
+        f"{counts['failed']} failed, {counts['ollama']} answered by Ollama, {counts['vllm']} by the vLLM "
+        f"stand-in, {counts['retries']} sent again by the OpenAI client after a broken connection"
+    )
+    return counts
 
 
 def test_70b_example_gets_four_gpus_and_tensor_parallel_four(
@@ -227,46 +288,45 @@ def test_apply_warns_about_ollama_in_production_and_accepts_it(
     assert user.get("llmservice", NAME, ns)["spec"]["runtime"] == "ollama"
 
 
-# What a client pod sends: one request per stage to status.endpoint, same code, same model name.
-CLIENT = """
-import json, sys, urllib.request
-url, key = sys.argv[1], sys.argv[2]
-body = json.dumps({"model": "llama3.1:8b", "messages": [{"role": "user", "content": "hi"}]}).encode()
-req = urllib.request.Request(url + "/chat/completions", body, {"Content-Type": "application/json"})
-if key:
-    req.add_header("Authorization", "Bearer " + key)
-print(json.load(urllib.request.urlopen(req, timeout=30))["choices"][0]["message"]["content"])
-"""
+def ask_from_a_pod(user: User, ns: str, pod: str, question: str, api_key: str = "") -> str:
+    """examples/client_openai.py in a pod (the client image): the URL and model name a user's
+    application uses, through the Service's DNS name."""
+    env = [{"name": "LLM_API_KEY", "value": api_key}] if api_key else []
+    args = [
+        "python3",
+        "/app/client_openai.py",
+        "--namespace",
+        ns,
+        "--service",
+        NAME,
+        "--model",
+        MODEL,
+        question,
+    ]
+    return user.run_pod(ns, pod, CLIENT_IMAGE, args, env).strip()
 
 
-@pytest.mark.skipif(
-    not RUNTIME_IMAGE, reason="no model server runs on kwok nodes (kind: LLMSTAGE_E2E_RUNTIME_IMAGE)"
-)
+@pytest.mark.skipif(not CONTAINERS_RUN, reason=WHY_NOT)
 def test_a_client_pod_gets_answers_from_every_stage_at_its_endpoint(
     user: User, new_namespace: Callable[[str], str]
 ) -> None:
+    """Dev answers for real (Ollama and the model, through the gateway and the Service); production
+    through the same code, its API key and the vLLM stand-in (no GPU here)."""
     dev, production = new_namespace("dev"), new_namespace("prod")
     user.create_secrets_for_production(production, "llama31-8b-api-key")
     user.apply_example("llama31-8b-dev.yaml", dev)
     user.apply_example("llama31-8b-production.yaml", production)
-    for ns, runtime, key in ((dev, "ollama", ""), (production, "vllm", "e2e-key")):
-        endpoint = user.wait_ready(NAME, ns, runtime, timeout=300)["endpoint"]
-        answer = user.kubectl(
-            "run",
-            "client",
-            "-n",
-            ns,
-            "--rm",
-            "-i",
-            "--restart=Never",
-            "--quiet",
-            f"--image={RUNTIME_IMAGE}",
-            "--command",
-            "--",
-            "python3",
-            "-c",
-            CLIENT,
-            endpoint,
-            key,
-        )
-        assert f"fake {runtime} reply to: hi" in answer
+    question = "In one sentence, what is the sky's colour?"
+    user.wait_ready(NAME, dev, "ollama", timeout=300)
+    answer = ask_from_a_pod(user, dev, "client", question)
+    print(f"dev ({dev}): a client pod asked {question!r} through http://{NAME}.{dev}.svc:8000/v1 "
+          f"and Ollama answered: {answer!r}")  # fmt: skip
+    assert len(answer.split()) >= 3 and not answer.startswith("fake"), answer
+    user.wait_ready(NAME, production, "vllm", timeout=300)
+    answer = ask_from_a_pod(user, production, "client", question, api_key="e2e-key")
+    print(f"production ({production}): the stand-in for vLLM answered: {answer!r}")
+    assert answer == f"fake vllm reply to: {question}", answer
+    # Without the key the gateway refuses, as vLLM would.
+    ask = f"python3 /app/client_openai.py --namespace {production} --service {NAME} --model {MODEL} hi"
+    refused = user.run_pod(production, "no-key", CLIENT_IMAGE, ["sh", "-c", f"{ask} 2>&1; echo rc=$?"])
+    assert "rc=1" in refused and "401" in refused, refused

@@ -41,8 +41,9 @@ Images (NAME: reference in the registry; what it is built from, and why):
                 baseline one linked into the binary; see hack/tools/ollama/group.sh).
                 Pushed under the name the operator renders, so containerd's docker.io mirror
                 (the local registry) serves it.
-  fake-llm      llmstage/fake-llm:<key>      a stand-in runtime for the kind e2e, e2e/fake-llm/Dockerfile FROM
-                python-base: there is no vLLM for CPUs.
+  fake-llm      llmstage/fake-llm:<key>      the vLLM stand-in of the kind e2e, e2e/fake-llm/Dockerfile
+                FROM python-base: the production examples ask for vLLM's GPU image, and
+                its CPU image does not fit beside the kind cluster here (docs/e2e-kind.md).
   benchmark     llmstage/benchmark:<version>  the benchmark Job's image (`llmstage benchmark`):
                 images/benchmark/Dockerfile FROM python-base, GuideLLM from
                 requirements/benchmark.txt and llmstage's sweep, under the name the CLI renders
@@ -502,6 +503,10 @@ class DebianBase(Image):
     def options(self) -> list[str]:
         return ["--variant=minbase", "--merged-usr", f"--include={','.join(self.packages)}"]
 
+    def customize(self, root: Path) -> None:
+        """What a base adds to the debootstrapped root before it becomes the layer (its inputs()
+        must cover it)."""
+
     def build(self, out: Path) -> None:
         ensure_debs("debootstrap", "debian-archive-keyring")
         root = out / "rootfs"
@@ -527,6 +532,7 @@ class DebianBase(Image):
             text=True,
         ).stdout
         (out / "dpkg-versions.txt").write_text(versions)
+        self.customize(root)
         clean_rootfs(root)
         layout = Layout(out / "oci").create()
         desc, diff_id = layer_from_rootfs(layout, root)
@@ -1090,7 +1096,7 @@ IMAGES: dict[str, Image] = {
             "fake-llm",
             "llmstage/fake-llm",
             REPO / "e2e/fake-llm",
-            ["Dockerfile", "fake_llm.py", "ollama"],
+            ["Dockerfile", "fake_llm.py", "huggingface_hub/__init__.py", "ollama"],
             pip=False,
         ),
         DockerfileImage(

@@ -1,4 +1,7 @@
-"""Run the packaged Argo CD health check the way Argo CD does: global `obj`, Lua 5.1 (gopher-lua)."""
+"""GitOps health of an LLMService: the packaged Argo CD health check run the way Argo CD does
+(global `obj`, Lua 5.1 as its gopher-lua), and Flux's, kstatus' generic rules for a custom
+resource (kubernetes-sigs/cli-utils pkg/kstatus status.go / generic.go), which read the status
+without configuration."""
 
 from __future__ import annotations
 
@@ -23,3 +26,27 @@ def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
     runtime.globals().obj = _to_lua(runtime, obj)
     result = runtime.execute(argocd_health_lua())
     return str(result["status"]), str(result["message"])
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def kstatus(obj: dict[str, Any]) -> str:
+    """kstatus' generic rules for a custom resource (status.go / generic.go)."""
+    if obj["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") is not None and status["observedGeneration"] != obj["metadata"].get(
+        "generation"
+    ):
+        return "InProgress"
+    conds = conditions(obj)
+    if conds.get("Reconciling", {}).get("status") == "True":
+        return "InProgress"
+    if conds.get("Stalled", {}).get("status") == "True":
+        return "Failed"
+    ready = conds.get("Ready")
+    if ready is None:
+        return "Current"
+    return "Current" if ready["status"] == "True" else "InProgress"

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from typing import Any
 
-from testkit import wait_until
 from testkit.chart import REPO
 from testkit.user import User
 
@@ -124,55 +123,11 @@ class Cluster(User):
         args: list[str],
         env: list[dict[str, Any]] | None = None,
         volumes: dict[str, dict[str, Any]] | None = None,
+        scheduling: dict[str, Any] | None = None,
+        timeout: float = 300,
     ) -> str:
-        """A pod on the real node that runs `args` to completion; its log. `volumes`: mount path ->
-        volume source (e.g. {"/src": {"image": {...}}}); with volumes the pod gets fsGroup 65532, so
-        it can write a claim's local volume."""
-        pod: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {
-                "restartPolicy": "Never",
-                **SCHEDULING,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 65532,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "client",
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "args": args,
-                        "env": env or [],
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                    }
-                ],
-            },
-        }
-        if volumes:
-            named = {f"v{i}": (path, source) for i, (path, source) in enumerate(volumes.items())}
-            pod["spec"]["securityContext"]["fsGroup"] = 65532
-            pod["spec"]["volumes"] = [{"name": n, **source} for n, (_, source) in named.items()]
-            pod["spec"]["containers"][0]["volumeMounts"] = [
-                {"name": n, "mountPath": path} for n, (path, _) in named.items()
-            ]
-        self.apply(ns, pod)
-
-        def finished() -> str | None:
-            phase = self.get("pod", name, ns).get("status", {}).get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        phase = wait_until(finished, timeout=300, interval=1, what=f"pod {ns}/{name} to finish")
-        log = self.kubectl("logs", name, "-n", ns, check=False)
-        assert phase == "Succeeded", f"pod {name} {phase}:\n{log}"
-        return log
+        """A pod on the real node that runs `args` to completion (User.run_pod); its log."""
+        return super().run_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING, timeout)
 
     def reach(self, ns: str, pod: str, image: str, host: str, port: int, path: str) -> str:
         """What a pod in `ns` gets from http://HOST:PORT/PATH (REACH): "answered HTTP/1.1 200 OK",

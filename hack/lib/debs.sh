@@ -1,5 +1,9 @@
 # Debian packages a build step needs: `source hack/lib/debs.sh; ensure_debs PKG...`.
 # Installs the missing ones with apt-get when running as root; otherwise fails naming them.
+# Never starts a service a package ships (docker.io's dockerd, containerd): while apt runs, a
+# policy-rc.d that refuses every start is in place unless the machine already has one, and it is
+# removed again afterwards. A daemon started by a package's postinst would run in the host's
+# network namespace and change its firewall; the steps that need one start their own.
 ensure_debs() {
   local missing=() p
   for p in "$@"; do
@@ -14,7 +18,17 @@ ensure_debs() {
   # Serialised: several builds may ask at once, and apt holds a lock.
   (
     flock 9
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    policy=/usr/sbin/policy-rc.d ours=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\n# llmstage hack/lib/debs.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+      chmod 755 "$policy"; ours=1
+    fi
+    rc=0
+    apt-get update -qq >/dev/null || rc=$?
+    if [ $rc = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    fi
+    if [ $ours = 1 ]; then rm -f "$policy"; fi
+    exit $rc
   ) 9>/tmp/llmstage-apt.lock
 }

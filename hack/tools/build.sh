@@ -54,6 +54,8 @@ group_dir() {
   key=$( (
     load_group "$1"
     cat "$here/$1"/go.mod "$here/$1"/go.sum "$here/$1"/group.sh
+    # A group that carries its own source (a module the Go proxy does not serve) keeps it in src/.
+    if [ -d "$here/$1/src" ]; then (cd "$here/$1" && find src -type f -print0 | sort -z | xargs -0 sha256sum); fi
     echo "$RECIPE $GOFLAGS $CGO $TAGS"
     group_ldflags
     go env GOVERSION

@@ -16,7 +16,7 @@ import yaml
 from llmstage.cli import main
 from llmstage.gitops.health import HEALTH_KEY, argocd_cm_patch, argocd_health_lua
 
-from testkit.lua_health import argocd_health
+from testkit.lua_health import argocd_health, conditions, kstatus
 
 FIXTURES = Path(__file__).parent / "argocd_health"
 EXPECTED = {
@@ -32,30 +32,6 @@ KSTATUS = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Faile
 
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
-
-
-def kstatus(obj: dict[str, Any]) -> str:
-    """kstatus' generic rules for a custom resource (status.go / generic.go)."""
-    if obj["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    status = obj.get("status") or {}
-    if status.get("observedGeneration") is not None and status["observedGeneration"] != obj["metadata"].get(
-        "generation"
-    ):
-        return "InProgress"
-    conds = conditions(obj)
-    if conds.get("Reconciling", {}).get("status") == "True":
-        return "InProgress"
-    if conds.get("Stalled", {}).get("status") == "True":
-        return "Failed"
-    ready = conds.get("Ready")
-    if ready is None:
-        return "Current"
-    return "Current" if ready["status"] == "True" else "InProgress"
 
 
 def test_every_expected_fixture_was_captured() -> None:

@@ -41,11 +41,11 @@ class ProbeBudget:
     """A startup probe sized to a time budget: failureThreshold x periodSeconds >= budget."""
 
     budget_seconds: int
-    # Short, so a pod turns Ready about a second after its server can answer (once the startup
+    # Short, so a pod turns Ready half a second (on average) after its server can answer (once the startup
     # probe succeeds the kubelet runs the readiness probe at once). Both startup probes are
     # cheap (a file test, GET /health) and stop after their first success; the budget is kept
     # by failureThreshold (the real-node measurement: docs/benchmarks.md, P7).
-    period_seconds: int = 2
+    period_seconds: int = 1
 
     @property
     def failure_threshold(self) -> int:

@@ -18,10 +18,10 @@ otherwise Ollama ("start simple; migrate when needed").
 CPU-only still picks Ollama, although vLLM now runs on CPUs (its CPU image; `runtime: vllm`
 without GPUs). The evidence: on CPUs Ollama serves quantized GGUF weights with llama.cpp's kernels,
 while vLLM's CPU backend serves 16- or 32-bit weights and needs AVX-512 BF16 or AMX for bf16 (on
-other CPUs it runs float32, four bytes a weight). For one user, Ollama answered SmolLM2-135M at
-25-82 tokens/s here and vLLM 0.32's CPU backend at 9-11 tokens/s (docs/decision-framework.md).
-What vLLM's continuous batching gains on CPUs with many users is not measured yet; `llmstage
-benchmark` measures it on the user's own nodes, and the explicit choice is always available.
+other CPUs it runs float32, four bytes a weight: a 7-8B model needs about four times the memory
+of its Q4 GGUF). Measured on one CPU core with a 135M model, vLLM's batching did win from 2 users
+(docs/benchmarks.md), which says little about 8B models on memory-bound CPUs; `llmstage benchmark`
+measures the user's own model and nodes, and the explicit choice is always available.
 """
 
 from __future__ import annotations

@@ -47,9 +47,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import images
 from kindcluster import config, engine, host, procs, register_images
 from kindcluster.config import CLUSTER, CONTEXT, KUBECONFIG, REPO, STATE
+
+import images
 
 register_images()
 

@@ -50,7 +50,6 @@ from images import (
     tool_module_dir,
     tool_module_version,
 )
-
 from kindcluster.base_image import KIND_MODULE, binary, kind_files
 
 

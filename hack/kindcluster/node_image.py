@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import images
-
 from kindcluster import archive, procs
 from kindcluster.base_image import binary
 from kindcluster.component_images import kubernetes_version, node_archives

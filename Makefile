@@ -97,7 +97,8 @@ test-unit: venv ## unit tests only: no cluster, fast
 
 # The unit tier first (no cluster: a failure there shows in a minute), then the cluster tiers.
 # Brings the cluster up when it is not running and takes it down again afterwards,
-# whatever the outcome; a cluster that was already running is left running. Last, the e2e suite
+# whatever the outcome, and then frees the real node's image store and registry (about 20 GB: the
+# kind tier needs the room); a cluster that was already running is left running. Last, the e2e suite
 # on a new kind cluster (make e2e-kind), where the machine can run one (it says why not, else);
 # LLMSTAGE_E2E_KIND=0 leaves it out.
 .PHONY: test
@@ -108,7 +109,7 @@ test: venv tools lint ## everything: lint, unit tests, integration, real-node an
 	$(PYTHON) hack/cluster.py images; rc=$$?; \
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m 'cluster and not teardown_last' $(PYTEST_ARGS); rc=$$?; fi; \
 	if [ $$rc = 0 ]; then $(PY) -m pytest -m teardown_last $(PYTEST_ARGS); rc=$$?; fi; \
-	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down; fi; \
+	if [ $$was_running = 0 ]; then $(PYTHON) hack/cluster.py down && $(PYTHON) hack/cluster.py free-disk; fi; \
 	if [ $$rc = 0 ]; then $(PYTHON) hack/e2e_kind.py tier; rc=$$?; fi; \
 	exit $$rc
 

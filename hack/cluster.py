@@ -14,6 +14,7 @@ library only: runs before the virtualenv exists.
     python3 hack/cluster.py down     # stops every process it started, frees every port
     python3 hack/cluster.py status
     python3 hack/cluster.py images   # the real-node tier's images (vLLM's CPU image: 18 min cold)
+    python3 hack/cluster.py free-disk   # after down: the node's image store and the registry's blobs
     python3 hack/cluster.py restart-apiserver   # reliability soak only: everyone's clients reconnect
 """
 
@@ -49,6 +50,7 @@ from clusterlib import (
     stop_process,
     wait_for,
 )
+from realnode.config import NODE_STATE
 
 # Unusual ports so a developer's own etcd or cluster on the defaults does not collide;
 # LLMSTAGE_CLUSTER_PORT_OFFSET shifts them all so two clones can each run a cluster.
@@ -382,6 +384,18 @@ def down() -> None:
     log(f"cluster down in {time.monotonic() - t0:.1f}s; nothing left listening")
 
 
+def free_disk() -> None:
+    """After `down`: remove the real node's image store and the local registry's blobs (about
+    20 GB with vLLM's CPU image). The per-machine image cache keeps the images; the next
+    `images` pushes them again and the node pulls what its pods need. `make test` runs it when
+    it started the cluster, before the kind tier, which needs the room."""
+    if any(pid_of(name) for name in COMPONENTS) or realnode.present():
+        fail("free-disk: the cluster is running; `python3 hack/cluster.py down` first")
+    freed = [STATE / "registry", NODE_STATE / "containerd"]
+    subprocess.run(["rm", "-rf", *map(str, freed)], check=True)
+    log(f"freed {', '.join(str(p.relative_to(STATE.parent)) for p in freed)}")
+
+
 def restart_apiserver() -> None:
     """Stop kube-apiserver and start it again (reliability soak: clients must reconnect)."""
     t0 = time.monotonic()
@@ -414,12 +428,14 @@ def status() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["up", "down", "status", "images", "restart-apiserver"])
+    ap.add_argument("action", choices=["up", "down", "status", "images", "free-disk", "restart-apiserver"])
     a = ap.parse_args()
     if a.action == "up":
         up()
     elif a.action == "down":
         down()
+    elif a.action == "free-disk":
+        free_disk()
     elif a.action == "restart-apiserver":
         restart_apiserver()
     elif a.action == "images":

@@ -441,7 +441,20 @@ def status() -> int:
     return 0
 
 
+# Free space the run needs where .kind/ lives: up to 3.7 GB of node state and the images imported
+# into the nodes' containerd (docs/e2e-kind.md), with room to spare.
+NEEDED_FREE_BYTES = 8 << 30
+
+
 def run(pytest_args: list[str]) -> int:
+    free = shutil.disk_usage(REPO).free
+    if free < NEEDED_FREE_BYTES:
+        procs.log(
+            f"error: {free / 2**30:.1f} GiB free under {REPO}; e2e-kind needs {NEEDED_FREE_BYTES >> 30} GiB "
+            "(the real node's image store and registry take about 20 GB: `python3 hack/cluster.py down` "
+            "and `python3 hack/cluster.py free-disk` free them)"
+        )
+        return 1
     t0 = time.monotonic()
     rc = 1
     try:

@@ -26,6 +26,9 @@ import pytest
 from testkit.chart import REPO, ChartRelease, create_namespace, delete_namespaces, kubectl
 from testkit.realnode import NODE, SCHEDULING, Cluster, images_push, node
 
+# The monitoring namespace's ServiceAccount bound to the chart's metrics-reader role.
+METRICS_READER = "metrics-scraper"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The teardown check stops the cluster under every other test's session fixtures (operators
@@ -83,6 +86,13 @@ def monitoring_namespace(kubeconfig: Path, realnode_prefix: str) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
+def metrics_reader(kubeconfig: Path, monitoring_namespace: str) -> str:
+    """The ServiceAccount in the monitoring namespace that the chart lets read the operator's metrics."""
+    kubectl(kubeconfig, "create", "serviceaccount", METRICS_READER, "-n", monitoring_namespace)
+    return METRICS_READER
+
+
+@pytest.fixture(scope="session")
 def operator_in_cluster(
     kubeconfig: Path, images: dict[str, str], realnode_prefix: str, monitoring_namespace: str
 ) -> Iterator[ChartRelease]:
@@ -95,6 +105,10 @@ def operator_in_cluster(
         "image.pullPolicy": "IfNotPresent",
         "watchNamespaces": [f"{realnode_prefix}*"],
         "networkPolicy.monitoringNamespace": monitoring_namespace,
+        # test_operator_metrics.py scrapes the operator's /metrics as this ServiceAccount.
+        "metrics.readers": [
+            {"kind": "ServiceAccount", "name": METRICS_READER, "namespace": monitoring_namespace}
+        ],
         "nodeSelector": SCHEDULING["nodeSelector"],
         "tolerations": SCHEDULING["tolerations"],
     }

@@ -92,7 +92,7 @@ chart-lint: ## helm lint --strict of charts/llmstage (cluster and namespaced RBA
 	$(BIN)/helm lint --strict charts/llmstage --set rbac.scope=namespaced --set 'watchNamespaces={team-a}'
 
 .PHONY: test-unit
-test-unit: venv ## unit tests only: no cluster, fast
+test-unit: venv tools ## unit tests only: no cluster (the tools: kube-score, helm, versitygw run in it), fast
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 
 # The unit tier first (no cluster: a failure there shows in a minute), then the cluster tiers.

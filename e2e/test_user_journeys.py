@@ -192,29 +192,7 @@ def start_cutover_client(user: User, ns: str, status: dict[str, Any]) -> None:
     args = ["python3", "/app/cutover_client.py", status["endpoint"], status["servedModelName"],
             "--max-seconds", "600"]  # fmt: skip
     key = {"secretKeyRef": {"name": "llama31-8b-api-key", "key": "api-key"}}
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "cutover-client", "namespace": ns},
-        "spec": {
-            "restartPolicy": "Never",
-            "securityContext": {
-                "runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}
-            },
-            "containers": [
-                {
-                    "name": "client",
-                    "image": CLIENT_IMAGE,
-                    "imagePullPolicy": "IfNotPresent",
-                    "args": args,
-                    "env": [{"name": "LLM_API_KEY", "valueFrom": key}],
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]}},
-                }
-            ],
-        },
-    }  # fmt: skip
-    user.apply(ns, pod)
+    user.start_pod(ns, "cutover-client", CLIENT_IMAGE, args, [{"name": "LLM_API_KEY", "valueFrom": key}])
     wait_until(
         lambda: '"runtime": "ollama"' in user.kubectl("logs", "cutover-client", "-n", ns, check=False),
         timeout=180,

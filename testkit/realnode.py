@@ -129,6 +129,19 @@ class Cluster(User):
         """A pod on the real node that runs `args` to completion (User.run_pod); its log."""
         return super().run_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING, timeout)
 
+    def start_pod(
+        self,
+        ns: str,
+        name: str,
+        image: str,
+        args: list[str],
+        env: list[dict[str, Any]] | None = None,
+        volumes: dict[str, dict[str, Any]] | None = None,
+        scheduling: dict[str, Any] | None = None,
+    ) -> None:
+        """A pod on the real node that runs `args` in the background (User.start_pod)."""
+        super().start_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING)
+
     def reach(self, ns: str, pod: str, image: str, host: str, port: int, path: str) -> str:
         """What a pod in `ns` gets from http://HOST:PORT/PATH (REACH): "answered HTTP/1.1 200 OK",
         "refused", "timeout" or "error ..."."""

@@ -70,8 +70,30 @@ class User:
         scheduling: dict[str, Any] | None = None,
         timeout: float = 300,
     ) -> str:
-        """A restricted pod (non-root, read-only root, no capabilities) that runs `args` to
-        completion; its log. `volumes`: mount path -> volume source (e.g. {"/src": {"image":
+        """start_pod, then wait until the pod has run `args` to completion; its log."""
+        self.start_pod(ns, name, image, args, env, volumes, scheduling)
+
+        def finished() -> str | None:
+            phase = self.get("pod", name, ns).get("status", {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        phase = wait_until(finished, timeout=timeout, interval=1, what=f"pod {ns}/{name} to finish")
+        log = self.kubectl("logs", name, "-n", ns, check=False)
+        assert phase == "Succeeded", f"pod {name} {phase}:\n{log}"
+        return log
+
+    def start_pod(
+        self,
+        ns: str,
+        name: str,
+        image: str,
+        args: list[str],
+        env: list[dict[str, Any]] | None = None,
+        volumes: dict[str, dict[str, Any]] | None = None,
+        scheduling: dict[str, Any] | None = None,
+    ) -> None:
+        """Create a restricted pod (non-root, read-only root, no capabilities) that runs `args`
+        and return at once. `volumes`: mount path -> volume source (e.g. {"/src": {"image":
         {...}}}); with volumes the pod gets fsGroup 65532, so it can write a claim's local volume.
         `scheduling`: nodeSelector and tolerations."""
         pod: dict[str, Any] = {
@@ -110,15 +132,6 @@ class User:
                 {"name": n, "mountPath": path} for n, (path, _) in named.items()
             ]
         self.apply(ns, pod)
-
-        def finished() -> str | None:
-            phase = self.get("pod", name, ns).get("status", {}).get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        phase = wait_until(finished, timeout=timeout, interval=1, what=f"pod {ns}/{name} to finish")
-        log = self.kubectl("logs", name, "-n", ns, check=False)
-        assert phase == "Succeeded", f"pod {name} {phase}:\n{log}"
-        return log
 
     def ready_endpoints(self, service: str, ns: str) -> list[str]:
         slices = json.loads(

@@ -43,47 +43,17 @@ def test_promotion_to_production_loses_no_request_of_a_client_that_never_pauses(
     status = cluster.wait_ready("smol", ns, "ollama")
 
     # The client: requests back to back until 20 answers came from vLLM.
-    client = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "client", "namespace": ns},
-        "spec": {
-            "restartPolicy": "Never",
-            "nodeSelector": {"llmstage.io/node": "real"},
-            "tolerations": [{"key": "llmstage.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "client",
-                    "image": images["client"],
-                    "args": [
-                        "python3",
-                        "/app/cutover_client.py",
-                        status["endpoint"],
-                        status["servedModelName"],
-                        "--max-seconds",
-                        "900",
-                    ],
-                    "env": [
-                        {
-                            "name": "LLM_API_KEY",
-                            "valueFrom": {"secretKeyRef": {"name": "smol-api-key", "key": "api-key"}},
-                        }
-                    ],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
-    cluster.apply(ns, client)
+    key = {"secretKeyRef": {"name": "smol-api-key", "key": "api-key"}}
+    cluster.start_pod(
+        ns,
+        "client",
+        images["client"],
+        [
+            *("python3", "/app/cutover_client.py", status["endpoint"], status["servedModelName"]),
+            *("--max-seconds", "900"),
+        ],
+        [{"name": "LLM_API_KEY", "valueFrom": key}],
+    )
 
     def answered_by_ollama() -> bool:
         log = cluster.kubectl("logs", "client", "-n", ns, check=False)

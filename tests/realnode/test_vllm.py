@@ -186,42 +186,16 @@ def test_a_rolling_update_finishes_every_stream_that_started(
     first = server_pod(cluster, ns, "roll")["metadata"]["name"]
 
     streams = 300
-    client = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "streamer", "namespace": ns},
-        "spec": {
-            "restartPolicy": "Never",
-            "nodeSelector": {"llmstage.io/node": "real"},
-            "tolerations": [{"key": "llmstage.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "client",
-                    "image": images["client"],
-                    "args": [
-                        "python3",
-                        "/app/stream_client.py",
-                        f"http://roll.{ns}.svc:8000/v1",
-                        "smollm2:135m",
-                        "--seconds",
-                        str(streams),
-                    ],
-                    "env": key_env(),
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
-    cluster.apply(ns, client)
+    cluster.start_pod(
+        ns,
+        "streamer",
+        images["client"],
+        [
+            *("python3", "/app/stream_client.py", f"http://roll.{ns}.svc:8000/v1", "smollm2:135m"),
+            *("--seconds", str(streams)),
+        ],
+        key_env(),
+    )
     wait_until(
         lambda: '"finished": true' in cluster.kubectl("logs", "streamer", "-n", ns, check=False),
         timeout=300,

@@ -1495,6 +1495,17 @@ def model_verify(target: str) -> None:
 # ------------------------------------------------------------------ command line
 
 
+def result_to_stdout_only() -> None:
+    """Callers parse what a command prints (push --json, list --json, path, model, static), so the
+    programs a build runs (apt-get installing debootstrap on a new machine, debootstrap, buildah, go)
+    must not write there: their file descriptor 1 becomes stderr, and only this process's own
+    prints reach the original stdout."""
+    sys.stdout.flush()
+    result = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1536,6 +1547,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", action="append", help="exposed port, e.g. 53/udp (repeatable)")
     s.add_argument("--cap-net-bind-service", action="store_true", help="file capability to bind ports < 1024")
     args = ap.parse_args(argv)
+    result_to_stdout_only()
 
     names = getattr(args, "names", None) or DEFAULT_SET
     unknown = [n for n in names if n not in IMAGES]

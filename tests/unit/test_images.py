@@ -10,6 +10,7 @@ import io
 import json
 import re
 import struct
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -155,3 +156,23 @@ def test_the_operator_image_is_labelled_with_its_version_and_commit(images: Modu
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", labels["REVISION"])
     inputs = dict(images.IMAGES["llmstage"].inputs())
     assert {f"build-arg {k}": v.encode() for k, v in labels.items()}.items() <= inputs.items()
+
+
+def test_only_the_result_reaches_stdout_when_a_build_runs_programs() -> None:
+    """push --json and the other parsed commands: apt-get (installing debootstrap on a new machine)
+    once wrote to stdout in the middle of `push --json`, and hack/realnode could not read the JSON."""
+    program = f"""
+import importlib.util, subprocess, sys
+spec = importlib.util.spec_from_file_location("images", {str(REPO / "hack" / "images.py")!r})
+images = importlib.util.module_from_spec(spec)
+sys.modules["images"] = images
+spec.loader.exec_module(images)
+images.result_to_stdout_only()
+subprocess.run(["echo", "Reading package lists..."], check=True)
+images.run(["sh", "-c", "echo Setting up debootstrap"])
+print('{{"pause": {{}}}}')
+"""
+    res = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert json.loads(res.stdout) == {"pause": {}}
+    assert "Reading package lists..." in res.stderr
+    assert "Setting up debootstrap" in res.stderr

@@ -155,3 +155,16 @@ def test_the_operator_image_is_labelled_with_its_version_and_commit(images: Modu
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", labels["REVISION"])
     inputs = dict(images.IMAGES["llmstage"].inputs())
     assert {f"build-arg {k}": v.encode() for k, v in labels.items()}.items() <= inputs.items()
+
+
+def test_the_operator_images_context_holds_every_file_its_dockerfile_copies(images: ModuleType) -> None:
+    """buildah gets only the listed files (and the cache key hashes only them): a lock the
+    Dockerfile copies but the list leaves out (requirements/gcs.txt) would fail the build."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = {
+        src
+        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", dockerfile, re.MULTILINE)
+        for src in line.split()[:-1]
+    }
+    assert "requirements/gcs.txt" in copied
+    assert copied | {"Dockerfile"} == set(images.IMAGES["llmstage"].files)

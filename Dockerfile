@@ -3,7 +3,8 @@
 #   docker build -t REGISTRY/llmstage:0.1.0 .   (REGISTRY: yours; nothing is published yet)
 #
 # Dependencies are installed from requirements/runtime.txt, the hashed lock that the tests' venv
-# installs too (`make lock` makes it): only wheels whose sha256 the lock lists, no resolution.
+# installs too (`make lock` makes it): only wheels whose sha256 the lock lists, no resolution;
+# google-auth likewise from requirements/gcs.txt, into /opt/llmstage/fetch-gcs.
 # Then the package itself without dependencies, so the image holds exactly that set; `pip check`
 # fails the build if the set is incomplete.
 
@@ -18,13 +19,22 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/llmstage
 COPY requirements/runtime.txt /src/requirements/runtime.txt
 RUN /opt/llmstage/bin/pip install --require-hashes --no-deps --only-binary=:all: -r /src/requirements/runtime.txt
+# google-auth for the gcs download step (python -m llmstage.fetch), from its own hashed lock, outside
+# site-packages: only llmstage.fetch.gcs puts /opt/llmstage/fetch-gcs on sys.path. The kubernetes
+# client imports google.auth whenever it can, and with it cryptography, which the operator keeps
+# out of its memory (requirements/gcs.in). requests and cryptography are the venv's.
+COPY requirements/gcs.txt /src/requirements/gcs.txt
+RUN /opt/llmstage/bin/pip install --require-hashes --no-deps --only-binary=:all: --target /opt/llmstage/fetch-gcs -r /src/requirements/gcs.txt
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
 # Not editable: the package and its data (templates, catalog) are copied into site-packages,
-# compiled to .pyc here because nothing can be written at run time.
+# compiled to .pyc here because nothing can be written at run time. The gcs step must import
+# google-auth (with the venv's requests), and the operator's modules must not.
 RUN /opt/llmstage/bin/pip install --no-deps /src \
     && /opt/llmstage/bin/pip check \
-    && /opt/llmstage/bin/python -m compileall -q /opt/llmstage/lib \
+    && /opt/llmstage/bin/python -c 'import llmstage.fetch.gcs' \
+    && /opt/llmstage/bin/python -c 'import sys, llmstage.controller.handlers, llmstage.cli, kubernetes.config; assert not {"google.auth", "cryptography"} & set(sys.modules), "the operator imported google.auth"' \
+    && /opt/llmstage/bin/python -m compileall -q /opt/llmstage/lib /opt/llmstage/fetch-gcs \
     && /opt/llmstage/bin/llmstage --version
 # Nothing installs packages at run time: pip and setuptools (which venv bundles) leave the venv.
 RUN /opt/llmstage/bin/python -m pip uninstall --quiet --yes pip setuptools \

@@ -18,13 +18,14 @@ help: ## list targets
 
 # ------------------------------------------------------------------ set-up
 
-# Exactly the hashed pins of requirements/dev.txt, never what the registry serves today.
-$(VENV)/.installed: requirements/dev.txt pyproject.toml hack/venv.sh
+# Exactly the hashed pins of requirements/dev.txt, never what the registry serves today; and
+# requirements/gcs.txt (google-auth) into $(VENV)/fetch-gcs, outside site-packages (hack/venv.sh).
+$(VENV)/.installed: requirements/dev.txt requirements/gcs.txt pyproject.toml hack/venv.sh
 	@PYTHON=$(PYTHON) hack/venv.sh $(VENV)
 	@touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## create .venv from the lock (requirements/dev.txt): the package and dev tools
+venv: $(VENV)/.installed ## create .venv from the locks (requirements/dev.txt: the package and dev tools; gcs.txt into .venv/fetch-gcs)
 
 .PHONY: lock
 lock: ## re-lock requirements/ after a change to pyproject.toml's dependencies (keeps the other pins)

@@ -1036,6 +1036,18 @@ class CoreDNSImage(Image):
         )
 
 
+# The context of the operator image's build: what its Dockerfile copies (requirements/gcs.txt:
+# google-auth, into /opt/llmstage/fetch-gcs), and the files its revision label is checked against.
+OPERATOR_IMAGE_FILES = [
+    "Dockerfile",
+    "pyproject.toml",
+    "README.md",
+    "requirements/runtime.txt",
+    "requirements/gcs.txt",
+    "operator",
+]
+
+
 @functools.cache
 def provenance() -> dict[str, str]:
     """The operator image's OCI labels (Dockerfile ARGs): package version, git commit ("-dirty"
@@ -1046,9 +1058,8 @@ def provenance() -> dict[str, str]:
         return res.stdout.strip() if res.returncode == 0 else ""
 
     version = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
-    files = ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"]
     revision = git("rev-parse", "HEAD") or "unknown"
-    if revision != "unknown" and git("status", "--porcelain", "--", *files):
+    if revision != "unknown" and git("status", "--porcelain", "--", *OPERATOR_IMAGE_FILES):
         revision += "-dirty"
     return {
         "VERSION": version.group(1) if version else "unknown",
@@ -1084,7 +1095,7 @@ IMAGES: dict[str, Image] = {
             "llmstage",
             "llmstage/llmstage",
             REPO,
-            ["Dockerfile", "pyproject.toml", "README.md", "requirements/runtime.txt", "operator"],
+            OPERATOR_IMAGE_FILES,
             pip=True,
             build_args=provenance,
         ),

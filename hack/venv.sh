@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's virtualenv, exactly as requirements/dev.txt pins it (`make venv` runs this).
+# The project's virtualenv, exactly as requirements/dev.txt pins it, and VENV/fetch-gcs as
+# requirements/gcs.txt pins it (`make venv` runs this).
 #
 #   hack/venv.sh VENV                    create VENV from the lock (re-create it when the lock changed)
 #   hack/venv.sh --dry-run REPORT VENV   resolve only: pip's JSON report of what it would install
@@ -38,3 +39,18 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
 "$venv/bin/python" -m pip check >/dev/null || { "$venv/bin/python" -m pip check >&2; exit 1; }
 echo "$want" > "$stamp"
+
+# google-auth for the gcs download step, exactly as requirements/gcs.txt pins it, into
+# VENV/fetch-gcs as the image puts it into /opt/llmstage/fetch-gcs: outside site-packages, so
+# only llmstage.fetch.gcs, which adds the directory to sys.path, can import it (not the operator,
+# whose kubernetes client would import google.auth if it could: requirements/gcs.in). Its
+# dependencies beyond the lock (requests, cryptography) are the venv's.
+gcs_lock="$repo/requirements/gcs.txt"
+gcs_dir="$venv/fetch-gcs"
+gcs_want=$(sha256sum "$gcs_lock" | cut -d' ' -f1)
+if [ "$(cat "$gcs_dir/.lock-sha256" 2>/dev/null)" != "$gcs_want" ]; then
+  rm -rf "$gcs_dir"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    --only-binary=:all: --target "$gcs_dir" -r "$gcs_lock"
+  echo "$gcs_want" > "$gcs_dir/.lock-sha256"
+fi

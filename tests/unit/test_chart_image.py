@@ -80,6 +80,21 @@ def test_dependencies_are_installed_exactly_from_the_hashed_lock() -> None:
     assert not {"pytest", "ruff", "mypy", "hypothesis"} & set(pins)  # dev tools stay out of the image
 
 
+def test_google_auth_is_installed_from_its_lock_outside_site_packages_and_checked() -> None:
+    """requirements/gcs.txt into /opt/llmstage/fetch-gcs, which only llmstage.fetch.gcs puts on
+    sys.path (tests/unit/test_fetch_gcs_isolation.py); the build imports it there and checks that
+    the operator's modules do not."""
+    assert (
+        "pip install --require-hashes --no-deps --only-binary=:all: --target /opt/llmstage/fetch-gcs "
+        "-r /src/requirements/gcs.txt" in DOCKERFILE
+    )
+    assert "compileall -q /opt/llmstage/lib /opt/llmstage/fetch-gcs" in DOCKERFILE
+    assert "python -c 'import llmstage.fetch.gcs'" in DOCKERFILE
+    assert 'assert not {"google.auth", "cryptography"} & set(sys.modules)' in DOCKERFILE
+    build, runtime = DOCKERFILE.split("\nFROM ${PYTHON_IMAGE}\n")
+    assert "fetch-gcs" in build and "COPY --from=build /opt/llmstage /opt/llmstage" in runtime
+
+
 def test_dockerignore_lets_through_exactly_what_the_build_copies() -> None:
     allowed = {
         line[1:].rstrip("/")
@@ -89,5 +104,5 @@ def test_dockerignore_lets_through_exactly_what_the_build_copies() -> None:
     copied = {
         src for line in instructions("COPY") if not line.startswith("--from") for src in line.split()[:-1]
     }
-    # `!requirements/` only opens the directory for `!requirements/runtime.txt` below it.
+    # `!requirements/` only opens the directory for the two locks below it.
     assert copied == {a for a in allowed if not any(b.startswith(a + "/") for b in allowed)}

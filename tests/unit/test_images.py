@@ -176,3 +176,16 @@ print('{{"pause": {{}}}}')
     assert json.loads(res.stdout) == {"pause": {}}
     assert "Reading package lists..." in res.stderr
     assert "Setting up debootstrap" in res.stderr
+
+
+def test_the_operator_images_context_holds_every_file_its_dockerfile_copies(images: ModuleType) -> None:
+    """buildah gets only the listed files (and the cache key hashes only them): a lock the
+    Dockerfile copies but the list leaves out (requirements/gcs.txt) would fail the build."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = {
+        src
+        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", dockerfile, re.MULTILINE)
+        for src in line.split()[:-1]
+    }
+    assert "requirements/gcs.txt" in copied
+    assert copied | {"Dockerfile"} == set(images.IMAGES["llmstage"].files)

@@ -49,8 +49,9 @@ def test_the_subject_is_the_image_by_digest_with_its_labels(bom: dict[str, Any])
     assert bom["bomFormat"] == "CycloneDX"
 
 
-def test_every_locked_package_is_a_component_with_the_locks_hashes(bom: dict[str, Any]) -> None:
-    pins = lock.parse_lock((REPO / "requirements" / "runtime.txt").read_text())
+@pytest.mark.parametrize("name", ["runtime.txt", "gcs.txt"])  # gcs.txt: /opt/llmstage/fetch-gcs
+def test_every_locked_package_is_a_component_with_the_locks_hashes(bom: dict[str, Any], name: str) -> None:
+    pins = lock.parse_lock((REPO / "requirements" / name).read_text())
     components = {c["name"].lower().replace("_", "-"): c for c in bom["components"]}
     assert "llmstage" in components
     for name, versions in pins.items():

@@ -5,7 +5,8 @@ Xet backend.
     default_download() -> DownloadSettings          what a Resolved without settings renders
 
 The s3 and gcs steps run llmstage's own image (llmstage.fetch: botocore and requests from the
-operator's lock); the Hugging Face step runs the vLLM image's huggingface_hub.
+operator's lock, google-auth from its own); the Hugging Face step runs the vLLM image's
+huggingface_hub.
 
 Xet: huggingface_hub downloads Xet-backed repositories through hf_xet, whose download buffers
 were 2 GB, plus 512 MB per file being downloaded, up to 8 GB (xet-core's reconstruction config;

@@ -115,20 +115,6 @@ class Cluster(User):
         # Real pods pull and load a model: a longer default wait than on kwok nodes.
         return super().wait_ready(name, ns, runtime, timeout, interval)
 
-    def run_pod(
-        self,
-        ns: str,
-        name: str,
-        image: str,
-        args: list[str],
-        env: list[dict[str, Any]] | None = None,
-        volumes: dict[str, dict[str, Any]] | None = None,
-        scheduling: dict[str, Any] | None = None,
-        timeout: float = 300,
-    ) -> str:
-        """A pod on the real node that runs `args` to completion (User.run_pod); its log."""
-        return super().run_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING, timeout)
-
     def start_pod(
         self,
         ns: str,
@@ -139,7 +125,8 @@ class Cluster(User):
         volumes: dict[str, dict[str, Any]] | None = None,
         scheduling: dict[str, Any] | None = None,
     ) -> None:
-        """A pod on the real node that runs `args` in the background (User.start_pod)."""
+        """A pod on the real node that runs `args` in the background (User.start_pod); User.run_pod
+        starts its pods here, so they land on the real node too."""
         super().start_pod(ns, name, image, args, env, volumes, scheduling or SCHEDULING)
 
     def reach(self, ns: str, pod: str, image: str, host: str, port: int, path: str) -> str:

@@ -20,20 +20,22 @@ RUN python -m venv /opt/llmstage
 COPY requirements/runtime.txt /src/requirements/runtime.txt
 RUN /opt/llmstage/bin/pip install --require-hashes --no-deps --only-binary=:all: -r /src/requirements/runtime.txt
 # google-auth for the gcs download step (python -m llmstage.fetch), from its own hashed lock, outside
-# site-packages: only llmstage.fetch.gcs puts /opt/llmstage/fetch-gcs on sys.path. The kubernetes
-# client imports google.auth whenever it can, and with it cryptography, which the operator keeps
-# out of its memory (requirements/gcs.in). requests and cryptography are the venv's.
+# site-packages: only llmstage.fetch.gcs puts /opt/llmstage/fetch-gcs on sys.path, so google.auth
+# and the cryptography it imports stay out of the operator's memory (requirements/gcs.in).
+# requests and cryptography are the venv's.
 COPY requirements/gcs.txt /src/requirements/gcs.txt
 RUN /opt/llmstage/bin/pip install --require-hashes --no-deps --only-binary=:all: --target /opt/llmstage/fetch-gcs -r /src/requirements/gcs.txt
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
 # Not editable: the package and its data (templates, catalog) are copied into site-packages,
 # compiled to .pyc here because nothing can be written at run time. The gcs step must import
-# google-auth (with the venv's requests), and the operator's modules must not.
+# google-auth (with the venv's requests), and the operator's modules must not; the kubernetes client
+# is not installed at all (llmstage.kubeapi does its part).
 RUN /opt/llmstage/bin/pip install --no-deps /src \
     && /opt/llmstage/bin/pip check \
     && /opt/llmstage/bin/python -c 'import llmstage.fetch.gcs' \
-    && /opt/llmstage/bin/python -c 'import sys, llmstage.controller.handlers, llmstage.cli, kubernetes.config; assert not {"google.auth", "cryptography"} & set(sys.modules), "the operator imported google.auth"' \
+    && /opt/llmstage/bin/python -c 'import sys, llmstage.controller.handlers, llmstage.cli; assert not {"google.auth", "cryptography", "kubernetes"} & set(sys.modules), "the operator imported google.auth or the kubernetes client"' \
+    && ! /opt/llmstage/bin/python -c 'import kubernetes' 2>/dev/null \
     && /opt/llmstage/bin/python -m compileall -q /opt/llmstage/lib /opt/llmstage/fetch-gcs \
     && /opt/llmstage/bin/llmstage --version
 # Nothing installs packages at run time: pip and setuptools (which venv bundles) leave the venv.

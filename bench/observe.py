@@ -52,7 +52,8 @@ class Mirror:
         self.changed.set()
 
     async def _list(self) -> None:
-        data = await self.kube._request("get", self.kind.path(self.namespace), label_selector=self.selector)
+        params = {"labelSelector": self.selector} if self.selector else None
+        data = await self.kube._request("get", self.kind.path(self.namespace), params=params)
         self._rv = data["metadata"]["resourceVersion"]
         now = time.perf_counter()
         seen = set()
@@ -65,17 +66,12 @@ class Mirror:
     async def _watch(self) -> None:
         while True:
             try:
-                resp = await self.kube.dyn.request(
-                    "get",
-                    self.kind.path(self.namespace),
-                    watch="true",
-                    serialize=False,
-                    resource_version=self._rv,
-                    timeout_seconds=240,
-                    label_selector=self.selector,
-                    _request_timeout=300,
-                )
-                async for line in resp.content:
+                params = {"watch": "true", "resourceVersion": self._rv, "timeoutSeconds": "240"}
+                if self.selector:
+                    params["labelSelector"] = self.selector
+                async for line in self.kube.http.lines(self.kind.path(self.namespace), params, 300):
+                    if not line.strip():
+                        continue
                     event = json.loads(line)
                     at = time.perf_counter()
                     obj = event["object"]
@@ -84,7 +80,6 @@ class Mirror:
                     self._rv = obj["metadata"]["resourceVersion"]
                     if event["type"] != "BOOKMARK":
                         self._emit(event["type"], obj, at)
-                resp.release()
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # expired resourceVersion, apiserver restart: list again

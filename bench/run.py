@@ -55,6 +55,7 @@ CHILD_KINDS = [
         ("v1", "PersistentVolumeClaim"),
         ("autoscaling/v2", "HorizontalPodAutoscaler"),
         ("policy/v1", "PodDisruptionBudget"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
     ]
 ]
 CONCURRENCY = 32  # the operator's default --concurrency; the floor and the creates use the same

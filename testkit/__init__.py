@@ -63,9 +63,4 @@ def kube_over(transport: Any) -> Kube:
     millisecond retry delays: for unit tests of the retry and error mapping only."""
     from llmstage.controller.kube import Kube, RetryPolicy
 
-    kube = Kube.__new__(Kube)
-    kube.dyn = transport
-    kube.retry = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
-    kube.write_count = 0
-    kube.fence = None
-    return kube
+    return Kube(transport, RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002))

@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client
 from llmstage.benchmark.job import Options
 from llmstage.benchmark.runner import Pacing, measured_service, run, store, target_for
-from llmstage.cli.kubeclient import KubeCluster
+from llmstage.cli.kubeclient import KubeCluster, client_for
 
 from testkit import OperatorProcess, wait_until
 from testkit.benchmark_fixtures import sweep_lines
@@ -77,8 +77,8 @@ class RecordingCluster(KubeCluster):
     """The real cluster; the pod's log is the fixture's (kwok serves none). While "following the
     log" it records the Job and the pod as the API server has them."""
 
-    def __init__(self, api: Any) -> None:
-        super().__init__(api)
+    def __init__(self, kubeconfig: Path) -> None:
+        super().__init__(client_for(str(kubeconfig), None)[0])  # the CLI's own client
         self.seen: dict[str, Any] = {}
 
     def follow_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
@@ -90,9 +90,11 @@ class RecordingCluster(KubeCluster):
         return "\n".join(self.follow_log(namespace, pod, container))
 
 
-def benchmark_in_process(api: client.ApiClient, namespace: str, name: str, **options: Any) -> Any:
+def benchmark_in_process(
+    api: client.ApiClient, kubeconfig: Path, namespace: str, name: str, **options: Any
+) -> Any:
     """The CLI's flow (cli/benchmark.py) on the real cluster, with the fixture as the pod's log."""
-    cluster = RecordingCluster(api)
+    cluster = RecordingCluster(kubeconfig)
     svc = get(api, namespace, name)
     target = target_for(svc, options.pop("api_key", None))
     progress: list[str] = []
@@ -113,7 +115,12 @@ def test_the_job_runs_in_the_services_namespace_and_the_result_reaches_status(
 ) -> None:
     svc = create_ready(api_client, namespace, "smol", expectedConcurrency=2)
     cluster, result, progress = benchmark_in_process(
-        api_client, namespace, "smol", node_selector={"type": "kwok"}, tolerations=("nvidia.com/gpu",)
+        api_client,
+        kubeconfig,
+        namespace,
+        "smol",
+        node_selector={"type": "kwok"},
+        tolerations=("nvidia.com/gpu",),
     )
     # The Job and its pod, as the API server admitted them.
     job, pod = cluster.seen["job"], cluster.seen["pod"]
@@ -176,7 +183,7 @@ def test_the_job_runs_in_the_services_namespace_and_the_result_reaches_status(
 
 
 def test_the_pod_reads_a_production_key_by_reference(
-    api_client: client.ApiClient, namespace: str, operator: OperatorProcess
+    api_client: client.ApiClient, namespace: str, kubeconfig: Path, operator: OperatorProcess
 ) -> None:
     client.CoreV1Api(api_client).create_namespaced_secret(
         namespace, {"metadata": {"name": "chat-key"}, "stringData": {"api-key": "s3cret"}}
@@ -191,7 +198,7 @@ def test_the_pod_reads_a_production_key_by_reference(
         vllm={"apiKeySecretRef": {"name": "chat-key"}},
         model={"name": "llama3.1:8b"},
     )
-    cluster, _, _ = benchmark_in_process(api_client, namespace, "chat")
+    cluster, _, _ = benchmark_in_process(api_client, kubeconfig, namespace, "chat")
     env = cluster.seen["pod"]["spec"]["containers"][0]["env"]
     assert env == [
         {"name": "LLMSTAGE_API_KEY", "valueFrom": {"secretKeyRef": {"name": "chat-key", "key": "api-key"}}}
@@ -224,7 +231,7 @@ def test_promote_require_benchmark_checks_the_stored_result(
         f"smol-benchmark): run `llmstage benchmark smol -n {namespace}` before promoting to production"
     )
 
-    benchmark_in_process(api_client, namespace, "smol")
+    benchmark_in_process(api_client, kubeconfig, namespace, "smol")
     measured = llmstage(
         kubeconfig, "recommend", "--users", "50", "--stage", "production", "--gpu", "NVIDIA-L4",
         "--benchmark", "smol", "-n", namespace,

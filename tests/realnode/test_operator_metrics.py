@@ -15,22 +15,31 @@ from testkit.chart import ChartRelease
 from testkit.realnode import SCHEDULING, Cluster, netpol_enforced
 
 # Standard library only (the client image's Python): GET URL without and with the pod's own
-# ServiceAccount token; prints {"none": [status, has_metrics], "token": [...]}.
+# ServiceAccount token; prints {"none": [status, has_metrics], "token": [...]}. A refused
+# connection is tried again for up to 2 minutes: right after the operator's pods are replaced
+# (test_operator_ha.py restarts them), their new addresses reach kube-proxy's and kube-router's
+# rules a few seconds after the pods are Ready.
 SCRAPE = r"""
-import json, ssl, sys, urllib.error, urllib.request
+import json, ssl, sys, time, urllib.error, urllib.request
 url = sys.argv[1]
+deadline = time.monotonic() + 120
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE  # the operator's self-signed certificate (metrics.tls unset)
 token = open("/var/run/secrets/kubernetes.io/serviceaccount/token").read().strip()
 out = {}
 for name, headers in (("none", {}), ("token", {"Authorization": "Bearer " + token})):
-    try:
-        request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=30, context=context) as r:
-            out[name] = [r.status, "llmstage_" in r.read().decode()]
-    except urllib.error.HTTPError as err:
-        out[name] = [err.code, False]
+    while name not in out:
+        try:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=30, context=context) as r:
+                out[name] = [r.status, "llmstage_" in r.read().decode()]
+        except urllib.error.HTTPError as err:
+            out[name] = [err.code, False]
+        except urllib.error.URLError as err:
+            if not isinstance(err.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 print(json.dumps(out), flush=True)
 """
 

@@ -8,9 +8,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from kubernetes.aio.client.exceptions import ApiException
-from kubernetes.aio.dynamic.exceptions import api_exception
 from llmstage.controller.kube import ApiError, Kube
+from llmstage.kubeapi.errors import HttpError
 
 from testkit import kube_over
 
@@ -26,9 +25,7 @@ class Rejecting:
 
     async def request(self, method: str, path: str, **_: Any) -> Any:
         self.calls += 1
-        exc = ApiException(status=500, reason="Internal Server Error")
-        exc.body = f'{{"message": "{self.message}", "reason": "InternalError"}}'
-        raise api_exception(exc)
+        raise HttpError(500, {}, f'{{"message": "{self.message}", "reason": "InternalError"}}'.encode())
 
 
 def apply(kube: Kube) -> Any:

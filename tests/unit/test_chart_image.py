@@ -78,6 +78,7 @@ def test_dependencies_are_installed_exactly_from_the_hashed_lock() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert {canonicalize_name(Requirement(d).name) for d in project} <= set(pins)
     assert not {"pytest", "ruff", "mypy", "hypothesis"} & set(pins)  # dev tools stay out of the image
+    assert "kubernetes" not in pins  # llmstage.kubeapi does its part; the build checks it is absent
 
 
 def test_google_auth_is_installed_from_its_lock_outside_site_packages_and_checked() -> None:
@@ -90,7 +91,8 @@ def test_google_auth_is_installed_from_its_lock_outside_site_packages_and_checke
     )
     assert "compileall -q /opt/llmstage/lib /opt/llmstage/fetch-gcs" in DOCKERFILE
     assert "python -c 'import llmstage.fetch.gcs'" in DOCKERFILE
-    assert 'assert not {"google.auth", "cryptography"} & set(sys.modules)' in DOCKERFILE
+    assert 'assert not {"google.auth", "cryptography", "kubernetes"} & set(sys.modules)' in DOCKERFILE
+    assert "! /opt/llmstage/bin/python -c 'import kubernetes'" in DOCKERFILE
     build, runtime = DOCKERFILE.split("\nFROM ${PYTHON_IMAGE}\n")
     assert "fetch-gcs" in build and "COPY --from=build /opt/llmstage /opt/llmstage" in runtime
 

@@ -111,10 +111,30 @@ def test_guarded_turns_exceptions_into_one_line(
 
 
 def test_api_errors_are_one_line_with_the_servers_message(capsys: pytest.CaptureFixture[str]) -> None:
-    from kubernetes.client.exceptions import ApiException
+    from llmstage.kubeapi.errors import HttpError
 
-    err = ApiException(status=403, reason="Forbidden")
-    err.body = '{"kind":"Status","message":"llmservices is forbidden: User \\"x\\" cannot list"}'
-    code, text = run_guarded(err, capsys)
+    body = (
+        b'{"kind":"Status","reason":"Forbidden",'
+        b'"message":"llmservices is forbidden: User \\"x\\" cannot list"}'
+    )
+    code, text = run_guarded(HttpError(403, {}, body).api_error(), capsys)
     assert code == 1
-    assert "403 Forbidden" in text and "cannot list" in text
+    assert "403 Forbidden" in text and 'User "x" cannot list' in text
+
+
+def test_a_non_status_error_body_is_shown_as_its_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """A proxy in front of the API server answers with its own page, not a Status object."""
+    from llmstage.kubeapi.errors import HttpError
+
+    code, text = run_guarded(HttpError(502, {}, b"upstream connect error").api_error(), capsys)
+    assert code == 1
+    assert "502" in text and "upstream connect error" in text
+
+
+def test_an_unreachable_api_server_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import httpx
+
+    request = httpx.Request("GET", "https://10.0.0.1:6443/apis")
+    code, text = run_guarded(httpx.ConnectError("[Errno 111] Connection refused", request=request), capsys)
+    assert code == 1
+    assert "cannot reach the API server https://10.0.0.1:6443: [Errno 111] Connection refused" in text

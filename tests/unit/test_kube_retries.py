@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from kubernetes.aio.client.exceptions import ApiException
-from kubernetes.aio.dynamic.exceptions import api_exception
 from llmstage.controller.kube import KINDS, ApiError
+from llmstage.kubeapi.errors import HttpError
 
 from testkit import kube_over
 
@@ -19,7 +17,8 @@ DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
 
 
 class FlakyTransport:
-    """Stands in for the HTTP layer only: answers with the given HTTP statuses in turn."""
+    """Stands in for the HTTP layer (controller.kube.Http) only: answers with the given HTTP
+    statuses in turn."""
 
     def __init__(self, statuses: list[int], headers: dict[str, str] | None = None) -> None:
         self.statuses, self.headers, self.calls = list(statuses), headers or {}, 0
@@ -28,17 +27,8 @@ class FlakyTransport:
         self.calls += 1
         status = self.statuses.pop(0)
         if status >= 400:
-            exc = ApiException(status=status, reason="test")
-            exc.headers = self.headers
-            exc.body = '{"message": "injected", "reason": "Test"}'
-            raise api_exception(exc)
-
-        class Response:  # the part of aiohttp's ClientResponse Kube reads
-            async def json(self, *, loads: Callable[[str], Any] = json.loads) -> dict[str, Any]:
-                data: dict[str, Any] = loads('{"kind": "Deployment", "metadata": {"name": "x"}}')
-                return data
-
-        return Response()
+            raise HttpError(status, self.headers, b'{"message": "injected", "reason": "Test"}')
+        return json.loads('{"kind": "Deployment", "metadata": {"name": "x"}}')
 
 
 @pytest.mark.parametrize("status", [429, 500, 503, 504])

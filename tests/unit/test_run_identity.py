@@ -7,23 +7,28 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
 from llmstage.cli import build_parser
 from llmstage.cli import run as run_cmd
+from llmstage.kubeapi import credentials
 
 
 def no_passwd_entry() -> str:
     raise KeyError("getpwuid(): uid not found: 65532")
 
 
-def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_operator_starts_without_a_passwd_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(getpass, "getuser", no_passwd_entry)
     # In a pod: the ServiceAccount's credentials (never dialled: kopf is replaced below).
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    (tmp_path / "token").write_text("t")
+    monkeypatch.setattr(credentials, "SERVICE_ACCOUNT", str(tmp_path))
     seen: dict[str, Any] = {}
 
     async def fake_operator(**kwargs: Any) -> None:

@@ -64,3 +64,32 @@ def test_run_exits_at_once_with_one_line_instead_of_retrying(tmp_path: Path) -> 
         "KUBECONFIG (in a pod, set neither: the ServiceAccount is used)"
     ]
     assert result.stdout == ""
+
+
+def test_run_in_a_pod_without_its_token_stops_with_one_line(tmp_path: Path) -> None:
+    """KUBERNETES_SERVICE_HOST set, no kubeconfig, no ServiceAccount token mounted: `llmstage run`
+    says what to set and exits 2, before any port is bound or kopf starts."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
+    env.update(
+        {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmstage.cli",
+            "run",
+            "--liveness",
+            "http://127.0.0.1:0",
+            "--metrics-port",
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "automountServiceAccountToken: true" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1

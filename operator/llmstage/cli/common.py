@@ -26,6 +26,7 @@ from llmstage.api.manifest import GPUChoice, Manifest, ManifestError, parse_llms
 from llmstage.api.validation import validation_message
 from llmstage.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from llmstage.gitops.promotion import PromotionRefused
+from llmstage.kubeapi.errors import ApiError, ConfigError
 from llmstage.resolve import SpecError
 
 STDIN = "-"
@@ -54,15 +55,9 @@ def parser_for(subparsers: Any, name: str, help_text: str, doc: str | None, exam
 # ---------------------------------------------------------------- error reporting
 
 
-def _api_message(err: Any) -> str:
-    """ApiException -> 'STATUS Reason: message' from the Status body the API server sends."""
-    status, reason = getattr(err, "status", "?"), getattr(err, "reason", "") or ""
-    try:
-        body = json.loads(err.body or "{}")
-        message = body.get("message") or reason
-    except (TypeError, ValueError):
-        message = reason
-    return f"the API server answered {status} {reason}: {message}".strip()
+def _api_message(err: ApiError) -> str:
+    """'the API server answered STATUS Reason: message', the message from its Status body."""
+    return f"the API server answered {err.status} {err.reason}: {err.message}".strip()
 
 
 def _one_line(text: str) -> str:
@@ -113,25 +108,20 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
 
 def _kubernetes_message(err: Exception) -> tuple[str, int] | None:
-    """Errors of the kubernetes client and its transport, as (message, exit code)."""
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    from urllib3.exceptions import HTTPError
+    """Errors of the API client and its transport, as (message, exit code)."""
+    import httpx
 
-    if isinstance(err, ApiException):
+    if isinstance(err, ApiError):
         return _api_message(err), EXIT_FAILURE
-    if isinstance(err, ConfigException):
+    if isinstance(err, ConfigError):
+        return f"{_one_line(str(err))}; pass --kubeconfig FILE or set KUBECONFIG", EXIT_USAGE
+    if isinstance(err, httpx.TransportError):
+        request = getattr(err, "_request", None)
+        where = f" {request.url.scheme}://{request.url.netloc.decode()}" if request is not None else ""
         return (
-            f"kubeconfig: {_one_line(str(err))}; pass --kubeconfig FILE or set KUBECONFIG",
-            EXIT_USAGE,
+            f"cannot reach the API server{where}: {_one_line(str(err) or type(err).__name__)}",
+            EXIT_FAILURE,
         )
-    if isinstance(err, HTTPError):
-        reason = str(getattr(err, "reason", None) or err)
-        # urllib3 starts with its connection object's repr: HTTPSConnection(host='...', port=1): ...
-        reason = re.sub(r"^\w*Connection(Pool)?\(host='[^']*', port=\d+\): ", "", reason)
-        pool = getattr(err, "pool", None)
-        where = f" {pool.scheme}://{pool.host}:{pool.port}" if pool is not None else ""
-        return f"cannot reach the API server{where}: {_one_line(reason)}", EXIT_FAILURE
     return None
 
 
@@ -200,6 +190,11 @@ def add_output_option(parser: Any, *formats: str) -> None:
     parser.add_argument(
         "-o", "--output", choices=formats, default=formats[0], help=f"output format (default: {formats[0]})"
     )
+
+
+def add_gpu_option(parser: Any, help: str) -> None:
+    """--gpu PRODUCT[:COUNT], parsed by parse_gpu (recommend, pipeline init, promote)."""
+    parser.add_argument("--gpu", type=parse_gpu, metavar="PRODUCT[:COUNT]", help=help)
 
 
 def format_objects(

@@ -1,8 +1,8 @@
-"""The CLI's way into a cluster: a kubernetes client from the kubeconfig, and the few calls
+"""The CLI's way into a cluster: a client from the kubeconfig, and the few calls
 `llmstage benchmark` (benchmark.runner.Cluster) and the commands that read a stored result make.
 
 The operator has its own async client (controller/kube.py); the CLI is a one-shot process and
-uses the official synchronous client, as `llmstage status` does.
+uses llmstage.kubeapi.rest, a synchronous one on the same credentials.
 """
 
 from __future__ import annotations
@@ -13,135 +13,74 @@ from typing import Any
 
 from llmstage.api.constants import GROUP, PLURAL, VERSION
 from llmstage.cli.common import CliError
+from llmstage.kubeapi import credentials
+from llmstage.kubeapi.errors import ApiError
+from llmstage.kubeapi.kinds import KINDS
+from llmstage.kubeapi.rest import RestClient
 
 __all__ = ["GROUP", "PLURAL", "VERSION", "KubeCluster", "client_for"]
 
-REQUEST_TIMEOUT = 30
+JOB = KINDS[("batch/v1", "Job")]
+POD = KINDS[("v1", "Pod")]
+CONFIG_MAP = KINDS[("v1", "ConfigMap")]
+LLMSERVICE = KINDS[(f"{GROUP}/{VERSION}", "LLMService")]
 
 
-def client_for(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
-    """An API client from the kubeconfig, and the context's namespace."""
-    from kubernetes import config
-
+def client_for(kubeconfig: str | None, context: str | None) -> tuple[RestClient, str]:
+    """A client from the kubeconfig, and the context's namespace."""
     from llmstage.controller.kubeconfig import problem
 
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    # One line for whatever keeps the file from naming a cluster; never the client library's text.
+    # One line for whatever keeps the file from naming a cluster; never a library's text.
     why = problem(path, env={}, context=context, fix="pass --kubeconfig FILE or set KUBECONFIG")
     if why:
         raise CliError(why, 2)
-    api = config.new_client_from_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
-    contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-    if context:
-        current = next((c for c in contexts if c["name"] == context), current)
-    namespace = (current or {}).get("context", {}).get("namespace") or "default"
-    return api, namespace
-
-
-def _missing(err: Exception) -> bool:
-    return getattr(err, "status", None) == 404
+    found = credentials.from_kubeconfig(None, context, env={"KUBECONFIG": path})
+    return RestClient(found), found.namespace or "default"
 
 
 class KubeCluster:
-    """benchmark.runner.Cluster on the kubernetes client: dicts in, dicts out (camelCase, as
-    `kubectl get -o json` shows them)."""
+    """benchmark.runner.Cluster over the CLI's client: dicts in, dicts out (as `kubectl get -o
+    json` shows them)."""
 
-    def __init__(self, api: Any) -> None:
-        from kubernetes import client
-
+    def __init__(self, api: RestClient) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-
-    def _dict(self, obj: Any) -> dict[str, Any]:
-        out: dict[str, Any] = self.api.sanitize_for_serialization(obj)
-        return out
-
-    def _get(self, read: Any, *args: Any) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return self._dict(read(*args, _request_timeout=REQUEST_TIMEOUT))
-        except ApiException as err:
-            if _missing(err):
-                return None
-            raise
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(self.batch.read_namespaced_job, name, namespace)
+        return self.api.get(JOB, namespace, name)
 
     def create_job(self, job: dict[str, Any]) -> None:
-        self.batch.create_namespaced_job(job["metadata"]["namespace"], job, _request_timeout=REQUEST_TIMEOUT)
+        self.api.create(JOB, job["metadata"]["namespace"], job)
 
     def delete_job(self, namespace: str, name: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            # Background: the pod goes with it (deleting a Job through the API orphans its pods).
-            self.batch.delete_namespaced_job(
-                name, namespace, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as err:
-            if not _missing(err):
-                raise
+        # Background: the pod goes with it (deleting a Job through the API orphans its pods).
+        self.api.delete(JOB, namespace, name, {"propagationPolicy": "Background"})
 
     def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"batch.kubernetes.io/job-name={job}", _request_timeout=REQUEST_TIMEOUT
-        )
-        return [self._dict(p) for p in pods.items]
+        return self.api.list(POD, namespace, label_selector=f"batch.kubernetes.io/job-name={job}")
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(self.core.read_namespaced_pod, name, namespace)
+        return self.api.get(POD, namespace, name)
 
     def follow_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
-        response = self.core.read_namespaced_pod_log(
-            pod, namespace, container=container, follow=True, _preload_content=False
-        )
-        try:
-            pending = b""
-            for chunk in response.stream(1024):
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line.decode(errors="replace")
-            if pending:
-                yield pending.decode(errors="replace")
-        finally:
-            response.release_conn()
+        path = POD.path(namespace, pod, "log")
+        yield from self.api.lines(path, {"container": container, "follow": "true"})
 
     def read_log(self, namespace: str, pod: str, container: str) -> str:
-        return str(
-            self.core.read_namespaced_pod_log(
-                pod, namespace, container=container, _request_timeout=REQUEST_TIMEOUT
-            )
-        )
+        return self.api.text(POD.path(namespace, pod, "log"), {"container": container})
 
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(self.core.read_namespaced_config_map, name, namespace)
+        return self.api.get(CONFIG_MAP, namespace, name)
 
     def put_config_map(self, obj: dict[str, Any]) -> None:
         """Create it, or replace the previous result."""
-        from kubernetes.client.exceptions import ApiException
-
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         try:
-            self.core.create_namespaced_config_map(namespace, obj, _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as err:
+            self.api.create(CONFIG_MAP, namespace, obj)
+        except ApiError as err:
             if err.status != 409:
                 raise
-            self.core.replace_namespaced_config_map(name, namespace, obj, _request_timeout=REQUEST_TIMEOUT)
+            self.api.replace(CONFIG_MAP, namespace, name, obj)
 
     def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as err:
-            if _missing(err):
-                return None
-            raise
-        return obj
+        return self.api.get(LLMSERVICE, namespace, name)

@@ -19,8 +19,8 @@ from llmstage.api.constants import Stage
 from llmstage.api.manifest import GPUChoice, parse_llmservice
 from llmstage.cli.common import (
     CliError,
+    add_gpu_option,
     guarded,
-    parse_gpu,
     parser_for,
     positive_int,
     warn,
@@ -69,12 +69,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="expected users in production (default: %(default)s)",
     )
-    init.add_argument(
-        "--gpu",
-        type=parse_gpu,
-        metavar="PRODUCT[:COUNT]",
-        help="production GPUs per replica, e.g. NVIDIA-L4:2",
-    )
+    add_gpu_option(init, "production GPUs per replica, e.g. NVIDIA-L4:2")
     init.add_argument(
         "--api-key-secret", metavar="NAME", help="production API key Secret (default: NAME-api-key)"
     )

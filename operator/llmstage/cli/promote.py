@@ -30,9 +30,9 @@ from llmstage.api.constants import Stage
 from llmstage.cli.common import (
     STDIN,
     CliError,
+    add_gpu_option,
     display_name,
     guarded,
-    parse_gpu,
     parser_for,
     read_text,
     warn,
@@ -80,12 +80,7 @@ def register(subparsers: Any) -> None:
         "--output-file", metavar="FILE", help="write the manifest here instead of into -f FILE ('-': stdout)"
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument(
-        "--gpu",
-        type=parse_gpu,
-        metavar="PRODUCT[:COUNT]",
-        help="set spec.resources.gpu, e.g. NVIDIA-L4 or NVIDIA-H100-80GB-HBM3:2 (vLLM on GPUs)",
-    )
+    add_gpu_option(where, "set spec.resources.gpu, e.g. NVIDIA-L4 or NVIDIA-H100-80GB-HBM3:2 (vLLM on GPUs)")
     where.add_argument(
         "--cpu",
         action="store_true",

@@ -18,11 +18,11 @@ from llmstage.api.constants import MAX_NODES, Runtime, Stage
 from llmstage.api.manifest import llmservice_object
 from llmstage.cli.common import (
     CliError,
+    add_gpu_option,
     dump_yaml,
     format_objects,
     format_table,
     guarded,
-    parse_gpu,
     parser_for,
     positive_int,
 )
@@ -65,12 +65,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--users", type=positive_int, required=True, metavar="N", help="expected concurrent users")
     p.add_argument("--stage", required=True, choices=[s.value for s in Stage], help="lifecycle stage")
-    p.add_argument(
-        "--gpu",
-        type=parse_gpu,
-        metavar="PRODUCT[:COUNT]",
-        help="GPUs per replica, e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3:2, or 0 for CPU-only",
-    )
+    add_gpu_option(p, "GPUs per replica, e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3:2, or 0 for CPU-only")
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,

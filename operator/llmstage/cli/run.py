@@ -251,9 +251,9 @@ def lease_namespace(kubeconfig: str | None, context: str | None = None) -> str:
     except OSError:
         pass
     try:
-        from kubernetes import config
+        from llmstage.kubeapi.credentials import contexts as kubeconfig_contexts
 
-        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        contexts, active = kubeconfig_contexts(kubeconfig)
         chosen = next((c for c in contexts if c["name"] == context), active) if context else active
         return str((chosen or {}).get("context", {}).get("namespace") or "default")
     except Exception:
@@ -451,12 +451,36 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def check_credentials(config: OperatorConfig) -> None:
+    """Credentials that cannot work stop the start with one line (a pod without its token, an
+    exec plugin section that is not one), instead of a startup retried with a traceback."""
+    from llmstage.controller.operator import credentials_of
+    from llmstage.kubeapi.errors import ConfigError
+
+    try:
+        credentials_of(config)
+    except ConfigError as err:
+        raise StartError(f"llmstage run: {err}") from None
+
+
+def without_kubernetes_client() -> None:
+    """Keep the generated kubernetes client out of the operator's process. kopf imports it
+    whenever it is installed (kopf/_cogs/helpers/thirdparty.py, to recognise its model objects,
+    which llmstage never passes); the image does not install it, but a venv that has it for other
+    tools (the tests' venv) would load about 10 MiB of it, and `llmstage run` there would not be what
+    the image runs. Called before kopf is imported; kopf treats the client as absent."""
+    if "kopf" not in sys.modules:
+        sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+
+
 def _run(args: argparse.Namespace) -> int:
+    without_kubernetes_client()
     from llmstage.controller.operator import Operator
     from llmstage.controller.operator import run as run_operator
 
     configure_logging(args.log_format, args.log_level)
     config = operator_config(args)
+    check_credentials(config)
     operator = Operator(config)
     servers = bind_servers(config, operator.health)
     election = config.leader_election

@@ -121,21 +121,14 @@ def table(items: list[dict[str, Any]], with_namespace: bool) -> str:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
+    from llmstage.cli.kubeclient import LLMSERVICE
+    from llmstage.kubeapi.errors import ApiError
 
     api, context_namespace = client_for(args.kubeconfig, args.context)
-    custom = client.CustomObjectsApi(api)
     namespace = None if args.all_namespaces else (args.namespace or context_namespace)
-    result: Any
     try:
-        if namespace is None:
-            result = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=30)
-        else:
-            result = custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, _request_timeout=30
-            )
-    except ApiException as err:
+        items = api.list(LLMSERVICE, namespace)
+    except ApiError as err:
         if err.status == 404:
             raise CliError(
                 "the LLMService CRD is not installed: `llmstage crd | kubectl apply --server-side -f -` "
@@ -143,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
                 1,
             ) from err
         raise
-    items = result.get("items") or []
     if args.output != "table":
         # The LLMServices as the API server has them (status included), for scripts.
         sys.stdout.write(format_objects(items, args.output, as_list=True))

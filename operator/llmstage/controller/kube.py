@@ -1,9 +1,9 @@
-"""Thin async access to the Kubernetes API on the official client's asyncio transport.
+"""Thin async access to the Kubernetes API over aiohttp, as kopf's own watches.
 
-Only what the reconciler needs: server-side apply, get, list, delete, status merge-patch and
-Events, with retries for the errors that fix themselves (409 on non-apply writes, 429, 5xx,
-timeouts). Paths come from a static table instead of API discovery: the operator touches a
-fixed set of kinds, and discovery would cost requests and memory on every start.
+Only what the reconciler needs: server-side apply, get, list, delete, status merge-patch, Events
+and one watch, with retries for the errors that fix themselves (409 on non-apply writes, 429,
+5xx, timeouts). Credentials come from llmstage.kubeapi (kubeconfig or ServiceAccount, exec
+plugins, rotated tokens); the generated kubernetes client is not used (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
-from kubernetes.aio import client as aio_client
-from kubernetes.aio import config as aio_config
-from kubernetes.aio.dynamic import DynamicClient
-from kubernetes.aio.dynamic.exceptions import DynamicApiError
 
 from llmstage import __version__
 from llmstage.controller import fastjson
+from llmstage.kubeapi import credentials
+from llmstage.kubeapi.credentials import Auth
+from llmstage.kubeapi.errors import ApiError, HttpError
+from llmstage.kubeapi.kinds import KINDS, Kind, kind_of
+
+__all__ = ["KINDS", "USER_AGENT", "ApiError", "Http", "Kind", "Kube", "RetryPolicy", "kind_of"]
 
 log = logging.getLogger(__name__)
 
@@ -35,82 +37,6 @@ USER_AGENT = f"llmstage/{__version__}"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Kind:
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
-        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if sub:
-            base += f"/{sub}"
-        return base
-
-
-KINDS: dict[tuple[str, str], Kind] = {
-    (k.api_version, k.kind): k
-    for k in [
-        Kind("llmstage.io/v1alpha1", "LLMService", "llmservices"),
-        Kind("apps/v1", "Deployment", "deployments"),
-        Kind("v1", "Service", "services"),
-        Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-        Kind("v1", "Pod", "pods"),
-        Kind("v1", "ConfigMap", "configmaps"),
-        Kind("v1", "Event", "events"),
-        Kind("v1", "Node", "nodes", namespaced=False),
-        Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-        Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
-        Kind("coordination.k8s.io/v1", "Lease", "leases"),
-        Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
-        Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
-        Kind("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkersets"),
-        Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
-        Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
-        Kind(
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            namespaced=False,
-        ),
-    ]
-}
-
-
-def kind_of(obj: dict[str, Any]) -> Kind:
-    try:
-        return KINDS[(obj["apiVersion"], obj["kind"])]
-    except KeyError as err:
-        raise ValueError(f"llmstage does not manage {obj.get('apiVersion')}/{obj.get('kind')}") from err
-
-
-class ApiError(Exception):
-    """A Kubernetes API error that retries did not resolve (or that retrying cannot fix)."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status, self.reason, self.message = status, reason, message
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def rejected_object(self) -> bool:
-        """Server-side apply of an object whose fields have the wrong type (e.g. an affinity
-        that is a string) fails with 500 "failed to create typed patch object", not 422: the
-        object is wrong, retrying cannot help."""
-        return self.status == 500 and "failed to create typed patch object" in self.message
 
 
 RETRYABLE = {409, 429, 500, 502, 503, 504}
@@ -141,15 +67,112 @@ class RetryPolicy:
     retry_conflicts: bool = True
 
 
-def _as_api_error(err: DynamicApiError) -> ApiError:
-    message, reason = str(err.reason), str(err.reason)
-    try:
-        body = json.loads(err.body) if err.body else {}
-        message = body.get("message", message)
-        reason = body.get("reason", reason)
-    except (ValueError, TypeError):
-        pass
-    return ApiError(int(err.status or 0), reason, message)
+class Http:
+    """One aiohttp session to one API server, with the credentials kept fresh: an exec plugin is
+    run again before its credential expires and once more on a 401, a token file is re-read."""
+
+    def __init__(self, auth: Auth, session: aiohttp.ClientSession) -> None:
+        self.auth, self.session = auth, session
+        self.server = auth.credentials.server
+
+    @classmethod
+    async def open(
+        cls, auth: Auth, pool_size: int, user_agent: str, fence: Callable[[], None] | None = None
+    ) -> Http:
+        await asyncio.to_thread(auth.refresh)
+        session_args: dict[str, Any] = {}
+        if fence is not None:
+            session_args["request_class"] = fenced_request_class(fence)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool_size),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            # trust_env makes aiohttp look for ~/.netrc in a worker thread before every request
+            # (docs/benchmarks.md); it is needed only to honour proxy variables.
+            trust_env=any(os.environ.get(v) for v in PROXY_ENV),
+            **session_args,
+        )
+        return cls(auth, session)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: Any,
+        content_type: str,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> aiohttp.ClientResponse:
+        for attempt in (1, 2):
+            if self.auth.stale():
+                await asyncio.to_thread(self.auth.refresh)
+            c = self.auth.credentials
+            headers = self.auth.headers()
+            data = None
+            if body is not None:
+                headers["Content-Type"] = content_type
+                data = json.dumps(body, separators=(",", ":")).encode()
+            extra: dict[str, Any] = {}
+            if timeout is not None:
+                extra["timeout"] = timeout
+            if c.tls_server_name:
+                extra["server_hostname"] = c.tls_server_name
+            resp = await self.session.request(
+                method.upper(),
+                self.server + path,
+                params=params,
+                data=data,
+                headers=headers,
+                ssl=self.auth.ssl_context() or True,
+                proxy=c.proxy_url,
+                **extra,
+            )
+            if resp.status == 401 and attempt == 1 and self.auth.refreshable:
+                resp.release()  # an expired credential: renew it once and ask again
+                await asyncio.to_thread(self.auth.refresh, True)
+                continue
+            if resp.status >= 400:
+                raw = await resp.read()
+                resp.release()
+                raise HttpError(resp.status, dict(resp.headers), raw)
+            return resp
+        raise AssertionError("unreachable")
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        resp = await self._send(method, path, params, body, content_type, None)
+        try:
+            raw = await resp.read()
+            return fastjson.loads(raw) if raw else {}
+        finally:
+            resp.release()
+
+    async def lines(self, path: str, params: dict[str, str], timeout: float) -> AsyncIterator[bytes]:
+        """A streamed GET (a watch), line by line, until the server ends it."""
+        resp = await self._send("get", path, params, None, "", aiohttp.ClientTimeout(total=timeout))
+        try:
+            async for line in resp.content:
+                yield line
+        finally:
+            resp.release()
+
+
+def _params(**given: Any) -> dict[str, str]:
+    """Query parameters: None left out, booleans as the API server spells them."""
+    return {
+        k: ("true" if v is True else "false" if v is False else str(v))
+        for k, v in given.items()
+        if v is not None
+    }
 
 
 class Kube:
@@ -157,12 +180,11 @@ class Kube:
 
     def __init__(
         self,
-        api: aio_client.ApiClient,
+        http: Http,
         retry: RetryPolicy | None = None,
         fence: Callable[[], None] | None = None,
     ) -> None:
-        self.api = api
-        self.dyn = DynamicClient(api)  # type: ignore[no-untyped-call]
+        self.http = http
         self.retry = retry or RetryPolicy()
         # Raises to refuse a write (leader election); also checked before each attempt.
         self.fence = fence
@@ -180,37 +202,38 @@ class Kube:
         retry: RetryPolicy | None = None,
         context: str | None = None,
     ) -> Kube:
-        configuration = aio_client.Configuration()
-        try:
-            await aio_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
-        except aio_config.ConfigException:
-            aio_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        configuration.connection_pool_maxsize = pool_size
-        session: dict[str, Any] = {}
-        if not any(os.environ.get(v) for v in PROXY_ENV):
-            # trust_env makes aiohttp look for ~/.netrc in a worker thread before every request
-            # (docs/benchmarks.md); it is needed only to honour proxy variables.
-            session["trust_env"] = False
-        if fence is not None:
-            session["request_class"] = fenced_request_class(fence)
-        if session:
-            configuration.client_session_kwargs = session
-        api = aio_client.ApiClient(configuration)
-        api.user_agent = user_agent
-        return cls(api, retry, fence)
+        """The kubeconfig's context (the one named, else $KUBECONFIG's or ~/.kube/config's
+        current one), else the pod's ServiceAccount. Raises ConfigError naming what is wrong."""
+        found = credentials.load(kubeconfig, context)
+        return await cls.open(found, pool_size, user_agent, fence=fence, retry=retry)
+
+    @classmethod
+    async def open(
+        cls,
+        found: credentials.Credentials,
+        pool_size: int = 64,
+        user_agent: str = USER_AGENT,
+        *,
+        fence: Callable[[], None] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Kube:
+        http = await Http.open(Auth(found), pool_size, user_agent, fence)
+        return cls(http, retry, fence)
+
+    @property
+    def server(self) -> str:
+        return self.http.server
 
     async def close(self) -> None:
-        await self.api.close()  # type: ignore[no-untyped-call]
+        await self.http.close()
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, conflicts: bool) -> T:
         delay = self.retry.base_delay
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 return await fn()
-            except DynamicApiError as err:
-                error = _as_api_error(err)
+            except HttpError as err:
+                error = err.api_error()
                 retryable = (
                     error.status in RETRYABLE
                     and (error.status != 409 or conflicts)
@@ -218,7 +241,7 @@ class Kube:
                 )
                 if not retryable or attempt == self.retry.attempts:
                     raise error from None
-                retry_after = (err.headers or {}).get("Retry-After") if error.status == 429 else None
+                retry_after = err.headers.get("Retry-After") if error.status == 429 else None
                 wait = float(retry_after) if retry_after and retry_after.isdigit() else delay
             # Connection refused and resets are OSErrors; a connection the API server closes
             # mid-request (it is restarting) is aiohttp's ServerDisconnectedError, which is not.
@@ -232,7 +255,14 @@ class Kube:
         raise AssertionError("unreachable")
 
     async def _request(
-        self, method: str, path: str, *, body: Any = None, conflicts: bool = True, **params: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        conflicts: bool = True,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         if method != "get":
             self.write_count += 1
@@ -240,8 +270,9 @@ class Kube:
         async def go() -> dict[str, Any]:
             if method != "get" and self.fence is not None:
                 self.fence()
-            resp = await self.dyn.request(method, path, body=body, serialize=False, **params)
-            data: dict[str, Any] = await resp.json(loads=fastjson.loads)
+            data: dict[str, Any] = await self.http.request(
+                method, path, params=params, body=body, content_type=content_type
+            )
             return data
 
         return await self._call(f"{method.upper()} {path}", go, conflicts=conflicts)
@@ -257,8 +288,7 @@ class Kube:
             body=obj,
             conflicts=False,
             content_type="application/apply-patch+yaml",
-            field_manager=FIELD_MANAGER,
-            force_conflicts=force,
+            params=_params(fieldManager=FIELD_MANAGER, force=force),
         )
 
     async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -282,7 +312,9 @@ class Kube:
         field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         data = await self._request(
-            "get", kind.path(namespace), label_selector=label_selector, field_selector=field_selector
+            "get",
+            kind.path(namespace),
+            params=_params(labelSelector=label_selector, fieldSelector=field_selector),
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
@@ -309,7 +341,7 @@ class Kube:
             kind.path(namespace, name, "status"),
             body={"status": status},
             content_type="application/merge-patch+json",
-            field_manager=FIELD_MANAGER,
+            params=_params(fieldManager=FIELD_MANAGER),
         )
 
     async def create(self, kind: Kind, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
@@ -330,18 +362,7 @@ class Kube:
         timeout_seconds: int = 240,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({"type": ..., "object": {...}}) until the server ends the watch."""
-        resp = await self.dyn.request(
-            "get",
-            kind.path(namespace),
-            serialize=False,
-            watch=True,
-            field_selector=field_selector,
-            timeout_seconds=timeout_seconds,
-            _request_timeout=timeout_seconds + 30,
-        )
-        try:
-            async for line in resp.content:
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            resp.release()
+        params = _params(watch=True, fieldSelector=field_selector, timeoutSeconds=timeout_seconds)
+        async for line in self.http.lines(kind.path(namespace), params, timeout_seconds + 30):
+            if line.strip():
+                yield json.loads(line)

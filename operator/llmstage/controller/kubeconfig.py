@@ -1,8 +1,8 @@
 """Where `llmstage run` gets its credentials, checked once before anything starts.
 
-The client library falls back to the in-cluster ServiceAccount when a kubeconfig cannot be loaded,
-so a mistyped --kubeconfig outside a pod used to end as a startup activity retried every minute
-with a traceback. A path the user named must work; nothing else is tried then.
+A path the user named must work; nothing else is tried then (falling back to the in-cluster
+ServiceAccount would turn a mistyped --kubeconfig outside a pod into a startup retried every
+minute). kopf's watches get the same credentials as the operator's own client.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import config
+
+from llmstage.kubeapi import credentials
+from llmstage.kubeapi.credentials import Auth
+from llmstage.kubeapi.errors import ConfigError
 
 if TYPE_CHECKING:
     import kopf
@@ -44,14 +47,10 @@ def problem(
                 found = structure_problem(path, f.read(), context, fix)
             if found:
                 return found
-        try:
-            contexts, _ = config.list_kube_config_contexts(config_file=named)  # type: ignore[no-untyped-call]
-            if context and context not in [c["name"] for c in contexts]:
-                names = ", ".join(c["name"] for c in contexts) or "none"
-                return f"kubeconfig {path} has no context {context} (it has: {names}): check --context"
-        except Exception as err:  # what the checks above do not know: the library's first line
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            return f"kubeconfig {path}: not a usable kubeconfig ({first_line}); {fix}"
+        try:  # what the checks above do not know: the loader's own line (exec plugins, auth-providers)
+            credentials.from_kubeconfig(None, context, env={"KUBECONFIG": named})
+        except ConfigError as err:
+            return f"{err}; {fix}"
         return None
     if os.path.exists(os.path.expanduser("~/.kube/config")) or env.get("KUBERNETES_SERVICE_HOST"):
         return None
@@ -117,34 +116,29 @@ def structure_problem(path: str, text: str, context: str | None, fix: str = FIX)
     return None
 
 
-def connection_info(kubeconfig: str | None, context: str) -> kopf.ConnectionInfo:
-    """kopf's credentials for one context of a kubeconfig: what kopf's own client-library login
-    (kopf._core.intents.piggybacking.login_via_client) extracts, for a context other than current."""
+def connection_info(auth: Auth) -> kopf.ConnectionInfo:
+    """kopf's credentials: the same server, CA, client certificate and token as the operator's
+    client. kopf calls the login handler again on a 401, which renews an expired token."""
     import kopf
-    from kubernetes import client
 
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, context=context, client_configuration=configuration
-    )
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (
-        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-    )
-    contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    chosen: dict[str, Any] = next((c for c in contexts if c["name"] == context), {})
+    auth.refresh(force=auth.refreshable)
+    c = auth.credentials
+    cert_data, key_data = auth.client_certificate()
+    token = auth.token()
     return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        username=configuration.username or None,
-        password=configuration.password or None,
-        scheme=scheme,
+        server=c.server,
+        ca_path=c.ca_file,
+        ca_data=c.ca_data,
+        insecure=c.insecure or None,
+        username=None if token else c.username,
+        password=None if token else c.password,
+        scheme="Bearer" if token else None,
         token=token,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
-        default_namespace=(chosen.get("context") or {}).get("namespace"),
+        certificate_path=None if cert_data else c.cert_file,
+        certificate_data=cert_data,
+        private_key_path=None if key_data else c.key_file,
+        private_key_data=key_data,
+        default_namespace=c.namespace,
+        proxy_url=c.proxy_url,
+        expiration=auth.expires,
     )

@@ -70,8 +70,8 @@ LEADER_RENEW_FAILURES = Counter(
 
 BUILD_INFO = Gauge(
     "llmstage_build_info",
-    "Always 1; the labels say which llmstage, Python, kopf and kubernetes client run",
-    ["version", "python_version", "kopf_version", "kubernetes_client_version"],
+    "Always 1; the labels say which llmstage, Python, kopf and aiohttp (its HTTP client) run",
+    ["version", "python_version", "kopf_version", "aiohttp_version"],
 )
 
 
@@ -86,7 +86,7 @@ BUILD_INFO.labels(
     version=__version__,
     python_version=platform.python_version(),
     kopf_version=_version_of("kopf"),
-    kubernetes_client_version=_version_of("kubernetes"),
+    aiohttp_version=_version_of("aiohttp"),
 ).set(1)
 
 

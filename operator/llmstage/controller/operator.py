@@ -32,6 +32,8 @@ from llmstage.controller.leader import Campaign, ElectionThread, Leadership, Not
 from llmstage.controller.reconciler import Reconciler, Settings
 from llmstage.controller.watches import CHILD_KINDS, OPTIONAL_KINDS, WATCHES, Watch
 from llmstage.controller.workqueue import WorkQueue
+from llmstage.kubeapi.credentials import Auth, Credentials, in_cluster
+from llmstage.kubeapi.credentials import load as load_credentials
 from llmstage.render.labels import APP_NAME, MANAGED_BY_LABEL, MANAGER, NAME_LABEL
 from llmstage.resolve.resolved import ClusterFacts
 from llmstage.resolve.tenancy import TenancyPolicy
@@ -116,7 +118,7 @@ class Operator:
         probe_client = await connect(self.config, 1, USER_AGENT, retry=RetryPolicy(attempts=1))
         try:
             await apiserver.wait_until_reachable(
-                lambda: probe_client.discover("/version"), log, probe_client.api.configuration.host
+                lambda: probe_client.discover("/version"), log, probe_client.server
             )
         finally:
             await probe_client.close()
@@ -160,16 +162,9 @@ class Operator:
         await self.kube.close()
 
     def login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
-        """kopf's watches use the same credentials as our client: the kubeconfig given to
-        `llmstage run` (or $KUBECONFIG, ~/.kube/config), else the pod's service account.
-        Explicit, because kopf's client-library login reads $KUBECONFIG only at import time."""
-        config = self.config
-        if config.in_cluster and not config.kubeconfig and not config.context:
-            return kopf.login_with_service_account(**kwargs)
-        if config.context:
-            # kopf's kubeconfig login reads current-context only.
-            return kubeconfig.connection_info(config.kubeconfig, config.context)
-        return kopf.login_with_kubeconfig(**kwargs)
+        """kopf's watches use the same credentials as our client (credentials_of); kopf calls
+        this again when the API server answers 401, which renews an expired token."""
+        return kubeconfig.connection_info(Auth(credentials_of(self.config)))
 
     def health(self) -> dict[str, Any]:
         """What /healthz and /readyz answer (llmstage.controller.health)."""
@@ -226,9 +221,15 @@ async def connect(
     fence: Callable[[], None] | None = None,
 ) -> Kube:
     """A client with the configured credentials (each user its own pool and user agent)."""
-    return await Kube.connect(
-        config.kubeconfig, pool_size, user_agent, context=config.context, retry=retry, fence=fence
-    )
+    return await Kube.open(credentials_of(config), pool_size, user_agent, retry=retry, fence=fence)
+
+
+def credentials_of(config: OperatorConfig) -> Credentials:
+    """The kubeconfig given to `llmstage run` (or $KUBECONFIG, ~/.kube/config), else the pod's
+    ServiceAccount; in a pod with neither flag given, the ServiceAccount."""
+    if config.in_cluster and not config.kubeconfig and not config.context:
+        return in_cluster()
+    return load_credentials(config.kubeconfig, config.context)
 
 
 def _deleted(event: dict[str, Any]) -> bool:

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
-from kubernetes.utils import parse_quantity
 
 from llmstage import logs
 from llmstage.api.defaults import ServingDefaults
 from llmstage.api.models import LLMService
+from llmstage.api.quantity import parse_quantity
 from llmstage.api.validation import validation_message
 from llmstage.controller import metrics
 from llmstage.controller.cache import ServiceKey, WatchCache
@@ -105,9 +105,14 @@ def _same_quantity(a: Any, b: Any) -> bool:
     if not isinstance(a, str | int | float) or not isinstance(b, str | int | float):
         return False
     try:
-        return bool(parse_quantity(a) == parse_quantity(b))  # type: ignore[no-untyped-call]
+        # A float (never rendered by us, but JSON allows it) compares by its shortest text.
+        return bool(parse_quantity(_text(a)) == parse_quantity(_text(b)))
     except ValueError:
         return False
+
+
+def _text(value: str | int | float) -> str | int:
+    return repr(value) if isinstance(value, float) else value
 
 
 def keep_immutable_claim_fields(desired: dict[str, Any], live: dict[str, Any]) -> None:
@@ -122,7 +127,7 @@ def keep_immutable_claim_fields(desired: dict[str, Any], live: dict[str, Any]) -
             spec.pop(field, None)
     want = spec.get("resources", {}).get("requests", {}).get("storage")
     have = live_spec.get("resources", {}).get("requests", {}).get("storage")
-    if want and have and parse_quantity(want) < parse_quantity(have):  # type: ignore[no-untyped-call]
+    if want and have and parse_quantity(want) < parse_quantity(have):
         spec["resources"]["requests"]["storage"] = have
 
 

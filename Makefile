@@ -76,11 +76,15 @@ generate: venv ## regenerate crds/, the chart's CRD and files, manifests/ and do
 # What ruff reads; .pre-commit-config.yaml runs the same checks on the files of a commit.
 PY_PATHS := operator testkit tests e2e hack bench images conftest.py
 
+# The shell scripts the serving pods run under the Ollama image's /bin/sh: POSIX sh.
+SH_PATHS := operator/llmstage/podside/*.sh
+
 .PHONY: lint
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy and shellcheck
 	$(VENV)/bin/ruff check $(PY_PATHS)
 	$(VENV)/bin/ruff format --check $(PY_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/shellcheck -s sh $(SH_PATHS)
 
 .PHONY: fmt
 fmt: venv ## format in place and apply ruff's safe fixes (import order, ...); `make lint` then says what is left

@@ -831,8 +831,8 @@ def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
     assert env_of(init)["LLMSTAGE_PULL"]["value"] == "llama3.1:8b"
     assert env_of(init)["OLLAMA_MODELS"]["value"] == env_of(server(DEV_OLLAMA))["OLLAMA_MODELS"]["value"]
     assert {"name": "model-cache", "mountPath": "/models"} in init["volumeMounts"]
-    # The served name is the tag: nothing to copy.
-    assert "ollama cp" not in script and "LLMSTAGE_MODEL" not in env_of(init)
+    # The served name is the tag: nothing to copy (the script copies only when LLMSTAGE_MODEL is set).
+    assert "LLMSTAGE_MODEL" not in env_of(init)
 
 
 @pytest.mark.parametrize("resolved", [DEV_OLLAMA, STAGING_OLLAMA, DEV_OLLAMA_REGISTRY])
@@ -940,7 +940,7 @@ def test_a_served_name_other_than_the_tag_is_copied_after_the_pull() -> None:
         model=replace(DEV_OLLAMA.model, ollama_tag="llama3.1"),
         served_model_name="Llama3.1:latest",
     )
-    assert "ollama cp" not in pod_spec(same)["initContainers"][0]["command"][-1]
+    assert "LLMSTAGE_MODEL" not in env_of(pod_spec(same)["initContainers"][0])
 
 
 def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
@@ -949,7 +949,7 @@ def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
     env = env_of(init)
     assert env["LLMSTAGE_PULL"]["value"] == "registry.internal:5000/library/smollm2:135m"
     assert env["LLMSTAGE_MODEL"]["value"] == "chat"
-    assert "ollama cp" in init["command"][-1] and "--insecure" not in init["command"][-1]
+    assert "LLMSTAGE_PULL_INSECURE" not in env  # HTTPS: the script passes --insecure only when it is set
     assert env["SSL_CERT_FILE"]["value"] == "/etc/llmstage/registry-ca/ca.crt"
     mounts = {m["name"]: m for m in init["volumeMounts"]}
     assert mounts["registry-ca"] == {
@@ -983,6 +983,7 @@ def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
         ),
     )
     insecure_init = pod_spec(insecure)["initContainers"][0]
+    assert env_of(insecure_init)["LLMSTAGE_PULL_INSECURE"]["value"] == "1"
     assert 'ollama pull --insecure "$LLMSTAGE_PULL"' in insecure_init["command"][-1]
     assert "SSL_CERT_FILE" not in env_of(insecure_init)
 

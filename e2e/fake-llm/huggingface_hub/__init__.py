@@ -1,6 +1,6 @@
 """The stand-in image's huggingface_hub: the two calls llmstage's download-model init container
-makes (its script in operator/llmstage/render/templates/vllm-deployment.yaml.j2:
-snapshot_download, HfApi.list_repo_files), answered without the Hub. A "download" leaves
+makes (its program is operator/llmstage/podside/hub_download.py: snapshot_download,
+HfApi.list_repo_files), answered without the Hub. A "download" leaves
 config.json and an empty model.safetensors in $HF_HOME's layout
 (hub/models--ORG--NAME/snapshots/REVISION/), which the stand-in vLLM ignores: enough for the step
 to finish and the pod to start, as with the real image and a reachable Hub. Standard library only."""

@@ -7,7 +7,6 @@ from typing import Any
 
 from llmstage import ollama_name
 from llmstage.api.models import MANAGED_OLLAMA_ENV, Runtime
-from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolve.resolved import ConfigMapKeyRef, OllamaSettings, Resolved, SecretKeyRef
@@ -25,8 +24,6 @@ UID = 1000  # and GID and fsGroup (see the template's top)
 REGISTRY_CA_DIR = "/etc/llmstage/registry-ca"
 # Written by the server container's loader once the model is in memory; the startup probe reads it.
 LOADED_MARKER = "/tmp/llmstage-model-loaded"
-# On the cache volume: pods sharing the cache take turns pulling (flock).
-PULL_LOCK = ".llmstage-pull.lock"
 # Defaults the template sets unless spec.ollama.env sets them: OLLAMA_MAX_LOADED_MODELS and
 # NVIDIA_VISIBLE_DEVICES (see the template for why each has its default).
 
@@ -49,7 +46,7 @@ class OllamaContext:
     alias: bool  # pull and model differ as Ollama names: `ollama cp PULL MODEL` after the pull
     pull_manifest: str  # manifests/... of both, to leave an alias that is already right alone
     model_manifest: str
-    insecure: bool
+    insecure: bool  # plain HTTP: LLMSTAGE_PULL_INSECURE for the pull step
     registry_ca: ConfigMapKeyRef | None
     registry_key: SecretKeyRef | None
     num_parallel: int
@@ -57,18 +54,11 @@ class OllamaContext:
     context_length: int
     extra_env: list[dict[str, str]]
     pull_extra_env: list[dict[str, str]]
-    env_from: list[dict[str, Any]]
-    user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
     home: str
     registry_ca_dir: str
     loaded_marker: str
-    pull_lock: str
     # The NVIDIA container toolkit writes into a GPU container's root filesystem (below); every
     # other Ollama container runs with a read-only one.
-    read_only_root: bool
-    runtime_port: int  # Ollama's, on loopback; the pod's serving port is the gateway's
-    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
-    gateway_volume: dict[str, Any]
 
 
 def startup_budget(parameters_billion: float | None) -> podlib.ProbeBudget:
@@ -100,7 +90,7 @@ def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = 
         pod=pod_context(
             resolved,
             Runtime.OLLAMA,
-            image=settings.image,
+            settings,
             startup=startup_budget(params),
             deadline_seconds=progress_deadline_seconds(params),
             user_id=UID,
@@ -119,16 +109,9 @@ def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = 
         context_length=settings.context_length,
         extra_env=extra_env,
         pull_extra_env=podlib.without(extra_env, PULL_OWN_ENV),
-        env_from=[dict(source) for source in settings.env_from],
-        user_env_names=frozenset(settings.env),
         home=HOME,
         registry_ca_dir=REGISTRY_CA_DIR,
         loaded_marker=LOADED_MARKER,
-        pull_lock=PULL_LOCK,
-        read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
-        runtime_port=gateway.RUNTIME_PORT,
-        gateway=gateway.gateway_container(resolved, Runtime.OLLAMA),
-        gateway_volume=gateway.gateway_volume(),
     )
 
 

@@ -56,12 +56,12 @@ FETCH_COMMAND = ("python", "-m", "llmstage.fetch")
 @dataclass(frozen=True)
 class SourceContext:
     model: str  # vLLM's positional model argument: a repository id or a local directory
-    hub: bool  # from Hugging Face: the download step fetches the repository
-    bucket: bool  # from S3 or GCS: the download step runs llmstage.fetch in llmstage's image
-    offline: bool  # HF_HUB_OFFLINE=1 for vLLM
-    hugging_face_endpoint: str | None
-    volume: dict[str, Any] | None  # the model-source volume (pvc, oci)
-    mount: dict[str, Any] | None
+    hub: bool = False  # from Hugging Face: the download step fetches the repository
+    bucket: bool = False  # from S3 or GCS: the download step runs llmstage.fetch in llmstage's image
+    offline: bool = True  # HF_HUB_OFFLINE=1 for vLLM: every source (the table above)
+    hugging_face_endpoint: str | None = None
+    volume: dict[str, Any] | None = None  # the model-source volume (pvc, oci)
+    mount: dict[str, Any] | None = None
     bucket_env: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -108,35 +108,16 @@ def source_context(model: ModelInfo) -> SourceContext:
     source = model.source
     if source is None:
         return SourceContext(
-            model=model.hugging_face_id,
-            hub=True,
-            bucket=False,
-            offline=True,
-            hugging_face_endpoint=model.hugging_face_endpoint,
-            volume=None,
-            mount=None,
+            model=model.hugging_face_id, hub=True, hugging_face_endpoint=model.hugging_face_endpoint
         )
     if isinstance(source, PVCSource | OCISource):
         return SourceContext(
             model=_local(MODEL_SOURCE_MOUNT_PATH, source.path),
-            hub=False,
-            bucket=False,
-            offline=True,
-            hugging_face_endpoint=None,
             volume=_volume(SOURCE_VOLUME, source),
             mount={"name": SOURCE_VOLUME, "mountPath": MODEL_SOURCE_MOUNT_PATH, "readOnly": True},
         )
     target = bucket_dir(source)
-    return SourceContext(
-        model=target,
-        hub=False,
-        bucket=True,
-        offline=True,
-        hugging_face_endpoint=None,
-        volume=None,
-        mount=None,
-        bucket_env=_bucket_env(source, target),
-    )
+    return SourceContext(model=target, bucket=True, bucket_env=_bucket_env(source, target))
 
 
 def lora_dir(adapter: LoRAAdapter) -> str:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmstage.api.models import MANAGED_VLLM_ENV, Runtime
-from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.source import (
     FETCH_COMMAND,
@@ -81,14 +80,9 @@ class VLLMContext:
     user: str
     home: str
     hf_home: str
-    # The NVIDIA container toolkit writes into a GPU container's root filesystem; the download
-    # step has no GPU and runs read-only.
-    read_only_root: bool
-    # spec.vllm.env and envFrom: the server and the download step (proxies, HF_ENDPOINT).
+    # spec.vllm.env: the server and the download step (proxies, HF_ENDPOINT).
     extra_env: list[dict[str, str]]
     download_extra_env: list[dict[str, str]]
-    env_from: list[dict[str, Any]]
-    user_env_names: frozenset[str]  # defaults the template leaves to the user when set here
     lora: LoRA | None
     # For the download step: [{"repo", "revision", "dir"}] of the adapters from the Hub, as JSON;
     # for vLLM: --lora-modules items.
@@ -100,9 +94,6 @@ class VLLMContext:
     enforce_eager: bool
     cpu: VLLMOnCPU | None  # no GPU: vLLM's CPU backend (no GPU flags; KV cache and threads by env)
     shutdown_timeout_seconds: int  # --shutdown-timeout: how long in-flight requests may drain
-    runtime_port: int  # vLLM's, on loopback; the pod's serving port is the gateway's
-    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
-    gateway_volume: dict[str, Any]
 
 
 def hub_download_env(download: DownloadSettings, user_env: frozenset[str]) -> list[dict[str, str]]:
@@ -166,7 +157,7 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         pod=pod_context(
             resolved,
             Runtime.VLLM,
-            image=settings.image,
+            settings,
             startup=startup,
             deadline_seconds=progress_deadline_seconds(resolved.model.parameters_billion, startup),
             user_id=UID,
@@ -192,11 +183,8 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         user=USER,
         home=HOME,
         hf_home=f"{podlib.CACHE_MOUNT_PATH}/huggingface",
-        read_only_root=not (resolved.resources.gpu and resolved.resources.gpu.count > 0),
         extra_env=extra_env,
         download_extra_env=podlib.without(extra_env, DOWNLOAD_OWN_ENV),
-        env_from=[dict(source) for source in settings.env_from],
-        user_env_names=frozenset(settings.env),
         lora=settings.lora,
         hub_lora=bool(from_hub),
         lora_placements=placements,
@@ -212,9 +200,6 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         enforce_eager=settings.enforce_eager,
         cpu=settings.cpu,
         shutdown_timeout_seconds=drain_seconds(),
-        runtime_port=gateway.RUNTIME_PORT,
-        gateway=gateway.gateway_container(resolved, Runtime.VLLM),
-        gateway_volume=gateway.gateway_volume(),
     )
 
 

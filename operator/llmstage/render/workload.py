@@ -2,7 +2,8 @@
 
 Each runtime has one template in templates/ that platform engineers can read as the Deployment it
 produces. Templates see only a frozen dataclass (StrictUndefined: a misspelt field fails the
-render instead of rendering empty), and their output is parsed back with yaml.safe_load.
+render instead of rendering empty) and `podside_source(NAME)`, the text of a program that runs in
+the pod (llmstage.podside), and their output is parsed back with yaml.safe_load.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
+from llmstage import podside
 from llmstage.api.constants import Runtime
+from llmstage.render import gateway
 from llmstage.render import pod as podlib
 from llmstage.render.labels import (
     MODEL_ANNOTATION,
@@ -27,7 +30,7 @@ from llmstage.render.labels import (
     workload_name,
 )
 from llmstage.render.storage import cache_volume
-from llmstage.resolve.resolved import Resolved
+from llmstage.resolve.resolved import OllamaSettings, Resolved, VLLMSettings
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -63,6 +66,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["json"] = to_json
+    env.globals["podside_source"] = podside.source
     return env
 
 
@@ -103,12 +107,22 @@ class PodContext:
     # spec.pod.volumes and volumeMounts, after llmstage's own: the server and the download step.
     extra_volumes: list[dict[str, Any]]
     extra_volume_mounts: list[dict[str, Any]]
+    # spec.<runtime>.env names (defaults the templates leave to the user when set there) and
+    # envFrom: the server and the download step (proxies, HF_ENDPOINT).
+    user_env_names: frozenset[str]
+    env_from: list[dict[str, Any]]
+    # The NVIDIA container toolkit writes into a GPU container's root filesystem; the others,
+    # and the download steps (no GPU), run read-only.
+    read_only_root: bool
+    runtime_port: int  # the runtime's, on loopback; the pod's serving port is the gateway's
+    gateway: dict[str, Any]  # the gateway container (render/gateway.py)
+    gateway_volume: dict[str, Any]
 
 
 def pod_context(
     resolved: Resolved,
     runtime: Runtime,
-    image: str,
+    settings: OllamaSettings | VLLMSettings,
     startup: podlib.ProbeBudget,
     deadline_seconds: int,
     user_id: int,
@@ -129,7 +143,7 @@ def pod_context(
         replicas=None if resolved.autoscaling is not None else resolved.replicas,
         strategy=podlib.update_strategy(resolved, surge_blocked),
         progress_deadline_seconds=deadline_seconds,
-        image=image,
+        image=settings.image,
         resources=podlib.container_resources(resolved.resources),
         gpu_count=gpu.count if gpu is not None else 0,
         node_selector=dict(resolved.scheduling.node_selector),
@@ -152,6 +166,12 @@ def pod_context(
         scratch_size_limit=podlib.SCRATCH_SIZE_LIMIT[runtime],
         extra_volumes=[dict(v) for v in resolved.pod.volumes],
         extra_volume_mounts=[dict(m) for m in resolved.pod.volume_mounts],
+        user_env_names=frozenset(settings.env),
+        env_from=[dict(source) for source in settings.env_from],
+        read_only_root=not (gpu and gpu.count > 0),
+        runtime_port=gateway.RUNTIME_PORT,
+        gateway=gateway.gateway_container(resolved, runtime),
+        gateway_volume=gateway.gateway_volume(),
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     WithJsonSchema,
     model_validator,
 )
@@ -113,3 +114,6 @@ HUGGING_FACE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 QUANTIZATION = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Ollama keep_alive: a Go duration ("10m", "24h", "1h30m") or seconds; negative keeps the model loaded.
 DURATION = r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)?)+$"
+
+# A Kubernetes object's name (most kinds): the LLMService's own, and those of the objects it names.
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]

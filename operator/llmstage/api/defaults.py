@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import pydantic
 import yaml
-from llmstage.api.base import DNS_SUBDOMAIN, IMAGE, LABEL_VALUE, QUALIFIED_NAME, ApiModel
+from llmstage.api.base import IMAGE, LABEL_VALUE, QUALIFIED_NAME, ApiModel, ObjectName
 from llmstage.api.constants import MANAGED_ANNOTATIONS, MANAGED_LABEL_PREFIXES
 from llmstage.api.spec_parts import LocalObjectReference, Toleration
 from llmstage.api.validation import validation_message
@@ -45,18 +45,12 @@ class SchedulingDefaults(ApiModel):
         max_length=32,
         description="Tolerations added to the pods, before an LLMService's own.",
     )
-    runtime_class_name: str | None = Field(
+    runtime_class_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description="RuntimeClass of the pods unless the LLMService sets spec.scheduling.runtimeClassName.",
     )
-    priority_class_name: str | None = Field(
+    priority_class_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description="PriorityClass of the pods unless the LLMService sets spec.scheduling.priorityClassName.",
     )
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from llmstage.api.base import DNS_SUBDOMAIN, ApiModel, CelRule
+from llmstage.api.base import ApiModel, CelRule, ObjectName
 from llmstage.api.constants import (
     MANAGED_OLLAMA_ENV,
     MANAGED_VLLM_ENV,
@@ -118,7 +118,7 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    name: ObjectName
     namespace: str = "default"
     uid: str = ""
     generation: int = 0

@@ -26,6 +26,7 @@ from llmstage.api.base import (
     SERVED_MODEL_NAME,
     ApiModel,
     CelRule,
+    ObjectName,
     Quantity,
     cel_list,
 )
@@ -69,7 +70,7 @@ def _key_field(default: str, description: str) -> Any:
 class SecretKeyRef(ApiModel):
     """A key of a Secret in the LLMService's namespace."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    name: ObjectName = Field(description="Name of the Secret.")
     key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret.")
 
 
@@ -88,7 +89,7 @@ class APIKeySecretRef(SecretKeyRef):
 
 
 class LocalObjectReference(ApiModel):
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The object's name.")
+    name: ObjectName = Field(description="The object's name.")
 
 
 # -------------------- spec.model, spec.lora: the model, its shape, where its weights come from, adapters
@@ -188,10 +189,7 @@ class PVCSource(ApiModel):
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (_no_dot_dot_rule("pvc.path", "path", "path"),)
 
-    claim_name: str = Field(
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
+    claim_name: ObjectName = Field(
         description=(
             "PersistentVolumeClaim in the LLMService's namespace holding the model's Hugging Face files "
             "(config.json, tokenizer, *.safetensors). ReadOnlyMany or ReadWriteMany for more than one "
@@ -215,7 +213,7 @@ class BucketCredentialsRef(ApiModel):
     Passed to the download step as secretKeyRef variables; llmstage never reads the Secret.
     """
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    name: ObjectName = Field(description="Name of the Secret.")
 
 
 class S3Source(ApiModel):
@@ -891,11 +889,8 @@ class CacheSpec(ApiModel):
             "autoscaling above 1), when accessMode is ReadWriteMany or claimName is set; PerPod otherwise."
         ),
     )
-    claim_name: str | None = Field(
+    claim_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description=(
             "An existing PersistentVolumeClaim of the service's namespace to use as the shared cache, "
             "e.g. one pre-filled with the weights: llmstage never creates, changes or deletes it. Its "
@@ -907,11 +902,8 @@ class CacheSpec(ApiModel):
         default=None,
         description="Storage request of each claim, e.g. '50Gi'. Default: sized from the model's weights.",
     )
-    storage_class_name: str | None = Field(
+    storage_class_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description="StorageClass of the claim(s). Default: the cluster's default class.",
     )
     access_mode: AccessMode | None = Field(
@@ -975,18 +967,12 @@ class SchedulingSpec(ApiModel):
         description="A core/v1 Affinity, passed to the pods as is (merged with the GPU product affinity).",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    runtime_class_name: str | None = Field(
+    runtime_class_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description="RuntimeClass for the pods, e.g. 'nvidia' where the GPU runtime is not the default.",
     )
-    priority_class_name: str | None = Field(
+    priority_class_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description="PriorityClass for the pods.",
     )
 
@@ -1013,9 +999,7 @@ def _managed_env_rule(field: str, names: tuple[str, ...], instead: str) -> CelRu
 class ConfigMapKeyRef(ApiModel):
     """A key of a ConfigMap in the LLMService's namespace."""
 
-    name: str = Field(
-        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the ConfigMap."
-    )
+    name: ObjectName = Field(description="Name of the ConfigMap.")
     key: str = _key_field("ca.crt", "Key within the ConfigMap holding PEM certificates (default 'ca.crt').")
 
 
@@ -1091,7 +1075,7 @@ class OllamaRegistrySpec(ApiModel):
 class OptionalObjectRef(ApiModel):
     """A ConfigMap or Secret in the LLMService's namespace, by name."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Its name.")
+    name: ObjectName = Field(description="Its name.")
     optional: bool | None = Field(default=None, description="Start the pod even if it does not exist.")
 
 
@@ -1493,11 +1477,8 @@ class PodSettings(ApiModel):
         ),
     )
 
-    service_account_name: str | None = Field(
+    service_account_name: ObjectName | None = Field(
         default=None,
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description=(
             "ServiceAccount of the serving pods, e.g. one annotated for IRSA (EKS) or Workload Identity "
             "(GKE, AKS) to read models from a bucket. Default: the namespace's default ServiceAccount."
@@ -1693,7 +1674,7 @@ class NetworkPolicySpec(ApiModel):
 class GatewayRef(ApiModel):
     """The Gateway (Gateway API) whose listener routes to the InferencePool: one the platform runs."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="The Gateway's name.")
+    name: ObjectName = Field(description="The Gateway's name.")
     namespace: str | None = Field(
         default=None,
         min_length=1,

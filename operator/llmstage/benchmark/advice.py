@@ -53,23 +53,16 @@ def latency_misses(result: BenchmarkResult, users: int, target: LatencyTarget) -
             if users <= highest
             else (f"the most measured; {users} users were not")
         )
-    misses = []
-    if (
-        target.time_to_first_token_p99_ms is not None
-        and level.time_to_first_token_ms.p99 > target.time_to_first_token_p99_ms
-    ):
-        misses.append(
-            f"time to first token p99 {level.time_to_first_token_ms.p99:.0f} ms > "
-            f"{target.time_to_first_token_p99_ms} ms"
-        )
-    if (
-        target.inter_token_latency_p99_ms is not None
-        and level.inter_token_latency_ms.p99 > target.inter_token_latency_p99_ms
-    ):
-        misses.append(
-            f"inter-token latency p99 {level.inter_token_latency_ms.p99:.1f} ms > "
-            f"{target.inter_token_latency_p99_ms} ms"
-        )
+    # (what, the target's p99 in ms, the measured p99, its format)
+    latencies = (
+        ("time to first token", target.time_to_first_token_p99_ms, level.time_to_first_token_ms.p99, ".0f"),
+        ("inter-token latency", target.inter_token_latency_p99_ms, level.inter_token_latency_ms.p99, ".1f"),
+    )
+    misses = [
+        f"{what} p99 {measured:{fmt}} ms > {limit} ms"
+        for what, limit, measured, fmt in latencies
+        if limit is not None and measured > limit
+    ]
     if level.requests.errored:
         misses.append(f"{level.requests.errored} failed requests")
     return Judged(level, misses, note)

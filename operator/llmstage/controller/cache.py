@@ -12,6 +12,7 @@ import hashlib
 import marshal
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +178,64 @@ def controller_owner(body: dict[str, Any]) -> ServiceKey | None:
     return None
 
 
+def _labelled_owner(body: dict[str, Any], selector: dict[str, str], owner_label: str) -> ServiceKey | None:
+    """The LLMService `owner_label` names, for an object whose labels match `selector`; else None."""
+    labels = body.get("metadata", {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in selector.items()) or owner_label not in labels:
+        return None
+    return body["metadata"]["namespace"], labels[owner_label]
+
+
+# The labels that make an object ours: EndpointSlices inherit them from our Services, claims per
+# pod from the pod template.
+_OUR_SERVICES = {MANAGED_BY_LABEL: MANAGER}
+_OUR_PODS = {NAME_LABEL: APP_NAME}
+_OUR_POD_CLAIMS = {NAME_LABEL: APP_NAME, COMPONENT_LABEL: CACHE}
+
+
+def _slice_endpoints(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What observed.ready_endpoints reads: addresses, readiness and the pod behind each."""
+    return {
+        "metadata": {"name": name},
+        "endpoints": [
+            {
+                "addresses": ep.get("addresses") or [],
+                "conditions": {"ready": (ep.get("conditions") or {}).get("ready")},
+                "targetRef": {"name": (ep.get("targetRef") or {}).get("name", "")},
+            }
+            for ep in body.get("endpoints") or []
+        ],
+    }
+
+
+def _slice_without_endpoints(name: str) -> dict[str, Any]:
+    # The endpoint controller creates a slice with its Service, before any pod: it says nothing yet.
+    return {"metadata": {"name": name}, "endpoints": []}
+
+
+def _pod_problems(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Problems only: a pod that cannot be scheduled, a container that cannot start, and the step
+    a starting pod is at. Pods becoming ready reach the status through the Deployment and the
+    endpoints."""
+    status = body.get("status") or {}
+    stored: dict[str, Any] = {
+        "metadata": {"name": name},
+        "status": {
+            "conditions": [
+                c
+                for c in status.get("conditions") or []
+                if c.get("type") == "PodScheduled" and c.get("status") == "False"
+            ],
+            "containerStatuses": _problems_only(status.get("containerStatuses") or []),
+            "initContainerStatuses": _problems_only(status.get("initContainerStatuses") or []),
+        },
+    }
+    step = _running_init_container(status)
+    if step:
+        stored["status"]["initializing"] = step
+    return stored
+
+
 def _healthy_pod(name: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name},
@@ -247,69 +306,39 @@ class WatchCache:
         """The children of one LLMService, unpacked (fresh dicts the caller may change)."""
         return {child: packed.unpack() for child, packed in self.children.get(key, {}).items()}
 
+    def _put_named(
+        self,
+        kept: dict[str, dict[str, Any]],
+        body: dict[str, Any],
+        deleted: bool,
+        read: Callable[[str, dict[str, Any]], dict[str, Any]],
+        quiet: Callable[[str], dict[str, Any]],
+    ) -> None:
+        """Keeps `read` of an object by its name. A missing object counts as `quiet` (one that says
+        nothing: a slice without endpoints, a pod without problems), so one appearing or going
+        away quiet changes nothing."""
+        name = body["metadata"]["name"]
+        if deleted:
+            before = kept.pop(name, None)
+            self.changed = before is not None and before != quiet(name)
+        else:
+            stored = read(name, body)
+            before = kept.get(name)
+            self.changed = stored != (quiet(name) if before is None else before)
+            kept[name] = stored
+
     # EndpointSlices of our Services (they inherit the Service's labels) --------------------------
     def put_slice(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
-        labels = body.get("metadata", {}).get("labels") or {}
-        if labels.get(MANAGED_BY_LABEL) != MANAGER or SERVICE_NAME_LABEL not in labels:
-            return None
-        owner = body["metadata"]["namespace"], labels[SERVICE_NAME_LABEL]
-        name = body["metadata"]["name"]
-        before = self.slices[owner].get(name)
-        if deleted:
-            self.slices[owner].pop(name, None)
-            self.changed = before is not None and bool(before["endpoints"])
-        else:
-            # What observed.ready_endpoints reads: addresses, readiness and the pod behind each.
-            stored = {
-                "metadata": {"name": name},
-                "endpoints": [
-                    {
-                        "addresses": ep.get("addresses") or [],
-                        "conditions": {"ready": (ep.get("conditions") or {}).get("ready")},
-                        "targetRef": {"name": (ep.get("targetRef") or {}).get("name", "")},
-                    }
-                    for ep in body.get("endpoints") or []
-                ],
-            }
-            self.slices[owner][name] = stored
-            # A new slice without endpoints (the endpoint controller creates it with the
-            # Service) says what no slice says: no reconcile for it.
-            self.changed = stored != before and (before is not None or bool(stored["endpoints"]))
+        owner = _labelled_owner(body, _OUR_SERVICES, SERVICE_NAME_LABEL)
+        if owner is not None:
+            self._put_named(self.slices[owner], body, deleted, _slice_endpoints, _slice_without_endpoints)
         return owner
 
     # Pods: only what the status needs (scheduling and container-config errors) -------------------
     def put_pod(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
-        labels = body.get("metadata", {}).get("labels") or {}
-        if labels.get(NAME_LABEL) != APP_NAME or INSTANCE_LABEL not in labels:
-            return None
-        owner = body["metadata"]["namespace"], labels[INSTANCE_LABEL]
-        name = body["metadata"]["name"]
-        before = self.pods[owner].get(name)
-        if deleted:
-            self.pods[owner].pop(name, None)
-            # A pod without problems going away changes nothing the status says.
-            self.changed = before is not None and before != _healthy_pod(name)
-        else:
-            # Problems only: a pod that cannot be scheduled, a container that cannot start.
-            # Pods becoming ready reach the status through the Deployment and the endpoints.
-            status = body.get("status") or {}
-            stored = {
-                "metadata": {"name": name},
-                "status": {
-                    "conditions": [
-                        c
-                        for c in status.get("conditions") or []
-                        if c.get("type") == "PodScheduled" and c.get("status") == "False"
-                    ],
-                    "containerStatuses": _problems_only(status.get("containerStatuses") or []),
-                    "initContainerStatuses": _problems_only(status.get("initContainerStatuses") or []),
-                },
-            }
-            step = _running_init_container(status)
-            if step:
-                stored["status"]["initializing"] = step
-            self.pods[owner][name] = stored
-            self.changed = stored != (before or _healthy_pod(name))
+        owner = _labelled_owner(body, _OUR_PODS, INSTANCE_LABEL)
+        if owner is not None:
+            self._put_named(self.pods[owner], body, deleted, _pod_problems, _healthy_pod)
         return owner
 
     # Claims per pod (generic ephemeral volumes): Kubernetes creates them, the pod owns them -------
@@ -318,12 +347,9 @@ class WatchCache:
         the API server), access modes and phase. Read only when a pod cannot be scheduled, and
         that pod's own event brings the reconcile: a claim's event alone never does (a claim is
         created and then bound, two events that change nothing a reconcile decides)."""
-        labels = body.get("metadata", {}).get("labels") or {}
-        if labels.get(NAME_LABEL) != APP_NAME or labels.get(COMPONENT_LABEL) != CACHE:
-            return None
-        if MANAGED_BY_LABEL in labels or INSTANCE_LABEL not in labels:
-            return None  # our shared claim (put_child), or not one of ours
-        owner = body["metadata"]["namespace"], labels[INSTANCE_LABEL]
+        owner = _labelled_owner(body, _OUR_POD_CLAIMS, INSTANCE_LABEL)
+        if owner is None or MANAGED_BY_LABEL in body["metadata"]["labels"]:
+            return None  # not one of ours, or our shared claim (put_child)
         name = body["metadata"]["name"]
         self.changed = False
         if deleted:
@@ -344,10 +370,9 @@ class WatchCache:
     # Benchmark results (ConfigMaps the CLI writes, labelled by store.RESULT_SELECTOR) -------------
     def put_benchmark(self, body: dict[str, Any], deleted: bool = False) -> ServiceKey | None:
         """Only the result's text (no chart): status.benchmark is read from it."""
-        labels = body.get("metadata", {}).get("labels") or {}
-        if any(labels.get(k) != v for k, v in RESULT_SELECTOR.items()) or STORE_INSTANCE not in labels:
+        owner = _labelled_owner(body, RESULT_SELECTOR, STORE_INSTANCE)
+        if owner is None:
             return None
-        owner = body["metadata"]["namespace"], labels[STORE_INSTANCE]
         name = body["metadata"]["name"]
         before = self.benchmarks.get(owner)
         if deleted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,16 +81,19 @@ def test_every_module_and_every_test_file_is_on_the_architecture_page() -> None:
 
 # What each folder of the package may import (besides itself and the top-level modules), as
 # docs/architecture.md states it: api <- resolve <- render <- controller; gitops uses api and
-# resolve; only cli imports cli.
+# resolve; only cli imports cli; podside, whose programs run where llmstage is not installed,
+# imports none of them.
 MAY_IMPORT = {
     "api": set(),
     "upstream": set(),
+    "podside": set(),
     "resolve": {"api", "upstream"},
-    "render": {"api", "resolve", "upstream"},
-    "controller": {"api", "resolve", "render", "upstream", "benchmark"},
+    "render": {"api", "resolve", "upstream", "podside"},
+    "kubeapi": set(),
+    "controller": {"api", "resolve", "render", "upstream", "benchmark", "kubeapi"},
     "gitops": {"api", "resolve"},
     "benchmark": {"api", "resolve"},
-    "cli": {"api", "resolve", "render", "controller", "gitops", "upstream", "benchmark"},
+    "cli": {"api", "resolve", "render", "controller", "gitops", "upstream", "benchmark", "kubeapi"},
 }
 
 
@@ -102,6 +106,22 @@ def imported_anywhere(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.update(f"{node.module}.{a.name}" for a in node.names)
     return {n for n in names if n.startswith("llmstage.")}
+
+
+def test_the_pod_side_programs_import_only_the_standard_library() -> None:
+    """They run in the runtimes' images (python3 -c in vLLM's), where llmstage is not installed;
+    huggingface_hub, which vLLM's image has, only by name (importlib), after checking for it."""
+    stdlib = set(sys.stdlib_module_names)
+    for path in sorted((PACKAGE / "podside").glob("*.py")):
+        if path.name == "__init__.py":
+            continue  # the loader the templates call, in the operator
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.add((node.module or "").split(".")[0] if node.level == 0 else ".")
+        assert names <= stdlib, (path.name, names - stdlib)
 
 
 def test_imports_go_one_way() -> None:

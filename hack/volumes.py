@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,22 +117,33 @@ class Provisioner:
                 text=True,
             )
             assert proc.stdout is not None
-            decoder, buffer = json.JSONDecoder(), ""
-            for line in proc.stdout:
-                buffer += line
-                if not line.startswith("}"):  # kubectl pretty-prints: a top-level object ends with "}"
-                    continue
-                try:
-                    obj, end = decoder.raw_decode(buffer.lstrip())
-                except json.JSONDecodeError:
-                    continue
-                buffer = buffer.lstrip()[end:]
+            for obj in watched_objects(proc.stdout):
                 try:
                     handle(obj)
                 except Exception as err:
                     print(f"error handling {kind} {obj.get('metadata', {}).get('name')}: {err}", flush=True)
             proc.wait()
             time.sleep(1)
+
+
+def watched_objects(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The objects of `kubectl get --watch -o json`'s output, one by one. kubectl pretty-prints, so a
+    top-level object ends with a line that starts with "}". kubectl prints listed objects one at a
+    time; a List is taken apart all the same, so no object of it is skipped."""
+    decoder, buffer = json.JSONDecoder(), ""
+    for line in lines:
+        buffer += line
+        if not line.startswith("}"):
+            continue
+        try:
+            obj, end = decoder.raw_decode(buffer.lstrip())
+        except json.JSONDecodeError:
+            continue
+        buffer = buffer.lstrip()[end:]
+        if str(obj.get("kind", "")).endswith("List"):
+            yield from obj.get("items") or []
+        else:
+            yield obj
 
 
 def main() -> int:

@@ -27,6 +27,14 @@ def test_a_usable_kubeconfig_or_a_pod_has_no_problem(tmp_path: Path) -> None:
     assert problem(None, env={"KUBERNETES_SERVICE_HOST": "10.96.0.1", "HOME": str(tmp_path)}) is None
 
 
+def test_a_kubeconfig_list_skips_its_missing_files_as_kubectl_does(tmp_path: Path) -> None:
+    good, missing = tmp_path / "config", tmp_path / "absent"
+    good.write_text(GOOD)
+    assert problem(None, env={"KUBECONFIG": f"{missing}{os.pathsep}{good}"}) is None
+    why = problem(None, env={"KUBECONFIG": f"{missing}{os.pathsep}{tmp_path / 'gone'}"})
+    assert why is not None and why.startswith(f"kubeconfig: none of {missing}, {tmp_path / 'gone'} exists")
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

@@ -36,15 +36,19 @@ def problem(
     if context:
         named = named or os.path.expanduser("~/.kube/config")
     if named:
-        paths = named.split(os.pathsep)
-        path = paths[0]
-        if not os.path.exists(path):
-            return f"kubeconfig {path}: no such file; {fix}"
-        if not os.access(path, os.R_OK):
-            return f"kubeconfig {path}: not readable by this user; {fix}"
+        paths = [p for p in named.split(os.pathsep) if p] or [named]
+        # As kubectl: the missing files of a $KUBECONFIG list are skipped; one must exist.
+        present = [p for p in paths if os.path.exists(p)]
+        if not present:
+            if len(paths) == 1:
+                return f"kubeconfig {paths[0]}: no such file; {fix}"
+            return f"kubeconfig: none of {', '.join(paths)} exists; {fix}"
+        for path in present:
+            if not os.access(path, os.R_OK):
+                return f"kubeconfig {path}: not readable by this user; {fix}"
         if len(paths) == 1:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                found = structure_problem(path, f.read(), context, fix)
+            with open(paths[0], encoding="utf-8", errors="replace") as f:
+                found = structure_problem(paths[0], f.read(), context, fix)
             if found:
                 return found
         try:  # what the checks above do not know: the loader's own line (exec plugins, auth-providers)

@@ -17,12 +17,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from llmstage.podside import source
+
+from testkit import wait_until
 
 SH = shutil.which("dash") or "/bin/sh"
 # What the scripts and the stand-in call besides `ollama` and the shell's builtins.
@@ -158,13 +159,6 @@ def alias_pod(pull_pod: Pod) -> Pod:
     return pull_pod
 
 
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 # ollama_pull.sh
 
 
@@ -178,7 +172,9 @@ def test_a_model_not_in_the_cache_is_pulled_through_a_private_server_then_stoppe
         f"llmstage: pulling {PULL} into {pull_pod.models}",
     ]
     assert (pull_pod.models / ".llmstage-pull.lock").exists()
-    wait_for(lambda: pull_pod.signals() == ["TERM"], "the private server's SIGTERM at the step's exit")
+    wait_until(
+        lambda: pull_pod.signals() == ["TERM"], 60, 0.02, "the private server's SIGTERM at the step's exit"
+    )
 
 
 def test_a_model_in_the_cache_starts_no_server(pull_pod: Pod) -> None:
@@ -292,7 +288,9 @@ def test_pulls_of_pods_sharing_the_cache_take_turns(pull_pod: Pod) -> None:
                 [SH, "-c", source("ollama_pull.sh")], env=pull_pod.env, stdout=stdout, stderr=subprocess.PIPE
             )
         try:
-            wait_for(lambda: "waiting for the pull lock" in out.read_text(), "the step to reach the lock")
+            wait_until(
+                lambda: "waiting for the pull lock" in out.read_text(), 60, 0.02, "the step to reach the lock"
+            )
             time.sleep(0.5)
             assert step.poll() is None and pull_pod.asked() == []
         finally:
@@ -324,7 +322,7 @@ def test_a_failed_pull_fails_the_step_and_stops_the_server(alias_pod: Pod) -> No
     assert done.returncode != 0
     assert "Error: pull model manifest: file does not exist" in done.stderr
     assert not any(call.startswith("[cp]") for call in alias_pod.calls())
-    wait_for(lambda: alias_pod.signals() == ["TERM"], "the private server's SIGTERM")
+    wait_until(lambda: alias_pod.signals() == ["TERM"], 60, 0.02, "the private server's SIGTERM")
 
 
 def test_a_failed_copy_fails_the_step(alias_pod: Pod) -> None:

@@ -14,7 +14,8 @@ client gets an error back. Which runtime answered is read from the answer's syst
 Ollama's OpenAI API sets "fp_ollama" (openai/openai.go), vLLM's none (the stand-in e2e/fake-llm,
 which the kind e2e suite still uses, answers "fake vllm reply to: ..."). It stops after N answers
 from vLLM (the cutover is over) or after S seconds. The API key comes from
-LLM_API_KEY (Ollama ignores it; vLLM requires it).
+LLM_API_KEY and goes with every request: vLLM requires it, and Ollama's gateway checks it when
+spec.ollama.apiKeySecretRef is set (without one, it ignores the header).
 """
 
 from __future__ import annotations

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 from llmstage.api.models import LLMService
-from llmstage.fetch.settings import source_from
 from llmstage.render import render, render_deployment
-from llmstage.render.source import CREDENTIAL_KEYS
 from llmstage.resolve import resolve
 from llmstage.resolve.resolved import BucketSource, OCISource, PVCSource, Resolved, SecretKeyRef
 
@@ -144,8 +142,7 @@ def test_local_weights_run_offline(resolved: Resolved) -> None:
     assert server["args"][0].startswith("/")
     assert "--revision" not in " ".join(server["args"])
     for init in pod_spec(resolved).get("initContainers", []):
-        # download-lora sets it empty (so that envFrom cannot), the bucket steps not at all.
-        assert env_of(init).get("LLMSTAGE_MODEL", {}).get("value", "") == "", init["name"]
+        assert "LLMSTAGE_MODEL" not in env_of(init), init["name"]
         assert "HF_ENDPOINT" not in env_of(init)
     text = json.dumps(render(resolved))
     assert "huggingface.co" not in text
@@ -207,34 +204,14 @@ def test_bucket_credentials_are_secret_references_only() -> None:
     ):
         assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "models-s3", "key": key}}}
     assert env["LLMSTAGE_SOURCE_SESSION_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
-    # Without credentialsSecretRef (gcs here): empty, the credential chain (and no envFrom key).
-    gcs = env_of(container(PRODUCTION_VLLM_SOURCE_GCS, "download-model"))
-    for name, _, _ in CREDENTIAL_KEYS:
-        assert gcs[name] == {"name": name, "value": ""}
+    assert not any(
+        k.startswith("LLMSTAGE_SOURCE_ACCESS")
+        for k in env_of(container(PRODUCTION_VLLM_SOURCE_GCS, "download-model"))
+    )
     # The server never sees bucket credentials.
     assert not any(
         k.startswith("LLMSTAGE_SOURCE") for k in env_of(container(PRODUCTION_VLLM_SOURCE_S3, "server"))
     )
-
-
-def test_the_bucket_steps_empty_settings_read_as_their_defaults() -> None:
-    """The step's variables are all set, "" for what is off (so that spec.vllm.envFrom cannot
-    set one): llmstage.fetch reads "" as absent, i.e. no static keys, the model's field and file."""
-    values = {
-        e["name"]: e["value"]
-        for e in container(PRODUCTION_VLLM_SOURCE_GCS, "download-model")["env"]
-        if "value" in e
-    }
-    assert values["LLMSTAGE_SOURCE_FIELD"] == values["LLMSTAGE_SOURCE_EXPECTED"] == ""
-    read = source_from(values)
-    assert (read.keys, read.field, read.expected_file) == (None, "spec.model.source", "config.json")
-    optional = ("PREFIX", "REGION", "VIRTUAL_HOST", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN")
-    empty = source_from(values | {f"LLMSTAGE_SOURCE_{name}": "" for name in optional})
-    assert (empty.prefix, empty.region, empty.virtual_host, empty.keys) == ("", "us-east-1", False, None)
-    # An adapter's step names its own field and file.
-    adapter = container(PRODUCTION_VLLM_LORA_SOURCES, "download-lora-2")
-    read = source_from({e["name"]: e["value"] for e in adapter["env"] if "value" in e})
-    assert (read.field, read.expected_file) == ("spec.lora.adapters[2].source", "adapter_config.json")
 
 
 def test_the_typed_offline_setting_wins_over_spec_vllm_env() -> None:

@@ -314,40 +314,6 @@ def test_an_adapter_above_the_rank_limit_fails_the_step_naming_the_field(
     assert [d["repo"] for d in hub.downloads] == ["acme/support"]
 
 
-@pytest.mark.parametrize("absent", [True, False], ids=["absent", "empty"])
-def test_empty_settings_download_nothing(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], absent: bool
-) -> None:
-    """The template sets every variable, "" when off (so spec.vllm.envFrom cannot set one): empty
-    reads as absent, no model and no adapters."""
-    if not absent:
-        for name in ("LLMSTAGE_MODEL", "LLMSTAGE_REVISION", "LLMSTAGE_LORA", "LLMSTAGE_LORA_MAX_RANK"):
-            monkeypatch.setenv(name, "")
-    hub_download.main()
-    assert hub.asked == [] and hub.downloads == []
-    assert capsys.readouterr().out == ""
-
-
-def test_an_empty_lora_setting_downloads_the_model_only(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    hub.files["acme/m"] = ["config.json", "model.safetensors"]
-    model_env(monkeypatch, "acme/m", "")
-    monkeypatch.setenv("LLMSTAGE_LORA", "")
-    monkeypatch.setenv("LLMSTAGE_LORA_MAX_RANK", "")
-    hub_download.main()
-    assert [(d["repo"], d["revision"]) for d in hub.downloads] == [("acme/m", None)]
-
-
-def test_an_empty_model_setting_downloads_the_adapters_only(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """download-lora: the weights come from another source, LLMSTAGE_MODEL and _REVISION are empty."""
-    hub.ranks["acme/sql"] = 8
-    model_env(monkeypatch, "", "")
-    lora_env(monkeypatch, [{"repo": "acme/sql", "revision": None, "dir": str(tmp_path / "sql")}])
-    hub_download.main()
-    assert hub.asked == [] and [d["repo"] for d in hub.downloads] == ["acme/sql"]
-
-
 def test_an_image_without_huggingface_hub_fails_with_what_to_do(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,13 +356,12 @@ HUB_CASES = sorted(case for case in CASES if rendered_hub_steps(render(*CASES[ca
 
 
 def test_the_fixtures_cover_every_kind_of_hub_step() -> None:
-    """The model, the model and adapters, the adapters alone (download-lora). What is off is set
-    empty (test_podside.py: every variable the step reads is set)."""
+    """The model, the model and adapters, the adapters alone (download-lora)."""
     kinds = set()
     for case in HUB_CASES:
         for step in rendered_hub_steps(render(*CASES[case])):
-            values = {e["name"]: e.get("value") for e in step["env"]}
-            kinds.add((step["name"], bool(values["LLMSTAGE_MODEL"]), bool(values["LLMSTAGE_LORA"])))
+            names = {e["name"] for e in step["env"]}
+            kinds.add((step["name"], "LLMSTAGE_MODEL" in names, "LLMSTAGE_LORA" in names))
     assert kinds == {
         ("download-model", True, False),
         ("download-model", True, True),
@@ -422,8 +387,7 @@ def test_the_rendered_step_of_an_example_runs_with_its_environment(
     (step,) = rendered_hub_steps(render(resolve(service)))
     env = {e["name"]: e["value"] for e in step["env"] if "value" in e}
     repo = env["LLMSTAGE_MODEL"]
-    assert repo == "meta-llama/Llama-3.1-8B-Instruct"
-    assert env["LLMSTAGE_LORA"] == env["LLMSTAGE_LORA_MAX_RANK"] == ""  # no adapters: set, empty
+    assert repo == "meta-llama/Llama-3.1-8B-Instruct" and "LLMSTAGE_LORA" not in env
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # the pod's cache volume, here
@@ -435,26 +399,3 @@ def test_the_rendered_step_of_an_example_runs_with_its_environment(
     exec(program, {"__name__": "__main__"})  # a restart: the cache, not the Hub
     assert len(hub.downloads) == 1 and len(hub.asked) == 1
     assert "the Hub is not asked" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("case", HUB_CASES)
-def test_every_rendered_step_downloads_what_its_settings_say_and_nothing_for_an_empty_one(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str
-) -> None:
-    """Each fixture's step, run with the variables it is rendered with (the empty ones too): the
-    model only when LLMSTAGE_MODEL is not empty, the adapters only when LLMSTAGE_LORA is not."""
-    for index, step in enumerate(rendered_hub_steps(render(*CASES[case]))):
-        # A pod's own cache volume: a LeaderWorkerSet's leader and worker each have the step.
-        pod = tmp_path / str(index)
-        hub.cache, hub.downloads = pod / "hf-cache", []
-        env = {e["name"]: e["value"] for e in step["env"] if "value" in e}
-        env["LLMSTAGE_LORA"] = env["LLMSTAGE_LORA"].replace('"/models/', f'"{pod}/models/')
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("HF_HOME", str(pod / "hf-home"))
-        adapters = [a["repo"] for a in json.loads(env["LLMSTAGE_LORA"] or "[]")]
-        hub.ranks |= dict.fromkeys(adapters, 8)
-        model = [env["LLMSTAGE_MODEL"]] if env["LLMSTAGE_MODEL"] else []
-        hub.files |= {repo: ["config.json", "model.safetensors"] for repo in model}
-        exec(compile(step["command"][-1], step["name"], "exec"), {"__name__": "__main__"})
-        assert [d["repo"] for d in hub.downloads] == model + adapters, step["name"]

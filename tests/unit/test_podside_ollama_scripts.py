@@ -213,28 +213,6 @@ def test_the_pull_is_insecure_only_when_the_variable_is_set(
     assert pull_pod.calls()[-1] == "[pull]" + "".join(f"[{a}]" for a in pull)
 
 
-OFF = {"LLMSTAGE_MODEL": "", "LLMSTAGE_MODEL_MANIFEST": "", "LLMSTAGE_PULL_INSECURE": ""}
-
-
-@pytest.mark.parametrize("cached", [False, True], ids=["pulled", "cached"])
-def test_empty_settings_are_off_as_absent_ones_are(tmp_path: Path, cached: bool) -> None:
-    """The template sets every variable the script reads, "" when off (so spec.ollama.envFrom
-    cannot set one): no copy, no --insecure, the same calls and output as without them."""
-    seen = []
-    for name, settings in (("absent", {}), ("empty", OFF)):
-        pod = make_pod(tmp_path / name)
-        pod.env |= {"LLMSTAGE_PULL": PULL, "LLMSTAGE_PULL_MANIFEST": PULL_MANIFEST, **settings}
-        if cached:
-            pod.cache(PULL_MANIFEST)
-        done = pod.run("ollama_pull.sh")
-        assert done.returncode == 0, done.stderr
-        started = "[serve]" in pod.calls()  # `list`, its wait, is called as often as it takes
-        seen.append((done.stdout.replace(str(pod.models), "MODELS"), done.stderr, started, pod.asked()))
-    assert seen[0] == seen[1]
-    assert seen[0][2] is not cached
-    assert not any(call.startswith("[cp]") or "[--insecure]" in call for call in seen[0][3])
-
-
 def test_a_served_name_is_copied_after_the_pull(alias_pod: Pod) -> None:
     done = alias_pod.run("ollama_pull.sh")
     assert done.returncode == 0, done.stderr

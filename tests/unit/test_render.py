@@ -641,9 +641,7 @@ def test_secrets_are_rendered_only_by_reference() -> None:
             for container in spec.get("initContainers", []) + spec["containers"]:
                 for variable in container["env"]:
                     if any(word in variable["name"] for word in ("TOKEN", "KEY", "SECRET", "PASSWORD")):
-                        # A reference, or empty: a bucket step without credentialsSecretRef sets
-                        # its key variables to "" so that spec.vllm.envFrom cannot (pod.own_env).
-                        assert variable.get("value", "") == "", (case, variable)
+                        assert "value" not in variable, (case, variable)
 
 
 def test_no_api_key_env_without_a_ref() -> None:
@@ -833,10 +831,8 @@ def test_ollama_pulls_the_model_in_an_init_container_into_the_cache() -> None:
     assert env_of(init)["LLMSTAGE_PULL"]["value"] == "llama3.1:8b"
     assert env_of(init)["OLLAMA_MODELS"]["value"] == env_of(server(DEV_OLLAMA))["OLLAMA_MODELS"]["value"]
     assert {"name": "model-cache", "mountPath": "/models"} in init["volumeMounts"]
-    # The served name is the tag: nothing to copy (the script copies only when LLMSTAGE_MODEL is
-    # not empty; it is set, empty, so that spec.ollama.envFrom cannot set it).
-    assert env_of(init)["LLMSTAGE_MODEL"] == {"name": "LLMSTAGE_MODEL", "value": ""}
-    assert env_of(init)["LLMSTAGE_MODEL_MANIFEST"] == {"name": "LLMSTAGE_MODEL_MANIFEST", "value": ""}
+    # The served name is the tag: nothing to copy (the script copies only when LLMSTAGE_MODEL is set).
+    assert "LLMSTAGE_MODEL" not in env_of(init)
 
 
 @pytest.mark.parametrize("resolved", [DEV_OLLAMA, STAGING_OLLAMA, DEV_OLLAMA_REGISTRY])
@@ -944,7 +940,7 @@ def test_a_served_name_other_than_the_tag_is_copied_after_the_pull() -> None:
         model=replace(DEV_OLLAMA.model, ollama_tag="llama3.1"),
         served_model_name="Llama3.1:latest",
     )
-    assert env_of(pod_spec(same)["initContainers"][0])["LLMSTAGE_MODEL"]["value"] == ""
+    assert "LLMSTAGE_MODEL" not in env_of(pod_spec(same)["initContainers"][0])
 
 
 def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
@@ -953,8 +949,7 @@ def test_a_private_registry_is_pulled_with_its_ca_and_key_then_copied() -> None:
     env = env_of(init)
     assert env["LLMSTAGE_PULL"]["value"] == "registry.internal:5000/library/smollm2:135m"
     assert env["LLMSTAGE_MODEL"]["value"] == "chat"
-    # HTTPS: the script passes --insecure only when the variable is not empty.
-    assert env["LLMSTAGE_PULL_INSECURE"] == {"name": "LLMSTAGE_PULL_INSECURE", "value": ""}
+    assert "LLMSTAGE_PULL_INSECURE" not in env  # HTTPS: the script passes --insecure only when it is set
     assert env["SSL_CERT_FILE"]["value"] == "/etc/llmstage/registry-ca/ca.crt"
     mounts = {m["name"]: m for m in init["volumeMounts"]}
     assert mounts["registry-ca"] == {

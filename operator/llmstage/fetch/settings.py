@@ -1,6 +1,5 @@
 """What the download step reads and where it writes: the LLMSTAGE_SOURCE_* variables that
-render/source.py sets on the init container. It sets every one whatever the spec, "" for what is
-off or left to its default, so an empty value reads as an absent one here."""
+render/source.py sets on the init container."""
 
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ class Source:
 
 
 def source_from(env: Mapping[str, str]) -> Source:
-    prefix = env.get("LLMSTAGE_SOURCE_PREFIX") or ""
+    prefix = env.get("LLMSTAGE_SOURCE_PREFIX", "")
     access = env.get("LLMSTAGE_SOURCE_ACCESS_KEY_ID") or ""
     secret = env.get("LLMSTAGE_SOURCE_SECRET_ACCESS_KEY") or ""
     return Source(
@@ -51,8 +50,8 @@ def source_from(env: Mapping[str, str]) -> Source:
         if access and secret
         else None,
         target=env["LLMSTAGE_SOURCE_DIR"],
-        field=env.get("LLMSTAGE_SOURCE_FIELD") or "spec.model.source",
-        expected_file=env.get("LLMSTAGE_SOURCE_EXPECTED") or "config.json",
+        field=env.get("LLMSTAGE_SOURCE_FIELD", "spec.model.source"),
+        expected_file=env.get("LLMSTAGE_SOURCE_EXPECTED", "config.json"),
     )
 
 

@@ -10,11 +10,9 @@ templates keep only the structure around it.
     ollama_load.sh   the command of Ollama's server container, `/bin/sh -c`: the loader the
                      startup probe waits for, then the server
 
-Each takes its settings from the environment variables the template sets (LLMSTAGE_*), never
-from text spliced into it. The template sets every one a program reads, "" for a setting that is
-off, and the program reads "" as off: the containers also get spec.<runtime>.envFrom, which would
-fill any variable left out (render/pod.py own_env). The shell scripts are POSIX sh (the Ollama
-image's /bin/sh; `make lint` runs shellcheck -s sh on them).
+Each takes its settings from the environment variables the template sets (LLMSTAGE_*, present
+or not), never from text spliced into it. The shell scripts are POSIX sh (the Ollama image's
+/bin/sh; `make lint` runs shellcheck -s sh on them).
 
 The s3 and gcs download step is not here: it needs botocore and google-auth, so it runs as a
 command in llmstage's own image (llmstage.fetch, `python -m llmstage.fetch`).

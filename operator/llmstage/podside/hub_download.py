@@ -12,14 +12,13 @@ the config, tokenizer and remote-code (*.py) files: the server runs offline from
 not fetched again, and huggingface_hub locks each file, so pods sharing the cache can download at
 the same time. With another source (pvc, oci, s3, gcs) the step downloads the LoRA adapters only.
 
-Its settings, from the environment the template sets (every LLMSTAGE_* variable always, empty
-when off, so none comes from spec.vllm.envFrom; empty and absent read the same here):
+Its settings, from the environment the template sets:
 
     LLMSTAGE_MODEL, LLMSTAGE_REVISION  the repository and its revision (the revision may be
-                                       empty: the default branch); empty: no model to download
+                                       absent); both absent: no model to download
     LLMSTAGE_LORA                      the adapters from the Hub, JSON [{"repo", "revision", "dir"}],
                                        each downloaded into the folder vLLM's --lora-modules names;
-                                       empty: none
+                                       absent: none
     LLMSTAGE_LORA_MAX_RANK             vLLM's --max-lora-rank: an adapter of a higher rank fails
                                        the step, naming spec.lora.maxRank
     HF_HOME, HF_TOKEN, HF_ENDPOINT     huggingface_hub's own
@@ -92,12 +91,11 @@ def main() -> None:
     if importlib.util.find_spec("huggingface_hub") is None:
         sys.exit(NO_HUB)
     hub = importlib.import_module("huggingface_hub")
-    repo = os.environ.get("LLMSTAGE_MODEL")
-    if repo:
-        download_model(hub, repo, os.environ.get("LLMSTAGE_REVISION") or None)
-    adapters = os.environ.get("LLMSTAGE_LORA")
-    if adapters:
-        download_adapters(hub, json.loads(adapters), int(os.environ["LLMSTAGE_LORA_MAX_RANK"]))
+    if "LLMSTAGE_MODEL" in os.environ:
+        download_model(hub, os.environ["LLMSTAGE_MODEL"], os.environ.get("LLMSTAGE_REVISION") or None)
+    if "LLMSTAGE_LORA" in os.environ:
+        limit = int(os.environ["LLMSTAGE_LORA_MAX_RANK"])
+        download_adapters(hub, json.loads(os.environ["LLMSTAGE_LORA"]), limit)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,11 @@
 # serves it under the name clients send. A copy that is already identical is left alone, so a
 # serving pod never reads a half-rewritten manifest.
 #
-# Its settings, from the environment the template sets (names never spliced into this text; every
-# LLMSTAGE_* variable always, empty when off, so none comes from spec.ollama.envFrom):
+# Its settings, from the environment the template sets (names never spliced into this text):
 #   LLMSTAGE_PULL, LLMSTAGE_PULL_MANIFEST    what is pulled, and its manifest under manifests/
-#   LLMSTAGE_MODEL, LLMSTAGE_MODEL_MANIFEST  the name clients send and its manifest, non-empty only
+#   LLMSTAGE_MODEL, LLMSTAGE_MODEL_MANIFEST  the name clients send and its manifest, set only
 #                                            when it differs from the pulled name: copied to it
-#   LLMSTAGE_PULL_INSECURE                   non-empty (1): pull over plain HTTP (--insecure)
+#   LLMSTAGE_PULL_INSECURE                   set (to 1): pull over plain HTTP (--insecure)
 #   OLLAMA_MODELS, OLLAMA_HOST, HOME         the cache, the private server's address, its log
 set -eu
 manifests="$OLLAMA_MODELS/manifests"

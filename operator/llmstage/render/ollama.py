@@ -42,7 +42,11 @@ UNKNOWN_MODEL_PULL_SECONDS = 1800
 class OllamaContext:
     pod: PodContext
     model: str  # the name clients send (status.servedModelName): loaded and served under it
-    pull_settings: list[dict[str, str]]  # the pull step's LLMSTAGE_* variables (pull_settings())
+    pull: str  # what `ollama pull` takes
+    alias: bool  # pull and model differ as Ollama names: `ollama cp PULL MODEL` after the pull
+    pull_manifest: str  # manifests/... of both, to leave an alias that is already right alone
+    model_manifest: str
+    insecure: bool  # plain HTTP: LLMSTAGE_PULL_INSECURE for the pull step
     registry_ca: ConfigMapKeyRef | None
     registry_key: SecretKeyRef | None
     num_parallel: int
@@ -75,24 +79,6 @@ def progress_deadline_seconds(parameters_billion: float | None) -> int:
     return podlib.IMAGE_PULL_ALLOWANCE_SECONDS + pull + startup_budget(parameters_billion).budget_seconds
 
 
-def pull_settings(
-    pull: str, pull_manifest: str, alias: tuple[str, str] | None, insecure: bool
-) -> list[dict[str, str]]:
-    """What podside/ollama_pull.sh reads, every variable whatever the spec (podlib.own_env): what
-    is pulled and its manifest under manifests/; the name clients send and its manifest when it
-    differs (`alias`), else empty; LLMSTAGE_PULL_INSECURE 1 for plain HTTP, else empty."""
-    model, model_manifest = alias or ("", "")
-    return podlib.own_env(
-        {
-            "LLMSTAGE_PULL": pull,
-            "LLMSTAGE_PULL_MANIFEST": pull_manifest,
-            "LLMSTAGE_MODEL": model,
-            "LLMSTAGE_MODEL_MANIFEST": model_manifest,
-            "LLMSTAGE_PULL_INSECURE": "1" if insecure else "",
-        }
-    )
-
-
 def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = False) -> OllamaContext:
     params = resolved.model.parameters_billion
     pull = settings.pull_ref or resolved.model.ollama_tag
@@ -111,13 +97,11 @@ def context(resolved: Resolved, settings: OllamaSettings, surge_blocked: bool = 
             surge_blocked=surge_blocked,
         ),
         model=served,
-        pull_settings=pull_settings(
-            pull,
-            pull_name.filepath,
-            # Pull and model differ as Ollama names: `ollama cp PULL MODEL` after the pull.
-            alias=None if pull_name.same(served_name) else (served, served_name.filepath),
-            insecure=bool(registry and registry.insecure),
-        ),
+        pull=pull,
+        alias=not pull_name.same(served_name),
+        pull_manifest=pull_name.filepath,
+        model_manifest=served_name.filepath,
+        insecure=bool(registry and registry.insecure),
         registry_ca=registry.ca_config_map if registry else None,
         registry_key=registry.key_secret if registry else None,
         num_parallel=settings.num_parallel,

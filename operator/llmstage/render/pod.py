@@ -217,20 +217,6 @@ def extra_env(user_env: dict[str, str], reserved: frozenset[str]) -> list[dict[s
     ]
 
 
-def own_env(settings: dict[str, str]) -> list[dict[str, str]]:
-    """llmstage's own variables (LLMSTAGE_*) for a pod-side program, in the order given: every one
-    the program reads, always, "" for a setting that is off (each program reads "" as off).
-
-    The containers that run these programs also get spec.<runtime>.envFrom, and Kubernetes lets an
-    env entry win over an envFrom key but fills a variable that no entry names from envFrom: one
-    left out would let a ConfigMap turn a setting on (LLMSTAGE_PULL_INSECURE=1: a pull over plain
-    HTTP). Rendered whether envFrom is set or not, so the env does not depend on it.
-    """
-    if foreign := [name for name in settings if not name.startswith(MANAGED_ENV_PREFIX)]:
-        raise ValueError(f"not llmstage's own variables: {foreign}")
-    return [{"name": name, "value": value} for name, value in settings.items()]
-
-
 def without(env: list[dict[str, str]], names: set[str]) -> list[dict[str, str]]:
     """env without the variables a container sets itself (no duplicate names in one container)."""
     return [variable for variable in env if variable["name"] not in names]

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmstage.api.models import MANAGED_VOLUME_PREFIX, MODEL_SOURCE_MOUNT_PATH
-from llmstage.render import pod as podlib
 from llmstage.render.pod import CACHE_MOUNT_PATH
 from llmstage.resolve.resolved import (
     BucketSource,
@@ -76,33 +75,22 @@ def bucket_dir(source: BucketSource, root: str = CACHE_MOUNT_PATH) -> str:
     return _local(f"{root}/{source.kind}/{source.bucket}", source.prefix)
 
 
-def _bucket_env(
-    source: BucketSource, target: str, *, field: str = "", expected: str = ""
-) -> list[dict[str, Any]]:
-    """What llmstage.fetch reads (fetch/settings.py), every variable whatever the spec: without a
-    credentials Secret the keys are empty (the credential chain), and the model's step leaves the
-    field and the expected file empty (spec.model.source, config.json). A variable left out could
-    come from spec.vllm.envFrom (render/pod.py own_env)."""
-    env: list[dict[str, Any]] = podlib.own_env(
-        {
-            "LLMSTAGE_SOURCE_KIND": source.kind,
-            "LLMSTAGE_SOURCE_ENDPOINT": source.endpoint,
-            "LLMSTAGE_SOURCE_BUCKET": source.bucket,
-            "LLMSTAGE_SOURCE_PREFIX": source.prefix,
-            "LLMSTAGE_SOURCE_REGION": source.region,
-            "LLMSTAGE_SOURCE_VIRTUAL_HOST": "1" if source.virtual_host else "0",
-            "LLMSTAGE_SOURCE_DIR": target,
-        }
-    )
-    for name, key, optional in CREDENTIAL_KEYS:
-        if not source.credentials_secret:
-            env.append({"name": name, "value": ""})
-            continue
-        ref: dict[str, Any] = {"name": source.credentials_secret, "key": key}
-        if optional:
-            ref["optional"] = True
-        env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
-    env += podlib.own_env({"LLMSTAGE_SOURCE_EXPECTED": expected, "LLMSTAGE_SOURCE_FIELD": field})
+def _bucket_env(source: BucketSource, target: str) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "LLMSTAGE_SOURCE_KIND", "value": source.kind},
+        {"name": "LLMSTAGE_SOURCE_ENDPOINT", "value": source.endpoint},
+        {"name": "LLMSTAGE_SOURCE_BUCKET", "value": source.bucket},
+        {"name": "LLMSTAGE_SOURCE_PREFIX", "value": source.prefix},
+        {"name": "LLMSTAGE_SOURCE_REGION", "value": source.region},
+        {"name": "LLMSTAGE_SOURCE_VIRTUAL_HOST", "value": "1" if source.virtual_host else "0"},
+        {"name": "LLMSTAGE_SOURCE_DIR", "value": target},
+    ]
+    if source.credentials_secret:
+        for name, key, optional in CREDENTIAL_KEYS:
+            ref: dict[str, Any] = {"name": source.credentials_secret, "key": key}
+            if optional:
+                ref["optional"] = True
+            env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
     return env
 
 
@@ -164,8 +152,11 @@ def _placement(index: int, adapter: LoRAAdapter, source: WeightsSource | None) -
             mount={"name": name, "mountPath": root, "readOnly": True},
         )
     target = bucket_dir(source, LORA_DIR)
-    field = f"spec.lora.adapters[{index}].source"
-    env = _bucket_env(source, target, field=field, expected="adapter_config.json")
+    env = [
+        *_bucket_env(source, target),
+        {"name": "LLMSTAGE_SOURCE_EXPECTED", "value": "adapter_config.json"},
+        {"name": "LLMSTAGE_SOURCE_FIELD", "value": f"spec.lora.adapters[{index}].source"},
+    ]
     return AdapterPlacement(dir=target, hub=False, bucket_step=f"download-lora-{index}", bucket_env=env)
 
 

@@ -17,15 +17,7 @@ from llmstage.render.source import (
 )
 from llmstage.render.workload import PodContext, pod_context, render_template
 from llmstage.resolve.download import default_download
-from llmstage.resolve.resolved import (
-    DownloadSettings,
-    LoRA,
-    LoRAAdapter,
-    Resolved,
-    SecretKeyRef,
-    VLLMOnCPU,
-    VLLMSettings,
-)
+from llmstage.resolve.resolved import DownloadSettings, LoRA, Resolved, SecretKeyRef, VLLMOnCPU, VLLMSettings
 
 TEMPLATE = "vllm-deployment.yaml.j2"
 
@@ -72,7 +64,6 @@ class VLLMContext:
     hub_step_name: str  # download-model, or download-lora when the weights come from elsewhere
     download: DownloadSettings  # the download steps' image (s3, gcs) and memory
     fetch_command: list[str]  # the s3 and gcs step, in llmstage's image
-    hub_settings: list[dict[str, str]]  # the Hugging Face step's LLMSTAGE_* variables (hub_settings())
     hub_download_env: list[dict[str, str]]  # the Hugging Face step's Xet settings
     revision: str | None
     served_model_name: str
@@ -93,9 +84,13 @@ class VLLMContext:
     extra_env: list[dict[str, str]]
     download_extra_env: list[dict[str, str]]
     lora: LoRA | None
+    # For the download step: [{"repo", "revision", "dir"}] of the adapters from the Hub, as JSON;
+    # for vLLM: --lora-modules items.
     hub_lora: bool  # some adapters come from the Hub
     lora_placements: list[AdapterPlacement]  # volumes, mounts and bucket steps of the others
-    lora_modules: list[str]  # for vLLM: --lora-modules items
+    lora_downloads: str
+    lora_modules: list[str]
+    lora_default_max_rank: int
     enforce_eager: bool
     cpu: VLLMOnCPU | None  # no GPU: vLLM's CPU backend (no GPU flags; KV cache and threads by env)
     shutdown_timeout_seconds: int  # --shutdown-timeout: how long in-flight requests may drain
@@ -106,30 +101,6 @@ def hub_download_env(download: DownloadSettings, user_env: frozenset[str]) -> li
     step's memory limit (resolve/download.py); what spec.vllm.env sets itself is left to it."""
     pairs = download.xet_env if download.xet else (("HF_HUB_DISABLE_XET", "1"),)
     return [{"name": name, "value": value} for name, value in pairs if name not in user_env]
-
-
-def hub_settings(
-    source: SourceContext,
-    revision: str | None,
-    lora: LoRA | None,
-    from_hub: list[tuple[LoRAAdapter, AdapterPlacement]],
-) -> list[dict[str, str]]:
-    """What podside/hub_download.py reads, every variable whatever the spec (podlib.own_env): the
-    repository and its revision when the weights come from the Hub, else empty (no model to
-    download); the adapters from the Hub as JSON [{"repo", "revision", "dir"}] and vLLM's
-    --max-lora-rank when there are some, else empty (none)."""
-    adapters = json.dumps(
-        [{"repo": a.hugging_face_id, "revision": a.revision, "dir": p.dir} for a, p in from_hub]
-    )
-    max_rank = (lora.max_rank if lora else None) or VLLM_DEFAULT_MAX_LORA_RANK
-    return podlib.own_env(
-        {
-            "LLMSTAGE_MODEL": source.model if source.hub else "",
-            "LLMSTAGE_REVISION": (revision or "") if source.hub else "",
-            "LLMSTAGE_LORA": adapters if from_hub else "",
-            "LLMSTAGE_LORA_MAX_RANK": str(max_rank) if from_hub else "",
-        }
-    )
 
 
 def startup_budget(
@@ -196,7 +167,6 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         hub_step_name="download-model" if source.hub else "download-lora",
         download=download,
         fetch_command=list(FETCH_COMMAND),
-        hub_settings=hub_settings(source, resolved.model.revision, settings.lora, from_hub),
         hub_download_env=hub_download_env(download, frozenset(settings.env)),
         revision=resolved.model.revision,
         served_model_name=resolved.served_model_name,
@@ -218,11 +188,15 @@ def context(resolved: Resolved, settings: VLLMSettings, surge_blocked: bool = Fa
         lora=settings.lora,
         hub_lora=bool(from_hub),
         lora_placements=placements,
+        lora_downloads=json.dumps(
+            [{"repo": a.hugging_face_id, "revision": a.revision, "dir": p.dir} for a, p in from_hub]
+        ),
         lora_modules=[
             # The JSON form of --lora-modules: a name may hold characters the name=path form splits on.
             json.dumps({"name": a.name, "path": p.dir, "base_model_name": resolved.served_model_name})
             for a, p in zip(adapters, placements, strict=True)
         ],
+        lora_default_max_rank=VLLM_DEFAULT_MAX_LORA_RANK,
         enforce_eager=settings.enforce_eager,
         cpu=settings.cpu,
         shutdown_timeout_seconds=drain_seconds(),
